@@ -1,0 +1,90 @@
+# softmm build. `make` builds the release library and tool; `make test`
+# installs what is missing, builds a release and an ASan+UBSan debug build,
+# and runs every test; `make run` runs the main job (the comparison).
+#
+# Build trees:  build/        release (-O2), what benchmarks use
+#               build/asan/   SMM_DEBUG lock assertions + ASan + UBSan
+
+CC      ?= gcc
+PREFIX  ?= /usr/local
+VERSION := 0.1.0
+
+WARN    := -Wall -Wextra -Werror -Wno-unused-parameter
+BASE    := -std=gnu11 -g -pthread -fPIC -fvisibility=hidden -Iinclude -Isrc $(WARN)
+RELFLAGS  := $(BASE) -O2
+ASANFLAGS := $(BASE) -O1 -DSMM_DEBUG -fno-omit-frame-pointer \
+             -fsanitize=address,undefined -fno-sanitize-recover=undefined
+LIBS    := -lurcu-memb -lurcu-common -lpthread -lcmocka
+
+SRC      := $(wildcard src/*.c)
+HDR      := $(wildcard src/*.h) include/softmm.h
+TOOLSRC  := $(wildcard tools/*.c)
+TOOLHDR  := $(wildcard tools/*.h)
+TESTSRC  := $(wildcard tests/test_*.c)
+TESTS    := $(patsubst tests/%.c,%,$(TESTSRC))
+
+REL_OBJ  := $(patsubst src/%.c,build/obj/%.o,$(SRC))
+ASAN_OBJ := $(patsubst src/%.c,build/asan/obj/%.o,$(SRC))
+
+.PHONY: all deps test run install clean check-release check-asan tool-tests
+all: build/libsoftmm.a build/libsoftmm.so build/softmm build/softmm.pc
+
+deps:
+	@scripts/install-deps.sh
+
+build/obj/%.o: src/%.c $(HDR)
+	@mkdir -p $(dir $@)
+	$(CC) $(RELFLAGS) $(CFLAGS) -c $< -o $@
+build/asan/obj/%.o: src/%.c $(HDR)
+	@mkdir -p $(dir $@)
+	$(CC) $(ASANFLAGS) $(CFLAGS) -c $< -o $@
+
+build/libsoftmm.a: $(REL_OBJ)
+	@rm -f $@; ar rcs $@ $^
+build/asan/libsoftmm.a: $(ASAN_OBJ)
+	@rm -f $@; ar rcs $@ $^
+build/libsoftmm.so: $(REL_OBJ)
+	$(CC) -shared -pthread -Wl,-soname,libsoftmm.so.0 -o $@ $^ -lurcu-memb -lurcu-common
+
+build/softmm: $(TOOLSRC) $(TOOLHDR) build/libsoftmm.a
+	$(CC) $(RELFLAGS) $(CFLAGS) -Itools $(TOOLSRC) build/libsoftmm.a -o $@ $(LIBS)
+build/asan/softmm: $(TOOLSRC) $(TOOLHDR) build/asan/libsoftmm.a
+	$(CC) $(ASANFLAGS) $(CFLAGS) -Itools $(TOOLSRC) build/asan/libsoftmm.a -o $@ $(LIBS)
+
+build/tests/%: tests/%.c tests/*.h build/libsoftmm.a
+	@mkdir -p $(dir $@)
+	$(CC) $(RELFLAGS) $(CFLAGS) -Itests $< build/libsoftmm.a -o $@ $(LIBS)
+build/asan/tests/%: tests/%.c tests/*.h build/asan/libsoftmm.a
+	@mkdir -p $(dir $@)
+	$(CC) $(ASANFLAGS) $(CFLAGS) -Itests $< build/asan/libsoftmm.a -o $@ $(LIBS)
+
+build/softmm.pc: Makefile
+	@mkdir -p build
+	@printf 'prefix=%s\nlibdir=$${prefix}/lib\nincludedir=$${prefix}/include\n\nName: softmm\nDescription: Linux-style virtual memory management in user space\nVersion: %s\nRequires.private: liburcu-memb\nLibs: -L$${libdir} -lsoftmm\nLibs.private: -lurcu-memb -lurcu-common -lpthread\nCflags: -I$${includedir}\n' '$(PREFIX)' '$(VERSION)' > $@
+
+install: all
+	install -d $(DESTDIR)$(PREFIX)/lib $(DESTDIR)$(PREFIX)/include $(DESTDIR)$(PREFIX)/lib/pkgconfig $(DESTDIR)$(PREFIX)/bin
+	install -m 644 build/libsoftmm.a $(DESTDIR)$(PREFIX)/lib/
+	install -m 755 build/libsoftmm.so $(DESTDIR)$(PREFIX)/lib/libsoftmm.so.$(VERSION)
+	ln -sf libsoftmm.so.$(VERSION) $(DESTDIR)$(PREFIX)/lib/libsoftmm.so.0
+	ln -sf libsoftmm.so.0 $(DESTDIR)$(PREFIX)/lib/libsoftmm.so
+	install -m 644 include/softmm.h $(DESTDIR)$(PREFIX)/include/
+	install -m 644 build/softmm.pc $(DESTDIR)$(PREFIX)/lib/pkgconfig/
+	install -m 755 build/softmm $(DESTDIR)$(PREFIX)/bin/
+
+check-release: $(addprefix build/tests/,$(TESTS)) build/softmm
+	@true
+check-asan: $(addprefix build/asan/tests/,$(TESTS)) build/asan/softmm
+	@true
+
+test: deps
+	@$(MAKE) --no-print-directory all
+	@$(MAKE) --no-print-directory check-release check-asan
+	@scripts/test-all.sh
+
+run: deps
+	@$(MAKE) --no-print-directory all
+	build/softmm compare
+
+clean:
+	rm -rf build

@@ -1,0 +1,284 @@
+/*
+ * softmm.h - the public API of libsoftmm: Linux-style virtual memory
+ * management in user space.
+ *
+ * A frame pool is the "physical memory". Address spaces (mm) built on a pool
+ * have VMAs and x86-64 four-level page tables whose pages come from the same
+ * pool. A thread becomes a CPU by attaching to the pool; a CPU switches to an
+ * address space and reads and writes it through its software TLB, a lockless
+ * page-table walk and, when that fails, a page fault.
+ *
+ * Conventions, for every function below unless it says otherwise:
+ *  - errors are negative errno values, the ones Linux returns for the same
+ *    arguments; a call that fails leaves the address space as it was;
+ *  - addresses are user virtual addresses below SMM_TASK_SIZE;
+ *  - functions may be called from any thread; the first call from a thread
+ *    registers it with liburcu (memb flavour) for as long as it lives.
+ */
+#ifndef SOFTMM_H
+#define SOFTMM_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#if defined(__GNUC__)
+#define SMM_API __attribute__((visibility("default")))
+#else
+#define SMM_API
+#endif
+
+#define SMM_PAGE_SHIFT 12
+#define SMM_PAGE_SIZE (1UL << SMM_PAGE_SHIFT)
+/* Top of the user address space, as on x86-64 with 4-level paging. */
+#define SMM_TASK_SIZE 0x7ffffffff000ULL
+
+/* Protection bits for smm_mmap() and smm_mprotect(): Linux's values. */
+#define SMM_PROT_NONE 0x0
+#define SMM_PROT_READ 0x1
+#define SMM_PROT_WRITE 0x2
+#define SMM_PROT_EXEC 0x4
+
+/* Flags for smm_mmap(): Linux's values. Unknown flags are ignored, as Linux
+ * ignores them without MAP_SHARED_VALIDATE. */
+#define SMM_MAP_SHARED 0x01
+#define SMM_MAP_PRIVATE 0x02
+#define SMM_MAP_FIXED 0x10
+#define SMM_MAP_ANONYMOUS 0x20
+#define SMM_MAP_NORESERVE 0x4000
+#define SMM_MAP_POPULATE 0x8000
+#define SMM_MAP_FIXED_NOREPLACE 0x100000
+
+/* Advice for smm_madvise(): Linux's values. */
+#define SMM_MADV_WILLNEED 3
+#define SMM_MADV_DONTNEED 4
+#define SMM_MADV_FREE 8
+#define SMM_MADV_POPULATE_READ 22
+#define SMM_MADV_POPULATE_WRITE 23
+
+/* ------------------------------------------------------------------ */
+/* Frame pool                                                          */
+/* ------------------------------------------------------------------ */
+
+struct smm_pool;
+
+/* Pool flags. */
+#define SMM_POOL_POISON 0x1 /* fill freed frames with a poison pattern and
+			     * check it when they are handed out again */
+
+/*
+ * smm_pool_create - reserve @bytes of host memory (MAP_NORESERVE, rounded
+ * down to whole 4 KiB frames; 0 means 1 GiB) as the frame pool. One frame is
+ * the shared zero page and is never handed out. Returns NULL with errno set
+ * (EINVAL for a size under 16 frames or an unknown flag, ENOMEM if the host
+ * refuses the mapping).
+ */
+SMM_API struct smm_pool *smm_pool_create(size_t bytes, unsigned int flags);
+
+/*
+ * smm_pool_destroy - release the pool's host memory. Every address space
+ * built on it must have been destroyed and every CPU detached; otherwise it
+ * returns -EBUSY and does nothing.
+ */
+SMM_API int smm_pool_destroy(struct smm_pool *pool);
+
+struct smm_pool_stats {
+	uint64_t frames;     /* frames in the pool, the zero page included */
+	uint64_t free;       /* frames free, per-CPU caches included */
+	uint64_t anon_pages; /* frames holding anonymous pages */
+	uint64_t pt_pages;   /* frames holding page tables (all four levels) */
+};
+
+/*
+ * smm_pool_stats - a snapshot of the pool's counters. Exact when no
+ * operation runs concurrently; always frames == 1 + free + anon_pages +
+ * pt_pages once every deferred (RCU) free has run (smm_mm_destroy() waits
+ * for them).
+ */
+SMM_API void smm_pool_stats(struct smm_pool *pool, struct smm_pool_stats *st);
+
+/*
+ * smm_pool_inject_failure - testing hook: make the @nth allocation from now
+ * on (frames, and the metadata of address spaces on this pool) fail, as if
+ * memory had run out; the ones after it succeed again. 0 disables. Used by
+ * tests to prove that every failed operation leaves the state intact.
+ */
+SMM_API void smm_pool_inject_failure(struct smm_pool *pool, unsigned long nth);
+
+/* ------------------------------------------------------------------ */
+/* Address spaces                                                      */
+/* ------------------------------------------------------------------ */
+
+struct smm_mm;
+
+/* How a PTE table is kept alive while walked and when an empty one is
+ * freed (docs/LOCKING.md). */
+enum smm_scheme {
+	SMM_SCHEME_NONE = 0, /* Linux before 6.14: only munmap frees tables */
+	SMM_SCHEME_COUNT
+};
+
+/* Returns the scheme named @name ("none", ...), or -EINVAL. */
+SMM_API int smm_scheme_from_name(const char *name);
+/* Returns the name of @scheme, or NULL if there is no such scheme. */
+SMM_API const char *smm_scheme_name(int scheme);
+
+struct smm_mm_opts {
+	int scheme;         /* enum smm_scheme */
+	uint64_t mmap_base; /* top of top-down placement; 0: 0x7ffff7fff000,
+			     * where Linux puts it without randomization */
+};
+
+/*
+ * smm_mm_create - a new, empty address space on @pool. @opts may be NULL for
+ * the defaults. Returns NULL with errno set: EINVAL for an unknown scheme or
+ * a mmap_base that is unaligned or above SMM_TASK_SIZE, ENOMEM if memory is
+ * short.
+ */
+SMM_API struct smm_mm *smm_mm_create(struct smm_pool *pool,
+				     const struct smm_mm_opts *opts);
+
+/*
+ * smm_mm_destroy - unmap everything, free every page and page table, and
+ * wait until deferred frees have run, so that the pool's counters show the
+ * memory back. No CPU may be inside an access to @mm. CPUs still switched to
+ * @mm keep the structure alive: their accesses fault (-EFAULT) and calls on
+ * it return -ESRCH until they switch away; the memory is released by the last
+ * of them.
+ */
+SMM_API void smm_mm_destroy(struct smm_mm *mm);
+
+/*
+ * smm_mmap - map anonymous memory, Linux's mmap(2) for MAP_PRIVATE |
+ * MAP_ANONYMOUS. @addr is a hint unless MAP_FIXED (replace whatever is
+ * there) or MAP_FIXED_NOREPLACE (-EEXIST if anything is there) is given;
+ * without a usable hint the range is placed top-down below mmap_base.
+ * MAP_POPULATE faults the range in (write faults if PROT_WRITE), ignoring
+ * failures as Linux does. MAP_SHARED and file mappings return -EINVAL for
+ * now. Returns the start address or a negative errno (-EINVAL: zero length,
+ * unaligned fixed address, neither or both of PRIVATE/SHARED, bad
+ * protection; -ENOMEM: length overflows or no room; -EEXIST).
+ */
+SMM_API int64_t smm_mmap(struct smm_mm *mm, uint64_t addr, uint64_t len,
+			 int prot, int flags);
+
+/*
+ * smm_munmap - remove mappings in [addr, addr + len), splitting VMAs at the
+ * edges, and free the pages and the page tables that no remaining VMA
+ * needs (Linux's free_pgtables() floor/ceiling rule). Unmapped parts of the
+ * range are fine. When it returns, no CPU can use a removed translation.
+ * Returns 0, or -EINVAL (unaligned address, zero length, range past
+ * SMM_TASK_SIZE).
+ */
+SMM_API int smm_munmap(struct smm_mm *mm, uint64_t addr, uint64_t len);
+
+/*
+ * smm_mprotect - change the protection of [addr, addr + PAGE_ALIGN(len)),
+ * splitting and merging VMAs as Linux does. Page-table entries are updated
+ * at once; when it returns, no CPU can use a translation that allowed more
+ * than the new protection. As in Linux, a hole in the range stops the walk
+ * with -ENOMEM after the VMAs before it were changed. Returns 0 (also for
+ * len 0), -EINVAL (unaligned address, unknown protection bits), -ENOMEM
+ * (overflow, range not fully mapped, out of memory).
+ */
+SMM_API int smm_mprotect(struct smm_mm *mm, uint64_t addr, uint64_t len,
+			 int prot);
+
+/*
+ * smm_madvise - Linux's madvise(2) for SMM_MADV_*. DONTNEED zaps the pages
+ * (they read back as zeros); FREE lets clean pages be dropped later (their
+ * contents stay until then); POPULATE_READ/WRITE fault the range in;
+ * WILLNEED does nothing for anonymous memory. Returns 0, -EINVAL (unaligned
+ * address, overflow, unknown advice), -ENOMEM (part of the range unmapped;
+ * the mapped parts were still advised), -EFAULT (populate hit a protection
+ * that forbids the access).
+ */
+SMM_API int smm_madvise(struct smm_mm *mm, uint64_t addr, uint64_t len,
+			int advice);
+
+/*
+ * smm_mincore - for each page of [addr, addr + len) store 1 in @vec if its
+ * page-table entry is present (a zero-page mapping counts), else 0: what
+ * Linux's mincore(2) reports for anonymous memory. Returns 0, -EINVAL
+ * (unaligned address), -ENOMEM (part of the range unmapped).
+ */
+SMM_API int smm_mincore(struct smm_mm *mm, uint64_t addr, uint64_t len,
+			unsigned char *vec);
+
+/* One VMA, for smm_mm_vmas(). */
+struct smm_vma_info {
+	uint64_t start, end;
+	int prot; /* SMM_PROT_* */
+};
+
+/*
+ * smm_mm_vmas - copy up to @max VMAs that intersect [start, end), in address
+ * order, into @out. Returns how many intersect (which may exceed @max).
+ */
+SMM_API size_t smm_mm_vmas(struct smm_mm *mm, uint64_t start, uint64_t end,
+			   struct smm_vma_info *out, size_t max);
+
+struct smm_mm_stats {
+	uint64_t rss_anon;    /* anonymous pages mapped */
+	uint64_t zero_ptes;   /* entries mapping the shared zero page */
+	uint64_t pt_bytes;    /* pud_bytes + pmd_bytes + pte_bytes (VmPTE) */
+	uint64_t pud_bytes, pmd_bytes, pte_bytes;
+	uint64_t faults;      /* page faults handled (spurious ones too) */
+	uint64_t tlb_flushes; /* TLB shootdowns started */
+	uint64_t nr_vmas;
+};
+
+/* smm_mm_stats - a snapshot of @mm's counters. */
+SMM_API void smm_mm_stats(struct smm_mm *mm, struct smm_mm_stats *st);
+
+/* ------------------------------------------------------------------ */
+/* CPUs and user access                                                */
+/* ------------------------------------------------------------------ */
+
+struct smm_cpu;
+
+/*
+ * smm_cpu_attach - make the calling thread a CPU of @pool, with its own
+ * software TLB and frame cache. A thread is at most one CPU. Returns NULL
+ * with errno EBUSY if the thread already is one or all SMM_MAX_CPUS are in
+ * use, ENOMEM if memory is short.
+ */
+#define SMM_MAX_CPUS 256
+SMM_API struct smm_cpu *smm_cpu_attach(struct smm_pool *pool);
+
+/* smm_cpu_detach - switch away from any address space and stop being a
+ * CPU. Must be called by the thread that attached. */
+SMM_API void smm_cpu_detach(struct smm_cpu *cpu);
+
+/*
+ * smm_cpu_switch_mm - make @mm (or nothing, if NULL) the address space that
+ * @cpu's loads and stores use, flushing its TLB. The CPU holds a reference
+ * on @mm until it switches away.
+ */
+SMM_API void smm_cpu_switch_mm(struct smm_cpu *cpu, struct smm_mm *mm);
+
+/*
+ * smm_read / smm_write - copy @len bytes between @buf and the current
+ * address space at @addr, in address order, as user-mode loads and stores:
+ * software TLB, then a lockless page-table walk, then a page fault. Returns
+ * 0; or -EFAULT (no VMA, or its protection forbids the access: SIGSEGV) or
+ * -ENOMEM (the pool ran out while faulting), with *@fault_addr (if not NULL)
+ * set to the first byte not copied; bytes before it were copied. -EINVAL if
+ * the CPU has no address space.
+ */
+SMM_API int smm_read(struct smm_cpu *cpu, uint64_t addr, void *buf,
+		     size_t len, uint64_t *fault_addr);
+SMM_API int smm_write(struct smm_cpu *cpu, uint64_t addr, const void *buf,
+		      size_t len, uint64_t *fault_addr);
+
+/* smm_fill - like smm_write() of @len bytes all equal to @byte. */
+SMM_API int smm_fill(struct smm_cpu *cpu, uint64_t addr, int byte, size_t len,
+		     uint64_t *fault_addr);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* SOFTMM_H */

@@ -1,0 +1,48 @@
+/*
+ * compiler.h - the kernel's small vocabulary for memory accesses and
+ * assertions: READ_ONCE/WRITE_ONCE, BUG_ON/VM_BUG_ON, likely/unlikely.
+ * Owns no state.
+ */
+#ifndef SMM_COMPILER_H
+#define SMM_COMPILER_H
+
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#define likely(x) __builtin_expect(!!(x), 1)
+#define unlikely(x) __builtin_expect(!!(x), 0)
+
+#define READ_ONCE(x) __atomic_load_n(&(x), __ATOMIC_RELAXED)
+#define WRITE_ONCE(x, v) __atomic_store_n(&(x), (v), __ATOMIC_RELAXED)
+#define barrier() __asm__ __volatile__("" ::: "memory")
+#define smp_mb() __atomic_thread_fence(__ATOMIC_SEQ_CST)
+
+#define container_of(ptr, type, member) \
+	((type *)((char *)(ptr) - offsetof(type, member)))
+#define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
+#define MIN(a, b) ((a) < (b) ? (a) : (b))
+#define MAX(a, b) ((a) > (b) ? (a) : (b))
+
+static inline void cpu_relax(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+	__builtin_ia32_pause();
+#else
+	barrier();
+#endif
+}
+
+void smm_bug(const char *file, int line, const char *cond)
+	__attribute__((noreturn));
+#define BUG_ON(c) do { if (unlikely(c)) smm_bug(__FILE__, __LINE__, #c); } while (0)
+
+#ifdef SMM_DEBUG
+#define VM_BUG_ON(c) BUG_ON(c)
+#else
+#define VM_BUG_ON(c) do { (void)sizeof(c); } while (0)
+#endif
+
+#endif

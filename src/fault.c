@@ -1,0 +1,168 @@
+/*
+ * fault.c - page faults on anonymous memory: the zero page on read, a
+ * fresh zeroed page on write, copy-on-write away from the zero page, and
+ * populate (MAP_POPULATE, MADV_POPULATE_*), which faults ranges in as GUP
+ * does.
+ *
+ * Locking: the fault path holds mmap_lock for read (per-VMA locks come
+ * with the concurrency work); page tables are allocated under it and each
+ * entry is installed under its PTE table's ptl after rechecking that the
+ * entry did not change since the walk.
+ */
+#include <errno.h>
+#include "mm.h"
+#include "cpu.h"
+
+pteval_t vm_page_prot(unsigned long vm_flags)
+{
+	return _PAGE_PRESENT | _PAGE_USER | _PAGE_ACCESSED;
+}
+
+/* x86: any of read, write, exec allows a load; only VM_WRITE a store. */
+bool vma_access_ok(struct vm_area_struct *vma, bool write)
+{
+	if (write)
+		return vma->vm_flags & VM_WRITE;
+	return vma->vm_flags & VM_ACCESS_FLAGS;
+}
+
+/* Give @vma an anon_vma identity before its first anonymous page. */
+static void anon_vma_prepare(struct smm_mm *mm, struct vm_area_struct *vma)
+{
+	if (likely(READ_ONCE(vma->anon_vma)))
+		return;
+	spin_lock_class(&mm->page_table_lock, LC_PAGE_TABLE);
+	if (!vma->anon_vma)
+		WRITE_ONCE(vma->anon_vma, ++mm->anon_vma_seq);
+	spin_unlock(&mm->page_table_lock);
+}
+
+/*
+ * The fault proper, with the VMA found and the access checked. Returns 0
+ * when the entry now allows the access (or another CPU changed it first:
+ * the access is retried either way), -ENOMEM when the pool ran out.
+ */
+static int do_fault(struct smm_mm *mm, struct vm_area_struct *vma,
+		    uint64_t addr, bool write)
+{
+	struct smm_pool *pool = mm->pool;
+	pteval_t *pte, *ptep, orig, entry;
+	pfn_t new = NO_PFN, table;
+	spinlock_t *ptl;
+	bool flush = false;
+
+	if (!pte_alloc_map(mm, addr, &table))
+		return -ENOMEM;
+	pte = pte_offset_map_lock(mm, addr, &ptl);
+	if (unlikely(!pte))
+		return 0;	/* table went away under us: retry */
+	ptep = &pte[pte_index(addr)];
+	orig = pte_read(ptep);
+
+	if (pte_present(orig) && (!write || (orig & _PAGE_RW))) {
+		/* Spurious: another CPU fixed it, or a stale TLB entry. */
+		pte_unmap_unlock(ptl);
+		return 0;
+	}
+	if (!write && pte_none(orig)) {
+		/* Read of untouched memory: map the shared zero page. */
+		pte_write(ptep, pfn_pte(pool->zero_pfn, vm_page_prot(vma->vm_flags)));
+		atomic_fetch_add(&mm->zero_ptes, 1);
+		pte_unmap_unlock(ptl);
+		return 0;
+	}
+	if (pte_present(orig) && !is_zero_pfn(pool, pte_pfn(orig))) {
+		/*
+		 * Write to a present, read-only anonymous page in a writable
+		 * VMA. Without fork every anonymous page is exclusive to its
+		 * mapping: reuse it, just make the entry writable.
+		 */
+		pte_write(ptep, orig | _PAGE_RW | _PAGE_DIRTY | _PAGE_ACCESSED);
+		pte_unmap_unlock(ptl);
+		return 0;
+	}
+	/* Write fault on none or on the zero page: a fresh page is needed.
+	 * Allocate it without the lock held, then recheck. */
+	pte_unmap_unlock(ptl);
+	anon_vma_prepare(mm, vma);
+	new = alloc_frame(pool, PG_ANON);
+	if (new == NO_PFN)
+		return -ENOMEM;
+	pte = pte_offset_map_lock(mm, addr, &ptl);
+	if (unlikely(!pte) || pte_read(&pte[pte_index(addr)]) != orig) {
+		/* Changed while unlocked: let the access retry. */
+		if (pte)
+			pte_unmap_unlock(ptl);
+		put_page(pool, new);
+		return 0;
+	}
+	ptep = &pte[pte_index(addr)];
+	atomic_store(&pfn_to_page(pool, new)->mapcount, 1);
+	atomic_fetch_or(&pfn_to_page(pool, new)->flags, PG_DIRTY);
+	entry = pfn_pte(new, vm_page_prot(vma->vm_flags) | _PAGE_RW | _PAGE_DIRTY);
+	if (pte_present(orig)) {
+		/* Replacing the zero page: CPUs may cache it (ptep_clear_flush). */
+		pte_xchg(ptep, entry);
+		atomic_fetch_sub(&mm->zero_ptes, 1);
+		flush = true;
+	} else {
+		pte_write(ptep, entry);
+	}
+	atomic_fetch_add(&mm->rss_anon, 1);
+	pte_unmap_unlock(ptl);
+	if (flush)
+		flush_tlb_mm(mm);
+	(void)table;
+	return 0;
+}
+
+int handle_mm_fault_locked(struct smm_mm *mm, struct vm_area_struct *vma,
+			   uint64_t addr, unsigned int flags)
+{
+	bool write = flags & FAULT_WRITE;
+
+	mmap_assert_locked(mm);
+	if (!vma || vma->vm_start > addr || !vma_access_ok(vma, write))
+		return -EFAULT;
+	atomic_fetch_add_explicit(&mm->faults, 1, memory_order_relaxed);
+	return do_fault(mm, vma, addr & PAGE_MASK, write);
+}
+
+int handle_mm_fault(struct smm_mm *mm, uint64_t addr, unsigned int flags)
+{
+	int ret;
+
+	mmap_read_lock(mm);
+	ret = handle_mm_fault_locked(mm, find_vma(mm, addr), addr, flags);
+	mmap_read_unlock(mm);
+	return ret;
+}
+
+/*
+ * Fault in every page of [start, end) within @vma that does not already
+ * allow the access, as GUP with FOLL_TOUCH does for populate. Returns 0,
+ * or -ENOMEM with the pages before the failing one populated.
+ */
+int populate_vma_range(struct smm_mm *mm, struct vm_area_struct *vma,
+		       uint64_t start, uint64_t end, bool write)
+{
+	mmap_assert_locked(mm);
+	for (uint64_t addr = start; addr < end; addr += PAGE_SIZE) {
+		pteval_t *pte = pte_offset_map(mm, addr, NULL);
+		pteval_t e = pte ? pte_read(&pte[pte_index(addr)]) : 0;
+		int err;
+
+		if (pte_present(e) && (!write || (e & _PAGE_RW)))
+			continue;
+		err = handle_mm_fault_locked(mm, vma, addr,
+					     write ? FAULT_WRITE : 0);
+		if (err)
+			return err;
+		/* a retry (0) leaves the entry to be checked again */
+		pte = pte_offset_map(mm, addr, NULL);
+		e = pte ? pte_read(&pte[pte_index(addr)]) : 0;
+		if (!(pte_present(e) && (!write || (e & _PAGE_RW))))
+			addr -= PAGE_SIZE;
+	}
+	return 0;
+}

@@ -1,0 +1,232 @@
+/*
+ * frame.c - the frame pool: one host mapping cut into 4 KiB frames, page
+ * metadata, the shared zero page, allocation with per-CPU caches, poisoning
+ * of freed frames, and fault injection.
+ *
+ * Locking: pool->lock (class LC_LEAF) protects the free stack and the bump
+ * pointer. A CPU's pcp_cache is touched only by its own thread. Counters
+ * are atomics.
+ */
+#include <errno.h>
+#include <string.h>
+#include <sys/mman.h>
+#include "frame.h"
+#include "cpu.h"
+
+#define DEFAULT_POOL_BYTES (1UL << 30)
+
+bool should_fail_alloc(struct smm_pool *pool)
+{
+	long n = atomic_load_explicit(&pool->fail_countdown, memory_order_relaxed);
+
+	if (likely(n == 0))
+		return false;
+	return atomic_fetch_sub(&pool->fail_countdown, 1) == 1;
+}
+
+void *pool_zalloc(struct smm_pool *pool, size_t size)
+{
+	if (should_fail_alloc(pool))
+		return NULL;
+	return calloc(1, size);
+}
+
+SMM_API void smm_pool_inject_failure(struct smm_pool *pool, unsigned long nth)
+{
+	atomic_store(&pool->fail_countdown, (long)nth);
+}
+
+SMM_API struct smm_pool *smm_pool_create(size_t bytes, unsigned int flags)
+{
+	struct smm_pool *pool;
+	pfn_t n;
+
+	if (flags & ~(unsigned int)SMM_POOL_POISON) {
+		errno = EINVAL;
+		return NULL;
+	}
+	if (bytes == 0)
+		bytes = DEFAULT_POOL_BYTES;
+	n = bytes >> SMM_PAGE_SHIFT;
+	if (n < 16 || n > (1ULL << 32)) {
+		errno = EINVAL;
+		return NULL;
+	}
+	pool = calloc(1, sizeof(*pool));
+	if (!pool) {
+		errno = ENOMEM;
+		return NULL;
+	}
+	pool->nr_frames = n;
+	pool->flags = flags;
+	pool->base = mmap(NULL, n << SMM_PAGE_SHIFT, PROT_READ | PROT_WRITE,
+			  MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	pool->pages = mmap(NULL, n * sizeof(struct page), PROT_READ | PROT_WRITE,
+			   MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	pool->free_stack = mmap(NULL, n * sizeof(pfn_t), PROT_READ | PROT_WRITE,
+				MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	if (pool->base == MAP_FAILED || pool->pages == MAP_FAILED ||
+	    pool->free_stack == MAP_FAILED) {
+		if (pool->base != MAP_FAILED)
+			munmap(pool->base, n << SMM_PAGE_SHIFT);
+		if (pool->pages != MAP_FAILED)
+			munmap(pool->pages, n * sizeof(struct page));
+		if (pool->free_stack != MAP_FAILED)
+			munmap(pool->free_stack, n * sizeof(pfn_t));
+		free(pool);
+		errno = ENOMEM;
+		return NULL;
+	}
+	spin_lock_init(&pool->lock);
+	/*
+	 * Metadata pages come zeroed from the host: a zero struct page with
+	 * PG_FREE clear is "never handed out"; frames at and above the bump
+	 * pointer are free without being on the stack, so creating a large
+	 * pool touches none of its memory.
+	 */
+	pool->zero_pfn = 0;
+	pool->bump = 1;
+	atomic_store(&pool->pages[0].flags, PG_ZERO);
+	atomic_store(&pool->pages[0].refcount, 1);
+	atomic_store(&pool->nr_free, (long)(n - 1));
+	smm_membarrier_init();
+	return pool;
+}
+
+SMM_API int smm_pool_destroy(struct smm_pool *pool)
+{
+	if (atomic_load(&pool->nr_mms) || atomic_load(&pool->nr_cpus))
+		return -EBUSY;
+	munmap(pool->base, pool->nr_frames << SMM_PAGE_SHIFT);
+	munmap(pool->pages, pool->nr_frames * sizeof(struct page));
+	munmap(pool->free_stack, pool->nr_frames * sizeof(pfn_t));
+	free(pool);
+	return 0;
+}
+
+SMM_API void smm_pool_stats(struct smm_pool *pool, struct smm_pool_stats *st)
+{
+	st->frames = pool->nr_frames;
+	st->free = (uint64_t)atomic_load(&pool->nr_free);
+	st->anon_pages = (uint64_t)atomic_load(&pool->nr_anon);
+	st->pt_pages = (uint64_t)atomic_load(&pool->nr_table);
+}
+
+/* Take up to @want frames from the global pool into @out. */
+static int global_take(struct smm_pool *pool, pfn_t *out, int want)
+{
+	int got = 0;
+
+	spin_lock_class(&pool->lock, LC_LEAF);
+	while (got < want && pool->nr_free_stack)
+		out[got++] = pool->free_stack[--pool->nr_free_stack];
+	while (got < want && pool->bump < pool->nr_frames)
+		out[got++] = pool->bump++;
+	spin_unlock(&pool->lock);
+	return got;
+}
+
+static void global_give(struct smm_pool *pool, const pfn_t *in, int n)
+{
+	spin_lock_class(&pool->lock, LC_LEAF);
+	for (int i = 0; i < n; i++)
+		pool->free_stack[pool->nr_free_stack++] = in[i];
+	spin_unlock(&pool->lock);
+}
+
+void pcp_drain(struct smm_pool *pool, struct pcp_cache *pcp)
+{
+	global_give(pool, pcp->frames, pcp->count);
+	pcp->count = 0;
+}
+
+static void check_poison(struct smm_pool *pool, pfn_t pfn)
+{
+	const uint64_t *w = pfn_to_virt(pool, pfn);
+
+	for (int i = 0; i < 512; i++) {
+		if (unlikely(w[i] != POISON_WORD)) {
+			fprintf(stderr, "softmm: use after free: frame %llu "
+				"word %d is %#llx, not poison\n",
+				(unsigned long long)pfn, i,
+				(unsigned long long)w[i]);
+			BUG_ON(1);
+		}
+	}
+}
+
+pfn_t alloc_frame(struct smm_pool *pool, unsigned int use)
+{
+	struct smm_cpu *cpu = this_cpu_on(pool);
+	struct page *page;
+	pfn_t pfn;
+
+	if (should_fail_alloc(pool))
+		return NO_PFN;
+	if (cpu) {
+		struct pcp_cache *pcp = &cpu->pcp;
+
+		if (!pcp->count)
+			pcp->count = global_take(pool, pcp->frames, PCP_BATCH);
+		if (!pcp->count)
+			return NO_PFN;
+		pfn = pcp->frames[--pcp->count];
+	} else if (!global_take(pool, &pfn, 1)) {
+		return NO_PFN;
+	}
+	page = pfn_to_page(pool, pfn);
+	/* A frame from the free stack was poisoned when freed. */
+	if ((pool->flags & SMM_POOL_POISON) &&
+	    (atomic_load_explicit(&page->flags, memory_order_relaxed) & PG_FREE))
+		check_poison(pool, pfn);
+	atomic_fetch_sub_explicit(&pool->nr_free, 1, memory_order_relaxed);
+	atomic_store_explicit(&page->flags, use, memory_order_relaxed);
+	atomic_store_explicit(&page->refcount, 1, memory_order_relaxed);
+	atomic_store_explicit(&page->mapcount, 0, memory_order_relaxed);
+	page->pt_level = 0;
+	page->pt_mm = NULL;
+	spin_lock_init(&page->ptl);
+	memset(pfn_to_virt(pool, pfn), 0, SMM_PAGE_SIZE);
+	atomic_fetch_add_explicit(use == PG_TABLE ? &pool->nr_table : &pool->nr_anon,
+				  1, memory_order_relaxed);
+	return pfn;
+}
+
+void free_frame(struct smm_pool *pool, pfn_t pfn)
+{
+	struct page *page = pfn_to_page(pool, pfn);
+	unsigned int old = atomic_exchange(&page->flags, PG_FREE);
+	struct smm_cpu *cpu;
+
+	BUG_ON(old & (PG_FREE | PG_ZERO));
+	VM_BUG_ON(atomic_load(&page->mapcount) != 0);
+	atomic_fetch_sub_explicit((old & PG_TABLE) ? &pool->nr_table : &pool->nr_anon,
+				  1, memory_order_relaxed);
+	if (pool->flags & SMM_POOL_POISON)
+		memset(pfn_to_virt(pool, pfn), POISON_BYTE, SMM_PAGE_SIZE);
+	atomic_fetch_add_explicit(&pool->nr_free, 1, memory_order_relaxed);
+	cpu = this_cpu_on(pool);
+	if (cpu) {
+		struct pcp_cache *pcp = &cpu->pcp;
+
+		if (pcp->count == PCP_HIGH) {
+			global_give(pool, pcp->frames + PCP_HIGH - PCP_BATCH,
+				    PCP_BATCH);
+			pcp->count -= PCP_BATCH;
+		}
+		pcp->frames[pcp->count++] = pfn;
+		return;
+	}
+	global_give(pool, &pfn, 1);
+}
+
+void put_page(struct smm_pool *pool, pfn_t pfn)
+{
+	struct page *page = pfn_to_page(pool, pfn);
+	int old = atomic_fetch_sub_explicit(&page->refcount, 1,
+					    memory_order_acq_rel);
+
+	BUG_ON(old <= 0);
+	if (old == 1)
+		free_frame(pool, pfn);
+}

@@ -1,0 +1,109 @@
+/*
+ * frame.h - the frame pool ("physical memory") and its page metadata.
+ * The pool's free stack is protected by pool->lock; each CPU's frame cache
+ * belongs to that CPU's thread alone. Page metadata fields are atomics or
+ * protected as noted at each field.
+ */
+#ifndef SMM_FRAME_H
+#define SMM_FRAME_H
+
+#include <urcu/urcu-memb.h>
+#include "lock.h"
+#include "softmm.h"
+
+typedef uint64_t pfn_t;
+
+/* page->flags */
+#define PG_FREE		0x01	/* in the free stack or a CPU cache */
+#define PG_ANON		0x02	/* an anonymous page */
+#define PG_TABLE	0x04	/* a page table; pt_level says which */
+#define PG_ZERO		0x08	/* the shared zero page */
+#define PG_LAZYFREE	0x10	/* MADV_FREE'd: may be dropped while clean */
+#define PG_DIRTY	0x20	/* contents differ from what a drop would give */
+
+struct page {
+	atomic_uint flags;
+	atomic_int refcount;	/* references: one per mapping, plus gets */
+	atomic_int mapcount;	/* page-table entries mapping this page */
+	/* Page tables: the split page-table lock of this table. */
+	spinlock_t ptl;
+	int pt_level;		/* 1 PTE, 2 PMD, 3 PUD, 4 PGD table */
+	struct smm_mm *pt_mm;	/* owner of a page table */
+	struct rcu_head rcu;	/* deferred freeing of a page table */
+};
+
+struct smm_cpu;
+
+struct smm_pool {
+	uint8_t *base;		/* host mapping: frame n at base + n*4096 */
+	struct page *pages;	/* metadata, indexed by frame number */
+	pfn_t nr_frames;
+	unsigned int flags;	/* SMM_POOL_* */
+	pfn_t zero_pfn;
+
+	spinlock_t lock;	/* free stack and bump pointer */
+	pfn_t *free_stack;	/* frames freed, ready for reuse */
+	pfn_t nr_free_stack;
+	pfn_t bump;		/* frames at and above never handed out */
+
+	atomic_long nr_free;	/* free stack + bump + CPU caches */
+	atomic_long nr_anon;
+	atomic_long nr_table;
+
+	/* Fault injection (smm_pool_inject_failure). */
+	atomic_long fail_countdown;
+
+	/* CPUs attached, for TLB shootdown and per-CPU caches. */
+	struct smm_cpu *_Atomic cpus[SMM_MAX_CPUS];
+	atomic_int nr_cpus;
+	atomic_int nr_mms;
+};
+
+#define POISON_BYTE 0x6b
+#define POISON_WORD 0x6b6b6b6b6b6b6b6bULL
+
+static inline struct page *pfn_to_page(struct smm_pool *pool, pfn_t pfn)
+{
+	VM_BUG_ON(pfn >= pool->nr_frames);
+	return &pool->pages[pfn];
+}
+
+static inline pfn_t page_to_pfn(struct smm_pool *pool, struct page *page)
+{
+	return (pfn_t)(page - pool->pages);
+}
+
+static inline void *pfn_to_virt(struct smm_pool *pool, pfn_t pfn)
+{
+	return pool->base + (pfn << SMM_PAGE_SHIFT);
+}
+
+static inline bool is_zero_pfn(struct smm_pool *pool, pfn_t pfn)
+{
+	return pfn == pool->zero_pfn;
+}
+
+/* Allocate one zeroed frame for @use (PG_ANON or PG_TABLE), refcount 1.
+ * Returns the frame number, or (pfn_t)-1 when the pool is exhausted or a
+ * failure was injected. */
+#define NO_PFN ((pfn_t)-1)
+pfn_t alloc_frame(struct smm_pool *pool, unsigned int use);
+/* Return a frame whose last reference is gone. */
+void free_frame(struct smm_pool *pool, pfn_t pfn);
+/* Drop a reference; free the frame with the last one. */
+void put_page(struct smm_pool *pool, pfn_t pfn);
+/* Consult fault injection for a metadata allocation; true: fail it. */
+bool should_fail_alloc(struct smm_pool *pool);
+/* malloc/calloc that honour fault injection. */
+void *pool_zalloc(struct smm_pool *pool, size_t size);
+
+/* Per-CPU frame cache (cpu.c owns the CPU, frame.c the cache logic). */
+#define PCP_HIGH 64
+#define PCP_BATCH 32
+struct pcp_cache {
+	int count;
+	pfn_t frames[PCP_HIGH];
+};
+void pcp_drain(struct smm_pool *pool, struct pcp_cache *pcp);
+
+#endif

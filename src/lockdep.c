@@ -1,0 +1,89 @@
+/*
+ * lockdep.c - debug-build lock tracking: each thread's held locks, the
+ * order check on acquisition, and the "is held" queries behind
+ * lockdep_assert_held(). Thread-local state only; no locks of its own.
+ * Also home of smm_bug(), the BUG_ON() report.
+ */
+#include <string.h>
+#include "lock.h"
+
+void smm_bug(const char *file, int line, const char *cond)
+{
+	fprintf(stderr, "softmm: BUG at %s:%d: %s\n", file, line, cond);
+	fflush(stderr);
+	abort();
+}
+
+#ifdef SMM_DEBUG
+#define MAX_HELD 24
+
+struct held_lock {
+	const void *lock;
+	int cls;
+	bool shared;
+};
+
+static __thread struct held_lock held[MAX_HELD];
+static __thread int nr_held;
+
+void lockdep_acquire(const void *lock, int cls, bool shared)
+{
+	BUG_ON(nr_held >= MAX_HELD);
+	for (int i = 0; i < nr_held; i++) {
+		if (held[i].lock == lock) {
+			fprintf(stderr, "softmm lockdep: recursive acquisition "
+				"of %p (class %d)\n", lock, cls);
+			BUG_ON(1);
+		}
+		/*
+		 * Classes nest strictly outward-in. Two locks of one class
+		 * are allowed only for the VMA class (mmap_lock held for
+		 * write, as munmap write-locks several VMAs) and the PTE
+		 * class under its PMD lock (never at present).
+		 */
+		if (held[i].cls > cls || (held[i].cls == cls && cls != LC_VMA &&
+					  cls != LC_LEAF)) {
+			fprintf(stderr, "softmm lockdep: lock order violation: "
+				"taking class %d while holding class %d\n",
+				cls, held[i].cls);
+			BUG_ON(1);
+		}
+	}
+	held[nr_held++] = (struct held_lock){ lock, cls, shared };
+}
+
+void lockdep_release(const void *lock)
+{
+	for (int i = nr_held - 1; i >= 0; i--) {
+		if (held[i].lock == lock) {
+			memmove(&held[i], &held[i + 1],
+				(size_t)(nr_held - i - 1) * sizeof(held[0]));
+			nr_held--;
+			return;
+		}
+	}
+	fprintf(stderr, "softmm lockdep: releasing %p, not held\n", lock);
+	BUG_ON(1);
+}
+
+bool lockdep_is_held(const void *lock, int mode)
+{
+	for (int i = 0; i < nr_held; i++)
+		if (held[i].lock == lock)
+			return mode == 0 || !held[i].shared;
+	return false;
+}
+
+bool lockdep_holds_class_above(int cls)
+{
+	for (int i = 0; i < nr_held; i++)
+		if (held[i].cls > cls && held[i].cls != LC_LEAF)
+			return true;
+	return false;
+}
+
+int lockdep_depth(void)
+{
+	return nr_held;
+}
+#endif

@@ -1,0 +1,216 @@
+/*
+ * mm.c - address spaces: creation, teardown (exit_mmap), lifetime,
+ * statistics, mincore, the VMA listing, and the scheme names.
+ *
+ * Locking: teardown takes mmap_lock for write and marks the mm dead; the
+ * structure itself lives until the last reference (the creator's, and one
+ * per CPU switched to it) is dropped.
+ */
+#include <errno.h>
+#include <string.h>
+#include "mm.h"
+#include "cpu.h"
+
+static const char *const scheme_names[SMM_SCHEME_COUNT] = {
+	[SMM_SCHEME_NONE] = "none",
+};
+
+SMM_API int smm_scheme_from_name(const char *name)
+{
+	for (int i = 0; i < SMM_SCHEME_COUNT; i++)
+		if (scheme_names[i] && name && !strcmp(name, scheme_names[i]))
+			return i;
+	return -EINVAL;
+}
+
+SMM_API const char *smm_scheme_name(int scheme)
+{
+	if (scheme < 0 || scheme >= SMM_SCHEME_COUNT)
+		return NULL;
+	return scheme_names[scheme];
+}
+
+SMM_API struct smm_mm *smm_mm_create(struct smm_pool *pool,
+				     const struct smm_mm_opts *opts)
+{
+	struct smm_mm_opts def = { .scheme = SMM_SCHEME_NONE, .mmap_base = 0 };
+	pthread_rwlockattr_t attr;
+	struct smm_mm *mm;
+
+	if (!opts)
+		opts = &def;
+	if (!smm_scheme_name(opts->scheme) ||
+	    (opts->mmap_base & ~PAGE_MASK) || opts->mmap_base > SMM_TASK_SIZE) {
+		errno = EINVAL;
+		return NULL;
+	}
+	mm = pool_zalloc(pool, sizeof(*mm));
+	if (!mm) {
+		errno = ENOMEM;
+		return NULL;
+	}
+	mm->pool = pool;
+	mm->scheme = opts->scheme;
+	mm->mmap_base = opts->mmap_base ? opts->mmap_base : 0x7ffff7fff000ULL;
+	mm->pgd_pfn = alloc_frame(pool, PG_TABLE);
+	if (mm->pgd_pfn == NO_PFN) {
+		free(mm);
+		errno = ENOMEM;
+		return NULL;
+	}
+	mm->vma_tree = vma_tree_prepare(mm, 0);
+	if (!mm->vma_tree) {
+		free_table_now(pool, mm->pgd_pfn);
+		free(mm);
+		errno = ENOMEM;
+		return NULL;
+	}
+	mm->vma_tree->nr = 0;
+	pfn_to_page(pool, mm->pgd_pfn)->pt_level = 4;
+	pfn_to_page(pool, mm->pgd_pfn)->pt_mm = mm;
+	mm->pgd = pfn_to_virt(pool, mm->pgd_pfn);
+	pthread_rwlockattr_init(&attr);
+	pthread_rwlockattr_setkind_np(&attr,
+				      PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
+	pthread_rwlock_init(&mm->mmap_lock, &attr);
+	pthread_rwlockattr_destroy(&attr);
+	spin_lock_init(&mm->page_table_lock);
+	atomic_init(&mm->refs, 1);
+	atomic_fetch_add(&pool->nr_mms, 1);
+	return mm;
+}
+
+static void mm_free(struct smm_mm *mm)
+{
+	struct smm_pool *pool = mm->pool;
+
+	vma_tree_free_now(mm);
+	pthread_rwlock_destroy(&mm->mmap_lock);
+	free(mm);
+	atomic_fetch_sub(&pool->nr_mms, 1);
+}
+
+void mm_put(struct smm_mm *mm)
+{
+	if (atomic_fetch_sub(&mm->refs, 1) == 1)
+		mm_free(mm);
+}
+
+/*
+ * exit_mmap: zap every VMA, free every table. No CPU may be inside an
+ * access, but CPUs may still be switched to @mm: the TLB flush in the
+ * gather covers their TLBs.
+ */
+SMM_API void smm_mm_destroy(struct smm_mm *mm)
+{
+	struct smm_pool *pool = mm->pool;
+	struct vm_area_struct *v, *n;
+	struct vma_array *arr;
+
+	rcu_thread_online();
+	mmap_write_lock(mm);
+	BUG_ON(mm->dead);
+	if (mm->vma_head) {
+		struct vm_area_struct *last = mm->vma_head;
+
+		while (last->vm_next)
+			last = last->vm_next;
+		unmap_region(mm, mm->vma_head, last, 0, 0);
+	}
+	for (v = mm->vma_head; v; v = n) {
+		n = v->vm_next;
+		vma_free_rcu(v);
+	}
+	mm->vma_head = NULL;
+	mm->nr_vmas = 0;
+	/* An empty array, allocated without fault injection: cannot fail
+	 * usefully, and teardown must not. */
+	arr = malloc(sizeof(*arr));
+	BUG_ON(!arr);
+	arr->nr = 0;
+	vma_tree_publish(mm, arr);
+	free_all_pgtables(mm);
+	mm->dead = true;
+	mmap_write_unlock(mm);
+	/* Wait for RCU callbacks, so every deferred free is done. */
+	urcu_memb_barrier();
+	BUG_ON(atomic_load(&mm->rss_anon) || atomic_load(&mm->zero_ptes));
+	BUG_ON(atomic_load(&mm->nr_ptes) || atomic_load(&mm->nr_pmds) ||
+	       atomic_load(&mm->nr_puds));
+	free_table_now(pool, mm->pgd_pfn);
+	mm->pgd = NULL;
+	mm_put(mm);
+}
+
+SMM_API void smm_mm_stats(struct smm_mm *mm, struct smm_mm_stats *st)
+{
+	memset(st, 0, sizeof(*st));
+	st->rss_anon = (uint64_t)atomic_load(&mm->rss_anon);
+	st->zero_ptes = (uint64_t)atomic_load(&mm->zero_ptes);
+	st->pud_bytes = (uint64_t)atomic_load(&mm->nr_puds) * PAGE_SIZE;
+	st->pmd_bytes = (uint64_t)atomic_load(&mm->nr_pmds) * PAGE_SIZE;
+	st->pte_bytes = (uint64_t)atomic_load(&mm->nr_ptes) * PAGE_SIZE;
+	st->pt_bytes = st->pud_bytes + st->pmd_bytes + st->pte_bytes;
+	st->faults = (uint64_t)atomic_load(&mm->faults);
+	st->tlb_flushes = (uint64_t)atomic_load(&mm->tlb_flushes);
+	st->nr_vmas = READ_ONCE(mm->nr_vmas);
+}
+
+SMM_API int smm_mincore(struct smm_mm *mm, uint64_t start, uint64_t len,
+			unsigned char *vec)
+{
+	uint64_t end, addr;
+	int err = 0;
+
+	if (start & ~PAGE_MASK)
+		return -EINVAL;
+	if (start > SMM_TASK_SIZE || PAGE_ALIGN(len) > SMM_TASK_SIZE - start)
+		return -ENOMEM;
+	end = start + PAGE_ALIGN(len);
+	rcu_thread_online();
+	mmap_read_lock(mm);
+	if (mm->dead) {
+		err = -ESRCH;
+		goto out;
+	}
+	for (addr = start; addr < end;) {
+		struct vm_area_struct *vma = vma_lookup(mm, addr);
+		uint64_t stop;
+
+		if (!vma) {
+			err = -ENOMEM;
+			break;
+		}
+		stop = MIN(end, vma->vm_end);
+		for (; addr < stop; addr += PAGE_SIZE) {
+			pteval_t *pte = pte_offset_map(mm, addr, NULL);
+
+			*vec++ = pte && pte_mapped(pte_read(&pte[pte_index(addr)]));
+		}
+	}
+out:
+	mmap_read_unlock(mm);
+	return err;
+}
+
+SMM_API size_t smm_mm_vmas(struct smm_mm *mm, uint64_t start, uint64_t end,
+			   struct smm_vma_info *out, size_t max)
+{
+	size_t n = 0;
+
+	rcu_thread_online();
+	mmap_read_lock(mm);
+	for (struct vm_area_struct *v = find_vma(mm, start);
+	     v && v->vm_start < end; v = v->vm_next) {
+		if (n < max) {
+			out[n].start = v->vm_start;
+			out[n].end = v->vm_end;
+			out[n].prot = (v->vm_flags & VM_READ ? SMM_PROT_READ : 0) |
+				      (v->vm_flags & VM_WRITE ? SMM_PROT_WRITE : 0) |
+				      (v->vm_flags & VM_EXEC ? SMM_PROT_EXEC : 0);
+		}
+		n++;
+	}
+	mmap_read_unlock(mm);
+	return n;
+}

@@ -1,0 +1,294 @@
+/*
+ * pgtable.c - allocating page-table levels on demand, mapping and locking
+ * PTE tables for walkers, and freeing tables that no VMA needs
+ * (free_pgd_range, Linux's floor/ceiling rule).
+ *
+ * Locking: a PGD or PUD entry is set under mm->page_table_lock, a PMD entry
+ * under the PMD table's own lock (split PMD lock), a PTE under the PTE
+ * table's ptl. free_pgd_range() runs with mmap_lock held for write over a
+ * range no VMA covers, so no locked or semi-locked walker can be inside it;
+ * lockless walkers are kept safe by the TLB flush and RCU in mmu_gather.
+ */
+#include "mm.h"
+#include "cpu.h"
+
+static atomic_long *level_counter(struct smm_mm *mm, int level)
+{
+	return level == 3 ? &mm->nr_puds : level == 2 ? &mm->nr_pmds : &mm->nr_ptes;
+}
+
+/*
+ * Return the table that *@entryp points to, allocating and installing a new
+ * one of @level if there is none. Two faults may race to fill the same
+ * entry: the loser frees its table and uses the winner's.
+ */
+static pteval_t *alloc_level(struct smm_mm *mm, pteval_t *entryp, int level,
+			     spinlock_t *lock, int cls, pfn_t *pfnp)
+{
+	struct smm_pool *pool = mm->pool;
+	pteval_t e = table_read(entryp);
+	struct page *page;
+	pfn_t pfn;
+
+	if (likely(e & _PAGE_PRESENT))
+		goto out;
+	pfn = alloc_frame(pool, PG_TABLE);
+	if (pfn == NO_PFN)
+		return NULL;
+	page = pfn_to_page(pool, pfn);
+	page->pt_level = level;
+	page->pt_mm = mm;
+	spin_lock_class(lock, cls);
+	e = table_read(entryp);
+	if (!(e & _PAGE_PRESENT)) {
+		e = pfn_pte(pfn, _PAGE_TABLE);
+		/* Release: the zeroed table is visible before the entry. */
+		pte_write(entryp, e);
+		atomic_fetch_add(level_counter(mm, level), 1);
+		pfn = NO_PFN;
+	}
+	spin_unlock(lock);
+	if (pfn != NO_PFN)
+		free_table_now(pool, pfn);
+out:
+	if (pfnp)
+		*pfnp = pte_pfn(e);
+	return table_virt(pool, e);
+}
+
+static inline spinlock_t *table_lock(struct smm_pool *pool, pfn_t table_pfn)
+{
+	return &pfn_to_page(pool, table_pfn)->ptl;
+}
+
+pteval_t *pte_alloc_map(struct smm_mm *mm, uint64_t addr, pfn_t *table_pfn)
+{
+	struct smm_pool *pool = mm->pool;
+	pteval_t *pud, *pmd;
+	pfn_t pmd_pfn;
+
+	mmap_assert_locked(mm);
+	pud = alloc_level(mm, &mm->pgd[pgd_index(addr)], 3,
+			  &mm->page_table_lock, LC_PAGE_TABLE, NULL);
+	if (!pud)
+		return NULL;
+	pmd = alloc_level(mm, &pud[pud_index(addr)], 2, &mm->page_table_lock,
+			  LC_PAGE_TABLE, &pmd_pfn);
+	if (!pmd)
+		return NULL;
+	return alloc_level(mm, &pmd[pmd_index(addr)], 1,
+			   table_lock(pool, pmd_pfn), LC_PMD, table_pfn);
+}
+
+pteval_t *pte_offset_map(struct smm_mm *mm, uint64_t addr, pfn_t *table_pfn)
+{
+	struct smm_pool *pool = mm->pool;
+	pteval_t e;
+
+	e = table_read(&mm->pgd[pgd_index(addr)]);
+	if (!(e & _PAGE_PRESENT))
+		return NULL;
+	e = table_read(&table_virt(pool, e)[pud_index(addr)]);
+	if (!(e & _PAGE_PRESENT))
+		return NULL;
+	e = table_read(&table_virt(pool, e)[pmd_index(addr)]);
+	if (!(e & _PAGE_PRESENT))
+		return NULL;
+	if (table_pfn)
+		*table_pfn = pte_pfn(e);
+	return table_virt(pool, e);
+}
+
+/* The PMD entry that points at the PTE table for @addr, or NULL. */
+static pteval_t *pmd_entry(struct smm_mm *mm, uint64_t addr)
+{
+	struct smm_pool *pool = mm->pool;
+	pteval_t e;
+
+	e = table_read(&mm->pgd[pgd_index(addr)]);
+	if (!(e & _PAGE_PRESENT))
+		return NULL;
+	e = table_read(&table_virt(pool, e)[pud_index(addr)]);
+	if (!(e & _PAGE_PRESENT))
+		return NULL;
+	return &table_virt(pool, e)[pmd_index(addr)];
+}
+
+pteval_t *pte_offset_map_lock(struct smm_mm *mm, uint64_t addr, spinlock_t **ptlp)
+{
+	struct smm_pool *pool = mm->pool;
+	pteval_t *pmdp, e;
+	spinlock_t *ptl;
+
+	for (;;) {
+		pmdp = pmd_entry(mm, addr);
+		if (!pmdp)
+			return NULL;
+		e = table_read(pmdp);
+		if (!(e & _PAGE_PRESENT))
+			return NULL;
+		ptl = table_lock(pool, pte_pfn(e));
+		spin_lock_class(ptl, LC_PTE);
+		/*
+		 * The table may have been unlinked (and queued for freeing)
+		 * between reading the PMD entry and taking its lock: it is
+		 * still valid memory, but no longer ours to change. Recheck
+		 * under the lock that the PMD entry still points at it.
+		 */
+		if (likely(table_read(pmdp) == e)) {
+			*ptlp = ptl;
+			return table_virt(pool, e);
+		}
+		spin_unlock(ptl);
+	}
+}
+
+void pte_unmap_unlock(spinlock_t *ptl)
+{
+	spin_unlock(ptl);
+}
+
+/* ---- freeing tables: free_pgd_range and its levels ---- */
+
+static void free_pte_table(struct mmu_gather *tlb, pteval_t *pmdp)
+{
+	pteval_t e = pte_xchg(pmdp, 0);
+
+	tlb_remove_table(tlb, pte_pfn(e));
+	atomic_fetch_sub(&tlb->mm->nr_ptes, 1);
+}
+
+static void free_pmd_range(struct mmu_gather *tlb, pteval_t *pudp,
+			   uint64_t addr, uint64_t end, uint64_t floor,
+			   uint64_t ceiling)
+{
+	struct smm_pool *pool = tlb->mm->pool;
+	pteval_t *pmd = table_virt(pool, table_read(pudp));
+	uint64_t start = addr, next;
+
+	do {
+		next = pmd_addr_end(addr, end);
+		if (table_read(&pmd[pmd_index(addr)]) & _PAGE_PRESENT)
+			free_pte_table(tlb, &pmd[pmd_index(addr)]);
+	} while (addr = next, addr != end);
+
+	/*
+	 * The PMD table covers a whole PUD_SIZE slot: free it only if that
+	 * slot lies within [floor, ceiling), i.e. no mapping outside the
+	 * range being freed can need it.
+	 */
+	start &= PUD_MASK;
+	if (start < floor)
+		return;
+	if (ceiling) {
+		ceiling &= PUD_MASK;
+		if (!ceiling)
+			return;
+	}
+	if (end - 1 > ceiling - 1)
+		return;
+	tlb_remove_table(tlb, pte_pfn(pte_xchg(pudp, 0)));
+	atomic_fetch_sub(&tlb->mm->nr_pmds, 1);
+}
+
+static void free_pud_range(struct mmu_gather *tlb, pteval_t *pgdp,
+			   uint64_t addr, uint64_t end, uint64_t floor,
+			   uint64_t ceiling)
+{
+	struct smm_pool *pool = tlb->mm->pool;
+	pteval_t *pud = table_virt(pool, table_read(pgdp));
+	uint64_t start = addr, next;
+
+	do {
+		next = pud_addr_end(addr, end);
+		if (table_read(&pud[pud_index(addr)]) & _PAGE_PRESENT)
+			free_pmd_range(tlb, &pud[pud_index(addr)], addr, next,
+				       floor, ceiling);
+	} while (addr = next, addr != end);
+
+	start &= PGDIR_MASK;
+	if (start < floor)
+		return;
+	if (ceiling) {
+		ceiling &= PGDIR_MASK;
+		if (!ceiling)
+			return;
+	}
+	if (end - 1 > ceiling - 1)
+		return;
+	tlb_remove_table(tlb, pte_pfn(pte_xchg(pgdp, 0)));
+	atomic_fetch_sub(&tlb->mm->nr_puds, 1);
+}
+
+void free_pgd_range(struct mmu_gather *tlb, uint64_t addr, uint64_t end,
+		    uint64_t floor, uint64_t ceiling)
+{
+	struct smm_mm *mm = tlb->mm;
+	uint64_t next;
+
+	mmap_assert_write_locked(mm);
+	/*
+	 * PTE tables cover PMD_SIZE each. Round the range out to whole PTE
+	 * tables, then pull each end back in by one table if that table
+	 * reaches below floor or above ceiling: a table shared with a
+	 * mapping outside [floor, ceiling) must stay. The unsigned "- 1"
+	 * comparisons let ceiling 0 mean the top of the address space.
+	 */
+	addr &= PMD_MASK;
+	if (addr < floor) {
+		addr += PMD_SIZE;
+		if (!addr)
+			return;
+	}
+	if (ceiling) {
+		ceiling &= PMD_MASK;
+		if (!ceiling)
+			return;
+	}
+	if (end - 1 > ceiling - 1)
+		end -= PMD_SIZE;
+	if (addr > end - 1)
+		return;
+
+	tlb->freed_tables = true;
+	do {
+		next = pgd_addr_end(addr, end);
+		if (table_read(&mm->pgd[pgd_index(addr)]) & _PAGE_PRESENT)
+			free_pud_range(tlb, &mm->pgd[pgd_index(addr)], addr,
+				       next, floor, ceiling);
+	} while (addr = next, addr != end);
+}
+
+/* Teardown: nothing can walk any more, free every level directly. */
+void free_all_pgtables(struct smm_mm *mm)
+{
+	struct smm_pool *pool = mm->pool;
+
+	for (int i = 0; i < PTRS_PER_TABLE; i++) {
+		pteval_t g = mm->pgd[i];
+		pteval_t *pud;
+
+		if (!(g & _PAGE_PRESENT))
+			continue;
+		pud = table_virt(pool, g);
+		for (int j = 0; j < PTRS_PER_TABLE; j++) {
+			pteval_t u = pud[j];
+			pteval_t *pmd;
+
+			if (!(u & _PAGE_PRESENT))
+				continue;
+			pmd = table_virt(pool, u);
+			for (int k = 0; k < PTRS_PER_TABLE; k++) {
+				if (pmd[k] & _PAGE_PRESENT) {
+					free_table_now(pool, pte_pfn(pmd[k]));
+					atomic_fetch_sub(&mm->nr_ptes, 1);
+				}
+			}
+			free_table_now(pool, pte_pfn(u));
+			atomic_fetch_sub(&mm->nr_pmds, 1);
+		}
+		free_table_now(pool, pte_pfn(g));
+		atomic_fetch_sub(&mm->nr_puds, 1);
+		mm->pgd[i] = 0;
+	}
+}
