@@ -58,14 +58,7 @@ SMM_API struct smm_mm *smm_mm_create(struct smm_pool *pool,
 		errno = ENOMEM;
 		return NULL;
 	}
-	mm->vma_tree = vma_tree_prepare(mm, 0);
-	if (!mm->vma_tree) {
-		free_table_now(pool, mm->pgd_pfn);
-		free(mm);
-		errno = ENOMEM;
-		return NULL;
-	}
-	mm->vma_tree->nr = 0;
+	mm->tree_seed = (uint32_t)((uintptr_t)mm >> 4) | 1;
 	pfn_to_page(pool, mm->pgd_pfn)->pt_level = 4;
 	pfn_to_page(pool, mm->pgd_pfn)->pt_mm = mm;
 	mm->pgd = pfn_to_virt(pool, mm->pgd_pfn);
@@ -84,7 +77,7 @@ static void mm_free(struct smm_mm *mm)
 {
 	struct smm_pool *pool = mm->pool;
 
-	vma_tree_free_now(mm);
+	vma_tree_destroy(mm);
 	pthread_rwlock_destroy(&mm->mmap_lock);
 	free(mm);
 	atomic_fetch_sub(&pool->nr_mms, 1);
@@ -105,7 +98,6 @@ SMM_API void smm_mm_destroy(struct smm_mm *mm)
 {
 	struct smm_pool *pool = mm->pool;
 	struct vm_area_struct *v, *n;
-	struct vma_array *arr;
 
 	rcu_thread_online();
 	mmap_write_lock(mm);
@@ -123,12 +115,7 @@ SMM_API void smm_mm_destroy(struct smm_mm *mm)
 	}
 	mm->vma_head = NULL;
 	mm->nr_vmas = 0;
-	/* An empty array, allocated without fault injection: cannot fail
-	 * usefully, and teardown must not. */
-	arr = malloc(sizeof(*arr));
-	BUG_ON(!arr);
-	arr->nr = 0;
-	vma_tree_publish(mm, arr);
+	vma_tree_clear(mm);
 	free_all_pgtables(mm);
 	mm->dead = true;
 	mmap_write_unlock(mm);

@@ -4,8 +4,8 @@
  * fault.c, zap.c, mm.c).
  *
  * Locking: mmap_lock (a writer-preferring rwlock) protects the VMA list and
- * VMA fields; the VMA tree is published with rcu_assign_pointer for lockless
- * lookup. page_table_lock protects PGD and PUD entries. Counters are atomics.
+ * VMA fields; the VMA tree (vma_tree.c) is published with rcu_assign_pointer
+ * for lockless lookup. page_table_lock protects PGD and PUD entries. Counters are atomics.
  */
 #ifndef SMM_MM_H
 #define SMM_MM_H
@@ -39,12 +39,7 @@ struct vm_area_struct {
 	struct rcu_head rcu;
 };
 
-/* An RCU-published, sorted snapshot of the VMAs (vma.c). */
-struct vma_array {
-	size_t nr;
-	struct rcu_head rcu;
-	struct vm_area_struct *v[];
-};
+struct vma_node;	/* vma_tree.c */
 
 struct smm_mm {
 	struct smm_pool *pool;
@@ -56,7 +51,10 @@ struct smm_mm {
 	uint64_t mmap_base;
 
 	struct vm_area_struct *vma_head;	/* sorted list, mmap_lock */
-	struct vma_array *_Atomic vma_tree;	/* RCU */
+	struct vma_node *vma_root;		/* RCU-published treap */
+	struct vma_node *tree_reserve;		/* mmap_lock */
+	size_t tree_reserve_nr;
+	uint32_t tree_seed;
 	uint64_t nr_vmas;
 	uint64_t anon_vma_seq;			/* page_table_lock */
 
@@ -105,12 +103,15 @@ struct vm_area_struct *lockless_vma_lookup(struct smm_mm *mm, uint64_t addr);
 void vma_link_after(struct smm_mm *mm, struct vm_area_struct *prev,
 		    struct vm_area_struct *vma);
 void vma_unlink(struct smm_mm *mm, struct vm_area_struct *vma);
-struct vma_array *vma_tree_prepare(struct smm_mm *mm, size_t extra);
-void vma_tree_publish(struct smm_mm *mm, struct vma_array *arr);
-void vma_tree_free_now(struct smm_mm *mm);
 bool anon_vma_compatible(uint64_t a, uint64_t b);
 bool vma_flags_mergeable(unsigned long a, unsigned long b);
 
+/* vma_tree.c */
+int vma_tree_reserve(struct smm_mm *mm, size_t m, int updates);
+void vma_tree_update(struct smm_mm *mm, uint64_t lo, uint64_t hi);
+void vma_tree_clear(struct smm_mm *mm);
+void vma_tree_destroy(struct smm_mm *mm);
+void vma_tree_check(struct smm_mm *mm);	/* debug builds */
 /* mmu_gather.c */
 #define GATHER_BATCH 512
 struct mmu_gather {

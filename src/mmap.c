@@ -5,7 +5,7 @@
  * memory, and unmapping with free_pgtables()'s floor/ceiling rule.
  *
  * Locking: each operation takes mmap_lock for write; VMA structures and the
- * array published for lookups are allocated before anything changes, so a
+ * tree nodes it may need are allocated before anything changes, so a
  * failed allocation leaves the address space as it was. MAP_POPULATE runs
  * after the write lock is dropped, under the read lock, as in Linux.
  */
@@ -21,51 +21,37 @@
 #define PROT_GROWSDOWN		0x01000000
 #define PROT_GROWSUP		0x02000000
 
-/* VMAs a writer may need beyond the existing ones. */
+/*
+ * What a writer may need, allocated before it changes anything: new VMAs
+ * for splits, and tree nodes for @updates tree updates rebuilding up to @m
+ * VMAs each.
+ */
 struct vma_prealloc {
 	struct vm_area_struct *v[3];
 	int nr;
-	/* One array per publication: munmap inside MAP_FIXED publishes one
-	 * before the new VMA goes in, so that no lookup can find a VMA that
-	 * was queued for freeing. */
-	struct vma_array *arr[2];
-	int nr_arr;
 };
 
-static void prealloc_abort(struct vma_prealloc *pa)
+static void prealloc_free(struct vma_prealloc *pa)
 {
-	while (pa->nr_arr)
-		free(pa->arr[--pa->nr_arr]);
 	while (pa->nr)
 		vma_free(pa->v[--pa->nr]);
 }
 
 static int prealloc_vmas(struct smm_mm *mm, struct vma_prealloc *pa, int n,
-			 int arrays)
+			 size_t m, int updates)
 {
-	pa->nr = pa->nr_arr = 0;
+	pa->nr = 0;
 	for (int i = 0; i < n; i++) {
 		pa->v[i] = vma_alloc(mm);
 		if (!pa->v[i])
 			goto fail;
 		pa->nr++;
 	}
-	for (int i = 0; i < arrays; i++) {
-		pa->arr[i] = vma_tree_prepare(mm, (size_t)n);
-		if (!pa->arr[i])
-			goto fail;
-		pa->nr_arr++;
-	}
-	return 0;
+	if (!vma_tree_reserve(mm, m, updates))
+		return 0;
 fail:
-	prealloc_abort(pa);
+	prealloc_free(pa);
 	return -ENOMEM;
-}
-
-static void prealloc_publish(struct smm_mm *mm, struct vma_prealloc *pa)
-{
-	BUG_ON(!pa->nr_arr);
-	vma_tree_publish(mm, pa->arr[--pa->nr_arr]);
 }
 
 static struct vm_area_struct *take_vma(struct vma_prealloc *pa)
@@ -74,12 +60,6 @@ static struct vm_area_struct *take_vma(struct vma_prealloc *pa)
 	return pa->v[--pa->nr];
 }
 
-/* Publish the VMA array and free what was not used. */
-static void prealloc_finish(struct smm_mm *mm, struct vma_prealloc *pa)
-{
-	prealloc_publish(mm, pa);
-	prealloc_abort(pa);
-}
 
 /*
  * Split @vma at @addr: @vma keeps [vm_start, addr), @new gets [addr,
@@ -109,7 +89,7 @@ static struct vm_area_struct *list_find(struct smm_mm *mm, uint64_t addr)
 {
 	struct vm_area_struct *v = find_vma(mm, addr);
 
-	/* The array may be stale mid-operation; step along the list. */
+	/* The tree may be stale mid-operation; step along the list. */
 	if (v)
 		while (v->vm_prev && v->vm_prev->vm_end > addr)
 			v = v->vm_prev;
@@ -124,17 +104,19 @@ static struct vm_area_struct *list_find(struct smm_mm *mm, uint64_t addr)
 /*
  * Unmap [start, end): split the VMAs at the edges, detach the ones inside,
  * zap them and free the page tables only they needed. Takes up to two VMAs
- * from @pa. The caller publishes the array.
+ * from @pa and one tree update.
  */
 static void do_munmap(struct smm_mm *mm, uint64_t start, uint64_t end,
 		      struct vma_prealloc *pa)
 {
 	struct vm_area_struct *vma, *last, *prev, *next, *v;
+	uint64_t lo;
 
 	mmap_assert_write_locked(mm);
 	vma = list_find(mm, start);
 	if (!vma || vma->vm_start >= end)
 		return;
+	lo = MIN(start, vma->vm_start);
 	if (vma->vm_start < start) {
 		struct vm_area_struct *new = take_vma(pa);
 
@@ -160,7 +142,8 @@ static void do_munmap(struct smm_mm *mm, uint64_t start, uint64_t end,
 		mm->vma_head = next;
 	if (next)
 		next->vm_prev = prev;
-	prealloc_publish(mm, pa);
+	/* Unpublish before zapping: no lookup may find them any more. */
+	vma_tree_update(mm, lo, end + 1);
 
 	unmap_region(mm, vma, last, prev ? prev->vm_end : 0,
 		     next ? next->vm_start : 0);
@@ -194,11 +177,11 @@ SMM_API int smm_munmap(struct smm_mm *mm, uint64_t start, uint64_t len)
 		err = -ESRCH;
 		goto out;
 	}
-	err = prealloc_vmas(mm, &pa, 2, 1);
+	err = prealloc_vmas(mm, &pa, 2, 2, 1);
 	if (err)
 		goto out;
 	do_munmap(mm, start, end, &pa);
-	prealloc_abort(&pa);
+	prealloc_free(&pa);
 out:
 	mmap_write_unlock(mm);
 	return err;
@@ -403,14 +386,15 @@ SMM_API int64_t smm_mmap(struct smm_mm *mm, uint64_t addr, uint64_t len,
 	if ((vm_flags & (VM_NORESERVE | VM_SHARED | VM_WRITE)) == VM_WRITE)
 		vm_flags |= VM_ACCOUNT;
 
-	if (prealloc_vmas(mm, &pa, 3, 2)) {
+	if (prealloc_vmas(mm, &pa, 3, 2, 2)) {
 		ret = -ENOMEM;
 		goto out;
 	}
 	if (flags & SMM_MAP_FIXED)
 		do_munmap(mm, addr, addr + len, &pa);
 	mmap_region(mm, addr, addr + len, vm_flags, &pa);
-	prealloc_finish(mm, &pa);
+	vma_tree_update(mm, addr, addr + len + 1);
+	prealloc_free(&pa);
 	ret = (int64_t)addr;
 out:
 	mmap_write_unlock(mm);
@@ -506,6 +490,7 @@ SMM_API int smm_mprotect(struct smm_mm *mm, uint64_t start, uint64_t len,
 	struct vma_prealloc pa;
 	struct mmu_gather tlb;
 	uint64_t end, nstart, tmp;
+	size_t m = 0;
 	int grows = prot & (PROT_GROWSDOWN | PROT_GROWSUP);
 	int err;
 
@@ -538,7 +523,9 @@ SMM_API int smm_mprotect(struct smm_mm *mm, uint64_t start, uint64_t len,
 		err = -EINVAL;
 		goto out;
 	}
-	err = prealloc_vmas(mm, &pa, 2, 1);
+	for (struct vm_area_struct *v = vma; v && v->vm_start < end; v = v->vm_next)
+		m++;
+	err = prealloc_vmas(mm, &pa, 2, m + 2, 1);
 	if (err)
 		goto out;
 	tlb_gather_mmu(&tlb, mm);
@@ -561,7 +548,8 @@ SMM_API int smm_mprotect(struct smm_mm *mm, uint64_t start, uint64_t len,
 	}
 	if (!err && tmp < end)
 		err = -ENOMEM;
-	prealloc_finish(mm, &pa);
+	vma_tree_update(mm, start, end + 1);
+	prealloc_free(&pa);
 	tlb_finish_mmu(&tlb);
 out:
 	mmap_write_unlock(mm);

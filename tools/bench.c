@@ -1,0 +1,737 @@
+/*
+ * tools/bench.c - `softmm bench` and `softmm compare`: the same workloads on
+ * softmm (under each scheme asked for) and on the Linux kernel through real
+ * syscalls, in one run, alternating, several repetitions; medians and
+ * spread, ratios softmm/linux, JSON lines, and (compare) an SVG chart.
+ * Owns no library state: each softmm repetition builds its own address
+ * space on one warm frame pool.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <getopt.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/prctl.h>
+#include <sys/utsname.h>
+#include <time.h>
+#include <unistd.h>
+#include "bench.h"
+#include "softmm.h"
+
+#define MiB (1ULL << 20)
+#define GiB (1ULL << 30)
+#define PAGE 4096ULL
+#define MAX_REPS 64
+#define MAX_THREADS 8
+
+struct bench_opts {
+	int reps;
+	int schemes[8];
+	int nr_schemes;
+	bool json;
+	bool full;		/* the full-size Qi Zheng test */
+	const char *only;	/* comma list of workloads, or NULL */
+};
+
+static struct smm_pool *pool;
+
+static double now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec * 1e9 + ts.tv_nsec;
+}
+
+static long vmpte_bytes(void)
+{
+	char buf[4096];
+	FILE *f = fopen("/proc/self/status", "r");
+	long kb = -1;
+
+	if (!f)
+		return -1;
+	while (fgets(buf, sizeof(buf), f))
+		if (sscanf(buf, "VmPTE: %ld kB", &kb) == 1)
+			break;
+	fclose(f);
+	return kb < 0 ? -1 : kb * 1024;
+}
+
+/* ---- one measurement ---- */
+
+struct result {
+	double ns;		/* wall time of the measured part */
+	uint64_t ops;		/* operations of all threads together */
+	long pt_bytes;		/* page-table bytes at the end, -1: n/a */
+};
+
+struct env {
+	bool kernel;
+	int scheme;
+	int threads;
+	bool aligned;
+	bool full;
+	/* softmm */
+	struct smm_mm *mm;
+	struct smm_cpu *cpu;
+};
+
+/* A softmm address space with the calling thread attached as its CPU. */
+static void smm_setup(struct env *e)
+{
+	struct smm_mm_opts o = { .scheme = e->scheme };
+
+	e->mm = smm_mm_create(pool, &o);
+	e->cpu = smm_cpu_attach(pool);
+	if (!e->mm || !e->cpu) {
+		fprintf(stderr, "bench: cannot set up softmm: %s\n", strerror(errno));
+		exit(1);
+	}
+	smm_cpu_switch_mm(e->cpu, e->mm);
+}
+
+static void smm_teardown(struct env *e)
+{
+	smm_cpu_switch_mm(e->cpu, NULL);
+	smm_mm_destroy(e->mm);
+	smm_cpu_detach(e->cpu);
+}
+
+static void die_if(bool cond, const char *what)
+{
+	if (cond) {
+		fprintf(stderr, "bench: %s failed\n", what);
+		exit(1);
+	}
+}
+
+/* fault-anon: map 128 MiB, write one byte per page, unmap (page_fault1). */
+static struct result w_fault_anon(struct env *e)
+{
+	const uint64_t len = 128 * MiB;
+	struct result r = { 0, len / PAGE, -1 };
+	double t0;
+
+	if (e->kernel) {
+		char *p = mmap(NULL, len, PROT_READ | PROT_WRITE,
+			       MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+		die_if(p == MAP_FAILED, "mmap");
+		t0 = now_ns();
+		for (uint64_t o = 0; o < len; o += PAGE)
+			p[o] = 1;
+		munmap(p, len);
+		r.ns = now_ns() - t0;
+		return r;
+	}
+	smm_setup(e);
+	int64_t a = smm_mmap(e->mm, 0, len, SMM_PROT_READ | SMM_PROT_WRITE,
+			     SMM_MAP_PRIVATE | SMM_MAP_ANONYMOUS);
+	die_if(a < 0, "smm_mmap");
+	t0 = now_ns();
+	for (uint64_t o = 0; o < len; o += PAGE)
+		die_if(smm_fill(e->cpu, (uint64_t)a + o, 1, 1, NULL), "store");
+	smm_munmap(e->mm, (uint64_t)a, len);
+	r.ns = now_ns() - t0;
+	smm_teardown(e);
+	return r;
+}
+
+/* fault-zero: read one byte per page of fresh memory (zero-page faults). */
+static struct result w_fault_zero(struct env *e)
+{
+	const uint64_t len = 128 * MiB;
+	struct result r = { 0, len / PAGE, -1 };
+	volatile char sink;
+	double t0;
+
+	if (e->kernel) {
+		char *p = mmap(NULL, len, PROT_READ | PROT_WRITE,
+			       MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+		die_if(p == MAP_FAILED, "mmap");
+		t0 = now_ns();
+		for (uint64_t o = 0; o < len; o += PAGE)
+			sink = ((volatile char *)p)[o];
+		r.ns = now_ns() - t0;
+		munmap(p, len);
+		(void)sink;
+		return r;
+	}
+	smm_setup(e);
+	int64_t a = smm_mmap(e->mm, 0, len, SMM_PROT_READ | SMM_PROT_WRITE,
+			     SMM_MAP_PRIVATE | SMM_MAP_ANONYMOUS);
+	die_if(a < 0, "smm_mmap");
+	char c;
+	t0 = now_ns();
+	for (uint64_t o = 0; o < len; o += PAGE)
+		die_if(smm_read(e->cpu, (uint64_t)a + o, &c, 1, NULL), "load");
+	r.ns = now_ns() - t0;
+	smm_teardown(e);
+	return r;
+}
+
+/*
+ * dontneed-cycle: the Qi Zheng test. Reserve a large sparse region with
+ * MAP_NORESERVE; for each 2 MiB chunk, touch every page and MADV_DONTNEED
+ * it. Aligned chunks start on 2 MiB boundaries; unaligned ones one page
+ * off. Full size: 50 GiB and 25,600 chunks; default: 4 GiB and 2,048.
+ */
+static struct result w_dontneed(struct env *e)
+{
+	const uint64_t chunks = e->full ? 25600 : 2048;
+	const uint64_t chunk = 2 * MiB;
+	const uint64_t len = chunks * chunk + 2 * MiB;
+	const uint64_t off = e->aligned ? 0 : PAGE;
+	struct result r = { 0, chunks * (chunk / PAGE), -1 };
+	double t0;
+
+	if (e->kernel) {
+		long pt0 = vmpte_bytes();
+		char *p = mmap(NULL, len + 2 * MiB, PROT_READ | PROT_WRITE,
+			       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+		die_if(p == MAP_FAILED, "mmap");
+		char *base = (char *)(((uintptr_t)p + 2 * MiB - 1) & ~(2 * MiB - 1)) + off;
+		t0 = now_ns();
+		for (uint64_t c = 0; c < chunks; c++) {
+			char *q = base + c * chunk;
+
+			for (uint64_t o = 0; o < chunk; o += PAGE)
+				q[o] = 1;
+			madvise(q, chunk, MADV_DONTNEED);
+		}
+		r.ns = now_ns() - t0;
+		r.pt_bytes = vmpte_bytes() - pt0;
+		munmap(p, len + 2 * MiB);
+		return r;
+	}
+	smm_setup(e);
+	int64_t a = smm_mmap(e->mm, 0x200000000000ULL, len, SMM_PROT_READ | SMM_PROT_WRITE,
+			     SMM_MAP_PRIVATE | SMM_MAP_ANONYMOUS | SMM_MAP_NORESERVE |
+			     SMM_MAP_FIXED_NOREPLACE);
+	die_if(a < 0, "smm_mmap");
+	uint64_t base = (uint64_t)a + off;
+	t0 = now_ns();
+	for (uint64_t c = 0; c < chunks; c++) {
+		uint64_t q = base + c * chunk;
+
+		for (uint64_t o = 0; o < chunk; o += PAGE)
+			die_if(smm_fill(e->cpu, q + o, 1, 1, NULL), "store");
+		smm_madvise(e->mm, q, chunk, SMM_MADV_DONTNEED);
+	}
+	r.ns = now_ns() - t0;
+	struct smm_mm_stats st;
+	smm_mm_stats(e->mm, &st);
+	r.pt_bytes = (long)st.pt_bytes;
+	smm_teardown(e);
+	return r;
+}
+
+/* mmap-munmap: map and unmap 128 MiB untouched (will-it-scale mmap1). */
+static struct result w_mmap_munmap(struct env *e)
+{
+	const int iters = 20000;
+	struct result r = { 0, iters, -1 };
+	double t0;
+
+	if (e->kernel) {
+		t0 = now_ns();
+		for (int i = 0; i < iters; i++) {
+			void *p = mmap(NULL, 128 * MiB, PROT_READ | PROT_WRITE,
+				       MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+			die_if(p == MAP_FAILED, "mmap");
+			munmap(p, 128 * MiB);
+		}
+		r.ns = now_ns() - t0;
+		return r;
+	}
+	smm_setup(e);
+	t0 = now_ns();
+	for (int i = 0; i < iters; i++) {
+		int64_t a = smm_mmap(e->mm, 0, 128 * MiB, SMM_PROT_READ | SMM_PROT_WRITE,
+				     SMM_MAP_PRIVATE | SMM_MAP_ANONYMOUS);
+		die_if(a < 0, "smm_mmap");
+		smm_munmap(e->mm, (uint64_t)a, 128 * MiB);
+	}
+	r.ns = now_ns() - t0;
+	smm_teardown(e);
+	return r;
+}
+
+/* access-hit: an 8-byte load whose translation is in the TLB, beside a
+ * plain load from ordinary memory ("linux"). */
+static struct result w_access_hit(struct env *e)
+{
+	const uint64_t iters = 20000000;
+	struct result r = { 0, iters, -1 };
+	uint64_t v, sum = 0;
+	double t0;
+
+	if (e->kernel) {
+		static volatile uint64_t cell[512];
+
+		t0 = now_ns();
+		for (uint64_t i = 0; i < iters; i++)
+			sum += cell[i & 7];
+		r.ns = now_ns() - t0;
+		die_if(sum != 0, "plain load");
+		return r;
+	}
+	smm_setup(e);
+	int64_t a = smm_mmap(e->mm, 0, PAGE, SMM_PROT_READ | SMM_PROT_WRITE,
+			     SMM_MAP_PRIVATE | SMM_MAP_ANONYMOUS | SMM_MAP_POPULATE);
+	die_if(a < 0, "smm_mmap");
+	t0 = now_ns();
+	for (uint64_t i = 0; i < iters; i++) {
+		smm_read(e->cpu, (uint64_t)a + (i & 7) * 8, &v, 8, NULL);
+		sum += v;
+	}
+	r.ns = now_ns() - t0;
+	die_if(sum != 0, "load");
+	smm_teardown(e);
+	return r;
+}
+
+/* memset-4k: zero a cache-cold 4 KiB page of memory the host has already
+ * mapped: the floor under any anonymous fault. Host-only. */
+static struct result w_memset(struct env *e)
+{
+	const uint64_t len = 256 * MiB;
+	struct result r = { 0, len / PAGE, -1 };
+	static char *buf;
+	double t0;
+
+	if (!buf) {
+		buf = mmap(NULL, len, PROT_READ | PROT_WRITE,
+			   MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
+		die_if(buf == MAP_FAILED, "mmap");
+	}
+	t0 = now_ns();
+	for (uint64_t o = 0; o < len; o += PAGE)
+		memset(buf + o, 0, PAGE);
+	r.ns = now_ns() - t0;
+	__asm__ __volatile__("" ::"r"(buf) : "memory");
+	return r;
+}
+
+/* fault-threads: fault-anon on N threads over disjoint regions. */
+struct thr {
+	struct env *e;
+	pthread_barrier_t *bar;
+	uint64_t len;
+	double t_end;
+};
+
+static void *fault_thread(void *arg)
+{
+	struct thr *t = arg;
+	struct env *e = t->e;
+
+	if (e->kernel) {
+		char *p = mmap(NULL, t->len, PROT_READ | PROT_WRITE,
+			       MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+		die_if(p == MAP_FAILED, "mmap");
+		pthread_barrier_wait(t->bar);
+		for (uint64_t o = 0; o < t->len; o += PAGE)
+			p[o] = 1;
+		munmap(p, t->len);
+	} else {
+		struct smm_cpu *cpu = smm_cpu_attach(pool);
+
+		die_if(!cpu, "attach");
+		smm_cpu_switch_mm(cpu, e->mm);
+		int64_t a = smm_mmap(e->mm, 0, t->len, SMM_PROT_READ | SMM_PROT_WRITE,
+				     SMM_MAP_PRIVATE | SMM_MAP_ANONYMOUS);
+		die_if(a < 0, "smm_mmap");
+		pthread_barrier_wait(t->bar);
+		for (uint64_t o = 0; o < t->len; o += PAGE)
+			die_if(smm_fill(cpu, (uint64_t)a + o, 1, 1, NULL), "store");
+		smm_munmap(e->mm, (uint64_t)a, t->len);
+		smm_cpu_switch_mm(cpu, NULL);
+		smm_cpu_detach(cpu);
+	}
+	t->t_end = now_ns();
+	return NULL;
+}
+
+static struct result w_fault_threads(struct env *e)
+{
+	const uint64_t len = 64 * MiB;
+	struct thr t[MAX_THREADS];
+	pthread_t tid[MAX_THREADS];
+	pthread_barrier_t bar;
+	struct result r = { 0, (uint64_t)e->threads * (len / PAGE), -1 };
+	double t0, end = 0;
+
+	if (!e->kernel) {
+		struct smm_mm_opts o = { .scheme = e->scheme };
+
+		e->mm = smm_mm_create(pool, &o);
+		die_if(!e->mm, "mm");
+	}
+	pthread_barrier_init(&bar, NULL, (unsigned)e->threads + 1);
+	for (int i = 0; i < e->threads; i++) {
+		t[i] = (struct thr){ e, &bar, len, 0 };
+		pthread_create(&tid[i], NULL, fault_thread, &t[i]);
+	}
+	pthread_barrier_wait(&bar);
+	t0 = now_ns();
+	for (int i = 0; i < e->threads; i++) {
+		pthread_join(tid[i], NULL);
+		if (t[i].t_end > end)
+			end = t[i].t_end;
+	}
+	r.ns = end - t0;
+	pthread_barrier_destroy(&bar);
+	if (!e->kernel)
+		smm_mm_destroy(e->mm);
+	return r;
+}
+
+/* ---- the table of workloads ---- */
+
+struct workload {
+	const char *name;
+	struct result (*fn)(struct env *);
+	const char *unit;
+	int threads;
+	int aligned;	/* -1: n/a */
+	bool host_only;	/* measured once, as "linux" (host) */
+	bool in_compare;
+};
+
+static const struct workload workloads[] = {
+	{ "fault-anon", w_fault_anon, "page", 1, -1, false, true },
+	{ "fault-zero", w_fault_zero, "page", 1, -1, false, true },
+	{ "memset-4k", w_memset, "page", 1, -1, true, true },
+	{ "dontneed-aligned", w_dontneed, "page", 1, 1, false, true },
+	{ "dontneed-unaligned", w_dontneed, "page", 1, 0, false, true },
+	{ "mmap-munmap", w_mmap_munmap, "op", 1, -1, false, true },
+	{ "access-hit", w_access_hit, "load", 1, -1, false, true },
+	{ "fault-threads", w_fault_threads, "page", 1, -1, false, true },
+	{ "fault-threads", w_fault_threads, "page", 2, -1, false, true },
+};
+
+static int cmp_double(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+struct summary {
+	double med, min, max;
+	uint64_t ops;
+	long pt_bytes;
+};
+
+static struct summary summarize(struct result *r, int n)
+{
+	double v[MAX_REPS];
+	struct summary s;
+
+	for (int i = 0; i < n; i++)
+		v[i] = r[i].ns / (double)r[i].ops;
+	qsort(v, (size_t)n, sizeof(v[0]), cmp_double);
+	s.med = n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+	s.min = v[0];
+	s.max = v[n - 1];
+	s.ops = r[0].ops;
+	s.pt_bytes = r[n - 1].pt_bytes;
+	return s;
+}
+
+static bool selected(const struct bench_opts *o, const char *name)
+{
+	const char *p = o->only;
+	size_t n = strlen(name);
+
+	if (!p)
+		return true;
+	while (*p) {
+		const char *c = strchr(p, ',');
+		size_t l = c ? (size_t)(c - p) : strlen(p);
+
+		if ((l == n && !strncmp(p, name, n)) ||
+		    (l < n && !strncmp(p, name, l) && name[l] == '-'))
+			return true;
+		p += l + (c ? 1 : 0);
+	}
+	return false;
+}
+
+/* One row of results, for the table and the chart. */
+struct row {
+	char name[48];
+	const char *unit;
+	struct summary linux_s;
+	bool host_only;
+	struct summary smm[8];
+};
+
+static void print_json(const char *workload, const char *system, int scheme,
+		       int threads, const struct summary *s)
+{
+	printf("{\"workload\": \"%s\", \"system\": \"%s\", \"scheme\": ", workload, system);
+	if (scheme < 0)
+		printf("null");
+	else
+		printf("\"%s\"", smm_scheme_name(scheme));
+	printf(", \"threads\": %d, \"ops\": %llu, \"ns_per_op\": %.2f, "
+	       "\"ns_per_op_min\": %.2f, \"ns_per_op_max\": %.2f",
+	       threads, (unsigned long long)s->ops, s->med, s->min, s->max);
+	if (s->pt_bytes >= 0)
+		printf(", \"pt_bytes\": %ld", s->pt_bytes);
+	printf("}\n");
+	fflush(stdout);
+}
+
+static int run_all(const struct bench_opts *o, struct row *rows, int *nrows)
+{
+	int n = 0;
+
+	prctl(PR_SET_THP_DISABLE, 1, 0, 0, 0);
+	for (size_t w = 0; w < sizeof(workloads) / sizeof(workloads[0]); w++) {
+		const struct workload *wl = &workloads[w];
+		struct result lr[MAX_REPS], sr[8][MAX_REPS];
+		struct row *row = &rows[n];
+
+		if (!selected(o, wl->name))
+			continue;
+		snprintf(row->name, sizeof(row->name), wl->threads > 1 ? "%s/%d" : "%s",
+			 wl->name, wl->threads);
+		if (!strcmp(wl->name, "fault-threads"))
+			snprintf(row->name, sizeof(row->name), "%s/%d", wl->name, wl->threads);
+		row->unit = wl->unit;
+		row->host_only = wl->host_only;
+		if (!o->json)
+			fprintf(stderr, "  %-24s", row->name);
+		/* One warm-up of each, so the frame pool and the host's memory
+		 * are faulted in before anything is timed. */
+		for (int rep = -1; rep < o->reps; rep++) {
+			struct env e = { .kernel = true, .threads = wl->threads,
+					 .aligned = wl->aligned == 1, .full = o->full };
+			struct result x = wl->fn(&e);
+
+			if (rep >= 0)
+				lr[rep] = x;
+			if (wl->host_only)
+				continue;
+			for (int s = 0; s < o->nr_schemes; s++) {
+				e.kernel = false;
+				e.scheme = o->schemes[s];
+				x = wl->fn(&e);
+				if (rep >= 0)
+					sr[s][rep] = x;
+			}
+			if (!o->json)
+				fprintf(stderr, ".");
+		}
+		if (!o->json)
+			fprintf(stderr, "\n");
+		row->linux_s = summarize(lr, o->reps);
+		if (o->json)
+			print_json(row->name[0] ? wl->name : wl->name, wl->host_only ? "host" : "linux",
+				   -1, wl->threads, &row->linux_s);
+		for (int s = 0; s < o->nr_schemes && !wl->host_only; s++) {
+			row->smm[s] = summarize(sr[s], o->reps);
+			if (o->json)
+				print_json(wl->name, "softmm", o->schemes[s], wl->threads,
+					   &row->smm[s]);
+		}
+		n++;
+	}
+	*nrows = n;
+	return 0;
+}
+
+static void print_table(const struct bench_opts *o, struct row *rows, int n)
+{
+	printf("%-20s %-5s %12s", "workload", "unit", "linux ns");
+	for (int s = 0; s < o->nr_schemes; s++)
+		printf(" %12s %7s", smm_scheme_name(o->schemes[s]), "ratio");
+	printf("  %s\n", "pt bytes linux / softmm");
+	for (int i = 0; i < n; i++) {
+		struct row *r = &rows[i];
+
+		printf("%-20s %-5s %12.1f", r->name, r->unit, r->linux_s.med);
+		for (int s = 0; s < o->nr_schemes; s++) {
+			if (r->host_only)
+				printf(" %12s %7s", "-", "-");
+			else
+				printf(" %12.1f %6.2fx", r->smm[s].med,
+				       r->smm[s].med / r->linux_s.med);
+		}
+		if (r->linux_s.pt_bytes >= 0) {
+			printf("  %ld", r->linux_s.pt_bytes);
+			for (int s = 0; s < o->nr_schemes; s++)
+				printf(" / %ld", r->smm[s].pt_bytes);
+		}
+		printf("\n");
+	}
+}
+
+static int parse_opts(int argc, char **argv, struct bench_opts *o, int def_reps)
+{
+	static const struct option lo[] = {
+		{ "reps", required_argument, NULL, 'r' },
+		{ "scheme", required_argument, NULL, 's' },
+		{ "json", no_argument, NULL, 'j' },
+		{ "full", no_argument, NULL, 'f' },
+		{ "only", required_argument, NULL, 'o' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	int c;
+
+	memset(o, 0, sizeof(*o));
+	o->reps = def_reps;
+	optind = 1;
+	while ((c = getopt_long(argc, argv, "r:s:jfo:h", lo, NULL)) != -1) {
+		switch (c) {
+		case 'r':
+			o->reps = atoi(optarg);
+			if (o->reps < 1 || o->reps > MAX_REPS) {
+				fprintf(stderr, "bench: --reps must be 1..%d\n", MAX_REPS);
+				return -1;
+			}
+			break;
+		case 's': {
+			char *dup = strdup(optarg), *save = NULL;
+
+			for (char *t = strtok_r(dup, ",", &save); t;
+			     t = strtok_r(NULL, ",", &save)) {
+				int s = smm_scheme_from_name(t);
+
+				if (s < 0 || o->nr_schemes == 8) {
+					fprintf(stderr, "bench: unknown scheme '%s'\n", t);
+					free(dup);
+					return -1;
+				}
+				o->schemes[o->nr_schemes++] = s;
+			}
+			free(dup);
+			break;
+		}
+		case 'j':
+			o->json = true;
+			break;
+		case 'f':
+			o->full = true;
+			break;
+		case 'o':
+			o->only = optarg;
+			break;
+		default:
+			fprintf(stderr,
+				"usage: softmm %s [--reps N] [--scheme A,B] [--only W,..] "
+				"[--full] [--json]\n"
+				"workloads: fault-anon fault-zero memset-4k dontneed-aligned "
+				"dontneed-unaligned mmap-munmap access-hit fault-threads\n",
+				argv[0]);
+			return -1;
+		}
+	}
+	if (!o->nr_schemes) {
+		for (int s = 0; smm_scheme_name(s); s++)
+			o->schemes[o->nr_schemes++] = s;
+	}
+	return 0;
+}
+
+static int open_pool(void)
+{
+	pool = smm_pool_create(2 * GiB, 0);
+	if (!pool) {
+		fprintf(stderr, "bench: cannot create the frame pool: %s\n",
+			strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
+int cmd_bench(int argc, char **argv)
+{
+	struct bench_opts o;
+	struct row rows[32];
+	int n;
+
+	if (parse_opts(argc, argv, &o, 5) || open_pool())
+		return 2;
+	run_all(&o, rows, &n);
+	if (!o.json)
+		print_table(&o, rows, n);
+	smm_pool_destroy(pool);
+	return 0;
+}
+
+/* The chart: softmm/linux ratio per workload and scheme, as an SVG. */
+static void write_chart(const struct bench_opts *o, struct row *rows, int n,
+			const char *path)
+{
+	char dat[256], gp[256];
+	FILE *f;
+
+	snprintf(dat, sizeof(dat), "%s.dat", path);
+	snprintf(gp, sizeof(gp), "%s.gp", path);
+	f = fopen(dat, "w");
+	if (!f)
+		return;
+	for (int i = 0; i < n; i++) {
+		if (rows[i].host_only)
+			continue;
+		fprintf(f, "\"%s\"", rows[i].name);
+		for (int s = 0; s < o->nr_schemes; s++)
+			fprintf(f, " %.3f", rows[i].smm[s].med / rows[i].linux_s.med);
+		fprintf(f, "\n");
+	}
+	fclose(f);
+	f = fopen(gp, "w");
+	if (!f)
+		return;
+	fprintf(f, "set terminal svg size 900,480 dynamic font 'sans,11'\n"
+		   "set output '%s'\n"
+		   "set title 'softmm time per operation relative to Linux (1 = same; lower is faster)'\n"
+		   "set style data histograms\nset style histogram clustered gap 1\n"
+		   "set style fill solid 0.8 border -1\nset boxwidth 0.9\n"
+		   "set logscale y 2\nset grid ytics\nset xtics rotate by -30\n"
+		   "set ylabel 'softmm / linux'\nset key top left\n"
+		   "plot 1 with lines lc rgb '#444444' dt 2 title 'linux'",
+		   path);
+	for (int s = 0; s < o->nr_schemes; s++)
+		fprintf(f, ", '%s' using %d:xtic(1) title 'softmm %s'", dat, s + 2,
+			smm_scheme_name(o->schemes[s]));
+	fprintf(f, "\n");
+	fclose(f);
+	char cmd[600];
+	snprintf(cmd, sizeof(cmd), "gnuplot '%s' 2>/dev/null", gp);
+	if (system(cmd) == 0)
+		printf("\nchart: %s\n", path);
+	else
+		printf("\nchart: not written (gnuplot not installed?)\n");
+}
+
+int cmd_compare(int argc, char **argv)
+{
+	struct bench_opts o;
+	struct row rows[32];
+	struct utsname u;
+	int n;
+
+	if (parse_opts(argc, argv, &o, 3) || open_pool())
+		return 2;
+	uname(&u);
+	printf("softmm compare: %s %s, %ld cores, %d repetitions (median; "
+	       "ratio = softmm / linux)\n",
+	       u.sysname, u.release, sysconf(_SC_NPROCESSORS_ONLN), o.reps);
+	fflush(stdout);
+	run_all(&o, rows, &n);
+	printf("\n");
+	print_table(&o, rows, n);
+	write_chart(&o, rows, n, "build/compare.svg");
+	smm_pool_destroy(pool);
+	return 0;
+}
