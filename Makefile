@@ -25,6 +25,10 @@ TESTS    := $(patsubst tests/%.c,%,$(TESTSRC))
 
 REL_OBJ  := $(patsubst src/%.c,build/obj/%.o,$(SRC))
 ASAN_OBJ := $(patsubst src/%.c,build/asan/obj/%.o,$(SRC))
+# A library with a bug put in on purpose (the VMA recheck removed): the
+# torture test must catch it.
+BUGFLAGS := $(ASANFLAGS) -DSMM_BUG_NO_VMA_RECHECK
+BUG_OBJ  := $(patsubst src/%.c,build/bug/obj/%.o,$(SRC))
 
 .PHONY: all deps test run install clean check-release check-asan tool-tests
 all: build/libsoftmm.a build/libsoftmm.so build/softmm build/softmm.pc
@@ -38,6 +42,14 @@ build/obj/%.o: src/%.c $(HDR)
 build/asan/obj/%.o: src/%.c $(HDR)
 	@mkdir -p $(dir $@)
 	$(CC) $(ASANFLAGS) $(CFLAGS) -c $< -o $@
+
+build/bug/obj/%.o: src/%.c $(HDR)
+	@mkdir -p $(dir $@)
+	$(CC) $(BUGFLAGS) $(CFLAGS) -c $< -o $@
+build/bug/libsoftmm.a: $(BUG_OBJ)
+	@rm -f $@; ar rcs $@ $^
+build/bug/softmm: $(TOOLSRC) $(TOOLHDR) build/bug/libsoftmm.a
+	$(CC) $(ASANFLAGS) $(CFLAGS) -Itools $(TOOLSRC) build/bug/libsoftmm.a -o $@ $(LIBS)
 
 build/libsoftmm.a: $(REL_OBJ)
 	@rm -f $@; ar rcs $@ $^
@@ -74,7 +86,7 @@ install: all
 
 check-release: $(addprefix build/tests/,$(TESTS)) build/softmm
 	@true
-check-asan: $(addprefix build/asan/tests/,$(TESTS)) build/asan/softmm
+check-asan: $(addprefix build/asan/tests/,$(TESTS)) build/asan/softmm build/bug/softmm
 	@true
 
 test: deps

@@ -108,6 +108,16 @@ SMM_API void smm_pool_stats(struct smm_pool *pool, struct smm_pool_stats *st);
  */
 SMM_API void smm_pool_inject_failure(struct smm_pool *pool, unsigned long nth);
 
+/*
+ * smm_debug_race_yield - testing hook: in debug builds (SMM_DEBUG), make
+ * every race window that the library marks (between a lockless lookup and
+ * its lock, between dropping and retaking a page-table lock, inside a
+ * shootdown...) yield the host CPU with probability @permille / 1000, so
+ * that torture tests explore more interleavings. Returns 0, or -ENOSYS in
+ * release builds, where the windows are not marked.
+ */
+SMM_API int smm_debug_race_yield(unsigned int permille);
+
 /* ------------------------------------------------------------------ */
 /* Address spaces                                                      */
 /* ------------------------------------------------------------------ */
@@ -126,17 +136,22 @@ SMM_API int smm_scheme_from_name(const char *name);
 /* Returns the name of @scheme, or NULL if there is no such scheme. */
 SMM_API const char *smm_scheme_name(int scheme);
 
+/* smm_mm_opts.flags */
+#define SMM_MM_NO_VMA_LOCK 0x1 /* faults take mmap_lock only, as before
+				* Linux 6.4 (for comparison) */
+
 struct smm_mm_opts {
 	int scheme;         /* enum smm_scheme */
 	uint64_t mmap_base; /* top of top-down placement; 0: 0x7ffff7fff000,
 			     * where Linux puts it without randomization */
+	unsigned int flags; /* SMM_MM_* */
 };
 
 /*
  * smm_mm_create - a new, empty address space on @pool. @opts may be NULL for
  * the defaults. Returns NULL with errno set: EINVAL for an unknown scheme or
- * a mmap_base that is unaligned or above SMM_TASK_SIZE, ENOMEM if memory is
- * short.
+ * a mmap_base that is unaligned or above SMM_TASK_SIZE or an unknown flag,
+ * ENOMEM if memory is short.
  */
 SMM_API struct smm_mm *smm_mm_create(struct smm_pool *pool,
 				     const struct smm_mm_opts *opts);
@@ -227,12 +242,24 @@ struct smm_mm_stats {
 	uint64_t pt_bytes;    /* pud_bytes + pmd_bytes + pte_bytes (VmPTE) */
 	uint64_t pud_bytes, pmd_bytes, pte_bytes;
 	uint64_t faults;      /* page faults handled (spurious ones too) */
+	uint64_t faults_vma_lock;  /* faults handled under a per-VMA lock */
+	uint64_t faults_mmap_lock; /* faults that fell back to mmap_lock */
 	uint64_t tlb_flushes; /* TLB shootdowns started */
 	uint64_t nr_vmas;
 };
 
 /* smm_mm_stats - a snapshot of @mm's counters. */
 SMM_API void smm_mm_stats(struct smm_mm *mm, struct smm_mm_stats *st);
+
+/*
+ * smm_mm_verify - check @mm's internal consistency, under its mmap_lock
+ * held for write: VMAs sorted, disjoint and equal to the lookup tree; no
+ * page-table entry outside a VMA; every mapped page's metadata (in use,
+ * mapcount 1); the counters (rss_anon, zero_ptes, tables per level) equal
+ * to what the tables hold. Returns 0, or -EUCLEAN after printing the first
+ * problems to stderr; -ESRCH on a destroyed mm.
+ */
+SMM_API int smm_mm_verify(struct smm_mm *mm);
 
 /* ------------------------------------------------------------------ */
 /* CPUs and user access                                                */

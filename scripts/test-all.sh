@@ -3,7 +3,8 @@
 # Steps: the cmocka unit tests in the release build and in the ASan+UBSan
 # debug build; the script regression tests (tests/scripts/*.smm against their
 # .out, and tests/oracle/*.smm against the kernel's recorded output); the
-# random oracle; the README's embedding example.
+# random oracle; the torture (and proof that it catches a planted bug); the
+# README's embedding example.
 set -u
 cd "$(dirname "$0")/.."
 pass=0; fail=0; failed=()
@@ -43,6 +44,13 @@ if [ -x scripts/oracle-tests.sh ]; then
 	echo "random oracle:"
 	step "oracle random" scripts/oracle-tests.sh build/softmm
 fi
+
+echo "torture (ASan+UBSan, debug build with race-window yields):"
+step "torture 2 threads seed 1" build/asan/softmm torture --threads 2 --seconds 15 --seed 1
+step "torture 4 threads seed 2" build/asan/softmm torture --threads 4 --seconds 20 --seed 2
+step "torture 8 threads 3 mms seed 3" build/asan/softmm torture --threads 8 --mms 3 --seconds 20 --seed 3
+step "torture mmap_lock only seed 4" build/asan/softmm torture --threads 4 --seconds 10 --seed 4 --no-vma-lock
+step "torture catches the missing VMA recheck" scripts/expect-torture-failure.sh build/bug/softmm
 
 echo "embedding example:"
 step "readme-example" scripts/readme-example.sh

@@ -39,6 +39,16 @@ void smm_bug(const char *file, int line, const char *cond)
 	__attribute__((noreturn));
 #define BUG_ON(c) do { if (unlikely(c)) smm_bug(__FILE__, __LINE__, #c); } while (0)
 
+/* A marked race window: debug builds may yield here (smm_debug_race_yield). */
+#ifdef SMM_DEBUG
+extern unsigned int smm_race_permille;
+void smm_race_point(void);
+#define race_point() \
+	do { if (unlikely(smm_race_permille)) smm_race_point(); } while (0)
+#else
+#define race_point() do { } while (0)
+#endif
+
 #ifdef SMM_DEBUG
 #define VM_BUG_ON(c) BUG_ON(c)
 #else

@@ -148,6 +148,11 @@ SMM_API void smm_cpu_switch_mm(struct smm_cpu *cpu, struct smm_mm *mm)
 	}
 }
 
+static void cpu_free_rcu(struct rcu_head *head)
+{
+	free(container_of(head, struct smm_cpu, rcu));
+}
+
 SMM_API void smm_cpu_detach(struct smm_cpu *cpu)
 {
 	struct smm_pool *pool = cpu->pool;
@@ -156,9 +161,11 @@ SMM_API void smm_cpu_detach(struct smm_cpu *cpu)
 	smm_cpu_switch_mm(cpu, NULL);
 	pcp_drain(pool, &cpu->pcp);
 	atomic_store(&pool->cpus[cpu->id], NULL);
-	atomic_fetch_sub(&pool->nr_cpus, 1);
 	this_cpu = NULL;
-	free(cpu);
+	/* A flusher may still be looking at us: free after a grace period.
+	 * The pool stays busy until then (smm_pool_destroy waits). */
+	urcu_memb_call_rcu(&cpu->rcu, cpu_free_rcu);
+	atomic_fetch_sub(&pool->nr_cpus, 1);
 }
 
 /* ---- access sections and shootdown ---- */
@@ -205,13 +212,16 @@ void flush_tlb_mm(struct smm_mm *mm)
 	n = atomic_load(&mm->nr_cpus);
 	if (n == 0 || (n == 1 && self && self->mm == mm))
 		return;	/* nobody else can hold a translation */
+	race_point();
 	if (membarrier_ok == 1)
 		sys_membarrier(MEMBARRIER_CMD_PRIVATE_EXPEDITED);
 	/*
 	 * Snapshot every other CPU of @mm that is inside an access section,
 	 * then wait until each has left that section. A CPU entering a new
-	 * section after our barrier sees the new generation.
+	 * section after our barrier sees the new generation. The RCU read
+	 * lock keeps a CPU that detaches meanwhile from being freed.
 	 */
+	urcu_memb_read_lock();
 	for (int i = 0; i < SMM_MAX_CPUS; i++) {
 		struct smm_cpu *cpu = atomic_load(&pool->cpus[i]);
 
@@ -235,6 +245,7 @@ void flush_tlb_mm(struct smm_mm *mm)
 				sched_yield();
 		}
 	}
+	urcu_memb_read_unlock();
 }
 
 /* ---- the hardware walk ---- */
@@ -266,6 +277,7 @@ static uintptr_t hw_walk(struct smm_cpu *cpu, struct smm_mm *mm,
 			BUG_ON(1);
 		}
 		table = table_virt(pool, e);
+		race_point();
 	}
 	ptep = &table[pte_index(addr)];
 	e = pte_read(ptep);

@@ -1,7 +1,9 @@
 /*
  * cpu.h - CPUs (attached threads), their software TLBs, access sections
  * and TLB shootdown. A CPU's TLB and frame cache are touched only by its
- * own thread; access_seq is written by its thread and read by flushers.
+ * own thread; access_seq is written by its thread and read by flushers,
+ * which find CPUs in pool->cpus[] under the RCU read lock: a detached CPU
+ * is freed after a grace period.
  */
 #ifndef SMM_CPU_H
 #define SMM_CPU_H
@@ -28,6 +30,7 @@ struct smm_cpu {
 	uint32_t epoch;			/* current TLB tag epoch, 1..0xffff */
 	struct tlb_entry tlb[TLB_ENTRIES];
 	struct pcp_cache pcp;
+	struct rcu_head rcu;	/* flushers scan CPUs under RCU */
 };
 
 extern __thread struct smm_cpu *this_cpu;

@@ -4,10 +4,12 @@
  * populate (MAP_POPULATE, MADV_POPULATE_*), which faults ranges in as GUP
  * does.
  *
- * Locking: the fault path holds mmap_lock for read (per-VMA locks come
- * with the concurrency work); page tables are allocated under it and each
- * entry is installed under its PTE table's ptl after rechecking that the
- * entry did not change since the walk.
+ * Locking: a fault first finds its VMA under RCU and read-locks it with a
+ * trylock (lock_vma_under_rcu); on any failure it falls back to mmap_lock
+ * for read. Page tables are allocated under either lock (docs/LOCKING.md
+ * says why a concurrent munmap cannot free them), and each entry is
+ * installed under its PTE table's ptl after rechecking that the entry did
+ * not change since it was read.
  */
 #include <errno.h>
 #include "mm.h"
@@ -88,6 +90,7 @@ static int do_fault(struct smm_mm *mm, struct vm_area_struct *vma,
 	new = alloc_frame(pool, PG_ANON);
 	if (new == NO_PFN)
 		return -ENOMEM;
+	race_point();
 	pte = pte_offset_map_lock(mm, addr, &ptl);
 	if (unlikely(!pte) || pte_read(&pte[pte_index(addr)]) != orig) {
 		/* Changed while unlocked: let the access retry. */
@@ -121,20 +124,66 @@ int handle_mm_fault_locked(struct smm_mm *mm, struct vm_area_struct *vma,
 {
 	bool write = flags & FAULT_WRITE;
 
-	mmap_assert_locked(mm);
+	assert_fault_locked(mm);
 	if (!vma || vma->vm_start > addr || !vma_access_ok(vma, write))
 		return -EFAULT;
 	atomic_fetch_add_explicit(&mm->faults, 1, memory_order_relaxed);
 	return do_fault(mm, vma, addr & PAGE_MASK, write);
 }
 
+/*
+ * Find and read-lock the VMA covering @addr without mmap_lock, or return
+ * NULL (the caller falls back to mmap_lock). The lookup ran on some version
+ * of the tree; by the time we hold the lock, a writer may have shrunk,
+ * split or removed the VMA and released it again. Only after the lock is
+ * held can its bounds and its detached flag be trusted, hence the recheck:
+ * without it a fault could fill a range that munmap already emptied, or
+ * apply the old protection to a part mprotect changed.
+ */
+static struct vm_area_struct *lock_vma_under_rcu(struct smm_mm *mm,
+						 uint64_t addr)
+{
+	struct vm_area_struct *vma;
+
+	urcu_memb_read_lock();
+	vma = lockless_vma_lookup(mm, addr);
+	race_point();
+	if (!vma || !vma_start_read(vma)) {
+		urcu_memb_read_unlock();
+		return NULL;
+	}
+#ifndef SMM_BUG_NO_VMA_RECHECK
+	if (unlikely(READ_ONCE(vma->detached) || addr < READ_ONCE(vma->vm_start) ||
+		     addr >= READ_ONCE(vma->vm_end))) {
+		vma_end_read(vma);
+		urcu_memb_read_unlock();
+		return NULL;
+	}
+#endif
+	/* Write-locking waits for us now: the VMA outlives the RCU section. */
+	urcu_memb_read_unlock();
+	return vma;
+}
+
 int handle_mm_fault(struct smm_mm *mm, uint64_t addr, unsigned int flags)
 {
+	struct vm_area_struct *vma;
 	int ret;
 
+	if (!(mm->flags & SMM_MM_NO_VMA_LOCK)) {
+		vma = lock_vma_under_rcu(mm, addr);
+		if (vma) {
+			ret = handle_mm_fault_locked(mm, vma, addr, flags);
+			vma_end_read(vma);
+			atomic_fetch_add_explicit(&mm->faults_vma_lock, 1,
+						  memory_order_relaxed);
+			return ret;
+		}
+	}
 	mmap_read_lock(mm);
 	ret = handle_mm_fault_locked(mm, find_vma(mm, addr), addr, flags);
 	mmap_read_unlock(mm);
+	atomic_fetch_add_explicit(&mm->faults_mmap_lock, 1, memory_order_relaxed);
 	return ret;
 }
 

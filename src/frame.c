@@ -97,6 +97,7 @@ SMM_API int smm_pool_destroy(struct smm_pool *pool)
 {
 	if (atomic_load(&pool->nr_mms) || atomic_load(&pool->nr_cpus))
 		return -EBUSY;
+	urcu_memb_barrier();	/* no deferred free may touch the pool now */
 	munmap(pool->base, pool->nr_frames << SMM_PAGE_SHIFT);
 	munmap(pool->pages, pool->nr_frames * sizeof(struct page));
 	munmap(pool->free_stack, pool->nr_frames * sizeof(pfn_t));

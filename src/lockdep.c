@@ -6,6 +6,7 @@
  */
 #include <string.h>
 #include "lock.h"
+#include "softmm.h"
 
 void smm_bug(const char *file, int line, const char *cond)
 {
@@ -13,6 +14,35 @@ void smm_bug(const char *file, int line, const char *cond)
 	fflush(stderr);
 	abort();
 }
+
+#ifdef SMM_DEBUG
+unsigned int smm_race_permille;
+
+void smm_race_point(void)
+{
+	static __thread uint32_t x;
+
+	if (!x)
+		x = (uint32_t)(uintptr_t)&x | 1;
+	x ^= x << 13;
+	x ^= x >> 17;
+	x ^= x << 5;
+	if (x % 1000 < smm_race_permille)
+		sched_yield();
+}
+
+SMM_API int smm_debug_race_yield(unsigned int permille)
+{
+	__atomic_store_n(&smm_race_permille, permille > 1000 ? 1000 : permille,
+			 __ATOMIC_RELAXED);
+	return 0;
+}
+#else
+SMM_API int smm_debug_race_yield(unsigned int permille)
+{
+	return -38;	/* -ENOSYS */
+}
+#endif
 
 #ifdef SMM_DEBUG
 #define MAX_HELD 24
@@ -78,6 +108,14 @@ bool lockdep_holds_class_above(int cls)
 {
 	for (int i = 0; i < nr_held; i++)
 		if (held[i].cls > cls && held[i].cls != LC_LEAF)
+			return true;
+	return false;
+}
+
+bool lockdep_holds_class(int cls)
+{
+	for (int i = 0; i < nr_held; i++)
+		if (held[i].cls == cls)
 			return true;
 	return false;
 }

@@ -39,7 +39,7 @@ SMM_API struct smm_mm *smm_mm_create(struct smm_pool *pool,
 
 	if (!opts)
 		opts = &def;
-	if (!smm_scheme_name(opts->scheme) ||
+	if (!smm_scheme_name(opts->scheme) || (opts->flags & ~SMM_MM_NO_VMA_LOCK) ||
 	    (opts->mmap_base & ~PAGE_MASK) || opts->mmap_base > SMM_TASK_SIZE) {
 		errno = EINVAL;
 		return NULL;
@@ -51,6 +51,7 @@ SMM_API struct smm_mm *smm_mm_create(struct smm_pool *pool,
 	}
 	mm->pool = pool;
 	mm->scheme = opts->scheme;
+	mm->flags = opts->flags;
 	mm->mmap_base = opts->mmap_base ? opts->mmap_base : 0x7ffff7fff000ULL;
 	mm->pgd_pfn = alloc_frame(pool, PG_TABLE);
 	if (mm->pgd_pfn == NO_PFN) {
@@ -105,6 +106,10 @@ SMM_API void smm_mm_destroy(struct smm_mm *mm)
 	if (mm->vma_head) {
 		struct vm_area_struct *last = mm->vma_head;
 
+		for (v = mm->vma_head; v; v = v->vm_next) {
+			vma_start_write(v);
+			v->detached = true;
+		}
 		while (last->vm_next)
 			last = last->vm_next;
 		unmap_region(mm, mm->vma_head, last, 0, 0);
@@ -139,6 +144,8 @@ SMM_API void smm_mm_stats(struct smm_mm *mm, struct smm_mm_stats *st)
 	st->pte_bytes = (uint64_t)atomic_load(&mm->nr_ptes) * PAGE_SIZE;
 	st->pt_bytes = st->pud_bytes + st->pmd_bytes + st->pte_bytes;
 	st->faults = (uint64_t)atomic_load(&mm->faults);
+	st->faults_vma_lock = (uint64_t)atomic_load(&mm->faults_vma_lock);
+	st->faults_mmap_lock = (uint64_t)atomic_load(&mm->faults_mmap_lock);
 	st->tlb_flushes = (uint64_t)atomic_load(&mm->tlb_flushes);
 	st->nr_vmas = READ_ONCE(mm->nr_vmas);
 }

@@ -36,6 +36,15 @@ struct vm_area_struct {
 	uint64_t anon_vma;
 	struct smm_mm *vm_mm;
 	struct vm_area_struct *vm_prev, *vm_next;	/* mmap_lock */
+	/*
+	 * The per-VMA lock (Linux 6.4+): vm_lock counts readers, -1 while a
+	 * writer is marking the VMA. The VMA is write-locked while
+	 * vm_lock_seq equals mm->mm_lock_seq; mmap_write_unlock() bumps
+	 * mm_lock_seq and so releases every VMA write lock at once.
+	 */
+	atomic_int vm_lock;
+	unsigned long vm_lock_seq;
+	bool detached;		/* removed from the tree (write-locked) */
 	struct rcu_head rcu;
 };
 
@@ -58,12 +67,15 @@ struct smm_mm {
 	uint64_t nr_vmas;
 	uint64_t anon_vma_seq;			/* page_table_lock */
 
+	unsigned int flags;	/* SMM_MM_* */
+	atomic_ulong mm_lock_seq;	/* see vm_area_struct.vm_lock */
 	atomic_ulong tlb_gen;	/* bumped by every TLB shootdown */
 	atomic_int nr_cpus;	/* CPUs switched to this mm */
 	atomic_int refs;	/* the creator + each CPU switched to it */
 	bool dead;		/* destroyed; mmap_lock */
 
 	atomic_long rss_anon, zero_ptes, faults, tlb_flushes;
+	atomic_long faults_vma_lock, faults_mmap_lock;
 	atomic_long nr_puds, nr_pmds, nr_ptes;	/* page tables per level */
 };
 
@@ -85,11 +97,74 @@ static inline void mmap_write_lock(struct smm_mm *mm)
 }
 static inline void mmap_write_unlock(struct smm_mm *mm)
 {
+	/* Release every VMA write lock taken under this mmap_lock. */
+	atomic_fetch_add_explicit(&mm->mm_lock_seq, 1, memory_order_release);
 	pthread_rwlock_unlock(&mm->mmap_lock);
 	lockdep_release(&mm->mmap_lock);
 }
 #define mmap_assert_locked(mm) lockdep_assert_held(&(mm)->mmap_lock)
 #define mmap_assert_write_locked(mm) lockdep_assert_held_write(&(mm)->mmap_lock)
+
+/*
+ * vma_start_read - try to read-lock @vma without waiting: fails if a
+ * writer has it marked, or is marking it. Pairs with vma_start_write().
+ */
+static inline bool vma_start_read(struct vm_area_struct *vma)
+{
+	struct smm_mm *mm = vma->vm_mm;
+	int c;
+
+	if (READ_ONCE(vma->vm_lock_seq) ==
+	    atomic_load_explicit(&mm->mm_lock_seq, memory_order_acquire))
+		return false;
+	c = atomic_load_explicit(&vma->vm_lock, memory_order_relaxed);
+	do {
+		if (c < 0)
+			return false;
+	} while (!atomic_compare_exchange_weak_explicit(&vma->vm_lock, &c, c + 1,
+							memory_order_acquire,
+							memory_order_relaxed));
+	/*
+	 * A writer may have marked the VMA between the first check and our
+	 * increment: its mark is ordered before its release of vm_lock,
+	 * which our acquire saw, so this recheck catches it.
+	 */
+	if (unlikely(READ_ONCE(vma->vm_lock_seq) ==
+		     atomic_load_explicit(&mm->mm_lock_seq, memory_order_acquire))) {
+		atomic_fetch_sub_explicit(&vma->vm_lock, 1, memory_order_release);
+		return false;
+	}
+	lockdep_acquire(vma, LC_VMA, true);
+	return true;
+}
+
+static inline void vma_end_read(struct vm_area_struct *vma)
+{
+	lockdep_release(vma);
+	atomic_fetch_sub_explicit(&vma->vm_lock, 1, memory_order_release);
+}
+
+/*
+ * vma_start_write - mark @vma write-locked until mmap_write_unlock():
+ * waits for its readers to drain; new readers fail their trylock and fall
+ * back to mmap_lock, which they cannot get while we hold it.
+ */
+void vma_start_write(struct vm_area_struct *vma);
+/* A VMA born write-locked (not yet visible to lockless lookup). */
+static inline void vma_init_locked(struct vm_area_struct *vma)
+{
+	vma->vm_lock_seq = atomic_load(&vma->vm_mm->mm_lock_seq);
+}
+#define vma_assert_write_locked(vma) \
+	VM_BUG_ON((vma)->vm_lock_seq != atomic_load(&(vma)->vm_mm->mm_lock_seq))
+/* Walkers that install entries need mmap_lock or a VMA lock. */
+#ifdef SMM_DEBUG
+bool lockdep_holds_class(int cls);
+#define assert_fault_locked(mm) \
+	BUG_ON(!lockdep_is_held(&(mm)->mmap_lock, 0) && !lockdep_holds_class(LC_VMA))
+#else
+#define assert_fault_locked(mm) do { } while (0)
+#endif
 
 /* vma.c */
 struct vm_area_struct *vma_alloc(struct smm_mm *mm);

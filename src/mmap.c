@@ -69,6 +69,7 @@ static void split_vma(struct smm_mm *mm, struct vm_area_struct *vma,
 		      uint64_t addr, struct vm_area_struct *new)
 {
 	VM_BUG_ON(addr <= vma->vm_start || addr >= vma->vm_end);
+	vma_start_write(vma);
 	new->vm_start = addr;
 	new->vm_end = vma->vm_end;
 	new->vm_flags = vma->vm_flags;
@@ -80,6 +81,7 @@ static void split_vma(struct smm_mm *mm, struct vm_area_struct *vma,
 
 static void remove_vma(struct smm_mm *mm, struct vm_area_struct *vma)
 {
+	vma_start_write(vma);
 	vma_unlink(mm, vma);
 	vma_free_rcu(vma);
 }
@@ -132,6 +134,9 @@ static void do_munmap(struct smm_mm *mm, uint64_t start, uint64_t end,
 	prev = vma->vm_prev;
 	next = last->vm_next;
 	for (v = vma;; v = v->vm_next) {
+		/* Waits out faults under this VMA's lock; later ones fail. */
+		vma_start_write(v);
+		v->detached = true;
 		mm->nr_vmas--;
 		if (v == last)
 			break;
@@ -300,6 +305,10 @@ static void mmap_region(struct smm_mm *mm, uint64_t addr, uint64_t end,
 		vma_flags_mergeable(next->vm_flags, vm_flags) &&
 		(!left || anon_vma_compatible(prev->anon_vma, next->anon_vma));
 
+	if (left)
+		vma_start_write(prev);
+	if (right)
+		vma_start_write(next);
 	if (left && right) {
 		WRITE_ONCE(prev->vm_end, next->vm_end);
 		if (!prev->anon_vma)
@@ -427,6 +436,7 @@ static void mprotect_fixup(struct smm_mm *mm, struct mmu_gather *tlb,
 	if ((newflags & VM_WRITE) &&
 	    !(oldflags & (VM_ACCOUNT | VM_WRITE | VM_SHARED | VM_NORESERVE)))
 		newflags |= VM_ACCOUNT;
+	vma_start_write(vma);
 
 	left = start == vma->vm_start && prev && prev != vma &&
 	       prev->vm_end == start &&
@@ -437,6 +447,10 @@ static void mprotect_fixup(struct smm_mm *mm, struct mmu_gather *tlb,
 		anon_vma_compatible(next->anon_vma, vma->anon_vma) &&
 		(!left || anon_vma_compatible(prev->anon_vma, next->anon_vma));
 
+	if (left)
+		vma_start_write(prev);
+	if (right)
+		vma_start_write(next);
 	if (left || right) {
 		/* Merged pages keep their entries; only the range changes. */
 		struct vm_area_struct *tgt = left ? prev : next;

@@ -38,6 +38,7 @@ static pteval_t *alloc_level(struct smm_mm *mm, pteval_t *entryp, int level,
 	page = pfn_to_page(pool, pfn);
 	page->pt_level = level;
 	page->pt_mm = mm;
+	race_point();
 	spin_lock_class(lock, cls);
 	e = table_read(entryp);
 	if (!(e & _PAGE_PRESENT)) {
@@ -67,7 +68,7 @@ pteval_t *pte_alloc_map(struct smm_mm *mm, uint64_t addr, pfn_t *table_pfn)
 	pteval_t *pud, *pmd;
 	pfn_t pmd_pfn;
 
-	mmap_assert_locked(mm);
+	assert_fault_locked(mm);
 	pud = alloc_level(mm, &mm->pgd[pgd_index(addr)], 3,
 			  &mm->page_table_lock, LC_PAGE_TABLE, NULL);
 	if (!pud)
@@ -128,6 +129,7 @@ pteval_t *pte_offset_map_lock(struct smm_mm *mm, uint64_t addr, spinlock_t **ptl
 		if (!(e & _PAGE_PRESENT))
 			return NULL;
 		ptl = table_lock(pool, pte_pfn(e));
+		race_point();
 		spin_lock_class(ptl, LC_PTE);
 		/*
 		 * The table may have been unlinked (and queued for freeing)

@@ -17,8 +17,10 @@ struct vm_area_struct *vma_alloc(struct smm_mm *mm)
 {
 	struct vm_area_struct *vma = pool_zalloc(mm->pool, sizeof(*vma));
 
-	if (vma)
+	if (vma) {
 		vma->vm_mm = mm;
+		vma_init_locked(vma);
+	}
 	return vma;
 }
 
@@ -35,6 +37,30 @@ static void vma_free_cb(struct rcu_head *head)
 void vma_free_rcu(struct vm_area_struct *vma)
 {
 	urcu_memb_call_rcu(&vma->rcu, vma_free_cb);
+}
+
+void vma_start_write(struct vm_area_struct *vma)
+{
+	struct smm_mm *mm = vma->vm_mm;
+	unsigned long seq = atomic_load(&mm->mm_lock_seq);
+	unsigned int spins = 0;
+	int zero = 0;
+
+	mmap_assert_write_locked(mm);
+	if (vma->vm_lock_seq == seq)
+		return;
+	while (!atomic_compare_exchange_weak_explicit(&vma->vm_lock, &zero, -1,
+						      memory_order_acquire,
+						      memory_order_relaxed)) {
+		zero = 0;
+		if (++spins < 64)
+			cpu_relax();
+		else
+			sched_yield();
+	}
+	WRITE_ONCE(vma->vm_lock_seq, seq);
+	atomic_store_explicit(&vma->vm_lock, 0, memory_order_release);
+	race_point();
 }
 
 /* ---- the list (mmap_lock) ---- */
@@ -59,6 +85,8 @@ void vma_link_after(struct smm_mm *mm, struct vm_area_struct *prev,
 void vma_unlink(struct smm_mm *mm, struct vm_area_struct *vma)
 {
 	mmap_assert_write_locked(mm);
+	vma_assert_write_locked(vma);
+	vma->detached = true;
 	if (vma->vm_prev)
 		vma->vm_prev->vm_next = vma->vm_next;
 	else

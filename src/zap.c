@@ -105,6 +105,7 @@ void unmap_region(struct smm_mm *mm, struct vm_area_struct *first,
 			break;
 	}
 	free_pgtables(&tlb, first, last, floor, ceiling);
+	race_point();
 	tlb_finish_mmu(&tlb);
 }
 

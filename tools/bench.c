@@ -34,6 +34,7 @@ struct bench_opts {
 	int nr_schemes;
 	bool json;
 	bool full;		/* the full-size Qi Zheng test */
+	bool compare;		/* compare: the default selection only */
 	const char *only;	/* comma list of workloads, or NULL */
 };
 
@@ -76,6 +77,7 @@ struct env {
 	int threads;
 	bool aligned;
 	bool full;
+	unsigned int mm_flags;
 	/* softmm */
 	struct smm_mm *mm;
 	struct smm_cpu *cpu;
@@ -367,7 +369,7 @@ static struct result w_fault_threads(struct env *e)
 	double t0, end = 0;
 
 	if (!e->kernel) {
-		struct smm_mm_opts o = { .scheme = e->scheme };
+		struct smm_mm_opts o = { .scheme = e->scheme, .flags = e->mm_flags };
 
 		e->mm = smm_mm_create(pool, &o);
 		die_if(!e->mm, "mm");
@@ -401,18 +403,24 @@ struct workload {
 	int aligned;	/* -1: n/a */
 	bool host_only;	/* measured once, as "linux" (host) */
 	bool in_compare;
+	unsigned int mm_flags;
 };
 
 static const struct workload workloads[] = {
-	{ "fault-anon", w_fault_anon, "page", 1, -1, false, true },
-	{ "fault-zero", w_fault_zero, "page", 1, -1, false, true },
-	{ "memset-4k", w_memset, "page", 1, -1, true, true },
-	{ "dontneed-aligned", w_dontneed, "page", 1, 1, false, true },
-	{ "dontneed-unaligned", w_dontneed, "page", 1, 0, false, true },
-	{ "mmap-munmap", w_mmap_munmap, "op", 1, -1, false, true },
-	{ "access-hit", w_access_hit, "load", 1, -1, false, true },
-	{ "fault-threads", w_fault_threads, "page", 1, -1, false, true },
-	{ "fault-threads", w_fault_threads, "page", 2, -1, false, true },
+	{ "fault-anon", w_fault_anon, "page", 1, -1, false, true, 0 },
+	{ "fault-zero", w_fault_zero, "page", 1, -1, false, true, 0 },
+	{ "memset-4k", w_memset, "page", 1, -1, true, true, 0 },
+	{ "dontneed-aligned", w_dontneed, "page", 1, 1, false, true, 0 },
+	{ "dontneed-unaligned", w_dontneed, "page", 1, 0, false, true, 0 },
+	{ "mmap-munmap", w_mmap_munmap, "op", 1, -1, false, true, 0 },
+	{ "access-hit", w_access_hit, "load", 1, -1, false, true, 0 },
+	{ "fault-threads", w_fault_threads, "page", 1, -1, false, true, 0 },
+	{ "fault-threads", w_fault_threads, "page", 2, -1, false, true, 0 },
+	/* The same without per-VMA locks: every fault takes mmap_lock. */
+	{ "fault-threads-mmaplock", w_fault_threads, "page", 1, -1, false, false,
+	  SMM_MM_NO_VMA_LOCK },
+	{ "fault-threads-mmaplock", w_fault_threads, "page", 2, -1, false, false,
+	  SMM_MM_NO_VMA_LOCK },
 };
 
 static int cmp_double(const void *a, const void *b)
@@ -499,12 +507,12 @@ static int run_all(const struct bench_opts *o, struct row *rows, int *nrows)
 		struct result lr[MAX_REPS], sr[8][MAX_REPS];
 		struct row *row = &rows[n];
 
-		if (!selected(o, wl->name))
+		if (!selected(o, wl->name) || (!o->only && o->compare && !wl->in_compare))
 			continue;
-		snprintf(row->name, sizeof(row->name), wl->threads > 1 ? "%s/%d" : "%s",
-			 wl->name, wl->threads);
-		if (!strcmp(wl->name, "fault-threads"))
+		if (!strncmp(wl->name, "fault-threads", 13))
 			snprintf(row->name, sizeof(row->name), "%s/%d", wl->name, wl->threads);
+		else
+			snprintf(row->name, sizeof(row->name), "%s", wl->name);
 		row->unit = wl->unit;
 		row->host_only = wl->host_only;
 		if (!o->json)
@@ -513,7 +521,8 @@ static int run_all(const struct bench_opts *o, struct row *rows, int *nrows)
 		 * are faulted in before anything is timed. */
 		for (int rep = -1; rep < o->reps; rep++) {
 			struct env e = { .kernel = true, .threads = wl->threads,
-					 .aligned = wl->aligned == 1, .full = o->full };
+					 .aligned = wl->aligned == 1, .full = o->full,
+					 .mm_flags = wl->mm_flags };
 			struct result x = wl->fn(&e);
 
 			if (rep >= 0)
@@ -534,7 +543,7 @@ static int run_all(const struct bench_opts *o, struct row *rows, int *nrows)
 			fprintf(stderr, "\n");
 		row->linux_s = summarize(lr, o->reps);
 		if (o->json)
-			print_json(row->name[0] ? wl->name : wl->name, wl->host_only ? "host" : "linux",
+			print_json(wl->name, wl->host_only ? "host" : "linux",
 				   -1, wl->threads, &row->linux_s);
 		for (int s = 0; s < o->nr_schemes && !wl->host_only; s++) {
 			row->smm[s] = summarize(sr[s], o->reps);
@@ -723,6 +732,7 @@ int cmd_compare(int argc, char **argv)
 
 	if (parse_opts(argc, argv, &o, 3) || open_pool())
 		return 2;
+	o.compare = true;
 	uname(&u);
 	printf("softmm compare: %s %s, %ld cores, %d repetitions (median; "
 	       "ratio = softmm / linux)\n",

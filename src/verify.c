@@ -1,0 +1,176 @@
+/*
+ * verify.c - smm_mm_verify(): an fsck for an address space. Walks every
+ * page table and the VMA list and cross-checks them with the counters and
+ * the page metadata. Used by the torture test and the unit tests; cheap
+ * enough to call now and then, not on a hot path.
+ *
+ * Locking: mmap_lock held for write and every VMA write-locked for the
+ * whole walk, so no fault (not even one under a VMA lock), zap or table
+ * allocation runs meanwhile (hardware walks may still set accessed/dirty
+ * bits, which it ignores).
+ */
+#include <errno.h>
+#include "mm.h"
+#include "cpu.h"
+
+struct vstate {
+	struct smm_mm *mm;
+	long anon, zero, ptes, pmds, puds;
+	int errors;
+	struct vm_area_struct *vma;	/* cursor: first VMA ending above addr */
+};
+
+#define VERR(vs, ...)						\
+	do {							\
+		if ((vs)->errors++ < 8)				\
+			fprintf(stderr, "softmm verify: " __VA_ARGS__); \
+	} while (0)
+
+/* Is @addr inside a VMA? The cursor makes the whole walk O(n + pages). */
+static bool covered(struct vstate *vs, uint64_t addr)
+{
+	while (vs->vma && vs->vma->vm_end <= addr)
+		vs->vma = vs->vma->vm_next;
+	return vs->vma && vs->vma->vm_start <= addr;
+}
+
+static void check_table_page(struct vstate *vs, pteval_t e, int level)
+{
+	struct smm_pool *pool = vs->mm->pool;
+	struct page *page;
+
+	if (pte_pfn(e) >= pool->nr_frames) {
+		VERR(vs, "table entry %#llx points outside the pool\n",
+		     (unsigned long long)e);
+		return;
+	}
+	page = pfn_to_page(pool, pte_pfn(e));
+	if (!(atomic_load(&page->flags) & PG_TABLE) || page->pt_level != level ||
+	    page->pt_mm != vs->mm)
+		VERR(vs, "frame %llu is not a level-%d table of this mm "
+		     "(flags %#x level %d)\n", (unsigned long long)pte_pfn(e),
+		     level, atomic_load(&page->flags), page->pt_level);
+}
+
+static void verify_ptes(struct vstate *vs, pteval_t *pte, uint64_t base)
+{
+	struct smm_pool *pool = vs->mm->pool;
+
+	for (int i = 0; i < PTRS_PER_TABLE; i++) {
+		pteval_t e = pte_read(&pte[i]);
+		uint64_t addr = base + ((uint64_t)i << PAGE_SHIFT);
+		struct page *page;
+
+		if (pte_none(e))
+			continue;
+		if (!covered(vs, addr))
+			VERR(vs, "entry %#llx at %#llx, outside every VMA\n",
+			     (unsigned long long)e, (unsigned long long)addr);
+		if (!pte_mapped(e) || pte_pfn(e) >= pool->nr_frames) {
+			VERR(vs, "bad entry %#llx at %#llx\n",
+			     (unsigned long long)e, (unsigned long long)addr);
+			continue;
+		}
+		if (is_zero_pfn(pool, pte_pfn(e))) {
+			vs->zero++;
+			if (e & _PAGE_RW)
+				VERR(vs, "writable zero page at %#llx\n",
+				     (unsigned long long)addr);
+			continue;
+		}
+		vs->anon++;
+		page = pfn_to_page(pool, pte_pfn(e));
+		if (atomic_load(&page->flags) != PG_ANON &&
+		    !(atomic_load(&page->flags) & PG_ANON))
+			VERR(vs, "page at %#llx is not anonymous (flags %#x)\n",
+			     (unsigned long long)addr, atomic_load(&page->flags));
+		if (atomic_load(&page->mapcount) != 1 || atomic_load(&page->refcount) < 1)
+			VERR(vs, "page at %#llx: mapcount %d refcount %d\n",
+			     (unsigned long long)addr, atomic_load(&page->mapcount),
+			     atomic_load(&page->refcount));
+	}
+}
+
+SMM_API int smm_mm_verify(struct smm_mm *mm)
+{
+	struct smm_pool *pool = mm->pool;
+	struct vstate vs = { .mm = mm };
+	struct vm_area_struct *v;
+	uint64_t nr = 0;
+
+	rcu_thread_online();
+	mmap_write_lock(mm);
+	if (mm->dead) {
+		mmap_write_unlock(mm);
+		return -ESRCH;
+	}
+	for (v = mm->vma_head; v; v = v->vm_next) {
+		vma_start_write(v);	/* faults under VMA locks are out */
+		nr++;
+		if (v->vm_start >= v->vm_end || (v->vm_start & ~PAGE_MASK) ||
+		    (v->vm_end & ~PAGE_MASK) || v->vm_end > SMM_TASK_SIZE)
+			VERR(&vs, "bad VMA %#llx-%#llx\n", (unsigned long long)v->vm_start,
+			     (unsigned long long)v->vm_end);
+		if (v->vm_next && v->vm_next->vm_start < v->vm_end)
+			VERR(&vs, "VMAs overlap at %#llx\n",
+			     (unsigned long long)v->vm_next->vm_start);
+		if (v->vm_next && v->vm_next->vm_prev != v)
+			VERR(&vs, "VMA list links broken at %#llx\n",
+			     (unsigned long long)v->vm_start);
+		if (v->detached)
+			VERR(&vs, "detached VMA %#llx in the list\n",
+			     (unsigned long long)v->vm_start);
+	}
+	if (nr != mm->nr_vmas)
+		VERR(&vs, "nr_vmas %llu, list has %llu\n",
+		     (unsigned long long)mm->nr_vmas, (unsigned long long)nr);
+	for (v = mm->vma_head; v; v = v->vm_next)
+		if (find_vma(mm, v->vm_start) != v)
+			VERR(&vs, "tree lookup of %#llx misses its VMA\n",
+			     (unsigned long long)v->vm_start);
+
+	vs.vma = mm->vma_head;
+	for (int g = 0; g < PTRS_PER_TABLE; g++) {
+		pteval_t ge = mm->pgd[g];
+		pteval_t *pud;
+
+		if (!(ge & _PAGE_PRESENT))
+			continue;
+		check_table_page(&vs, ge, 3);
+		vs.puds++;
+		pud = table_virt(pool, ge);
+		for (int u = 0; u < PTRS_PER_TABLE; u++) {
+			pteval_t ue = pud[u];
+			pteval_t *pmd;
+
+			if (!(ue & _PAGE_PRESENT))
+				continue;
+			check_table_page(&vs, ue, 2);
+			vs.pmds++;
+			pmd = table_virt(pool, ue);
+			for (int m = 0; m < PTRS_PER_TABLE; m++) {
+				pteval_t me = pmd[m];
+				uint64_t base = ((uint64_t)g << PGDIR_SHIFT) |
+						((uint64_t)u << PUD_SHIFT) |
+						((uint64_t)m << PMD_SHIFT);
+
+				if (!(me & _PAGE_PRESENT))
+					continue;
+				check_table_page(&vs, me, 1);
+				vs.ptes++;
+				verify_ptes(&vs, table_virt(pool, me), base);
+			}
+		}
+	}
+	if (vs.anon != atomic_load(&mm->rss_anon) || vs.zero != atomic_load(&mm->zero_ptes))
+		VERR(&vs, "counters: rss_anon %ld zero_ptes %ld, tables hold %ld and %ld\n",
+		     atomic_load(&mm->rss_anon), atomic_load(&mm->zero_ptes),
+		     vs.anon, vs.zero);
+	if (vs.ptes != atomic_load(&mm->nr_ptes) || vs.pmds != atomic_load(&mm->nr_pmds) ||
+	    vs.puds != atomic_load(&mm->nr_puds))
+		VERR(&vs, "table counters %ld/%ld/%ld (pud/pmd/pte), tables %ld/%ld/%ld\n",
+		     atomic_load(&mm->nr_puds), atomic_load(&mm->nr_pmds),
+		     atomic_load(&mm->nr_ptes), vs.puds, vs.pmds, vs.ptes);
+	mmap_write_unlock(mm);
+	return vs.errors ? -EUCLEAN : 0;
+}

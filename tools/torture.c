@@ -1,0 +1,576 @@
+/*
+ * tools/torture.c - `softmm torture`: threads attached as CPUs hammer
+ * several address spaces with random mmap/munmap/mprotect/madvise, reads
+ * and writes, and check invariants all the time.
+ *
+ * The address space window of each mm is cut into regions of REGION_PAGES
+ * pages, laid out across a 1 GiB boundary so that PTE and PMD tables are
+ * shared between regions.
+ *
+ * - An *owned* region belongs to one thread, the only one that maps,
+ *   unmaps, protects, advises and writes it. The owner keeps an exact model
+ *   of each page (mapped, protection, the 8-byte value at offset 0) and
+ *   checks every result against it: return codes, faults, values.
+ * - A *shared* region is changed by every thread, each change done whole
+ *   region under the region's mutex; any thread writes stamps into it.
+ * - Every page's value is 0 or a stamp (region, page, seq) whose seq is not
+ *   above the page's seq counter: a freed frame reused elsewhere, a poison
+ *   pattern or a page mapped at the wrong address fails this.
+ * - Each page (owned) or region (shared) has a state word, version << 2 |
+ *   kind, that the thread changing it makes odd before the operation and
+ *   even, with the new kind, after it returned. An access that starts and
+ *   ends with the same even state must behave as that state says: no load
+ *   from an unmapped or PROT_NONE page, no store to a read-only one may
+ *   succeed, and no access to a mapped page may fault. This is the check
+ *   that TLB shootdown and the VMA lock's recheck are correct.
+ * - smm_mm_verify() runs now and then and at the end (no entry outside a
+ *   VMA, counters equal to the tables), and after teardown every frame must
+ *   be back in the pool.
+ *
+ * Owns no library state; all of its own state is in this file.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <getopt.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include "softmm.h"
+#include "torture.h"
+
+#define PAGE 4096ULL
+#define REGION_PAGES 256		/* 1 MiB */
+#define OWNED_PER_THREAD 2
+#define SHARED_REGIONS 8
+#define MAX_THREADS 64
+#define MAX_MMS 8
+#define WINDOW_BASE (0x200000000000ULL + (1ULL << 30) - 8 * (REGION_PAGES * PAGE))
+
+enum kind { K_UNMAPPED = 0, K_RO = 1, K_RW = 2, K_NONE = 3 };
+
+struct region {
+	uint64_t base;
+	int id;
+	int owner;			/* owning thread; -1: shared */
+	pthread_mutex_t lock;		/* shared: serializes whole-region ops */
+	atomic_ulong state;		/* shared: version << 2 | kind */
+	atomic_ulong pstate[REGION_PAGES];	/* owned: per page */
+	atomic_ulong seq[REGION_PAGES];	/* stamps handed out per page */
+	/* owner's exact model (owned regions only) */
+	uint8_t kind[REGION_PAGES];
+	uint64_t val[REGION_PAGES];
+	bool lazy[REGION_PAGES];	/* MADV_FREE'd, not written since */
+};
+
+struct tmm {
+	struct smm_mm *mm;
+	struct region *regions;
+	int nr_regions;
+};
+
+enum opk { O_MMAP, O_MUNMAP, O_MPROTECT, O_MADVISE, O_READ, O_WRITE, O_VERIFY, O_NR };
+static const char *const op_names[O_NR] = {
+	"mmap", "munmap", "mprotect", "madvise", "read", "write", "verify"
+};
+
+static struct {
+	int threads, mms, seconds, race, scheme;
+	unsigned int mm_flags;
+	uint64_t seed;
+	bool quiet;
+} cfg;
+
+static struct smm_pool *pool;
+static struct tmm mms[MAX_MMS];
+static atomic_bool stop;
+static atomic_long violations, nomem;
+static atomic_long op_count[O_NR];
+
+struct tstate {
+	int id;
+	uint64_t rng;
+	long ops[O_NR];
+};
+
+static uint64_t rnd(struct tstate *t)
+{
+	/* splitmix64 */
+	uint64_t z = (t->rng += 0x9e3779b97f4a7c15ULL);
+
+	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+	z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+	return z ^ (z >> 31);
+}
+
+static unsigned int rndn(struct tstate *t, unsigned int n)
+{
+	return (unsigned int)(rnd(t) % n);
+}
+
+static void violation(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static void violation(const char *fmt, ...)
+{
+	va_list ap;
+
+	if (atomic_fetch_add(&violations, 1) < 20) {
+		va_start(ap, fmt);
+		fprintf(stderr, "torture: VIOLATION: ");
+		vfprintf(stderr, fmt, ap);
+		fprintf(stderr, "\n");
+		va_end(ap);
+	}
+}
+
+static uint64_t stamp(struct region *r, int page, uint64_t seq)
+{
+	return ((uint64_t)(r->id + 1) << 48) | ((uint64_t)page << 32) | (seq & 0xffffffffULL);
+}
+
+/* 0, or a stamp of this very page that was handed out already. */
+static bool value_valid(struct region *r, int page, uint64_t v)
+{
+	if (v == 0)
+		return true;
+	if ((v >> 48) != (uint64_t)(r->id + 1) || ((v >> 32) & 0xffff) != (uint64_t)page)
+		return false;
+	return (v & 0xffffffffULL) <= (atomic_load(&r->seq[page]) & 0xffffffffULL);
+}
+
+static int kind_prot(int k)
+{
+	return k == K_RW ? SMM_PROT_READ | SMM_PROT_WRITE :
+	       k == K_RO ? SMM_PROT_READ : SMM_PROT_NONE;
+}
+
+/* ---- state words ---- */
+
+static unsigned long state_begin(atomic_ulong *s)
+{
+	unsigned long v = atomic_load(s);
+
+	atomic_store(s, ((v >> 2) + 1) << 2 | (v & 3));	/* odd version: busy */
+	return v;
+}
+
+static void state_end(atomic_ulong *s, int kind)
+{
+	unsigned long v = atomic_load(s);
+
+	atomic_store_explicit(s, ((v >> 2) + 1) << 2 | (unsigned long)kind,
+			      memory_order_release);
+}
+
+static bool stable(unsigned long s1, unsigned long s2)
+{
+	return s1 == s2 && !((s1 >> 2) & 1);
+}
+
+/*
+ * Check one access against the state it ran under. @ret is what the
+ * access returned; @write says whether it was a store.
+ */
+static void check_access(struct region *r, int page, unsigned long s1,
+			 unsigned long s2, int ret, bool write, const char *who)
+{
+	int k = (int)(s1 & 3);
+	bool allowed;
+
+	if (ret == -ENOMEM) {
+		atomic_fetch_add(&nomem, 1);
+		return;
+	}
+	if (!stable(s1, s2))
+		return;
+	allowed = write ? k == K_RW : (k == K_RW || k == K_RO);
+	if (ret == 0 && !allowed)
+		violation("%s %s of region %d page %d succeeded, but the page was %s "
+			  "before the access began", who, write ? "store" : "load",
+			  r->id, page, k == K_UNMAPPED ? "unmapped" :
+			  k == K_NONE ? "PROT_NONE" : "read-only");
+	else if (ret != 0 && allowed)
+		violation("%s %s of region %d page %d faulted (%d), but the page was "
+			  "mapped %s throughout", who, write ? "store" : "load",
+			  r->id, page, ret, k == K_RW ? "rw" : "r");
+}
+
+/* ---- accesses ---- */
+
+static void do_read(struct tstate *t, struct smm_cpu *cpu, struct region *r,
+		    int page, atomic_ulong *st)
+{
+	unsigned long s1 = atomic_load_explicit(st, memory_order_acquire), s2;
+	uint64_t v = 0, fa = 0;
+	int ret = smm_read(cpu, r->base + (uint64_t)page * PAGE, &v, 8, &fa);
+
+	s2 = atomic_load_explicit(st, memory_order_acquire);
+	t->ops[O_READ]++;
+	if (ret == 0 && !value_valid(r, page, v))
+		violation("load of region %d page %d read %#llx: not a value ever "
+			  "stored there (use after free or wrong mapping?)",
+			  r->id, page, (unsigned long long)v);
+	if (ret == -EFAULT && fa != r->base + (uint64_t)page * PAGE)
+		violation("fault address %#llx, expected %#llx", (unsigned long long)fa,
+			  (unsigned long long)(r->base + (uint64_t)page * PAGE));
+	check_access(r, page, s1, s2, ret, false, "cross-thread");
+
+	/* The owner knows exactly what the page holds. */
+	if (r->owner == t->id && ret == 0 && v != r->val[page] &&
+	    !(r->lazy[page] && v == 0))
+		violation("owner load of region %d page %d: %#llx, expected %#llx",
+			  r->id, page, (unsigned long long)v,
+			  (unsigned long long)r->val[page]);
+}
+
+static void do_write(struct tstate *t, struct smm_cpu *cpu, struct region *r,
+		     int page, atomic_ulong *st)
+{
+	uint64_t seq = atomic_fetch_add(&r->seq[page], 1) + 1;
+	uint64_t v = stamp(r, page, seq), fa = 0;
+	unsigned long s1 = atomic_load_explicit(st, memory_order_acquire), s2;
+	int ret = smm_write(cpu, r->base + (uint64_t)page * PAGE, &v, 8, &fa);
+
+	s2 = atomic_load_explicit(st, memory_order_acquire);
+	t->ops[O_WRITE]++;
+	check_access(r, page, s1, s2, ret, true, r->owner == t->id ? "owner" : "shared");
+	if (r->owner == t->id && ret == 0) {
+		r->val[page] = v;
+		r->lazy[page] = false;
+	}
+}
+
+/* ---- owned regions: exact model ---- */
+
+static void owned_op(struct tstate *t, struct smm_mm *mm, struct region *r)
+{
+	int p0 = (int)rndn(t, REGION_PAGES), n = 1 + (int)rndn(t, rndn(t, 4) ? 16 : REGION_PAGES);
+	int p1 = p0 + n > REGION_PAGES ? REGION_PAGES : p0 + n;
+	uint64_t a = r->base + (uint64_t)p0 * PAGE, len = (uint64_t)(p1 - p0) * PAGE;
+	int op = (int)rndn(t, 4), ret, expect = 0, k;
+	unsigned long saved[REGION_PAGES];
+
+	for (int p = p0; p < p1; p++)
+		saved[p] = state_begin(&r->pstate[p]);
+	switch (op) {
+	case 0: /* mmap fixed */
+		k = 1 + (int)rndn(t, 3);
+		ret = (int)(smm_mmap(mm, a, len, kind_prot(k), SMM_MAP_PRIVATE |
+				     SMM_MAP_ANONYMOUS | SMM_MAP_FIXED |
+				     (rndn(t, 2) ? SMM_MAP_NORESERVE : 0)) < 0 ? -1 : 0);
+		if (ret)
+			violation("mmap fixed of region %d failed", r->id);
+		for (int p = p0; p < p1; p++) {
+			r->kind[p] = (uint8_t)k;
+			r->val[p] = 0;
+			r->lazy[p] = false;
+		}
+		t->ops[O_MMAP]++;
+		break;
+	case 1: /* munmap */
+		ret = smm_munmap(mm, a, len);
+		if (ret)
+			violation("munmap of region %d: %d", r->id, ret);
+		for (int p = p0; p < p1; p++)
+			r->kind[p] = K_UNMAPPED;
+		t->ops[O_MUNMAP]++;
+		break;
+	case 2: /* mprotect: Linux stops at the first hole with -ENOMEM */
+		k = 1 + (int)rndn(t, 3);
+		ret = smm_mprotect(mm, a, len, kind_prot(k));
+		/* A hole anywhere before the range in the same VMA walk... the
+		 * model: pages up to the first unmapped one change. */
+		for (int p = p0; p < p1; p++) {
+			if (r->kind[p] == K_UNMAPPED) {
+				expect = -ENOMEM;
+				break;
+			}
+			r->kind[p] = (uint8_t)k;
+		}
+		if (ret != expect)
+			violation("mprotect of region %d pages %d-%d: %d, expected %d",
+				  r->id, p0, p1, ret, expect);
+		t->ops[O_MPROTECT]++;
+		break;
+	default: { /* madvise */
+		static const int adv[] = { SMM_MADV_DONTNEED, SMM_MADV_FREE,
+					   SMM_MADV_POPULATE_READ, SMM_MADV_POPULATE_WRITE,
+					   SMM_MADV_WILLNEED };
+		int advice = adv[rndn(t, 5)];
+		bool hole = false, bad = false;
+
+		ret = smm_madvise(mm, a, len, advice);
+		for (int p = p0; p < p1; p++) {
+			if (r->kind[p] == K_UNMAPPED) {
+				hole = true;
+				if (advice == SMM_MADV_POPULATE_READ ||
+				    advice == SMM_MADV_POPULATE_WRITE)
+					break;
+				continue;
+			}
+			if ((advice == SMM_MADV_POPULATE_READ && r->kind[p] == K_NONE) ||
+			    (advice == SMM_MADV_POPULATE_WRITE && r->kind[p] != K_RW)) {
+				bad = true;
+				break;
+			}
+			if (advice == SMM_MADV_DONTNEED) {
+				r->val[p] = 0;
+				r->lazy[p] = false;
+			} else if (advice == SMM_MADV_FREE && r->val[p]) {
+				r->lazy[p] = true;
+			}
+		}
+		expect = bad ? -EINVAL : hole ? -ENOMEM : 0;
+		if (ret == -ENOMEM && expect == 0)
+			atomic_fetch_add(&nomem, 1);	/* pool exhausted */
+		else if (ret != expect)
+			violation("madvise(%d) of region %d pages %d-%d: %d, expected %d",
+				  advice, r->id, p0, p1, ret, expect);
+		t->ops[O_MADVISE]++;
+		break;
+	}
+	}
+	for (int p = p0; p < p1; p++) {
+		(void)saved[p];
+		state_end(&r->pstate[p], r->kind[p]);
+	}
+}
+
+/* ---- shared regions: whole-region changes under the region mutex ---- */
+
+static void shared_op(struct tstate *t, struct smm_mm *mm, struct region *r)
+{
+	uint64_t len = REGION_PAGES * PAGE;
+	int op = (int)rndn(t, 5), k, ret;
+
+	if (op == 4) {	/* DONTNEED a part: the kind does not change */
+		int p0 = (int)rndn(t, REGION_PAGES);
+
+		ret = smm_madvise(mm, r->base + (uint64_t)p0 * PAGE,
+				  (uint64_t)(1 + rndn(t, 32)) * PAGE, SMM_MADV_DONTNEED);
+		t->ops[O_MADVISE]++;
+		(void)ret;
+		return;
+	}
+	pthread_mutex_lock(&r->lock);
+	k = (int)(atomic_load(&r->state) & 3);
+	state_begin(&r->state);
+	switch (op) {
+	case 0:
+		k = rndn(t, 2) ? K_RW : K_RO;
+		if (smm_mmap(mm, r->base, len, kind_prot(k), SMM_MAP_PRIVATE |
+			     SMM_MAP_ANONYMOUS | SMM_MAP_FIXED) < 0)
+			violation("mmap of shared region %d failed", r->id);
+		t->ops[O_MMAP]++;
+		break;
+	case 1:
+		if (smm_munmap(mm, r->base, len))
+			violation("munmap of shared region %d failed", r->id);
+		k = K_UNMAPPED;
+		t->ops[O_MUNMAP]++;
+		break;
+	default:
+		if (k == K_UNMAPPED)
+			break;
+		k = 1 + (int)rndn(t, 3);
+		ret = smm_mprotect(mm, r->base, len, kind_prot(k));
+		if (ret)
+			violation("mprotect of shared region %d: %d", r->id, ret);
+		t->ops[O_MPROTECT]++;
+		break;
+	}
+	state_end(&r->state, k);
+	pthread_mutex_unlock(&r->lock);
+}
+
+static double now_s(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+static void *worker(void *arg)
+{
+	struct tstate *t = arg;
+	struct smm_cpu *cpu = smm_cpu_attach(pool);
+	int cur = -1;
+
+	if (!cpu) {
+		violation("thread %d cannot attach: %s", t->id, strerror(errno));
+		return NULL;
+	}
+	while (!atomic_load_explicit(&stop, memory_order_relaxed)) {
+		int m = (int)rndn(t, (unsigned)cfg.mms);
+		struct tmm *tm = &mms[m];
+		struct region *r = &tm->regions[rndn(t, (unsigned)tm->nr_regions)];
+		int page = (int)rndn(t, REGION_PAGES);
+		unsigned int dice = rndn(t, 100);
+
+		if (m != cur) {
+			smm_cpu_switch_mm(cpu, tm->mm);
+			cur = m;
+		}
+		if (dice == 0 && rndn(t, 20) == 0) {
+			if (smm_mm_verify(tm->mm))
+				violation("smm_mm_verify failed on mm %d", m);
+			t->ops[O_VERIFY]++;
+		} else if (r->owner == t->id) {
+			if (dice < 15)
+				owned_op(t, tm->mm, r);
+			else if (dice < 60)
+				do_write(t, cpu, r, page, &r->pstate[page]);
+			else
+				do_read(t, cpu, r, page, &r->pstate[page]);
+		} else if (r->owner < 0) {
+			if (dice < 8)
+				shared_op(t, tm->mm, r);
+			else if (dice < 50)
+				do_write(t, cpu, r, page, &r->state);
+			else
+				do_read(t, cpu, r, page, &r->state);
+		} else {
+			do_read(t, cpu, r, page, &r->pstate[page]);
+		}
+	}
+	smm_cpu_switch_mm(cpu, NULL);
+	smm_cpu_detach(cpu);
+	for (int i = 0; i < O_NR; i++)
+		atomic_fetch_add(&op_count[i], t->ops[i]);
+	return NULL;
+}
+
+static int usage(void)
+{
+	fprintf(stderr,
+		"usage: softmm torture [--threads N] [--seconds S] [--seed N] "
+		"[--scheme NAME] [--mms N] [--no-vma-lock] [--race PERMILLE] [--quiet]\n");
+	return 2;
+}
+
+int cmd_torture(int argc, char **argv)
+{
+	static const struct option lo[] = {
+		{ "threads", required_argument, NULL, 't' },
+		{ "seconds", required_argument, NULL, 's' },
+		{ "seed", required_argument, NULL, 'S' },
+		{ "scheme", required_argument, NULL, 'c' },
+		{ "mms", required_argument, NULL, 'm' },
+		{ "no-vma-lock", no_argument, NULL, 'n' },
+		{ "race", required_argument, NULL, 'r' },
+		{ "quiet", no_argument, NULL, 'q' },
+		{ NULL, 0, NULL, 0 },
+	};
+	struct tstate ts[MAX_THREADS];
+	pthread_t tid[MAX_THREADS];
+	struct smm_pool_stats ps;
+	long faults_vma = 0, faults_mmap = 0;
+	double t0;
+	int c;
+
+	cfg.threads = 4;
+	cfg.mms = 2;
+	cfg.seconds = 10;
+	cfg.seed = 1;
+	cfg.race = 20;
+	optind = 1;
+	while ((c = getopt_long(argc, argv, "", lo, NULL)) != -1) {
+		switch (c) {
+		case 't': cfg.threads = atoi(optarg); break;
+		case 's': cfg.seconds = atoi(optarg); break;
+		case 'S': cfg.seed = strtoull(optarg, NULL, 0); break;
+		case 'c':
+			cfg.scheme = smm_scheme_from_name(optarg);
+			if (cfg.scheme < 0) {
+				fprintf(stderr, "torture: unknown scheme '%s'\n", optarg);
+				return 2;
+			}
+			break;
+		case 'm': cfg.mms = atoi(optarg); break;
+		case 'n': cfg.mm_flags |= SMM_MM_NO_VMA_LOCK; break;
+		case 'r': cfg.race = atoi(optarg); break;
+		case 'q': cfg.quiet = true; break;
+		default: return usage();
+		}
+	}
+	if (cfg.threads < 1 || cfg.threads > MAX_THREADS || cfg.mms < 1 ||
+	    cfg.mms > MAX_MMS || cfg.seconds < 0)
+		return usage();
+	smm_debug_race_yield((unsigned)cfg.race);
+
+	pool = smm_pool_create(512ULL << 20, SMM_POOL_POISON);
+	if (!pool) {
+		perror("torture: pool");
+		return 2;
+	}
+	for (int m = 0; m < cfg.mms; m++) {
+		struct smm_mm_opts o = { .scheme = cfg.scheme, .flags = cfg.mm_flags };
+		struct tmm *tm = &mms[m];
+
+		tm->mm = smm_mm_create(pool, &o);
+		tm->nr_regions = cfg.threads * OWNED_PER_THREAD + SHARED_REGIONS;
+		tm->regions = calloc((size_t)tm->nr_regions, sizeof(struct region));
+		if (!tm->mm || !tm->regions) {
+			perror("torture: setup");
+			return 2;
+		}
+		for (int i = 0; i < tm->nr_regions; i++) {
+			struct region *r = &tm->regions[i];
+
+			r->id = i;
+			r->base = WINDOW_BASE + (uint64_t)i * REGION_PAGES * PAGE;
+			r->owner = i < cfg.threads * OWNED_PER_THREAD ? i % cfg.threads : -1;
+			pthread_mutex_init(&r->lock, NULL);
+		}
+	}
+	t0 = now_s();
+	for (int i = 0; i < cfg.threads; i++) {
+		ts[i] = (struct tstate){ .id = i, .rng = cfg.seed * 1000003 + (uint64_t)i };
+		pthread_create(&tid[i], NULL, worker, &ts[i]);
+	}
+	while (now_s() - t0 < cfg.seconds && atomic_load(&violations) == 0) {
+		struct timespec d = { 0, 50 * 1000 * 1000 };
+
+		nanosleep(&d, NULL);
+	}
+	atomic_store(&stop, true);
+	for (int i = 0; i < cfg.threads; i++)
+		pthread_join(tid[i], NULL);
+
+	for (int m = 0; m < cfg.mms; m++) {
+		struct smm_mm_stats st;
+
+		if (smm_mm_verify(mms[m].mm))
+			violation("final smm_mm_verify failed on mm %d", m);
+		smm_mm_stats(mms[m].mm, &st);
+		faults_vma += (long)st.faults_vma_lock;
+		faults_mmap += (long)st.faults_mmap_lock;
+		smm_mm_destroy(mms[m].mm);
+		for (int i = 0; i < mms[m].nr_regions; i++)
+			pthread_mutex_destroy(&mms[m].regions[i].lock);
+		free(mms[m].regions);
+	}
+	smm_pool_stats(pool, &ps);
+	if (ps.free + 1 != ps.frames || ps.anon_pages || ps.pt_pages)
+		violation("after teardown the pool has %llu of %llu frames free "
+			  "(%llu anon, %llu page tables): a leak",
+			  (unsigned long long)ps.free, (unsigned long long)ps.frames - 1,
+			  (unsigned long long)ps.anon_pages, (unsigned long long)ps.pt_pages);
+	if (smm_pool_destroy(pool))
+		violation("pool still busy at the end");
+
+	printf("torture: seed %llu, %d threads, %d mms, scheme %s%s, %.1f s: ",
+	       (unsigned long long)cfg.seed, cfg.threads, cfg.mms,
+	       smm_scheme_name(cfg.scheme),
+	       (cfg.mm_flags & SMM_MM_NO_VMA_LOCK) ? " (no VMA locks)" : "", now_s() - t0);
+	for (int i = 0; i < O_NR; i++)
+		printf("%s %ld%s", op_names[i], atomic_load(&op_count[i]),
+		       i + 1 < O_NR ? ", " : "; ");
+	printf("faults: vma-lock %ld, mmap-lock %ld; enomem %ld; violations %ld\n",
+	       faults_vma, faults_mmap, atomic_load(&nomem), atomic_load(&violations));
+	return atomic_load(&violations) ? 1 : 0;
+}
