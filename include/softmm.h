@@ -172,10 +172,12 @@ SMM_API void smm_mm_destroy(struct smm_mm *mm);
  * there) or MAP_FIXED_NOREPLACE (-EEXIST if anything is there) is given;
  * without a usable hint the range is placed top-down below mmap_base.
  * MAP_POPULATE faults the range in (write faults if PROT_WRITE), ignoring
- * failures as Linux does. MAP_SHARED and file mappings return -EINVAL for
- * now. Returns the start address or a negative errno (-EINVAL: zero length,
- * unaligned fixed address, neither or both of PRIVATE/SHARED, bad
- * protection; -ENOMEM: length overflows or no room; -EEXIST).
+ * failures as Linux does. Unknown protection bits are ignored, as Linux's
+ * mmap ignores them. MAP_SHARED returns -EINVAL for now; a mapping without
+ * MAP_ANONYMOUS returns -EBADF (no files yet: what Linux answers for fd -1).
+ * Returns the start address or a negative errno (-EINVAL: zero length,
+ * unaligned fixed address, neither PRIVATE nor SHARED; -ENOMEM: length
+ * overflows or no room; -EEXIST: MAP_FIXED_NOREPLACE over a mapping).
  */
 SMM_API int64_t smm_mmap(struct smm_mm *mm, uint64_t addr, uint64_t len,
 			 int prot, int flags);
@@ -207,9 +209,10 @@ SMM_API int smm_mprotect(struct smm_mm *mm, uint64_t addr, uint64_t len,
  * (they read back as zeros); FREE lets clean pages be dropped later (their
  * contents stay until then); POPULATE_READ/WRITE fault the range in;
  * WILLNEED does nothing for anonymous memory. Returns 0, -EINVAL (unaligned
- * address, overflow, unknown advice), -ENOMEM (part of the range unmapped;
- * the mapped parts were still advised), -EFAULT (populate hit a protection
- * that forbids the access).
+ * address, overflow, unknown advice; and populate on a VMA whose protection
+ * forbids the access, as Linux answers), -ENOMEM (part of the range
+ * unmapped; the mapped parts were still advised; or out of memory while
+ * populating).
  */
 SMM_API int smm_madvise(struct smm_mm *mm, uint64_t addr, uint64_t len,
 			int advice);

@@ -28,15 +28,52 @@ bool vma_access_ok(struct vm_area_struct *vma, bool write)
 	return vma->vm_flags & VM_ACCESS_FLAGS;
 }
 
-/* Give @vma an anon_vma identity before its first anonymous page. */
-static void anon_vma_prepare(struct smm_mm *mm, struct vm_area_struct *vma)
+/*
+ * Linux's find_mergeable_anon_vma(): a VMA that touches @vma, with the same
+ * flags but for access permissions and a linear pgoff, lends its anon_vma
+ * (the next one first, then the previous one), so that the two can merge
+ * again later. Needs mmap_lock (the neighbours must hold still) and
+ * page_table_lock (their anon_vma may be being set).
+ */
+static uint64_t find_mergeable_anon_vma(struct vm_area_struct *vma)
+{
+	struct vm_area_struct *n = vma->vm_next, *p = vma->vm_prev;
+
+	if (n && n->anon_vma && vma->vm_end == n->vm_start &&
+	    !((vma->vm_flags ^ n->vm_flags) & ~VM_ACCESS_FLAGS) &&
+	    n->vm_pgoff == vma->vm_pgoff + ((n->vm_start - vma->vm_start) >> PAGE_SHIFT))
+		return n->anon_vma;
+	if (p && p->anon_vma && p->vm_end == vma->vm_start &&
+	    !((vma->vm_flags ^ p->vm_flags) & ~VM_ACCESS_FLAGS) &&
+	    vma->vm_pgoff == p->vm_pgoff + ((vma->vm_start - p->vm_start) >> PAGE_SHIFT))
+		return p->anon_vma;
+	return 0;
+}
+
+/*
+ * Give @vma an anon_vma identity before its first anonymous page. Under a
+ * VMA lock alone the neighbours may be changing: like Linux's
+ * vmf_anon_prepare(), take mmap_lock with a trylock (it is the outer lock,
+ * so only a trylock is safe here) or ask the caller to retry the fault
+ * under mmap_lock (-EAGAIN).
+ */
+static int anon_vma_prepare(struct smm_mm *mm, struct vm_area_struct *vma,
+			    bool vma_locked)
 {
 	if (likely(READ_ONCE(vma->anon_vma)))
-		return;
+		return 0;
+	if (vma_locked && !mmap_read_trylock(mm))
+		return -EAGAIN;
 	spin_lock_class(&mm->page_table_lock, LC_PAGE_TABLE);
-	if (!vma->anon_vma)
-		WRITE_ONCE(vma->anon_vma, ++mm->anon_vma_seq);
+	if (!vma->anon_vma) {
+		uint64_t av = find_mergeable_anon_vma(vma);
+
+		WRITE_ONCE(vma->anon_vma, av ? av : ++mm->anon_vma_seq);
+	}
 	spin_unlock(&mm->page_table_lock);
+	if (vma_locked)
+		mmap_read_unlock(mm);
+	return 0;
 }
 
 /*
@@ -45,7 +82,7 @@ static void anon_vma_prepare(struct smm_mm *mm, struct vm_area_struct *vma)
  * the access is retried either way), -ENOMEM when the pool ran out.
  */
 static int do_fault(struct smm_mm *mm, struct vm_area_struct *vma,
-		    uint64_t addr, bool write)
+		    uint64_t addr, bool write, bool vma_locked)
 {
 	struct smm_pool *pool = mm->pool;
 	pteval_t *pte, *ptep, orig, entry;
@@ -86,7 +123,8 @@ static int do_fault(struct smm_mm *mm, struct vm_area_struct *vma,
 	/* Write fault on none or on the zero page: a fresh page is needed.
 	 * Allocate it without the lock held, then recheck. */
 	pte_unmap_unlock(ptl);
-	anon_vma_prepare(mm, vma);
+	if (anon_vma_prepare(mm, vma, vma_locked))
+		return -EAGAIN;
 	new = alloc_frame(pool, PG_ANON);
 	if (new == NO_PFN)
 		return -ENOMEM;
@@ -128,7 +166,7 @@ int handle_mm_fault_locked(struct smm_mm *mm, struct vm_area_struct *vma,
 	if (!vma || vma->vm_start > addr || !vma_access_ok(vma, write))
 		return -EFAULT;
 	atomic_fetch_add_explicit(&mm->faults, 1, memory_order_relaxed);
-	return do_fault(mm, vma, addr & PAGE_MASK, write);
+	return do_fault(mm, vma, addr & PAGE_MASK, write, flags & FAULT_VMA_LOCK);
 }
 
 /*
@@ -173,11 +211,15 @@ int handle_mm_fault(struct smm_mm *mm, uint64_t addr, unsigned int flags)
 	if (!(mm->flags & SMM_MM_NO_VMA_LOCK)) {
 		vma = lock_vma_under_rcu(mm, addr);
 		if (vma) {
-			ret = handle_mm_fault_locked(mm, vma, addr, flags);
+			ret = handle_mm_fault_locked(mm, vma, addr,
+						     flags | FAULT_VMA_LOCK);
 			vma_end_read(vma);
-			atomic_fetch_add_explicit(&mm->faults_vma_lock, 1,
-						  memory_order_relaxed);
-			return ret;
+			if (ret != -EAGAIN) {
+				atomic_fetch_add_explicit(&mm->faults_vma_lock, 1,
+							  memory_order_relaxed);
+				return ret;
+			}
+			/* Needs mmap_lock after all: retry under it. */
 		}
 	}
 	mmap_read_lock(mm);

@@ -24,6 +24,7 @@ enum lock_class {
 
 #ifdef SMM_DEBUG
 void lockdep_acquire(const void *lock, int cls, bool shared);
+void lockdep_acquire_trylock(const void *lock, int cls, bool shared);
 void lockdep_release(const void *lock);
 bool lockdep_is_held(const void *lock, int mode); /* mode: 0 any, 1 excl */
 int lockdep_depth(void);
@@ -33,6 +34,7 @@ int lockdep_depth(void);
 #define lockdep_assert_none_held() BUG_ON(lockdep_depth() != 0)
 #else
 static inline void lockdep_acquire(const void *l, int c, bool s) {}
+static inline void lockdep_acquire_trylock(const void *l, int c, bool s) {}
 static inline void lockdep_release(const void *l) {}
 #define lockdep_assert_held(l) do { (void)(l); } while (0)
 #define lockdep_assert_held_write(l) do { (void)(l); } while (0)

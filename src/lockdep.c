@@ -82,6 +82,15 @@ void lockdep_acquire(const void *lock, int cls, bool shared)
 	held[nr_held++] = (struct held_lock){ lock, cls, shared };
 }
 
+/* A successful trylock: recorded as held, exempt from the order check. */
+void lockdep_acquire_trylock(const void *lock, int cls, bool shared)
+{
+	BUG_ON(nr_held >= MAX_HELD);
+	for (int i = 0; i < nr_held; i++)
+		BUG_ON(held[i].lock == lock);
+	held[nr_held++] = (struct held_lock){ lock, cls, shared };
+}
+
 void lockdep_release(const void *lock)
 {
 	for (int i = nr_held - 1; i >= 0; i--) {

@@ -78,6 +78,9 @@ static void mm_free(struct smm_mm *mm)
 {
 	struct smm_pool *pool = mm->pool;
 
+	/* The PGD outlives destroy for CPUs still switched to the mm: their
+	 * walks find it empty and fault. */
+	free_table_now(pool, mm->pgd_pfn);
 	vma_tree_destroy(mm);
 	pthread_rwlock_destroy(&mm->mmap_lock);
 	free(mm);
@@ -97,7 +100,6 @@ void mm_put(struct smm_mm *mm)
  */
 SMM_API void smm_mm_destroy(struct smm_mm *mm)
 {
-	struct smm_pool *pool = mm->pool;
 	struct vm_area_struct *v, *n;
 
 	rcu_thread_online();
@@ -129,8 +131,6 @@ SMM_API void smm_mm_destroy(struct smm_mm *mm)
 	BUG_ON(atomic_load(&mm->rss_anon) || atomic_load(&mm->zero_ptes));
 	BUG_ON(atomic_load(&mm->nr_ptes) || atomic_load(&mm->nr_pmds) ||
 	       atomic_load(&mm->nr_puds));
-	free_table_now(pool, mm->pgd_pfn);
-	mm->pgd = NULL;
 	mm_put(mm);
 }
 

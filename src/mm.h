@@ -85,6 +85,14 @@ static inline void mmap_read_lock(struct smm_mm *mm)
 	lockdep_acquire(&mm->mmap_lock, LC_MMAP, true);
 	pthread_rwlock_rdlock(&mm->mmap_lock);
 }
+/* A trylock may be taken out of order: it cannot deadlock. */
+static inline bool mmap_read_trylock(struct smm_mm *mm)
+{
+	if (pthread_rwlock_tryrdlock(&mm->mmap_lock))
+		return false;
+	lockdep_acquire_trylock(&mm->mmap_lock, LC_MMAP, true);
+	return true;
+}
 static inline void mmap_read_unlock(struct smm_mm *mm)
 {
 	pthread_rwlock_unlock(&mm->mmap_lock);
@@ -220,6 +228,7 @@ int change_protection(struct mmu_gather *tlb, struct vm_area_struct *vma,
 
 /* fault.c */
 #define FAULT_WRITE 0x1
+#define FAULT_VMA_LOCK 0x2	/* only the VMA lock is held */
 /* Handle a fault at @addr: 0 (retry the access), -EFAULT, -ENOMEM. */
 int handle_mm_fault_locked(struct smm_mm *mm, struct vm_area_struct *vma,
 			   uint64_t addr, unsigned int flags);

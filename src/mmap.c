@@ -355,13 +355,13 @@ SMM_API int64_t smm_mmap(struct smm_mm *mm, uint64_t addr, uint64_t len,
 		return -EBADF;	/* no file descriptors in softmm yet */
 	if (!len)
 		return -EINVAL;
+	if (flags & SMM_MAP_FIXED_NOREPLACE)
+		flags |= SMM_MAP_FIXED;
 	if (!(flags & SMM_MAP_FIXED)) {
 		addr &= PAGE_MASK;
 		if (addr && addr < MMAP_MIN_ADDR)
 			addr = MMAP_MIN_ADDR;
 	}
-	if (flags & SMM_MAP_FIXED_NOREPLACE)
-		flags |= SMM_MAP_FIXED;
 	len = PAGE_ALIGN(len);
 	if (!len)
 		return -ENOMEM;
@@ -433,9 +433,18 @@ static void mprotect_fixup(struct smm_mm *mm, struct mmu_gather *tlb,
 		*pprev = vma;
 		return;
 	}
-	if ((newflags & VM_WRITE) &&
-	    !(oldflags & (VM_ACCOUNT | VM_WRITE | VM_SHARED | VM_NORESERVE)))
-		newflags |= VM_ACCOUNT;
+	/*
+	 * Commit accounting, as Linux keeps it: making a private mapping
+	 * writable charges it; making it read-only again uncharges it only
+	 * while no anonymous page was ever faulted in (no anon_vma). The
+	 * flag is invisible, but it decides merging.
+	 */
+	if (newflags & VM_WRITE) {
+		if (!(oldflags & (VM_ACCOUNT | VM_WRITE | VM_SHARED | VM_NORESERVE)))
+			newflags |= VM_ACCOUNT;
+	} else if ((oldflags & VM_ACCOUNT) && !vma->anon_vma) {
+		newflags &= ~VM_ACCOUNT;
+	}
 	vma_start_write(vma);
 
 	left = start == vma->vm_start && prev && prev != vma &&
@@ -528,12 +537,19 @@ SMM_API int smm_mprotect(struct smm_mm *mm, uint64_t start, uint64_t len,
 		err = -ESRCH;
 		goto out;
 	}
+	/* Linux's order: a VMA in the range at all, then the grows checks
+	 * (nothing grows in softmm), then a VMA at the start. */
 	err = -ENOMEM;
 	vma = list_find(mm, start);
-	if (!vma || vma->vm_start > start)
+	if (!vma || vma->vm_start >= end)
 		goto out;
-	if (grows) {
-		/* No VMA grows up or down in softmm. */
+	if (grows & PROT_GROWSDOWN) {
+		err = -EINVAL;
+		goto out;
+	}
+	if (vma->vm_start > start)
+		goto out;
+	if (grows & PROT_GROWSUP) {
 		err = -EINVAL;
 		goto out;
 	}

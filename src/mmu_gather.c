@@ -24,6 +24,7 @@ void tlb_gather_mmu(struct mmu_gather *tlb, struct smm_mm *mm)
 
 bool tlb_remove_page(struct mmu_gather *tlb, pfn_t pfn)
 {
+	BUG_ON(tlb->nr_pages >= GATHER_BATCH);
 	tlb->pages[tlb->nr_pages++] = pfn;
 	return tlb->nr_pages == GATHER_BATCH;
 }

@@ -63,8 +63,9 @@ void zap_page_range(struct mmu_gather *tlb, struct vm_area_struct *vma,
 	while (addr < end) {
 		next = pmd_addr_end(addr, end);
 		addr = zap_pte_range(tlb, addr, next);
-		if (addr != next)
-			tlb_flush_mmu(tlb);	/* batch full: flush, go on */
+		/* Batch full (possibly on a table's last page): flush, go on. */
+		if (tlb->nr_pages == GATHER_BATCH)
+			tlb_flush_mmu(tlb);
 	}
 }
 

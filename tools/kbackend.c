@@ -1,0 +1,487 @@
+/*
+ * tools/kbackend.c - the kernel backend of the script language: runs a
+ * parsed script through real syscalls and real loads/stores in a forked
+ * child, so that the Linux kernel on this machine serves as the oracle.
+ *
+ * The child must not change its own page tables except through the script:
+ * everything it needs (output line, mincore vector, /proc buffer, signal
+ * stack) is allocated and touched before it takes its VmPTE baseline, and
+ * it formats numbers itself and talks to files with raw read()/write().
+ */
+#define _GNU_SOURCE
+#include "script.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/prctl.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "softmm.h"
+
+#define KPAGE 4096ULL
+#define PROCBUF_SIZE (64 * 1024)
+#define ALTSTACK_SIZE (64 * 1024)
+
+static sigjmp_buf kjb;
+static volatile uint64_t kcur; /* start of the chunk being accessed */
+static char altstack[ALTSTACK_SIZE] __attribute__((aligned(4096)));
+static char procbuf[PROCBUF_SIZE + 1];
+
+struct kout {
+	int fd;
+	char *line; /* pre-sized by the parent */
+	size_t len;
+};
+
+static void on_fault(int sig, siginfo_t *si, void *uc)
+{
+	(void)sig;
+	(void)si;
+	(void)uc;
+	siglongjmp(kjb, 1);
+}
+
+static void k_puts(struct kout *o, const char *s)
+{
+	size_t n = strlen(s);
+	memcpy(o->line + o->len, s, n);
+	o->len += n;
+}
+
+static void k_putc(struct kout *o, char c)
+{
+	o->line[o->len++] = c;
+}
+
+static void k_hex(struct kout *o, uint64_t v, int width)
+{
+	char tmp[17];
+	int n = 0;
+	do {
+		tmp[n++] = "0123456789abcdef"[v & 15];
+		v >>= 4;
+	} while (v);
+	while (n < width)
+		tmp[n++] = '0';
+	while (n)
+		k_putc(o, tmp[--n]);
+}
+
+static void k_dec(struct kout *o, uint64_t v)
+{
+	char tmp[21];
+	int n = 0;
+	do {
+		tmp[n++] = (char)('0' + v % 10);
+		v /= 10;
+	} while (v);
+	while (n)
+		k_putc(o, tmp[--n]);
+}
+
+static void k_flush(struct kout *o)
+{
+	k_putc(o, '\n');
+	size_t off = 0;
+	while (off < o->len) {
+		ssize_t w = write(o->fd, o->line + off, o->len - off);
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w <= 0)
+			_exit(SCRIPT_ERR_SETUP);
+		off += (size_t)w;
+	}
+	o->len = 0;
+}
+
+static void k_err(struct kout *o, int err)
+{
+	k_putc(o, '-');
+	k_puts(o, script_errname(err));
+}
+
+static void k_ret(struct kout *o, long r)
+{
+	if (r < 0)
+		k_err(o, errno);
+	else
+		k_putc(o, '0');
+}
+
+static void k_segv(struct kout *o)
+{
+	k_puts(o, "SEGV 0x");
+	k_hex(o, kcur, 0);
+}
+
+/* Read a whole /proc file into procbuf (truncated at PROCBUF_SIZE). */
+static size_t read_proc(const char *path)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return 0;
+	size_t len = 0;
+	for (;;) {
+		ssize_t n = read(fd, procbuf + len, PROCBUF_SIZE - len);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			break;
+		len += (size_t)n;
+		if (len == PROCBUF_SIZE)
+			break;
+	}
+	close(fd);
+	procbuf[len] = 0;
+	return len;
+}
+
+static uint64_t parse_hex(const char **pp)
+{
+	const char *p = *pp;
+	uint64_t v = 0;
+	for (;; p++) {
+		if (*p >= '0' && *p <= '9')
+			v = v * 16 + (uint64_t)(*p - '0');
+		else if (*p >= 'a' && *p <= 'f')
+			v = v * 16 + (uint64_t)(*p - 'a' + 10);
+		else
+			break;
+	}
+	*pp = p;
+	return v;
+}
+
+/* VmPTE in bytes. */
+static uint64_t vmpte_bytes(void)
+{
+	read_proc("/proc/self/status");
+	const char *p = strstr(procbuf, "VmPTE:");
+	if (!p)
+		return 0;
+	p += 6;
+	while (*p == ' ' || *p == '\t')
+		p++;
+	uint64_t v = 0;
+	while (*p >= '0' && *p <= '9')
+		v = v * 10 + (uint64_t)(*p++ - '0');
+	return v * 1024;
+}
+
+/*
+ * maps: stream /proc/self/maps (it may be longer than procbuf) and print the
+ * VMAs intersecting the window.
+ */
+static void k_maps(struct kout *o)
+{
+	int fd = open("/proc/self/maps", O_RDONLY | O_CLOEXEC);
+	size_t have = 0;
+	int nprinted = 0;
+	bool eof = false;
+	while (fd >= 0) {
+		if (!eof) {
+			ssize_t n = read(fd, procbuf + have,
+					 PROCBUF_SIZE - have);
+			if (n < 0 && errno == EINTR)
+				continue;
+			if (n <= 0)
+				eof = true;
+			else
+				have += (size_t)n;
+		}
+		procbuf[have] = 0;
+		char *p = procbuf;
+		char *nl;
+		while ((nl = memchr(p, '\n', have - (size_t)(p - procbuf)))) {
+			const char *q = p;
+			uint64_t s = parse_hex(&q);
+			q++; /* '-' */
+			uint64_t e = parse_hex(&q);
+			q++; /* ' ' */
+			if (s < SCRIPT_WIN_END && e > SCRIPT_WIN_START) {
+				if (nprinted++)
+					k_putc(o, ';');
+				k_hex(o, s, 0);
+				k_putc(o, '-');
+				k_hex(o, e, 0);
+				k_putc(o, ' ');
+				for (int i = 0; i < 4 && q[i]; i++)
+					k_putc(o, q[i]);
+			}
+			p = nl + 1;
+		}
+		size_t rest = have - (size_t)(p - procbuf);
+		memmove(procbuf, p, rest);
+		have = rest;
+		if (eof)
+			break;
+	}
+	if (fd >= 0)
+		close(fd);
+	if (!nprinted)
+		k_putc(o, '-');
+}
+
+static uint64_t range_end(uint64_t addr, uint64_t len)
+{
+	uint64_t end = addr + len;
+	return end < addr ? UINT64_MAX : end;
+}
+
+static volatile uint64_t khash; /* result of the last read/peek */
+
+/* The loads and stores of write/touch/read/peek, page chunk by page chunk;
+ * kcur says which chunk a fault hit. Plain volatile accesses, not memset and
+ * not sanitizer-instrumented: a sanitizer's shadow lookups would allocate
+ * page tables and show up in `pt`. */
+#if defined(__SANITIZE_ADDRESS__)
+#define NO_SANITIZE __attribute__((no_sanitize_address))
+#else
+#define NO_SANITIZE
+#endif
+static __attribute__((noinline)) NO_SANITIZE void
+access_loop(const struct op *op)
+{
+	uint64_t end = range_end(op->addr, op->len);
+	uint64_t h = fnv1a_init();
+	if (op->kind == OP_WRITE || op->kind == OP_READ) {
+		for (uint64_t a = op->addr; a < end;) {
+			uint64_t next = (a & ~(KPAGE - 1)) + KPAGE;
+			if (next > end || next < a)
+				next = end;
+			kcur = a;
+			if (op->kind == OP_WRITE) {
+				for (uint64_t x = a; x < next; x++)
+					*(volatile unsigned char *)x =
+						(unsigned char)op->arg;
+			} else {
+				for (uint64_t x = a; x < next; x++) {
+					h ^= *(volatile const unsigned char *)x;
+					h *= 0x100000001b3ULL;
+				}
+			}
+			a = next;
+		}
+	} else {
+		uint64_t a = (op->addr + KPAGE - 1) & ~(KPAGE - 1);
+		for (; a >= op->addr && a < end; a += KPAGE) {
+			kcur = a;
+			if (op->kind == OP_TOUCH) {
+				*(volatile unsigned char *)a = 1;
+			} else {
+				h ^= *(volatile const unsigned char *)a;
+				h *= 0x100000001b3ULL;
+			}
+			if (a + KPAGE < a)
+				break;
+		}
+	}
+	khash = h;
+}
+
+/* Returns 0, or -1 if the access faulted (at kcur). */
+static __attribute__((noinline)) int guarded_access(const struct op *op)
+{
+	if (sigsetjmp(kjb, 1))
+		return -1;
+	access_loop(op);
+	return 0;
+}
+
+static void k_op(const struct op *op, struct kout *o, unsigned char *vec,
+		 uint64_t pt_base)
+{
+	long r;
+	if (!script_op_allowed(op)) {
+		k_puts(o, "REFUSED (range outside the window)");
+		return;
+	}
+	switch (op->kind) {
+	case OP_MMAP: {
+		void *p = mmap((void *)op->addr, op->len, (int)op->arg,
+			       (int)op->flags, -1, 0);
+		if (p == MAP_FAILED) {
+			k_err(o, errno);
+		} else {
+			k_puts(o, "0x");
+			k_hex(o, (uint64_t)p, 0);
+		}
+		return;
+	}
+	case OP_MUNMAP:
+		r = munmap((void *)op->addr, op->len);
+		k_ret(o, r);
+		return;
+	case OP_MPROTECT:
+		r = mprotect((void *)op->addr, op->len, (int)op->arg);
+		k_ret(o, r);
+		return;
+	case OP_MADVISE:
+		r = madvise((void *)op->addr, op->len, (int)op->arg);
+		k_ret(o, r);
+		return;
+	case OP_WRITE:
+	case OP_TOUCH:
+	case OP_READ:
+	case OP_PEEK:
+		if (guarded_access(op)) {
+			k_segv(o);
+			return;
+		}
+		if (op->kind == OP_WRITE || op->kind == OP_TOUCH)
+			k_puts(o, "ok");
+		else
+			k_hex(o, khash, 16);
+		return;
+	case OP_MAPS:
+		k_maps(o);
+		return;
+	case OP_RESIDENT: {
+		size_t pages = script_resident_pages(op->len);
+		r = mincore((void *)op->addr, op->len, vec);
+		if (r < 0) {
+			k_err(o, errno);
+			return;
+		}
+		for (size_t i = 0; i < pages; i++)
+			k_putc(o, (vec[i] & 1) ? '1' : '0');
+		return;
+	}
+	case OP_PT: {
+		uint64_t now = vmpte_bytes();
+		if (now >= pt_base) {
+			k_dec(o, now - pt_base);
+		} else {
+			k_putc(o, '-');
+			k_dec(o, pt_base - now);
+		}
+		return;
+	}
+	}
+}
+
+/* Exercise every path the child will use, so that faulting in its text,
+ * data and stack does not show up in VmPTE later. */
+static void warm_up(unsigned char *vec, size_t vecsz, char *line,
+		    size_t linesz, const struct script *s)
+{
+	memset(vec, 0, vecsz);
+	memset(line, 0, linesz);
+	memset(procbuf, 0, sizeof(procbuf));
+	memset(altstack, 0, sizeof(altstack));
+	volatile unsigned char sum = 0;
+	for (size_t i = 0; i < s->n * sizeof(struct op); i += 512)
+		sum += ((const unsigned char *)s->ops)[i];
+	(void)sum;
+	errno = 0;
+	(void)mmap(NULL, 0, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	(void)munmap((void *)SCRIPT_WIN_START, 0);
+	(void)mprotect((void *)SCRIPT_WIN_START, 0, PROT_READ);
+	(void)madvise((void *)SCRIPT_WIN_START, 0, MADV_DONTNEED);
+	(void)mincore((void *)SCRIPT_WIN_START, 0, vec);
+	(void)script_errname(EINVAL);
+	(void)vmpte_bytes();
+	struct kout o = { .fd = -1, .line = line, .len = 0 };
+	k_maps(&o);
+	k_hex(&o, 0x1234, 16);
+	k_dec(&o, 1234);
+	/* A deliberate fault through the handler and siglongjmp. */
+	void *g = mmap(NULL, KPAGE, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1,
+		       0);
+	if (g != MAP_FAILED) {
+		if (!sigsetjmp(kjb, 1)) {
+			kcur = (uint64_t)g;
+			(void)*(volatile unsigned char *)g;
+		}
+		munmap(g, KPAGE);
+	}
+	memset(line, 0, linesz);
+}
+
+static void kernel_child(const struct script *s, int fd, char *line,
+			 size_t linesz, unsigned char *vec, size_t vecsz)
+{
+	prctl(PR_SET_THP_DISABLE, 1, 0, 0, 0);
+	stack_t ss = { .ss_sp = altstack, .ss_size = sizeof(altstack) };
+	sigaltstack(&ss, NULL);
+	struct sigaction sa;
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_sigaction = on_fault;
+	sa.sa_flags = SA_SIGINFO | SA_ONSTACK | SA_NODEFER;
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGSEGV, &sa, NULL);
+	sigaction(SIGBUS, &sa, NULL);
+	/* Nothing of ours may live in the window. */
+	munmap((void *)SCRIPT_WIN_START, SCRIPT_WIN_END - SCRIPT_WIN_START);
+	warm_up(vec, vecsz, line, linesz, s);
+	uint64_t pt_base = vmpte_bytes();
+	struct kout o = { .fd = fd, .line = line, .len = 0 };
+	for (size_t i = 0; i < s->n; i++) {
+		k_op(&s->ops[i], &o, vec, pt_base);
+		k_flush(&o);
+	}
+	_exit(0);
+}
+
+int script_run_kernel(const struct script *s, struct strbuf *out)
+{
+	size_t linesz = script_max_line(s);
+	size_t vecsz = 4096;
+	for (size_t i = 0; i < s->n; i++)
+		if (s->ops[i].kind == OP_RESIDENT &&
+		    script_resident_pages(s->ops[i].len) + 4096 > vecsz)
+			vecsz = script_resident_pages(s->ops[i].len) + 4096;
+	char *line = malloc(linesz);
+	unsigned char *vec = malloc(vecsz);
+	if (!line || !vec) {
+		free(line);
+		free(vec);
+		return SCRIPT_ERR_SETUP;
+	}
+	int pfd[2];
+	if (pipe2(pfd, O_CLOEXEC)) {
+		free(line);
+		free(vec);
+		return SCRIPT_ERR_SETUP;
+	}
+	fflush(NULL);
+	pid_t pid = fork();
+	if (pid < 0) {
+		close(pfd[0]);
+		close(pfd[1]);
+		free(line);
+		free(vec);
+		return SCRIPT_ERR_SETUP;
+	}
+	if (!pid) {
+		close(pfd[0]);
+		kernel_child(s, pfd[1], line, linesz, vec, vecsz);
+	}
+	close(pfd[1]);
+	free(line);
+	free(vec);
+	char buf[65536];
+	for (;;) {
+		ssize_t n = read(pfd[0], buf, sizeof(buf));
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			break;
+		sb_add(out, buf, (size_t)n);
+	}
+	close(pfd[0]);
+	int st;
+	while (waitpid(pid, &st, 0) < 0)
+		if (errno != EINTR)
+			return SCRIPT_ERR_SETUP;
+	if (WIFSIGNALED(st))
+		return 128 + WTERMSIG(st);
+	return WEXITSTATUS(st);
+}

@@ -1,0 +1,982 @@
+/*
+ * tools/oracle.c - `softmm oracle`: generates random scripts, runs each on
+ * the softmm backend and on the kernel backend, compares the outputs line by
+ * line, and shrinks a diverging script to a minimal one.
+ *
+ * What the generator keeps to, so that the kernel and softmm stay
+ * comparable (anything else is a real divergence):
+ *  - every range stays inside the window [0x200000000000, 0x300000000000),
+ *    except deliberate overflow lengths (which every call rejects first);
+ *  - mappings without MAP_NORESERVE stay small (<= 32 MiB): the kernel's
+ *    overcommit heuristic refuses huge accountable mappings (and mprotect
+ *    making them writable), and softmm does not model commit accounting;
+ *    larger mappings (up to 2 TiB) always carry noreserve;
+ *  - bytes actually written, touched or populated stay under ~64 MiB per
+ *    script (a budget), reads and peeks are bounded too;
+ *  - a non-fixed mmap is only emitted with a hint whose whole range is free
+ *    (tracked in a shadow interval set), otherwise the kernel would place it
+ *    outside the window at a random address; else it becomes MAP_FIXED;
+ *  - MAP_SHARED is never generated (softmm answers -EINVAL for now);
+ *  - resident covers at most 4096 pages;
+ *  - for schemes that do not model CONFIG_PT_RECLAIM (`none`: Linux before
+ *    6.14) MADV_DONTNEED ranges stay under 2 MiB, since the kernel frees a
+ *    PTE table that one DONTNEED covers entirely and `pt` would then differ;
+ *  - invalid arguments (unaligned, zero length, overflow, unknown prot, flag
+ *    and advice bits, unmapped ranges) make up ~10% of the operations.
+ * Addresses cluster around a few anchors per script, placed just below and
+ * above 2 MiB, 1 GiB and 512 GiB boundaries, so PTE, PMD and PUD tables get
+ * allocated, shared by neighbours and freed.
+ */
+#define _GNU_SOURCE
+#include "script.h"
+
+#include <getopt.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "softmm.h"
+
+#define PG 4096ULL
+#define MiB (1ULL << 20)
+#define GiB (1ULL << 30)
+#define TiB (1ULL << 40)
+#define PMD_SZ (2 * MiB)
+#define PUD_SZ GiB
+#define PGD_SZ (512 * GiB)
+#define NORESERVE_MIN (32 * MiB) /* larger mappings always use noreserve */
+#define TOUCH_BUDGET (64 * MiB)
+
+/* ------------------------------------------------------------------ */
+/* PRNG: xoshiro256** seeded with splitmix64                            */
+/* ------------------------------------------------------------------ */
+
+struct rng {
+	uint64_t s[4];
+};
+
+static uint64_t splitmix64(uint64_t *x)
+{
+	uint64_t z = (*x += 0x9e3779b97f4a7c15ULL);
+	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+	z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+	return z ^ (z >> 31);
+}
+
+static void rng_seed(struct rng *r, uint64_t seed)
+{
+	for (int i = 0; i < 4; i++)
+		r->s[i] = splitmix64(&seed);
+}
+
+static uint64_t rotl(uint64_t x, int k)
+{
+	return (x << k) | (x >> (64 - k));
+}
+
+static uint64_t rnd(struct rng *r)
+{
+	uint64_t *s = r->s;
+	uint64_t res = rotl(s[1] * 5, 7) * 9;
+	uint64_t t = s[1] << 17;
+	s[2] ^= s[0];
+	s[3] ^= s[1];
+	s[1] ^= s[2];
+	s[0] ^= s[3];
+	s[2] ^= t;
+	s[3] = rotl(s[3], 45);
+	return res;
+}
+
+static uint64_t below(struct rng *r, uint64_t n)
+{
+	return n ? rnd(r) % n : 0;
+}
+
+static bool chance(struct rng *r, unsigned pct)
+{
+	return below(r, 100) < pct;
+}
+
+/* ------------------------------------------------------------------ */
+/* shadow: which ranges of the window are mapped                        */
+/* ------------------------------------------------------------------ */
+
+struct iv {
+	uint64_t s, e;
+};
+
+struct shadow {
+	struct iv *v;
+	size_t n, cap;
+};
+
+static void sh_unmap(struct shadow *sh, uint64_t s, uint64_t e)
+{
+	struct iv *nv = malloc((sh->n + 2) * sizeof(*nv));
+	size_t k = 0;
+	for (size_t i = 0; i < sh->n; i++) {
+		struct iv x = sh->v[i];
+		if (x.e <= s || x.s >= e) {
+			nv[k++] = x;
+			continue;
+		}
+		if (x.s < s)
+			nv[k++] = (struct iv){ x.s, s };
+		if (x.e > e)
+			nv[k++] = (struct iv){ e, x.e };
+	}
+	free(sh->v);
+	sh->v = nv;
+	sh->n = k;
+	sh->cap = k + 2;
+}
+
+static void sh_map(struct shadow *sh, uint64_t s, uint64_t e)
+{
+	sh_unmap(sh, s, e);
+	size_t i = 0;
+	while (i < sh->n && sh->v[i].s < s)
+		i++;
+	memmove(&sh->v[i + 1], &sh->v[i], (sh->n - i) * sizeof(*sh->v));
+	sh->v[i] = (struct iv){ s, e };
+	sh->n++;
+}
+
+static bool sh_free(const struct shadow *sh, uint64_t s, uint64_t e)
+{
+	for (size_t i = 0; i < sh->n; i++)
+		if (sh->v[i].s < e && sh->v[i].e > s)
+			return false;
+	return true;
+}
+
+/* ------------------------------------------------------------------ */
+/* generator                                                           */
+/* ------------------------------------------------------------------ */
+
+struct gen {
+	struct rng r;
+	struct shadow sh;
+	uint64_t anchors[6];
+	int nanchors;
+	uint64_t budget; /* bytes that may still be touched */
+	bool reclaim_ok; /* scheme models PT_RECLAIM: big DONTNEEDs are fine */
+	unsigned avoid;	 /* AVOID_* classes not to generate */
+};
+
+/* --avoid: classes of operations to leave out, to look past a known
+ * divergence until it is fixed. */
+#define AVOID_INVALID 0x1	    /* all deliberately invalid operations */
+#define AVOID_UNALIGNED_MMAP 0x2 /* mmap fixed/noreplace at unaligned ADDR */
+#define AVOID_BAD_BITS 0x4	    /* unknown prot/flag/advice bits */
+#define AVOID_POPULATE 0x8	    /* MAP_POPULATE and MADV_POPULATE_* */
+static const struct {
+	const char *name;
+	unsigned bit;
+} avoid_names[] = {
+	{ "invalid", AVOID_INVALID },
+	{ "unaligned-mmap", AVOID_UNALIGNED_MMAP },
+	{ "bad-bits", AVOID_BAD_BITS },
+	{ "populate", AVOID_POPULATE },
+};
+
+static uint64_t clamp_addr(uint64_t a)
+{
+	if (a < SCRIPT_WIN_START)
+		a = SCRIPT_WIN_START;
+	if (a >= SCRIPT_WIN_END - PG)
+		a = SCRIPT_WIN_END - 16 * PG;
+	return a & ~(PG - 1);
+}
+
+/* A boundary of PTE/PMD/PUD tables, somewhere in the window. */
+static uint64_t random_boundary(struct gen *g)
+{
+	uint64_t span = SCRIPT_WIN_END - SCRIPT_WIN_START;
+	uint64_t unit;
+	switch (below(&g->r, 3)) {
+	case 0: unit = PMD_SZ; break;
+	case 1: unit = PUD_SZ; break;
+	default: unit = PGD_SZ; break;
+	}
+	uint64_t a = SCRIPT_WIN_START + below(&g->r, span / unit) * unit;
+	if (a == SCRIPT_WIN_START)
+		a += unit;
+	return a;
+}
+
+static uint64_t small_off(struct gen *g)
+{
+	/* a few pages either side */
+	int64_t p = (int64_t)below(&g->r, 9) - 4;
+	return (uint64_t)(p * (int64_t)PG);
+}
+
+static uint64_t pick_addr(struct gen *g)
+{
+	unsigned c = (unsigned)below(&g->r, 100);
+	if (c < 35 && g->sh.n) {
+		struct iv x = g->sh.v[below(&g->r, g->sh.n)];
+		switch (below(&g->r, 4)) {
+		case 0: return clamp_addr(x.s + small_off(g));
+		case 1: return clamp_addr(x.e + small_off(g));
+		case 2: return clamp_addr(x.s + below(&g->r, (x.e - x.s) / PG) * PG);
+		default: return clamp_addr(x.e);
+		}
+	}
+	if (c < 85) {
+		uint64_t a = g->anchors[below(&g->r, (uint64_t)g->nanchors)];
+		switch (below(&g->r, 4)) {
+		case 0: return clamp_addr(a + small_off(g));
+		case 1: return clamp_addr(a + below(&g->r, 1024) * PG);
+		case 2: return clamp_addr(a - below(&g->r, 1024) * PG);
+		default:
+			return clamp_addr(a + (below(&g->r, 9) - 4) * PMD_SZ +
+					  small_off(g));
+		}
+	}
+	return clamp_addr(random_boundary(g) + small_off(g));
+}
+
+static uint64_t pick_len(struct gen *g, bool allow_huge)
+{
+	unsigned c = (unsigned)below(&g->r, 100);
+	uint64_t len;
+	if (c < 45)
+		len = (1 + below(&g->r, 16)) * PG;
+	else if (c < 70)
+		len = (1 + below(&g->r, 1024)) * PG;
+	else if (c < 82)
+		len = PMD_SZ + small_off(g);
+	else if (c < 92 || !allow_huge)
+		len = (1 + below(&g->r, 8 * 1024)) * PG;
+	else if (c < 96)
+		len = PUD_SZ + small_off(g);
+	else
+		len = (1 + below(&g->r, 2048)) * GiB;
+	if (chance(&g->r, 5))
+		len -= below(&g->r, PG - 1) + 1; /* unaligned length */
+	if (!len)
+		len = PG;
+	return len;
+}
+
+static uint64_t fit(uint64_t addr, uint64_t len)
+{
+	if (addr + len > SCRIPT_WIN_END)
+		len = SCRIPT_WIN_END - addr;
+	return len;
+}
+
+static uint64_t page_up(uint64_t x)
+{
+	return (x + PG - 1) & ~(PG - 1);
+}
+
+/* A range for munmap/mprotect/madvise/resident: around existing VMAs. */
+static void pick_range(struct gen *g, uint64_t *addr, uint64_t *len,
+		       bool allow_huge)
+{
+	if (g->sh.n && chance(&g->r, 65)) {
+		struct iv x = g->sh.v[below(&g->r, g->sh.n)];
+		uint64_t vl = x.e - x.s;
+		switch (below(&g->r, 5)) {
+		case 0: /* whole VMA */
+			*addr = x.s;
+			*len = vl;
+			break;
+		case 1: /* head */
+			*addr = x.s;
+			*len = (1 + below(&g->r, vl / PG)) * PG;
+			break;
+		case 2: /* tail */
+			*len = (1 + below(&g->r, vl / PG)) * PG;
+			*addr = x.e - *len;
+			break;
+		case 3: /* middle */
+			*addr = x.s + below(&g->r, vl / PG) * PG;
+			*len = (1 + below(&g->r, (x.e - *addr) / PG)) * PG;
+			break;
+		default: /* across the VMA's edges */
+			*addr = clamp_addr(x.s - below(&g->r, 64) * PG);
+			*len = vl + below(&g->r, 128) * PG + PG;
+			break;
+		}
+		if (!allow_huge && *len > 64 * MiB)
+			*len = 64 * MiB;
+	} else {
+		*addr = pick_addr(g);
+		*len = pick_len(g, allow_huge);
+	}
+	*len = fit(*addr, *len);
+	if (!*len)
+		*len = PG;
+}
+
+static const uint64_t overflow_lens[] = {
+	0xfffffffffffff000ULL, 0xffffffffffffffffULL, 0xfffffffffffff001ULL,
+	0xffffe00000000000ULL, 0xfffff00000000000ULL,
+};
+
+static uint64_t random_prot(struct gen *g)
+{
+	static const uint64_t p[] = {
+		SMM_PROT_READ | SMM_PROT_WRITE, SMM_PROT_READ | SMM_PROT_WRITE,
+		SMM_PROT_READ | SMM_PROT_WRITE, SMM_PROT_READ,
+		SMM_PROT_READ,			SMM_PROT_NONE,
+		SMM_PROT_READ | SMM_PROT_EXEC,	SMM_PROT_WRITE,
+		SMM_PROT_EXEC,			7,
+		SMM_PROT_WRITE | SMM_PROT_EXEC,
+	};
+	return p[below(&g->r, sizeof(p) / sizeof(p[0]))];
+}
+
+static void gen_mmap(struct gen *g, struct op *op)
+{
+	op->kind = OP_MMAP;
+	uint64_t addr, len;
+	if (g->sh.n && chance(&g->r, 30)) {
+		/* exactly adjacent to an existing VMA, so it can merge */
+		struct iv x = g->sh.v[below(&g->r, g->sh.n)];
+		len = pick_len(g, true);
+		if (chance(&g->r, 50)) {
+			addr = x.e;
+		} else {
+			addr = x.s - page_up(len);
+			if (addr < SCRIPT_WIN_START || addr > x.s)
+				addr = x.e;
+		}
+		addr = clamp_addr(addr);
+	} else {
+		addr = pick_addr(g);
+		len = pick_len(g, true);
+	}
+	len = fit(addr, len);
+	if (!len)
+		len = PG;
+	uint64_t end = addr + page_up(len);
+	uint64_t flags = SMM_MAP_PRIVATE | SMM_MAP_ANONYMOUS;
+	op->arg = random_prot(g);
+	if (page_up(len) > NORESERVE_MIN || chance(&g->r, 15))
+		flags |= SMM_MAP_NORESERVE;
+	unsigned mode = (unsigned)below(&g->r, 100);
+	bool fixed_like = true;
+	if (mode < 55) {
+		flags |= SMM_MAP_FIXED;
+	} else if (mode < 75) {
+		flags |= SMM_MAP_FIXED_NOREPLACE;
+		if (chance(&g->r, 10))
+			flags |= SMM_MAP_FIXED;
+	} else if (sh_free(&g->sh, addr, end)) {
+		fixed_like = false; /* a hint, placed exactly there */
+	} else {
+		flags |= SMM_MAP_FIXED;
+	}
+	if (page_up(len) <= 4 * MiB && g->budget >= page_up(len) &&
+	    !(g->avoid & AVOID_POPULATE) && chance(&g->r, 15)) {
+		flags |= SMM_MAP_POPULATE;
+		g->budget -= page_up(len);
+	}
+	op->addr = addr;
+	op->len = len;
+	op->flags = flags;
+	if ((flags & SMM_MAP_FIXED) || !fixed_like || sh_free(&g->sh, addr, end))
+		sh_map(&g->sh, addr, end);
+}
+
+/* ~10% of operations: something a syscall must reject (or a quirk). */
+static void gen_invalid(struct gen *g, struct op *op)
+{
+	uint64_t addr, len;
+	pick_range(g, &addr, &len, true);
+	op->addr = addr;
+	op->len = len;
+	static const int kinds[] = { OP_MMAP, OP_MUNMAP, OP_MPROTECT,
+				     OP_MADVISE, OP_RESIDENT };
+	op->kind = kinds[below(&g->r, 5)];
+	op->arg = random_prot(g);
+	op->flags = SMM_MAP_PRIVATE | SMM_MAP_ANONYMOUS | SMM_MAP_FIXED_NOREPLACE;
+	if (op->kind == OP_MADVISE)
+		op->arg = SMM_MADV_WILLNEED;
+	unsigned what = (unsigned)below(&g->r, 6);
+	if (what == 0 && op->kind == OP_MMAP && (g->avoid & AVOID_UNALIGNED_MMAP))
+		what = 1;
+	if (what == 3 && (g->avoid & AVOID_BAD_BITS))
+		what = 4;
+	switch (what) {
+	case 0: /* unaligned address */
+		op->addr += 1 + below(&g->r, PG - 1);
+		break;
+	case 1: /* zero length */
+		op->len = 0;
+		break;
+	case 2: /* overflow */
+		if (op->kind == OP_RESIDENT)
+			op->kind = OP_MUNMAP;
+		op->len = overflow_lens[below(&g->r, sizeof(overflow_lens) /
+						       sizeof(overflow_lens[0]))];
+		break;
+	case 3: /* unknown bits */
+		if (op->kind == OP_MMAP || op->kind == OP_MPROTECT ||
+		    op->kind == OP_RESIDENT) {
+			if (op->kind == OP_RESIDENT)
+				op->kind = OP_MPROTECT;
+			static const uint64_t bad[] = { 0x8, 0x10, 0x20, 0x80,
+							0x1000000, 0x2000000 };
+			op->arg |= bad[below(&g->r, 6)];
+			if (op->kind == OP_MMAP && chance(&g->r, 50)) {
+				op->arg = random_prot(g);
+				/* unknown flag bits, or no/both private|shared */
+				/* bits Linux ignores (0x200000, MAP_DENYWRITE),
+				 * no type (0x30), an unknown type (4) */
+				static const uint64_t fl[] = {
+					0x22 | 0x200000 | 0x100000,
+					0x22 | 0x800 | 0x100000,
+					0x30 | 0x100000,
+					0x24 | 0x100000,
+				};
+				op->flags = fl[below(&g->r, 4)];
+			}
+		} else {
+			op->kind = OP_MADVISE;
+			static const uint64_t adv[] = { 5, 6, 7, 30, 99, 1000,
+							0x7fffffff };
+			op->arg = adv[below(&g->r, 7)];
+		}
+		break;
+	default: { /* an unmapped range */
+		uint64_t a = clamp_addr(pick_addr(g) + below(&g->r, 8) * PMD_SZ);
+		uint64_t l = (1 + below(&g->r, 64)) * PG;
+		if (!sh_free(&g->sh, a, a + l))
+			break; /* then just an ordinary op on a mapped range */
+		op->addr = a;
+		op->len = l;
+		if (op->kind == OP_MMAP)
+			op->kind = OP_MPROTECT;
+		if (op->kind == OP_MADVISE)
+			op->arg = (uint64_t[]){ SMM_MADV_DONTNEED, SMM_MADV_FREE,
+						 SMM_MADV_WILLNEED,
+						 SMM_MADV_POPULATE_READ,
+						 SMM_MADV_POPULATE_WRITE }
+				[below(&g->r, 5)];
+		break;
+	}
+	}
+	if (op->kind == OP_RESIDENT && op->len > 4096 * PG)
+		op->len = 4096 * PG;
+	if (!script_op_allowed(op)) /* unaligned near the window's end */
+		op->len = SCRIPT_WIN_END - (op->addr & ~(PG - 1)) - PG;
+	/* a valid-looking fixed_noreplace mmap that may succeed: track it */
+	if (op->kind == OP_MMAP && op->len && op->len < (1ULL << 47) &&
+	    !(op->addr & (PG - 1)) && (op->flags & 0xf) == SMM_MAP_PRIVATE) {
+		if (page_up(op->len) > NORESERVE_MIN)
+			op->flags |= SMM_MAP_NORESERVE;
+		if (sh_free(&g->sh, op->addr, op->addr + page_up(op->len)))
+			sh_map(&g->sh, op->addr, op->addr + page_up(op->len));
+	}
+}
+
+static void gen_op(struct gen *g, struct op *op)
+{
+	memset(op, 0, sizeof(*op));
+	if (chance(&g->r, 10) && !(g->avoid & AVOID_INVALID)) {
+		gen_invalid(g, op);
+		return;
+	}
+	unsigned c = (unsigned)below(&g->r, 100);
+	uint64_t addr, len;
+	if (c < 22) {
+		gen_mmap(g, op);
+	} else if (c < 32) {
+		op->kind = OP_MUNMAP;
+		pick_range(g, &addr, &len, true);
+		op->addr = addr;
+		op->len = len;
+		sh_unmap(&g->sh, addr, addr + page_up(len));
+	} else if (c < 43) {
+		op->kind = OP_MPROTECT;
+		pick_range(g, &addr, &len, true);
+		op->addr = addr;
+		op->len = len;
+		op->arg = random_prot(g);
+	} else if (c < 55) {
+		op->kind = OP_MADVISE;
+		pick_range(g, &addr, &len, true);
+		static const uint64_t adv[] = {
+			SMM_MADV_DONTNEED, SMM_MADV_DONTNEED, SMM_MADV_FREE,
+			SMM_MADV_WILLNEED, SMM_MADV_POPULATE_READ,
+			SMM_MADV_POPULATE_WRITE,
+		};
+		op->arg = adv[below(&g->r, sizeof(adv) / sizeof(adv[0]))];
+		if (op->arg == SMM_MADV_DONTNEED && g->reclaim_ok &&
+		    chance(&g->r, 40)) {
+			/* whole, aligned PTE tables */
+			addr = (addr + PMD_SZ - 1) & ~(PMD_SZ - 1);
+			len = (1 + below(&g->r, 4)) * PMD_SZ;
+			if (addr + len > SCRIPT_WIN_END)
+				addr = SCRIPT_WIN_END - len;
+		}
+		if (op->arg == SMM_MADV_DONTNEED && !g->reclaim_ok &&
+		    len >= PMD_SZ)
+			len = (1 + below(&g->r, 511)) * PG;
+		if (op->arg == SMM_MADV_POPULATE_READ ||
+		    op->arg == SMM_MADV_POPULATE_WRITE) {
+			if (len > 4 * MiB)
+				len = (1 + below(&g->r, 1024)) * PG;
+			if (g->budget < page_up(len) ||
+			    (g->avoid & AVOID_POPULATE))
+				op->arg = SMM_MADV_FREE;
+			else
+				g->budget -= page_up(len);
+		}
+		op->addr = addr;
+		op->len = fit(addr, len);
+	} else if (c < 64) {
+		op->kind = OP_WRITE;
+		pick_range(g, &addr, &len, false);
+		if (chance(&g->r, 60))
+			addr += below(&g->r, PG);
+		len = 1 + below(&g->r, chance(&g->r, 80) ? 3 * PG : 64 * PG);
+		if (g->budget < len + PG) {
+			op->kind = OP_READ;
+		} else {
+			g->budget -= len + PG;
+			op->arg = below(&g->r, 256);
+		}
+		op->addr = addr;
+		op->len = fit(addr, len);
+	} else if (c < 73) {
+		op->kind = OP_TOUCH;
+		pick_range(g, &addr, &len, false);
+		if (len > 8 * MiB)
+			len = 8 * MiB;
+		if (g->budget < page_up(len))
+			op->kind = OP_PEEK;
+		else
+			g->budget -= page_up(len);
+		op->addr = addr;
+		op->len = len;
+	} else if (c < 79) {
+		op->kind = OP_READ;
+		pick_range(g, &addr, &len, false);
+		if (chance(&g->r, 50))
+			addr += below(&g->r, PG);
+		op->addr = addr;
+		op->len = fit(addr, 1 + below(&g->r, chance(&g->r, 80) ? 3 * PG
+								     : 32 * PG));
+	} else if (c < 85) {
+		op->kind = OP_PEEK;
+		pick_range(g, &addr, &len, false);
+		op->addr = addr;
+		op->len = len;
+	} else if (c < 90) {
+		op->kind = OP_RESIDENT;
+		pick_range(g, &addr, &len, false);
+		if (len > 4096 * PG)
+			len = (1 + below(&g->r, 4096)) * PG;
+		op->addr = addr;
+		op->len = fit(addr, len);
+	} else if (c < 95) {
+		op->kind = OP_PT;
+	} else {
+		op->kind = OP_MAPS;
+	}
+}
+
+static void gen_script(uint64_t seed, size_t nops, bool reclaim_ok,
+		       unsigned avoid, struct script *s)
+{
+	struct gen g;
+	memset(&g, 0, sizeof(g));
+	rng_seed(&g.r, seed);
+	g.budget = TOUCH_BUDGET;
+	g.reclaim_ok = reclaim_ok;
+	g.avoid = avoid;
+	g.nanchors = 2 + (int)below(&g.r, 4);
+	for (int i = 0; i < g.nanchors; i++)
+		g.anchors[i] = random_boundary(&g);
+	for (size_t i = 0; i < nops; i++) {
+		struct op op;
+		gen_op(&g, &op);
+		if (!script_op_allowed(&op)) {
+			/* never hand the kernel backend a range outside the
+			 * window: that would hit the process itself */
+			struct strbuf sb;
+			sb_init(&sb);
+			script_format_op(&op, &sb);
+			fprintf(stderr, "oracle: generator bug, op outside the "
+					"window: %s", sb.buf);
+			abort();
+		}
+		script_push(s, &op);
+	}
+	free(g.sh.v);
+}
+
+/* ------------------------------------------------------------------ */
+/* comparison and shrinking                                            */
+/* ------------------------------------------------------------------ */
+
+struct verdict {
+	struct strbuf soft, kern;
+	int soft_rc, kern_rc;
+};
+
+static const char *line_at(const struct strbuf *sb, size_t idx, size_t *len);
+
+static bool outside_window(const char *l, size_t n)
+{
+	if (n < 3 || l[0] != '0' || l[1] != 'x')
+		return false;
+	uint64_t a = strtoull(l, NULL, 16);
+	return a < SCRIPT_WIN_START || a >= SCRIPT_WIN_END;
+}
+
+/*
+ * Two output lines of op @op agree. A non-fixed mmap that both place outside
+ * the window agrees whatever the addresses: the kernel randomizes them (the
+ * generator never emits one, but shrinking may remove the mapping that made
+ * the hint unusable).
+ */
+static bool lines_agree(const struct op *op, const char *a, size_t la,
+			const char *b, size_t lb)
+{
+	if (!a || !b)
+		return false;
+	if (la == lb && !memcmp(a, b, la))
+		return true;
+	return op->kind == OP_MMAP &&
+	       !(op->flags & (SMM_MAP_FIXED | SMM_MAP_FIXED_NOREPLACE)) &&
+	       outside_window(a, la) && outside_window(b, lb);
+}
+
+/* --self-test: the "softmm" side runs on the kernel too (checks that the
+ * generator only produces scripts with deterministic kernel results). */
+static bool self_test;
+
+static bool diverges(const struct script *s, int scheme, struct verdict *v)
+{
+	sb_reset(&v->soft);
+	sb_reset(&v->kern);
+	v->kern_rc = script_run_forked(s, BACKEND_KERNEL, scheme, &v->kern);
+	v->soft_rc = script_run_forked(
+		s, self_test ? BACKEND_KERNEL : BACKEND_SOFTMM, scheme, &v->soft);
+	/*
+	 * A non-fixed mmap that the kernel placed outside the window makes the
+	 * script incomparable (random placement, page tables shared with the
+	 * process's own mappings). The generator never emits one; shrinking
+	 * may (by removing the mapping that made the hint unusable), and such
+	 * a candidate must not count as still diverging.
+	 */
+	for (size_t i = 0; i < s->n; i++) {
+		const struct op *op = &s->ops[i];
+		if (op->kind != OP_MMAP ||
+		    (op->flags & (SMM_MAP_FIXED | SMM_MAP_FIXED_NOREPLACE)))
+			continue;
+		size_t lb;
+		const char *b = line_at(&v->kern, i, &lb);
+		if (b && outside_window(b, lb))
+			return false;
+	}
+	if (v->soft_rc || v->kern_rc)
+		return true;
+	if (v->soft.len == v->kern.len &&
+	    (!v->soft.len || !memcmp(v->soft.buf, v->kern.buf, v->soft.len)))
+		return false;
+	for (size_t i = 0; i < s->n; i++) {
+		size_t la, lb;
+		const char *a = line_at(&v->soft, i, &la);
+		const char *b = line_at(&v->kern, i, &lb);
+		if (!lines_agree(&s->ops[i], a, la, b, lb))
+			return true;
+	}
+	return false;
+}
+
+static void script_remove(const struct script *src, size_t from, size_t n,
+			  struct script *dst)
+{
+	dst->n = 0;
+	for (size_t i = 0; i < src->n; i++)
+		if (i < from || i >= from + n)
+			script_push(dst, &src->ops[i]);
+}
+
+/* Delta debugging down to a 1-minimal script (no single op removable). */
+static void shrink(struct script *s, int scheme, struct verdict *v,
+		   bool verbose)
+{
+	struct script t;
+	script_init(&t);
+	size_t chunk = s->n / 2 ? s->n / 2 : 1;
+	int runs = 0;
+	for (;;) {
+		bool removed = false;
+		for (size_t i = 0; i < s->n && s->n > 1;) {
+			size_t n = chunk;
+			if (i + n > s->n)
+				n = s->n - i;
+			script_remove(s, i, n, &t);
+			runs++;
+			if (diverges(&t, scheme, v)) {
+				struct script tmp = *s;
+				*s = t;
+				t = tmp;
+				removed = true;
+			} else {
+				i += n;
+			}
+		}
+		if (verbose)
+			fprintf(stderr, "  shrink: chunk %zu -> %zu ops (%d runs)\n",
+				chunk, s->n, runs);
+		if (chunk == 1 && !removed)
+			break;
+		if (chunk > 1)
+			chunk /= 2;
+	}
+	script_free(&t);
+	diverges(s, scheme, v); /* leave v describing the final script */
+}
+
+static const char *line_at(const struct strbuf *sb, size_t idx, size_t *len)
+{
+	const char *p = sb->buf ? sb->buf : "";
+	const char *end = p + sb->len;
+	for (size_t i = 0; i < idx && p < end; i++) {
+		const char *nl = memchr(p, '\n', (size_t)(end - p));
+		p = nl ? nl + 1 : end;
+	}
+	if (p >= end) {
+		*len = 0;
+		return NULL;
+	}
+	const char *nl = memchr(p, '\n', (size_t)(end - p));
+	*len = nl ? (size_t)(nl - p) : (size_t)(end - p);
+	return p;
+}
+
+static void print_side_by_side(FILE *f, const struct script *s,
+			       const struct verdict *v)
+{
+	fprintf(f, "  %-58s | %-24s | %s\n", "op", "softmm", "kernel");
+	struct strbuf opl;
+	sb_init(&opl);
+	for (size_t i = 0; i < s->n; i++) {
+		sb_reset(&opl);
+		script_format_op(&s->ops[i], &opl);
+		opl.buf[--opl.len] = 0;
+		size_t la, lb;
+		const char *a = line_at(&v->soft, i, &la);
+		const char *b = line_at(&v->kern, i, &lb);
+		bool diff = !lines_agree(&s->ops[i], a, la, b, lb);
+		fprintf(f, "%c %-58s | %-24.*s | %.*s\n", diff ? '!' : ' ',
+			opl.buf, a ? (int)(la > 60 ? 60 : la) : 9,
+			a ? a : "(missing)", b ? (int)(lb > 60 ? 60 : lb) : 9,
+			b ? b : "(missing)");
+	}
+	for (size_t i = 0; i < s->n; i++) {
+		size_t la, lb;
+		const char *a = line_at(&v->soft, i, &la);
+		const char *b = line_at(&v->kern, i, &lb);
+		if (lines_agree(&s->ops[i], a, la, b, lb) ||
+		    ((!a || la <= 60) && (!b || lb <= 60)))
+			continue;
+		fprintf(f, "  line %zu in full:\n    softmm: %.*s\n    kernel: %.*s\n",
+			i + 1, a ? (int)la : 9, a ? a : "(missing)",
+			b ? (int)lb : 9, b ? b : "(missing)");
+	}
+	if (v->soft_rc)
+		fprintf(f, "  softmm backend exit status %d%s\n", v->soft_rc,
+			v->soft_rc == SCRIPT_ERR_LEAK ? " (leak)" : "");
+	if (v->kern_rc)
+		fprintf(f, "  kernel backend exit status %d\n", v->kern_rc);
+	sb_free(&opl);
+}
+
+static int write_script(const char *path, const struct script *s,
+			const char *scheme, uint64_t seed, size_t idx,
+			const struct verdict *v)
+{
+	FILE *f = fopen(path, "w");
+	if (!f) {
+		perror(path);
+		return -1;
+	}
+	fprintf(f, "# softmm oracle divergence: seed %llu, sequence %zu\n",
+		(unsigned long long)seed, idx);
+	fprintf(f, "# scheme: %s\n", scheme);
+	fprintf(f, "# reproduce: softmm script --scheme %s FILE; "
+		   "softmm script --backend kernel FILE\n", scheme);
+	fprintf(f, "#\n");
+	struct strbuf sb;
+	sb_init(&sb);
+	for (size_t i = 0; i < s->n; i++)
+		script_format_op(&s->ops[i], &sb);
+	fputs(sb.buf ? sb.buf : "", f);
+	fprintf(f, "# side by side (! marks a difference):\n");
+	sb_free(&sb);
+	/* the comparison, as comments */
+	char *buf = NULL;
+	size_t blen = 0;
+	FILE *m = open_memstream(&buf, &blen);
+	print_side_by_side(m, s, v);
+	fclose(m);
+	for (char *p = buf, *nl; p && *p; p = nl + 1) {
+		nl = strchr(p, '\n');
+		if (!nl)
+			break;
+		fprintf(f, "#%.*s\n", (int)(nl - p), p);
+	}
+	free(buf);
+	fclose(f);
+	return 0;
+}
+
+static double now_sec(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* Schemes whose `pt` follows CONFIG_PT_RECLAIM (free on full-table DONTNEED). */
+static bool scheme_reclaims_on_dontneed(const char *name)
+{
+	return !strcmp(name, "rcu");
+}
+
+int cmd_oracle(int argc, char **argv)
+{
+	unsigned long long nseq = 200, nops = 200, seed = 1;
+	const char *scheme_name = "none";
+	const char *outpath = NULL;
+	bool verbose = false, keep_going = false, dump = false;
+	unsigned avoid = 0;
+	static const struct option lopts[] = {
+		{ "sequences", required_argument, NULL, 'n' },
+		{ "ops", required_argument, NULL, 'm' },
+		{ "seed", required_argument, NULL, 's' },
+		{ "scheme", required_argument, NULL, 'S' },
+		{ "out", required_argument, NULL, 'o' },
+		{ "verbose", no_argument, NULL, 'v' },
+		{ "keep-going", no_argument, NULL, 'k' },
+		{ "self-test", no_argument, NULL, 'T' },
+		{ "dump", no_argument, NULL, 'D' },
+		{ "avoid", required_argument, NULL, 'A' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	int c;
+	optind = 1;
+	while ((c = getopt_long(argc, argv, "n:m:s:S:o:vkTDA:h", lopts, NULL)) !=
+	       -1) {
+		switch (c) {
+		case 'n': nseq = strtoull(optarg, NULL, 0); break;
+		case 'm': nops = strtoull(optarg, NULL, 0); break;
+		case 's': seed = strtoull(optarg, NULL, 0); break;
+		case 'S': scheme_name = optarg; break;
+		case 'o': outpath = optarg; break;
+		case 'v': verbose = true; break;
+		case 'k': keep_going = true; break;
+		case 'T': self_test = true; break;
+		case 'D': dump = true; break;
+		case 'A': {
+			char *save = NULL, *list = strdup(optarg);
+			for (char *t = strtok_r(list, ",", &save); t;
+			     t = strtok_r(NULL, ",", &save)) {
+				size_t k, nk = sizeof(avoid_names) /
+					       sizeof(avoid_names[0]);
+				for (k = 0; k < nk; k++)
+					if (!strcmp(t, avoid_names[k].name))
+						break;
+				if (k == nk) {
+					fprintf(stderr, "unknown --avoid class "
+							"'%s' (invalid, "
+							"unaligned-mmap, bad-bits, "
+							"populate)\n", t);
+					free(list);
+					return 2;
+				}
+				avoid |= avoid_names[k].bit;
+			}
+			free(list);
+			break;
+		}
+		default:
+			fprintf(stderr,
+				"usage: softmm oracle --sequences N --ops M "
+				"--seed S [--scheme NAME] [--out FILE] "
+				"[--verbose] [--keep-going] [--self-test] [--dump]\n"
+				"                     [--avoid invalid,unaligned-mmap,"
+				"bad-bits,populate]\n");
+			return 2;
+		}
+	}
+	int scheme = smm_scheme_from_name(scheme_name);
+	if (scheme < 0) {
+		fprintf(stderr, "unknown scheme '%s'\n", scheme_name);
+		return 2;
+	}
+	bool reclaim_ok = scheme_reclaims_on_dontneed(scheme_name);
+	double t0 = now_sec();
+	struct verdict v;
+	sb_init(&v.soft);
+	sb_init(&v.kern);
+	int divergences = 0;
+	unsigned long long done = 0;
+	for (unsigned long long i = 0; i < nseq; i++) {
+		uint64_t sx = seed * 0x9e3779b97f4a7c15ULL + i;
+		uint64_t sseed = splitmix64(&sx);
+		struct script s;
+		script_init(&s);
+		gen_script(sseed, nops, reclaim_ok, avoid, &s);
+		done++;
+		if (dump) {
+			struct strbuf sb;
+			sb_init(&sb);
+			printf("# sequence %llu\n", i);
+			for (size_t k = 0; k < s.n; k++)
+				script_format_op(&s.ops[k], &sb);
+			fputs(sb.buf ? sb.buf : "", stdout);
+			sb_free(&sb);
+			script_free(&s);
+			continue;
+		}
+		if (!diverges(&s, scheme, &v)) {
+			if (verbose)
+				fprintf(stderr, "sequence %llu: ok\n", i);
+			script_free(&s);
+			continue;
+		}
+		divergences++;
+		fprintf(stderr,
+			"sequence %llu (seed %llu): divergence; shrinking %zu "
+			"ops...\n",
+			i, seed, s.n);
+		shrink(&s, scheme, &v, verbose);
+		char defpath[128];
+		snprintf(defpath, sizeof(defpath), "oracle-fail-%llu-%llu.smm",
+			 seed, i);
+		const char *path = outpath && !keep_going ? outpath : defpath;
+		printf("divergence in sequence %llu (seed %llu, scheme %s), "
+		       "minimal script (%zu ops) written to %s:\n",
+		       i, seed, scheme_name, s.n, path);
+		print_side_by_side(stdout, &s, &v);
+		write_script(path, &s, scheme_name, seed, (size_t)i, &v);
+		fflush(stdout);
+		script_free(&s);
+		if (!keep_going)
+			break;
+	}
+	if (!dump)
+	printf("oracle: %llu sequences x %llu ops, scheme %s, seed %llu: "
+	       "%d divergence%s, %.1f s\n",
+	       done, nops, scheme_name, seed, divergences,
+	       divergences == 1 ? "" : "s", now_sec() - t0);
+	sb_free(&v.soft);
+	sb_free(&v.kern);
+	return divergences ? 1 : 0;
+}

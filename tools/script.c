@@ -1,0 +1,936 @@
+/*
+ * tools/script.c - the script language (parser and printer), the softmm
+ * backend that runs a script through libsoftmm, and the `softmm script`
+ * command. The kernel backend lives in tools/kbackend.c.
+ */
+#define _GNU_SOURCE
+#include "script.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "softmm.h"
+
+/* ------------------------------------------------------------------ */
+/* strbuf                                                              */
+/* ------------------------------------------------------------------ */
+
+void sb_init(struct strbuf *sb)
+{
+	sb->buf = NULL;
+	sb->len = sb->cap = 0;
+}
+
+void sb_free(struct strbuf *sb)
+{
+	free(sb->buf);
+	sb_init(sb);
+}
+
+void sb_reset(struct strbuf *sb)
+{
+	sb->len = 0;
+	if (sb->buf)
+		sb->buf[0] = 0;
+}
+
+static void sb_reserve(struct strbuf *sb, size_t extra)
+{
+	if (sb->len + extra + 1 <= sb->cap)
+		return;
+	size_t cap = sb->cap ? sb->cap : 256;
+	while (cap < sb->len + extra + 1)
+		cap *= 2;
+	char *p = realloc(sb->buf, cap);
+	if (!p) {
+		perror("realloc");
+		exit(SCRIPT_ERR_SETUP);
+	}
+	sb->buf = p;
+	sb->cap = cap;
+}
+
+void sb_add(struct strbuf *sb, const char *s, size_t n)
+{
+	sb_reserve(sb, n);
+	memcpy(sb->buf + sb->len, s, n);
+	sb->len += n;
+	sb->buf[sb->len] = 0;
+}
+
+void sb_printf(struct strbuf *sb, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	int n = vsnprintf(NULL, 0, fmt, ap);
+	va_end(ap);
+	sb_reserve(sb, (size_t)n);
+	va_start(ap, fmt);
+	vsnprintf(sb->buf + sb->len, (size_t)n + 1, fmt, ap);
+	va_end(ap);
+	sb->len += (size_t)n;
+}
+
+/* ------------------------------------------------------------------ */
+/* script container and shared helpers                                 */
+/* ------------------------------------------------------------------ */
+
+void script_init(struct script *s)
+{
+	s->ops = NULL;
+	s->n = s->cap = 0;
+}
+
+void script_free(struct script *s)
+{
+	free(s->ops);
+	script_init(s);
+}
+
+void script_push(struct script *s, const struct op *op)
+{
+	if (s->n == s->cap) {
+		size_t cap = s->cap ? 2 * s->cap : 64;
+		struct op *p = realloc(s->ops, cap * sizeof(*p));
+		if (!p) {
+			perror("realloc");
+			exit(SCRIPT_ERR_SETUP);
+		}
+		s->ops = p;
+		s->cap = cap;
+	}
+	s->ops[s->n++] = *op;
+}
+
+uint64_t fnv1a_init(void)
+{
+	return 0xcbf29ce484222325ULL;
+}
+
+uint64_t fnv1a_update(uint64_t h, const unsigned char *p, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		h ^= p[i];
+		h *= 0x100000001b3ULL;
+	}
+	return h;
+}
+
+size_t script_resident_pages(uint64_t len)
+{
+	if (len > SCRIPT_RESIDENT_MAX)
+		len = SCRIPT_RESIDENT_MAX;
+	return (size_t)((len + SMM_PAGE_SIZE - 1) >> SMM_PAGE_SHIFT);
+}
+
+size_t script_max_line(const struct script *s)
+{
+	/* maps: at most ~2 VMAs per operation can exist, 30 chars each. */
+	size_t max = 64 * (s->n + 64);
+	for (size_t i = 0; i < s->n; i++)
+		if (s->ops[i].kind == OP_RESIDENT) {
+			size_t p = script_resident_pages(s->ops[i].len) + 64;
+			if (p > max)
+				max = p;
+		}
+	return max;
+}
+
+const char *script_errname(int err)
+{
+	const char *n = strerrorname_np(err);
+	return n ? n : "E?";
+}
+
+static const char *const op_names[OP_NR] = {
+	[OP_MMAP] = "mmap",	    [OP_MUNMAP] = "munmap",
+	[OP_MPROTECT] = "mprotect", [OP_MADVISE] = "madvise",
+	[OP_WRITE] = "write",	    [OP_TOUCH] = "touch",
+	[OP_READ] = "read",	    [OP_PEEK] = "peek",
+	[OP_MAPS] = "maps",	    [OP_RESIDENT] = "resident",
+	[OP_PT] = "pt",
+};
+
+const char *script_op_name(int kind)
+{
+	return kind >= 0 && kind < OP_NR ? op_names[kind] : "?";
+}
+
+/* ------------------------------------------------------------------ */
+/* parser                                                              */
+/* ------------------------------------------------------------------ */
+
+static const struct {
+	const char *name;
+	uint64_t val;
+} map_flag_names[] = {
+	{ "shared", SMM_MAP_SHARED },
+	{ "private", SMM_MAP_PRIVATE },
+	{ "fixed", SMM_MAP_FIXED },
+	{ "anon", SMM_MAP_ANONYMOUS },
+	{ "noreserve", SMM_MAP_NORESERVE },
+	{ "populate", SMM_MAP_POPULATE },
+	{ "fixed_noreplace", SMM_MAP_FIXED_NOREPLACE },
+};
+#define N_MAP_FLAGS (sizeof(map_flag_names) / sizeof(map_flag_names[0]))
+
+static const struct {
+	const char *name;
+	uint64_t val;
+} advice_names[] = {
+	{ "willneed", SMM_MADV_WILLNEED },
+	{ "dontneed", SMM_MADV_DONTNEED },
+	{ "free", SMM_MADV_FREE },
+	{ "populate_read", SMM_MADV_POPULATE_READ },
+	{ "populate_write", SMM_MADV_POPULATE_WRITE },
+};
+#define N_ADVICE (sizeof(advice_names) / sizeof(advice_names[0]))
+
+/* Number: decimal or 0x hex, optional K/M/G/T suffix. */
+static bool parse_num(const char *t, uint64_t *out)
+{
+	uint64_t v = 0;
+	int base = 10;
+	const char *p = t;
+	if (p[0] == '0' && (p[1] == 'x' || p[1] == 'X')) {
+		base = 16;
+		p += 2;
+	}
+	if (!*p)
+		return false;
+	int ndig = 0;
+	for (; *p; p++) {
+		int d;
+		if (*p >= '0' && *p <= '9')
+			d = *p - '0';
+		else if (base == 16 && *p >= 'a' && *p <= 'f')
+			d = *p - 'a' + 10;
+		else if (base == 16 && *p >= 'A' && *p <= 'F')
+			d = *p - 'A' + 10;
+		else
+			break;
+		if (v > (UINT64_MAX - (uint64_t)d) / (uint64_t)base)
+			return false;
+		v = v * (uint64_t)base + (uint64_t)d;
+		ndig++;
+	}
+	if (!ndig)
+		return false;
+	if (*p) {
+		int sh;
+		switch (*p) {
+		case 'K': case 'k': sh = 10; break;
+		case 'M': case 'm': sh = 20; break;
+		case 'G': case 'g': sh = 30; break;
+		case 'T': case 't': sh = 40; break;
+		default: return false;
+		}
+		if (p[1])
+			return false;
+		if (v > (UINT64_MAX >> sh))
+			return false;
+		v <<= sh;
+	}
+	*out = v;
+	return true;
+}
+
+static bool parse_prot(const char *t, uint64_t *out)
+{
+	if (t[0] >= '0' && t[0] <= '9')
+		return parse_num(t, out);
+	if (!strcmp(t, "-")) {
+		*out = 0;
+		return true;
+	}
+	uint64_t v = 0;
+	for (const char *p = t; *p; p++) {
+		uint64_t b;
+		switch (*p) {
+		case 'r': b = SMM_PROT_READ; break;
+		case 'w': b = SMM_PROT_WRITE; break;
+		case 'x': b = SMM_PROT_EXEC; break;
+		default: return false;
+		}
+		if (v & b)
+			return false;
+		v |= b;
+	}
+	*out = v;
+	return true;
+}
+
+static bool parse_flags(const char *t, uint64_t *out)
+{
+	if (t[0] >= '0' && t[0] <= '9')
+		return parse_num(t, out);
+	uint64_t v = 0;
+	char buf[256];
+	if (strlen(t) >= sizeof(buf))
+		return false;
+	strcpy(buf, t);
+	char *save = NULL;
+	for (char *tok = strtok_r(buf, ",", &save); tok;
+	     tok = strtok_r(NULL, ",", &save)) {
+		size_t i;
+		for (i = 0; i < N_MAP_FLAGS; i++)
+			if (!strcmp(tok, map_flag_names[i].name))
+				break;
+		if (i == N_MAP_FLAGS)
+			return false;
+		v |= map_flag_names[i].val;
+	}
+	if (t[0] == ',' || t[strlen(t) - 1] == ',' || strstr(t, ",,"))
+		return false;
+	*out = v;
+	return true;
+}
+
+static bool parse_advice(const char *t, uint64_t *out)
+{
+	if (t[0] >= '0' && t[0] <= '9')
+		return parse_num(t, out);
+	for (size_t i = 0; i < N_ADVICE; i++)
+		if (!strcmp(t, advice_names[i].name)) {
+			*out = advice_names[i].val;
+			return true;
+		}
+	return false;
+}
+
+static const struct {
+	int kind;
+	int nargs;
+	const char *usage;
+} op_syntax[OP_NR] = {
+	[OP_MMAP] = { OP_MMAP, 4, "mmap ADDR LEN PROT FLAGS" },
+	[OP_MUNMAP] = { OP_MUNMAP, 2, "munmap ADDR LEN" },
+	[OP_MPROTECT] = { OP_MPROTECT, 3, "mprotect ADDR LEN PROT" },
+	[OP_MADVISE] = { OP_MADVISE, 3, "madvise ADDR LEN ADVICE" },
+	[OP_WRITE] = { OP_WRITE, 3, "write ADDR LEN BYTE" },
+	[OP_TOUCH] = { OP_TOUCH, 2, "touch ADDR LEN" },
+	[OP_READ] = { OP_READ, 2, "read ADDR LEN" },
+	[OP_PEEK] = { OP_PEEK, 2, "peek ADDR LEN" },
+	[OP_MAPS] = { OP_MAPS, 0, "maps" },
+	[OP_RESIDENT] = { OP_RESIDENT, 2, "resident ADDR LEN" },
+	[OP_PT] = { OP_PT, 0, "pt" },
+};
+
+/*
+ * The kernel backend runs in a real process: a range outside the window
+ * could unmap or overwrite the process itself. Allowed: ranges inside the
+ * window, empty ones, and ones whose end wraps around (overflow tests, which
+ * every syscall rejects before doing anything); a non-fixed mmap may have any
+ * hint. Loads and stores must start inside the window.
+ */
+static bool range_allowed(int kind, uint64_t addr, uint64_t len)
+{
+	bool in = addr >= SCRIPT_WIN_START && addr < SCRIPT_WIN_END;
+	if (kind == OP_WRITE || kind == OP_TOUCH || kind == OP_READ ||
+	    kind == OP_PEEK) {
+		if (!in)
+			return false;
+	}
+	if (!len)
+		return true;
+	uint64_t rlen = len;
+	if (!(kind == OP_WRITE || kind == OP_TOUCH || kind == OP_READ ||
+	      kind == OP_PEEK)) {
+		rlen = (len + SMM_PAGE_SIZE - 1) & ~(SMM_PAGE_SIZE - 1);
+		if (rlen < len)
+			return true; /* PAGE_ALIGN(len) overflows */
+	}
+	uint64_t end = addr + rlen;
+	if (end < addr)
+		return true;
+	return in && end <= SCRIPT_WIN_END;
+}
+
+bool script_op_allowed(const struct op *op)
+{
+	if (op_syntax[op->kind].nargs < 2)
+		return true;
+	if (op->kind == OP_MMAP &&
+	    !(op->flags & (SMM_MAP_FIXED | SMM_MAP_FIXED_NOREPLACE)))
+		return true;
+	return range_allowed(op->kind, op->addr, op->len);
+}
+
+int script_parse(const char *text, const char *name, struct script *s,
+		 FILE *err)
+{
+	int lineno = 0;
+	const char *p = text;
+	while (*p) {
+		const char *eol = strchr(p, '\n');
+		size_t n = eol ? (size_t)(eol - p) : strlen(p);
+		lineno++;
+		char line[1024];
+		if (n >= sizeof(line)) {
+			fprintf(err, "%s:%d: line too long\n", name, lineno);
+			return -1;
+		}
+		memcpy(line, p, n);
+		line[n] = 0;
+		p += n + (eol ? 1 : 0);
+		char *hash = strchr(line, '#');
+		if (hash)
+			*hash = 0;
+		char *tok[8];
+		int nt = 0;
+		char *save = NULL;
+		for (char *t = strtok_r(line, " \t\r", &save); t;
+		     t = strtok_r(NULL, " \t\r", &save)) {
+			if (nt == 8) {
+				fprintf(err, "%s:%d: too many fields\n", name,
+					lineno);
+				return -1;
+			}
+			tok[nt++] = t;
+		}
+		if (!nt)
+			continue;
+		int kind;
+		for (kind = 0; kind < OP_NR; kind++)
+			if (!strcmp(tok[0], op_names[kind]))
+				break;
+		if (kind == OP_NR) {
+			fprintf(err, "%s:%d: unknown operation '%s'\n", name,
+				lineno, tok[0]);
+			return -1;
+		}
+		if (nt - 1 != op_syntax[kind].nargs) {
+			fprintf(err, "%s:%d: usage: %s\n", name, lineno,
+				op_syntax[kind].usage);
+			return -1;
+		}
+		struct op op = { .kind = kind };
+		bool ok = true;
+		const char *what = "";
+		if (op_syntax[kind].nargs >= 2) {
+			ok = parse_num(tok[1], &op.addr) &&
+			     parse_num(tok[2], &op.len);
+			what = "bad number";
+		}
+		if (ok && kind == OP_MMAP) {
+			ok = parse_prot(tok[3], &op.arg);
+			what = "bad PROT";
+			if (ok) {
+				ok = parse_flags(tok[4], &op.flags);
+				what = "bad FLAGS";
+			}
+		} else if (ok && kind == OP_MPROTECT) {
+			ok = parse_prot(tok[3], &op.arg);
+			what = "bad PROT";
+		} else if (ok && kind == OP_MADVISE) {
+			ok = parse_advice(tok[3], &op.arg);
+			what = "bad ADVICE";
+		} else if (ok && kind == OP_WRITE) {
+			ok = parse_num(tok[3], &op.arg) && op.arg <= 255;
+			what = "bad BYTE";
+		}
+		if (ok && (kind == OP_MMAP || kind == OP_MPROTECT) &&
+		    op.arg > 0xffffffffULL) {
+			ok = false;
+			what = "PROT does not fit in an int";
+		}
+		if (ok && kind == OP_MMAP && op.flags > 0xffffffffULL) {
+			ok = false;
+			what = "FLAGS do not fit in an int";
+		}
+		if (ok && kind == OP_MADVISE && op.arg > 0x7fffffffULL) {
+			ok = false;
+			what = "ADVICE does not fit in an int";
+		}
+		if (ok && kind == OP_RESIDENT && op.len > SCRIPT_RESIDENT_MAX) {
+			ok = false;
+			what = "resident LEN too large (max 16G)";
+		}
+		if (ok && !script_op_allowed(&op)) {
+			ok = false;
+			what = "range leaves the window [0x200000000000, "
+			       "0x300000000000) without overflowing";
+		}
+		if (!ok) {
+			fprintf(err, "%s:%d: %s: usage: %s\n", name, lineno,
+				what, op_syntax[kind].usage);
+			return -1;
+		}
+		script_push(s, &op);
+	}
+	return 0;
+}
+
+static void format_prot(uint64_t prot, struct strbuf *sb)
+{
+	if (prot & ~(uint64_t)(SMM_PROT_READ | SMM_PROT_WRITE |
+			       SMM_PROT_EXEC)) {
+		sb_printf(sb, "0x%llx", (unsigned long long)prot);
+		return;
+	}
+	if (!prot) {
+		sb_add(sb, "-", 1);
+		return;
+	}
+	if (prot & SMM_PROT_READ)
+		sb_add(sb, "r", 1);
+	if (prot & SMM_PROT_WRITE)
+		sb_add(sb, "w", 1);
+	if (prot & SMM_PROT_EXEC)
+		sb_add(sb, "x", 1);
+}
+
+static void format_flags(uint64_t flags, struct strbuf *sb)
+{
+	uint64_t known = 0;
+	for (size_t i = 0; i < N_MAP_FLAGS; i++)
+		known |= map_flag_names[i].val;
+	if (!flags || (flags & ~known)) {
+		sb_printf(sb, "0x%llx", (unsigned long long)flags);
+		return;
+	}
+	bool first = true;
+	/* A fixed, readable order: private/shared, anon, then the rest. */
+	static const int order[] = { 1, 0, 3, 2, 6, 4, 5 };
+	for (size_t k = 0; k < N_MAP_FLAGS; k++) {
+		size_t i = (size_t)order[k];
+		if (flags & map_flag_names[i].val) {
+			if (!first)
+				sb_add(sb, ",", 1);
+			sb_printf(sb, "%s", map_flag_names[i].name);
+			first = false;
+		}
+	}
+}
+
+static void format_advice(uint64_t adv, struct strbuf *sb)
+{
+	for (size_t i = 0; i < N_ADVICE; i++)
+		if (advice_names[i].val == adv) {
+			sb_printf(sb, "%s", advice_names[i].name);
+			return;
+		}
+	sb_printf(sb, "%llu", (unsigned long long)adv);
+}
+
+void script_format_op(const struct op *op, struct strbuf *sb)
+{
+	sb_printf(sb, "%s", op_names[op->kind]);
+	if (op_syntax[op->kind].nargs >= 2)
+		sb_printf(sb, " 0x%llx 0x%llx", (unsigned long long)op->addr,
+			  (unsigned long long)op->len);
+	switch (op->kind) {
+	case OP_MMAP:
+		sb_add(sb, " ", 1);
+		format_prot(op->arg, sb);
+		sb_add(sb, " ", 1);
+		format_flags(op->flags, sb);
+		break;
+	case OP_MPROTECT:
+		sb_add(sb, " ", 1);
+		format_prot(op->arg, sb);
+		break;
+	case OP_MADVISE:
+		sb_add(sb, " ", 1);
+		format_advice(op->arg, sb);
+		break;
+	case OP_WRITE:
+		sb_printf(sb, " 0x%02llx", (unsigned long long)op->arg);
+		break;
+	}
+	sb_add(sb, "\n", 1);
+}
+
+/* ------------------------------------------------------------------ */
+/* softmm backend                                                      */
+/* ------------------------------------------------------------------ */
+
+#define SOFTMM_POOL_BYTES (8ULL << 30)
+#define IO_CHUNK (64 * 1024)
+
+static void put_err(struct strbuf *out, long r)
+{
+	sb_printf(out, "-%s\n", script_errname((int)-r));
+}
+
+/* Print SEGV/OOM/other error for a failed user access. */
+static void put_access_err(struct strbuf *out, int r, uint64_t fa)
+{
+	if (r == -EFAULT)
+		sb_printf(out, "SEGV 0x%llx\n", (unsigned long long)fa);
+	else if (r == -ENOMEM)
+		sb_printf(out, "OOM 0x%llx\n", (unsigned long long)fa);
+	else
+		put_err(out, r);
+}
+
+static void run_softmm_op(const struct op *op, struct smm_mm *mm,
+			  struct smm_cpu *cpu, struct strbuf *out,
+			  unsigned char *iobuf, unsigned char *vec,
+			  struct smm_vma_info **vmas, size_t *nvmas)
+{
+	uint64_t fa = 0;
+	int r;
+	switch (op->kind) {
+	case OP_MMAP: {
+		int64_t a = smm_mmap(mm, op->addr, op->len, (int)op->arg,
+				     (int)op->flags);
+		if (a < 0 && a > -4096)
+			put_err(out, a);
+		else
+			sb_printf(out, "0x%llx\n", (unsigned long long)a);
+		return;
+	}
+	case OP_MUNMAP:
+		r = smm_munmap(mm, op->addr, op->len);
+		goto ret;
+	case OP_MPROTECT:
+		r = smm_mprotect(mm, op->addr, op->len, (int)op->arg);
+		goto ret;
+	case OP_MADVISE:
+		r = smm_madvise(mm, op->addr, op->len, (int)op->arg);
+	ret:
+		if (r)
+			put_err(out, r);
+		else
+			sb_add(out, "0\n", 2);
+		return;
+	case OP_WRITE:
+		r = smm_fill(cpu, op->addr, (int)op->arg, op->len, &fa);
+		if (r)
+			put_access_err(out, r, fa);
+		else
+			sb_add(out, "ok\n", 3);
+		return;
+	case OP_TOUCH: {
+		uint64_t end = op->addr + op->len;
+		uint64_t p = (op->addr + SMM_PAGE_SIZE - 1) & ~(SMM_PAGE_SIZE - 1);
+		if (end < op->addr)
+			end = UINT64_MAX;
+		for (; p >= op->addr && p < end; p += SMM_PAGE_SIZE) {
+			r = smm_fill(cpu, p, 1, 1, &fa);
+			if (r) {
+				put_access_err(out, r, fa);
+				return;
+			}
+			if (p + SMM_PAGE_SIZE < p)
+				break;
+		}
+		sb_add(out, "ok\n", 3);
+		return;
+	}
+	case OP_READ: {
+		uint64_t h = fnv1a_init();
+		uint64_t a = op->addr, left = op->len;
+		while (left) {
+			size_t n = left < IO_CHUNK ? (size_t)left : IO_CHUNK;
+			r = smm_read(cpu, a, iobuf, n, &fa);
+			if (r) {
+				put_access_err(out, r, fa);
+				return;
+			}
+			h = fnv1a_update(h, iobuf, n);
+			a += n;
+			left -= n;
+		}
+		sb_printf(out, "%016llx\n", (unsigned long long)h);
+		return;
+	}
+	case OP_PEEK: {
+		uint64_t h = fnv1a_init();
+		uint64_t end = op->addr + op->len;
+		uint64_t p = (op->addr + SMM_PAGE_SIZE - 1) & ~(SMM_PAGE_SIZE - 1);
+		if (end < op->addr)
+			end = UINT64_MAX;
+		for (; p >= op->addr && p < end; p += SMM_PAGE_SIZE) {
+			unsigned char b;
+			r = smm_read(cpu, p, &b, 1, &fa);
+			if (r) {
+				put_access_err(out, r, fa);
+				return;
+			}
+			h = fnv1a_update(h, &b, 1);
+			if (p + SMM_PAGE_SIZE < p)
+				break;
+		}
+		sb_printf(out, "%016llx\n", (unsigned long long)h);
+		return;
+	}
+	case OP_MAPS: {
+		size_t n = smm_mm_vmas(mm, SCRIPT_WIN_START, SCRIPT_WIN_END,
+				       *vmas, *nvmas);
+		if (n > *nvmas) {
+			free(*vmas);
+			*nvmas = n * 2;
+			*vmas = calloc(*nvmas, sizeof(**vmas));
+			if (!*vmas) {
+				perror("calloc");
+				exit(SCRIPT_ERR_SETUP);
+			}
+			n = smm_mm_vmas(mm, SCRIPT_WIN_START, SCRIPT_WIN_END,
+					*vmas, *nvmas);
+		}
+		if (!n)
+			sb_add(out, "-", 1);
+		for (size_t i = 0; i < n && i < *nvmas; i++) {
+			const struct smm_vma_info *v = &(*vmas)[i];
+			sb_printf(out, "%s%llx-%llx %c%c%cp", i ? ";" : "",
+				  (unsigned long long)v->start,
+				  (unsigned long long)v->end,
+				  v->prot & SMM_PROT_READ ? 'r' : '-',
+				  v->prot & SMM_PROT_WRITE ? 'w' : '-',
+				  v->prot & SMM_PROT_EXEC ? 'x' : '-');
+		}
+		sb_add(out, "\n", 1);
+		return;
+	}
+	case OP_RESIDENT: {
+		size_t pages = script_resident_pages(op->len);
+		r = smm_mincore(mm, op->addr, op->len, vec);
+		if (r) {
+			put_err(out, r);
+			return;
+		}
+		size_t start = out->len;
+		sb_reserve(out, pages + 1);
+		for (size_t i = 0; i < pages; i++)
+			out->buf[start + i] = (vec[i] & 1) ? '1' : '0';
+		out->len = start + pages;
+		sb_add(out, "\n", 1);
+		return;
+	}
+	case OP_PT: {
+		struct smm_mm_stats st;
+		smm_mm_stats(mm, &st);
+		sb_printf(out, "%llu\n", (unsigned long long)st.pt_bytes);
+		return;
+	}
+	}
+}
+
+int script_run_softmm(const struct script *s, int scheme, struct strbuf *out)
+{
+	size_t maxpages = 1;
+	for (size_t i = 0; i < s->n; i++)
+		if (s->ops[i].kind == OP_RESIDENT &&
+		    script_resident_pages(s->ops[i].len) > maxpages)
+			maxpages = script_resident_pages(s->ops[i].len);
+	unsigned char *iobuf = malloc(IO_CHUNK);
+	unsigned char *vec = malloc(maxpages + 4096);
+	size_t nvmas = 256;
+	struct smm_vma_info *vmas = calloc(nvmas, sizeof(*vmas));
+	if (!iobuf || !vec || !vmas) {
+		perror("malloc");
+		return SCRIPT_ERR_SETUP;
+	}
+	struct smm_pool *pool = smm_pool_create(SOFTMM_POOL_BYTES, 0);
+	if (!pool) {
+		perror("smm_pool_create");
+		return SCRIPT_ERR_SETUP;
+	}
+	struct smm_mm_opts opts = { .scheme = scheme };
+	struct smm_mm *mm = smm_mm_create(pool, &opts);
+	if (!mm) {
+		perror("smm_mm_create");
+		return SCRIPT_ERR_SETUP;
+	}
+	struct smm_cpu *cpu = smm_cpu_attach(pool);
+	if (!cpu) {
+		perror("smm_cpu_attach");
+		return SCRIPT_ERR_SETUP;
+	}
+	smm_cpu_switch_mm(cpu, mm);
+
+	for (size_t i = 0; i < s->n; i++)
+		run_softmm_op(&s->ops[i], mm, cpu, out, iobuf, vec, &vmas,
+			      &nvmas);
+
+	smm_cpu_switch_mm(cpu, NULL);
+	smm_mm_destroy(mm);
+	smm_cpu_detach(cpu);
+	struct smm_pool_stats st;
+	smm_pool_stats(pool, &st);
+	int ret = 0;
+	if (st.frames != 1 + st.free) {
+		fprintf(stderr,
+			"softmm: leak: pool frames %llu != 1 + free %llu "
+			"(anon %llu, page tables %llu)\n",
+			(unsigned long long)st.frames,
+			(unsigned long long)st.free,
+			(unsigned long long)st.anon_pages,
+			(unsigned long long)st.pt_pages);
+		ret = SCRIPT_ERR_LEAK;
+	}
+	int r = smm_pool_destroy(pool);
+	if (r) {
+		fprintf(stderr, "softmm: smm_pool_destroy: %s\n",
+			script_errname(-r));
+		ret = SCRIPT_ERR_LEAK;
+	}
+	free(iobuf);
+	free(vec);
+	free(vmas);
+	return ret;
+}
+
+int script_run(const struct script *s, enum backend be, int scheme,
+	       struct strbuf *out)
+{
+	if (be == BACKEND_KERNEL)
+		return script_run_kernel(s, out);
+	return script_run_softmm(s, scheme, out);
+}
+
+int script_run_forked(const struct script *s, enum backend be, int scheme,
+		      struct strbuf *out)
+{
+	if (be == BACKEND_KERNEL)
+		return script_run_kernel(s, out);
+	int pfd[2];
+	if (pipe(pfd))
+		return SCRIPT_ERR_SETUP;
+	fflush(NULL);
+	pid_t pid = fork();
+	if (pid < 0)
+		return SCRIPT_ERR_SETUP;
+	if (!pid) {
+		close(pfd[0]);
+		struct strbuf o;
+		sb_init(&o);
+		int r = script_run_softmm(s, scheme, &o);
+		size_t off = 0;
+		while (off < o.len) {
+			ssize_t w = write(pfd[1], o.buf + off, o.len - off);
+			if (w <= 0)
+				_exit(SCRIPT_ERR_SETUP);
+			off += (size_t)w;
+		}
+		_exit(r);
+	}
+	close(pfd[1]);
+	char buf[65536];
+	for (;;) {
+		ssize_t n = read(pfd[0], buf, sizeof(buf));
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			break;
+		sb_add(out, buf, (size_t)n);
+	}
+	close(pfd[0]);
+	int st;
+	while (waitpid(pid, &st, 0) < 0)
+		if (errno != EINTR)
+			return SCRIPT_ERR_SETUP;
+	if (WIFSIGNALED(st))
+		return 128 + WTERMSIG(st);
+	return WEXITSTATUS(st);
+}
+
+/* ------------------------------------------------------------------ */
+/* `softmm script`                                                     */
+/* ------------------------------------------------------------------ */
+
+static char *read_all(FILE *f)
+{
+	struct strbuf sb;
+	sb_init(&sb);
+	char buf[65536];
+	size_t n;
+	while ((n = fread(buf, 1, sizeof(buf), f)) > 0)
+		sb_add(&sb, buf, n);
+	if (!sb.buf)
+		sb_add(&sb, "", 0);
+	return sb.buf;
+}
+
+int cmd_script(int argc, char **argv)
+{
+	enum backend be = BACKEND_SOFTMM;
+	const char *scheme_name = "none";
+	static const struct option lopts[] = {
+		{ "backend", required_argument, NULL, 'b' },
+		{ "scheme", required_argument, NULL, 's' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	int c;
+	optind = 1;
+	while ((c = getopt_long(argc, argv, "b:s:h", lopts, NULL)) != -1) {
+		switch (c) {
+		case 'b':
+			if (!strcmp(optarg, "softmm"))
+				be = BACKEND_SOFTMM;
+			else if (!strcmp(optarg, "kernel"))
+				be = BACKEND_KERNEL;
+			else {
+				fprintf(stderr, "unknown backend '%s'\n",
+					optarg);
+				return 2;
+			}
+			break;
+		case 's':
+			scheme_name = optarg;
+			break;
+		default:
+			goto usage;
+		}
+	}
+	if (optind != argc - 1)
+		goto usage;
+	int scheme = 0;
+	if (be == BACKEND_SOFTMM) {
+		scheme = smm_scheme_from_name(scheme_name);
+		if (scheme < 0) {
+			fprintf(stderr, "unknown scheme '%s'\n", scheme_name);
+			return 2;
+		}
+	}
+	const char *fname = argv[optind];
+	FILE *f = strcmp(fname, "-") ? fopen(fname, "r") : stdin;
+	if (!f) {
+		perror(fname);
+		return 2;
+	}
+	char *text = read_all(f);
+	if (f != stdin)
+		fclose(f);
+	struct script s;
+	script_init(&s);
+	if (script_parse(text, fname, &s, stderr)) {
+		free(text);
+		script_free(&s);
+		return 2;
+	}
+	free(text);
+	struct strbuf out;
+	sb_init(&out);
+	int r = script_run(&s, be, scheme, &out);
+	fflush(stdout);
+	size_t off = 0;
+	while (off < out.len) {
+		ssize_t w = write(1, out.buf + off, out.len - off);
+		if (w <= 0)
+			break;
+		off += (size_t)w;
+	}
+	sb_free(&out);
+	script_free(&s);
+	if (r >= 128)
+		fprintf(stderr, "softmm script: backend killed by signal %d\n",
+			r - 128);
+	return r;
+
+usage:
+	fprintf(stderr,
+		"usage: softmm script [--backend softmm|kernel] [--scheme NAME] "
+		"FILE|-\n");
+	return 2;
+}

@@ -1,0 +1,118 @@
+/*
+ * tools/script.h - the softmm script language: parsed form, parser, printer,
+ * and the two backends (softmm in tools/script.c, the Linux kernel in
+ * tools/kbackend.c) behind one run function. Owned by the oracle tooling.
+ */
+#ifndef SOFTMM_TOOLS_SCRIPT_H
+#define SOFTMM_TOOLS_SCRIPT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+/* Scripts work in this window of the address space. */
+#define SCRIPT_WIN_START 0x200000000000ULL
+#define SCRIPT_WIN_END 0x300000000000ULL
+/* `resident` may cover at most this many bytes (keeps lines bounded). */
+#define SCRIPT_RESIDENT_MAX (16ULL << 30)
+
+enum op_kind {
+	OP_MMAP,
+	OP_MUNMAP,
+	OP_MPROTECT,
+	OP_MADVISE,
+	OP_WRITE,
+	OP_TOUCH,
+	OP_READ,
+	OP_PEEK,
+	OP_MAPS,
+	OP_RESIDENT,
+	OP_PT,
+	OP_NR
+};
+
+struct op {
+	int kind;	/* enum op_kind */
+	uint64_t addr, len;
+	uint64_t arg;	/* mmap/mprotect: prot; madvise: advice; write: byte */
+	uint64_t flags; /* mmap: flags */
+};
+
+struct script {
+	struct op *ops;
+	size_t n, cap;
+};
+
+/* A growable output buffer. */
+struct strbuf {
+	char *buf;
+	size_t len, cap;
+};
+
+enum backend { BACKEND_SOFTMM, BACKEND_KERNEL };
+
+/* Exit statuses of script_run() besides 0. */
+#define SCRIPT_ERR_LEAK 3  /* softmm pool did not get all frames back */
+#define SCRIPT_ERR_SETUP 4 /* pool/mm/cpu creation or fork failed */
+
+void sb_init(struct strbuf *sb);
+void sb_free(struct strbuf *sb);
+void sb_reset(struct strbuf *sb);
+void sb_add(struct strbuf *sb, const char *s, size_t n);
+void sb_printf(struct strbuf *sb, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+
+void script_init(struct script *s);
+void script_free(struct script *s);
+void script_push(struct script *s, const struct op *op);
+
+/*
+ * script_parse - parse @text (NUL-terminated) into @s (appending). On a syntax
+ * error prints "NAME:LINE: message" to @err and returns -1.
+ */
+int script_parse(const char *text, const char *name, struct script *s,
+		 FILE *err);
+/* Whether @op stays inside the window (or overflows, or is a non-fixed
+ * mmap): what the parser accepts, and all the kernel backend may run. */
+bool script_op_allowed(const struct op *op);
+/* script_format_op - append @op as one script line (with '\n') to @sb. */
+void script_format_op(const struct op *op, struct strbuf *sb);
+/* Lowercase name of an op kind ("mmap", ...). */
+const char *script_op_name(int kind);
+
+/*
+ * script_run - run @s on one backend, appending exactly one output line per
+ * operation to @out. Returns 0, SCRIPT_ERR_LEAK, SCRIPT_ERR_SETUP, or
+ * 128 + signal if a (forked) backend was killed by a signal.
+ */
+int script_run(const struct script *s, enum backend be, int scheme,
+	       struct strbuf *out);
+
+/*
+ * script_run_forked - like script_run() but the softmm backend runs in a
+ * forked child too, so a crash in the library cannot take the caller down.
+ */
+int script_run_forked(const struct script *s, enum backend be, int scheme,
+		      struct strbuf *out);
+
+/* Backends (script.c, kbackend.c). */
+int script_run_softmm(const struct script *s, int scheme, struct strbuf *out);
+int script_run_kernel(const struct script *s, struct strbuf *out);
+
+/* Shared helpers for the backends. */
+uint64_t fnv1a_init(void);
+uint64_t fnv1a_update(uint64_t h, const unsigned char *p, size_t n);
+/* Number of characters a `resident` line for @len may need. */
+size_t script_resident_pages(uint64_t len);
+/* Largest output line this script can produce, plus slack. */
+size_t script_max_line(const struct script *s);
+
+/* Errno name ("EINVAL") for a positive errno value. */
+const char *script_errname(int err);
+
+/* Commands of the `softmm` tool. */
+int cmd_script(int argc, char **argv);
+int cmd_oracle(int argc, char **argv);
+
+#endif
