@@ -29,12 +29,11 @@
 #include <string.h>
 #include <sys/syscall.h>
 #include <unistd.h>
-#include "mm.h"
-#include "cpu.h"
+#include "access.h"
 
 __thread struct smm_cpu *this_cpu;
 
-static int membarrier_ok = -1;	/* -1 unknown, 0 no, 1 yes */
+int smm_membarrier_ok = -1;
 
 static long sys_membarrier(int cmd)
 {
@@ -43,12 +42,12 @@ static long sys_membarrier(int cmd)
 
 void smm_membarrier_init(void)
 {
-	if (__atomic_load_n(&membarrier_ok, __ATOMIC_ACQUIRE) >= 0)
+	if (__atomic_load_n(&smm_membarrier_ok, __ATOMIC_ACQUIRE) >= 0)
 		return;
 	long mask = sys_membarrier(MEMBARRIER_CMD_QUERY);
 	int ok = mask > 0 && (mask & MEMBARRIER_CMD_PRIVATE_EXPEDITED) &&
 		 sys_membarrier(MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED) == 0;
-	__atomic_store_n(&membarrier_ok, ok, __ATOMIC_RELEASE);
+	__atomic_store_n(&smm_membarrier_ok, ok, __ATOMIC_RELEASE);
 }
 
 /* ---- RCU registration of threads ---- */
@@ -115,7 +114,7 @@ SMM_API struct smm_cpu *smm_cpu_attach(struct smm_pool *pool)
 	return NULL;
 }
 
-static void tlb_flush_local(struct smm_cpu *cpu)
+void tlb_flush_local(struct smm_cpu *cpu)
 {
 	if (++cpu->epoch > 0xffff) {
 		memset(cpu->tlb, 0, sizeof(cpu->tlb));
@@ -170,30 +169,6 @@ SMM_API void smm_cpu_detach(struct smm_cpu *cpu)
 
 /* ---- access sections and shootdown ---- */
 
-static inline void access_begin(struct smm_cpu *cpu, struct smm_mm *mm)
-{
-	unsigned long seq = atomic_load_explicit(&cpu->access_seq, memory_order_relaxed);
-	uint64_t gen;
-
-	atomic_store_explicit(&cpu->access_seq, seq + 1, memory_order_relaxed);
-	if (likely(membarrier_ok == 1))
-		atomic_signal_fence(memory_order_seq_cst);
-	else
-		atomic_thread_fence(memory_order_seq_cst);
-	gen = atomic_load_explicit(&mm->tlb_gen, memory_order_acquire);
-	if (unlikely(gen != cpu->tlb_gen)) {
-		cpu->tlb_gen = gen;
-		tlb_flush_local(cpu);
-	}
-}
-
-static inline void access_end(struct smm_cpu *cpu)
-{
-	unsigned long seq = atomic_load_explicit(&cpu->access_seq, memory_order_relaxed);
-
-	atomic_store_explicit(&cpu->access_seq, seq + 1, memory_order_release);
-}
-
 void flush_tlb_mm(struct smm_mm *mm)
 {
 	struct smm_pool *pool = mm->pool;
@@ -213,7 +188,7 @@ void flush_tlb_mm(struct smm_mm *mm)
 	if (n == 0 || (n == 1 && self && self->mm == mm))
 		return;	/* nobody else can hold a translation */
 	race_point();
-	if (membarrier_ok == 1)
+	if (smm_membarrier_ok == 1)
 		sys_membarrier(MEMBARRIER_CMD_PRIVATE_EXPEDITED);
 	/*
 	 * Snapshot every other CPU of @mm that is inside an access section,

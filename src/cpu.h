@@ -44,6 +44,8 @@ static inline struct smm_cpu *this_cpu_on(struct smm_pool *pool)
 }
 
 void smm_membarrier_init(void);
+extern int smm_membarrier_ok;	/* -1 unknown, 0 no, 1 yes */
+void tlb_flush_local(struct smm_cpu *cpu);
 /* Make sure the calling thread is registered with liburcu. */
 void rcu_thread_online(void);
 
