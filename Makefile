@@ -100,3 +100,38 @@ run: deps
 
 clean:
 	rm -rf build
+
+# ---- ThreadSanitizer ----
+# build/tsan/: SMM_DEBUG + ThreadSanitizer (docs/THREADSANITIZER.md).
+# TSAN_CC picks the compiler (gcc 12 and clang 14 both work; after
+# switching, rm -rf build/tsan). `make tsan-test` builds and runs every TSan
+# step; `make test` runs them from scripts/test-all.sh, which builds
+# check-tsan itself. Runs go through scripts/tsan-run.sh (TSAN_OPTIONS).
+TSAN_CC    ?= $(CC)
+# gcc 12 refuses atomic_thread_fence under TSan (-Wtsan: TSan does not model
+# fences); the one in access.h is the no-membarrier fallback, not taken when
+# membarrier works. clang has no such warning (and no -Wno-tsan).
+TSAN_WNO    = $(eval TSAN_WNO := $(shell $(TSAN_CC) -Werror -Wno-tsan -fsanitize=thread -E -x c /dev/null >/dev/null 2>&1 && echo -Wno-tsan))$(TSAN_WNO)
+TSANFLAGS   = $(BASE) -O1 -DSMM_DEBUG -fno-omit-frame-pointer -fsanitize=thread $(TSAN_WNO)
+TSAN_OBJ   := $(patsubst src/%.c,build/tsan/obj/%.o,$(SRC))
+
+.PHONY: check-tsan tsan-test
+build/tsan/obj/%.o: src/%.c $(HDR)
+	@mkdir -p $(dir $@)
+	$(TSAN_CC) $(TSANFLAGS) $(CFLAGS) -c $< -o $@
+build/tsan/libsoftmm.a: $(TSAN_OBJ)
+	@rm -f $@; ar rcs $@ $^
+build/tsan/softmm: $(TOOLSRC) $(TOOLHDR) build/tsan/libsoftmm.a
+	$(TSAN_CC) $(TSANFLAGS) $(CFLAGS) -Itools $(TOOLSRC) build/tsan/libsoftmm.a -o $@ $(LIBS)
+build/tsan/tests/%: tests/%.c tests/*.h build/tsan/libsoftmm.a
+	@mkdir -p $(dir $@)
+	$(TSAN_CC) $(TSANFLAGS) $(CFLAGS) -Itests $< build/tsan/libsoftmm.a -o $@ $(LIBS)
+
+check-tsan: $(addprefix build/tsan/tests/,$(TESTS)) build/tsan/softmm
+	@true
+tsan-test: deps
+	@$(MAKE) --no-print-directory check-tsan
+	@set -e; for t in $(addprefix build/tsan/tests/,$(TESTS)); do \
+		echo "tsan: $$t"; scripts/tsan-run.sh $$t >/dev/null; done; \
+	echo "tsan: torture"; \
+	scripts/tsan-run.sh build/tsan/softmm torture --threads 4 --seconds 15 --seed 5

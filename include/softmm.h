@@ -90,6 +90,8 @@ struct smm_pool_stats {
 	uint64_t free;       /* frames free, per-CPU caches included */
 	uint64_t anon_pages; /* frames holding anonymous pages */
 	uint64_t pt_pages;   /* frames holding page tables (all four levels) */
+	uint64_t pins_acquired; /* GUP pins taken (zero page excluded) ... */
+	uint64_t pins_released; /* ... and released: equal when none is held */
 };
 
 /*
@@ -127,11 +129,17 @@ struct smm_mm;
 /* How a PTE table is kept alive while walked and when an empty one is
  * freed (docs/LOCKING.md). */
 enum smm_scheme {
-	SMM_SCHEME_NONE = 0, /* Linux before 6.14: only munmap frees tables */
+	SMM_SCHEME_NONE = 0,   /* "none": Linux before 6.14, only munmap and
+				* exit free page tables */
+	SMM_SCHEME_PT_RECLAIM, /* "pt-reclaim": Linux 6.14+ (CONFIG_PT_RECLAIM):
+				* MADV_DONTNEED of a whole 2 MiB table frees it */
+	SMM_SCHEME_EAGER,      /* "eager": any zap that empties a PTE table
+				* frees it, and empty PMD/PUD tables above */
 	SMM_SCHEME_COUNT
 };
 
-/* Returns the scheme named @name ("none", ...), or -EINVAL. */
+/* Returns the scheme named @name ("none", "pt-reclaim", "eager"), or
+ * -EINVAL. */
 SMM_API int smm_scheme_from_name(const char *name);
 /* Returns the name of @scheme, or NULL if there is no such scheme. */
 SMM_API const char *smm_scheme_name(int scheme);
@@ -249,6 +257,10 @@ struct smm_mm_stats {
 	uint64_t faults_mmap_lock; /* faults that fell back to mmap_lock */
 	uint64_t tlb_flushes; /* TLB shootdowns started */
 	uint64_t nr_vmas;
+	uint64_t pt_reclaimed; /* page tables the scheme freed on zaps (not
+				* by munmap's free_pgtables or teardown) */
+	uint64_t pins_acquired; /* GUP pins taken on this mm's pages ... */
+	uint64_t pins_released; /* ... and released (also after destroy) */
 };
 
 /* smm_mm_stats - a snapshot of @mm's counters. */
@@ -307,6 +319,133 @@ SMM_API int smm_write(struct smm_cpu *cpu, uint64_t addr, const void *buf,
 /* smm_fill - like smm_write() of @len bytes all equal to @byte. */
 SMM_API int smm_fill(struct smm_cpu *cpu, uint64_t addr, int byte, size_t len,
 		     uint64_t *fault_addr);
+
+/* ------------------------------------------------------------------ */
+/* GUP: getting and pinning user pages                                 */
+/* ------------------------------------------------------------------ */
+
+#include <stdbool.h>
+
+/*
+ * A page reached through GUP: an opaque handle on one frame of the pool,
+ * valid while the reference or pin taken on it is held. A device doing
+ * DMA, or a VMM handing guest memory to a host driver, uses the frame
+ * through smm_page_address().
+ */
+struct smm_page;
+
+/* gup_flags: Linux's FOLL_* values. The pin_* functions imply
+ * SMM_FOLL_PIN and the get_* functions SMM_FOLL_GET: passing the implied
+ * one is allowed, the other one (or an unknown bit) is -EINVAL. */
+#define SMM_FOLL_WRITE 0x01	/* the pages will be written: fault them in
+				 * writable (a private copy of the zero page)
+				 * and require PROT_WRITE */
+#define SMM_FOLL_GET 0x04	/* take a plain reference (get_*) */
+#define SMM_FOLL_LONGTERM 0x100	/* a pin held indefinitely (RDMA, VFIO);
+				 * pin_* only. Pool memory is never migrated,
+				 * so it changes nothing else yet */
+#define SMM_FOLL_PIN 0x40000	/* take a pin (pin_*) */
+
+/* What a pin adds to a page's reference count (Linux's
+ * GUP_PIN_COUNTING_BIAS). */
+#define SMM_GUP_PIN_COUNTING_BIAS 1024
+
+/*
+ * smm_get_user_pages_fast / smm_pin_user_pages_fast - take a reference
+ * (get) or a pin on each of the @nr_pages pages from @start (rounded down
+ * to a page) of the address space @cpu is switched to, storing them in
+ * @pages in order. Must run on @cpu's own thread, as Linux's GUP-fast runs
+ * on current->mm. First a page-table walk with no lock at all, inside an
+ * access section (the analogue of interrupts off: no TLB shootdown and no
+ * freeing of a table it can reach completes meanwhile); it takes a
+ * reference only on a page whose count is not zero and drops it again if
+ * the PMD entry or the PTE changed under it. What it cannot do (an entry
+ * not present, a write to a read-only or zero-page entry, an entry that
+ * changed) the slow path does for the rest of the range. Returns the
+ * number of pages taken: fewer than @nr_pages if the range runs into a
+ * hole, a protection that forbids the access (PROT_NONE; without
+ * PROT_WRITE for SMM_FOLL_WRITE) or a full pool. If not even the first
+ * page could be taken: -EFAULT (hole, protection, range past
+ * SMM_TASK_SIZE), -ENOMEM (pool exhausted), -EOVERFLOW (the range wraps
+ * around), -EINVAL (bad flags, @pages NULL, @cpu has no address space),
+ * -ESRCH (the address space was destroyed). @nr_pages 0 returns 0. Release
+ * what get_* took with smm_put_page(), what pin_* took with
+ * smm_unpin_user_pages*().
+ */
+SMM_API long smm_get_user_pages_fast(struct smm_cpu *cpu, uint64_t start,
+				     unsigned long nr_pages,
+				     unsigned int gup_flags,
+				     struct smm_page **pages);
+SMM_API long smm_pin_user_pages_fast(struct smm_cpu *cpu, uint64_t start,
+				     unsigned long nr_pages,
+				     unsigned int gup_flags,
+				     struct smm_page **pages);
+
+/*
+ * smm_get_user_pages / smm_pin_user_pages - the slow path, on any address
+ * space from any thread (remote GUP, Linux's get_user_pages_remote(); the
+ * thread need not be a CPU). Under a per-VMA read lock, or mmap_lock for
+ * read when that cannot be had, each page is faulted in as a user access
+ * would fault it (a write of a zero-page mapping gets a private page
+ * first; a write marks the page dirty) and its reference is taken under
+ * its PTE table's lock. A read needs PROT_READ on the VMA and a write
+ * PROT_WRITE, as Linux's check_vma_flags() demands. Returns as the fast
+ * variants do, except that a range past SMM_TASK_SIZE is a hole there.
+ */
+SMM_API long smm_get_user_pages(struct smm_mm *mm, uint64_t start,
+				unsigned long nr_pages, unsigned int gup_flags,
+				struct smm_page **pages);
+SMM_API long smm_pin_user_pages(struct smm_mm *mm, uint64_t start,
+				unsigned long nr_pages, unsigned int gup_flags,
+				struct smm_page **pages);
+
+/*
+ * smm_unpin_user_pages - release one pin on each of @pages[0..@npages),
+ * from any thread. A pinned page's frame is never reused while pinned,
+ * even after munmap, MADV_DONTNEED or smm_mm_destroy() removed its
+ * mapping: its contents stay readable and writable through
+ * smm_page_address(), and the frame returns to the pool at the last
+ * unpin. An address space destroyed with pins outstanding keeps its
+ * structure (not its mappings) until they are released, so
+ * smm_pool_destroy() answers -EBUSY until then. Pins of the shared zero
+ * page (read pins of untouched memory) hold nothing and are not counted,
+ * as in Linux. Unpinning a page that holds no pin aborts.
+ */
+SMM_API void smm_unpin_user_pages(struct smm_page **pages,
+				  unsigned long npages);
+
+/*
+ * smm_unpin_user_pages_dirty_lock - smm_unpin_user_pages(), but if
+ * @make_dirty each page is first marked dirty under its page lock, as a
+ * driver does after its device wrote the page (Linux's
+ * set_page_dirty_lock()), so that the data is not dropped as clean later
+ * (MADV_FREE). The zero page is never marked.
+ */
+SMM_API void smm_unpin_user_pages_dirty_lock(struct smm_page **pages,
+					     unsigned long npages,
+					     bool make_dirty);
+
+/* smm_put_page - drop a reference taken by smm_get_user_pages*(); the frame
+ * returns to the pool with its last reference. */
+SMM_API void smm_put_page(struct smm_page *page);
+
+/*
+ * smm_page_address - the host address of @page's 4 KiB frame: direct
+ * access, the way a device doing DMA sees the memory (no TLB, no
+ * protection check, no fault). Valid while a reference or pin is held. The
+ * shared zero page must not be written.
+ */
+SMM_API void *smm_page_address(struct smm_page *page);
+
+/*
+ * smm_page_maybe_dma_pinned - whether @page may be pinned: its reference
+ * count is at least SMM_GUP_PIN_COUNTING_BIAS (Linux's
+ * folio_maybe_dma_pinned()). False positives are possible (1024 plain
+ * references look like a pin; the zero page always answers true), false
+ * negatives never.
+ */
+SMM_API bool smm_page_maybe_dma_pinned(struct smm_page *page);
+
 
 #ifdef __cplusplus
 }

@@ -30,6 +30,15 @@ for dir in build build/asan; do
 		step "$dir/$(basename "$t")" "$t"
 	done
 done
+# The same unit tests with address spaces under the reclaim schemes (the
+# tests read SMM_TEST_SCHEME; test_kernel64 knows what each scheme frees).
+for scheme in pt-reclaim eager; do
+	echo "unit tests (build/asan, scheme $scheme):"
+	for t in build/asan/tests/test_*; do
+		[ -x "$t" ] || continue
+		step "$scheme $(basename "$t")" env SMM_TEST_SCHEME=$scheme "$t"
+	done
+done
 
 echo "script tests:"
 for s in tests/scripts/*.smm; do
@@ -40,17 +49,43 @@ for s in tests/oracle/*.smm; do
 	[ -e "$s" ] || continue
 	step "oracle-regress $(basename "$s")" scripts/check-script.sh build/softmm "$s" "${s%.smm}.out"
 done
+echo "Qi Zheng's page-table reclaim test (50 GiB, 25,600 chunks; kernel and every scheme):"
+step "qizheng aligned and unaligned" scripts/qizheng-test.sh build/softmm
 if [ -x scripts/oracle-tests.sh ]; then
 	echo "random oracle:"
 	step "oracle random" scripts/oracle-tests.sh build/softmm
 fi
 
 echo "torture (ASan+UBSan, debug build with race-window yields):"
-step "torture 2 threads seed 1" build/asan/softmm torture --threads 2 --seconds 15 --seed 1
-step "torture 4 threads seed 2" build/asan/softmm torture --threads 4 --seconds 20 --seed 2
-step "torture 8 threads 3 mms seed 3" build/asan/softmm torture --threads 8 --mms 3 --seconds 20 --seed 3
-step "torture mmap_lock only seed 4" build/asan/softmm torture --threads 4 --seconds 10 --seed 4 --no-vma-lock
+step "torture none 2 threads seed 1" build/asan/softmm torture --scheme none --threads 2 --seconds 15 --seed 1
+step "torture pt-reclaim 4 threads seed 2" build/asan/softmm torture --scheme pt-reclaim --threads 4 --seconds 20 --seed 2
+step "torture eager 4 threads seed 3" build/asan/softmm torture --scheme eager --threads 4 --seconds 30 --seed 3
+step "torture eager 8 threads 3 mms seed 4" build/asan/softmm torture --scheme eager --threads 8 --mms 3 --seconds 30 --seed 4
+step "torture mmap_lock only seed 5" build/asan/softmm torture --threads 4 --seconds 10 --seed 5 --no-vma-lock
 step "torture catches the missing VMA recheck" scripts/expect-torture-failure.sh build/bug/softmm
+
+# ---- ThreadSanitizer (docs/THREADSANITIZER.md) ----
+echo "ThreadSanitizer (build/tsan, suppressions in tests/tsan.supp):"
+step "tsan build" make --no-print-directory -j2 check-tsan
+# test_cpu (CPUs racing on shared guest memory) and the torture are clean
+# only with the TSan-build source changes of docs/THREADSANITIZER.md, which
+# define SMM_TSAN; without them these steps are skipped.
+tsan_full=0; grep -rqs SMM_TSAN src/ && tsan_full=1
+for t in build/tsan/tests/test_*; do
+	[ -x "$t" ] || continue
+	if [ "$(basename "$t")" = test_cpu ] && [ "$tsan_full" = 0 ]; then
+		printf '  skip  %-44s (needs SMM_TSAN in src/)\n' "$t"
+		continue
+	fi
+	step "$t" scripts/tsan-run.sh "$t"
+done
+if [ "$tsan_full" = 1 ]; then
+	step "tsan torture 4 threads seed 5" scripts/tsan-run.sh build/tsan/softmm torture --threads 4 --seconds 15 --seed 5
+	step "tsan torture 8 threads 3 mms seed 6" scripts/tsan-run.sh build/tsan/softmm torture --threads 8 --mms 3 --seconds 10 --seed 6
+else
+	printf '  skip  %-44s (needs SMM_TSAN in src/)\n' "tsan torture"
+fi
+# ---- end ThreadSanitizer ----
 
 echo "embedding example:"
 step "readme-example" scripts/readme-example.sh

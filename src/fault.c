@@ -106,6 +106,7 @@ static int do_fault(struct smm_mm *mm, struct vm_area_struct *vma,
 	if (!write && pte_none(orig)) {
 		/* Read of untouched memory: map the shared zero page. */
 		pte_write(ptep, pfn_pte(pool->zero_pfn, vm_page_prot(vma->vm_flags)));
+		pte_table_inc(pool, pte);
 		atomic_fetch_add(&mm->zero_ptes, 1);
 		pte_unmap_unlock(ptl);
 		return 0;
@@ -148,6 +149,7 @@ static int do_fault(struct smm_mm *mm, struct vm_area_struct *vma,
 		flush = true;
 	} else {
 		pte_write(ptep, entry);
+		pte_table_inc(pool, pte);
 	}
 	atomic_fetch_add(&mm->rss_anon, 1);
 	pte_unmap_unlock(ptl);
@@ -178,8 +180,7 @@ int handle_mm_fault_locked(struct smm_mm *mm, struct vm_area_struct *vma,
  * without it a fault could fill a range that munmap already emptied, or
  * apply the old protection to a part mprotect changed.
  */
-static struct vm_area_struct *lock_vma_under_rcu(struct smm_mm *mm,
-						 uint64_t addr)
+struct vm_area_struct *lock_vma_under_rcu(struct smm_mm *mm, uint64_t addr)
 {
 	struct vm_area_struct *vma;
 
@@ -234,13 +235,25 @@ int handle_mm_fault(struct smm_mm *mm, uint64_t addr, unsigned int flags)
  * allow the access, as GUP with FOLL_TOUCH does for populate. Returns 0,
  * or -ENOMEM with the pages before the failing one populated.
  */
+/* The PTE for @addr as a semi-locked walker sees it (0: no table). */
+static pteval_t peek_pte(struct smm_mm *mm, uint64_t addr)
+{
+	pteval_t *pte = pte_offset_map(mm, addr, NULL);
+	pteval_t e = 0;
+
+	if (pte) {
+		e = pte_read(&pte[pte_index(addr)]);
+		pte_unmap(pte);
+	}
+	return e;
+}
+
 int populate_vma_range(struct smm_mm *mm, struct vm_area_struct *vma,
 		       uint64_t start, uint64_t end, bool write)
 {
 	mmap_assert_locked(mm);
 	for (uint64_t addr = start; addr < end; addr += PAGE_SIZE) {
-		pteval_t *pte = pte_offset_map(mm, addr, NULL);
-		pteval_t e = pte ? pte_read(&pte[pte_index(addr)]) : 0;
+		pteval_t e = peek_pte(mm, addr);
 		int err;
 
 		if (pte_present(e) && (!write || (e & _PAGE_RW)))
@@ -250,8 +263,7 @@ int populate_vma_range(struct smm_mm *mm, struct vm_area_struct *vma,
 		if (err)
 			return err;
 		/* a retry (0) leaves the entry to be checked again */
-		pte = pte_offset_map(mm, addr, NULL);
-		e = pte ? pte_read(&pte[pte_index(addr)]) : 0;
+		e = peek_pte(mm, addr);
 		if (!(pte_present(e) && (!write || (e & _PAGE_RW))))
 			addr -= PAGE_SIZE;
 	}

@@ -31,6 +31,57 @@ void *pool_zalloc(struct smm_pool *pool, size_t size)
 	return calloc(1, size);
 }
 
+/*
+ * Live pools, so that a GUP page handle (a struct page) finds its pool.
+ * Slots are claimed with cmpxchg at create and cleared at destroy;
+ * lookups scan up to the high-water mark without locks.
+ */
+#define MAX_POOLS 1024
+static struct smm_pool *_Atomic pool_registry[MAX_POOLS];
+static atomic_int pool_registry_hi;
+
+static bool pool_register(struct smm_pool *pool)
+{
+	for (int i = 0; i < MAX_POOLS; i++) {
+		struct smm_pool *none = NULL;
+
+		if (atomic_compare_exchange_strong(&pool_registry[i], &none, pool)) {
+			int hi = atomic_load(&pool_registry_hi);
+
+			while (hi < i + 1 &&
+			       !atomic_compare_exchange_weak(&pool_registry_hi, &hi, i + 1))
+				;
+			return true;
+		}
+	}
+	return false;
+}
+
+static void pool_unregister(struct smm_pool *pool)
+{
+	for (int i = 0; i < MAX_POOLS; i++) {
+		struct smm_pool *p = pool;
+
+		if (atomic_compare_exchange_strong(&pool_registry[i], &p, NULL))
+			return;
+	}
+}
+
+struct smm_pool *page_pool(const struct page *page)
+{
+	int hi = atomic_load_explicit(&pool_registry_hi, memory_order_acquire);
+
+	for (int i = 0; i < hi; i++) {
+		struct smm_pool *p = atomic_load_explicit(&pool_registry[i],
+							  memory_order_acquire);
+
+		if (p && page >= p->pages && page < p->pages + p->nr_frames)
+			return p;
+	}
+	BUG_ON(1);	/* not a page of any live pool */
+	return NULL;
+}
+
 SMM_API void smm_pool_inject_failure(struct smm_pool *pool, unsigned long nth)
 {
 	atomic_store(&pool->fail_countdown, (long)nth);
@@ -90,6 +141,14 @@ SMM_API struct smm_pool *smm_pool_create(size_t bytes, unsigned int flags)
 	atomic_store(&pool->pages[0].refcount, 1);
 	atomic_store(&pool->nr_free, (long)(n - 1));
 	smm_membarrier_init();
+	if (!pool_register(pool)) {
+		munmap(pool->base, n << SMM_PAGE_SHIFT);
+		munmap(pool->pages, n * sizeof(struct page));
+		munmap(pool->free_stack, n * sizeof(pfn_t));
+		free(pool);
+		errno = ENOMEM;
+		return NULL;
+	}
 	return pool;
 }
 
@@ -98,6 +157,7 @@ SMM_API int smm_pool_destroy(struct smm_pool *pool)
 	if (atomic_load(&pool->nr_mms) || atomic_load(&pool->nr_cpus))
 		return -EBUSY;
 	urcu_memb_barrier();	/* no deferred free may touch the pool now */
+	pool_unregister(pool);
 	munmap(pool->base, pool->nr_frames << SMM_PAGE_SHIFT);
 	munmap(pool->pages, pool->nr_frames * sizeof(struct page));
 	munmap(pool->free_stack, pool->nr_frames * sizeof(pfn_t));
@@ -111,6 +171,8 @@ SMM_API void smm_pool_stats(struct smm_pool *pool, struct smm_pool_stats *st)
 	st->free = (uint64_t)atomic_load(&pool->nr_free);
 	st->anon_pages = (uint64_t)atomic_load(&pool->nr_anon);
 	st->pt_pages = (uint64_t)atomic_load(&pool->nr_table);
+	st->pins_acquired = (uint64_t)atomic_load(&pool->pins_acquired);
+	st->pins_released = (uint64_t)atomic_load(&pool->pins_released);
 }
 
 /* Take up to @want frames from the global pool into @out. */
@@ -186,6 +248,7 @@ pfn_t alloc_frame(struct smm_pool *pool, unsigned int use)
 	atomic_store_explicit(&page->mapcount, 0, memory_order_relaxed);
 	page->pt_level = 0;
 	page->pt_mm = NULL;
+	atomic_store_explicit(&page->pt_count, 0, memory_order_relaxed);
 	spin_lock_init(&page->ptl);
 	memset(pfn_to_virt(pool, pfn), 0, SMM_PAGE_SIZE);
 	atomic_fetch_add_explicit(use == PG_TABLE ? &pool->nr_table : &pool->nr_anon,

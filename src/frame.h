@@ -20,6 +20,7 @@ typedef uint64_t pfn_t;
 #define PG_ZERO		0x08	/* the shared zero page */
 #define PG_LAZYFREE	0x10	/* MADV_FREE'd: may be dropped while clean */
 #define PG_DIRTY	0x20	/* contents differ from what a drop would give */
+#define PG_PT_DEAD	0x40	/* page table unlinked, waiting to be freed */
 
 struct page {
 	atomic_uint flags;
@@ -28,7 +29,17 @@ struct page {
 	/* Page tables: the split page-table lock of this table. */
 	spinlock_t ptl;
 	int pt_level;		/* 1 PTE, 2 PMD, 3 PUD, 4 PGD table */
-	struct smm_mm *pt_mm;	/* owner of a page table */
+	/*
+	 * Page tables: entries in use. A PTE table counts its non-none
+	 * entries (changed under its ptl); an upper table its present
+	 * entries (atomically, under the lock that protects those entries).
+	 * Knowing a table is empty costs O(1).
+	 */
+	atomic_int pt_count;
+	/* Owner of a page table; of a pinned anonymous page, the mm whose
+	 * pins hold it (gup.c: a pinned anonymous page is exclusive to one
+	 * mm, as PageAnonExclusive makes it in Linux). */
+	struct smm_mm *pt_mm;
 	struct rcu_head rcu;	/* deferred freeing of a page table */
 };
 
@@ -49,6 +60,7 @@ struct smm_pool {
 	atomic_long nr_free;	/* free stack + bump + CPU caches */
 	atomic_long nr_anon;
 	atomic_long nr_table;
+	atomic_long pins_acquired, pins_released;	/* gup.c */
 
 	/* Fault injection (smm_pool_inject_failure). */
 	atomic_long fail_countdown;
@@ -78,6 +90,12 @@ static inline void *pfn_to_virt(struct smm_pool *pool, pfn_t pfn)
 	return pool->base + (pfn << SMM_PAGE_SHIFT);
 }
 
+/* The page (frame) that holds the byte at @p, which lies in the pool. */
+static inline struct page *virt_to_page(struct smm_pool *pool, const void *p)
+{
+	return pfn_to_page(pool, (pfn_t)((const uint8_t *)p - pool->base) >> SMM_PAGE_SHIFT);
+}
+
 static inline bool is_zero_pfn(struct smm_pool *pool, pfn_t pfn)
 {
 	return pfn == pool->zero_pfn;
@@ -92,6 +110,9 @@ pfn_t alloc_frame(struct smm_pool *pool, unsigned int use);
 void free_frame(struct smm_pool *pool, pfn_t pfn);
 /* Drop a reference; free the frame with the last one. */
 void put_page(struct smm_pool *pool, pfn_t pfn);
+/* The pool whose metadata array holds @page (a registry of live pools:
+ * GUP's page handles carry no pool). */
+struct smm_pool *page_pool(const struct page *page);
 /* Consult fault injection for a metadata allocation; true: fail it. */
 bool should_fail_alloc(struct smm_pool *pool);
 /* malloc/calloc that honour fault injection. */

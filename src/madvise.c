@@ -9,6 +9,7 @@
 #include <errno.h>
 #include "mm.h"
 #include "cpu.h"
+#include "pt_scheme.h"
 
 static bool madvise_behavior_valid(int advice)
 {
@@ -55,7 +56,7 @@ static void madvise_vma(struct mmu_gather *tlb, struct vm_area_struct *vma,
 {
 	switch (advice) {
 	case SMM_MADV_DONTNEED:
-		zap_page_range(tlb, vma, start, end);
+		zap_page_range(tlb, vma, start, end, ZAP_DONTNEED);
 		break;
 	case SMM_MADV_FREE:
 		madvise_free_range(tlb, vma, start, end);

@@ -10,25 +10,7 @@
 #include <string.h>
 #include "mm.h"
 #include "cpu.h"
-
-static const char *const scheme_names[SMM_SCHEME_COUNT] = {
-	[SMM_SCHEME_NONE] = "none",
-};
-
-SMM_API int smm_scheme_from_name(const char *name)
-{
-	for (int i = 0; i < SMM_SCHEME_COUNT; i++)
-		if (scheme_names[i] && name && !strcmp(name, scheme_names[i]))
-			return i;
-	return -EINVAL;
-}
-
-SMM_API const char *smm_scheme_name(int scheme)
-{
-	if (scheme < 0 || scheme >= SMM_SCHEME_COUNT)
-		return NULL;
-	return scheme_names[scheme];
-}
+#include "pt_scheme.h"
 
 SMM_API struct smm_mm *smm_mm_create(struct smm_pool *pool,
 				     const struct smm_mm_opts *opts)
@@ -114,7 +96,7 @@ SMM_API void smm_mm_destroy(struct smm_mm *mm)
 		}
 		while (last->vm_next)
 			last = last->vm_next;
-		unmap_region(mm, mm->vma_head, last, 0, 0);
+		unmap_region(mm, mm->vma_head, last, 0, 0, ZAP_EXIT);
 	}
 	for (v = mm->vma_head; v; v = n) {
 		n = v->vm_next;
@@ -148,6 +130,9 @@ SMM_API void smm_mm_stats(struct smm_mm *mm, struct smm_mm_stats *st)
 	st->faults_mmap_lock = (uint64_t)atomic_load(&mm->faults_mmap_lock);
 	st->tlb_flushes = (uint64_t)atomic_load(&mm->tlb_flushes);
 	st->nr_vmas = READ_ONCE(mm->nr_vmas);
+	st->pins_acquired = (uint64_t)atomic_load(&mm->pins_acquired);
+	st->pins_released = (uint64_t)atomic_load(&mm->pins_released);
+	st->pt_reclaimed = (uint64_t)atomic_load(&mm->pt_reclaimed);
 }
 
 SMM_API int smm_mincore(struct smm_mm *mm, uint64_t start, uint64_t len,
@@ -180,6 +165,8 @@ SMM_API int smm_mincore(struct smm_mm *mm, uint64_t start, uint64_t len,
 			pteval_t *pte = pte_offset_map(mm, addr, NULL);
 
 			*vec++ = pte && pte_mapped(pte_read(&pte[pte_index(addr)]));
+			if (pte)
+				pte_unmap(pte);
 		}
 	}
 out:

@@ -76,6 +76,8 @@ struct smm_mm {
 
 	atomic_long rss_anon, zero_ptes, faults, tlb_flushes;
 	atomic_long faults_vma_lock, faults_mmap_lock;
+	atomic_long pins_acquired, pins_released;	/* gup.c */
+	atomic_long pt_reclaimed;	/* tables freed by the scheme */
 	atomic_long nr_puds, nr_pmds, nr_ptes;	/* page tables per level */
 };
 
@@ -217,10 +219,12 @@ void tlb_finish_mmu(struct mmu_gather *tlb);
 void free_table_now(struct smm_pool *pool, pfn_t pfn);
 
 /* zap.c */
+/* @why: enum zap_reason (pt_scheme.h) */
 void zap_page_range(struct mmu_gather *tlb, struct vm_area_struct *vma,
-		    uint64_t start, uint64_t end);
+		    uint64_t start, uint64_t end, int why);
 void unmap_region(struct smm_mm *mm, struct vm_area_struct *first,
-		  struct vm_area_struct *last, uint64_t floor, uint64_t ceiling);
+		  struct vm_area_struct *last, uint64_t floor, uint64_t ceiling,
+		  int why);
 void madvise_free_range(struct mmu_gather *tlb, struct vm_area_struct *vma,
 			uint64_t start, uint64_t end);
 int change_protection(struct mmu_gather *tlb, struct vm_area_struct *vma,
@@ -233,6 +237,8 @@ int change_protection(struct mmu_gather *tlb, struct vm_area_struct *vma,
 int handle_mm_fault_locked(struct smm_mm *mm, struct vm_area_struct *vma,
 			   uint64_t addr, unsigned int flags);
 int handle_mm_fault(struct smm_mm *mm, uint64_t addr, unsigned int flags);
+/* Read-lock the VMA covering @addr without mmap_lock, or NULL (gup.c). */
+struct vm_area_struct *lock_vma_under_rcu(struct smm_mm *mm, uint64_t addr);
 /* Fault in [start, end) of one VMA as GUP would (populate). */
 int populate_vma_range(struct smm_mm *mm, struct vm_area_struct *vma,
 		       uint64_t start, uint64_t end, bool write);

@@ -12,6 +12,7 @@
 #include <errno.h>
 #include "mm.h"
 #include "cpu.h"
+#include "pt_scheme.h"
 
 #define MMAP_MIN_ADDR		0x10000ULL
 #define TASK_UNMAPPED_BASE	PAGE_ALIGN(SMM_TASK_SIZE / 3)
@@ -151,7 +152,7 @@ static void do_munmap(struct smm_mm *mm, uint64_t start, uint64_t end,
 	vma_tree_update(mm, lo, end + 1);
 
 	unmap_region(mm, vma, last, prev ? prev->vm_end : 0,
-		     next ? next->vm_start : 0);
+		     next ? next->vm_start : 0, ZAP_MUNMAP);
 	for (v = vma;;) {
 		struct vm_area_struct *n = v->vm_next;
 		bool done = v == last;

@@ -48,9 +48,11 @@ static void free_table_rcu(struct rcu_head *head)
 }
 
 /*
- * Queue an unlinked table. If the array cannot grow, fall back to what
- * Linux's tlb_remove_table_one() does: flush now, wait for a grace
- * period, free this table directly. Never fails.
+ * Queue an unlinked table. If the array cannot grow, flush now and hand
+ * this table to RCU at once (its rcu_head is in its page, so that needs no
+ * memory): after the flush no lockless walker can still reach it, after
+ * the grace period no semi-locked one. Never fails, and never waits for a
+ * grace period (callers may be inside an RCU read-side section).
  */
 void tlb_remove_table(struct mmu_gather *tlb, pfn_t pfn)
 {
@@ -61,8 +63,8 @@ void tlb_remove_table(struct mmu_gather *tlb, pfn_t pfn)
 
 		if (!t) {
 			flush_tlb_mm(tlb->mm);
-			urcu_memb_synchronize_rcu();
-			free_table_now(tlb->mm->pool, pfn);
+			urcu_memb_call_rcu(&pfn_to_page(tlb->mm->pool, pfn)->rcu,
+					   free_table_rcu);
 			return;
 		}
 		tlb->tables = t;

@@ -7,10 +7,14 @@
  * under the PMD table's own lock (split PMD lock), a PTE under the PTE
  * table's ptl. free_pgd_range() runs with mmap_lock held for write over a
  * range no VMA covers, so no locked or semi-locked walker can be inside it;
- * lockless walkers are kept safe by the TLB flush and RCU in mmu_gather.
+ * the reclaim schemes (pt_scheme*.c) also free empty tables under
+ * mmap_lock held for read, which is why walkers map tables under RCU and
+ * installers recheck that the table they install into is not dead.
+ * Lockless walkers are kept safe by the TLB flush and RCU in mmu_gather.
  */
 #include "mm.h"
 #include "cpu.h"
+#include "pt_scheme.h"
 
 static atomic_long *level_counter(struct smm_mm *mm, int level)
 {
@@ -20,10 +24,16 @@ static atomic_long *level_counter(struct smm_mm *mm, int level)
 /*
  * Return the table that *@entryp points to, allocating and installing a new
  * one of @level if there is none. Two faults may race to fill the same
- * entry: the loser frees its table and uses the winner's.
+ * entry: the loser frees its table and uses the winner's. With schemes that
+ * free empty tables, the table holding *@entryp (@parent) may have been
+ * unlinked since the caller read the entry above it: the freer marks it
+ * dead under @lock, so we recheck that under @lock and make the caller
+ * retry the walk (*@retry) rather than install into a dying table.
+ * Called under the RCU read lock, which keeps @parent's memory valid.
  */
 static pteval_t *alloc_level(struct smm_mm *mm, pteval_t *entryp, int level,
-			     spinlock_t *lock, int cls, pfn_t *pfnp)
+			     spinlock_t *lock, int cls, struct page *parent,
+			     pfn_t *pfnp, bool *retry)
 {
 	struct smm_pool *pool = mm->pool;
 	pteval_t e = table_read(entryp);
@@ -40,11 +50,18 @@ static pteval_t *alloc_level(struct smm_mm *mm, pteval_t *entryp, int level,
 	page->pt_mm = mm;
 	race_point();
 	spin_lock_class(lock, cls);
+	if (unlikely(atomic_load(&parent->flags) & PG_PT_DEAD)) {
+		spin_unlock(lock);
+		free_table_now(pool, pfn);
+		*retry = true;
+		return NULL;
+	}
 	e = table_read(entryp);
 	if (!(e & _PAGE_PRESENT)) {
 		e = pfn_pte(pfn, _PAGE_TABLE);
 		/* Release: the zeroed table is visible before the entry. */
 		pte_write(entryp, e);
+		atomic_fetch_add(&parent->pt_count, 1);
 		atomic_fetch_add(level_counter(mm, level), 1);
 		pfn = NO_PFN;
 	}
@@ -65,42 +82,34 @@ static inline spinlock_t *table_lock(struct smm_pool *pool, pfn_t table_pfn)
 pteval_t *pte_alloc_map(struct smm_mm *mm, uint64_t addr, pfn_t *table_pfn)
 {
 	struct smm_pool *pool = mm->pool;
-	pteval_t *pud, *pmd;
-	pfn_t pmd_pfn;
+	pteval_t *pud, *pmd, *pte;
+	pfn_t pud_pfn, pmd_pfn;
+	bool retry;
 
 	assert_fault_locked(mm);
-	pud = alloc_level(mm, &mm->pgd[pgd_index(addr)], 3,
-			  &mm->page_table_lock, LC_PAGE_TABLE, NULL);
-	if (!pud)
-		return NULL;
-	pmd = alloc_level(mm, &pud[pud_index(addr)], 2, &mm->page_table_lock,
-			  LC_PAGE_TABLE, &pmd_pfn);
-	if (!pmd)
-		return NULL;
-	return alloc_level(mm, &pmd[pmd_index(addr)], 1,
-			   table_lock(pool, pmd_pfn), LC_PMD, table_pfn);
+	do {
+		retry = false;
+		pte = NULL;
+		urcu_memb_read_lock();
+		pud = alloc_level(mm, &mm->pgd[pgd_index(addr)], 3,
+				  &mm->page_table_lock, LC_PAGE_TABLE,
+				  pfn_to_page(pool, mm->pgd_pfn), &pud_pfn, &retry);
+		if (pud)
+			pmd = alloc_level(mm, &pud[pud_index(addr)], 2,
+					  &mm->page_table_lock, LC_PAGE_TABLE,
+					  pfn_to_page(pool, pud_pfn), &pmd_pfn, &retry);
+		if (pud && pmd)
+			pte = alloc_level(mm, &pmd[pmd_index(addr)], 1,
+					  table_lock(pool, pmd_pfn), LC_PMD,
+					  pfn_to_page(pool, pmd_pfn), table_pfn, &retry);
+		urcu_memb_read_unlock();
+	} while (retry);
+	/* Only existence is promised: the caller maps the table again. */
+	return pte;
 }
 
-pteval_t *pte_offset_map(struct smm_mm *mm, uint64_t addr, pfn_t *table_pfn)
-{
-	struct smm_pool *pool = mm->pool;
-	pteval_t e;
-
-	e = table_read(&mm->pgd[pgd_index(addr)]);
-	if (!(e & _PAGE_PRESENT))
-		return NULL;
-	e = table_read(&table_virt(pool, e)[pud_index(addr)]);
-	if (!(e & _PAGE_PRESENT))
-		return NULL;
-	e = table_read(&table_virt(pool, e)[pmd_index(addr)]);
-	if (!(e & _PAGE_PRESENT))
-		return NULL;
-	if (table_pfn)
-		*table_pfn = pte_pfn(e);
-	return table_virt(pool, e);
-}
-
-/* The PMD entry that points at the PTE table for @addr, or NULL. */
+/* The PMD entry that points at the PTE table for @addr, or NULL. Under
+ * the RCU read lock. */
 static pteval_t *pmd_entry(struct smm_mm *mm, uint64_t addr)
 {
 	struct smm_pool *pool = mm->pool;
@@ -115,6 +124,36 @@ static pteval_t *pmd_entry(struct smm_mm *mm, uint64_t addr)
 	return &table_virt(pool, e)[pmd_index(addr)];
 }
 
+/*
+ * Semi-locked walkers: the table found stays valid memory until
+ * pte_unmap(), because schemes that free tables under mmap_lock held for
+ * read free them through RCU; it may be unlinked meanwhile, and then only
+ * reads as empty. Linux's pte_offset_map() since 6.5.
+ */
+pteval_t *pte_offset_map(struct smm_mm *mm, uint64_t addr, pfn_t *table_pfn)
+{
+	pteval_t *pmdp, e;
+
+	urcu_memb_read_lock();
+	pmdp = pmd_entry(mm, addr);
+	if (!pmdp)
+		goto none;
+	e = table_read(pmdp);
+	if (!(e & _PAGE_PRESENT))
+		goto none;
+	if (table_pfn)
+		*table_pfn = pte_pfn(e);
+	return table_virt(mm->pool, e);
+none:
+	urcu_memb_read_unlock();
+	return NULL;
+}
+
+void pte_unmap(pteval_t *pte)
+{
+	urcu_memb_read_unlock();
+}
+
 pteval_t *pte_offset_map_lock(struct smm_mm *mm, uint64_t addr, spinlock_t **ptlp)
 {
 	struct smm_pool *pool = mm->pool;
@@ -122,26 +161,31 @@ pteval_t *pte_offset_map_lock(struct smm_mm *mm, uint64_t addr, spinlock_t **ptl
 	spinlock_t *ptl;
 
 	for (;;) {
+		urcu_memb_read_lock();
 		pmdp = pmd_entry(mm, addr);
-		if (!pmdp)
+		e = pmdp ? table_read(pmdp) : 0;
+		if (!(e & _PAGE_PRESENT)) {
+			urcu_memb_read_unlock();
 			return NULL;
-		e = table_read(pmdp);
-		if (!(e & _PAGE_PRESENT))
-			return NULL;
+		}
 		ptl = table_lock(pool, pte_pfn(e));
 		race_point();
 		spin_lock_class(ptl, LC_PTE);
 		/*
 		 * The table may have been unlinked (and queued for freeing)
-		 * between reading the PMD entry and taking its lock: it is
-		 * still valid memory, but no longer ours to change. Recheck
-		 * under the lock that the PMD entry still points at it.
+		 * between reading the PMD entry and taking its lock: RCU
+		 * keeps it valid memory, but it is no longer ours to change.
+		 * A freer unlinks only while holding this ptl, so once the
+		 * PMD entry still points at it under the lock, it stays, and
+		 * the RCU read lock is no longer needed.
 		 */
 		if (likely(table_read(pmdp) == e)) {
+			urcu_memb_read_unlock();
 			*ptlp = ptl;
 			return table_virt(pool, e);
 		}
 		spin_unlock(ptl);
+		urcu_memb_read_unlock();
 	}
 }
 
@@ -152,12 +196,17 @@ void pte_unmap_unlock(spinlock_t *ptl)
 
 /* ---- freeing tables: free_pgd_range and its levels ---- */
 
-static void free_pte_table(struct mmu_gather *tlb, pteval_t *pmdp)
+/* Unlink the table *@entryp points to and queue it on @tlb. */
+static void unlink_table(struct mmu_gather *tlb, pteval_t *entryp,
+			 atomic_long *counter)
 {
-	pteval_t e = pte_xchg(pmdp, 0);
+	struct smm_pool *pool = tlb->mm->pool;
+	pteval_t e = pte_xchg(entryp, 0);
 
+	atomic_fetch_or(&pfn_to_page(pool, pte_pfn(e))->flags, PG_PT_DEAD);
+	atomic_fetch_sub(&virt_to_page(pool, entryp)->pt_count, 1);
+	atomic_fetch_sub(counter, 1);
 	tlb_remove_table(tlb, pte_pfn(e));
-	atomic_fetch_sub(&tlb->mm->nr_ptes, 1);
 }
 
 static void free_pmd_range(struct mmu_gather *tlb, pteval_t *pudp,
@@ -171,7 +220,7 @@ static void free_pmd_range(struct mmu_gather *tlb, pteval_t *pudp,
 	do {
 		next = pmd_addr_end(addr, end);
 		if (table_read(&pmd[pmd_index(addr)]) & _PAGE_PRESENT)
-			free_pte_table(tlb, &pmd[pmd_index(addr)]);
+			unlink_table(tlb, &pmd[pmd_index(addr)], &tlb->mm->nr_ptes);
 	} while (addr = next, addr != end);
 
 	/*
@@ -189,8 +238,7 @@ static void free_pmd_range(struct mmu_gather *tlb, pteval_t *pudp,
 	}
 	if (end - 1 > ceiling - 1)
 		return;
-	tlb_remove_table(tlb, pte_pfn(pte_xchg(pudp, 0)));
-	atomic_fetch_sub(&tlb->mm->nr_pmds, 1);
+	unlink_table(tlb, pudp, &tlb->mm->nr_pmds);
 }
 
 static void free_pud_range(struct mmu_gather *tlb, pteval_t *pgdp,
@@ -218,8 +266,7 @@ static void free_pud_range(struct mmu_gather *tlb, pteval_t *pgdp,
 	}
 	if (end - 1 > ceiling - 1)
 		return;
-	tlb_remove_table(tlb, pte_pfn(pte_xchg(pgdp, 0)));
-	atomic_fetch_sub(&tlb->mm->nr_puds, 1);
+	unlink_table(tlb, pgdp, &tlb->mm->nr_puds);
 }
 
 void free_pgd_range(struct mmu_gather *tlb, uint64_t addr, uint64_t end,

@@ -74,14 +74,29 @@ static inline pteval_t pte_xchg(pteval_t *p, pteval_t v) { return __atomic_excha
  * pmd_populate paths). */
 static inline pteval_t table_read(pteval_t *p) { return __atomic_load_n(p, __ATOMIC_ACQUIRE); }
 
+/* A PTE table's count of non-none entries, changed under its ptl. */
+static inline void pte_table_inc(struct smm_pool *pool, pteval_t *pte)
+{
+	atomic_fetch_add_explicit(&virt_to_page(pool, pte)->pt_count, 1,
+				  memory_order_relaxed);
+}
+static inline void pte_table_sub(struct smm_pool *pool, pteval_t *pte, int n)
+{
+	atomic_fetch_sub_explicit(&virt_to_page(pool, pte)->pt_count, n,
+				  memory_order_relaxed);
+}
+
 struct smm_mm;
 struct mmu_gather;
 
 /* Walk to the PTE table for @addr, allocating levels; NULL on -ENOMEM.
  * Caller holds mmap_lock (read or write). Returns the table, not locked. */
 pteval_t *pte_alloc_map(struct smm_mm *mm, uint64_t addr, pfn_t *table_pfn);
-/* Walk to the PTE table for @addr without allocating; NULL if none. */
+/* Walk to the PTE table for @addr without allocating; NULL if none. A
+ * table returned stays valid memory until pte_unmap() (semi-locked
+ * walkers: it may be unlinked meanwhile and then reads as empty). */
 pteval_t *pte_offset_map(struct smm_mm *mm, uint64_t addr, pfn_t *table_pfn);
+void pte_unmap(pteval_t *pte);
 /*
  * Map and lock the PTE table for @addr: returns the table with its ptl
  * held, rechecking after taking the lock that the PMD entry still points

@@ -52,9 +52,24 @@ static void check_table_page(struct vstate *vs, pteval_t e, int level)
 		     level, atomic_load(&page->flags), page->pt_level);
 }
 
+/* A table's pt_count must equal the entries it holds. */
+static void check_count(struct vstate *vs, pteval_t *table, int used, int level)
+{
+	struct page *page = virt_to_page(vs->mm->pool, table);
+
+	if (atomic_load(&page->pt_count) != used)
+		VERR(vs, "level-%d table (frame %llu) counts %d entries, holds %d\n",
+		     level, (unsigned long long)page_to_pfn(vs->mm->pool, page),
+		     atomic_load(&page->pt_count), used);
+	if (atomic_load(&page->flags) & PG_PT_DEAD)
+		VERR(vs, "level-%d table (frame %llu) is linked but marked dead\n",
+		     level, (unsigned long long)page_to_pfn(vs->mm->pool, page));
+}
+
 static void verify_ptes(struct vstate *vs, pteval_t *pte, uint64_t base)
 {
 	struct smm_pool *pool = vs->mm->pool;
+	int used = 0;
 
 	for (int i = 0; i < PTRS_PER_TABLE; i++) {
 		pteval_t e = pte_read(&pte[i]);
@@ -63,6 +78,7 @@ static void verify_ptes(struct vstate *vs, pteval_t *pte, uint64_t base)
 
 		if (pte_none(e))
 			continue;
+		used++;
 		if (!covered(vs, addr))
 			VERR(vs, "entry %#llx at %#llx, outside every VMA\n",
 			     (unsigned long long)e, (unsigned long long)addr);
@@ -89,6 +105,7 @@ static void verify_ptes(struct vstate *vs, pteval_t *pte, uint64_t base)
 			     (unsigned long long)addr, atomic_load(&page->mapcount),
 			     atomic_load(&page->refcount));
 	}
+	check_count(vs, pte, used, 1);
 }
 
 SMM_API int smm_mm_verify(struct smm_mm *mm)
@@ -130,21 +147,26 @@ SMM_API int smm_mm_verify(struct smm_mm *mm)
 			     (unsigned long long)v->vm_start);
 
 	vs.vma = mm->vma_head;
+	int pgd_used = 0;
 	for (int g = 0; g < PTRS_PER_TABLE; g++) {
 		pteval_t ge = mm->pgd[g];
 		pteval_t *pud;
+		int pud_used = 0;
 
 		if (!(ge & _PAGE_PRESENT))
 			continue;
+		pgd_used++;
 		check_table_page(&vs, ge, 3);
 		vs.puds++;
 		pud = table_virt(pool, ge);
 		for (int u = 0; u < PTRS_PER_TABLE; u++) {
 			pteval_t ue = pud[u];
 			pteval_t *pmd;
+			int pmd_used = 0;
 
 			if (!(ue & _PAGE_PRESENT))
 				continue;
+			pud_used++;
 			check_table_page(&vs, ue, 2);
 			vs.pmds++;
 			pmd = table_virt(pool, ue);
@@ -156,12 +178,16 @@ SMM_API int smm_mm_verify(struct smm_mm *mm)
 
 				if (!(me & _PAGE_PRESENT))
 					continue;
+				pmd_used++;
 				check_table_page(&vs, me, 1);
 				vs.ptes++;
 				verify_ptes(&vs, table_virt(pool, me), base);
 			}
+			check_count(&vs, pmd, pmd_used, 2);
 		}
+		check_count(&vs, pud, pud_used, 3);
 	}
+	check_count(&vs, mm->pgd, pgd_used, 4);
 	if (vs.anon != atomic_load(&mm->rss_anon) || vs.zero != atomic_load(&mm->zero_ptes))
 		VERR(&vs, "counters: rss_anon %ld zero_ptes %ld, tables hold %ld and %ld\n",
 		     atomic_load(&mm->rss_anon), atomic_load(&mm->zero_ptes),

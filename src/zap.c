@@ -9,6 +9,7 @@
  */
 #include "mm.h"
 #include "cpu.h"
+#include "pt_scheme.h"
 
 /*
  * Zap [addr, end) within one PTE table. Returns where it stopped: @end, or
@@ -23,6 +24,7 @@ static uint64_t zap_pte_range(struct mmu_gather *tlb, uint64_t addr,
 	spinlock_t *ptl;
 	pteval_t *pte = pte_offset_map_lock(mm, addr, &ptl);
 	long rss = 0, zero = 0;
+	int cleared = 0;
 
 	if (!pte)
 		return end;
@@ -36,6 +38,7 @@ static uint64_t zap_pte_range(struct mmu_gather *tlb, uint64_t addr,
 		/* xchg: the hardware walk may set A/D bits until it is gone */
 		e = pte_xchg(ptep, 0);
 		tlb->need_flush = true;
+		cleared++;
 		pfn = pte_pfn(e);
 		if (is_zero_pfn(pool, pfn)) {
 			zero++;
@@ -48,24 +51,35 @@ static uint64_t zap_pte_range(struct mmu_gather *tlb, uint64_t addr,
 			break;
 		}
 	}
+	pte_table_sub(pool, pte, cleared);
 	pte_unmap_unlock(ptl);
 	atomic_fetch_sub(&mm->rss_anon, rss);
 	atomic_fetch_sub(&mm->zero_ptes, zero);
 	return addr;
 }
 
+/*
+ * Zap [start, end) of @vma, table by table; the scheme hears about each
+ * table once this zap is done with it (and may free it: @why says what
+ * kind of zap this is).
+ */
 void zap_page_range(struct mmu_gather *tlb, struct vm_area_struct *vma,
-		    uint64_t start, uint64_t end)
+		    uint64_t start, uint64_t end, int why)
 {
-	uint64_t addr = start, next;
+	const struct pt_scheme_ops *ops = pt_scheme_get(tlb->mm->scheme);
+	uint64_t addr = start, next, tstart;
 
 	mmap_assert_locked(tlb->mm);
 	while (addr < end) {
+		tstart = addr;
 		next = pmd_addr_end(addr, end);
-		addr = zap_pte_range(tlb, addr, next);
-		/* Batch full (possibly on a table's last page): flush, go on. */
-		if (tlb->nr_pages == GATHER_BATCH)
-			tlb_flush_mmu(tlb);
+		while (addr < next) {
+			addr = zap_pte_range(tlb, addr, next);
+			/* Batch full (maybe on the table's last page): flush. */
+			if (tlb->nr_pages == GATHER_BATCH)
+				tlb_flush_mmu(tlb);
+		}
+		ops->zap_done(tlb, tstart & PMD_MASK, tstart, next, (enum zap_reason)why);
 	}
 }
 
@@ -94,14 +108,15 @@ static void free_pgtables(struct mmu_gather *tlb, struct vm_area_struct *vma,
 }
 
 void unmap_region(struct smm_mm *mm, struct vm_area_struct *first,
-		  struct vm_area_struct *last, uint64_t floor, uint64_t ceiling)
+		  struct vm_area_struct *last, uint64_t floor, uint64_t ceiling,
+		  int why)
 {
 	struct mmu_gather tlb;
 
 	mmap_assert_write_locked(mm);
 	tlb_gather_mmu(&tlb, mm);
 	for (struct vm_area_struct *v = first;; v = v->vm_next) {
-		zap_page_range(&tlb, v, v->vm_start, v->vm_end);
+		zap_page_range(&tlb, v, v->vm_start, v->vm_end, why);
 		if (v == last)
 			break;
 	}

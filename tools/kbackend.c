@@ -354,6 +354,11 @@ static void k_op(const struct op *op, struct kout *o, unsigned char *vec,
 			k_putc(o, (vec[i] & 1) ? '1' : '0');
 		return;
 	}
+	case OP_PIN:
+	case OP_UNPIN_ALL:
+		/* user space cannot pin its own pages */
+		k_err(o, ENOSYS);
+		return;
 	case OP_PT: {
 		uint64_t now = vmpte_bytes();
 		if (now >= pt_base) {

@@ -845,13 +845,14 @@ static double now_sec(void)
 /* Schemes whose `pt` follows CONFIG_PT_RECLAIM (free on full-table DONTNEED). */
 static bool scheme_reclaims_on_dontneed(const char *name)
 {
-	return !strcmp(name, "rcu");
+	return !strcmp(name, "pt-reclaim");
 }
 
 int cmd_oracle(int argc, char **argv)
 {
 	unsigned long long nseq = 200, nops = 200, seed = 1;
-	const char *scheme_name = "none";
+	/* The scheme that models the kernel on this machine (6.18). */
+	const char *scheme_name = "pt-reclaim";
 	const char *outpath = NULL;
 	bool verbose = false, keep_going = false, dump = false;
 	unsigned avoid = 0;

@@ -155,7 +155,8 @@ static const char *const op_names[OP_NR] = {
 	[OP_WRITE] = "write",	    [OP_TOUCH] = "touch",
 	[OP_READ] = "read",	    [OP_PEEK] = "peek",
 	[OP_MAPS] = "maps",	    [OP_RESIDENT] = "resident",
-	[OP_PT] = "pt",
+	[OP_PT] = "pt",		    [OP_PIN] = "pin",
+	[OP_UNPIN_ALL] = "unpin_all",
 };
 
 const char *script_op_name(int kind)
@@ -306,6 +307,45 @@ static bool parse_advice(const char *t, uint64_t *out)
 }
 
 static const struct {
+	const char *name;
+	uint64_t val;
+} pin_flag_names[] = {
+	{ "write", PIN_WRITE },
+	{ "longterm", PIN_LONGTERM },
+	{ "fast", PIN_FAST },
+};
+#define N_PIN_FLAGS (sizeof(pin_flag_names) / sizeof(pin_flag_names[0]))
+
+/* pin FLAGS: a comma list of write, longterm, fast; or - for none. */
+static bool parse_pin_flags(const char *t, uint64_t *out)
+{
+	uint64_t v = 0;
+	const char *p = t;
+
+	if (!strcmp(t, "-")) {
+		*out = 0;
+		return true;
+	}
+	while (*p) {
+		const char *c = strchr(p, ',');
+		size_t l = c ? (size_t)(c - p) : strlen(p), i;
+
+		for (i = 0; i < N_PIN_FLAGS; i++)
+			if (strlen(pin_flag_names[i].name) == l &&
+			    !strncmp(p, pin_flag_names[i].name, l))
+				break;
+		if (i == N_PIN_FLAGS || (v & pin_flag_names[i].val))
+			return false;
+		v |= pin_flag_names[i].val;
+		if (c && !c[1])
+			return false;
+		p += l + (c ? 1 : 0);
+	}
+	*out = v;
+	return true;
+}
+
+static const struct {
 	int kind;
 	int nargs;
 	const char *usage;
@@ -321,6 +361,9 @@ static const struct {
 	[OP_MAPS] = { OP_MAPS, 0, "maps" },
 	[OP_RESIDENT] = { OP_RESIDENT, 2, "resident ADDR LEN" },
 	[OP_PT] = { OP_PT, 0, "pt" },
+	[OP_PIN] = { OP_PIN, 3, "pin ADDR LEN FLAGS" },
+	/* one optional argument, handled in the parser */
+	[OP_UNPIN_ALL] = { OP_UNPIN_ALL, 0, "unpin_all [dirty]" },
 };
 
 /*
@@ -406,7 +449,9 @@ int script_parse(const char *text, const char *name, struct script *s,
 				lineno, tok[0]);
 			return -1;
 		}
-		if (nt - 1 != op_syntax[kind].nargs) {
+		bool unpin_dirty = kind == OP_UNPIN_ALL && nt == 2 &&
+				   !strcmp(tok[1], "dirty");
+		if (nt - 1 != op_syntax[kind].nargs && !unpin_dirty) {
 			fprintf(err, "%s:%d: usage: %s\n", name, lineno,
 				op_syntax[kind].usage);
 			return -1;
@@ -432,6 +477,11 @@ int script_parse(const char *text, const char *name, struct script *s,
 		} else if (ok && kind == OP_MADVISE) {
 			ok = parse_advice(tok[3], &op.arg);
 			what = "bad ADVICE";
+		} else if (ok && kind == OP_PIN) {
+			ok = parse_pin_flags(tok[3], &op.arg);
+			what = "bad FLAGS (write,longterm,fast or -)";
+		} else if (ok && kind == OP_UNPIN_ALL) {
+			op.arg = unpin_dirty;
 		} else if (ok && kind == OP_WRITE) {
 			ok = parse_num(tok[3], &op.arg) && op.arg <= 255;
 			what = "bad BYTE";
@@ -448,6 +498,11 @@ int script_parse(const char *text, const char *name, struct script *s,
 		if (ok && kind == OP_MADVISE && op.arg > 0x7fffffffULL) {
 			ok = false;
 			what = "ADVICE does not fit in an int";
+		}
+		if (ok && kind == OP_PIN && op.len > SCRIPT_PIN_MAX &&
+		    op.addr + op.len >= op.addr) {
+			ok = false;
+			what = "pin LEN too large (max 1G)";
 		}
 		if (ok && kind == OP_RESIDENT && op.len > SCRIPT_RESIDENT_MAX) {
 			ok = false;
@@ -544,6 +599,20 @@ void script_format_op(const struct op *op, struct strbuf *sb)
 	case OP_WRITE:
 		sb_printf(sb, " 0x%02llx", (unsigned long long)op->arg);
 		break;
+	case OP_PIN:
+		if (!op->arg) {
+			sb_add(sb, " -", 2);
+			break;
+		}
+		for (size_t i = 0, n = 0; i < N_PIN_FLAGS; i++)
+			if (op->arg & pin_flag_names[i].val)
+				sb_printf(sb, "%s%s", n++ ? "," : " ",
+					  pin_flag_names[i].name);
+		break;
+	case OP_UNPIN_ALL:
+		if (op->arg)
+			sb_add(sb, " dirty", 6);
+		break;
 	}
 	sb_add(sb, "\n", 1);
 }
@@ -569,6 +638,59 @@ static void put_access_err(struct strbuf *out, int r, uint64_t fa)
 		sb_printf(out, "OOM 0x%llx\n", (unsigned long long)fa);
 	else
 		put_err(out, r);
+}
+
+/* Pages the script has pinned and not yet unpinned (softmm backend). */
+static struct {
+	struct smm_page **pages;
+	size_t n, cap;
+} pinned;
+
+static void pin_op(const struct op *op, struct smm_mm *mm, struct smm_cpu *cpu,
+		   struct strbuf *out)
+{
+	uint64_t off = op->addr & (SMM_PAGE_SIZE - 1);
+	unsigned long nr;
+	struct smm_page *one[1], **pages = one;
+	unsigned int flags = (op->arg & PIN_WRITE ? SMM_FOLL_WRITE : 0) |
+			     (op->arg & PIN_LONGTERM ? SMM_FOLL_LONGTERM : 0);
+	long r;
+
+	if (op->addr + op->len < op->addr) {
+		nr = ~0UL;	/* wraps: the library answers -EOVERFLOW */
+	} else {
+		nr = (unsigned long)((off + op->len + SMM_PAGE_SIZE - 1) >> SMM_PAGE_SHIFT);
+		if (pinned.n + nr > pinned.cap) {
+			size_t cap = pinned.cap ? pinned.cap : 64;
+			while (cap < pinned.n + nr)
+				cap *= 2;
+			pinned.pages = realloc(pinned.pages, cap * sizeof(*pinned.pages));
+			if (!pinned.pages) {
+				perror("realloc");
+				exit(SCRIPT_ERR_SETUP);
+			}
+			pinned.cap = cap;
+		}
+		pages = pinned.pages + pinned.n;
+	}
+	r = op->arg & PIN_FAST ? smm_pin_user_pages_fast(cpu, op->addr, nr, flags, pages)
+			       : smm_pin_user_pages(mm, op->addr, nr, flags, pages);
+	if (r < 0) {
+		put_err(out, r);
+		return;
+	}
+	if (pages != one)
+		pinned.n += (size_t)r;
+	sb_printf(out, "%ld\n", r);
+}
+
+static size_t unpin_all(bool dirty)
+{
+	size_t n = pinned.n;
+
+	smm_unpin_user_pages_dirty_lock(pinned.pages, n, dirty);
+	pinned.n = 0;
+	return n;
 }
 
 static void run_softmm_op(const struct op *op, struct smm_mm *mm,
@@ -712,6 +834,12 @@ static void run_softmm_op(const struct op *op, struct smm_mm *mm,
 		sb_printf(out, "%llu\n", (unsigned long long)st.pt_bytes);
 		return;
 	}
+	case OP_PIN:
+		pin_op(op, mm, cpu, out);
+		return;
+	case OP_UNPIN_ALL:
+		sb_printf(out, "%zu\n", unpin_all(op->arg));
+		return;
 	}
 }
 
@@ -748,9 +876,22 @@ int script_run_softmm(const struct script *s, int scheme, struct strbuf *out)
 	}
 	smm_cpu_switch_mm(cpu, mm);
 
+	pinned.n = 0;
 	for (size_t i = 0; i < s->n; i++)
 		run_softmm_op(&s->ops[i], mm, cpu, out, iobuf, vec, &vmas,
 			      &nvmas);
+	unpin_all(false);	/* pins left at the end */
+	free(pinned.pages);
+	pinned.pages = NULL;
+	pinned.cap = 0;
+	struct smm_mm_stats mst;
+	smm_mm_stats(mm, &mst);
+	if (mst.pins_acquired != mst.pins_released) {
+		fprintf(stderr, "softmm: pins unbalanced: %llu acquired, %llu released\n",
+			(unsigned long long)mst.pins_acquired,
+			(unsigned long long)mst.pins_released);
+		return SCRIPT_ERR_LEAK;
+	}
 
 	smm_cpu_switch_mm(cpu, NULL);
 	smm_mm_destroy(mm);

@@ -346,6 +346,19 @@ static void shared_op(struct tstate *t, struct smm_mm *mm, struct region *r)
 	uint64_t len = REGION_PAGES * PAGE;
 	int op = (int)rndn(t, 5), k, ret;
 
+	if (op == 4 && rndn(t, 4) == 0) {
+		/*
+		 * DONTNEED a whole 2 MiB PTE table: shared regions come in
+		 * 2 MiB-aligned pairs, so this is the zap that pt-reclaim
+		 * frees tables for (when one VMA spans the pair).
+		 */
+		uint64_t pair = r->base & ~(2 * REGION_PAGES * PAGE - 1);
+
+		ret = smm_madvise(mm, pair, 2 * REGION_PAGES * PAGE, SMM_MADV_DONTNEED);
+		t->ops[O_MADVISE]++;
+		(void)ret;
+		return;
+	}
 	if (op == 4) {	/* DONTNEED a part: the kind does not change */
 		int p0 = (int)rndn(t, REGION_PAGES);
 
@@ -468,7 +481,7 @@ int cmd_torture(int argc, char **argv)
 	struct tstate ts[MAX_THREADS];
 	pthread_t tid[MAX_THREADS];
 	struct smm_pool_stats ps;
-	long faults_vma = 0, faults_mmap = 0;
+	long faults_vma = 0, faults_mmap = 0, pt_reclaimed = 0;
 	double t0;
 	int c;
 
@@ -549,6 +562,7 @@ int cmd_torture(int argc, char **argv)
 		smm_mm_stats(mms[m].mm, &st);
 		faults_vma += (long)st.faults_vma_lock;
 		faults_mmap += (long)st.faults_mmap_lock;
+		pt_reclaimed += (long)st.pt_reclaimed;
 		smm_mm_destroy(mms[m].mm);
 		for (int i = 0; i < mms[m].nr_regions; i++)
 			pthread_mutex_destroy(&mms[m].regions[i].lock);
@@ -570,7 +584,8 @@ int cmd_torture(int argc, char **argv)
 	for (int i = 0; i < O_NR; i++)
 		printf("%s %ld%s", op_names[i], atomic_load(&op_count[i]),
 		       i + 1 < O_NR ? ", " : "; ");
-	printf("faults: vma-lock %ld, mmap-lock %ld; enomem %ld; violations %ld\n",
-	       faults_vma, faults_mmap, atomic_load(&nomem), atomic_load(&violations));
+	printf("faults: vma-lock %ld, mmap-lock %ld; tables reclaimed %ld; enomem %ld; "
+	       "violations %ld\n", faults_vma, faults_mmap, pt_reclaimed,
+	       atomic_load(&nomem), atomic_load(&violations));
 	return atomic_load(&violations) ? 1 : 0;
 }

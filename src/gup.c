@@ -1,0 +1,516 @@
+/*
+ * gup.c - get_user_pages and pin_user_pages: the lockless fast path
+ * (GUP-fast), the slow path that faults pages in, references and pins
+ * (GUP_PIN_COUNTING_BIAS), unpinning, and the pin counters.
+ *
+ * Owns: the GUP references on pages (page->refcount beyond the one per
+ * mapping), the owner of a pinned anonymous page (page->pt_mm), the pin
+ * counters of pools and address spaces, and the mm references that pins
+ * hold.
+ *
+ * Locking (docs/LOCKING.md, "GUP"):
+ *  - GUP-fast is a lockless walker: no lock at all, inside an access
+ *    section of the calling CPU (access.h), so no TLB shootdown of the mm
+ *    completes and no page table it can reach is freed while it walks. It
+ *    takes a reference only on a page whose count is not zero (try-get,
+ *    never resurrecting a freed page), then rechecks the PMD entry and the
+ *    PTE and drops the reference if either changed.
+ *  - The slow path is a locked walker: a VMA read lock (or mmap_lock for
+ *    read), and the reference is taken under the PTE table's ptl with the
+ *    entry present, so the page cannot be unmapped and freed meanwhile.
+ *  - Page refcounts and all counters are atomics. The page lock used by
+ *    unpin_user_pages_dirty_lock() is the data page's own ptl spinlock
+ *    (class LC_LEAF: nothing nests inside it, and it is taken with no
+ *    other lock held).
+ *  - Lifetime: a pin holds a reference on its page (the frame is not freed
+ *    while pinned, whatever happens to the mapping) and on the page's mm
+ *    (mm->refs: the structure, not the address space, outlives
+ *    smm_mm_destroy() until the last pin goes, so that the unpin can count
+ *    itself in mm->pins_released). A plain get holds only the page.
+ */
+#include <errno.h>
+#include <limits.h>
+#include "gup.h"
+#include "access.h"
+
+#ifdef SMM_DEBUG
+void (*smm_debug_gup_fast_hook)(struct smm_mm *mm, uint64_t addr,
+				pteval_t *pmdp, pteval_t *ptep);
+#endif
+
+/* A page's count must stay far from overflowing. */
+#define GUP_REF_LIMIT (INT_MAX / 2)
+
+static inline struct page *to_page(struct smm_page *p)
+{
+	return (struct page *)p;
+}
+
+static inline struct smm_page *to_handle(struct page *p)
+{
+	return (struct smm_page *)p;
+}
+
+static inline bool page_is_zero(const struct page *page)
+{
+	return atomic_load_explicit(&((struct page *)page)->flags,
+				    memory_order_relaxed) & PG_ZERO;
+}
+
+/*
+ * Take @refs references on @page unless its count is zero (being freed,
+ * or free: never resurrect it) or would come near overflow. Returns 0,
+ * -EAGAIN (count was zero) or -ENOMEM (overflow, as Linux answers).
+ */
+static int try_grab_page(struct page *page, int refs)
+{
+	int c = atomic_load_explicit(&page->refcount, memory_order_relaxed);
+
+	do {
+		if (c <= 0)
+			return -EAGAIN;
+		if (c > GUP_REF_LIMIT - refs)
+			return -ENOMEM;
+	} while (!atomic_compare_exchange_weak_explicit(&page->refcount, &c, c + refs,
+							memory_order_acquire,
+							memory_order_relaxed));
+	return 0;
+}
+
+/* Drop @refs references; free the frame with the last one. */
+static void put_page_refs(struct smm_pool *pool, struct page *page, int refs)
+{
+	int old = atomic_fetch_sub_explicit(&page->refcount, refs,
+					    memory_order_acq_rel);
+
+	BUG_ON(old < refs);
+	if (old == refs)
+		free_frame(pool, page_to_pfn(pool, page));
+}
+
+/* Pins taken on @mm's pages: counted, and each holds a reference on @mm. */
+static void account_pins(struct smm_mm *mm, long n)
+{
+	if (!n)
+		return;
+	atomic_fetch_add_explicit(&mm->refs, (int)n, memory_order_relaxed);
+	atomic_fetch_add_explicit(&mm->pins_acquired, n, memory_order_relaxed);
+	atomic_fetch_add_explicit(&mm->pool->pins_acquired, n, memory_order_relaxed);
+}
+
+static int check_flags(unsigned int *flags, unsigned int kind)
+{
+	unsigned int f = *flags;
+
+	if (f & ~(unsigned int)(SMM_FOLL_WRITE | SMM_FOLL_GET | SMM_FOLL_PIN |
+				SMM_FOLL_LONGTERM))
+		return -EINVAL;
+	if (f & (SMM_FOLL_GET | SMM_FOLL_PIN) & ~kind)
+		return -EINVAL;
+	/* LONGTERM only when pinning (Linux's is_valid_gup_args()) */
+	if ((f & SMM_FOLL_LONGTERM) && kind != SMM_FOLL_PIN)
+		return -EINVAL;
+	*flags = f | kind;
+	return 0;
+}
+
+/* ------------------------------------------------------------------ */
+/* fast path                                                           */
+/* ------------------------------------------------------------------ */
+
+/*
+ * One page, lockless, inside the caller's access section. Returns the page
+ * with its reference taken, or NULL to leave this page to the slow path.
+ */
+static struct page *gup_fast_one(struct smm_mm *mm, uint64_t addr,
+				 bool write, int refs)
+{
+	struct smm_pool *pool = mm->pool;
+	static const int shift[3] = { PGDIR_SHIFT, PUD_SHIFT, PMD_SHIFT };
+	pteval_t *table = mm->pgd, *pmdp = NULL, *ptep, pmd = 0, pte;
+	struct page *page;
+
+	for (int l = 0; l < 3; l++) {
+		pteval_t *p = &table[(addr >> shift[l]) & 511];
+		pteval_t e = table_read(p);
+
+		if (!(e & _PAGE_PRESENT) || (e & _PAGE_PSE) ||
+		    unlikely(pte_pfn(e) >= pool->nr_frames))
+			return NULL;
+		if (l == 2) {
+			pmdp = p;
+			pmd = e;
+		}
+		table = table_virt(pool, e);
+	}
+	ptep = &table[pte_index(addr)];
+	pte = pte_read(ptep);
+	if (!pte_present(pte) || (write && !(pte & _PAGE_RW)) ||
+	    unlikely(pte_pfn(pte) >= pool->nr_frames))
+		return NULL;
+	page = pfn_to_page(pool, pte_pfn(pte));
+	if (is_zero_pfn(pool, pte_pfn(pte)))
+		return write ? NULL : page;	/* eternal: no reference */
+	race_point();
+#ifdef SMM_DEBUG
+	if (smm_debug_gup_fast_hook)
+		smm_debug_gup_fast_hook(mm, addr, pmdp, ptep);
+#endif
+	if (try_grab_page(page, refs))
+		return NULL;
+	/*
+	 * The reference is ours; but the entry we read may have been
+	 * cleared or replaced since, and the page unmapped (and, but for
+	 * our reference, freed and reused). Recheck both levels after the
+	 * acquire of the grab: if anything moved, drop the reference and
+	 * let the slow path decide under the locks.
+	 */
+	if (unlikely(table_read(pmdp) != pmd || pte_read(ptep) != pte)) {
+		put_page_refs(pool, page, refs);
+		return NULL;
+	}
+	return page;
+}
+
+long gup_fast_only(struct smm_cpu *cpu, uint64_t start, unsigned long nr_pages,
+		   unsigned int gup_flags, struct smm_page **pages)
+{
+	struct smm_mm *mm = cpu->mm;
+	bool pin = gup_flags & SMM_FOLL_PIN;
+	bool write = gup_flags & SMM_FOLL_WRITE;
+	int refs = pin ? GUP_PIN_COUNTING_BIAS : 1;
+	unsigned long i;
+	long pinned = 0;
+
+	BUG_ON(cpu != this_cpu);
+	BUG_ON(!(gup_flags & SMM_FOLL_PIN) == !(gup_flags & SMM_FOLL_GET));
+	if (!mm)
+		return 0;
+	start &= PAGE_MASK;
+	access_begin(cpu, mm);
+	for (i = 0; i < nr_pages; i++) {
+		uint64_t addr = start + (i << PAGE_SHIFT);
+		struct page *page = gup_fast_one(mm, addr, write, refs);
+
+		if (!page)
+			break;
+		if (pin && !page_is_zero(page)) {
+			__atomic_store_n(&page->pt_mm, mm, __ATOMIC_RELAXED);
+			pinned++;
+		}
+		pages[i] = to_handle(page);
+	}
+	access_end(cpu);
+	if (pin)
+		account_pins(mm, pinned);
+	return (long)i;
+}
+
+/* ------------------------------------------------------------------ */
+/* slow path                                                           */
+/* ------------------------------------------------------------------ */
+
+/*
+ * Take up to @nr pages from @addr within @vma, faulting as needed, with
+ * the VMA (@fault_flags & FAULT_VMA_LOCK) or mmap_lock held. Returns how
+ * many were taken; *@err says why it stopped early (-EFAULT, -ENOMEM, or
+ * -EAGAIN: this fault needs mmap_lock). *@pinned counts the pins taken.
+ */
+static unsigned long gup_vma(struct smm_mm *mm, struct vm_area_struct *vma,
+			     uint64_t addr, unsigned long nr, unsigned int flags,
+			     unsigned int fault_flags, struct smm_page **pages,
+			     long *pinned, int *err)
+{
+	struct smm_pool *pool = mm->pool;
+	bool write = flags & SMM_FOLL_WRITE;
+	bool pin = flags & SMM_FOLL_PIN;
+	int refs = pin ? GUP_PIN_COUNTING_BIAS : 1;
+	unsigned long i = 0;
+
+	assert_fault_locked(mm);
+	/* check_vma_flags(): no FOLL_FORCE, so the VMA must allow it */
+	if (write ? !(vma->vm_flags & VM_WRITE) : !(vma->vm_flags & VM_READ)) {
+		*err = -EFAULT;
+		return 0;
+	}
+	if (write)
+		fault_flags |= FAULT_WRITE;
+	while (i < nr && addr < vma->vm_end) {
+		spinlock_t *ptl;
+		pteval_t *pte = pte_offset_map_lock(mm, addr, &ptl);
+		int r;
+
+		if (pte) {
+			pteval_t e = pte_read(&pte[pte_index(addr)]);
+
+			if (pte_present(e) && (!write || (e & _PAGE_RW))) {
+				struct page *page = pfn_to_page(pool, pte_pfn(e));
+
+				r = 0;
+				if (!is_zero_pfn(pool, pte_pfn(e))) {
+					/* mapped under our ptl: never zero */
+					r = try_grab_page(page, refs);
+					BUG_ON(r == -EAGAIN);
+					if (!r && write)	/* FOLL_TOUCH */
+						atomic_fetch_or(&page->flags, PG_DIRTY);
+					if (!r && pin) {
+						__atomic_store_n(&page->pt_mm, mm,
+								 __ATOMIC_RELAXED);
+						(*pinned)++;
+					}
+				}
+				pte_unmap_unlock(ptl);
+				if (r) {
+					*err = r;
+					return i;
+				}
+				pages[i++] = to_handle(page);
+				addr += PAGE_SIZE;
+				continue;
+			}
+			pte_unmap_unlock(ptl);
+		}
+		r = handle_mm_fault_locked(mm, vma, addr, fault_flags);
+		if (r) {
+			*err = r;
+			return i;
+		}
+		/* 0: the entry should allow it now; look again */
+	}
+	return i;
+}
+
+static long gup_slow(struct smm_mm *mm, uint64_t start, unsigned long nr_pages,
+		     unsigned int flags, struct smm_page **pages)
+{
+	unsigned long done = 0;
+	bool mmap_locked = false;
+	long pinned = 0;
+	int err = 0;
+
+	rcu_thread_online();
+	start &= PAGE_MASK;
+	while (done < nr_pages) {
+		uint64_t addr = start + (done << PAGE_SHIFT);
+		struct vm_area_struct *vma = NULL;
+
+		if (addr >= SMM_TASK_SIZE || addr < start) {
+			err = -EFAULT;
+			break;
+		}
+		if (!mmap_locked && !(mm->flags & SMM_MM_NO_VMA_LOCK))
+			vma = lock_vma_under_rcu(mm, addr);
+		if (vma) {
+			done += gup_vma(mm, vma, addr, nr_pages - done, flags,
+					FAULT_VMA_LOCK, pages + done, &pinned, &err);
+			vma_end_read(vma);
+			if (err == -EAGAIN) {	/* needs mmap_lock: retry */
+				err = 0;
+				mmap_read_lock(mm);
+				mmap_locked = true;
+				if (mm->dead) {
+					err = -ESRCH;
+					break;
+				}
+			}
+			if (err)
+				break;
+			continue;
+		}
+		if (!mmap_locked) {
+			mmap_read_lock(mm);
+			mmap_locked = true;
+			if (mm->dead) {
+				err = -ESRCH;
+				break;
+			}
+		}
+		vma = vma_lookup(mm, addr);
+		if (!vma) {
+			err = -EFAULT;
+			break;
+		}
+		done += gup_vma(mm, vma, addr, nr_pages - done, flags, 0,
+				pages + done, &pinned, &err);
+		if (err)
+			break;
+	}
+	if (mmap_locked)
+		mmap_read_unlock(mm);
+	if (flags & SMM_FOLL_PIN)
+		account_pins(mm, pinned);
+	BUG_ON(err == -EAGAIN);
+	return done ? (long)done : err;
+}
+
+static int check_range(uint64_t start, unsigned long nr_pages)
+{
+	uint64_t s = start & PAGE_MASK, len;
+
+	if (nr_pages > (UINT64_MAX >> PAGE_SHIFT))
+		return -EOVERFLOW;
+	len = (uint64_t)nr_pages << PAGE_SHIFT;
+	if (s + len < s)
+		return -EOVERFLOW;
+	return 0;
+}
+
+static long gup_fast(struct smm_cpu *cpu, uint64_t start, unsigned long nr_pages,
+		     unsigned int flags, struct smm_page **pages, unsigned int kind)
+{
+	struct smm_mm *mm;
+	long got, more;
+	int err;
+
+	if ((err = check_flags(&flags, kind)))
+		return err;
+	if (!pages || !cpu || !cpu->mm)
+		return -EINVAL;
+	if (!nr_pages)
+		return 0;
+	if ((err = check_range(start, nr_pages)))
+		return err;
+	if ((start & PAGE_MASK) + ((uint64_t)nr_pages << PAGE_SHIFT) > SMM_TASK_SIZE)
+		return -EFAULT;
+	mm = cpu->mm;
+	start &= PAGE_MASK;
+	got = gup_fast_only(cpu, start, nr_pages, flags, pages);
+	if ((unsigned long)got == nr_pages)
+		return got;
+	more = gup_slow(mm, start + ((uint64_t)got << PAGE_SHIFT),
+			nr_pages - (unsigned long)got, flags, pages + got);
+	if (more < 0)
+		return got ? got : more;
+	return got + more;
+}
+
+static long gup_remote(struct smm_mm *mm, uint64_t start, unsigned long nr_pages,
+		       unsigned int flags, struct smm_page **pages, unsigned int kind)
+{
+	int err;
+
+	if ((err = check_flags(&flags, kind)))
+		return err;
+	if (!pages || !mm)
+		return -EINVAL;
+	if (!nr_pages)
+		return 0;
+	if ((err = check_range(start, nr_pages)))
+		return err;
+	return gup_slow(mm, start, nr_pages, flags, pages);
+}
+
+SMM_API long smm_get_user_pages_fast(struct smm_cpu *cpu, uint64_t start,
+				     unsigned long nr_pages,
+				     unsigned int gup_flags,
+				     struct smm_page **pages)
+{
+	return gup_fast(cpu, start, nr_pages, gup_flags, pages, SMM_FOLL_GET);
+}
+
+SMM_API long smm_pin_user_pages_fast(struct smm_cpu *cpu, uint64_t start,
+				     unsigned long nr_pages,
+				     unsigned int gup_flags,
+				     struct smm_page **pages)
+{
+	return gup_fast(cpu, start, nr_pages, gup_flags, pages, SMM_FOLL_PIN);
+}
+
+SMM_API long smm_get_user_pages(struct smm_mm *mm, uint64_t start,
+				unsigned long nr_pages, unsigned int gup_flags,
+				struct smm_page **pages)
+{
+	return gup_remote(mm, start, nr_pages, gup_flags, pages, SMM_FOLL_GET);
+}
+
+SMM_API long smm_pin_user_pages(struct smm_mm *mm, uint64_t start,
+				unsigned long nr_pages, unsigned int gup_flags,
+				struct smm_page **pages)
+{
+	return gup_remote(mm, start, nr_pages, gup_flags, pages, SMM_FOLL_PIN);
+}
+
+/* ------------------------------------------------------------------ */
+/* release                                                             */
+/* ------------------------------------------------------------------ */
+
+/* Pins of @mm released: count them and drop the mm references they held
+ * (the last one may free the mm structure after its destroy). */
+static void release_pins(struct smm_mm *mm, long n)
+{
+	if (!n)
+		return;
+	atomic_fetch_add_explicit(&mm->pins_released, n, memory_order_relaxed);
+	atomic_fetch_add_explicit(&mm->pool->pins_released, n, memory_order_relaxed);
+	if (n > 1)
+		atomic_fetch_sub_explicit(&mm->refs, (int)(n - 1), memory_order_relaxed);
+	mm_put(mm);
+}
+
+SMM_API void smm_unpin_user_pages_dirty_lock(struct smm_page **pages,
+					     unsigned long npages,
+					     bool make_dirty)
+{
+	struct smm_pool *pool = NULL;
+	struct smm_mm *run_mm = NULL;
+	long run = 0;
+
+	if (!pages || !npages)
+		return;
+	rcu_thread_online();	/* the last mm_put() may free an mm */
+	for (unsigned long i = 0; i < npages; i++) {
+		struct page *page = to_page(pages[i]);
+		struct smm_mm *owner;
+
+		if (!pool || page < pool->pages || page >= pool->pages + pool->nr_frames)
+			pool = page_pool(page);
+		if (page_is_zero(page))
+			continue;
+		if (make_dirty) {
+			spin_lock_class(&page->ptl, LC_LEAF);
+			atomic_fetch_or(&page->flags, PG_DIRTY);
+			spin_unlock(&page->ptl);
+		}
+		/* Read the owner before our pin stops keeping the page. */
+		owner = __atomic_load_n(&page->pt_mm, __ATOMIC_RELAXED);
+		BUG_ON(!owner || atomic_load(&page->refcount) < GUP_PIN_COUNTING_BIAS);
+		put_page_refs(pool, page, GUP_PIN_COUNTING_BIAS);
+		if (owner != run_mm) {
+			release_pins(run_mm, run);
+			run_mm = owner;
+			run = 0;
+		}
+		run++;
+	}
+	release_pins(run_mm, run);
+}
+
+SMM_API void smm_unpin_user_pages(struct smm_page **pages, unsigned long npages)
+{
+	smm_unpin_user_pages_dirty_lock(pages, npages, false);
+}
+
+SMM_API void smm_put_page(struct smm_page *handle)
+{
+	struct page *page = to_page(handle);
+
+	if (!page || page_is_zero(page))
+		return;
+	put_page_refs(page_pool(page), page, 1);
+}
+
+SMM_API void *smm_page_address(struct smm_page *handle)
+{
+	struct page *page = to_page(handle);
+	struct smm_pool *pool = page_pool(page);
+
+	return pfn_to_virt(pool, page_to_pfn(pool, page));
+}
+
+SMM_API bool smm_page_maybe_dma_pinned(struct smm_page *handle)
+{
+	struct page *page = to_page(handle);
+
+	return page_is_zero(page) ||
+	       atomic_load(&page->refcount) >= GUP_PIN_COUNTING_BIAS;
+}

@@ -1,0 +1,172 @@
+/*
+ * pt_scheme.c - what the PTE-table schemes share: the table of schemes,
+ * scheme "none" (Linux before 6.14: empty tables go only at munmap and
+ * exit), and the two careful steps of freeing an empty table under
+ * mmap_lock held for read — unlinking a PTE table, and the levels above.
+ *
+ * Locking: unlinking a PTE table takes the PMD-table lock, then the PTE
+ * table's ptl, and rechecks under both that the table is still linked and
+ * still empty (a table refilled while no lock was held must never be
+ * freed: the 2025 Linux bug). Unlinking a PMD or PUD table takes
+ * page_table_lock (which guards PUD and PGD entries), then the PMD table's
+ * lock. Unlinked tables are marked PG_PT_DEAD under those locks, so an
+ * installer holding the same lock sees the mark and retries its walk; they
+ * are freed after the TLB flush and an RCU grace period (mmu_gather).
+ */
+#include <errno.h>
+#include <string.h>
+#include "pt_scheme.h"
+#include "cpu.h"
+
+static void none_zap_done(struct mmu_gather *tlb, uint64_t table_start,
+			  uint64_t start, uint64_t end, enum zap_reason why)
+{
+}
+
+const struct pt_scheme_ops pt_scheme_none = {
+	.name = "none",
+	.zap_done = none_zap_done,
+};
+
+static const struct pt_scheme_ops *const schemes[SMM_SCHEME_COUNT] = {
+	[SMM_SCHEME_NONE] = &pt_scheme_none,
+	[SMM_SCHEME_PT_RECLAIM] = &pt_scheme_pt_reclaim,
+	[SMM_SCHEME_EAGER] = &pt_scheme_eager,
+};
+
+const struct pt_scheme_ops *pt_scheme_get(int scheme)
+{
+	return schemes[scheme];
+}
+
+SMM_API int smm_scheme_from_name(const char *name)
+{
+	for (int i = 0; i < SMM_SCHEME_COUNT; i++)
+		if (name && !strcmp(name, schemes[i]->name))
+			return i;
+	return -EINVAL;
+}
+
+SMM_API const char *smm_scheme_name(int scheme)
+{
+	if (scheme < 0 || scheme >= SMM_SCHEME_COUNT)
+		return NULL;
+	return schemes[scheme]->name;
+}
+
+static bool table_is_empty(pteval_t *pte, struct page *page, bool scan)
+{
+	if (!scan)
+		return atomic_load_explicit(&page->pt_count, memory_order_relaxed) == 0;
+	for (int i = 0; i < PTRS_PER_TABLE; i++)
+		if (!pte_none(pte_read(&pte[i])))
+			return false;
+	return true;
+}
+
+#ifdef SMM_DEBUG
+/* Test hook: runs after a zap saw a table empty, before the locks are
+ * taken — where a concurrent fault may refill it (tests/test_reclaim.c). */
+void (*smm_debug_pt_free_hook)(struct smm_mm *mm, uint64_t addr);
+#endif
+
+bool free_empty_pte_table(struct mmu_gather *tlb, uint64_t addr, bool scan)
+{
+	struct smm_mm *mm = tlb->mm;
+	struct smm_pool *pool = mm->pool;
+	struct page *pmd_page, *pte_page;
+	pteval_t e, *pmd, *pmdp;
+	pfn_t victim = NO_PFN;
+
+#ifdef SMM_DEBUG
+	if (smm_debug_pt_free_hook)
+		smm_debug_pt_free_hook(mm, addr);
+#endif
+	race_point();
+	urcu_memb_read_lock();
+	e = table_read(&mm->pgd[pgd_index(addr)]);
+	if (!(e & _PAGE_PRESENT))
+		goto out;
+	e = table_read(&table_virt(pool, e)[pud_index(addr)]);
+	if (!(e & _PAGE_PRESENT))
+		goto out;
+	pmd = table_virt(pool, e);
+	pmdp = &pmd[pmd_index(addr)];
+	pmd_page = pfn_to_page(pool, pte_pfn(e));
+	spin_lock_class(&pmd_page->ptl, LC_PMD);
+	e = table_read(pmdp);
+	if (!(atomic_load(&pmd_page->flags) & PG_PT_DEAD) && (e & _PAGE_PRESENT)) {
+		pte_page = pfn_to_page(pool, pte_pfn(e));
+		spin_lock_class(&pte_page->ptl, LC_PTE);
+		/*
+		 * The recheck that matters: the caller saw the table empty
+		 * with no lock held; a fault may have filled it since. Only
+		 * under both locks is "empty" final: a fault needs the ptl
+		 * to fill it, and the PMD lock to install a new table.
+		 */
+		if (table_is_empty(table_virt(pool, e), pte_page, scan)) {
+			pte_xchg(pmdp, 0);
+			atomic_fetch_or(&pte_page->flags, PG_PT_DEAD);
+			atomic_fetch_sub(&pmd_page->pt_count, 1);
+			atomic_fetch_sub(&mm->nr_ptes, 1);
+			victim = pte_pfn(e);
+		}
+		spin_unlock(&pte_page->ptl);
+	}
+	spin_unlock(&pmd_page->ptl);
+out:
+	urcu_memb_read_unlock();
+	if (victim == NO_PFN)
+		return false;
+	atomic_fetch_add(&mm->pt_reclaimed, 1);
+	tlb_remove_table(tlb, victim);
+	return true;
+}
+
+void free_empty_upper(struct mmu_gather *tlb, uint64_t addr)
+{
+	struct smm_mm *mm = tlb->mm;
+	struct smm_pool *pool = mm->pool;
+	pteval_t *pgdp = &mm->pgd[pgd_index(addr)], *pudp, e;
+	struct page *pud_page, *pmd_page;
+	pfn_t victims[2] = { NO_PFN, NO_PFN };
+
+	urcu_memb_read_lock();
+	spin_lock_class(&mm->page_table_lock, LC_PAGE_TABLE);
+	e = table_read(pgdp);
+	if (!(e & _PAGE_PRESENT))
+		goto out;
+	pud_page = pfn_to_page(pool, pte_pfn(e));
+	pudp = &table_virt(pool, e)[pud_index(addr)];
+	e = table_read(pudp);
+	if (e & _PAGE_PRESENT) {
+		pmd_page = pfn_to_page(pool, pte_pfn(e));
+		/* PMD entries change under the PMD table's lock. */
+		spin_lock_class(&pmd_page->ptl, LC_PMD);
+		if (atomic_load(&pmd_page->pt_count) == 0) {
+			pte_xchg(pudp, 0);
+			atomic_fetch_or(&pmd_page->flags, PG_PT_DEAD);
+			atomic_fetch_sub(&pud_page->pt_count, 1);
+			atomic_fetch_sub(&mm->nr_pmds, 1);
+			victims[0] = pte_pfn(e);
+		}
+		spin_unlock(&pmd_page->ptl);
+	}
+	/* PUD entries change under page_table_lock, which we hold. */
+	if (atomic_load(&pud_page->pt_count) == 0) {
+		e = pte_xchg(pgdp, 0);
+		atomic_fetch_or(&pud_page->flags, PG_PT_DEAD);
+		atomic_fetch_sub(&pfn_to_page(pool, mm->pgd_pfn)->pt_count, 1);
+		atomic_fetch_sub(&mm->nr_puds, 1);
+		victims[1] = pte_pfn(e);
+	}
+out:
+	spin_unlock(&mm->page_table_lock);
+	urcu_memb_read_unlock();
+	for (int i = 0; i < 2; i++) {
+		if (victims[i] != NO_PFN) {
+			atomic_fetch_add(&mm->pt_reclaimed, 1);
+			tlb_remove_table(tlb, victims[i]);
+		}
+	}
+}

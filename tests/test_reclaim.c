@@ -1,0 +1,346 @@
+/*
+ * test_reclaim.c - empty page-table reclaim under each scheme: what "none",
+ * "pt-reclaim" (Linux 6.14+) and "eager" free after MADV_DONTNEED and
+ * munmap, aligned and not; eager freeing PMD and PUD tables up the tree;
+ * the 2025 Linux bug (a table refilled while no lock was held must not be
+ * freed), reproduced deterministically through a debug-build hook; and
+ * faults racing DONTNEED on the same tables from several threads.
+ */
+#include <pthread.h>
+#include <stdatomic.h>
+#include <unistd.h>
+#include "common.h"
+#include "pt_scheme.h"	/* the debug hook (internal) */
+
+static struct smm_pool *pool;
+
+static struct smm_mm *mm_with(int scheme)
+{
+	struct smm_mm_opts o = { .scheme = scheme };
+	struct smm_mm *mm = smm_mm_create(pool, &o);
+
+	assert_non_null(mm);
+	return mm;
+}
+
+static struct smm_mm_stats stats(struct smm_mm *mm)
+{
+	struct smm_mm_stats st;
+
+	smm_mm_stats(mm, &st);
+	return st;
+}
+
+static void done(struct smm_cpu *cpu, struct smm_mm *mm)
+{
+	assert_int_equal(smm_mm_verify(mm), 0);
+	smm_cpu_switch_mm(cpu, NULL);
+	smm_mm_destroy(mm);
+}
+
+/*
+ * The Qi Zheng test, small: 64 chunks of 2 MiB in a 1 GiB NORESERVE
+ * region, each touched and MADV_DONTNEED'd. Returns the page-table bytes
+ * left.
+ */
+static uint64_t qizheng(struct smm_cpu *cpu, int scheme, bool aligned)
+{
+	struct smm_mm *mm = mm_with(scheme);
+	uint64_t base = TA + (aligned ? 0 : PG), pt;
+
+	smm_cpu_switch_mm(cpu, mm);
+	assert_int_equal(smm_mmap(mm, TA, GB, RW, PRIV_ANON | SMM_MAP_FIXED |
+				  SMM_MAP_NORESERVE), (int64_t)TA);
+	for (int c = 0; c < 64; c++) {
+		uint64_t q = base + (uint64_t)c * 2 * MB;
+
+		for (uint64_t o = 0; o < 2 * MB; o += PG)
+			assert_int_equal(smm_fill(cpu, q + o, 1, 1, NULL), 0);
+		assert_int_equal(smm_madvise(mm, q, 2 * MB, SMM_MADV_DONTNEED), 0);
+	}
+	assert_int_equal(stats(mm).rss_anon, 0);
+	pt = stats(mm).pt_bytes;
+	done(cpu, mm);
+	return pt;
+}
+
+static void test_qizheng(void **state)
+{
+	struct smm_cpu *cpu = smm_cpu_attach(pool);
+
+	assert_non_null(cpu);
+	/* none: every table stays: 64 (aligned) or 65 PTE tables + PMD + PUD */
+	assert_int_equal(qizheng(cpu, SMM_SCHEME_NONE, true), (64 + 2) * PG);
+	assert_int_equal(qizheng(cpu, SMM_SCHEME_NONE, false), (65 + 2) * PG);
+	/* pt-reclaim: aligned whole-table zaps free them; unaligned never */
+	assert_int_equal(qizheng(cpu, SMM_SCHEME_PT_RECLAIM, true), 2 * PG);
+	assert_int_equal(qizheng(cpu, SMM_SCHEME_PT_RECLAIM, false), (65 + 2) * PG);
+	/* eager: everything, up the tree */
+	assert_int_equal(qizheng(cpu, SMM_SCHEME_EAGER, true), 0);
+	assert_int_equal(qizheng(cpu, SMM_SCHEME_EAGER, false), 0);
+	smm_cpu_detach(cpu);
+	assert_pool_clean(pool);
+}
+
+/* Eager: munmap of part of a table other VMAs share frees it once empty;
+ * a small DONTNEED that empties a table frees it; data elsewhere stays. */
+static void test_eager_partial(void **state)
+{
+	struct smm_cpu *cpu = smm_cpu_attach(pool);
+	struct smm_mm *mm = mm_with(SMM_SCHEME_EAGER);
+	uint64_t v = 0;
+
+	smm_cpu_switch_mm(cpu, mm);
+	/* two VMAs in one PTE table, and one page in the next table */
+	assert_int_equal(smm_mmap(mm, TA, 64 * PG, RW, PRIV_ANON | SMM_MAP_FIXED),
+			 (int64_t)TA);
+	assert_int_equal(smm_mmap(mm, TA + 64 * PG, 64 * PG, RO,
+				  PRIV_ANON | SMM_MAP_FIXED), (int64_t)(TA + 64 * PG));
+	assert_int_equal(smm_mmap(mm, TA + 2 * MB, PG, RW, PRIV_ANON | SMM_MAP_FIXED),
+			 (int64_t)(TA + 2 * MB));
+	assert_int_equal(smm_fill(cpu, TA + 5 * PG, 7, 1, NULL), 0);
+	assert_int_equal(smm_read(cpu, TA + 70 * PG, &v, 8, NULL), 0); /* zero page */
+	assert_int_equal(smm_fill(cpu, TA + 2 * MB, 9, 1, NULL), 0);
+	assert_int_equal(stats(mm).pte_bytes, 2 * PG);
+
+	/* munmap the RW VMA: the RO one still maps the zero page there */
+	assert_int_equal(smm_munmap(mm, TA, 64 * PG), 0);
+	assert_int_equal(stats(mm).pte_bytes, 2 * PG);
+	/* DONTNEED one page of the RO VMA: the first table is now empty */
+	assert_int_equal(smm_madvise(mm, TA + 70 * PG, PG, SMM_MADV_DONTNEED), 0);
+	assert_int_equal(stats(mm).pte_bytes, 1 * PG);
+	assert_int_equal(stats(mm).pt_reclaimed, 1);
+	/* the other table and its data are intact */
+	assert_int_equal(smm_read(cpu, TA + 2 * MB, &v, 1, NULL), 0);
+	assert_int_equal(v & 0xff, 9);
+	/* and the last page: PTE, PMD and PUD tables all go */
+	assert_int_equal(smm_madvise(mm, TA + 2 * MB, PG, SMM_MADV_DONTNEED), 0);
+	assert_int_equal(stats(mm).pt_bytes, 0);
+	/* a fault afterwards builds the levels again */
+	assert_int_equal(smm_fill(cpu, TA + 2 * MB, 3, 1, NULL), 0);
+	assert_int_equal(stats(mm).pt_bytes, 3 * PG);
+	done(cpu, mm);
+	smm_cpu_detach(cpu);
+	assert_pool_clean(pool);
+}
+
+/* pt-reclaim is Linux's: MADV_FREE, munmap and partial zaps free nothing. */
+static void test_pt_reclaim_limits(void **state)
+{
+	struct smm_cpu *cpu = smm_cpu_attach(pool);
+	struct smm_mm *mm = mm_with(SMM_SCHEME_PT_RECLAIM);
+
+	smm_cpu_switch_mm(cpu, mm);
+	assert_int_equal(smm_mmap(mm, TA, 8 * MB, RW, PRIV_ANON | SMM_MAP_FIXED),
+			 (int64_t)TA);
+	for (uint64_t o = 0; o < 8 * MB; o += PG)
+		assert_int_equal(smm_fill(cpu, TA + o, 1, 1, NULL), 0);
+	assert_int_equal(stats(mm).pte_bytes, 4 * PG);
+	/* a table emptied by two zaps, neither covering it whole: stays */
+	assert_int_equal(smm_madvise(mm, TA, MB, SMM_MADV_DONTNEED), 0);
+	assert_int_equal(smm_madvise(mm, TA + MB, MB, SMM_MADV_DONTNEED), 0);
+	assert_int_equal(stats(mm).pte_bytes, 4 * PG);
+	/* MADV_FREE: stays */
+	assert_int_equal(smm_madvise(mm, TA + 2 * MB, 2 * MB, SMM_MADV_FREE), 0);
+	assert_int_equal(stats(mm).pte_bytes, 4 * PG);
+	/* a whole-table DONTNEED: goes */
+	assert_int_equal(smm_madvise(mm, TA + 4 * MB, 2 * MB, SMM_MADV_DONTNEED), 0);
+	assert_int_equal(stats(mm).pte_bytes, 3 * PG);
+	assert_int_equal(stats(mm).pt_reclaimed, 1);
+	/* a whole table across two VMAs (split by mprotect): stays */
+	assert_int_equal(smm_mprotect(mm, TA + 7 * MB, MB, RO), 0);
+	assert_int_equal(smm_madvise(mm, TA + 6 * MB, 2 * MB, SMM_MADV_DONTNEED), 0);
+	assert_int_equal(stats(mm).pte_bytes, 3 * PG);
+	done(cpu, mm);
+	smm_cpu_detach(cpu);
+	assert_pool_clean(pool);
+}
+
+#ifdef SMM_DEBUG
+/*
+ * The refill race. The zap saw the table empty; before it takes the locks
+ * to free it, another CPU faults a page into that table (the hook makes
+ * this happen at exactly that point). The recheck under the locks must
+ * see the new entry and keep the table: the page and its data survive.
+ */
+struct refill {
+	struct smm_mm *mm;
+	uint64_t addr;
+	pthread_mutex_t m;
+	pthread_cond_t c;
+	int state;	/* 0 idle, 1 go, 2 done */
+	int hooked;
+};
+
+static struct refill rf;
+
+static void *refiller(void *arg)
+{
+	struct smm_cpu *cpu = smm_cpu_attach(pool);
+
+	smm_cpu_switch_mm(cpu, rf.mm);
+	pthread_mutex_lock(&rf.m);
+	while (rf.state != 1)
+		pthread_cond_wait(&rf.c, &rf.m);
+	pthread_mutex_unlock(&rf.m);
+	/* A write fault: under the VMA lock, while madvise holds mmap_lock
+	 * for read. */
+	assert_int_equal(smm_fill(cpu, rf.addr, 0x5a, 1, NULL), 0);
+	pthread_mutex_lock(&rf.m);
+	rf.state = 2;
+	pthread_cond_broadcast(&rf.c);
+	pthread_mutex_unlock(&rf.m);
+	smm_cpu_switch_mm(cpu, NULL);
+	smm_cpu_detach(cpu);
+	return NULL;
+}
+
+static void refill_hook(struct smm_mm *mm, uint64_t addr)
+{
+	if (mm != rf.mm || rf.hooked++)
+		return;
+	pthread_mutex_lock(&rf.m);
+	rf.state = 1;
+	pthread_cond_broadcast(&rf.c);
+	while (rf.state != 2)
+		pthread_cond_wait(&rf.c, &rf.m);
+	pthread_mutex_unlock(&rf.m);
+}
+
+static void refill_race(int scheme)
+{
+	struct smm_cpu *cpu = smm_cpu_attach(pool);
+	pthread_t t;
+	uint64_t v = 0;
+
+	memset(&rf, 0, sizeof(rf));
+	pthread_mutex_init(&rf.m, NULL);
+	pthread_cond_init(&rf.c, NULL);
+	rf.mm = mm_with(scheme);
+	rf.addr = TA + 100 * PG;
+	smm_cpu_switch_mm(cpu, rf.mm);
+	assert_int_equal(smm_mmap(rf.mm, TA, 2 * MB, RW, PRIV_ANON | SMM_MAP_FIXED),
+			 (int64_t)TA);
+	for (uint64_t o = 0; o < 2 * MB; o += PG)
+		assert_int_equal(smm_fill(cpu, TA + o, 1, 1, NULL), 0);
+	pthread_create(&t, NULL, refiller, NULL);
+	smm_debug_pt_free_hook = refill_hook;
+	assert_int_equal(smm_madvise(rf.mm, TA, 2 * MB, SMM_MADV_DONTNEED), 0);
+	smm_debug_pt_free_hook = NULL;
+	pthread_join(t, NULL);
+	assert_int_equal(rf.hooked, 1);
+	/* the refilled table stayed, with its one page and its data */
+	assert_int_equal(stats(rf.mm).pte_bytes, PG);
+	assert_int_equal(stats(rf.mm).rss_anon, 1);
+	assert_int_equal(stats(rf.mm).pt_reclaimed, 0);
+	assert_int_equal(smm_read(cpu, rf.addr, &v, 1, NULL), 0);
+	assert_int_equal(v & 0xff, 0x5a);
+	done(cpu, rf.mm);
+	smm_cpu_detach(cpu);
+	assert_pool_clean(pool);
+}
+
+static void test_refill_race(void **state)
+{
+	refill_race(SMM_SCHEME_PT_RECLAIM);
+	refill_race(SMM_SCHEME_EAGER);
+}
+#else
+static void test_refill_race(void **state)
+{
+	skip();	/* the hook exists in debug builds only */
+}
+#endif
+
+/* Faults and whole-table DONTNEEDs on the same tables from two threads:
+ * data is never lost except to a DONTNEED, and the tables stay sound. */
+struct racer {
+	struct smm_mm *mm;
+	int id;
+	atomic_int *stop;
+	long bad;
+};
+
+static void *race_thread(void *arg)
+{
+	struct racer *r = arg;
+	struct smm_cpu *cpu = smm_cpu_attach(pool);
+	unsigned int x = 12345u + (unsigned)r->id;
+
+	smm_cpu_switch_mm(cpu, r->mm);
+	while (!atomic_load(r->stop)) {
+		x = x * 1103515245u + 12345u;
+		uint64_t tbl = TA + (uint64_t)((x >> 8) % 4) * 2 * MB;
+
+		if (r->id == 0) {
+			smm_madvise(r->mm, tbl, 2 * MB, SMM_MADV_DONTNEED);
+		} else {
+			/* each writer owns its half of every table */
+			uint64_t a = tbl + (uint64_t)(r->id - 1) * MB +
+				     (uint64_t)((x >> 4) % 256) * PG;
+			uint64_t v = a, got = 0;
+
+			if (smm_write(cpu, a, &v, 8, NULL) ||
+			    smm_read(cpu, a, &got, 8, NULL) ||
+			    (got != v && got != 0))
+				r->bad++;
+		}
+	}
+	smm_cpu_switch_mm(cpu, NULL);
+	smm_cpu_detach(cpu);
+	return NULL;
+}
+
+static void test_fault_vs_reclaim(void **state)
+{
+	for (int scheme = 0; scheme < SMM_SCHEME_COUNT; scheme++) {
+		struct smm_cpu *cpu = smm_cpu_attach(pool);
+		struct smm_mm *mm = mm_with(scheme);
+		struct racer r[3];
+		pthread_t t[3];
+		atomic_int stop = 0;
+
+		smm_cpu_switch_mm(cpu, mm);
+		assert_int_equal(smm_mmap(mm, TA, 8 * MB, RW, PRIV_ANON | SMM_MAP_FIXED),
+				 (int64_t)TA);
+		for (int i = 0; i < 3; i++) {
+			r[i] = (struct racer){ mm, i, &stop, 0 };
+			pthread_create(&t[i], NULL, race_thread, &r[i]);
+		}
+		for (int i = 0; i < 30; i++) {
+			usleep(20000);
+			assert_int_equal(smm_mm_verify(mm), 0);
+		}
+		atomic_store(&stop, 1);
+		for (int i = 0; i < 3; i++) {
+			pthread_join(t[i], NULL);
+			assert_int_equal(r[i].bad, 0);
+		}
+		done(cpu, mm);
+		smm_cpu_detach(cpu);
+		assert_pool_clean(pool);
+	}
+}
+
+static int setup(void **state)
+{
+	pool = smm_pool_create(256 * MB, SMM_POOL_POISON);
+	return pool ? 0 : -1;
+}
+
+static int teardown(void **state)
+{
+	return smm_pool_destroy(pool);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_qizheng),
+		cmocka_unit_test(test_eager_partial),
+		cmocka_unit_test(test_pt_reclaim_limits),
+		cmocka_unit_test(test_refill_race),
+		cmocka_unit_test(test_fault_vs_reclaim),
+	};
+	return cmocka_run_group_tests(tests, setup, teardown);
+}
