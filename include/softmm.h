@@ -129,16 +129,18 @@ struct smm_mm;
 /* How a PTE table is kept alive while walked and when an empty one is
  * freed (docs/LOCKING.md). */
 enum smm_scheme {
-	SMM_SCHEME_NONE = 0,   /* "none": Linux before 6.14, only munmap and
+	SMM_SCHEME_EAGER = 0,  /* "eager", the default: any zap that empties a
+				* PTE table frees it, and empty PMD/PUD tables
+				* above it */
+	SMM_SCHEME_NONE,       /* "none": Linux before 6.14, only munmap and
 				* exit free page tables */
-	SMM_SCHEME_PT_RECLAIM, /* "pt-reclaim": Linux 6.14+ (CONFIG_PT_RECLAIM):
+	SMM_SCHEME_PT_RECLAIM, /* "pt-reclaim": Linux 6.14+ (CONFIG_PT_RECLAIM),
+				* what the kernel oracle compares against:
 				* MADV_DONTNEED of a whole 2 MiB table frees it */
-	SMM_SCHEME_EAGER,      /* "eager": any zap that empties a PTE table
-				* frees it, and empty PMD/PUD tables above */
 	SMM_SCHEME_COUNT
 };
 
-/* Returns the scheme named @name ("none", "pt-reclaim", "eager"), or
+/* Returns the scheme named @name ("eager", "none", "pt-reclaim"), or
  * -EINVAL. */
 SMM_API int smm_scheme_from_name(const char *name);
 /* Returns the name of @scheme, or NULL if there is no such scheme. */

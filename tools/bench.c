@@ -644,9 +644,10 @@ static int parse_opts(int argc, char **argv, struct bench_opts *o, int def_reps)
 			return -1;
 		}
 	}
-	if (!o->nr_schemes) {
-		for (int s = 0; smm_scheme_name(s); s++)
-			o->schemes[o->nr_schemes++] = s;
+	if (!o->nr_schemes) {	/* Linux's two, then softmm's own */
+		o->schemes[o->nr_schemes++] = SMM_SCHEME_NONE;
+		o->schemes[o->nr_schemes++] = SMM_SCHEME_PT_RECLAIM;
+		o->schemes[o->nr_schemes++] = SMM_SCHEME_EAGER;
 	}
 	return 0;
 }

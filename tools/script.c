@@ -995,7 +995,7 @@ static char *read_all(FILE *f)
 int cmd_script(int argc, char **argv)
 {
 	enum backend be = BACKEND_SOFTMM;
-	const char *scheme_name = "none";
+	const char *scheme_name = NULL;	/* the library's default: eager */
 	static const struct option lopts[] = {
 		{ "backend", required_argument, NULL, 'b' },
 		{ "scheme", required_argument, NULL, 's' },
@@ -1026,8 +1026,8 @@ int cmd_script(int argc, char **argv)
 	}
 	if (optind != argc - 1)
 		goto usage;
-	int scheme = 0;
-	if (be == BACKEND_SOFTMM) {
+	int scheme = SMM_SCHEME_EAGER;
+	if (be == BACKEND_SOFTMM && scheme_name) {
 		scheme = smm_scheme_from_name(scheme_name);
 		if (scheme < 0) {
 			fprintf(stderr, "unknown scheme '%s'\n", scheme_name);
