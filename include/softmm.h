@@ -56,6 +56,7 @@ extern "C" {
 #define SMM_MADV_WILLNEED 3
 #define SMM_MADV_DONTNEED 4
 #define SMM_MADV_FREE 8
+#define SMM_MADV_PAGEOUT 21
 #define SMM_MADV_POPULATE_READ 22
 #define SMM_MADV_POPULATE_WRITE 23
 
@@ -217,8 +218,11 @@ SMM_API int smm_mprotect(struct smm_mm *mm, uint64_t addr, uint64_t len,
 /*
  * smm_madvise - Linux's madvise(2) for SMM_MADV_*. DONTNEED zaps the pages
  * (they read back as zeros); FREE lets clean pages be dropped later (their
- * contents stay until then); POPULATE_READ/WRITE fault the range in;
- * WILLNEED does nothing for anonymous memory. Returns 0, -EINVAL (unaligned
+ * contents stay until then); PAGEOUT reclaims now what can be reclaimed
+ * without swap, as Linux does: pages freed with FREE and not written since
+ * are dropped (they read back as zeros), other pages stay (pinned pages
+ * too); POPULATE_READ/WRITE fault the range in; WILLNEED does nothing for
+ * anonymous memory. Returns 0, -EINVAL (unaligned
  * address, overflow, unknown advice; and populate on a VMA whose protection
  * forbids the access, as Linux answers), -ENOMEM (part of the range
  * unmapped; the mapped parts were still advised; or out of memory while

@@ -17,7 +17,8 @@
  * ends, and page tables a walk in the section can reach are not freed
  * before that. Never sleep or take a sleeping lock inside.
  */
-static inline void access_begin(struct smm_cpu *cpu, struct smm_mm *mm)
+static inline __attribute__((always_inline)) void
+access_begin(struct smm_cpu *cpu, struct smm_mm *mm)
 {
 	unsigned long seq = atomic_load_explicit(&cpu->access_seq, memory_order_relaxed);
 	uint64_t gen;
@@ -34,7 +35,7 @@ static inline void access_begin(struct smm_cpu *cpu, struct smm_mm *mm)
 	}
 }
 
-static inline void access_end(struct smm_cpu *cpu)
+static inline __attribute__((always_inline)) void access_end(struct smm_cpu *cpu)
 {
 	unsigned long seq = atomic_load_explicit(&cpu->access_seq, memory_order_relaxed);
 

@@ -1,5 +1,5 @@
 /*
- * madvise.c - madvise(2) for anonymous memory: DONTNEED, FREE,
+ * madvise.c - madvise(2) for anonymous memory: DONTNEED, FREE, PAGEOUT,
  * POPULATE_READ, POPULATE_WRITE, WILLNEED; argument checks and the walk
  * over VMAs with Linux's treatment of holes.
  *
@@ -17,6 +17,7 @@ static bool madvise_behavior_valid(int advice)
 	case SMM_MADV_WILLNEED:
 	case SMM_MADV_DONTNEED:
 	case SMM_MADV_FREE:
+	case SMM_MADV_PAGEOUT:
 	case SMM_MADV_POPULATE_READ:
 	case SMM_MADV_POPULATE_WRITE:
 		return true;
@@ -60,6 +61,9 @@ static void madvise_vma(struct mmu_gather *tlb, struct vm_area_struct *vma,
 		break;
 	case SMM_MADV_FREE:
 		madvise_free_range(tlb, vma, start, end);
+		break;
+	case SMM_MADV_PAGEOUT:
+		pageout_range(tlb, vma, start, end);
 		break;
 	case SMM_MADV_WILLNEED:	/* nothing to read ahead for anon memory */
 		break;

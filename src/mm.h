@@ -227,6 +227,8 @@ void unmap_region(struct smm_mm *mm, struct vm_area_struct *first,
 		  int why);
 void madvise_free_range(struct mmu_gather *tlb, struct vm_area_struct *vma,
 			uint64_t start, uint64_t end);
+void pageout_range(struct mmu_gather *tlb, struct vm_area_struct *vma,
+		   uint64_t start, uint64_t end);
 int change_protection(struct mmu_gather *tlb, struct vm_area_struct *vma,
 		      uint64_t start, uint64_t end, unsigned long newflags);
 

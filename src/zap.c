@@ -10,6 +10,7 @@
 #include "mm.h"
 #include "cpu.h"
 #include "pt_scheme.h"
+#include "gup.h"
 
 /*
  * Zap [addr, end) within one PTE table. Returns where it stopped: @end, or
@@ -166,6 +167,65 @@ void madvise_free_range(struct mmu_gather *tlb, struct vm_area_struct *vma,
 			atomic_fetch_or(&page->flags, PG_LAZYFREE);
 		}
 		pte_unmap_unlock(ptl);
+	}
+}
+
+/*
+ * MADV_PAGEOUT without swap: drop the pages MADV_FREE made lazily freeable
+ * and nobody wrote since (page not dirty, entry not dirty), unless pinned.
+ * The entry is cleared first and its dirty bit checked in the value the
+ * exchange returned: a store that set it meanwhile wins, and the entry is
+ * put back. Each table is then offered to the scheme (ZAP_PAGEOUT).
+ */
+void pageout_range(struct mmu_gather *tlb, struct vm_area_struct *vma,
+		   uint64_t start, uint64_t end)
+{
+	const struct pt_scheme_ops *ops = pt_scheme_get(tlb->mm->scheme);
+	struct smm_mm *mm = tlb->mm;
+	struct smm_pool *pool = mm->pool;
+	uint64_t addr, next;
+
+	mmap_assert_locked(mm);
+	for (addr = start; addr < end; addr = next) {
+		spinlock_t *ptl;
+		pteval_t *pte;
+		long dropped = 0;
+
+		next = pmd_addr_end(addr, end);
+		if (tlb->nr_pages > GATHER_BATCH - PTRS_PER_TABLE)
+			tlb_flush_mmu(tlb);
+		pte = pte_offset_map_lock(mm, addr, &ptl);
+		if (!pte)
+			continue;
+		for (uint64_t a = addr; a < next; a += PAGE_SIZE) {
+			pteval_t *ptep = &pte[pte_index(a)];
+			pteval_t e = pte_read(ptep);
+			struct page *page;
+			unsigned int fl;
+
+			if (!pte_present(e) || is_zero_pfn(pool, pte_pfn(e)) ||
+			    (e & _PAGE_DIRTY))
+				continue;
+			page = pfn_to_page(pool, pte_pfn(e));
+			fl = atomic_load(&page->flags);
+			if (!(fl & PG_LAZYFREE) || (fl & PG_DIRTY) ||
+			    atomic_load(&page->mapcount) != 1 ||
+			    atomic_load(&page->refcount) >= GUP_PIN_COUNTING_BIAS)
+				continue;
+			e = pte_xchg(ptep, 0);
+			if (e & _PAGE_DIRTY) {		/* written meanwhile */
+				pte_write(ptep, e);
+				continue;
+			}
+			tlb->need_flush = true;
+			atomic_fetch_sub(&page->mapcount, 1);
+			dropped++;
+			tlb_remove_page(tlb, pte_pfn(e));
+		}
+		pte_table_sub(pool, pte, (int)dropped);
+		pte_unmap_unlock(ptl);
+		atomic_fetch_sub(&mm->rss_anon, dropped);
+		ops->zap_done(tlb, addr & PMD_MASK, addr, next, ZAP_PAGEOUT);
 	}
 }
 

@@ -124,6 +124,34 @@ static void test_eager_partial(void **state)
 	assert_pool_clean(pool);
 }
 
+/* Eager: pages dropped after MADV_FREE (by MADV_PAGEOUT) empty a table,
+ * which goes; a page written after MADV_FREE is kept, and so its table. */
+static void test_eager_pageout(void **state)
+{
+	struct smm_cpu *cpu = smm_cpu_attach(pool);
+	struct smm_mm *mm = mm_with(SMM_SCHEME_EAGER);
+	uint64_t v = 0;
+
+	smm_cpu_switch_mm(cpu, mm);
+	assert_int_equal(smm_mmap(mm, TA, 4 * MB, RW, PRIV_ANON | SMM_MAP_FIXED),
+			 (int64_t)TA);
+	for (uint64_t o = 0; o < 4 * MB; o += PG)
+		assert_int_equal(smm_fill(cpu, TA + o, 3, 1, NULL), 0);
+	assert_int_equal(smm_madvise(mm, TA, 4 * MB, SMM_MADV_FREE), 0);
+	/* written again after MADV_FREE: dirty, must survive PAGEOUT */
+	assert_int_equal(smm_fill(cpu, TA + 5 * PG, 4, 1, NULL), 0);
+	assert_int_equal(smm_madvise(mm, TA, 4 * MB, SMM_MADV_PAGEOUT), 0);
+	assert_int_equal(stats(mm).rss_anon, 1);
+	assert_int_equal(stats(mm).pte_bytes, PG);	/* the second table went */
+	assert_int_equal(smm_read(cpu, TA + 5 * PG, &v, 1, NULL), 0);
+	assert_int_equal(v & 0xff, 4);
+	assert_int_equal(smm_read(cpu, TA + 3 * MB, &v, 1, NULL), 0);
+	assert_int_equal(v & 0xff, 0);	/* dropped: reads zero */
+	done(cpu, mm);
+	smm_cpu_detach(cpu);
+	assert_pool_clean(pool);
+}
+
 /* pt-reclaim is Linux's: MADV_FREE, munmap and partial zaps free nothing. */
 static void test_pt_reclaim_limits(void **state)
 {
@@ -338,6 +366,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_qizheng),
 		cmocka_unit_test(test_eager_partial),
+		cmocka_unit_test(test_eager_pageout),
 		cmocka_unit_test(test_pt_reclaim_limits),
 		cmocka_unit_test(test_refill_race),
 		cmocka_unit_test(test_fault_vs_reclaim),

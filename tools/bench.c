@@ -16,6 +16,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
+#include <sys/uio.h>
 #include <sys/utsname.h>
 #include <time.h>
 #include <unistd.h>
@@ -297,6 +298,63 @@ static struct result w_access_hit(struct env *e)
 	return r;
 }
 
+/*
+ * gup-fast / gup-slow: pin and unpin one hot, present page through
+ * GUP-fast (lockless walk) or slow GUP (VMA lock, PTE lock); beside it
+ * ("linux") the kernel's process_vm_readv() of 8 bytes from our own
+ * process: a remote GUP of one page plus an 8-byte copy, the cheapest
+ * user-visible GUP the kernel offers.
+ */
+static struct result w_gup(struct env *e, bool fast)
+{
+	const uint64_t iters = fast ? 2000000 : 1000000;
+	struct result r = { 0, iters, -1 };
+	double t0;
+
+	if (e->kernel) {
+		static uint64_t src = 42;
+		uint64_t dst = 0;
+		struct iovec l = { &dst, 8 }, rv = { &src, 8 };
+		pid_t me = getpid();
+
+		t0 = now_ns();
+		for (uint64_t i = 0; i < iters; i++)
+			die_if(process_vm_readv(me, &l, 1, &rv, 1, 0) != 8,
+			       "process_vm_readv");
+		r.ns = now_ns() - t0;
+		die_if(dst != 42, "process_vm_readv data");
+		return r;
+	}
+	smm_setup(e);
+	int64_t a = smm_mmap(e->mm, 0, PAGE, SMM_PROT_READ | SMM_PROT_WRITE,
+			     SMM_MAP_PRIVATE | SMM_MAP_ANONYMOUS | SMM_MAP_POPULATE);
+	die_if(a < 0, "smm_mmap");
+	struct smm_page *pg;
+	t0 = now_ns();
+	for (uint64_t i = 0; i < iters; i++) {
+		long n = fast ? smm_pin_user_pages_fast(e->cpu, (uint64_t)a, 1,
+							SMM_FOLL_WRITE, &pg)
+			      : smm_pin_user_pages(e->mm, (uint64_t)a, 1,
+						   SMM_FOLL_WRITE, &pg);
+
+		die_if(n != 1, "pin");
+		smm_unpin_user_pages(&pg, 1);
+	}
+	r.ns = now_ns() - t0;
+	smm_teardown(e);
+	return r;
+}
+
+static struct result w_gup_fast(struct env *e)
+{
+	return w_gup(e, true);
+}
+
+static struct result w_gup_slow(struct env *e)
+{
+	return w_gup(e, false);
+}
+
 /* memset-4k: zero a cache-cold 4 KiB page of memory the host has already
  * mapped: the floor under any anonymous fault. Host-only. */
 static struct result w_memset(struct env *e)
@@ -414,6 +472,8 @@ static const struct workload workloads[] = {
 	{ "dontneed-unaligned", w_dontneed, "page", 1, 0, false, true, 0 },
 	{ "mmap-munmap", w_mmap_munmap, "op", 1, -1, false, true, 0 },
 	{ "access-hit", w_access_hit, "load", 1, -1, false, true, 0 },
+	{ "gup-fast", w_gup_fast, "pin", 1, -1, false, true, 0 },
+	{ "gup-slow", w_gup_slow, "pin", 1, -1, false, true, 0 },
 	{ "fault-threads", w_fault_threads, "page", 1, -1, false, true, 0 },
 	{ "fault-threads", w_fault_threads, "page", 2, -1, false, true, 0 },
 	/* The same without per-VMA locks: every fault takes mmap_lock. */
@@ -639,7 +699,7 @@ static int parse_opts(int argc, char **argv, struct bench_opts *o, int def_reps)
 				"usage: softmm %s [--reps N] [--scheme A,B] [--only W,..] "
 				"[--full] [--json]\n"
 				"workloads: fault-anon fault-zero memset-4k dontneed-aligned "
-				"dontneed-unaligned mmap-munmap access-hit fault-threads\n",
+				"dontneed-unaligned mmap-munmap access-hit gup-fast gup-slow fault-threads\n",
 				argv[0]);
 			return -1;
 		}

@@ -187,6 +187,7 @@ static const struct {
 	uint64_t val;
 } advice_names[] = {
 	{ "willneed", SMM_MADV_WILLNEED },
+	{ "pageout", SMM_MADV_PAGEOUT },
 	{ "dontneed", SMM_MADV_DONTNEED },
 	{ "free", SMM_MADV_FREE },
 	{ "populate_read", SMM_MADV_POPULATE_READ },

@@ -23,6 +23,18 @@
  *   from an unmapped or PROT_NONE page, no store to a read-only one may
  *   succeed, and no access to a mapped page may fault. This is the check
  *   that TLB shootdown and the VMA lock's recheck are correct.
+ * - GUP threads (--gup N, default 2) pin pages of shared regions (for
+ *   writing or reading) and of owned regions (reading only), through
+ *   GUP-fast or slow (remote) GUP, while the other threads munmap, DONTNEED
+ *   and mprotect the same ranges. A pin that starts and ends under the
+ *   same even states must behave as they say (the leading pages they
+ *   allow, or -EFAULT if the first is forbidden). Through the pinned
+ *   pointer a GUP thread reads the page's value (it must be valid), writes
+ *   a valid stamp of the page (shared regions) and a token in its own word
+ *   of the page, then reads both back: a pinned frame must never be reused
+ *   (freed frames are poisoned) while pinned, whatever happened to its
+ *   mapping. Unpins are sometimes dirty. At the end the pins acquired and
+ *   released are equal, per mm and for the pool.
  * - smm_mm_verify() runs now and then and at the end (no entry outside a
  *   VMA, counters equal to the tables), and after teardown every frame must
  *   be back in the pool.
@@ -73,13 +85,15 @@ struct tmm {
 	int nr_regions;
 };
 
-enum opk { O_MMAP, O_MUNMAP, O_MPROTECT, O_MADVISE, O_READ, O_WRITE, O_VERIFY, O_NR };
+enum opk { O_MMAP, O_MUNMAP, O_MPROTECT, O_MADVISE, O_READ, O_WRITE, O_VERIFY,
+	   O_PIN_FAST, O_PIN_SLOW, O_NR };
 static const char *const op_names[O_NR] = {
-	"mmap", "munmap", "mprotect", "madvise", "read", "write", "verify"
+	"mmap", "munmap", "mprotect", "madvise", "read", "write", "verify",
+	"pin-fast", "pin-slow"
 };
 
 static struct {
-	int threads, mms, seconds, race, scheme;
+	int threads, mms, seconds, race, scheme, gup;
 	unsigned int mm_flags;
 	uint64_t seed;
 	bool quiet;
@@ -298,8 +312,8 @@ static void owned_op(struct tstate *t, struct smm_mm *mm, struct region *r)
 	default: { /* madvise */
 		static const int adv[] = { SMM_MADV_DONTNEED, SMM_MADV_FREE,
 					   SMM_MADV_POPULATE_READ, SMM_MADV_POPULATE_WRITE,
-					   SMM_MADV_WILLNEED };
-		int advice = adv[rndn(t, 5)];
+					   SMM_MADV_WILLNEED, SMM_MADV_PAGEOUT };
+		int advice = adv[rndn(t, 6)];
 		bool hole = false, bad = false;
 
 		ret = smm_madvise(mm, a, len, advice);
@@ -399,6 +413,137 @@ static void shared_op(struct tstate *t, struct smm_mm *mm, struct region *r)
 	pthread_mutex_unlock(&r->lock);
 }
 
+/* ---- GUP threads ---- */
+
+#define GUP_MAX 8
+#define GUP_WORD(g) (64 + (g))	/* a GUP thread's own word in each page */
+
+/*
+ * Pin up to 8 pages of @r (fast on @cpu, switched to @mm, or slow and
+ * remote), check the result against the states the pages were in, use the
+ * pages through the pin as a device would, and unpin.
+ */
+static void gup_op(struct tstate *t, int g, struct smm_cpu *cpu, struct smm_mm *mm,
+		   struct region *r, bool fast)
+{
+	bool shared = r->owner < 0;
+	bool write = shared && rndn(t, 4) != 0;	/* owned: read pins only */
+	int p0 = (int)rndn(t, REGION_PAGES);
+	int n = 1 + (int)rndn(t, 8), expect = 0;
+	unsigned long s1[8], s2[8];
+	struct smm_page *pages[8];
+	bool stable_all = true, stop = false;
+	long got;
+
+	if (p0 + n > REGION_PAGES)
+		n = REGION_PAGES - p0;
+	for (int i = 0; i < n; i++)
+		s1[i] = atomic_load_explicit(shared ? &r->state : &r->pstate[p0 + i],
+					     memory_order_acquire);
+	if (fast)
+		got = smm_pin_user_pages_fast(cpu, r->base + (uint64_t)p0 * PAGE,
+					      (unsigned long)n,
+					      write ? SMM_FOLL_WRITE : 0, pages);
+	else
+		got = smm_pin_user_pages(mm, r->base + (uint64_t)p0 * PAGE,
+					 (unsigned long)n,
+					 (write ? SMM_FOLL_WRITE : 0) |
+					 (rndn(t, 2) ? SMM_FOLL_LONGTERM : 0), pages);
+	t->ops[fast ? O_PIN_FAST : O_PIN_SLOW]++;
+	for (int i = 0; i < n; i++) {
+		s2[i] = atomic_load_explicit(shared ? &r->state : &r->pstate[p0 + i],
+					     memory_order_acquire);
+		stable_all &= stable(s1[i], s2[i]);
+	}
+	/* What the states allow: the leading pages whose kind permits it. */
+	for (int i = 0; i < n && !stop; i++) {
+		int k = (int)(s1[i] & 3);
+
+		if (write ? k == K_RW : (k == K_RW || k == K_RO))
+			expect++;
+		else
+			stop = true;
+	}
+	if (got == -ENOMEM) {
+		atomic_fetch_add(&nomem, 1);
+		return;
+	}
+	if (stable_all && got != (expect ? expect : -EFAULT))
+		violation("%s %s pin of region %d pages %d+%d returned %ld, but the "
+			  "pages' states allowed %d", fast ? "fast" : "slow",
+			  write ? "write" : "read", r->id, p0, n, got, expect);
+	if (got < 0)
+		return;
+	if (got > n) {
+		violation("pin of %d pages returned %ld", n, got);
+		return;
+	}
+	for (long i = 0; i < got; i++) {
+		volatile uint64_t *a = smm_page_address(pages[i]);
+		int page = p0 + (int)i;
+		uint64_t v;
+
+		if (!smm_page_maybe_dma_pinned(pages[i]))
+			violation("pinned page of region %d page %d is not "
+				  "maybe_dma_pinned", r->id, page);
+		v = a[0];
+		if (!value_valid(r, page, v))
+			violation("through a pin, region %d page %d holds %#llx: not a "
+				  "value ever stored there (frame reused?)", r->id, page,
+				  (unsigned long long)v);
+		if (!write)
+			continue;
+		/* the device writes: a valid stamp of the page, and our token */
+		a[0] = stamp(r, page, atomic_fetch_add(&r->seq[page], 1) + 1);
+		a[GUP_WORD(g)] = ((uint64_t)(g + 1) << 56) | (rnd(t) >> 8);
+	}
+	if (rndn(t, 4) == 0)
+		sched_yield();	/* let munmap/DONTNEED/mprotect run meanwhile */
+	for (long i = 0; i < got && write; i++) {
+		volatile uint64_t *a = smm_page_address(pages[i]);
+		uint64_t token = a[GUP_WORD(g)];
+
+		if ((token >> 56) != (uint64_t)(g + 1))
+			violation("pinned frame of region %d page %ld was reused: our "
+				  "word holds %#llx", r->id, p0 + i,
+				  (unsigned long long)token);
+		if (!value_valid(r, p0 + (int)i, a[0]))
+			violation("pinned frame of region %d page %ld holds %#llx",
+				  r->id, p0 + i, (unsigned long long)a[0]);
+	}
+	smm_unpin_user_pages_dirty_lock(pages, (unsigned long)got, write && rndn(t, 2));
+}
+
+static void *gup_worker(void *arg)
+{
+	struct tstate *t = arg;
+	int g = t->id - MAX_THREADS;
+	struct smm_cpu *cpu = smm_cpu_attach(pool);
+	int cur = -1;
+
+	if (!cpu) {
+		violation("GUP thread %d cannot attach: %s", g, strerror(errno));
+		return NULL;
+	}
+	while (!atomic_load_explicit(&stop, memory_order_relaxed)) {
+		int m = (int)rndn(t, (unsigned)cfg.mms);
+		struct tmm *tm = &mms[m];
+		struct region *r = &tm->regions[rndn(t, (unsigned)tm->nr_regions)];
+		bool fast = rndn(t, 2);
+
+		if (fast && m != cur) {
+			smm_cpu_switch_mm(cpu, tm->mm);
+			cur = m;
+		}
+		gup_op(t, g, cpu, tm->mm, r, fast);
+	}
+	smm_cpu_switch_mm(cpu, NULL);
+	smm_cpu_detach(cpu);
+	for (int i = 0; i < O_NR; i++)
+		atomic_fetch_add(&op_count[i], t->ops[i]);
+	return NULL;
+}
+
 static double now_s(void)
 {
 	struct timespec ts;
@@ -461,7 +606,8 @@ static int usage(void)
 {
 	fprintf(stderr,
 		"usage: softmm torture [--threads N] [--seconds S] [--seed N] "
-		"[--scheme NAME] [--mms N] [--no-vma-lock] [--race PERMILLE] [--quiet]\n");
+		"[--scheme NAME] [--mms N] [--no-vma-lock] [--race PERMILLE] [--gup N] "
+		"[--quiet]\n");
 	return 2;
 }
 
@@ -476,10 +622,11 @@ int cmd_torture(int argc, char **argv)
 		{ "no-vma-lock", no_argument, NULL, 'n' },
 		{ "race", required_argument, NULL, 'r' },
 		{ "quiet", no_argument, NULL, 'q' },
+		{ "gup", required_argument, NULL, 'g' },
 		{ NULL, 0, NULL, 0 },
 	};
-	struct tstate ts[MAX_THREADS];
-	pthread_t tid[MAX_THREADS];
+	struct tstate ts[MAX_THREADS + GUP_MAX];
+	pthread_t tid[MAX_THREADS + GUP_MAX];
 	struct smm_pool_stats ps;
 	long faults_vma = 0, faults_mmap = 0, pt_reclaimed = 0;
 	double t0;
@@ -490,6 +637,7 @@ int cmd_torture(int argc, char **argv)
 	cfg.seconds = 10;
 	cfg.seed = 1;
 	cfg.race = 20;
+	cfg.gup = 2;
 	optind = 1;
 	while ((c = getopt_long(argc, argv, "", lo, NULL)) != -1) {
 		switch (c) {
@@ -507,11 +655,12 @@ int cmd_torture(int argc, char **argv)
 		case 'n': cfg.mm_flags |= SMM_MM_NO_VMA_LOCK; break;
 		case 'r': cfg.race = atoi(optarg); break;
 		case 'q': cfg.quiet = true; break;
+		case 'g': cfg.gup = atoi(optarg); break;
 		default: return usage();
 		}
 	}
 	if (cfg.threads < 1 || cfg.threads > MAX_THREADS || cfg.mms < 1 ||
-	    cfg.mms > MAX_MMS || cfg.seconds < 0)
+	    cfg.mms > MAX_MMS || cfg.seconds < 0 || cfg.gup < 0 || cfg.gup > GUP_MAX)
 		return usage();
 	smm_debug_race_yield((unsigned)cfg.race);
 
@@ -545,6 +694,12 @@ int cmd_torture(int argc, char **argv)
 		ts[i] = (struct tstate){ .id = i, .rng = cfg.seed * 1000003 + (uint64_t)i };
 		pthread_create(&tid[i], NULL, worker, &ts[i]);
 	}
+	for (int g = 0; g < cfg.gup; g++) {
+		int i = MAX_THREADS + g;
+
+		ts[i] = (struct tstate){ .id = i, .rng = cfg.seed * 7000003 + (uint64_t)i };
+		pthread_create(&tid[i], NULL, gup_worker, &ts[i]);
+	}
 	while (now_s() - t0 < cfg.seconds && atomic_load(&violations) == 0) {
 		struct timespec d = { 0, 50 * 1000 * 1000 };
 
@@ -553,6 +708,8 @@ int cmd_torture(int argc, char **argv)
 	atomic_store(&stop, true);
 	for (int i = 0; i < cfg.threads; i++)
 		pthread_join(tid[i], NULL);
+	for (int g = 0; g < cfg.gup; g++)
+		pthread_join(tid[MAX_THREADS + g], NULL);
 
 	for (int m = 0; m < cfg.mms; m++) {
 		struct smm_mm_stats st;
@@ -560,6 +717,10 @@ int cmd_torture(int argc, char **argv)
 		if (smm_mm_verify(mms[m].mm))
 			violation("final smm_mm_verify failed on mm %d", m);
 		smm_mm_stats(mms[m].mm, &st);
+		if (st.pins_acquired != st.pins_released)
+			violation("mm %d: %llu pins acquired, %llu released", m,
+				  (unsigned long long)st.pins_acquired,
+				  (unsigned long long)st.pins_released);
 		faults_vma += (long)st.faults_vma_lock;
 		faults_mmap += (long)st.faults_mmap_lock;
 		pt_reclaimed += (long)st.pt_reclaimed;
@@ -569,6 +730,10 @@ int cmd_torture(int argc, char **argv)
 		free(mms[m].regions);
 	}
 	smm_pool_stats(pool, &ps);
+	if (ps.pins_acquired != ps.pins_released)
+		violation("pool: %llu pins acquired, %llu released",
+			  (unsigned long long)ps.pins_acquired,
+			  (unsigned long long)ps.pins_released);
 	if (ps.free + 1 != ps.frames || ps.anon_pages || ps.pt_pages)
 		violation("after teardown the pool has %llu of %llu frames free "
 			  "(%llu anon, %llu page tables): a leak",
@@ -577,15 +742,16 @@ int cmd_torture(int argc, char **argv)
 	if (smm_pool_destroy(pool))
 		violation("pool still busy at the end");
 
-	printf("torture: seed %llu, %d threads, %d mms, scheme %s%s, %.1f s: ",
-	       (unsigned long long)cfg.seed, cfg.threads, cfg.mms,
+	printf("torture: seed %llu, %d threads + %d GUP, %d mms, scheme %s%s, %.1f s: ",
+	       (unsigned long long)cfg.seed, cfg.threads, cfg.gup, cfg.mms,
 	       smm_scheme_name(cfg.scheme),
 	       (cfg.mm_flags & SMM_MM_NO_VMA_LOCK) ? " (no VMA locks)" : "", now_s() - t0);
 	for (int i = 0; i < O_NR; i++)
 		printf("%s %ld%s", op_names[i], atomic_load(&op_count[i]),
 		       i + 1 < O_NR ? ", " : "; ");
-	printf("faults: vma-lock %ld, mmap-lock %ld; tables reclaimed %ld; enomem %ld; "
-	       "violations %ld\n", faults_vma, faults_mmap, pt_reclaimed,
-	       atomic_load(&nomem), atomic_load(&violations));
+	printf("faults: vma-lock %ld, mmap-lock %ld; tables reclaimed %ld; pins %llu; "
+	       "enomem %ld; violations %ld\n", faults_vma, faults_mmap, pt_reclaimed,
+	       (unsigned long long)ps.pins_acquired, atomic_load(&nomem),
+	       atomic_load(&violations));
 	return atomic_load(&violations) ? 1 : 0;
 }
