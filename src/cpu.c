@@ -139,7 +139,7 @@ SMM_API void smm_cpu_switch_mm(struct smm_cpu *cpu, struct smm_mm *mm)
 		atomic_fetch_add(&mm->nr_cpus, 1);
 		cpu->tlb_gen = atomic_load(&mm->tlb_gen);
 	}
-	cpu->mm = mm;
+	WRITE_ONCE(cpu->mm, mm);
 	tlb_flush_local(cpu);
 	if (old) {
 		atomic_fetch_sub(&old->nr_cpus, 1);
@@ -255,14 +255,14 @@ static uintptr_t hw_walk(struct smm_cpu *cpu, struct smm_mm *mm,
 		race_point();
 	}
 	ptep = &table[pte_index(addr)];
-	e = pte_read(ptep);
+	e = table_read(ptep);	/* acquire: see the page's contents */
 	do {
 		if (!(e & _PAGE_PRESENT) || (write && !(e & _PAGE_RW)))
 			return 0;
 		if ((e & want) == want)
 			break;
 	} while (!__atomic_compare_exchange_n(ptep, &e, e | want, false,
-					      __ATOMIC_RELAXED, __ATOMIC_RELAXED));
+					      __ATOMIC_ACQUIRE, __ATOMIC_ACQUIRE));
 	if (unlikely(pte_pfn(e) >= pool->nr_frames)) {
 		fprintf(stderr, "softmm: walk of %#llx read a corrupt or "
 			"poisoned entry %#llx\n", (unsigned long long)addr,
@@ -289,6 +289,26 @@ tlb_lookup(struct smm_cpu *cpu, uint64_t addr, bool write)
 }
 
 enum { ACC_READ, ACC_WRITE, ACC_FILL };
+
+#ifdef SMM_TSAN
+/*
+ * ThreadSanitizer builds: guest memory is hardware memory, where CPUs
+ * racing on the same bytes are the guest's business, not a data race in
+ * softmm. Access it with relaxed atomics, so that TSan reports only races
+ * between a guest access and softmm's own use of the frame (zeroing,
+ * poisoning, copying, freeing), never guest against guest.
+ */
+static void guest_copy(uint8_t *h, uint8_t *p, int byte, size_t n, int kind)
+{
+	for (size_t i = 0; i < n; i++) {
+		if (kind == ACC_READ)
+			p[i] = __atomic_load_n(&h[i], __ATOMIC_RELAXED);
+		else
+			__atomic_store_n(&h[i], kind == ACC_WRITE ? p[i] : (uint8_t)byte,
+					 __ATOMIC_RELAXED);
+	}
+}
+#endif
 
 /*
  * Copy between the CPU's address space and @buf (or fill with @byte),
@@ -318,12 +338,16 @@ static int user_access(struct smm_cpu *cpu, uint64_t addr, void *buf,
 		if (likely(host)) {
 			void *h = (void *)(host + (addr & (PAGE_SIZE - 1)));
 
+#ifdef SMM_TSAN
+			guest_copy(h, p, byte, chunk, kind);
+#else
 			if (kind == ACC_READ)
 				memcpy(p, h, chunk);
 			else if (kind == ACC_WRITE)
 				memcpy(h, p, chunk);
 			else
 				memset(h, byte, chunk);
+#endif
 			access_end(cpu);
 			addr += chunk;
 			len -= chunk;
@@ -370,6 +394,11 @@ small_hit(struct smm_cpu *cpu, uint64_t addr, void *buf, size_t len, bool write)
 		return false;
 	}
 	h = (void *)(host + (addr & (PAGE_SIZE - 1)));
+#ifdef SMM_TSAN
+	guest_copy(h, buf, 0, len, write ? ACC_WRITE : ACC_READ);
+	access_end(cpu);
+	return true;
+#endif
 	switch (len) {
 	case 8:
 		write ? memcpy(h, buf, 8) : memcpy(buf, h, 8);
