@@ -14,7 +14,9 @@ BASE    := -std=gnu11 -g -pthread -fPIC -fvisibility=hidden -Iinclude -Isrc $(WA
 RELFLAGS  := $(BASE) -O2
 ASANFLAGS := $(BASE) -O1 -DSMM_DEBUG -fno-omit-frame-pointer \
              -fsanitize=address,undefined -fno-sanitize-recover=undefined
-LIBS    := -lurcu-memb -lurcu-common -lpthread -lcmocka
+# liburcu linked statically into the tool and tests: its read-side lock
+# then reaches its thread-local state without __tls_get_addr.
+LIBS    := -l:liburcu-memb.a -l:liburcu-common.a -lpthread -lcmocka
 
 SRC      := $(wildcard src/*.c)
 HDR      := $(wildcard src/*.h) include/softmm.h

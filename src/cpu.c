@@ -31,7 +31,9 @@
 #include <unistd.h>
 #include "access.h"
 
-__thread struct smm_cpu *this_cpu;
+/* initial-exec: the library is built -fPIC, and the general-dynamic model
+ * would call __tls_get_addr on every access. */
+__thread struct smm_cpu *this_cpu __attribute__((tls_model("initial-exec")));
 
 int smm_membarrier_ok = -1;
 
@@ -54,7 +56,7 @@ void smm_membarrier_init(void)
 
 static pthread_key_t rcu_key;
 static pthread_once_t rcu_key_once = PTHREAD_ONCE_INIT;
-static __thread bool rcu_registered;
+static __thread bool rcu_registered __attribute__((tls_model("initial-exec")));
 
 static void rcu_thread_exit(void *arg)
 {

@@ -79,31 +79,48 @@ static int anon_vma_prepare(struct smm_mm *mm, struct vm_area_struct *vma,
 /*
  * The fault proper, with the VMA found and the access checked. Returns 0
  * when the entry now allows the access (or another CPU changed it first:
- * the access is retried either way), -ENOMEM when the pool ran out.
+ * the access is retried either way), -ENOMEM when the pool ran out,
+ * -EAGAIN when it needs mmap_lock and holds only the VMA lock.
+ *
+ * Like Linux's do_anonymous_page(), a write that needs a fresh page
+ * allocates (and zeroes) it before taking the PTE lock, then takes the lock
+ * once and installs it if the entry is still what it was.
  */
 static int do_fault(struct smm_mm *mm, struct vm_area_struct *vma,
 		    uint64_t addr, bool write, bool vma_locked)
 {
 	struct smm_pool *pool = mm->pool;
 	pteval_t *pte, *ptep, orig, entry;
-	pfn_t new = NO_PFN, table;
+	pfn_t new = NO_PFN;
 	spinlock_t *ptl;
 	bool flush = false;
 
-	if (!pte_alloc_map(mm, addr, &table))
+	if (pte_alloc(mm, addr, &orig))
 		return -ENOMEM;
+	if (write && (pte_none(orig) ||
+		      (pte_present(orig) && is_zero_pfn(pool, pte_pfn(orig))))) {
+		if (anon_vma_prepare(mm, vma, vma_locked))
+			return -EAGAIN;
+		new = alloc_frame(pool, PG_ANON);
+		if (new == NO_PFN)
+			return -ENOMEM;
+		race_point();
+	}
 	pte = pte_offset_map_lock(mm, addr, &ptl);
 	if (unlikely(!pte))
-		return 0;	/* table went away under us: retry */
+		goto retry;	/* table went away under us */
 	ptep = &pte[pte_index(addr)];
-	orig = pte_read(ptep);
-
+	if (unlikely(pte_read(ptep) != orig)) {
+		/* Changed since we looked: let the access retry. */
+		pte_unmap_unlock(ptl);
+		goto retry;
+	}
 	if (pte_present(orig) && (!write || (orig & _PAGE_RW))) {
 		/* Spurious: another CPU fixed it, or a stale TLB entry. */
 		pte_unmap_unlock(ptl);
 		return 0;
 	}
-	if (!write && pte_none(orig)) {
+	if (!write) {
 		/* Read of untouched memory: map the shared zero page. */
 		pte_write(ptep, pfn_pte(pool->zero_pfn, vm_page_prot(vma->vm_flags)));
 		pte_table_inc(pool, pte);
@@ -111,7 +128,7 @@ static int do_fault(struct smm_mm *mm, struct vm_area_struct *vma,
 		pte_unmap_unlock(ptl);
 		return 0;
 	}
-	if (pte_present(orig) && !is_zero_pfn(pool, pte_pfn(orig))) {
+	if (new == NO_PFN) {
 		/*
 		 * Write to a present, read-only anonymous page in a writable
 		 * VMA. Without fork every anonymous page is exclusive to its
@@ -121,24 +138,6 @@ static int do_fault(struct smm_mm *mm, struct vm_area_struct *vma,
 		pte_unmap_unlock(ptl);
 		return 0;
 	}
-	/* Write fault on none or on the zero page: a fresh page is needed.
-	 * Allocate it without the lock held, then recheck. */
-	pte_unmap_unlock(ptl);
-	if (anon_vma_prepare(mm, vma, vma_locked))
-		return -EAGAIN;
-	new = alloc_frame(pool, PG_ANON);
-	if (new == NO_PFN)
-		return -ENOMEM;
-	race_point();
-	pte = pte_offset_map_lock(mm, addr, &ptl);
-	if (unlikely(!pte) || pte_read(&pte[pte_index(addr)]) != orig) {
-		/* Changed while unlocked: let the access retry. */
-		if (pte)
-			pte_unmap_unlock(ptl);
-		put_page(pool, new);
-		return 0;
-	}
-	ptep = &pte[pte_index(addr)];
 	atomic_store(&pfn_to_page(pool, new)->mapcount, 1);
 	atomic_fetch_or(&pfn_to_page(pool, new)->flags, PG_DIRTY);
 	entry = pfn_pte(new, vm_page_prot(vma->vm_flags) | _PAGE_RW | _PAGE_DIRTY);
@@ -155,7 +154,10 @@ static int do_fault(struct smm_mm *mm, struct vm_area_struct *vma,
 	pte_unmap_unlock(ptl);
 	if (flush)
 		flush_tlb_mm(mm);
-	(void)table;
+	return 0;
+retry:
+	if (new != NO_PFN)
+		put_page(pool, new);
 	return 0;
 }
 

@@ -144,7 +144,10 @@ static struct page *gup_fast_one(struct smm_mm *mm, uint64_t addr,
 		table = table_virt(pool, e);
 	}
 	ptep = &table[pte_index(addr)];
-	pte = pte_read(ptep);
+	/* acquire, like the upper levels: the page's zeroing and metadata
+	 * setup, published with the entry's release store, happen before
+	 * our grab and our pt_mm store */
+	pte = table_read(ptep);
 	if (!pte_present(pte) || (write && !(pte & _PAGE_RW)) ||
 	    unlikely(pte_pfn(pte) >= pool->nr_frames))
 		return NULL;
@@ -165,7 +168,7 @@ static struct page *gup_fast_one(struct smm_mm *mm, uint64_t addr,
 	 * acquire of the grab: if anything moved, drop the reference and
 	 * let the slow path decide under the locks.
 	 */
-	if (unlikely(table_read(pmdp) != pmd || pte_read(ptep) != pte)) {
+	if (unlikely(table_read(pmdp) != pmd || table_read(ptep) != pte)) {
 		put_page_refs(pool, page, refs);
 		return NULL;
 	}

@@ -12,6 +12,7 @@
  * installers recheck that the table they install into is not dead.
  * Lockless walkers are kept safe by the TLB flush and RCU in mmu_gather.
  */
+#include <errno.h>
 #include "mm.h"
 #include "cpu.h"
 #include "pt_scheme.h"
@@ -79,7 +80,7 @@ static inline spinlock_t *table_lock(struct smm_pool *pool, pfn_t table_pfn)
 	return &pfn_to_page(pool, table_pfn)->ptl;
 }
 
-pteval_t *pte_alloc_map(struct smm_mm *mm, uint64_t addr, pfn_t *table_pfn)
+int pte_alloc(struct smm_mm *mm, uint64_t addr, pteval_t *entry)
 {
 	struct smm_pool *pool = mm->pool;
 	pteval_t *pud, *pmd, *pte;
@@ -89,7 +90,7 @@ pteval_t *pte_alloc_map(struct smm_mm *mm, uint64_t addr, pfn_t *table_pfn)
 	assert_fault_locked(mm);
 	do {
 		retry = false;
-		pte = NULL;
+		pte = pmd = NULL;
 		urcu_memb_read_lock();
 		pud = alloc_level(mm, &mm->pgd[pgd_index(addr)], 3,
 				  &mm->page_table_lock, LC_PAGE_TABLE,
@@ -98,14 +99,16 @@ pteval_t *pte_alloc_map(struct smm_mm *mm, uint64_t addr, pfn_t *table_pfn)
 			pmd = alloc_level(mm, &pud[pud_index(addr)], 2,
 					  &mm->page_table_lock, LC_PAGE_TABLE,
 					  pfn_to_page(pool, pud_pfn), &pmd_pfn, &retry);
-		if (pud && pmd)
+		if (pmd)
 			pte = alloc_level(mm, &pmd[pmd_index(addr)], 1,
 					  table_lock(pool, pmd_pfn), LC_PMD,
-					  pfn_to_page(pool, pmd_pfn), table_pfn, &retry);
+					  pfn_to_page(pool, pmd_pfn), NULL, &retry);
+		if (pte)
+			*entry = table_read(&pte[pte_index(addr)]);
 		urcu_memb_read_unlock();
 	} while (retry);
 	/* Only existence is promised: the caller maps the table again. */
-	return pte;
+	return pte ? 0 : -ENOMEM;
 }
 
 /* The PMD entry that points at the PTE table for @addr, or NULL. Under

@@ -89,9 +89,10 @@ static inline void pte_table_sub(struct smm_pool *pool, pteval_t *pte, int n)
 struct smm_mm;
 struct mmu_gather;
 
-/* Walk to the PTE table for @addr, allocating levels; NULL on -ENOMEM.
- * Caller holds mmap_lock (read or write). Returns the table, not locked. */
-pteval_t *pte_alloc_map(struct smm_mm *mm, uint64_t addr, pfn_t *table_pfn);
+/* Make sure a PTE table covers @addr, allocating levels; store the entry
+ * for @addr as it was then in *@entry (it may change as soon as this
+ * returns). 0 or -ENOMEM. Caller holds mmap_lock or a VMA lock. */
+int pte_alloc(struct smm_mm *mm, uint64_t addr, pteval_t *entry);
 /* Walk to the PTE table for @addr without allocating; NULL if none. A
  * table returned stays valid memory until pte_unmap() (semi-locked
  * walkers: it may be unlinked meanwhile and then reads as empty). */

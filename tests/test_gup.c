@@ -511,14 +511,15 @@ static void *pinner(void *arg)
 			continue;
 		}
 		for (long i = 0; i < got; i++) {
-			volatile uint64_t *a = smm_page_address(p[i]);
+			uint64_t *a = smm_page_address(p[i]);
 			uint64_t v = ((uint64_t)++self << 8) | (uint64_t)i;
 
 			if (!smm_page_maybe_dma_pinned(p[i]))
 				atomic_fetch_add(&r->bad, 1);
-			a[1 + id] = v;
+			/* the device's accesses: relaxed atomics, like DMA */
+			__atomic_store_n(&a[1 + id], v, __ATOMIC_RELAXED);
 			sched_yield();
-			if (a[1 + id] != v)	/* frame reused? */
+			if (__atomic_load_n(&a[1 + id], __ATOMIC_RELAXED) != v)
 				atomic_fetch_add(&r->bad, 1);
 		}
 		atomic_fetch_add(&r->pins, got);

@@ -418,6 +418,19 @@ static void shared_op(struct tstate *t, struct smm_mm *mm, struct region *r)
 #define GUP_MAX 8
 #define GUP_WORD(g) (64 + (g))	/* a GUP thread's own word in each page */
 
+/* The "device" reads and writes pinned memory with relaxed atomics: like
+ * DMA it races with CPU stores by design (guest memory, not softmm's
+ * state; docs/THREADSANITIZER.md). */
+static uint64_t dev_load(uint64_t *a)
+{
+	return __atomic_load_n(a, __ATOMIC_RELAXED);
+}
+
+static void dev_store(uint64_t *a, uint64_t v)
+{
+	__atomic_store_n(a, v, __ATOMIC_RELAXED);
+}
+
 /*
  * Pin up to 8 pages of @r (fast on @cpu, switched to @mm, or slow and
  * remote), check the result against the states the pages were in, use the
@@ -479,14 +492,14 @@ static void gup_op(struct tstate *t, int g, struct smm_cpu *cpu, struct smm_mm *
 		return;
 	}
 	for (long i = 0; i < got; i++) {
-		volatile uint64_t *a = smm_page_address(pages[i]);
+		uint64_t *a = smm_page_address(pages[i]);
 		int page = p0 + (int)i;
 		uint64_t v;
 
 		if (!smm_page_maybe_dma_pinned(pages[i]))
 			violation("pinned page of region %d page %d is not "
 				  "maybe_dma_pinned", r->id, page);
-		v = a[0];
+		v = dev_load(&a[0]);
 		if (!value_valid(r, page, v))
 			violation("through a pin, region %d page %d holds %#llx: not a "
 				  "value ever stored there (frame reused?)", r->id, page,
@@ -494,22 +507,24 @@ static void gup_op(struct tstate *t, int g, struct smm_cpu *cpu, struct smm_mm *
 		if (!write)
 			continue;
 		/* the device writes: a valid stamp of the page, and our token */
-		a[0] = stamp(r, page, atomic_fetch_add(&r->seq[page], 1) + 1);
-		a[GUP_WORD(g)] = ((uint64_t)(g + 1) << 56) | (rnd(t) >> 8);
+		dev_store(&a[0], stamp(r, page, atomic_fetch_add(&r->seq[page], 1) + 1));
+		dev_store(&a[GUP_WORD(g)], ((uint64_t)(g + 1) << 56) | (rnd(t) >> 8));
 	}
 	if (rndn(t, 4) == 0)
 		sched_yield();	/* let munmap/DONTNEED/mprotect run meanwhile */
 	for (long i = 0; i < got && write; i++) {
-		volatile uint64_t *a = smm_page_address(pages[i]);
-		uint64_t token = a[GUP_WORD(g)];
+		uint64_t *a = smm_page_address(pages[i]);
+		uint64_t token = dev_load(&a[GUP_WORD(g)]);
 
 		if ((token >> 56) != (uint64_t)(g + 1))
 			violation("pinned frame of region %d page %ld was reused: our "
 				  "word holds %#llx", r->id, p0 + i,
 				  (unsigned long long)token);
-		if (!value_valid(r, p0 + (int)i, a[0]))
+		uint64_t v = dev_load(&a[0]);
+
+		if (!value_valid(r, p0 + (int)i, v))
 			violation("pinned frame of region %d page %ld holds %#llx",
-				  r->id, p0 + i, (unsigned long long)a[0]);
+				  r->id, p0 + i, (unsigned long long)v);
 	}
 	smm_unpin_user_pages_dirty_lock(pages, (unsigned long)got, write && rndn(t, 2));
 }
