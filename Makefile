@@ -17,6 +17,8 @@ ASANFLAGS := $(BASE) -O1 -DSMM_DEBUG -fno-omit-frame-pointer \
 # liburcu linked statically into the tool and tests: its read-side lock
 # then reaches its thread-local state without __tls_get_addr.
 LIBS    := -l:liburcu-memb.a -l:liburcu-common.a -lpthread -lcmocka
+# ThreadSanitizer builds keep the shared liburcu: tests/tsan.supp names it.
+DYNLIBS := -lurcu-memb -lurcu-common -lpthread -lcmocka
 
 SRC      := $(wildcard src/*.c)
 HDR      := $(wildcard src/*.h) include/softmm.h
@@ -124,10 +126,10 @@ build/tsan/obj/%.o: src/%.c $(HDR)
 build/tsan/libsoftmm.a: $(TSAN_OBJ)
 	@rm -f $@; ar rcs $@ $^
 build/tsan/softmm: $(TOOLSRC) $(TOOLHDR) build/tsan/libsoftmm.a
-	$(TSAN_CC) $(TSANFLAGS) $(CFLAGS) -Itools $(TOOLSRC) build/tsan/libsoftmm.a -o $@ $(LIBS)
+	$(TSAN_CC) $(TSANFLAGS) $(CFLAGS) -Itools $(TOOLSRC) build/tsan/libsoftmm.a -o $@ $(DYNLIBS)
 build/tsan/tests/%: tests/%.c tests/*.h build/tsan/libsoftmm.a
 	@mkdir -p $(dir $@)
-	$(TSAN_CC) $(TSANFLAGS) $(CFLAGS) -Itests $< build/tsan/libsoftmm.a -o $@ $(LIBS)
+	$(TSAN_CC) $(TSANFLAGS) $(CFLAGS) -Itests $< build/tsan/libsoftmm.a -o $@ $(DYNLIBS)
 
 check-tsan: $(addprefix build/tsan/tests/,$(TESTS)) build/tsan/softmm
 	@true
