@@ -18,7 +18,7 @@
  * not happen under the ptl).
  */
 static uint64_t zap_pte_range(struct mmu_gather *tlb, uint64_t addr,
-			      uint64_t end)
+			      uint64_t end, bool *had_table)
 {
 	struct smm_mm *mm = tlb->mm;
 	struct smm_pool *pool = mm->pool;
@@ -29,6 +29,7 @@ static uint64_t zap_pte_range(struct mmu_gather *tlb, uint64_t addr,
 
 	if (!pte)
 		return end;
+	*had_table = true;
 	for (; addr < end; addr += PAGE_SIZE) {
 		pteval_t *ptep = &pte[pte_index(addr)];
 		pteval_t e;
@@ -72,15 +73,20 @@ void zap_page_range(struct mmu_gather *tlb, struct vm_area_struct *vma,
 
 	mmap_assert_locked(tlb->mm);
 	while (addr < end) {
+		bool had_table = false;
+
 		tstart = addr;
 		next = pmd_addr_end(addr, end);
 		while (addr < next) {
-			addr = zap_pte_range(tlb, addr, next);
+			addr = zap_pte_range(tlb, addr, next, &had_table);
 			/* Batch full (maybe on the table's last page): flush. */
 			if (tlb->nr_pages == GATHER_BATCH)
 				tlb_flush_mmu(tlb);
 		}
-		ops->zap_done(tlb, tstart & PMD_MASK, tstart, next, (enum zap_reason)why);
+		/* No table, nothing for the scheme to free. */
+		if (had_table)
+			ops->zap_done(tlb, tstart & PMD_MASK, tstart, next,
+				      (enum zap_reason)why);
 	}
 }
 

@@ -233,6 +233,51 @@ static struct result w_dontneed(struct env *e)
 	return r;
 }
 
+/*
+ * dontneed-refault: 64 MiB touched once, then cycles of MADV_DONTNEED of
+ * all of it and touching every page again: what reclaim costs on the
+ * fault path (freed tables are allocated again on the refault).
+ */
+static struct result w_dontneed_refault(struct env *e)
+{
+	const uint64_t len = 64 * MiB;
+	const int cycles = 8;
+	struct result r = { 0, cycles * (len / PAGE), -1 };
+	double t0;
+
+	if (e->kernel) {
+		char *p = mmap(NULL, len, PROT_READ | PROT_WRITE,
+			       MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+		die_if(p == MAP_FAILED, "mmap");
+		for (uint64_t o = 0; o < len; o += PAGE)
+			p[o] = 1;
+		t0 = now_ns();
+		for (int c = 0; c < cycles; c++) {
+			madvise(p, len, MADV_DONTNEED);
+			for (uint64_t o = 0; o < len; o += PAGE)
+				p[o] = 1;
+		}
+		r.ns = now_ns() - t0;
+		munmap(p, len);
+		return r;
+	}
+	smm_setup(e);
+	int64_t a = smm_mmap(e->mm, 0x200000000000ULL, len, SMM_PROT_READ | SMM_PROT_WRITE,
+			     SMM_MAP_PRIVATE | SMM_MAP_ANONYMOUS | SMM_MAP_FIXED_NOREPLACE);
+	die_if(a < 0, "smm_mmap");
+	for (uint64_t o = 0; o < len; o += PAGE)
+		die_if(smm_fill(e->cpu, (uint64_t)a + o, 1, 1, NULL), "store");
+	t0 = now_ns();
+	for (int c = 0; c < cycles; c++) {
+		smm_madvise(e->mm, (uint64_t)a, len, SMM_MADV_DONTNEED);
+		for (uint64_t o = 0; o < len; o += PAGE)
+			die_if(smm_fill(e->cpu, (uint64_t)a + o, 1, 1, NULL), "store");
+	}
+	r.ns = now_ns() - t0;
+	smm_teardown(e);
+	return r;
+}
+
 /* mmap-munmap: map and unmap 128 MiB untouched (will-it-scale mmap1). */
 static struct result w_mmap_munmap(struct env *e)
 {
@@ -470,6 +515,7 @@ static const struct workload workloads[] = {
 	{ "memset-4k", w_memset, "page", 1, -1, true, true, 0 },
 	{ "dontneed-aligned", w_dontneed, "page", 1, 1, false, true, 0 },
 	{ "dontneed-unaligned", w_dontneed, "page", 1, 0, false, true, 0 },
+	{ "dontneed-refault", w_dontneed_refault, "page", 1, -1, false, true, 0 },
 	{ "mmap-munmap", w_mmap_munmap, "op", 1, -1, false, true, 0 },
 	{ "access-hit", w_access_hit, "load", 1, -1, false, true, 0 },
 	{ "gup-fast", w_gup_fast, "pin", 1, -1, false, true, 0 },
@@ -762,7 +808,7 @@ static void write_chart(const struct bench_opts *o, struct row *rows, int n,
 	f = fopen(gp, "w");
 	if (!f)
 		return;
-	fprintf(f, "set terminal svg size 900,480 dynamic font 'sans,11'\n"
+	fprintf(f, "set terminal svg size 900,480 dynamic font 'sans,11' background rgb 'white'\n"
 		   "set output '%s'\n"
 		   "set title 'softmm time per operation relative to Linux (1 = same; lower is faster)'\n"
 		   "set style data histograms\nset style histogram clustered gap 1\n"
