@@ -10,6 +10,7 @@
 #include <errno.h>
 #include <getopt.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -496,6 +497,105 @@ static struct result w_fault_threads(struct env *e)
 	return r;
 }
 
+/*
+ * fault-vs-mmap: one thread faults in 64 MiB (ns per page of that thread)
+ * while a second one keeps taking mmap_lock for write: mmap, touch and
+ * munmap of one page, in a loop. With per-VMA locks the faults do not wait
+ * for the writer; with mmap_lock only they queue behind it.
+ */
+struct mix {
+	struct env *e;
+	pthread_barrier_t *bar;
+	atomic_bool *stop;
+	long writer_ops;
+};
+
+static void *mix_writer(void *arg)
+{
+	struct mix *m = arg;
+	struct env *e = m->e;
+	struct smm_cpu *cpu = NULL;
+
+	if (!e->kernel) {
+		cpu = smm_cpu_attach(pool);
+		die_if(!cpu, "attach");
+		smm_cpu_switch_mm(cpu, e->mm);
+	}
+	pthread_barrier_wait(m->bar);
+	while (!atomic_load_explicit(m->stop, memory_order_relaxed)) {
+		if (e->kernel) {
+			char *p = mmap(NULL, PAGE, PROT_READ | PROT_WRITE,
+				       MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+			die_if(p == MAP_FAILED, "mmap");
+			p[0] = 1;
+			munmap(p, PAGE);
+		} else {
+			int64_t a = smm_mmap(e->mm, 0, PAGE, SMM_PROT_READ | SMM_PROT_WRITE,
+					     SMM_MAP_PRIVATE | SMM_MAP_ANONYMOUS);
+			die_if(a < 0, "smm_mmap");
+			die_if(smm_fill(cpu, (uint64_t)a, 1, 1, NULL), "store");
+			smm_munmap(e->mm, (uint64_t)a, PAGE);
+		}
+		m->writer_ops++;
+	}
+	if (cpu) {
+		smm_cpu_switch_mm(cpu, NULL);
+		smm_cpu_detach(cpu);
+	}
+	return NULL;
+}
+
+static struct result w_fault_vs_mmap(struct env *e)
+{
+	const uint64_t len = 64 * MiB;
+	struct result r = { 0, len / PAGE, -1 };
+	pthread_barrier_t bar;
+	atomic_bool stop = false;
+	struct mix m = { e, &bar, &stop, 0 };
+	pthread_t tid;
+	double t0;
+
+	pthread_barrier_init(&bar, NULL, 2);
+	if (e->kernel) {
+		char *p = mmap(NULL, len, PROT_READ | PROT_WRITE,
+			       MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+		die_if(p == MAP_FAILED, "mmap");
+		pthread_create(&tid, NULL, mix_writer, &m);
+		pthread_barrier_wait(&bar);
+		t0 = now_ns();
+		for (uint64_t o = 0; o < len; o += PAGE)
+			p[o] = 1;
+		r.ns = now_ns() - t0;
+		atomic_store(&stop, true);
+		pthread_join(tid, NULL);
+		munmap(p, len);
+	} else {
+		struct smm_mm_opts o = { .scheme = e->scheme, .flags = e->mm_flags };
+		struct smm_cpu *cpu;
+
+		e->mm = smm_mm_create(pool, &o);
+		cpu = smm_cpu_attach(pool);
+		die_if(!e->mm || !cpu, "setup");
+		smm_cpu_switch_mm(cpu, e->mm);
+		int64_t a = smm_mmap(e->mm, 0, len, SMM_PROT_READ | SMM_PROT_WRITE,
+				     SMM_MAP_PRIVATE | SMM_MAP_ANONYMOUS);
+		die_if(a < 0, "smm_mmap");
+		pthread_create(&tid, NULL, mix_writer, &m);
+		pthread_barrier_wait(&bar);
+		t0 = now_ns();
+		for (uint64_t off = 0; off < len; off += PAGE)
+			die_if(smm_fill(cpu, (uint64_t)a + off, 1, 1, NULL), "store");
+		r.ns = now_ns() - t0;
+		atomic_store(&stop, true);
+		pthread_join(tid, NULL);
+		smm_cpu_switch_mm(cpu, NULL);
+		smm_mm_destroy(e->mm);
+		smm_cpu_detach(cpu);
+	}
+	pthread_barrier_destroy(&bar);
+	return r;
+}
+
 /* ---- the table of workloads ---- */
 
 struct workload {
@@ -522,6 +622,9 @@ static const struct workload workloads[] = {
 	{ "gup-slow", w_gup_slow, "pin", 1, -1, false, true, 0 },
 	{ "fault-threads", w_fault_threads, "page", 1, -1, false, true, 0 },
 	{ "fault-threads", w_fault_threads, "page", 2, -1, false, true, 0 },
+	{ "fault-vs-mmap", w_fault_vs_mmap, "page", 1, -1, false, false, 0 },
+	{ "fault-vs-mmap-mmaplock", w_fault_vs_mmap, "page", 1, -1, false, false,
+	  SMM_MM_NO_VMA_LOCK },
 	/* The same without per-VMA locks: every fault takes mmap_lock. */
 	{ "fault-threads-mmaplock", w_fault_threads, "page", 1, -1, false, false,
 	  SMM_MM_NO_VMA_LOCK },
