@@ -738,7 +738,14 @@ static int run_all(const struct bench_opts *o, struct row *rows, int *nrows)
 				lr[rep] = x;
 			if (wl->host_only)
 				continue;
-			for (int s = 0; s < o->nr_schemes; s++) {
+			/*
+			 * Rotate which scheme runs first: the run right after
+			 * the kernel's pays for the host memory the kernel
+			 * run just freed, and no scheme should always be it.
+			 */
+			for (int k = 0; k < o->nr_schemes; k++) {
+				int s = (k + (rep < 0 ? 0 : rep)) % o->nr_schemes;
+
 				e.kernel = false;
 				e.scheme = o->schemes[s];
 				x = wl->fn(&e);
