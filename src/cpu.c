@@ -108,6 +108,7 @@ SMM_API struct smm_cpu *smm_cpu_attach(struct smm_pool *pool)
 			atomic_fetch_add(&pool->nr_cpus, 1);
 			rcu_thread_online();
 			this_cpu = cpu;
+			smm_stripe = (unsigned int)i % NR_STRIPES;
 			return cpu;
 		}
 	}
@@ -163,6 +164,7 @@ SMM_API void smm_cpu_detach(struct smm_cpu *cpu)
 	pcp_drain(pool, &cpu->pcp);
 	atomic_store(&pool->cpus[cpu->id], NULL);
 	this_cpu = NULL;
+	smm_stripe = 0;
 	/* A flusher may still be looking at us: free after a grace period.
 	 * The pool stays busy until then (smm_pool_destroy waits). */
 	urcu_memb_call_rcu(&cpu->rcu, cpu_free_rcu);

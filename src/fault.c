@@ -124,7 +124,7 @@ static int do_fault(struct smm_mm *mm, struct vm_area_struct *vma,
 		/* Read of untouched memory: map the shared zero page. */
 		pte_write(ptep, pfn_pte(pool->zero_pfn, vm_page_prot(vma->vm_flags)));
 		pte_table_inc(pool, pte);
-		atomic_fetch_add(&mm->zero_ptes, 1);
+		stripe_add(mm->ctr, MC_ZERO, 1);
 		pte_unmap_unlock(ptl);
 		return 0;
 	}
@@ -144,13 +144,13 @@ static int do_fault(struct smm_mm *mm, struct vm_area_struct *vma,
 	if (pte_present(orig)) {
 		/* Replacing the zero page: CPUs may cache it (ptep_clear_flush). */
 		pte_xchg(ptep, entry);
-		atomic_fetch_sub(&mm->zero_ptes, 1);
+		stripe_add(mm->ctr, MC_ZERO, -1);
 		flush = true;
 	} else {
 		pte_write(ptep, entry);
 		pte_table_inc(pool, pte);
 	}
-	atomic_fetch_add(&mm->rss_anon, 1);
+	stripe_add(mm->ctr, MC_RSS, 1);
 	pte_unmap_unlock(ptl);
 	if (flush)
 		flush_tlb_mm(mm);
@@ -169,7 +169,7 @@ int handle_mm_fault_locked(struct smm_mm *mm, struct vm_area_struct *vma,
 	assert_fault_locked(mm);
 	if (!vma || vma->vm_start > addr || !vma_access_ok(vma, write))
 		return -EFAULT;
-	atomic_fetch_add_explicit(&mm->faults, 1, memory_order_relaxed);
+	stripe_add(mm->ctr, MC_FAULTS, 1);
 	return do_fault(mm, vma, addr & PAGE_MASK, write, flags & FAULT_VMA_LOCK);
 }
 
@@ -218,8 +218,7 @@ int handle_mm_fault(struct smm_mm *mm, uint64_t addr, unsigned int flags)
 						     flags | FAULT_VMA_LOCK);
 			vma_end_read(vma);
 			if (ret != -EAGAIN) {
-				atomic_fetch_add_explicit(&mm->faults_vma_lock, 1,
-							  memory_order_relaxed);
+				stripe_add(mm->ctr, MC_FAULTS_VMA, 1);
 				return ret;
 			}
 			/* Needs mmap_lock after all: retry under it. */
@@ -228,7 +227,7 @@ int handle_mm_fault(struct smm_mm *mm, uint64_t addr, unsigned int flags)
 	mmap_read_lock(mm);
 	ret = handle_mm_fault_locked(mm, find_vma(mm, addr), addr, flags);
 	mmap_read_unlock(mm);
-	atomic_fetch_add_explicit(&mm->faults_mmap_lock, 1, memory_order_relaxed);
+	stripe_add(mm->ctr, MC_FAULTS_MMAP, 1);
 	return ret;
 }
 

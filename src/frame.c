@@ -24,11 +24,26 @@ bool should_fail_alloc(struct smm_pool *pool)
 	return atomic_fetch_sub(&pool->fail_countdown, 1) == 1;
 }
 
+__thread unsigned int smm_stripe __attribute__((tls_model("initial-exec")));
+
 void *pool_zalloc(struct smm_pool *pool, size_t size)
 {
 	if (should_fail_alloc(pool))
 		return NULL;
 	return calloc(1, size);
+}
+
+void *pool_zalloc_aligned(struct smm_pool *pool, size_t size)
+{
+	void *p;
+
+	if (should_fail_alloc(pool))
+		return NULL;
+	size = (size + 63) & ~(size_t)63;
+	p = aligned_alloc(64, size);
+	if (p)
+		memset(p, 0, size);
+	return p;
 }
 
 /*
@@ -103,7 +118,9 @@ SMM_API struct smm_pool *smm_pool_create(size_t bytes, unsigned int flags)
 		errno = EINVAL;
 		return NULL;
 	}
-	pool = calloc(1, sizeof(*pool));
+	pool = aligned_alloc(64, (sizeof(*pool) + 63) & ~(size_t)63);
+	if (pool)
+		memset(pool, 0, sizeof(*pool));
 	if (!pool) {
 		errno = ENOMEM;
 		return NULL;
@@ -139,7 +156,7 @@ SMM_API struct smm_pool *smm_pool_create(size_t bytes, unsigned int flags)
 	pool->bump = 1;
 	atomic_store(&pool->pages[0].flags, PG_ZERO);
 	atomic_store(&pool->pages[0].refcount, 1);
-	atomic_store(&pool->nr_free, (long)(n - 1));
+	atomic_store(&pool->ctr[0].v[PC_FREE], (long)(n - 1));
 	smm_membarrier_init();
 	if (!pool_register(pool)) {
 		munmap(pool->base, n << SMM_PAGE_SHIFT);
@@ -168,9 +185,9 @@ SMM_API int smm_pool_destroy(struct smm_pool *pool)
 SMM_API void smm_pool_stats(struct smm_pool *pool, struct smm_pool_stats *st)
 {
 	st->frames = pool->nr_frames;
-	st->free = (uint64_t)atomic_load(&pool->nr_free);
-	st->anon_pages = (uint64_t)atomic_load(&pool->nr_anon);
-	st->pt_pages = (uint64_t)atomic_load(&pool->nr_table);
+	st->free = (uint64_t)stripe_sum(pool->ctr, PC_FREE);
+	st->anon_pages = (uint64_t)stripe_sum(pool->ctr, PC_ANON);
+	st->pt_pages = (uint64_t)stripe_sum(pool->ctr, PC_TABLE);
 	st->pins_acquired = (uint64_t)atomic_load(&pool->pins_acquired);
 	st->pins_released = (uint64_t)atomic_load(&pool->pins_released);
 }
@@ -242,7 +259,7 @@ pfn_t alloc_frame(struct smm_pool *pool, unsigned int use)
 	if ((pool->flags & SMM_POOL_POISON) &&
 	    (atomic_load_explicit(&page->flags, memory_order_relaxed) & PG_FREE))
 		check_poison(pool, pfn);
-	atomic_fetch_sub_explicit(&pool->nr_free, 1, memory_order_relaxed);
+	stripe_add(pool->ctr, PC_FREE, -1);
 	atomic_store_explicit(&page->flags, use, memory_order_relaxed);
 	atomic_store_explicit(&page->refcount, 1, memory_order_relaxed);
 	atomic_store_explicit(&page->mapcount, 0, memory_order_relaxed);
@@ -251,8 +268,7 @@ pfn_t alloc_frame(struct smm_pool *pool, unsigned int use)
 	atomic_store_explicit(&page->pt_count, 0, memory_order_relaxed);
 	spin_lock_init(&page->ptl);
 	memset(pfn_to_virt(pool, pfn), 0, SMM_PAGE_SIZE);
-	atomic_fetch_add_explicit(use == PG_TABLE ? &pool->nr_table : &pool->nr_anon,
-				  1, memory_order_relaxed);
+	stripe_add(pool->ctr, use == PG_TABLE ? PC_TABLE : PC_ANON, 1);
 	return pfn;
 }
 
@@ -264,11 +280,10 @@ void free_frame(struct smm_pool *pool, pfn_t pfn)
 
 	BUG_ON(old & (PG_FREE | PG_ZERO));
 	VM_BUG_ON(atomic_load(&page->mapcount) != 0);
-	atomic_fetch_sub_explicit((old & PG_TABLE) ? &pool->nr_table : &pool->nr_anon,
-				  1, memory_order_relaxed);
+	stripe_add(pool->ctr, (old & PG_TABLE) ? PC_TABLE : PC_ANON, -1);
 	if (pool->flags & SMM_POOL_POISON)
 		memset(pfn_to_virt(pool, pfn), POISON_BYTE, SMM_PAGE_SIZE);
-	atomic_fetch_add_explicit(&pool->nr_free, 1, memory_order_relaxed);
+	stripe_add(pool->ctr, PC_FREE, 1);
 	cpu = this_cpu_on(pool);
 	if (cpu) {
 		struct pcp_cache *pcp = &cpu->pcp;

@@ -59,6 +59,36 @@ struct page {
 
 struct smm_cpu;
 
+/*
+ * Counters striped by CPU: an update touches only its own CPU's cache
+ * line, a read adds the stripes up (exact when nothing runs meanwhile).
+ * Two CPUs faulting side by side must not bounce one line per fault.
+ */
+#define NR_STRIPES 8
+#define STRIPE_WORDS 7
+struct stripe {
+	atomic_long v[STRIPE_WORDS];
+} __attribute__((aligned(64)));
+/* The calling thread's stripe: its CPU's id, 0 for other threads. */
+extern __thread unsigned int smm_stripe __attribute__((tls_model("initial-exec")));
+
+static inline void stripe_add(struct stripe *s, int i, long d)
+{
+	atomic_fetch_add_explicit(&s[smm_stripe].v[i], d, memory_order_relaxed);
+}
+
+static inline long stripe_sum(struct stripe *s, int i)
+{
+	long t = 0;
+
+	for (int k = 0; k < NR_STRIPES; k++)
+		t += atomic_load_explicit(&s[k].v[i], memory_order_relaxed);
+	return t;
+}
+
+/* pool->ctr[] words */
+enum { PC_FREE, PC_ANON, PC_TABLE };
+
 struct smm_pool {
 	uint8_t *base;		/* host mapping: frame n at base + n*4096 */
 	struct page *pages;	/* metadata, indexed by frame number */
@@ -71,9 +101,8 @@ struct smm_pool {
 	pfn_t nr_free_stack;
 	pfn_t bump;		/* frames at and above never handed out */
 
-	atomic_long nr_free;	/* free stack + bump + CPU caches */
-	atomic_long nr_anon;
-	atomic_long nr_table;
+	/* PC_FREE (free stack + bump + CPU caches), PC_ANON, PC_TABLE */
+	struct stripe ctr[NR_STRIPES];
 	atomic_long pins_acquired, pins_released;	/* gup.c */
 
 	/* Fault injection (smm_pool_inject_failure). */
@@ -131,6 +160,8 @@ struct smm_pool *page_pool(const struct page *page);
 bool should_fail_alloc(struct smm_pool *pool);
 /* malloc/calloc that honour fault injection. */
 void *pool_zalloc(struct smm_pool *pool, size_t size);
+/* The same, cache-line aligned and padded (objects other CPUs write). */
+void *pool_zalloc_aligned(struct smm_pool *pool, size_t size);
 
 /* Per-CPU frame cache (cpu.c owns the CPU, frame.c the cache logic). */
 #define PCP_HIGH 64

@@ -26,7 +26,7 @@ SMM_API struct smm_mm *smm_mm_create(struct smm_pool *pool,
 		errno = EINVAL;
 		return NULL;
 	}
-	mm = pool_zalloc(pool, sizeof(*mm));
+	mm = pool_zalloc_aligned(pool, sizeof(*mm));
 	if (!mm) {
 		errno = ENOMEM;
 		return NULL;
@@ -110,7 +110,7 @@ SMM_API void smm_mm_destroy(struct smm_mm *mm)
 	mmap_write_unlock(mm);
 	/* Wait for RCU callbacks, so every deferred free is done. */
 	urcu_memb_barrier();
-	BUG_ON(atomic_load(&mm->rss_anon) || atomic_load(&mm->zero_ptes));
+	BUG_ON(stripe_sum(mm->ctr, MC_RSS) || stripe_sum(mm->ctr, MC_ZERO));
 	BUG_ON(atomic_load(&mm->nr_ptes) || atomic_load(&mm->nr_pmds) ||
 	       atomic_load(&mm->nr_puds));
 	mm_put(mm);
@@ -119,15 +119,15 @@ SMM_API void smm_mm_destroy(struct smm_mm *mm)
 SMM_API void smm_mm_stats(struct smm_mm *mm, struct smm_mm_stats *st)
 {
 	memset(st, 0, sizeof(*st));
-	st->rss_anon = (uint64_t)atomic_load(&mm->rss_anon);
-	st->zero_ptes = (uint64_t)atomic_load(&mm->zero_ptes);
+	st->rss_anon = (uint64_t)stripe_sum(mm->ctr, MC_RSS);
+	st->zero_ptes = (uint64_t)stripe_sum(mm->ctr, MC_ZERO);
 	st->pud_bytes = (uint64_t)atomic_load(&mm->nr_puds) * PAGE_SIZE;
 	st->pmd_bytes = (uint64_t)atomic_load(&mm->nr_pmds) * PAGE_SIZE;
 	st->pte_bytes = (uint64_t)atomic_load(&mm->nr_ptes) * PAGE_SIZE;
 	st->pt_bytes = st->pud_bytes + st->pmd_bytes + st->pte_bytes;
-	st->faults = (uint64_t)atomic_load(&mm->faults);
-	st->faults_vma_lock = (uint64_t)atomic_load(&mm->faults_vma_lock);
-	st->faults_mmap_lock = (uint64_t)atomic_load(&mm->faults_mmap_lock);
+	st->faults = (uint64_t)stripe_sum(mm->ctr, MC_FAULTS);
+	st->faults_vma_lock = (uint64_t)stripe_sum(mm->ctr, MC_FAULTS_VMA);
+	st->faults_mmap_lock = (uint64_t)stripe_sum(mm->ctr, MC_FAULTS_MMAP);
 	st->tlb_flushes = (uint64_t)atomic_load(&mm->tlb_flushes);
 	st->nr_vmas = READ_ONCE(mm->nr_vmas);
 	st->pins_acquired = (uint64_t)atomic_load(&mm->pins_acquired);

@@ -50,6 +50,9 @@ struct vm_area_struct {
 
 struct vma_node;	/* vma_tree.c */
 
+/* mm->ctr[] words */
+enum { MC_RSS, MC_ZERO, MC_FAULTS, MC_FAULTS_VMA, MC_FAULTS_MMAP };
+
 struct smm_mm {
 	struct smm_pool *pool;
 	pthread_rwlock_t mmap_lock;
@@ -74,8 +77,9 @@ struct smm_mm {
 	atomic_int refs;	/* the creator + each CPU switched to it */
 	bool dead;		/* destroyed; mmap_lock */
 
-	atomic_long rss_anon, zero_ptes, faults, tlb_flushes;
-	atomic_long faults_vma_lock, faults_mmap_lock;
+	atomic_long tlb_flushes;
+	/* MC_*: updated on every fault, so striped by CPU */
+	struct stripe ctr[NR_STRIPES];
 	atomic_long pins_acquired, pins_released;	/* gup.c */
 	atomic_long pt_reclaimed;	/* tables freed by the scheme */
 	atomic_long nr_puds, nr_pmds, nr_ptes;	/* page tables per level */

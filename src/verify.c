@@ -188,9 +188,9 @@ SMM_API int smm_mm_verify(struct smm_mm *mm)
 		check_count(&vs, pud, pud_used, 3);
 	}
 	check_count(&vs, mm->pgd, pgd_used, 4);
-	if (vs.anon != atomic_load(&mm->rss_anon) || vs.zero != atomic_load(&mm->zero_ptes))
+	if (vs.anon != stripe_sum(mm->ctr, MC_RSS) || vs.zero != stripe_sum(mm->ctr, MC_ZERO))
 		VERR(&vs, "counters: rss_anon %ld zero_ptes %ld, tables hold %ld and %ld\n",
-		     atomic_load(&mm->rss_anon), atomic_load(&mm->zero_ptes),
+		     stripe_sum(mm->ctr, MC_RSS), stripe_sum(mm->ctr, MC_ZERO),
 		     vs.anon, vs.zero);
 	if (vs.ptes != atomic_load(&mm->nr_ptes) || vs.pmds != atomic_load(&mm->nr_pmds) ||
 	    vs.puds != atomic_load(&mm->nr_puds))

@@ -15,7 +15,9 @@
 
 struct vm_area_struct *vma_alloc(struct smm_mm *mm)
 {
-	struct vm_area_struct *vma = pool_zalloc(mm->pool, sizeof(*vma));
+	/* Aligned: two CPUs read-locking neighbouring VMAs must not share
+	 * the line that holds vm_lock. */
+	struct vm_area_struct *vma = pool_zalloc_aligned(mm->pool, sizeof(*vma));
 
 	if (vma) {
 		vma->vm_mm = mm;

@@ -55,8 +55,8 @@ static uint64_t zap_pte_range(struct mmu_gather *tlb, uint64_t addr,
 	}
 	pte_table_sub(pool, pte, cleared);
 	pte_unmap_unlock(ptl);
-	atomic_fetch_sub(&mm->rss_anon, rss);
-	atomic_fetch_sub(&mm->zero_ptes, zero);
+	stripe_add(mm->ctr, MC_RSS, -rss);
+	stripe_add(mm->ctr, MC_ZERO, -zero);
 	return addr;
 }
 
@@ -230,7 +230,7 @@ void pageout_range(struct mmu_gather *tlb, struct vm_area_struct *vma,
 		}
 		pte_table_sub(pool, pte, (int)dropped);
 		pte_unmap_unlock(ptl);
-		atomic_fetch_sub(&mm->rss_anon, dropped);
+		stripe_add(mm->ctr, MC_RSS, -dropped);
 		ops->zap_done(tlb, addr & PMD_MASK, addr, next, ZAP_PAGEOUT);
 	}
 }

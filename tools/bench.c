@@ -465,7 +465,7 @@ static void *fault_thread(void *arg)
 
 static struct result w_fault_threads(struct env *e)
 {
-	const uint64_t len = 64 * MiB;
+	const uint64_t len = 128 * MiB;	/* per thread, as fault-anon */
 	struct thr t[MAX_THREADS];
 	pthread_t tid[MAX_THREADS];
 	pthread_barrier_t bar;
