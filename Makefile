@@ -85,7 +85,8 @@ install: all
 	ln -sf libsoftmm.so.$(VERSION) $(DESTDIR)$(PREFIX)/lib/libsoftmm.so.0
 	ln -sf libsoftmm.so.0 $(DESTDIR)$(PREFIX)/lib/libsoftmm.so
 	install -m 644 include/softmm.h $(DESTDIR)$(PREFIX)/include/
-	install -m 644 build/softmm.pc $(DESTDIR)$(PREFIX)/lib/pkgconfig/
+	@# softmm.pc names the prefix installed to, whatever `make all` used
+	sed 's|^prefix=.*|prefix=$(PREFIX)|' build/softmm.pc > $(DESTDIR)$(PREFIX)/lib/pkgconfig/softmm.pc
 	install -m 755 build/softmm $(DESTDIR)$(PREFIX)/bin/
 
 check-release: $(addprefix build/tests/,$(TESTS)) build/softmm
