@@ -64,6 +64,7 @@ static void mm_free(struct smm_mm *mm)
 	 * walks find it empty and fault. */
 	free_table_now(pool, mm->pgd_pfn);
 	vma_tree_destroy(mm);
+	vma_cache_drain(mm);
 	pthread_rwlock_destroy(&mm->mmap_lock);
 	free(mm);
 	atomic_fetch_sub(&pool->nr_mms, 1);

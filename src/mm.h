@@ -68,6 +68,8 @@ struct smm_mm {
 	size_t tree_reserve_nr;
 	uint32_t tree_seed;
 	uint64_t nr_vmas;
+	struct vm_area_struct *vma_cache;	/* spares, mmap_lock */
+	int vma_cache_nr;
 	uint64_t anon_vma_seq;			/* page_table_lock */
 
 	unsigned int flags;	/* SMM_MM_* */
@@ -183,6 +185,7 @@ bool lockdep_holds_class(int cls);
 /* vma.c */
 struct vm_area_struct *vma_alloc(struct smm_mm *mm);
 void vma_free(struct vm_area_struct *vma);	/* never published */
+void vma_cache_drain(struct smm_mm *mm);
 void vma_free_rcu(struct vm_area_struct *vma);	/* after a grace period */
 struct vm_area_struct *find_vma(struct smm_mm *mm, uint64_t addr);
 struct vm_area_struct *find_vma_prev(struct smm_mm *mm, uint64_t addr,

@@ -15,10 +15,22 @@
 
 struct vm_area_struct *vma_alloc(struct smm_mm *mm)
 {
-	/* Aligned: two CPUs read-locking neighbouring VMAs must not share
-	 * the line that holds vm_lock. */
-	struct vm_area_struct *vma = pool_zalloc_aligned(mm->pool, sizeof(*vma));
+	struct vm_area_struct *vma = mm->vma_cache;
 
+	/*
+	 * Writers preallocate the VMAs they may need and give back the ones
+	 * they did not use: keep those (never published, so reusable at once)
+	 * instead of a malloc and free per mmap. A VMA is larger than a cache
+	 * line, so two VMAs' vm_lock never share one.
+	 */
+	mmap_assert_write_locked(mm);
+	if (vma) {
+		mm->vma_cache = vma->vm_next;
+		mm->vma_cache_nr--;
+		memset(vma, 0, sizeof(*vma));
+	} else {
+		vma = pool_zalloc(mm->pool, sizeof(*vma));
+	}
 	if (vma) {
 		vma->vm_mm = mm;
 		vma_init_locked(vma);
@@ -28,7 +40,26 @@ struct vm_area_struct *vma_alloc(struct smm_mm *mm)
 
 void vma_free(struct vm_area_struct *vma)
 {
+	struct smm_mm *mm = vma->vm_mm;
+
+	if (mm->vma_cache_nr < 8) {
+		vma->vm_next = mm->vma_cache;
+		mm->vma_cache = vma;
+		mm->vma_cache_nr++;
+		return;
+	}
 	free(vma);
+}
+
+void vma_cache_drain(struct smm_mm *mm)
+{
+	while (mm->vma_cache) {
+		struct vm_area_struct *v = mm->vma_cache;
+
+		mm->vma_cache = v->vm_next;
+		free(v);
+	}
+	mm->vma_cache_nr = 0;
 }
 
 static void vma_free_cb(struct rcu_head *head)
