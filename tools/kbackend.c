@@ -472,21 +472,5 @@ int script_run_kernel(const struct script *s, struct strbuf *out)
 	close(pfd[1]);
 	free(line);
 	free(vec);
-	char buf[65536];
-	for (;;) {
-		ssize_t n = read(pfd[0], buf, sizeof(buf));
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			break;
-		sb_add(out, buf, (size_t)n);
-	}
-	close(pfd[0]);
-	int st;
-	while (waitpid(pid, &st, 0) < 0)
-		if (errno != EINTR)
-			return SCRIPT_ERR_SETUP;
-	if (WIFSIGNALED(st))
-		return 128 + WTERMSIG(st);
-	return WEXITSTATUS(st);
+	return collect_child(pid, pfd[0], out);
 }

@@ -930,6 +930,34 @@ int script_run(const struct script *s, enum backend be, int scheme,
 	return script_run_softmm(s, scheme, out);
 }
 
+
+/*
+ * collect_child - read everything child @pid writes to @fd into @out,
+ * close @fd, reap the child. Returns its exit status, 128 + the signal
+ * that killed it, or SCRIPT_ERR_SETUP.
+ */
+int collect_child(pid_t pid, int fd, struct strbuf *out)
+{
+	char buf[65536];
+	int st;
+
+	for (;;) {
+		ssize_t n = read(fd, buf, sizeof(buf));
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			break;
+		sb_add(out, buf, (size_t)n);
+	}
+	close(fd);
+	while (waitpid(pid, &st, 0) < 0)
+		if (errno != EINTR)
+			return SCRIPT_ERR_SETUP;
+	if (WIFSIGNALED(st))
+		return 128 + WTERMSIG(st);
+	return WEXITSTATUS(st);
+}
 int script_run_forked(const struct script *s, enum backend be, int scheme,
 		      struct strbuf *out)
 {
@@ -957,23 +985,7 @@ int script_run_forked(const struct script *s, enum backend be, int scheme,
 		_exit(r);
 	}
 	close(pfd[1]);
-	char buf[65536];
-	for (;;) {
-		ssize_t n = read(pfd[0], buf, sizeof(buf));
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			break;
-		sb_add(out, buf, (size_t)n);
-	}
-	close(pfd[0]);
-	int st;
-	while (waitpid(pid, &st, 0) < 0)
-		if (errno != EINTR)
-			return SCRIPT_ERR_SETUP;
-	if (WIFSIGNALED(st))
-		return 128 + WTERMSIG(st);
-	return WEXITSTATUS(st);
+	return collect_child(pid, pfd[0], out);
 }
 
 /* ------------------------------------------------------------------ */

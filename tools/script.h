@@ -66,6 +66,9 @@ enum backend { BACKEND_SOFTMM, BACKEND_KERNEL };
 #define SCRIPT_ERR_LEAK 3  /* softmm pool did not get all frames back */
 #define SCRIPT_ERR_SETUP 4 /* pool/mm/cpu creation or fork failed */
 
+#include <sys/types.h>
+int collect_child(pid_t pid, int fd, struct strbuf *out);
+
 void sb_init(struct strbuf *sb);
 void sb_free(struct strbuf *sb);
 void sb_reset(struct strbuf *sb);
