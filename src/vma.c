@@ -24,6 +24,10 @@ struct vm_area_struct *vma_alloc(struct smm_mm *mm)
 	 * line, so two VMAs' vm_lock never share one.
 	 */
 	mmap_assert_write_locked(mm);
+	/* A spare counts as an allocation for fault injection, so tests
+	 * reach every failure path whether or not spares exist. */
+	if (vma && should_fail_alloc(mm->pool))
+		return NULL;
 	if (vma) {
 		mm->vma_cache = vma->vm_next;
 		mm->vma_cache_nr--;
