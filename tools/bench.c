@@ -114,6 +114,19 @@ static void die_if(bool cond, const char *what)
 	}
 }
 
+/* Store one byte in each page of [a, a + len): through softmm, or for real. */
+static void smm_touch(struct smm_cpu *cpu, uint64_t a, uint64_t len)
+{
+	for (uint64_t o = 0; o < len; o += PAGE)
+		die_if(smm_fill(cpu, a + o, 1, 1, NULL), "store");
+}
+
+static void k_touch(char *p, uint64_t len)
+{
+	for (uint64_t o = 0; o < len; o += PAGE)
+		p[o] = 1;
+}
+
 /* fault-anon: map 128 MiB, write one byte per page, unmap (page_fault1). */
 static struct result w_fault_anon(struct env *e)
 {
@@ -126,8 +139,7 @@ static struct result w_fault_anon(struct env *e)
 			       MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 		die_if(p == MAP_FAILED, "mmap");
 		t0 = now_ns();
-		for (uint64_t o = 0; o < len; o += PAGE)
-			p[o] = 1;
+		k_touch(p, len);
 		munmap(p, len);
 		r.ns = now_ns() - t0;
 		return r;
@@ -137,8 +149,7 @@ static struct result w_fault_anon(struct env *e)
 			     SMM_MAP_PRIVATE | SMM_MAP_ANONYMOUS);
 	die_if(a < 0, "smm_mmap");
 	t0 = now_ns();
-	for (uint64_t o = 0; o < len; o += PAGE)
-		die_if(smm_fill(e->cpu, (uint64_t)a + o, 1, 1, NULL), "store");
+	smm_touch(e->cpu, (uint64_t)a, len);
 	smm_munmap(e->mm, (uint64_t)a, len);
 	r.ns = now_ns() - t0;
 	smm_teardown(e);
@@ -203,8 +214,7 @@ static struct result w_dontneed(struct env *e)
 		for (uint64_t c = 0; c < chunks; c++) {
 			char *q = base + c * chunk;
 
-			for (uint64_t o = 0; o < chunk; o += PAGE)
-				q[o] = 1;
+			k_touch(q, chunk);
 			madvise(q, chunk, MADV_DONTNEED);
 		}
 		r.ns = now_ns() - t0;
@@ -222,8 +232,7 @@ static struct result w_dontneed(struct env *e)
 	for (uint64_t c = 0; c < chunks; c++) {
 		uint64_t q = base + c * chunk;
 
-		for (uint64_t o = 0; o < chunk; o += PAGE)
-			die_if(smm_fill(e->cpu, q + o, 1, 1, NULL), "store");
+		smm_touch(e->cpu, q, chunk);
 		smm_madvise(e->mm, q, chunk, SMM_MADV_DONTNEED);
 	}
 	r.ns = now_ns() - t0;
@@ -250,13 +259,11 @@ static struct result w_dontneed_refault(struct env *e)
 		char *p = mmap(NULL, len, PROT_READ | PROT_WRITE,
 			       MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 		die_if(p == MAP_FAILED, "mmap");
-		for (uint64_t o = 0; o < len; o += PAGE)
-			p[o] = 1;
+		k_touch(p, len);
 		t0 = now_ns();
 		for (int c = 0; c < cycles; c++) {
 			madvise(p, len, MADV_DONTNEED);
-			for (uint64_t o = 0; o < len; o += PAGE)
-				p[o] = 1;
+			k_touch(p, len);
 		}
 		r.ns = now_ns() - t0;
 		munmap(p, len);
@@ -266,13 +273,11 @@ static struct result w_dontneed_refault(struct env *e)
 	int64_t a = smm_mmap(e->mm, 0x200000000000ULL, len, SMM_PROT_READ | SMM_PROT_WRITE,
 			     SMM_MAP_PRIVATE | SMM_MAP_ANONYMOUS | SMM_MAP_FIXED_NOREPLACE);
 	die_if(a < 0, "smm_mmap");
-	for (uint64_t o = 0; o < len; o += PAGE)
-		die_if(smm_fill(e->cpu, (uint64_t)a + o, 1, 1, NULL), "store");
+	smm_touch(e->cpu, (uint64_t)a, len);
 	t0 = now_ns();
 	for (int c = 0; c < cycles; c++) {
 		smm_madvise(e->mm, (uint64_t)a, len, SMM_MADV_DONTNEED);
-		for (uint64_t o = 0; o < len; o += PAGE)
-			die_if(smm_fill(e->cpu, (uint64_t)a + o, 1, 1, NULL), "store");
+		smm_touch(e->cpu, (uint64_t)a, len);
 	}
 	r.ns = now_ns() - t0;
 	smm_teardown(e);
@@ -441,8 +446,7 @@ static void *fault_thread(void *arg)
 			       MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 		die_if(p == MAP_FAILED, "mmap");
 		pthread_barrier_wait(t->bar);
-		for (uint64_t o = 0; o < t->len; o += PAGE)
-			p[o] = 1;
+		k_touch(p, t->len);
 		munmap(p, t->len);
 	} else {
 		struct smm_cpu *cpu = smm_cpu_attach(pool);
@@ -453,8 +457,7 @@ static void *fault_thread(void *arg)
 				     SMM_MAP_PRIVATE | SMM_MAP_ANONYMOUS);
 		die_if(a < 0, "smm_mmap");
 		pthread_barrier_wait(t->bar);
-		for (uint64_t o = 0; o < t->len; o += PAGE)
-			die_if(smm_fill(cpu, (uint64_t)a + o, 1, 1, NULL), "store");
+		smm_touch(cpu, (uint64_t)a, t->len);
 		smm_munmap(e->mm, (uint64_t)a, t->len);
 		smm_cpu_switch_mm(cpu, NULL);
 		smm_cpu_detach(cpu);
@@ -563,8 +566,7 @@ static struct result w_fault_vs_mmap(struct env *e)
 		pthread_create(&tid, NULL, mix_writer, &m);
 		pthread_barrier_wait(&bar);
 		t0 = now_ns();
-		for (uint64_t o = 0; o < len; o += PAGE)
-			p[o] = 1;
+		k_touch(p, len);
 		r.ns = now_ns() - t0;
 		atomic_store(&stop, true);
 		pthread_join(tid, NULL);
@@ -583,8 +585,7 @@ static struct result w_fault_vs_mmap(struct env *e)
 		pthread_create(&tid, NULL, mix_writer, &m);
 		pthread_barrier_wait(&bar);
 		t0 = now_ns();
-		for (uint64_t off = 0; off < len; off += PAGE)
-			die_if(smm_fill(cpu, (uint64_t)a + off, 1, 1, NULL), "store");
+		smm_touch(cpu, (uint64_t)a, len);
 		r.ns = now_ns() - t0;
 		atomic_store(&stop, true);
 		pthread_join(tid, NULL);
