@@ -200,16 +200,15 @@ void pte_unmap_unlock(spinlock_t *ptl)
 /* ---- freeing tables: free_pgd_range and its levels ---- */
 
 /* Unlink the table *@entryp points to and queue it on @tlb. */
-static void unlink_table(struct mmu_gather *tlb, pteval_t *entryp,
-			 atomic_long *counter)
+pfn_t unlink_table(struct smm_mm *mm, pteval_t *entryp, atomic_long *counter)
 {
-	struct smm_pool *pool = tlb->mm->pool;
+	struct smm_pool *pool = mm->pool;
 	pteval_t e = pte_xchg(entryp, 0);
 
 	atomic_fetch_or(&pfn_to_page(pool, pte_pfn(e))->flags, PG_PT_DEAD);
 	atomic_fetch_sub(&virt_to_page(pool, entryp)->pt_count, 1);
 	atomic_fetch_sub(counter, 1);
-	tlb_remove_table(tlb, pte_pfn(e));
+	return pte_pfn(e);
 }
 
 static void free_pmd_range(struct mmu_gather *tlb, pteval_t *pudp,
@@ -223,7 +222,8 @@ static void free_pmd_range(struct mmu_gather *tlb, pteval_t *pudp,
 	do {
 		next = pmd_addr_end(addr, end);
 		if (table_read(&pmd[pmd_index(addr)]) & _PAGE_PRESENT)
-			unlink_table(tlb, &pmd[pmd_index(addr)], &tlb->mm->nr_ptes);
+			tlb_remove_table(tlb, unlink_table(tlb->mm, &pmd[pmd_index(addr)],
+							   &tlb->mm->nr_ptes));
 	} while (addr = next, addr != end);
 
 	/*
@@ -241,7 +241,7 @@ static void free_pmd_range(struct mmu_gather *tlb, pteval_t *pudp,
 	}
 	if (end - 1 > ceiling - 1)
 		return;
-	unlink_table(tlb, pudp, &tlb->mm->nr_pmds);
+	tlb_remove_table(tlb, unlink_table(tlb->mm, pudp, &tlb->mm->nr_pmds));
 }
 
 static void free_pud_range(struct mmu_gather *tlb, pteval_t *pgdp,
@@ -269,7 +269,7 @@ static void free_pud_range(struct mmu_gather *tlb, pteval_t *pgdp,
 	}
 	if (end - 1 > ceiling - 1)
 		return;
-	unlink_table(tlb, pgdp, &tlb->mm->nr_puds);
+	tlb_remove_table(tlb, unlink_table(tlb->mm, pgdp, &tlb->mm->nr_puds));
 }
 
 void free_pgd_range(struct mmu_gather *tlb, uint64_t addr, uint64_t end,

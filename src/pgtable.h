@@ -106,6 +106,15 @@ void pte_unmap(pteval_t *pte);
 pteval_t *pte_offset_map_lock(struct smm_mm *mm, uint64_t addr, spinlock_t **ptlp);
 void pte_unmap_unlock(spinlock_t *ptl);
 
+/*
+ * Clear the table entry *@entryp, mark the table it pointed to dead (an
+ * installer holding the lock that guards *@entryp will see it), and take
+ * it off the counts: its parent's pt_count and the level's @counter.
+ * Returns the table's frame, for the caller to queue on its mmu_gather
+ * once it holds no page-table lock. Caller holds what guards *@entryp.
+ */
+pfn_t unlink_table(struct smm_mm *mm, pteval_t *entryp, atomic_long *counter);
+
 /* Linux's free_pgd_range(): free the tables covering [addr, end) that no
  * mapping in [floor, ceiling) can need (ceiling 0 means the top). */
 void free_pgd_range(struct mmu_gather *tlb, uint64_t addr, uint64_t end,

@@ -104,13 +104,8 @@ bool free_empty_pte_table(struct mmu_gather *tlb, uint64_t addr, bool scan)
 		 * under both locks is "empty" final: a fault needs the ptl
 		 * to fill it, and the PMD lock to install a new table.
 		 */
-		if (table_is_empty(table_virt(pool, e), pte_page, scan)) {
-			pte_xchg(pmdp, 0);
-			atomic_fetch_or(&pte_page->flags, PG_PT_DEAD);
-			atomic_fetch_sub(&pmd_page->pt_count, 1);
-			atomic_fetch_sub(&mm->nr_ptes, 1);
-			victim = pte_pfn(e);
-		}
+		if (table_is_empty(table_virt(pool, e), pte_page, scan))
+			victim = unlink_table(mm, pmdp, &mm->nr_ptes);
 		spin_unlock(&pte_page->ptl);
 	}
 	spin_unlock(&pmd_page->ptl);
@@ -143,23 +138,13 @@ void free_empty_upper(struct mmu_gather *tlb, uint64_t addr)
 		pmd_page = pfn_to_page(pool, pte_pfn(e));
 		/* PMD entries change under the PMD table's lock. */
 		spin_lock_class(&pmd_page->ptl, LC_PMD);
-		if (atomic_load(&pmd_page->pt_count) == 0) {
-			pte_xchg(pudp, 0);
-			atomic_fetch_or(&pmd_page->flags, PG_PT_DEAD);
-			atomic_fetch_sub(&pud_page->pt_count, 1);
-			atomic_fetch_sub(&mm->nr_pmds, 1);
-			victims[0] = pte_pfn(e);
-		}
+		if (atomic_load(&pmd_page->pt_count) == 0)
+			victims[0] = unlink_table(mm, pudp, &mm->nr_pmds);
 		spin_unlock(&pmd_page->ptl);
 	}
 	/* PUD entries change under page_table_lock, which we hold. */
-	if (atomic_load(&pud_page->pt_count) == 0) {
-		e = pte_xchg(pgdp, 0);
-		atomic_fetch_or(&pud_page->flags, PG_PT_DEAD);
-		atomic_fetch_sub(&pfn_to_page(pool, mm->pgd_pfn)->pt_count, 1);
-		atomic_fetch_sub(&mm->nr_puds, 1);
-		victims[1] = pte_pfn(e);
-	}
+	if (atomic_load(&pud_page->pt_count) == 0)
+		victims[1] = unlink_table(mm, pgdp, &mm->nr_puds);
 out:
 	spin_unlock(&mm->page_table_lock);
 	urcu_memb_read_unlock();
