@@ -10,6 +10,9 @@ PREFIX  ?= /usr/local
 VERSION := 0.1.0
 
 WARN    := -Wall -Wextra -Werror -Wno-unused-parameter
+# -MMD -MP: each object gets a .d file naming the headers it includes, so
+# that a header change rebuilds exactly what depends on it.
+DEPFLAGS := -MMD -MP
 BASE    := -std=gnu11 -g -pthread -fPIC -fvisibility=hidden -Iinclude -Isrc $(WARN)
 RELFLAGS  := $(BASE) -O2
 ASANFLAGS := $(BASE) -O1 -DSMM_DEBUG -fno-omit-frame-pointer \
@@ -21,7 +24,6 @@ LIBS    := -l:liburcu-memb.a -l:liburcu-common.a -lpthread -lcmocka
 DYNLIBS := -lurcu-memb -lurcu-common -lpthread -lcmocka
 
 SRC      := $(wildcard src/*.c)
-HDR      := $(wildcard src/*.h) include/softmm.h
 TOOLSRC  := $(wildcard tools/*.c)
 TOOLHDR  := $(wildcard tools/*.h)
 TESTSRC  := $(wildcard tests/test_*.c)
@@ -40,16 +42,16 @@ all: build/libsoftmm.a build/libsoftmm.so build/softmm build/softmm.pc
 deps:
 	@scripts/install-deps.sh
 
-build/obj/%.o: src/%.c $(HDR)
+build/obj/%.o: src/%.c
 	@mkdir -p $(dir $@)
-	$(CC) $(RELFLAGS) $(CFLAGS) -c $< -o $@
-build/asan/obj/%.o: src/%.c $(HDR)
+	$(CC) $(RELFLAGS) $(DEPFLAGS) $(CFLAGS) -c $< -o $@
+build/asan/obj/%.o: src/%.c
 	@mkdir -p $(dir $@)
-	$(CC) $(ASANFLAGS) $(CFLAGS) -c $< -o $@
+	$(CC) $(ASANFLAGS) $(DEPFLAGS) $(CFLAGS) -c $< -o $@
 
-build/bug/obj/%.o: src/%.c $(HDR)
+build/bug/obj/%.o: src/%.c
 	@mkdir -p $(dir $@)
-	$(CC) $(BUGFLAGS) $(CFLAGS) -c $< -o $@
+	$(CC) $(BUGFLAGS) $(DEPFLAGS) $(CFLAGS) -c $< -o $@
 build/bug/libsoftmm.a: $(BUG_OBJ)
 	@rm -f $@; ar rcs $@ $^
 build/bug/softmm: $(TOOLSRC) $(TOOLHDR) build/bug/libsoftmm.a
@@ -121,9 +123,9 @@ TSANFLAGS   = $(BASE) -O1 -DSMM_DEBUG -fno-omit-frame-pointer -fsanitize=thread 
 TSAN_OBJ   := $(patsubst src/%.c,build/tsan/obj/%.o,$(SRC))
 
 .PHONY: check-tsan tsan-test
-build/tsan/obj/%.o: src/%.c $(HDR)
+build/tsan/obj/%.o: src/%.c
 	@mkdir -p $(dir $@)
-	$(TSAN_CC) $(TSANFLAGS) $(CFLAGS) -c $< -o $@
+	$(TSAN_CC) $(TSANFLAGS) $(DEPFLAGS) $(CFLAGS) -c $< -o $@
 build/tsan/libsoftmm.a: $(TSAN_OBJ)
 	@rm -f $@; ar rcs $@ $^
 build/tsan/softmm: $(TOOLSRC) $(TOOLHDR) build/tsan/libsoftmm.a
@@ -140,3 +142,7 @@ tsan-test: deps
 		echo "tsan: $$t"; scripts/tsan-run.sh $$t >/dev/null; done; \
 	echo "tsan: torture"; \
 	scripts/tsan-run.sh build/tsan/softmm torture --threads 4 --seconds 15 --seed 5
+
+# Header dependencies of the library objects (written by -MMD). Tools and
+# tests are rebuilt when the library archive they link is.
+-include $(wildcard build/obj/*.d build/asan/obj/*.d build/bug/obj/*.d build/tsan/obj/*.d)
