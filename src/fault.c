@@ -12,8 +12,8 @@
  * not change since it was read.
  */
 #include <errno.h>
-#include "mm.h"
-#include "cpu.h"
+#include "fault.h"
+#include "tlb.h"
 
 pteval_t vm_page_prot(unsigned long vm_flags)
 {

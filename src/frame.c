@@ -11,7 +11,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include "frame.h"
-#include "cpu.h"
+#include "tlb.h"
 
 #define DEFAULT_POOL_BYTES (1UL << 30)
 

@@ -7,23 +7,9 @@
 #ifndef SMM_FRAME_H
 #define SMM_FRAME_H
 
-#include <urcu/urcu-memb.h>
+#include "rcu.h"
 #include "lock.h"
 #include "softmm.h"
-
-#ifdef SMM_TSAN
-/*
- * Debian's liburcu 0.13 publishes and follows RCU pointers in uninstrumented
- * out-of-line functions (rcu_set_pointer_sym, rcu_dereference_sym): TSan
- * sees no release/acquire pair between a writer filling a node and a reader
- * following the pointer to it. Use the compiler's atomics, which TSan
- * models; acquire and release are at least as strong as what they replace.
- */
-#undef rcu_dereference
-#define rcu_dereference(p) __atomic_load_n(&(p), __ATOMIC_ACQUIRE)
-#undef rcu_assign_pointer
-#define rcu_assign_pointer(p, v) __atomic_store_n(&(p), (v), __ATOMIC_RELEASE)
-#endif
 
 typedef uint64_t pfn_t;
 

@@ -31,7 +31,8 @@
 #include <errno.h>
 #include <limits.h>
 #include "gup.h"
-#include "access.h"
+#include "tlb.h"
+#include "fault.h"
 
 #ifdef SMM_DEBUG
 void (*smm_debug_gup_fast_hook)(struct smm_mm *mm, uint64_t addr,

@@ -8,7 +8,7 @@
  */
 #include <errno.h>
 #include "mm.h"
-#include "cpu.h"
+#include "fault.h"
 #include "pt_scheme.h"
 
 static bool madvise_behavior_valid(int advice)

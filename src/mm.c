@@ -9,7 +9,6 @@
 #include <errno.h>
 #include <string.h>
 #include "mm.h"
-#include "cpu.h"
 #include "pt_scheme.h"
 
 SMM_API struct smm_mm *smm_mm_create(struct smm_pool *pool,

@@ -11,7 +11,7 @@
  */
 #include <errno.h>
 #include "mm.h"
-#include "cpu.h"
+#include "fault.h"
 #include "pt_scheme.h"
 
 #define MMAP_MIN_ADDR		0x10000ULL

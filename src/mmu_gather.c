@@ -9,7 +9,7 @@
  * under a page-table lock (it waits for other CPUs).
  */
 #include "mm.h"
-#include "cpu.h"
+#include "tlb.h"
 
 void tlb_gather_mmu(struct mmu_gather *tlb, struct smm_mm *mm)
 {

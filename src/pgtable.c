@@ -14,7 +14,6 @@
  */
 #include <errno.h>
 #include "mm.h"
-#include "cpu.h"
 #include "pt_scheme.h"
 
 static atomic_long *level_counter(struct smm_mm *mm, int level)

@@ -8,9 +8,7 @@
 #ifndef SMM_PGTABLE_H
 #define SMM_PGTABLE_H
 
-#include "frame.h"
-
-typedef uint64_t pteval_t;
+#include "mm_types.h"
 
 #define _PAGE_PRESENT	0x001ULL
 #define _PAGE_RW	0x002ULL

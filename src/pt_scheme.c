@@ -16,7 +16,6 @@
 #include <errno.h>
 #include <string.h>
 #include "pt_scheme.h"
-#include "cpu.h"
 
 static void none_zap_done(struct mmu_gather *tlb, uint64_t table_start,
 			  uint64_t start, uint64_t end, enum zap_reason why)

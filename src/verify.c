@@ -11,7 +11,6 @@
  */
 #include <errno.h>
 #include "mm.h"
-#include "cpu.h"
 
 struct vstate {
 	struct smm_mm *mm;

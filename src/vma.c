@@ -11,7 +11,6 @@
 #include <errno.h>
 #include <string.h>
 #include "mm.h"
-#include "cpu.h"
 
 struct vm_area_struct *vma_alloc(struct smm_mm *mm)
 {

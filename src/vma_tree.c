@@ -20,7 +20,6 @@
  */
 #include <errno.h>
 #include "mm.h"
-#include "cpu.h"
 
 struct vma_node {
 	uint64_t key;			/* vma->vm_start when inserted */

@@ -8,7 +8,6 @@
  * its ptl; freed pages and tables go through the caller's mmu_gather.
  */
 #include "mm.h"
-#include "cpu.h"
 #include "pt_scheme.h"
 #include "gup.h"
 

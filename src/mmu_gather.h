@@ -1,0 +1,32 @@
+/*
+ * mmu_gather.h - batching what a zap frees (mmu_gather.c): pages are put
+ * only after the TLB shootdown, page tables only after the shootdown and an
+ * RCU grace period. A gather belongs to one thread; tlb_flush_mmu() and
+ * tlb_finish_mmu() may not run under a page-table lock.
+ */
+#ifndef SMM_MMU_GATHER_H
+#define SMM_MMU_GATHER_H
+
+#include "mm_types.h"
+
+#define GATHER_BATCH 512
+struct mmu_gather {
+	struct smm_mm *mm;
+	bool need_flush;	/* entries cleared or downgraded */
+	bool freed_tables;
+	int nr_pages;
+	pfn_t pages[GATHER_BATCH];
+	int nr_tables;
+	pfn_t *tables;		/* grows; freed through RCU at the end */
+	int tables_cap;
+};
+void tlb_gather_mmu(struct mmu_gather *tlb, struct smm_mm *mm);
+/* Queue a page to put after the flush; true when the batch is full and
+ * the caller must tlb_flush_mmu() before queueing more. */
+bool tlb_remove_page(struct mmu_gather *tlb, pfn_t pfn);
+void tlb_remove_table(struct mmu_gather *tlb, pfn_t pfn);
+void tlb_flush_mmu(struct mmu_gather *tlb);
+void tlb_finish_mmu(struct mmu_gather *tlb);
+void free_table_now(struct smm_pool *pool, pfn_t pfn);
+
+#endif

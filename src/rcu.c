@@ -1,0 +1,35 @@
+/*
+ * rcu.c - registering threads with liburcu on first use and unregistering
+ * them at thread exit. State: one thread-local flag per thread and the
+ * pthread key whose destructor unregisters.
+ */
+#include <pthread.h>
+#include <stdbool.h>
+#include "rcu.h"
+
+static pthread_key_t rcu_key;
+static pthread_once_t rcu_key_once = PTHREAD_ONCE_INIT;
+static __thread bool rcu_registered __attribute__((tls_model("initial-exec")));
+
+static void rcu_thread_exit(void *arg)
+{
+	if (rcu_registered) {
+		urcu_memb_unregister_thread();
+		rcu_registered = false;
+	}
+}
+
+static void rcu_key_init(void)
+{
+	pthread_key_create(&rcu_key, rcu_thread_exit);
+}
+
+void rcu_thread_online(void)
+{
+	if (likely(rcu_registered))
+		return;
+	pthread_once(&rcu_key_once, rcu_key_init);
+	urcu_memb_register_thread();
+	rcu_registered = true;
+	pthread_setspecific(rcu_key, (void *)1);
+}

@@ -1,0 +1,93 @@
+/*
+ * tlb.h - the software TLB of each CPU, access sections, and TLB shootdown
+ * (tlb.c explains the protocol). A CPU's TLB entries, epoch and tlb_gen are
+ * touched only by its own thread; flushers read access_seq and write
+ * mm->tlb_gen.
+ */
+#ifndef SMM_TLB_H
+#define SMM_TLB_H
+
+#include "cpu.h"
+#include "mm_types.h"
+
+#define TLB_WRITE 0x1UL	/* PTE writable and dirty: stores may hit */
+
+extern int smm_membarrier_ok;	/* -1 unknown, 0 no, 1 yes */
+/* Register the process for private expedited membarrier, once. */
+void smm_membarrier_init(void);
+
+/* Drop every entry of the calling CPU's own TLB (O(1): a new epoch). */
+void tlb_flush_local(struct smm_cpu *cpu);
+
+/*
+ * flush_tlb_mm - after page-table entries of @mm were cleared or
+ * downgraded: when it returns no CPU can use a translation made from the
+ * old entries, nor hold a pointer into a page table unlinked before it
+ * was called. Waits for other CPUs: no page-table lock may be held.
+ */
+void flush_tlb_mm(struct smm_mm *mm);
+
+/* The host address of @addr's page if the TLB allows the access, else 0. */
+static inline __attribute__((always_inline)) uintptr_t
+tlb_lookup(struct smm_cpu *cpu, uint64_t addr, bool write)
+{
+	struct tlb_entry *te = &cpu->tlb[(addr >> SMM_PAGE_SHIFT) % TLB_ENTRIES];
+
+	if (likely(te->tag == ((addr >> SMM_PAGE_SHIFT) << 16 | cpu->epoch)) &&
+	    (!write || (te->host & TLB_WRITE)))
+		return te->host & ~(uintptr_t)TLB_WRITE;
+	return 0;
+}
+
+/* Cache the translation of @addr to the frame at @host; @writable: stores
+ * may hit it too. Inside an access section only. */
+static inline void tlb_fill(struct smm_cpu *cpu, uint64_t addr, uintptr_t host,
+			    bool writable)
+{
+	struct tlb_entry *te = &cpu->tlb[(addr >> SMM_PAGE_SHIFT) % TLB_ENTRIES];
+
+	te->tag = (addr >> SMM_PAGE_SHIFT) << 16 | cpu->epoch;
+	te->host = host | (writable ? TLB_WRITE : 0);
+}
+
+/*
+ * access_begin/access_end - bracket a lockless use of @mm's page tables by
+ * the calling CPU (the hardware walk, GUP-fast): the analogue of running
+ * with interrupts off. A TLB shootdown of @mm waits until the section
+ * ends, and page tables a walk in the section can reach are not freed
+ * before that. Never sleep, fault or start a flush inside.
+ */
+static inline __attribute__((always_inline)) void
+access_begin(struct smm_cpu *cpu, struct smm_mm *mm)
+{
+	unsigned long seq = atomic_load_explicit(&cpu->access_seq, memory_order_relaxed);
+	uint64_t gen;
+
+	atomic_store_explicit(&cpu->access_seq, seq + 1, memory_order_relaxed);
+	if (likely(smm_membarrier_ok == 1))
+		atomic_signal_fence(memory_order_seq_cst);
+	else
+		atomic_thread_fence(memory_order_seq_cst);
+	gen = atomic_load_explicit(&mm->tlb_gen, memory_order_acquire);
+	if (unlikely(gen != cpu->tlb_gen)) {
+		cpu->tlb_gen = gen;
+		tlb_flush_local(cpu);
+	}
+}
+
+static inline __attribute__((always_inline)) void access_end(struct smm_cpu *cpu)
+{
+	unsigned long seq = atomic_load_explicit(&cpu->access_seq, memory_order_relaxed);
+
+	atomic_store_explicit(&cpu->access_seq, seq + 1, memory_order_release);
+}
+
+/* Is the calling thread a CPU inside an access section? (assertions) */
+static inline bool in_access_section(void)
+{
+	struct smm_cpu *cpu = this_cpu;
+
+	return cpu && (atomic_load_explicit(&cpu->access_seq, memory_order_relaxed) & 1);
+}
+
+#endif
