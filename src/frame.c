@@ -1,11 +1,22 @@
 /*
  * frame.c - the frame pool: one host mapping cut into 4 KiB frames, page
- * metadata, the shared zero page, allocation with per-CPU caches, poisoning
- * of freed frames, and fault injection.
+ * metadata, the shared zero page, allocation of single frames (with per-CPU
+ * caches) and of aligned blocks of 2^order frames, poisoning of freed
+ * frames, and fault injection.
  *
- * Locking: pool->lock (class LC_LEAF) protects the free stack and the bump
- * pointer. A CPU's pcp_cache is touched only by its own thread. Counters
- * are atomics.
+ * Where free frames are: frames at and above the bump pointer were never
+ * handed out (so a large pool costs nothing until used); single frames
+ * freed are on the free stack or in a CPU's cache; blocks of order 1..9
+ * freed are on the free list of their order. A block request takes a free
+ * block of its order, or splits a larger one, or carves an aligned block
+ * from the bump pointer; a single frame comes from the stack, the bump
+ * pointer, or a split block. Freed single frames are not merged back into
+ * blocks (no buddy coalescing yet): once the untouched part is used up,
+ * blocks come only from blocks freed as such.
+ *
+ * Locking: pool->lock (class LC_LEAF) protects the free stack, the free
+ * lists and the bump pointer. A CPU's pcp_cache is touched only by its own
+ * thread. Counters are atomics.
  */
 #include <errno.h>
 #include <string.h>
@@ -146,6 +157,8 @@ SMM_API struct smm_pool *smm_pool_create(size_t bytes, unsigned int flags)
 		return NULL;
 	}
 	spin_lock_init(&pool->lock);
+	for (int o = 0; o <= MAX_ORDER; o++)
+		pool->free_area[o] = NO_PFN;
 	/*
 	 * Metadata pages come zeroed from the host: a zero struct page with
 	 * PG_FREE clear is "never handed out"; frames at and above the bump
@@ -192,16 +205,71 @@ SMM_API void smm_pool_stats(struct smm_pool *pool, struct smm_pool_stats *st)
 	st->pins_released = (uint64_t)atomic_load(&pool->pins_released);
 }
 
-/* Take up to @want frames from the global pool into @out. */
+static void push_block(struct smm_pool *pool, pfn_t pfn, unsigned int order)
+{
+	if (order == 0) {
+		pool->free_stack[pool->nr_free_stack++] = pfn;
+		return;
+	}
+	pfn_to_page(pool, pfn)->free_next = pool->free_area[order];
+	pool->free_area[order] = pfn;
+}
+
+/*
+ * A block of 2^@order frames from the free lists: one of that order, or the
+ * low end of the smallest larger one, whose other halves go back on the
+ * lists (single frames on the stack). pool->lock held. NO_PFN if none.
+ */
+static pfn_t take_free_block(struct smm_pool *pool, unsigned int order)
+{
+	unsigned int o = order ? order : 1;
+	pfn_t pfn;
+
+	while (o <= MAX_ORDER && pool->free_area[o] == NO_PFN)
+		o++;
+	if (o > MAX_ORDER)
+		return NO_PFN;
+	pfn = pool->free_area[o];
+	pool->free_area[o] = pfn_to_page(pool, pfn)->free_next;
+	while (o > order) {
+		o--;
+		push_block(pool, pfn + ((pfn_t)1 << o), o);
+	}
+	return pfn;
+}
+
+/* An aligned block of 2^@order never-used frames from the bump pointer;
+ * the frames skipped to align it go on the free stack. pool->lock held. */
+static pfn_t take_bump_block(struct smm_pool *pool, unsigned int order)
+{
+	pfn_t size = (pfn_t)1 << order;
+	pfn_t a = (pool->bump + size - 1) & ~(size - 1);
+
+	if (a > pool->nr_frames || pool->nr_frames - a < size)
+		return NO_PFN;
+	while (pool->bump < a)
+		pool->free_stack[pool->nr_free_stack++] = pool->bump++;
+	pool->bump = a + size;
+	return a;
+}
+
+/* Take up to @want single frames from the global pool into @out. */
 static int global_take(struct smm_pool *pool, pfn_t *out, int want)
 {
 	int got = 0;
 
 	spin_lock_class(&pool->lock, LC_LEAF);
-	while (got < want && pool->nr_free_stack)
-		out[got++] = pool->free_stack[--pool->nr_free_stack];
-	while (got < want && pool->bump < pool->nr_frames)
-		out[got++] = pool->bump++;
+	while (got < want) {
+		pfn_t pfn;
+
+		if (pool->nr_free_stack)
+			pfn = pool->free_stack[--pool->nr_free_stack];
+		else if (pool->bump < pool->nr_frames)
+			pfn = pool->bump++;
+		else if ((pfn = take_free_block(pool, 0)) == NO_PFN)
+			break;
+		out[got++] = pfn;
+	}
 	spin_unlock(&pool->lock);
 	return got;
 }
@@ -235,10 +303,33 @@ static void check_poison(struct smm_pool *pool, pfn_t pfn)
 	}
 }
 
+/* Make the frame @pfn, just taken from the free frames, a zeroed frame for
+ * @use with @refs references, heading a block of 2^@order. */
+static void prep_frame(struct smm_pool *pool, pfn_t pfn, unsigned int use,
+		       int refs, unsigned int order)
+{
+	struct page *page = pfn_to_page(pool, pfn);
+
+	/* A frame that was handed out before was poisoned when freed. */
+	if ((pool->flags & SMM_POOL_POISON) &&
+	    (atomic_load_explicit(&page->flags, memory_order_relaxed) & PG_FREE))
+		check_poison(pool, pfn);
+	atomic_store_explicit(&page->flags, use, memory_order_relaxed);
+	atomic_store_explicit(&page->refcount, refs, memory_order_relaxed);
+	atomic_store_explicit(&page->mapcount, 0, memory_order_relaxed);
+	atomic_store_explicit(&page->pt_count, 0, memory_order_relaxed);
+	spin_lock_init(&page->ptl);
+	page->pt_level = 0;
+	page->order = (unsigned char)order;
+	page->mapping = NULL;	/* and pt_owner, the union's first word */
+	page->index = 0;
+	page->pin_owner = NULL;
+	memset(pfn_to_virt(pool, pfn), 0, SMM_PAGE_SIZE);
+}
+
 pfn_t alloc_frame(struct smm_pool *pool, unsigned int use)
 {
 	struct smm_cpu *cpu = this_cpu_on(pool);
-	struct page *page;
 	pfn_t pfn;
 
 	if (should_fail_alloc(pool))
@@ -254,35 +345,57 @@ pfn_t alloc_frame(struct smm_pool *pool, unsigned int use)
 	} else if (!global_take(pool, &pfn, 1)) {
 		return NO_PFN;
 	}
-	page = pfn_to_page(pool, pfn);
-	/* A frame from the free stack was poisoned when freed. */
-	if ((pool->flags & SMM_POOL_POISON) &&
-	    (atomic_load_explicit(&page->flags, memory_order_relaxed) & PG_FREE))
-		check_poison(pool, pfn);
+	prep_frame(pool, pfn, use, 1, 0);
 	stripe_add(pool->ctr, PC_FREE, -1);
-	atomic_store_explicit(&page->flags, use, memory_order_relaxed);
-	atomic_store_explicit(&page->refcount, 1, memory_order_relaxed);
-	atomic_store_explicit(&page->mapcount, 0, memory_order_relaxed);
-	page->pt_level = 0;
-	page->pt_mm = NULL;
-	atomic_store_explicit(&page->pt_count, 0, memory_order_relaxed);
-	spin_lock_init(&page->ptl);
-	memset(pfn_to_virt(pool, pfn), 0, SMM_PAGE_SIZE);
 	stripe_add(pool->ctr, use == PG_TABLE ? PC_TABLE : PC_ANON, 1);
 	return pfn;
 }
 
-void free_frame(struct smm_pool *pool, pfn_t pfn)
+pfn_t alloc_frames(struct smm_pool *pool, unsigned int order, unsigned int use)
+{
+	pfn_t pfn, n = (pfn_t)1 << order;
+
+	BUG_ON(order > MAX_ORDER);
+	if (order == 0)
+		return alloc_frame(pool, use);
+	if (should_fail_alloc(pool))
+		return NO_PFN;
+	spin_lock_class(&pool->lock, LC_LEAF);
+	pfn = take_free_block(pool, order);
+	if (pfn == NO_PFN)
+		pfn = take_bump_block(pool, order);
+	spin_unlock(&pool->lock);
+	if (pfn == NO_PFN)
+		return NO_PFN;
+	prep_frame(pool, pfn, use, 1, order);
+	for (pfn_t i = 1; i < n; i++)
+		prep_frame(pool, pfn + i, use | PG_TAIL, 0, 0);
+	stripe_add(pool->ctr, PC_FREE, -(long)n);
+	stripe_add(pool->ctr, use == PG_TABLE ? PC_TABLE : PC_ANON, (long)n);
+	return pfn;
+}
+
+/* Mark the frame @pfn free (and poison it); returns its counter. */
+static int release_frame(struct smm_pool *pool, pfn_t pfn, unsigned int tail)
 {
 	struct page *page = pfn_to_page(pool, pfn);
 	unsigned int old = atomic_exchange(&page->flags, PG_FREE);
-	struct smm_cpu *cpu;
 
 	BUG_ON(old & (PG_FREE | PG_ZERO));
-	VM_BUG_ON(atomic_load(&page->mapcount) != 0);
-	stripe_add(pool->ctr, (old & PG_TABLE) ? PC_TABLE : PC_ANON, -1);
+	BUG_ON((old & PG_TAIL) != tail);
+	VM_BUG_ON((old & PG_ANON) && atomic_load(&page->mapcount) != 0);
 	if (pool->flags & SMM_POOL_POISON)
 		memset(pfn_to_virt(pool, pfn), POISON_BYTE, SMM_PAGE_SIZE);
+	return (old & PG_TABLE) ? PC_TABLE : PC_ANON;
+}
+
+void free_frame(struct smm_pool *pool, pfn_t pfn)
+{
+	int ctr = release_frame(pool, pfn, 0);
+	struct smm_cpu *cpu;
+
+	BUG_ON(pfn_to_page(pool, pfn)->order);
+	stripe_add(pool->ctr, ctr, -1);
 	stripe_add(pool->ctr, PC_FREE, 1);
 	cpu = this_cpu_on(pool);
 	if (cpu) {
@@ -299,6 +412,27 @@ void free_frame(struct smm_pool *pool, pfn_t pfn)
 	global_give(pool, &pfn, 1);
 }
 
+void free_frames(struct smm_pool *pool, pfn_t pfn, unsigned int order)
+{
+	pfn_t n = (pfn_t)1 << order;
+	int ctr;
+
+	if (order == 0) {
+		free_frame(pool, pfn);
+		return;
+	}
+	BUG_ON(order > MAX_ORDER || (pfn & (n - 1)) ||
+	       pfn_to_page(pool, pfn)->order != order);
+	ctr = release_frame(pool, pfn, 0);
+	for (pfn_t i = 1; i < n; i++)
+		release_frame(pool, pfn + i, PG_TAIL);
+	stripe_add(pool->ctr, ctr, -(long)n);
+	stripe_add(pool->ctr, PC_FREE, (long)n);
+	spin_lock_class(&pool->lock, LC_LEAF);
+	push_block(pool, pfn, order);
+	spin_unlock(&pool->lock);
+}
+
 void put_page(struct smm_pool *pool, pfn_t pfn)
 {
 	struct page *page = pfn_to_page(pool, pfn);
@@ -307,5 +441,5 @@ void put_page(struct smm_pool *pool, pfn_t pfn)
 
 	BUG_ON(old <= 0);
 	if (old == 1)
-		free_frame(pool, pfn);
+		free_frames(pool, pfn, page->order);
 }

@@ -1,8 +1,8 @@
 /*
  * frame.h - the frame pool ("physical memory") and its page metadata.
- * The pool's free stack is protected by pool->lock; each CPU's frame cache
- * belongs to that CPU's thread alone. Page metadata fields are atomics or
- * protected as noted at each field.
+ * The pool's free stack, free lists and bump pointer are protected by
+ * pool->lock; each CPU's frame cache belongs to that CPU's thread alone.
+ * Page metadata fields are atomics or protected as noted at each field.
  */
 #ifndef SMM_FRAME_H
 #define SMM_FRAME_H
@@ -14,21 +14,37 @@
 typedef uint64_t pfn_t;
 
 /* page->flags */
-#define PG_FREE		0x01	/* in the free stack or a CPU cache */
+#define PG_FREE		0x01	/* in the pool's free stack or lists, or a CPU cache */
 #define PG_ANON		0x02	/* an anonymous page */
 #define PG_TABLE	0x04	/* a page table; pt_level says which */
 #define PG_ZERO		0x08	/* the shared zero page */
 #define PG_LAZYFREE	0x10	/* MADV_FREE'd: may be dropped while clean */
 #define PG_DIRTY	0x20	/* contents differ from what a drop would give */
 #define PG_PT_DEAD	0x40	/* page table unlinked, waiting to be freed */
+/*
+ * An anonymous page mapped by exactly one address space, which may
+ * therefore be written in place on a write fault and pinned (Linux's
+ * PageAnonExclusive). Set when the page is faulted in; fork will clear it.
+ */
+#define PG_ANON_EXCLUSIVE 0x80
+#define PG_TAIL		0x100	/* a frame of a block other than its first */
 
+/* Largest block alloc_frames() hands out: 2^9 frames, 2 MiB. */
+#define MAX_ORDER	9
+
+/*
+ * The metadata of one frame, Linux's struct page. The first words serve
+ * every kind of page; the union holds what only data pages, only page
+ * tables or only free blocks need, as Linux overlays struct ptdesc and
+ * struct folio on struct page. 48 bytes.
+ */
 struct page {
 	atomic_uint flags;
-	atomic_int refcount;	/* references: one per mapping, plus gets */
-	atomic_int mapcount;	/* page-table entries mapping this page */
-	/* Page tables: the split page-table lock of this table. */
+	atomic_int refcount;	/* references: one per mapping, plus gets/pins */
+	atomic_int mapcount;	/* data pages: entries mapping it (under their ptl) */
+	/* Page tables: the split page-table lock of this table. Data pages:
+	 * the page lock (unpin_user_pages_dirty_lock). */
 	spinlock_t ptl;
-	int pt_level;		/* 1 PTE, 2 PMD, 3 PUD, 4 PGD table */
 	/*
 	 * Page tables: entries in use. A PTE table counts its non-none
 	 * entries (changed under its ptl); an upper table its present
@@ -36,11 +52,32 @@ struct page {
 	 * Knowing a table is empty costs O(1).
 	 */
 	atomic_int pt_count;
-	/* Owner of a page table; of a pinned anonymous page, the mm whose
-	 * pins hold it (gup.c: a pinned anonymous page is exclusive to one
-	 * mm, as PageAnonExclusive makes it in Linux). */
-	struct smm_mm *pt_mm;
-	struct rcu_head rcu;	/* deferred freeing of a page table */
+	short pt_level;		/* page tables: 1 PTE, 2 PMD, 3 PUD, 4 PGD */
+	unsigned char order;	/* first frame of a block: the block is 2^order */
+	union {
+		struct {	/* data pages (PG_ANON) */
+			/*
+			 * Anonymous: the struct anon_vma of the VMA it was
+			 * faulted into; meaningful while the page is mapped.
+			 * Set before the entry is published.
+			 */
+			void *mapping;
+			uint64_t index;		/* linear page index in @mapping */
+			/* The mm whose pins hold the page (gup.c): a pinned
+			 * anonymous page is exclusive to one mm. */
+			struct smm_mm *pin_owner;
+		};
+		struct {	/* page tables (PG_TABLE) */
+			struct smm_mm *pt_owner;	/* the mm whose table it is */
+			union {
+				/* queued on an mmu_gather, until ... */
+				pfn_t gather_next;
+				/* ... handed to RCU for freeing */
+				struct rcu_head rcu;
+			};
+		};
+		pfn_t free_next;	/* free block of order >= 1: next on its list */
+	};
 };
 
 struct smm_cpu;
@@ -82,9 +119,11 @@ struct smm_pool {
 	unsigned int flags;	/* SMM_POOL_* */
 	pfn_t zero_pfn;
 
-	spinlock_t lock;	/* free stack and bump pointer */
-	pfn_t *free_stack;	/* frames freed, ready for reuse */
+	spinlock_t lock;	/* free stack, free lists and bump pointer */
+	pfn_t *free_stack;	/* single frames freed, ready for reuse */
 	pfn_t nr_free_stack;
+	/* Free blocks of order 1..MAX_ORDER, linked through free_next. */
+	pfn_t free_area[MAX_ORDER + 1];
 	pfn_t bump;		/* frames at and above never handed out */
 
 	/* PC_FREE (free stack + bump + CPU caches), PC_ANON, PC_TABLE */
@@ -135,9 +174,21 @@ static inline bool is_zero_pfn(struct smm_pool *pool, pfn_t pfn)
  * failure was injected. */
 #define NO_PFN ((pfn_t)-1)
 pfn_t alloc_frame(struct smm_pool *pool, unsigned int use);
+/*
+ * alloc_frames - allocate 2^@order contiguous zeroed frames, the first
+ * aligned to 2^@order frames, for @use; @order at most MAX_ORDER (a 2 MiB
+ * huge page or a large folio). The first frame carries the refcount (1)
+ * and the order; the others are PG_TAIL with refcount 0. Returns the first
+ * frame, or NO_PFN when no free block or untouched range is large enough
+ * (freed single frames are never merged back into blocks) or a failure
+ * was injected. Free with put_page() on the first frame, or free_frames().
+ */
+pfn_t alloc_frames(struct smm_pool *pool, unsigned int order, unsigned int use);
 /* Return a frame whose last reference is gone. */
 void free_frame(struct smm_pool *pool, pfn_t pfn);
-/* Drop a reference; free the frame with the last one. */
+/* Return the block of 2^@order frames at @pfn (from alloc_frames). */
+void free_frames(struct smm_pool *pool, pfn_t pfn, unsigned int order);
+/* Drop a reference; free the frame (or block) with the last one. */
 void put_page(struct smm_pool *pool, pfn_t pfn);
 /* The pool whose metadata array holds @page (a registry of live pools:
  * GUP's page handles carry no pool). */

@@ -4,7 +4,7 @@
  * (GUP_PIN_COUNTING_BIAS), unpinning, and the pin counters.
  *
  * Owns: the GUP references on pages (page->refcount beyond the one per
- * mapping), the owner of a pinned anonymous page (page->pt_mm), the pin
+ * mapping), the owner of a pinned anonymous page (page->pin_owner), the pin
  * counters of pools and address spaces, and the mm references that pins
  * hold.
  *
@@ -86,7 +86,7 @@ static void put_page_refs(struct smm_pool *pool, struct page *page, int refs)
 
 	BUG_ON(old < refs);
 	if (old == refs)
-		free_frame(pool, page_to_pfn(pool, page));
+		free_frames(pool, page_to_pfn(pool, page), page->order);
 }
 
 /* Pins taken on @mm's pages: counted, and each holds a reference on @mm. */
@@ -147,7 +147,7 @@ static struct page *gup_fast_one(struct smm_mm *mm, uint64_t addr,
 	ptep = &table[pte_index(addr)];
 	/* acquire, like the upper levels: the page's zeroing and metadata
 	 * setup, published with the entry's release store, happen before
-	 * our grab and our pt_mm store */
+	 * our grab and our pin_owner store */
 	pte = table_read(ptep);
 	if (!pte_present(pte) || (write && !(pte & _PAGE_RW)) ||
 	    unlikely(pte_pfn(pte) >= pool->nr_frames))
@@ -199,7 +199,7 @@ long gup_fast_only(struct smm_cpu *cpu, uint64_t start, unsigned long nr_pages,
 		if (!page)
 			break;
 		if (pin && !page_is_zero(page)) {
-			__atomic_store_n(&page->pt_mm, mm, __ATOMIC_RELAXED);
+			__atomic_store_n(&page->pin_owner, mm, __ATOMIC_RELAXED);
 			pinned++;
 		}
 		pages[i] = to_handle(page);
@@ -258,7 +258,7 @@ static unsigned long gup_vma(struct smm_mm *mm, struct vm_area_struct *vma,
 					if (!r && write)	/* FOLL_TOUCH */
 						atomic_fetch_or(&page->flags, PG_DIRTY);
 					if (!r && pin) {
-						__atomic_store_n(&page->pt_mm, mm,
+						__atomic_store_n(&page->pin_owner, mm,
 								 __ATOMIC_RELAXED);
 						(*pinned)++;
 					}
@@ -476,7 +476,7 @@ SMM_API void smm_unpin_user_pages_dirty_lock(struct smm_page **pages,
 			spin_unlock(&page->ptl);
 		}
 		/* Read the owner before our pin stops keeping the page. */
-		owner = __atomic_load_n(&page->pt_mm, __ATOMIC_RELAXED);
+		owner = __atomic_load_n(&page->pin_owner, __ATOMIC_RELAXED);
 		BUG_ON(!owner || atomic_load(&page->refcount) < GUP_PIN_COUNTING_BIAS);
 		put_page_refs(pool, page, GUP_PIN_COUNTING_BIAS);
 		if (owner != run_mm) {

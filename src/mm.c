@@ -42,7 +42,7 @@ SMM_API struct smm_mm *smm_mm_create(struct smm_pool *pool,
 	}
 	mm->tree_seed = (uint32_t)((uintptr_t)mm >> 4) | 1;
 	pfn_to_page(pool, mm->pgd_pfn)->pt_level = 4;
-	pfn_to_page(pool, mm->pgd_pfn)->pt_mm = mm;
+	pfn_to_page(pool, mm->pgd_pfn)->pt_owner = mm;
 	mm->pgd = pfn_to_virt(pool, mm->pgd_pfn);
 	pthread_rwlockattr_init(&attr);
 	pthread_rwlockattr_setkind_np(&attr,

@@ -42,7 +42,7 @@ void free_table_now(struct smm_pool *pool, pfn_t pfn)
 static void free_table_rcu(struct rcu_head *head)
 {
 	struct page *page = container_of(head, struct page, rcu);
-	struct smm_pool *pool = page->pt_mm->pool;
+	struct smm_pool *pool = page->pt_owner->pool;
 
 	free_table_now(pool, page_to_pfn(pool, page));
 }

@@ -47,7 +47,7 @@ static pteval_t *alloc_level(struct smm_mm *mm, pteval_t *entryp, int level,
 		return NULL;
 	page = pfn_to_page(pool, pfn);
 	page->pt_level = level;
-	page->pt_mm = mm;
+	page->pt_owner = mm;
 	race_point();
 	spin_lock_class(lock, cls);
 	if (unlikely(atomic_load(&parent->flags) & PG_PT_DEAD)) {

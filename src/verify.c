@@ -45,7 +45,7 @@ static void check_table_page(struct vstate *vs, pteval_t e, int level)
 	}
 	page = pfn_to_page(pool, pte_pfn(e));
 	if (!(atomic_load(&page->flags) & PG_TABLE) || page->pt_level != level ||
-	    page->pt_mm != vs->mm)
+	    page->pt_owner != vs->mm)
 		VERR(vs, "frame %llu is not a level-%d table of this mm "
 		     "(flags %#x level %d)\n", (unsigned long long)pte_pfn(e),
 		     level, atomic_load(&page->flags), page->pt_level);
