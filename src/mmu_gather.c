@@ -4,9 +4,10 @@
  * grace period, so neither a CPU's stale TLB entry nor a lockless walker
  * can reach freed memory.
  *
- * Locking: a gather belongs to one thread. Callers hold mmap_lock (read
- * for zaps, write when tables are freed); tlb_flush_mmu() may not be called
- * under a page-table lock (it waits for other CPUs).
+ * Locking: a gather belongs to one thread, which holds mmap_lock (read or
+ * write) for its whole life. Pages and tables may be queued under
+ * page-table locks; tlb_flush_mmu() and tlb_finish_mmu() may not be
+ * called under one (the flush waits for other CPUs).
  */
 #include "mm.h"
 #include "tlb.h"
@@ -17,9 +18,7 @@ void tlb_gather_mmu(struct mmu_gather *tlb, struct smm_mm *mm)
 	tlb->need_flush = false;
 	tlb->freed_tables = false;
 	tlb->nr_pages = 0;
-	tlb->nr_tables = 0;
-	tlb->tables = NULL;
-	tlb->tables_cap = 0;
+	tlb->tables = NO_PFN;
 }
 
 bool tlb_remove_page(struct mmu_gather *tlb, pfn_t pfn)
@@ -48,29 +47,18 @@ static void free_table_rcu(struct rcu_head *head)
 }
 
 /*
- * Queue an unlinked table. If the array cannot grow, flush now and hand
- * this table to RCU at once (its rcu_head is in its page, so that needs no
- * memory): after the flush no lockless walker can still reach it, after
- * the grace period no semi-locked one. Never fails, and never waits for a
- * grace period (callers may be inside an RCU read-side section).
+ * The table's own page links it into the gather, so queueing needs no
+ * memory and cannot fail: after the flush no lockless walker can still
+ * reach it, after the grace period no semi-locked one.
  */
 void tlb_remove_table(struct mmu_gather *tlb, pfn_t pfn)
 {
-	tlb->freed_tables = true;
-	if (tlb->nr_tables == tlb->tables_cap) {
-		int cap = tlb->tables_cap ? tlb->tables_cap * 2 : 16;
-		pfn_t *t = realloc(tlb->tables, (size_t)cap * sizeof(pfn_t));
+	struct page *page = pfn_to_page(tlb->mm->pool, pfn);
 
-		if (!t) {
-			flush_tlb_mm(tlb->mm);
-			urcu_memb_call_rcu(&pfn_to_page(tlb->mm->pool, pfn)->rcu,
-					   free_table_rcu);
-			return;
-		}
-		tlb->tables = t;
-		tlb->tables_cap = cap;
-	}
-	tlb->tables[tlb->nr_tables++] = pfn;
+	VM_BUG_ON(!(atomic_load(&page->flags) & PG_TABLE));
+	page->gather_next = tlb->tables;
+	tlb->tables = pfn;
+	tlb->freed_tables = true;
 }
 
 void tlb_flush_mmu(struct mmu_gather *tlb)
@@ -92,13 +80,12 @@ void tlb_finish_mmu(struct mmu_gather *tlb)
 	struct smm_pool *pool = tlb->mm->pool;
 
 	tlb_flush_mmu(tlb);
-	for (int i = 0; i < tlb->nr_tables; i++) {
-		struct page *page = pfn_to_page(pool, tlb->tables[i]);
+	while (tlb->tables != NO_PFN) {
+		struct page *page = pfn_to_page(pool, tlb->tables);
 
+		/* Read the link before call_rcu() reuses its storage. */
+		tlb->tables = page->gather_next;
 		urcu_memb_call_rcu(&page->rcu, free_table_rcu);
 	}
-	free(tlb->tables);
-	tlb->tables = NULL;
-	tlb->nr_tables = tlb->tables_cap = 0;
 	tlb->freed_tables = false;
 }

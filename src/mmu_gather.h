@@ -16,14 +16,16 @@ struct mmu_gather {
 	bool freed_tables;
 	int nr_pages;
 	pfn_t pages[GATHER_BATCH];
-	int nr_tables;
-	pfn_t *tables;		/* grows; freed through RCU at the end */
-	int tables_cap;
+	/* Unlinked tables, linked through page->gather_next (NO_PFN ends
+	 * the list): handed to RCU at tlb_finish_mmu(). */
+	pfn_t tables;
 };
 void tlb_gather_mmu(struct mmu_gather *tlb, struct smm_mm *mm);
 /* Queue a page to put after the flush; true when the batch is full and
  * the caller must tlb_flush_mmu() before queueing more. */
 bool tlb_remove_page(struct mmu_gather *tlb, pfn_t pfn);
+/* Queue an unlinked table to free after the flush and a grace period.
+ * O(1); allocates nothing, so it may be called under page-table locks. */
 void tlb_remove_table(struct mmu_gather *tlb, pfn_t pfn);
 void tlb_flush_mmu(struct mmu_gather *tlb);
 void tlb_finish_mmu(struct mmu_gather *tlb);
