@@ -21,6 +21,13 @@
 #endif
 #endif
 
+/*
+ * Internal objects shared between files: declared hidden, so that -fPIC
+ * code reaches them directly rather than through the GOT (one load fewer
+ * on every access section). Functions need nothing: -fvisibility=hidden.
+ */
+#define __hidden __attribute__((visibility("hidden")))
+
 #define likely(x) __builtin_expect(!!(x), 1)
 #define unlikely(x) __builtin_expect(!!(x), 0)
 
@@ -50,7 +57,7 @@ void smm_bug(const char *file, int line, const char *cond)
 
 /* A marked race window: debug builds may yield here (smm_debug_race_yield). */
 #ifdef SMM_DEBUG
-extern unsigned int smm_race_permille;
+extern __hidden unsigned int smm_race_permille;
 void smm_race_point(void);
 #define race_point() \
 	do { if (unlikely(smm_race_permille)) smm_race_point(); } while (0)

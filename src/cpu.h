@@ -32,7 +32,7 @@ struct smm_cpu {
 	struct rcu_head rcu;	/* flushers scan CPUs under RCU */
 };
 
-extern __thread struct smm_cpu *this_cpu __attribute__((tls_model("initial-exec")));
+extern __hidden __thread struct smm_cpu *this_cpu __attribute__((tls_model("initial-exec")));
 
 /* The calling thread's CPU if it is attached to @pool, else NULL. */
 static inline struct smm_cpu *this_cpu_on(struct smm_pool *pool)

@@ -274,7 +274,9 @@ static int global_take(struct smm_pool *pool, pfn_t *out, int want)
 	return got;
 }
 
-static void global_give(struct smm_pool *pool, const pfn_t *in, int n)
+/* Out of line: inlined, it costs free_frame()'s common path registers. */
+static __attribute__((noinline)) void
+global_give(struct smm_pool *pool, const pfn_t *in, int n)
 {
 	spin_lock_class(&pool->lock, LC_LEAF);
 	for (int i = 0; i < n; i++)
@@ -375,14 +377,15 @@ pfn_t alloc_frames(struct smm_pool *pool, unsigned int order, unsigned int use)
 	return pfn;
 }
 
-/* Mark the frame @pfn free (and poison it); returns its counter. */
-static int release_frame(struct smm_pool *pool, pfn_t pfn, unsigned int tail)
+/* Mark the frame @pfn free (and poison it); returns its counter. A frame
+ * must be in use, and a block's first frame (@tail 0) or not (PG_TAIL). */
+static inline __attribute__((always_inline)) int
+release_frame(struct smm_pool *pool, pfn_t pfn, unsigned int tail)
 {
 	struct page *page = pfn_to_page(pool, pfn);
 	unsigned int old = atomic_exchange(&page->flags, PG_FREE);
 
-	BUG_ON(old & (PG_FREE | PG_ZERO));
-	BUG_ON((old & PG_TAIL) != tail);
+	BUG_ON((old & (PG_FREE | PG_ZERO | PG_TAIL)) != tail);
 	VM_BUG_ON((old & PG_ANON) && atomic_load(&page->mapcount) != 0);
 	if (pool->flags & SMM_POOL_POISON)
 		memset(pfn_to_virt(pool, pfn), POISON_BYTE, SMM_PAGE_SIZE);
@@ -394,7 +397,7 @@ void free_frame(struct smm_pool *pool, pfn_t pfn)
 	int ctr = release_frame(pool, pfn, 0);
 	struct smm_cpu *cpu;
 
-	BUG_ON(pfn_to_page(pool, pfn)->order);
+	VM_BUG_ON(pfn_to_page(pool, pfn)->order);
 	stripe_add(pool->ctr, ctr, -1);
 	stripe_add(pool->ctr, PC_FREE, 1);
 	cpu = this_cpu_on(pool);
@@ -440,6 +443,10 @@ void put_page(struct smm_pool *pool, pfn_t pfn)
 					    memory_order_acq_rel);
 
 	BUG_ON(old <= 0);
-	if (old == 1)
+	if (old != 1)
+		return;
+	if (likely(!page->order))
+		free_frame(pool, pfn);
+	else
 		free_frames(pool, pfn, page->order);
 }

@@ -93,7 +93,7 @@ struct stripe {
 	atomic_long v[STRIPE_WORDS];
 } __attribute__((aligned(64)));
 /* The calling thread's stripe: its CPU's id, 0 for other threads. */
-extern __thread unsigned int smm_stripe __attribute__((tls_model("initial-exec")));
+extern __hidden __thread unsigned int smm_stripe __attribute__((tls_model("initial-exec")));
 
 static inline void stripe_add(struct stripe *s, int i, long d)
 {

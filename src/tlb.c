@@ -48,14 +48,6 @@ void smm_membarrier_init(void)
 	__atomic_store_n(&smm_membarrier_ok, ok, __ATOMIC_RELEASE);
 }
 
-void tlb_flush_local(struct smm_cpu *cpu)
-{
-	if (++cpu->epoch > 0xffff) {
-		memset(cpu->tlb, 0, sizeof(cpu->tlb));
-		cpu->epoch = 1;
-	}
-}
-
 void flush_tlb_mm(struct smm_mm *mm)
 {
 	struct smm_pool *pool = mm->pool;

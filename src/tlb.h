@@ -7,17 +7,27 @@
 #ifndef SMM_TLB_H
 #define SMM_TLB_H
 
+#include <string.h>
 #include "cpu.h"
 #include "mm_types.h"
 
 #define TLB_WRITE 0x1UL	/* PTE writable and dirty: stores may hit */
 
-extern int smm_membarrier_ok;	/* -1 unknown, 0 no, 1 yes */
+extern __hidden int smm_membarrier_ok;	/* -1 unknown, 0 no, 1 yes */
 /* Register the process for private expedited membarrier, once. */
 void smm_membarrier_init(void);
 
-/* Drop every entry of the calling CPU's own TLB (O(1): a new epoch). */
-void tlb_flush_local(struct smm_cpu *cpu);
+/* Drop every entry of the calling CPU's own TLB (O(1): a new epoch; the
+ * tags are cleared once every 65,535 flushes). Inline: access_begin() on
+ * the TLB-hit path calls it, and a call there costs the hit path its
+ * registers. */
+static inline void tlb_flush_local(struct smm_cpu *cpu)
+{
+	if (++cpu->epoch > 0xffff) {
+		memset(cpu->tlb, 0, sizeof(cpu->tlb));
+		cpu->epoch = 1;
+	}
+}
 
 /*
  * flush_tlb_mm - after page-table entries of @mm were cleared or
