@@ -13,7 +13,7 @@
  */
 #include <errno.h>
 #include "fault.h"
-#include "tlb.h"
+#include "pagewalk.h"
 
 pteval_t vm_page_prot(unsigned long vm_flags)
 {
@@ -90,9 +90,9 @@ static int do_fault(struct smm_mm *mm, struct vm_area_struct *vma,
 		    uint64_t addr, bool write, bool vma_locked)
 {
 	struct smm_pool *pool = mm->pool;
-	pteval_t *pte, *ptep, orig, entry;
+	pteval_t *ptep, orig, entry;
 	pfn_t new = NO_PFN;
-	spinlock_t *ptl;
+	struct pt_walk w;
 	bool flush = false;
 
 	if (pte_alloc(mm, addr, &orig))
@@ -106,26 +106,25 @@ static int do_fault(struct smm_mm *mm, struct vm_area_struct *vma,
 			return -ENOMEM;
 		race_point();
 	}
-	pte = pte_offset_map_lock(mm, addr, &ptl);
-	if (unlikely(!pte))
+	ptep = pte_offset_map_lock(mm, addr, &w);
+	if (unlikely(!ptep))
 		goto retry;	/* table went away under us */
-	ptep = &pte[pte_index(addr)];
 	if (unlikely(pte_read(ptep) != orig)) {
 		/* Changed since we looked: let the access retry. */
-		pte_unmap_unlock(ptl);
+		pte_unmap_unlock(&w);
 		goto retry;
 	}
 	if (pte_present(orig) && (!write || (orig & _PAGE_RW))) {
 		/* Spurious: another CPU fixed it, or a stale TLB entry. */
-		pte_unmap_unlock(ptl);
+		pte_unmap_unlock(&w);
 		return 0;
 	}
 	if (!write) {
 		/* Read of untouched memory: map the shared zero page. */
-		pte_write(ptep, pfn_pte(pool->zero_pfn, vm_page_prot(vma->vm_flags)));
-		pte_table_inc(pool, pte);
+		set_pte(mm, ptep, pfn_pte(pool->zero_pfn, vm_page_prot(vma->vm_flags)));
+		pte_table_add(mm, ptep, 1);
 		stripe_add(mm->ctr, MC_ZERO, 1);
-		pte_unmap_unlock(ptl);
+		pte_unmap_unlock(&w);
 		return 0;
 	}
 	if (new == NO_PFN) {
@@ -134,8 +133,8 @@ static int do_fault(struct smm_mm *mm, struct vm_area_struct *vma,
 		 * VMA. Without fork every anonymous page is exclusive to its
 		 * mapping: reuse it, just make the entry writable.
 		 */
-		pte_write(ptep, orig | _PAGE_RW | _PAGE_DIRTY | _PAGE_ACCESSED);
-		pte_unmap_unlock(ptl);
+		set_pte(mm, ptep, orig | _PAGE_RW | _PAGE_DIRTY | _PAGE_ACCESSED);
+		pte_unmap_unlock(&w);
 		return 0;
 	}
 	atomic_store(&pfn_to_page(pool, new)->mapcount, 1);
@@ -143,15 +142,15 @@ static int do_fault(struct smm_mm *mm, struct vm_area_struct *vma,
 	entry = pfn_pte(new, vm_page_prot(vma->vm_flags) | _PAGE_RW | _PAGE_DIRTY);
 	if (pte_present(orig)) {
 		/* Replacing the zero page: CPUs may cache it (ptep_clear_flush). */
-		pte_xchg(ptep, entry);
+		ptep_xchg(mm, ptep, entry);
 		stripe_add(mm->ctr, MC_ZERO, -1);
 		flush = true;
 	} else {
-		pte_write(ptep, entry);
-		pte_table_inc(pool, pte);
+		set_pte(mm, ptep, entry);
+		pte_table_add(mm, ptep, 1);
 	}
 	stripe_add(mm->ctr, MC_RSS, 1);
-	pte_unmap_unlock(ptl);
+	pte_unmap_unlock(&w);
 	if (flush)
 		flush_tlb_mm(mm);
 	return 0;
@@ -239,12 +238,13 @@ int handle_mm_fault(struct smm_mm *mm, uint64_t addr, unsigned int flags)
 /* The PTE for @addr as a semi-locked walker sees it (0: no table). */
 static pteval_t peek_pte(struct smm_mm *mm, uint64_t addr)
 {
-	pteval_t *pte = pte_offset_map(mm, addr, NULL);
+	struct pt_walk w;
+	pteval_t *ptep = pte_offset_map(mm, addr, &w);
 	pteval_t e = 0;
 
-	if (pte) {
-		e = pte_read(&pte[pte_index(addr)]);
-		pte_unmap(pte);
+	if (ptep) {
+		e = pte_read(ptep);
+		pte_unmap(&w);
 	}
 	return e;
 }

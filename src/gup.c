@@ -31,7 +31,7 @@
 #include <errno.h>
 #include <limits.h>
 #include "gup.h"
-#include "tlb.h"
+#include "pagewalk.h"
 #include "fault.h"
 
 #ifdef SMM_DEBUG
@@ -127,41 +127,32 @@ static struct page *gup_fast_one(struct smm_mm *mm, uint64_t addr,
 				 bool write, int refs)
 {
 	struct smm_pool *pool = mm->pool;
-	static const int shift[3] = { PGDIR_SHIFT, PUD_SHIFT, PMD_SHIFT };
-	pteval_t *table = mm->pgd, *pmdp = NULL, *ptep, pmd = 0, pte;
-	struct page *page;
+	struct page *page = NULL;
+	struct pt_walk w;
+	pteval_t *ptep, pte;
 
-	for (int l = 0; l < 3; l++) {
-		pteval_t *p = &table[(addr >> shift[l]) & 511];
-		pteval_t e = table_read(p);
-
-		if (!(e & _PAGE_PRESENT) || (e & _PAGE_PSE) ||
-		    unlikely(pte_pfn(e) >= pool->nr_frames))
-			return NULL;
-		if (l == 2) {
-			pmdp = p;
-			pmd = e;
-		}
-		table = table_virt(pool, e);
-	}
-	ptep = &table[pte_index(addr)];
+	ptep = pte_offset_lockless(mm, addr, &w);
+	if (!ptep)
+		return NULL;
 	/* acquire, like the upper levels: the page's zeroing and metadata
 	 * setup, published with the entry's release store, happen before
 	 * our grab and our pin_owner store */
 	pte = table_read(ptep);
-	if (!pte_present(pte) || (write && !(pte & _PAGE_RW)) ||
-	    unlikely(pte_pfn(pte) >= pool->nr_frames))
-		return NULL;
-	page = pfn_to_page(pool, pte_pfn(pte));
-	if (is_zero_pfn(pool, pte_pfn(pte)))
-		return write ? NULL : page;	/* eternal: no reference */
+	if (!pte_present(pte) || (write && !(pte & _PAGE_RW)))
+		goto out;
+	check_table_entry(&w, pte);
+	if (is_zero_pfn(pool, pte_pfn(pte))) {
+		if (!write)
+			page = pfn_to_page(pool, pte_pfn(pte));	/* eternal: no reference */
+		goto out;
+	}
 	race_point();
 #ifdef SMM_DEBUG
 	if (smm_debug_gup_fast_hook)
-		smm_debug_gup_fast_hook(mm, addr, pmdp, ptep);
+		smm_debug_gup_fast_hook(mm, addr, w.pmdp, ptep);
 #endif
-	if (try_grab_page(page, refs))
-		return NULL;
+	if (try_grab_page(pfn_to_page(pool, pte_pfn(pte)), refs))
+		goto out;
 	/*
 	 * The reference is ours; but the entry we read may have been
 	 * cleared or replaced since, and the page unmapped (and, but for
@@ -169,10 +160,13 @@ static struct page *gup_fast_one(struct smm_mm *mm, uint64_t addr,
 	 * acquire of the grab: if anything moved, drop the reference and
 	 * let the slow path decide under the locks.
 	 */
-	if (unlikely(table_read(pmdp) != pmd || table_read(ptep) != pte)) {
-		put_page_refs(pool, page, refs);
-		return NULL;
+	if (unlikely(table_read(w.pmdp) != w.pmdval || table_read(ptep) != pte)) {
+		put_page_refs(pool, pfn_to_page(pool, pte_pfn(pte)), refs);
+		goto out;
 	}
+	page = pfn_to_page(pool, pte_pfn(pte));
+out:
+	pte_lockless_end(&w);
 	return page;
 }
 
@@ -240,12 +234,12 @@ static unsigned long gup_vma(struct smm_mm *mm, struct vm_area_struct *vma,
 	if (write)
 		fault_flags |= FAULT_WRITE;
 	while (i < nr && addr < vma->vm_end) {
-		spinlock_t *ptl;
-		pteval_t *pte = pte_offset_map_lock(mm, addr, &ptl);
+		struct pt_walk w;
+		pteval_t *ptep = pte_offset_map_lock(mm, addr, &w);
 		int r;
 
-		if (pte) {
-			pteval_t e = pte_read(&pte[pte_index(addr)]);
+		if (ptep) {
+			pteval_t e = pte_read(ptep);
 
 			if (pte_present(e) && (!write || (e & _PAGE_RW))) {
 				struct page *page = pfn_to_page(pool, pte_pfn(e));
@@ -263,7 +257,7 @@ static unsigned long gup_vma(struct smm_mm *mm, struct vm_area_struct *vma,
 						(*pinned)++;
 					}
 				}
-				pte_unmap_unlock(ptl);
+				pte_unmap_unlock(&w);
 				if (r) {
 					*err = r;
 					return i;
@@ -272,7 +266,7 @@ static unsigned long gup_vma(struct smm_mm *mm, struct vm_area_struct *vma,
 				addr += PAGE_SIZE;
 				continue;
 			}
-			pte_unmap_unlock(ptl);
+			pte_unmap_unlock(&w);
 		}
 		r = handle_mm_fault_locked(mm, vma, addr, fault_flags);
 		if (r) {

@@ -9,7 +9,7 @@
 #include <errno.h>
 #include <string.h>
 #include "mm.h"
-#include "pt_scheme.h"
+#include "pagewalk.h"
 
 SMM_API struct smm_mm *smm_mm_create(struct smm_pool *pool,
 				     const struct smm_mm_opts *opts)
@@ -32,6 +32,8 @@ SMM_API struct smm_mm *smm_mm_create(struct smm_pool *pool,
 	}
 	mm->pool = pool;
 	mm->scheme = opts->scheme;
+	mm->pt_ops = pt_scheme_get(opts->scheme);
+	mm->pt_flags = pt_scheme_flags(mm->pt_ops);
 	mm->flags = opts->flags;
 	mm->mmap_base = opts->mmap_base ? opts->mmap_base : 0x7ffff7fff000ULL;
 	mm->pgd_pfn = alloc_frame(pool, PG_TABLE);
@@ -162,11 +164,12 @@ SMM_API int smm_mincore(struct smm_mm *mm, uint64_t start, uint64_t len,
 		}
 		stop = MIN(end, vma->vm_end);
 		for (; addr < stop; addr += PAGE_SIZE) {
-			pteval_t *pte = pte_offset_map(mm, addr, NULL);
+			struct pt_walk w;
+			pteval_t *ptep = pte_offset_map(mm, addr, &w);
 
-			*vec++ = pte && pte_mapped(pte_read(&pte[pte_index(addr)]));
-			if (pte)
-				pte_unmap(pte);
+			*vec++ = ptep && pte_mapped(pte_read(ptep));
+			if (ptep)
+				pte_unmap(&w);
 		}
 	}
 out:

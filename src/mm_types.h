@@ -62,7 +62,8 @@ struct smm_mm {
 	pteval_t *pgd;
 	pfn_t pgd_pfn;
 	int scheme;			/* enum smm_scheme, fixed at creation */
-	const struct pt_scheme_ops *pt_ops;	/* that scheme's ops */
+	const struct pt_scheme_ops *pt_ops;	/* that scheme's ops ... */
+	unsigned int pt_flags;		/* ... and their shape, PTF_* (pagewalk.h) */
 	uint64_t mmap_base;
 
 	struct vm_area_struct *vma_head;	/* sorted list, mmap_lock */

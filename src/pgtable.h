@@ -1,9 +1,15 @@
 /*
  * pgtable.h - x86-64 page-table entries and levels: 4 levels of 512
- * eight-byte entries, 48-bit addresses. Entries are read and written with
- * READ_ONCE/WRITE_ONCE (or cmpxchg for the accessed/dirty bits set by the
- * hardware walk); which lock a change needs is in docs/LOCKING.md and is
- * asserted by the functions that change entries.
+ * eight-byte entries, 48-bit addresses; the setters through which every
+ * entry is changed, each asserting (debug builds) that the lock guarding
+ * the entry is held; installing missing levels (pte_alloc) and freeing
+ * tables (unlink_table, free_pgd_range).
+ *
+ * Which lock guards an entry (docs/LOCKING.md, "Who may change what"): a
+ * PTE its table's ptl; a PMD entry its PMD table's lock; a PUD or PGD entry
+ * mm->page_table_lock. The one exception is the hardware walk, which sets
+ * the accessed and dirty bits of a PTE with cmpxchg and no lock: every
+ * locked writer therefore clears entries with an exchange.
  */
 #ifndef SMM_PGTABLE_H
 #define SMM_PGTABLE_H
@@ -58,63 +64,119 @@ static inline bool pte_present(pteval_t e) { return e & _PAGE_PRESENT; }
 static inline bool pte_mapped(pteval_t e) { return e & (_PAGE_PRESENT | _PAGE_PROTNONE); }
 static inline pfn_t pte_pfn(pteval_t e) { return (e & PTE_PFN_MASK) >> PAGE_SHIFT; }
 static inline pteval_t pfn_pte(pfn_t pfn, pteval_t prot) { return (pfn << PAGE_SHIFT) | prot; }
+/* An upper-level entry that points at a table (not none, not a leaf). */
+static inline bool pt_entry_table(pteval_t e)
+{
+	return (e & (_PAGE_PRESENT | _PAGE_PSE)) == _PAGE_PRESENT;
+}
 
 static inline pteval_t *table_virt(struct smm_pool *pool, pteval_t entry)
 {
 	return pfn_to_virt(pool, pte_pfn(entry));
 }
 
+/*
+ * Reading entries: pte_read() for a PTE (relaxed), table_read() for an
+ * upper-level entry or a PTE whose page a lockless walker will use
+ * (acquire: table entries and PTEs are published with release, so a walker
+ * that sees the entry sees the zeroed table or initialised page behind it;
+ * the kernel's smp_wmb() in the pmd_populate paths).
+ */
 static inline pteval_t pte_read(pteval_t *p) { return __atomic_load_n(p, __ATOMIC_RELAXED); }
-static inline void pte_write(pteval_t *p, pteval_t v) { __atomic_store_n(p, v, __ATOMIC_RELEASE); }
-static inline pteval_t pte_xchg(pteval_t *p, pteval_t v) { return __atomic_exchange_n(p, v, __ATOMIC_ACQ_REL); }
-/* Table entries are published with release so a walker that sees the
- * entry sees the zeroed table behind it (the kernel's smp_wmb in
- * pmd_populate paths). */
 static inline pteval_t table_read(pteval_t *p) { return __atomic_load_n(p, __ATOMIC_ACQUIRE); }
 
+/*
+ * Raw stores, with no lock check: for the setters below, and for tests
+ * that play a racing CPU. Library code changes entries through the setters.
+ */
+static inline void __pte_write(pteval_t *p, pteval_t v) { __atomic_store_n(p, v, __ATOMIC_RELEASE); }
+static inline pteval_t __pte_xchg(pteval_t *p, pteval_t v) { return __atomic_exchange_n(p, v, __ATOMIC_ACQ_REL); }
+
+/* The lock that guards the entries of the table holding @entryp. */
+static inline spinlock_t *pt_entry_lock(struct smm_mm *mm, pteval_t *entryp)
+{
+	struct page *table = virt_to_page(mm->pool, entryp);
+
+	return table->pt_level >= 3 ? &mm->page_table_lock : &table->ptl;
+}
+/* The ptl of the PTE table that the PMD entry @pmdval points at. */
+static inline spinlock_t *pte_lockptr(struct smm_pool *pool, pteval_t pmdval)
+{
+	return &pfn_to_page(pool, pte_pfn(pmdval))->ptl;
+}
+
+#ifdef SMM_DEBUG
+#define assert_entry_locked(mm, entryp) \
+	lockdep_assert_held(pt_entry_lock((mm), (entryp)))
+#else
+#define assert_entry_locked(mm, entryp) do { } while (0)
+#endif
+
+/* Install or change a PTE (ptl held). */
+static inline void set_pte(struct smm_mm *mm, pteval_t *ptep, pteval_t v)
+{
+	assert_entry_locked(mm, ptep);
+	__pte_write(ptep, v);
+}
+/* Replace a PTE and return what it was, accessed/dirty bits included. */
+static inline pteval_t ptep_xchg(struct smm_mm *mm, pteval_t *ptep, pteval_t v)
+{
+	assert_entry_locked(mm, ptep);
+	return __pte_xchg(ptep, v);
+}
+static inline pteval_t ptep_get_and_clear(struct smm_mm *mm, pteval_t *ptep)
+{
+	return ptep_xchg(mm, ptep, 0);
+}
+/* Point an upper-level entry at a new table (its lock held). */
+static inline void set_table_entry(struct smm_mm *mm, pteval_t *entryp, pteval_t v)
+{
+	assert_entry_locked(mm, entryp);
+	__pte_write(entryp, v);
+}
+
 /* A PTE table's count of non-none entries, changed under its ptl. */
-static inline void pte_table_inc(struct smm_pool *pool, pteval_t *pte)
+static inline void pte_table_add(struct smm_mm *mm, pteval_t *ptep, int n)
 {
-	atomic_fetch_add_explicit(&virt_to_page(pool, pte)->pt_count, 1,
-				  memory_order_relaxed);
-}
-static inline void pte_table_sub(struct smm_pool *pool, pteval_t *pte, int n)
-{
-	atomic_fetch_sub_explicit(&virt_to_page(pool, pte)->pt_count, n,
+	assert_entry_locked(mm, ptep);
+	atomic_fetch_add_explicit(&virt_to_page(mm->pool, ptep)->pt_count, n,
 				  memory_order_relaxed);
 }
 
-struct smm_mm;
 struct mmu_gather;
+struct pt_walk;
 
-/* Make sure a PTE table covers @addr, allocating levels; store the entry
- * for @addr as it was then in *@entry (it may change as soon as this
- * returns). 0 or -ENOMEM. Caller holds mmap_lock or a VMA lock. */
+/*
+ * alloc_level - install a new, empty table of @level at the empty entry
+ * *@entryp, or find the one a racing installer put there first. Called by
+ * the one walk (pagewalk.h) for walkers that allocate. Stores the entry
+ * now present in *@ep. Returns 0, -ENOMEM, or -EAGAIN when the table
+ * holding *@entryp is being freed (the scheme's pte_install hook said so):
+ * the caller walks again from the top.
+ */
+int alloc_level(struct pt_walk *w, pteval_t *entryp, int level, pteval_t *ep);
+
+/*
+ * pte_alloc - make sure a PTE table covers @addr, installing missing
+ * levels; store the entry for @addr as it was then in *@entry (it may
+ * change as soon as this returns: only existence is promised, and the
+ * caller maps the table again). 0 or -ENOMEM. Caller holds mmap_lock or a
+ * VMA lock covering @addr.
+ */
 int pte_alloc(struct smm_mm *mm, uint64_t addr, pteval_t *entry);
-/* Walk to the PTE table for @addr without allocating; NULL if none. A
- * table returned stays valid memory until pte_unmap() (semi-locked
- * walkers: it may be unlinked meanwhile and then reads as empty). */
-pteval_t *pte_offset_map(struct smm_mm *mm, uint64_t addr, pfn_t *table_pfn);
-void pte_unmap(pteval_t *pte);
-/*
- * Map and lock the PTE table for @addr: returns the table with its ptl
- * held, rechecking after taking the lock that the PMD entry still points
- * at the same table (retrying if not), or NULL if there is no table.
- */
-pteval_t *pte_offset_map_lock(struct smm_mm *mm, uint64_t addr, spinlock_t **ptlp);
-void pte_unmap_unlock(spinlock_t *ptl);
 
 /*
- * Clear the table entry *@entryp, mark the table it pointed to dead (an
- * installer holding the lock that guards *@entryp will see it), and take
- * it off the counts: its parent's pt_count and the level's @counter.
- * Returns the table's frame, for the caller to queue on its mmu_gather
- * once it holds no page-table lock. Caller holds what guards *@entryp.
+ * unlink_table - clear the table entry *@entryp, mark the table it pointed
+ * to dead (an installer holding the lock that guards *@entryp sees it),
+ * take it off the counts (its parent's pt_count, the mm's tables of that
+ * level) and queue it on @tlb, which frees it after the TLB flush and an
+ * RCU grace period. Caller holds the lock that guards *@entryp.
  */
-pfn_t unlink_table(struct smm_mm *mm, pteval_t *entryp, atomic_long *counter);
+void unlink_table(struct mmu_gather *tlb, pteval_t *entryp);
 
 /* Linux's free_pgd_range(): free the tables covering [addr, end) that no
- * mapping in [floor, ceiling) can need (ceiling 0 means the top). */
+ * mapping in [floor, ceiling) can need (ceiling 0 means the top).
+ * mmap_lock held for write. */
 void free_pgd_range(struct mmu_gather *tlb, uint64_t addr, uint64_t end,
 		    uint64_t floor, uint64_t ceiling);
 /* Free every table below the PGD (address space teardown). */

@@ -1,8 +1,10 @@
 /*
  * pt_scheme.c - what the PTE-table schemes share: the table of schemes,
  * scheme "none" (Linux before 6.14: empty tables go only at munmap and
- * exit), and the two careful steps of freeing an empty table under
- * mmap_lock held for read — unlinking a PTE table, and the levels above.
+ * exit, and no walker needs more than its mmap or VMA lock), the RCU walk
+ * protection of the reclaim schemes, and the two careful steps of freeing
+ * an empty table under mmap_lock held for read: unlinking a PTE table, and
+ * the levels above.
  *
  * Locking: unlinking a PTE table takes the PMD-table lock, then the PTE
  * table's ptl, and rechecks under both that the table is still linked and
@@ -15,16 +17,10 @@
  */
 #include <errno.h>
 #include <string.h>
-#include "pt_scheme.h"
-
-static void none_zap_done(struct mmu_gather *tlb, uint64_t table_start,
-			  uint64_t start, uint64_t end, enum zap_reason why)
-{
-}
+#include "pagewalk.h"
 
 const struct pt_scheme_ops pt_scheme_none = {
 	.name = "none",
-	.zap_done = none_zap_done,
 };
 
 static const struct pt_scheme_ops *const schemes[SMM_SCHEME_COUNT] = {
@@ -73,84 +69,81 @@ bool free_empty_pte_table(struct mmu_gather *tlb, uint64_t addr, bool scan)
 {
 	struct smm_mm *mm = tlb->mm;
 	struct smm_pool *pool = mm->pool;
-	struct page *pmd_page, *pte_page;
-	pteval_t e, *pmd, *pmdp;
-	pfn_t victim = NO_PFN;
+	struct page *pmd_page;
+	spinlock_t *ptl;
+	struct pt_walk w;
+	bool freed = false;
 
 #ifdef SMM_DEBUG
 	if (smm_debug_pt_free_hook)
 		smm_debug_pt_free_hook(mm, addr);
 #endif
 	race_point();
-	urcu_memb_read_lock();
-	e = table_read(&mm->pgd[pgd_index(addr)]);
-	if (!(e & _PAGE_PRESENT))
-		goto out;
-	e = table_read(&table_virt(pool, e)[pud_index(addr)]);
-	if (!(e & _PAGE_PRESENT))
-		goto out;
-	pmd = table_virt(pool, e);
-	pmdp = &pmd[pmd_index(addr)];
-	pmd_page = pfn_to_page(pool, pte_pfn(e));
+	if (!pte_offset_map(mm, addr, &w))
+		return false;
+	pmd_page = virt_to_page(pool, w.pmdp);
 	spin_lock_class(&pmd_page->ptl, LC_PMD);
-	e = table_read(pmdp);
-	if (!(atomic_load(&pmd_page->flags) & PG_PT_DEAD) && (e & _PAGE_PRESENT)) {
-		pte_page = pfn_to_page(pool, pte_pfn(e));
-		spin_lock_class(&pte_page->ptl, LC_PTE);
+	/* The PMD table itself may have gone meanwhile (eager frees it). */
+	if (!(atomic_load(&pmd_page->flags) & PG_PT_DEAD) &&
+	    table_read(w.pmdp) == w.pmdval) {
+		ptl = pte_lockptr(pool, w.pmdval);
+		spin_lock_class(ptl, LC_PTE);
 		/*
 		 * The recheck that matters: the caller saw the table empty
 		 * with no lock held; a fault may have filled it since. Only
 		 * under both locks is "empty" final: a fault needs the ptl
 		 * to fill it, and the PMD lock to install a new table.
 		 */
-		if (table_is_empty(table_virt(pool, e), pte_page, scan))
-			victim = unlink_table(mm, pmdp, &mm->nr_ptes);
-		spin_unlock(&pte_page->ptl);
+		if (table_is_empty(table_virt(pool, w.pmdval),
+				   pfn_to_page(pool, pte_pfn(w.pmdval)), scan)) {
+			unlink_table(tlb, w.pmdp);
+			freed = true;
+		}
+		spin_unlock(ptl);
 	}
 	spin_unlock(&pmd_page->ptl);
-out:
-	urcu_memb_read_unlock();
-	if (victim == NO_PFN)
-		return false;
-	atomic_fetch_add(&mm->pt_reclaimed, 1);
-	tlb_remove_table(tlb, victim);
-	return true;
+	pte_unmap(&w);
+	if (freed)
+		atomic_fetch_add(&mm->pt_reclaimed, 1);
+	return freed;
 }
 
+/*
+ * Under page_table_lock the PGD and PUD entries for @addr cannot change,
+ * so the PUD and PMD tables they point at stay linked and need no RCU.
+ */
 void free_empty_upper(struct mmu_gather *tlb, uint64_t addr)
 {
 	struct smm_mm *mm = tlb->mm;
 	struct smm_pool *pool = mm->pool;
 	pteval_t *pgdp = &mm->pgd[pgd_index(addr)], *pudp, e;
 	struct page *pud_page, *pmd_page;
-	pfn_t victims[2] = { NO_PFN, NO_PFN };
+	long freed = 0;
 
-	urcu_memb_read_lock();
 	spin_lock_class(&mm->page_table_lock, LC_PAGE_TABLE);
 	e = table_read(pgdp);
-	if (!(e & _PAGE_PRESENT))
+	if (!pt_entry_table(e))
 		goto out;
 	pud_page = pfn_to_page(pool, pte_pfn(e));
 	pudp = &table_virt(pool, e)[pud_index(addr)];
 	e = table_read(pudp);
-	if (e & _PAGE_PRESENT) {
+	if (pt_entry_table(e)) {
 		pmd_page = pfn_to_page(pool, pte_pfn(e));
 		/* PMD entries change under the PMD table's lock. */
 		spin_lock_class(&pmd_page->ptl, LC_PMD);
-		if (atomic_load(&pmd_page->pt_count) == 0)
-			victims[0] = unlink_table(mm, pudp, &mm->nr_pmds);
+		if (atomic_load(&pmd_page->pt_count) == 0) {
+			unlink_table(tlb, pudp);
+			freed++;
+		}
 		spin_unlock(&pmd_page->ptl);
 	}
 	/* PUD entries change under page_table_lock, which we hold. */
-	if (atomic_load(&pud_page->pt_count) == 0)
-		victims[1] = unlink_table(mm, pgdp, &mm->nr_puds);
+	if (atomic_load(&pud_page->pt_count) == 0) {
+		unlink_table(tlb, pgdp);
+		freed++;
+	}
 out:
 	spin_unlock(&mm->page_table_lock);
-	urcu_memb_read_unlock();
-	for (int i = 0; i < 2; i++) {
-		if (victims[i] != NO_PFN) {
-			atomic_fetch_add(&mm->pt_reclaimed, 1);
-			tlb_remove_table(tlb, victims[i]);
-		}
-	}
+	if (freed)
+		atomic_fetch_add(&mm->pt_reclaimed, freed);
 }

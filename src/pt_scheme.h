@@ -1,13 +1,39 @@
 /*
- * pt_scheme.h - the PTE-table schemes: how a walker keeps a PTE table alive
- * while it uses it, and when an empty table is freed. One small interface,
- * one file per scheme (pt_scheme_*.c); an address space picks its scheme at
- * creation (smm_mm_opts.scheme), so one binary compares them.
+ * pt_scheme.h - the PTE-table schemes: how a walker keeps the page tables
+ * it walks alive, and when empty tables are freed. One interface, one file
+ * per scheme (pt_scheme_*.c); an address space picks its scheme at creation
+ * (smm_mm_opts.scheme), so one binary runs every design side by side.
  *
- * Walkers do not call the ops directly: they use pte_offset_map() /
- * pte_unmap() (semi-locked), pte_offset_map_lock() / pte_unmap_unlock()
- * (locked) from pgtable.h, which dispatch to the mm's scheme. Zaps report
- * each PTE table they finished with to ->zap_done(), which may free it.
+ * Who calls what. Walkers never call a scheme directly. They reach the
+ * tables through the one walk of their class (pagewalk.h):
+ *
+ *   locked       pte_offset_map_lock() .. pte_unmap_unlock()
+ *   semi-locked  pte_offset_map()      .. pte_unmap()
+ *   lockless     pte_offset_lockless() .. pte_lockless_end()
+ *   installing   pte_alloc() (and alloc_level() below it)
+ *   zapping      walk_page_range_vma() with a zap's mm_walk_ops
+ *
+ * and those call the hooks below at the points where the scheme must
+ * protect the walk. The order for a semi-locked or locked walker is
+ *
+ *   [rcu_read_lock if walk_rcu]  read PGD, PUD, PMD entries
+ *   pte_map   use the table   pte_unmap   [rcu_read_unlock]
+ *
+ * without pte_map and pte_unmap if there was no table. A locked walker
+ * takes the table's ptl after pte_map and rechecks under it that the PMD
+ * entry still points at the table (pagewalk.c); it drops the ptl before
+ * pte_unmap.
+ *
+ * A NULL hook does nothing (pte_map: accepts every table). The schemes:
+ *
+ *   none        no walk_rcu, every hook NULL: only munmap and exit free
+ *               tables, under mmap_lock held for write, which no
+ *               semi-locked or locked walker can hold beside them;
+ *               lockless walkers are covered by the TLB shootdown.
+ *   pt-reclaim  walk_rcu: PTE tables are freed under mmap_lock held for
+ *               read, through RCU.
+ *   eager       walk_rcu, which covers the upper levels it frees too, and
+ *               pte_install refuses a parent table that is being freed.
  *
  * Locking: see docs/LOCKING.md, "PTE-table schemes".
  */
@@ -15,6 +41,8 @@
 #define SMM_PT_SCHEME_H
 
 #include "mm.h"
+
+struct pt_walk;
 
 /* Why a range is being zapped: the schemes free tables for some only. */
 enum zap_reason {
@@ -26,23 +54,80 @@ enum zap_reason {
 
 struct pt_scheme_ops {
 	const char *name;
+
 	/*
-	 * Called after a zap of [start, end) — all within the PTE table that
-	 * covers @table_start, which the caller no longer holds locked — for
-	 * @why. May unlink and free the table (and, for some schemes, the
-	 * levels above) through @tlb. Never fails; may do nothing.
+	 * walk_rcu - semi-locked, locked and installing walkers (which hold
+	 * mmap_lock or a VMA lock covering the address, and no page-table
+	 * lock when they start) walk inside an RCU read-side section, from
+	 * before they read the PGD entry until they are done with the
+	 * tables (pte_unmap, or the end of pte_alloc). Set by schemes that
+	 * free tables while such walkers may be on them: the scheme then
+	 * frees tables only through RCU (mmu_gather), so every table the
+	 * walk reaches stays valid memory, possibly unlinked and then
+	 * reading as empty. The walkers do this inline; it costs a few
+	 * instructions, an indirect call would cost more.
 	 */
-	void (*zap_done)(struct mmu_gather *tlb, uint64_t table_start,
-			 uint64_t start, uint64_t end, enum zap_reason why);
+	bool walk_rcu;
+
+	/*
+	 * pte_map - the walk found @w->pmdval, a PMD entry pointing at a PTE
+	 * table, at @w->pmdp. Keep that table (not only its memory) for the
+	 * walker until pte_unmap: what "keep" promises beyond walk_rcu's
+	 * valid memory is the scheme's (a reference, a read lock). Returns
+	 * false to refuse (the table is being freed): the walker then treats
+	 * the range as having no table (and ends its walk). May update
+	 * @w->pmdval if it rereads the entry under its protection.
+	 */
+	bool (*pte_map)(struct pt_walk *w);
+	/* pte_unmap - the walker is done with the table pte_map kept; it
+	 * holds its ptl no longer. */
+	void (*pte_unmap)(struct pt_walk *w);
+
+	/*
+	 * pte_install - an installer holds the lock that guards the entries
+	 * of @parent (page_table_lock for a PGD or PUD table, the PMD
+	 * table's lock for a PMD table) and is about to store, in an empty
+	 * entry of @parent, a pointer to @table: a new, zeroed table of the
+	 * level below. Returns false if it must not, because @parent is
+	 * being freed; the installer then frees @table and walks again from
+	 * the top. The scheme may also set up @table's own state here.
+	 */
+	bool (*pte_install)(struct pt_walk *w, struct page *parent,
+			    struct page *table);
+
+	/*
+	 * lockless_begin / lockless_end - bracket a lockless walk of @w->mm
+	 * (the hardware walk, GUP-fast) by the calling CPU, inside its
+	 * access section (tlb.h). The section already guarantees that no
+	 * table the walk reaches is freed before it ends (every scheme frees
+	 * tables only after a TLB shootdown, which waits for the section);
+	 * a scheme that frees tables otherwise protects them here. Never
+	 * sleep, take a lock that a flusher may hold, or fail.
+	 */
+	void (*lockless_begin)(struct pt_walk *w);
+	void (*lockless_end)(struct pt_walk *w);
+
+	/*
+	 * zap_leave - a zap for @why (or MADV_PAGEOUT's drop) is done with
+	 * the PTE table covering [start, end), which it found at @w->pmdp as
+	 * @w->pmdval, cleared entries of, and no longer holds (no ptl, no
+	 * pte_map). The caller holds mmap_lock (read or write) and no
+	 * page-table lock. The scheme may unlink the table, and levels above,
+	 * and queue them on @tlb; it must recheck under the page-table locks
+	 * whatever it saw without them (a fault may have refilled the
+	 * table). Never fails.
+	 */
+	void (*zap_leave)(struct mmu_gather *tlb, struct pt_walk *w,
+			  uint64_t start, uint64_t end, enum zap_reason why);
 };
 
-extern const struct pt_scheme_ops pt_scheme_none;
-extern const struct pt_scheme_ops pt_scheme_pt_reclaim;
-extern const struct pt_scheme_ops pt_scheme_eager;
+extern __hidden const struct pt_scheme_ops pt_scheme_none;
+extern __hidden const struct pt_scheme_ops pt_scheme_pt_reclaim;
+extern __hidden const struct pt_scheme_ops pt_scheme_eager;
 const struct pt_scheme_ops *pt_scheme_get(int scheme);
 
 /*
- * Helpers the schemes share (pt_scheme.c).
+ * What the schemes share (pt_scheme.c).
  *
  * free_empty_pte_table - unlink the PTE table covering @addr if it holds
  * no entry, rechecking under the PMD-table lock and the table's own ptl
@@ -52,9 +137,9 @@ const struct pt_scheme_ops *pt_scheme_get(int scheme);
  * @addr if it is now empty, then the PUD table if that is.
  */
 bool free_empty_pte_table(struct mmu_gather *tlb, uint64_t addr, bool scan);
+void free_empty_upper(struct mmu_gather *tlb, uint64_t addr);
 #ifdef SMM_DEBUG
 extern void (*smm_debug_pt_free_hook)(struct smm_mm *mm, uint64_t addr);
 #endif
-void free_empty_upper(struct mmu_gather *tlb, uint64_t addr);
 
 #endif

@@ -6,33 +6,44 @@
  * and then the PMD and PUD tables above if they became empty too.
  * Emptiness is the table's count of non-none entries: O(1), no scan.
  *
+ * Walkers: semi-locked and locked walkers walk under the RCU read lock,
+ * from the PGD down (upper levels are freed too); installers refuse a
+ * parent table marked dead. Lockless walkers need only their access
+ * section.
+ *
  * Locking: as free_empty_pte_table() and free_empty_upper() in
  * pt_scheme.c; the count is read without a lock first (a cheap filter)
  * and decided again under the locks.
  */
-#include "pt_scheme.h"
+#include "pagewalk.h"
 
-static void eager_zap_done(struct mmu_gather *tlb, uint64_t table_start,
-			   uint64_t start, uint64_t end, enum zap_reason why)
+static bool eager_pte_install(struct pt_walk *w, struct page *parent,
+			      struct page *table)
 {
-	struct smm_mm *mm = tlb->mm;
-	pteval_t *pte;
-	pfn_t pfn;
-	bool empty;
+	return !(atomic_load(&parent->flags) & PG_PT_DEAD);
+}
+
+static void eager_zap_leave(struct mmu_gather *tlb, struct pt_walk *w,
+			    uint64_t start, uint64_t end, enum zap_reason why)
+{
+	struct page *table = pfn_to_page(tlb->mm->pool, pte_pfn(w->pmdval));
 
 	if (why == ZAP_EXIT)
 		return;		/* free_all_pgtables() follows */
-	pte = pte_offset_map(mm, table_start, &pfn);
-	if (!pte)
+	/*
+	 * The table is no longer ours: its page's metadata is still valid
+	 * memory, but the count may be stale or even another page's. It is
+	 * only a filter; free_empty_pte_table() decides under the locks.
+	 */
+	if (atomic_load_explicit(&table->pt_count, memory_order_relaxed))
 		return;
-	empty = atomic_load_explicit(&pfn_to_page(mm->pool, pfn)->pt_count,
-				     memory_order_relaxed) == 0;
-	pte_unmap(pte);
-	if (empty && free_empty_pte_table(tlb, table_start, false))
-		free_empty_upper(tlb, table_start);
+	if (free_empty_pte_table(tlb, start, false))
+		free_empty_upper(tlb, start);
 }
 
 const struct pt_scheme_ops pt_scheme_eager = {
 	.name = "eager",
-	.zap_done = eager_zap_done,
+	.walk_rcu = true,
+	.pte_install = eager_pte_install,
+	.zap_leave = eager_zap_leave,
 };

@@ -10,7 +10,7 @@
  */
 #include <errno.h>
 #include <string.h>
-#include "tlb.h"
+#include "pagewalk.h"
 #include "fault.h"
 
 /*
@@ -22,43 +22,28 @@
 static uintptr_t hw_walk(struct smm_cpu *cpu, struct smm_mm *mm,
 			 uint64_t addr, bool write)
 {
-	struct smm_pool *pool = mm->pool;
-	pteval_t e, *ptep, *table = mm->pgd;
 	pteval_t want = _PAGE_ACCESSED | (write ? _PAGE_DIRTY : 0);
-	static const int shift[3] = { PGDIR_SHIFT, PUD_SHIFT, PMD_SHIFT };
-	uintptr_t host;
+	struct pt_walk w;
+	pteval_t e, *ptep;
+	uintptr_t host = 0;
 
-	for (int l = 0; l < 3; l++) {
-		e = table_read(&table[(addr >> shift[l]) & 511]);
-		if (!(e & _PAGE_PRESENT))
-			return 0;
-		if (unlikely(pte_pfn(e) >= pool->nr_frames)) {
-			fprintf(stderr, "softmm: walk of %#llx read a corrupt or "
-				"poisoned table entry %#llx\n",
-				(unsigned long long)addr, (unsigned long long)e);
-			BUG_ON(1);
-		}
-		table = table_virt(pool, e);
-		race_point();
-	}
-	ptep = &table[pte_index(addr)];
+	ptep = pte_offset_lockless(mm, addr, &w);
+	if (!ptep)
+		return 0;
 	e = table_read(ptep);	/* acquire: see the page's contents */
 	do {
 		if (!(e & _PAGE_PRESENT) || (write && !(e & _PAGE_RW)))
-			return 0;
+			goto out;
 		if ((e & want) == want)
 			break;
 	} while (!__atomic_compare_exchange_n(ptep, &e, e | want, false,
 					      __ATOMIC_ACQUIRE, __ATOMIC_ACQUIRE));
-	if (unlikely(pte_pfn(e) >= pool->nr_frames)) {
-		fprintf(stderr, "softmm: walk of %#llx read a corrupt or "
-			"poisoned entry %#llx\n", (unsigned long long)addr,
-			(unsigned long long)e);
-		BUG_ON(1);
-	}
-	host = (uintptr_t)pfn_to_virt(pool, pte_pfn(e));
+	check_table_entry(&w, e);
+	host = (uintptr_t)pfn_to_virt(mm->pool, pte_pfn(e));
 	tlb_fill(cpu, addr, host, ((e | want) & (_PAGE_RW | _PAGE_DIRTY)) ==
 				  (_PAGE_RW | _PAGE_DIRTY));
+out:
+	pte_lockless_end(&w);
 	return host;
 }
 
@@ -109,10 +94,12 @@ static void guest_copy(uint8_t *h, uint8_t *p, int byte, size_t n, int kind)
 
 /*
  * Copy between the CPU's address space and @buf (or fill with @byte),
- * page by page, each page inside its own access section.
+ * page by page, each page inside its own access section. Out of line: the
+ * TLB-hit path of smm_read/smm_write must not pay for its registers.
  */
-static int user_access(struct smm_cpu *cpu, uint64_t addr, void *buf,
-		       int byte, size_t len, int kind, uint64_t *fault_addr)
+static __attribute__((noinline)) int
+user_access(struct smm_cpu *cpu, uint64_t addr, void *buf, int byte,
+	    size_t len, int kind, uint64_t *fault_addr)
 {
 	struct smm_mm *mm = cpu->mm;
 	bool write = kind != ACC_READ;

@@ -1,92 +1,64 @@
 /*
  * zap.c - clearing and changing ranges of page-table entries: zapping
  * (munmap, MADV_DONTNEED), unmap_region() with free_pgtables(),
- * MADV_FREE's cleaning, and mprotect's change_protection().
+ * MADV_FREE's cleaning, MADV_PAGEOUT's drop and mprotect's
+ * change_protection(). Each is a pte_entry callback of the range iterator
+ * (pagewalk.c), which owns the loop over tables and entries.
  *
  * Locking: callers hold mmap_lock (write for unmap_region and
  * change_protection, read for madvise); each PTE table is changed under
- * its ptl; freed pages and tables go through the caller's mmu_gather.
+ * its ptl (the iterator's locked walk); freed pages and tables go through
+ * the caller's mmu_gather.
  */
-#include "mm.h"
-#include "pt_scheme.h"
+#include "pagewalk.h"
 #include "gup.h"
 
-/*
- * Zap [addr, end) within one PTE table. Returns where it stopped: @end, or
- * earlier when the gather's batch filled up and must be flushed (which may
- * not happen under the ptl).
- */
-static uint64_t zap_pte_range(struct mmu_gather *tlb, uint64_t addr,
-			      uint64_t end, bool *had_table)
+static inline __attribute__((always_inline)) int
+zap_pte_entry(struct mm_walk *walk, pteval_t *ptep, pteval_t pte,
+			 uint64_t addr)
 {
-	struct smm_mm *mm = tlb->mm;
-	struct smm_pool *pool = mm->pool;
-	spinlock_t *ptl;
-	pteval_t *pte = pte_offset_map_lock(mm, addr, &ptl);
-	long rss = 0, zero = 0;
-	int cleared = 0;
+	struct smm_pool *pool = walk->mm->pool;
+	pfn_t pfn;
 
-	if (!pte)
-		return end;
-	*had_table = true;
-	for (; addr < end; addr += PAGE_SIZE) {
-		pteval_t *ptep = &pte[pte_index(addr)];
-		pteval_t e;
-		pfn_t pfn;
-
-		if (pte_none(pte_read(ptep)))
-			continue;
-		/* xchg: the hardware walk may set A/D bits until it is gone */
-		e = pte_xchg(ptep, 0);
-		tlb->need_flush = true;
-		cleared++;
-		pfn = pte_pfn(e);
-		if (is_zero_pfn(pool, pfn)) {
-			zero++;
-			continue;
-		}
-		atomic_fetch_sub(&pfn_to_page(pool, pfn)->mapcount, 1);
-		rss++;
-		if (tlb_remove_page(tlb, pfn)) {
-			addr += PAGE_SIZE;
-			break;
-		}
+	/* xchg: the hardware walk may set A/D bits until it is gone */
+	pte = ptep_get_and_clear(walk->mm, ptep);
+	walk->tlb->need_flush = true;
+	walk->nr_cleared++;
+	pfn = pte_pfn(pte);
+	if (is_zero_pfn(pool, pfn)) {
+		walk->zero--;
+		return WALK_CONTINUE;
 	}
-	pte_table_sub(pool, pte, cleared);
-	pte_unmap_unlock(ptl);
-	stripe_add(mm->ctr, MC_RSS, -rss);
-	stripe_add(mm->ctr, MC_ZERO, -zero);
-	return addr;
+	atomic_fetch_sub(&pfn_to_page(pool, pfn)->mapcount, 1);
+	walk->rss--;
+	return tlb_remove_page(walk->tlb, pfn) ? WALK_FLUSH : WALK_CONTINUE;
 }
 
-/*
- * Zap [start, end) of @vma, table by table; the scheme hears about each
- * table once this zap is done with it (and may free it: @why says what
- * kind of zap this is).
- */
+/* A zap is done with a table: the scheme may free it (zap_leave). */
+static void zap_table_done(struct mm_walk *walk, uint64_t start, uint64_t end)
+{
+	const struct pt_scheme_ops *ops = walk->mm->pt_ops;
+
+	if (ops->zap_leave)
+		ops->zap_leave(walk->tlb, &walk->pt, start, end, walk->zap);
+}
+
+static const struct mm_walk_ops zap_walk_ops = {
+	.pte_entry = zap_pte_entry,
+	.pte_table_done = zap_table_done,
+};
+
 void zap_page_range(struct mmu_gather *tlb, struct vm_area_struct *vma,
 		    uint64_t start, uint64_t end, int why)
 {
-	const struct pt_scheme_ops *ops = pt_scheme_get(tlb->mm->scheme);
-	uint64_t addr = start, next, tstart;
+	struct mm_walk walk = {
+		.mm = tlb->mm,
+		.vma = vma,
+		.tlb = tlb,
+		.zap = (enum zap_reason)why,
+	};
 
-	mmap_assert_locked(tlb->mm);
-	while (addr < end) {
-		bool had_table = false;
-
-		tstart = addr;
-		next = pmd_addr_end(addr, end);
-		while (addr < next) {
-			addr = zap_pte_range(tlb, addr, next, &had_table);
-			/* Batch full (maybe on the table's last page): flush. */
-			if (tlb->nr_pages == GATHER_BATCH)
-				tlb_flush_mmu(tlb);
-		}
-		/* No table, nothing for the scheme to free. */
-		if (had_table)
-			ops->zap_done(tlb, tstart & PMD_MASK, tstart, next,
-				      (enum zap_reason)why);
-	}
+	walk_page_range_vma(&walk, &zap_walk_ops, start, end);
 }
 
 /*
@@ -134,45 +106,43 @@ void unmap_region(struct smm_mm *mm, struct vm_area_struct *first,
 /*
  * MADV_FREE: mark each anonymous page lazily freeable and clean, so that
  * reclaim may drop it unless it is written again (the walk sets the dirty
- * bit then). Contents stay until such a drop. Zero-page entries and holes
- * are left alone.
+ * bit then). Contents stay until such a drop. Zero-page entries are left
+ * alone.
  */
+static inline __attribute__((always_inline)) int
+free_pte_entry(struct mm_walk *walk, pteval_t *ptep, pteval_t pte,
+			  uint64_t addr)
+{
+	struct smm_pool *pool = walk->mm->pool;
+	struct page *page;
+
+	if (!pte_present(pte) || is_zero_pfn(pool, pte_pfn(pte)))
+		return WALK_CONTINUE;
+	page = pfn_to_page(pool, pte_pfn(pte));
+	if (atomic_load(&page->mapcount) != 1)
+		return WALK_CONTINUE;
+	if (pte & (_PAGE_DIRTY | _PAGE_ACCESSED)) {
+		pte = ptep_get_and_clear(walk->mm, ptep);
+		set_pte(walk->mm, ptep, pte & ~(_PAGE_DIRTY | _PAGE_ACCESSED));
+		walk->tlb->need_flush = true;
+	}
+	atomic_fetch_and(&page->flags, ~(unsigned int)PG_DIRTY);
+	atomic_fetch_or(&page->flags, PG_LAZYFREE);
+	return WALK_CONTINUE;
+}
+
+static const struct mm_walk_ops free_walk_ops = {
+	.pte_entry = free_pte_entry,
+};
+
 void madvise_free_range(struct mmu_gather *tlb, struct vm_area_struct *vma,
 			uint64_t start, uint64_t end)
 {
-	struct smm_mm *mm = tlb->mm;
-	struct smm_pool *pool = mm->pool;
-	uint64_t addr = start, next;
+	struct mm_walk walk = {
+		.mm = tlb->mm, .vma = vma, .tlb = tlb,
+	};
 
-	mmap_assert_locked(mm);
-	for (; addr < end; addr = next) {
-		spinlock_t *ptl;
-		pteval_t *pte;
-
-		next = pmd_addr_end(addr, end);
-		pte = pte_offset_map_lock(mm, addr, &ptl);
-		if (!pte)
-			continue;
-		for (uint64_t a = addr; a < next; a += PAGE_SIZE) {
-			pteval_t *ptep = &pte[pte_index(a)];
-			pteval_t e = pte_read(ptep);
-			struct page *page;
-
-			if (!pte_present(e) || is_zero_pfn(pool, pte_pfn(e)))
-				continue;
-			page = pfn_to_page(pool, pte_pfn(e));
-			if (atomic_load(&page->mapcount) != 1)
-				continue;
-			if (e & (_PAGE_DIRTY | _PAGE_ACCESSED)) {
-				e = pte_xchg(ptep, 0);
-				pte_write(ptep, e & ~(_PAGE_DIRTY | _PAGE_ACCESSED));
-				tlb->need_flush = true;
-			}
-			atomic_fetch_and(&page->flags, ~(unsigned int)PG_DIRTY);
-			atomic_fetch_or(&page->flags, PG_LAZYFREE);
-		}
-		pte_unmap_unlock(ptl);
-	}
+	walk_page_range_vma(&walk, &free_walk_ops, start, end);
 }
 
 /*
@@ -182,56 +152,49 @@ void madvise_free_range(struct mmu_gather *tlb, struct vm_area_struct *vma,
  * exchange returned: a store that set it meanwhile wins, and the entry is
  * put back. Each table is then offered to the scheme (ZAP_PAGEOUT).
  */
+static inline __attribute__((always_inline)) int
+pageout_pte_entry(struct mm_walk *walk, pteval_t *ptep, pteval_t pte,
+			     uint64_t addr)
+{
+	struct smm_pool *pool = walk->mm->pool;
+	struct page *page;
+	unsigned int fl;
+
+	if (!pte_present(pte) || is_zero_pfn(pool, pte_pfn(pte)) ||
+	    (pte & _PAGE_DIRTY))
+		return WALK_CONTINUE;
+	page = pfn_to_page(pool, pte_pfn(pte));
+	fl = atomic_load(&page->flags);
+	if (!(fl & PG_LAZYFREE) || (fl & PG_DIRTY) ||
+	    atomic_load(&page->mapcount) != 1 ||
+	    atomic_load(&page->refcount) >= GUP_PIN_COUNTING_BIAS)
+		return WALK_CONTINUE;
+	pte = ptep_get_and_clear(walk->mm, ptep);
+	if (pte & _PAGE_DIRTY) {		/* written meanwhile */
+		set_pte(walk->mm, ptep, pte);
+		return WALK_CONTINUE;
+	}
+	walk->tlb->need_flush = true;
+	atomic_fetch_sub(&page->mapcount, 1);
+	walk->nr_cleared++;
+	walk->rss--;
+	return tlb_remove_page(walk->tlb, pte_pfn(pte)) ? WALK_FLUSH : WALK_CONTINUE;
+}
+
+static const struct mm_walk_ops pageout_walk_ops = {
+	.pte_entry = pageout_pte_entry,
+	.pte_table_done = zap_table_done,
+};
+
 void pageout_range(struct mmu_gather *tlb, struct vm_area_struct *vma,
 		   uint64_t start, uint64_t end)
 {
-	const struct pt_scheme_ops *ops = pt_scheme_get(tlb->mm->scheme);
-	struct smm_mm *mm = tlb->mm;
-	struct smm_pool *pool = mm->pool;
-	uint64_t addr, next;
+	struct mm_walk walk = {
+		.mm = tlb->mm, .vma = vma, .tlb = tlb,
+		.zap = ZAP_PAGEOUT,
+	};
 
-	mmap_assert_locked(mm);
-	for (addr = start; addr < end; addr = next) {
-		spinlock_t *ptl;
-		pteval_t *pte;
-		long dropped = 0;
-
-		next = pmd_addr_end(addr, end);
-		if (tlb->nr_pages > GATHER_BATCH - PTRS_PER_TABLE)
-			tlb_flush_mmu(tlb);
-		pte = pte_offset_map_lock(mm, addr, &ptl);
-		if (!pte)
-			continue;
-		for (uint64_t a = addr; a < next; a += PAGE_SIZE) {
-			pteval_t *ptep = &pte[pte_index(a)];
-			pteval_t e = pte_read(ptep);
-			struct page *page;
-			unsigned int fl;
-
-			if (!pte_present(e) || is_zero_pfn(pool, pte_pfn(e)) ||
-			    (e & _PAGE_DIRTY))
-				continue;
-			page = pfn_to_page(pool, pte_pfn(e));
-			fl = atomic_load(&page->flags);
-			if (!(fl & PG_LAZYFREE) || (fl & PG_DIRTY) ||
-			    atomic_load(&page->mapcount) != 1 ||
-			    atomic_load(&page->refcount) >= GUP_PIN_COUNTING_BIAS)
-				continue;
-			e = pte_xchg(ptep, 0);
-			if (e & _PAGE_DIRTY) {		/* written meanwhile */
-				pte_write(ptep, e);
-				continue;
-			}
-			tlb->need_flush = true;
-			atomic_fetch_sub(&page->mapcount, 1);
-			dropped++;
-			tlb_remove_page(tlb, pte_pfn(e));
-		}
-		pte_table_sub(pool, pte, (int)dropped);
-		pte_unmap_unlock(ptl);
-		stripe_add(mm->ctr, MC_RSS, -dropped);
-		ops->zap_done(tlb, addr & PMD_MASK, addr, next, ZAP_PAGEOUT);
-	}
+	walk_page_range_vma(&walk, &pageout_walk_ops, start, end);
 }
 
 /*
@@ -240,44 +203,44 @@ void pageout_range(struct mmu_gather *tlb, struct vm_area_struct *vma,
  * as x86 does); write permission is granted at once to anonymous pages,
  * never to the zero page, which must be copied on write.
  */
+static inline __attribute__((always_inline)) int
+change_pte_entry(struct mm_walk *walk, pteval_t *ptep, pteval_t old,
+			    uint64_t addr)
+{
+	unsigned long newflags = *(unsigned long *)walk->private;
+	bool none = !(newflags & VM_ACCESS_FLAGS);
+	pteval_t new;
+
+	if (!pte_mapped(old))
+		return WALK_CONTINUE;
+	old = ptep_get_and_clear(walk->mm, ptep);	/* collect A/D */
+	if (none) {
+		new = (old & ~(_PAGE_PRESENT | _PAGE_RW)) | _PAGE_PROTNONE;
+	} else {
+		new = (old | _PAGE_PRESENT) & ~(_PAGE_PROTNONE | _PAGE_RW);
+		if ((newflags & VM_WRITE) && !is_zero_pfn(walk->mm->pool, pte_pfn(old)))
+			new |= _PAGE_RW;
+	}
+	set_pte(walk->mm, ptep, new);
+	if ((old & _PAGE_PRESENT) &&
+	    (!(new & _PAGE_PRESENT) || ((old & _PAGE_RW) && !(new & _PAGE_RW))))
+		walk->tlb->need_flush = true;
+	return WALK_CONTINUE;
+}
+
+static const struct mm_walk_ops change_walk_ops = {
+	.pte_entry = change_pte_entry,
+};
+
 int change_protection(struct mmu_gather *tlb, struct vm_area_struct *vma,
 		      uint64_t start, uint64_t end, unsigned long newflags)
 {
-	struct smm_mm *mm = tlb->mm;
-	struct smm_pool *pool = mm->pool;
-	bool none = !(newflags & VM_ACCESS_FLAGS);
-	bool write = newflags & VM_WRITE;
-	uint64_t addr, next;
+	struct mm_walk walk = {
+		.mm = tlb->mm, .vma = vma, .tlb = tlb,
+		.private = &newflags,
+	};
 
-	mmap_assert_write_locked(mm);
-	for (addr = start; addr < end; addr = next) {
-		spinlock_t *ptl;
-		pteval_t *pte;
-
-		next = pmd_addr_end(addr, end);
-		pte = pte_offset_map_lock(mm, addr, &ptl);
-		if (!pte)
-			continue;
-		for (uint64_t a = addr; a < next; a += PAGE_SIZE) {
-			pteval_t *ptep = &pte[pte_index(a)];
-			pteval_t old = pte_read(ptep), new;
-
-			if (!pte_mapped(old))
-				continue;
-			old = pte_xchg(ptep, 0);	/* collect A/D */
-			if (none) {
-				new = (old & ~(_PAGE_PRESENT | _PAGE_RW)) | _PAGE_PROTNONE;
-			} else {
-				new = (old | _PAGE_PRESENT) & ~(_PAGE_PROTNONE | _PAGE_RW);
-				if (write && !is_zero_pfn(pool, pte_pfn(old)))
-					new |= _PAGE_RW;
-			}
-			pte_write(ptep, new);
-			if ((old & _PAGE_PRESENT) &&
-			    (!(new & _PAGE_PRESENT) || ((old & _PAGE_RW) && !(new & _PAGE_RW))))
-				tlb->need_flush = true;
-		}
-		pte_unmap_unlock(ptl);
-	}
+	mmap_assert_write_locked(tlb->mm);
+	walk_page_range_vma(&walk, &change_walk_ops, start, end);
 	return 0;
 }

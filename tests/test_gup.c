@@ -24,6 +24,7 @@
 #include <stdatomic.h>
 
 #include "gup.h"
+#include "pagewalk.h"
 
 #define PIN_FAST(a, n, f, p) smm_pin_user_pages_fast(e->cpu, (a), (n), (f), (p))
 #define PIN(a, n, f, p) smm_pin_user_pages(e->mm, (a), (n), (f), (p))
@@ -380,17 +381,17 @@ static void gup_hook(struct smm_mm *mm, uint64_t addr, pteval_t *pmdp,
 	switch (hook_mode) {
 	case H_PTE_ACCESSED:	/* same page, another value */
 		hook_saved = pte_read(ptep);
-		pte_write(ptep, hook_saved & ~_PAGE_ACCESSED);
+		__pte_write(ptep, hook_saved & ~_PAGE_ACCESSED);
 		break;
 	case H_PTE_CLEAR:	/* as a zap would, before its flush */
-		hook_saved = pte_xchg(ptep, 0);
+		hook_saved = __pte_xchg(ptep, 0);
 		break;
 	case H_PTE_OTHER:	/* another page mapped there */
-		hook_saved = pte_xchg(ptep, hook_other);
+		hook_saved = __pte_xchg(ptep, hook_other);
 		break;
 	case H_PMD:
 		hook_saved = table_read(pmdp);
-		pte_write(pmdp, hook_saved & ~_PAGE_ACCESSED);
+		__pte_write(pmdp, hook_saved & ~_PAGE_ACCESSED);
 		break;
 	}
 }
@@ -419,9 +420,9 @@ static void test_recheck(void **state)
 		expect_pins(e, 0, 0);
 		/* repair what the hook did */
 		if (mode == H_PMD)
-			pte_write(hook_pmdp, hook_saved);
+			__pte_write(hook_pmdp, hook_saved);
 		else
-			pte_write(hook_ptep, hook_saved);
+			__pte_write(hook_ptep, hook_saved);
 	}
 	/* a change at the third page: the first two are pinned */
 	hook_mode = H_PTE_ACCESSED;
@@ -433,7 +434,7 @@ static void test_recheck(void **state)
 	assert_int_equal(refcount(first), 1025);
 	expect_pins(e, 2, 0);
 	smm_unpin_user_pages(p, 2);
-	pte_write(hook_ptep, hook_saved);
+	__pte_write(hook_ptep, hook_saved);
 	/* with the fallback: the slow path takes what the fast one left, the
 	 * page mapped there now */
 	hook_mode = H_PTE_ACCESSED;
@@ -443,28 +444,31 @@ static void test_recheck(void **state)
 	assert_ptr_equal(p[0], first);
 	assert_int_equal(refcount(first), 1025);
 	smm_unpin_user_pages(p, 4);
-	pte_write(hook_ptep, hook_saved);
+	__pte_write(hook_ptep, hook_saved);
 	/* a plain get backs off the same way */
 	hook_calls = 0;
 	assert_int_equal(gup_fast_only(e->cpu, TA, 1, SMM_FOLL_GET, p), 0);
 	assert_int_equal(refcount(first), 1);
-	pte_write(hook_ptep, hook_saved);
+	__pte_write(hook_ptep, hook_saved);
 	/* the PTE replaced by one of another page: never the old page */
 	hook_mode = H_PTE_OTHER;
 	hook_calls = 0;
 	hook_at = 0;
 	{
-		spinlock_t *ptl;
-		pteval_t *pte = pte_offset_map_lock(e->mm, TA + 3 * PG, &ptl);
+		struct pt_walk w;
+		pteval_t *ptep;
 
-		assert_non_null(pte);
-		hook_other = pte_read(&pte[pte_index(TA + 3 * PG)]);
-		pte_unmap_unlock(ptl);
+		mmap_read_lock(e->mm);
+		ptep = pte_offset_map_lock(e->mm, TA + 3 * PG, &w);
+		assert_non_null(ptep);
+		hook_other = pte_read(ptep);
+		pte_unmap_unlock(&w);
+		mmap_read_unlock(e->mm);
 	}
 	assert_int_equal(gup_fast_only(e->cpu, TA, 1, SMM_FOLL_PIN, p), 0);
 	assert_int_equal(refcount(first), 1);
 	smm_debug_gup_fast_hook = NULL;
-	pte_write(hook_ptep, hook_saved);
+	__pte_write(hook_ptep, hook_saved);
 	expect_pins(e, 6, 6);
 	check_pat(e->cpu, TA, 4 * PG, 5);
 	assert_int_equal(smm_mm_verify(e->mm), 0);

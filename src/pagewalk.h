@@ -1,0 +1,340 @@
+/*
+ * pagewalk.h - the one walk from the PGD down to a PTE table, one entry
+ * point per walker class, and the range iterator (walk_page_range_vma)
+ * that zap, MADV_FREE, MADV_PAGEOUT and mprotect are built on.
+ *
+ * The walker classes (Jason Gunthorpe's, refined by David Hildenbrand):
+ *
+ *   locked       mmap_lock or a VMA lock, and the PTE table's ptl:
+ *                pte_offset_map_lock() .. pte_unmap_unlock(). Faults
+ *                installing a PTE, zap, mprotect, MADV_FREE, slow GUP.
+ *   semi-locked  mmap_lock or a VMA lock, no ptl: pte_offset_map() ..
+ *                pte_unmap(). mincore, populate's peek, the schemes'
+ *                reclaim helpers. The table may be unlinked while mapped;
+ *                it then stays valid memory and reads as empty.
+ *   lockless     nothing but the calling CPU's access section:
+ *                pte_offset_lockless() .. pte_lockless_end(). The
+ *                hardware walk, GUP-fast.
+ *
+ * All of them go from the PGD to the PMD entry through walk_to_pmd(), and
+ * call the mm's scheme (pt_scheme.h) where it must protect them. Only
+ * walkers holding mmap_lock for write may walk outside VMAs.
+ *
+ * State: a struct pt_walk on the walker's stack; no locks of its own.
+ */
+#ifndef SMM_PAGEWALK_H
+#define SMM_PAGEWALK_H
+
+#include "pt_scheme.h"
+#include "tlb.h"
+
+/* One walk's position and what it holds. */
+struct pt_walk {
+	struct smm_mm *mm;
+	uint64_t addr;
+	pteval_t *pmdp;		/* the PMD entry for @addr, once reached */
+	pteval_t pmdval;	/* its value when the PTE table was mapped */
+	spinlock_t *ptl;	/* the PTE table's lock, while held */
+};
+
+void pt_bad_entry(struct pt_walk *w, pteval_t e) __attribute__((noreturn));
+
+/*
+ * mm->pt_flags: what the walkers must do for the mm's scheme, read off its
+ * ops once at creation, so that a walk tests one word of the mm it already
+ * has in cache instead of loading the ops.
+ */
+#define PTF_WALK_RCU	0x1	/* ops->walk_rcu */
+#define PTF_LOCKLESS	0x2	/* ops->lockless_begin or lockless_end */
+#define PTF_PTE_MAP	0x4	/* ops->pte_map or pte_unmap */
+static inline unsigned int pt_scheme_flags(const struct pt_scheme_ops *ops)
+{
+	return (ops->walk_rcu ? PTF_WALK_RCU : 0) |
+	       (ops->lockless_begin || ops->lockless_end ? PTF_LOCKLESS : 0) |
+	       (ops->pte_map || ops->pte_unmap ? PTF_PTE_MAP : 0);
+}
+
+/* The start and end of a semi-locked, locked or installing walk. */
+static inline __attribute__((always_inline)) void pt_walk_begin(struct smm_mm *mm)
+{
+	if (mm->pt_flags & PTF_WALK_RCU)
+		urcu_memb_read_lock();
+}
+
+static inline __attribute__((always_inline)) void pt_walk_end(struct smm_mm *mm)
+{
+	if (mm->pt_flags & PTF_WALK_RCU)
+		urcu_memb_read_unlock();
+}
+
+/*
+ * A table entry must point into the pool; a poisoned or corrupt table
+ * does not (a use after free, reported at once). Lockless walkers check
+ * always: they are the ones a table freed too early would hurt first.
+ * Walkers under locks check in debug builds.
+ */
+static inline void check_table_entry(struct pt_walk *w, pteval_t e)
+{
+	if (unlikely(pte_pfn(e) >= w->mm->pool->nr_frames))
+		pt_bad_entry(w, e);
+}
+#ifdef SMM_DEBUG
+#define check_locked_entry(w, e) check_table_entry(w, e)
+#else
+#define check_locked_entry(w, e) do { } while (0)
+#endif
+
+/*
+ * The one walk: from the PGD to the PMD entry for @w->addr. Without @alloc
+ * it returns NULL if a level is missing; with it (installing walkers, under
+ * mmap_lock or a VMA lock) it installs missing levels and returns NULL only
+ * with *@err set (-ENOMEM, or -EAGAIN: walk again). The caller's class keeps
+ * the tables it passes through valid memory; @lockless says it is the
+ * lockless class.
+ */
+static inline __attribute__((always_inline)) pteval_t *
+__walk_to_pmd(struct pt_walk *w, bool lockless, bool alloc, int *err)
+{
+	/*
+	 * Locals: the acquire loads order memory, so the compiler would
+	 * reload anything it read through @w or the mm at every level.
+	 */
+	struct smm_mm *mm = w->mm;
+	uint8_t *base = mm->pool->base;
+	uint64_t addr = w->addr;
+	pteval_t *table = mm->pgd, *entryp, e;
+
+	for (int level = 4; level > 2; level--) {
+		entryp = &table[(addr >> (PAGE_SHIFT + 9 * (level - 1))) & 511];
+		e = table_read(entryp);
+		if (unlikely(!pt_entry_table(e))) {
+			if (!alloc)
+				return NULL;
+			*err = alloc_level(w, entryp, level - 1, &e);
+			if (*err)
+				return NULL;
+		}
+		if (lockless)
+			check_table_entry(w, e);
+		else
+			check_locked_entry(w, e);
+		table = (pteval_t *)(base + (e & PTE_PFN_MASK));
+		race_point();
+	}
+	return &table[pmd_index(addr)];
+}
+
+static inline __attribute__((always_inline)) pteval_t *walk_to_pmd(struct pt_walk *w)
+{
+	return __walk_to_pmd(w, false, false, NULL);
+}
+
+/* The entry for @addr in the PTE table the PMD entry @pmdval points at. */
+static inline pteval_t *pt_walk_pte(struct smm_mm *mm, pteval_t pmdval, uint64_t addr)
+{
+	return (pteval_t *)(mm->pool->base + (pmdval & PTE_PFN_MASK)) + pte_index(addr);
+}
+
+static inline __attribute__((always_inline)) void pte_lockless_end(struct pt_walk *w)
+{
+	struct smm_mm *mm = w->mm;
+
+	if (unlikely(mm->pt_flags & PTF_LOCKLESS) && mm->pt_ops->lockless_end)
+		mm->pt_ops->lockless_end(w);
+}
+
+/*
+ * pte_offset_lockless - lockless walkers, inside the calling CPU's access
+ * section on @mm: the entry for @addr in its PTE table, or NULL if there
+ * is no table (nothing to end then). The table stays valid memory until
+ * pte_lockless_end(), which must come before the section ends; its
+ * entries may change at any time (read them with table_read() and recheck
+ * whatever a decision depends on).
+ */
+static inline __attribute__((always_inline)) pteval_t *
+pte_offset_lockless(struct smm_mm *mm, uint64_t addr, struct pt_walk *w)
+{
+	pteval_t *pmdp, pmdval;
+
+	VM_BUG_ON(!in_access_section());
+	w->mm = mm;
+	w->addr = addr;
+	if (unlikely(mm->pt_flags & PTF_LOCKLESS) && mm->pt_ops->lockless_begin)
+		mm->pt_ops->lockless_begin(w);
+	w->pmdp = pmdp = __walk_to_pmd(w, true, false, NULL);
+	if (likely(pmdp)) {
+		w->pmdval = pmdval = table_read(pmdp);
+		if (likely(pt_entry_table(pmdval))) {
+			check_table_entry(w, pmdval);
+			return pt_walk_pte(mm, pmdval, addr);
+		}
+	}
+	pte_lockless_end(w);
+	return NULL;
+}
+
+/*
+ * pte_offset_map - semi-locked walkers, holding mmap_lock or a VMA lock
+ * covering @addr: the entry for @addr in its PTE table, mapped (the scheme
+ * keeps the table valid memory) until pte_unmap(); or NULL if there is no
+ * table, or the scheme refused one being freed. Entries may change under a
+ * semi-locked walker; the table may even be unlinked, and then reads as
+ * empty.
+ */
+pteval_t *pte_offset_map(struct smm_mm *mm, uint64_t addr, struct pt_walk *w);
+
+static inline __attribute__((always_inline)) void pte_unmap(struct pt_walk *w)
+{
+	struct smm_mm *mm = w->mm;
+	unsigned int flags = mm->pt_flags;
+
+	VM_BUG_ON(w->ptl);
+	if (unlikely(flags & PTF_PTE_MAP) && mm->pt_ops->pte_unmap)
+		mm->pt_ops->pte_unmap(w);
+	if (flags & PTF_WALK_RCU)
+		urcu_memb_read_unlock();
+}
+
+/*
+ * pte_offset_map_lock - locked walkers: as pte_offset_map(), and with the
+ * table's ptl held (@w->ptl), rechecked after taking it that the PMD entry
+ * still points at the table (retrying if not), so that the table stays
+ * linked, and its entries change only under our hands, until
+ * pte_unmap_unlock(). NULL if there is no table.
+ */
+pteval_t *pte_offset_map_lock(struct smm_mm *mm, uint64_t addr, struct pt_walk *w);
+
+static inline __attribute__((always_inline)) void pte_unmap_unlock(struct pt_walk *w)
+{
+	spin_unlock(w->ptl);
+#ifdef SMM_DEBUG
+	w->ptl = NULL;	/* for pte_unmap()'s check */
+#endif
+	pte_unmap(w);
+}
+
+/* ---- the range iterator ---- */
+
+struct mm_walk;
+
+/* What pte_entry returns. */
+enum {
+	WALK_CONTINUE,
+	/* Drop the ptl, flush the walk's mmu_gather, go on with the next
+	 * entry (the gather's page batch is full). */
+	WALK_FLUSH,
+};
+
+struct mm_walk_ops {
+	/*
+	 * pte_entry - one entry of the range that is not none, with its PTE
+	 * table mapped and locked (the locked class: the ptl is held and the
+	 * table linked). @pte is the value read. Change the entry only
+	 * through the setters of pgtable.h; count in @walk->nr_cleared the
+	 * entries made none, and in @walk->rss / @walk->zero the change to
+	 * the mm's anonymous and zero-page entries: the iterator applies them
+	 * to the table's count (under the ptl) and to the mm's counters.
+	 * Returns WALK_CONTINUE or WALK_FLUSH.
+	 */
+	int (*pte_entry)(struct mm_walk *walk, pteval_t *ptep, pteval_t pte,
+			 uint64_t addr);
+	/*
+	 * pte_table_done - after the part [start, end) of the range that one
+	 * PTE table covers, if there was a table: the table is neither
+	 * mapped nor locked any more; @walk->pt says where it was found.
+	 * May be NULL.
+	 */
+	void (*pte_table_done)(struct mm_walk *walk, uint64_t start, uint64_t end);
+};
+
+struct mm_walk {
+	struct smm_mm *mm;
+	struct vm_area_struct *vma;
+	struct mmu_gather *tlb;	/* for WALK_FLUSH, and what pte_entry frees */
+	enum zap_reason zap;	/* zaps: why, for the scheme's zap_leave */
+	void *private;
+	/* Per table, applied and reset by the iterator (see pte_entry). */
+	int nr_cleared;
+	long rss, zero;
+	struct pt_walk pt;	/* the table being walked */
+};
+
+/*
+ * walk_page_range_vma - call @ops on [start, end), which lies in
+ * @walk->vma, table by table. The caller holds mmap_lock (read or write).
+ *
+ * Inline, and @ops apart from @walk: each caller passes its constant ops,
+ * so that its callbacks are inlined into the loop and a zap costs no
+ * indirect call per entry. (Inside @walk they would not be: its address
+ * escapes to pte_offset_map_lock(), and the compiler reloads them.)
+ */
+/*
+ * The entries of one PTE table in [addr, end), from @ptep, under its ptl.
+ * Returns where it stopped: @end, or the entry after one whose callback
+ * asked for a flush, which may not happen under the ptl.
+ */
+static inline __attribute__((always_inline)) uint64_t
+__walk_pte_range(struct mm_walk *walk, const struct mm_walk_ops *ops,
+		 pteval_t *ptep, uint64_t addr, uint64_t end)
+{
+	struct smm_mm *mm = walk->mm;
+	pteval_t *first = ptep;
+	int ret = WALK_CONTINUE;
+
+	walk->nr_cleared = 0;
+	walk->rss = walk->zero = 0;
+	for (; addr < end; addr += PAGE_SIZE, ptep++) {
+		pteval_t e = pte_read(ptep);
+
+		if (pte_none(e))
+			continue;
+		ret = ops->pte_entry(walk, ptep, e, addr);
+		if (unlikely(ret == WALK_FLUSH)) {
+			addr += PAGE_SIZE;
+			break;
+		}
+	}
+	if (walk->nr_cleared)
+		pte_table_add(mm, first, -walk->nr_cleared);
+	pte_unmap_unlock(&walk->pt);
+	if (walk->rss)
+		stripe_add(mm->ctr, MC_RSS, walk->rss);
+	if (walk->zero)
+		stripe_add(mm->ctr, MC_ZERO, walk->zero);
+	if (ret == WALK_FLUSH)
+		tlb_flush_mmu(walk->tlb);
+	return addr;
+}
+
+static inline __attribute__((always_inline)) void
+walk_page_range_vma(struct mm_walk *walk, const struct mm_walk_ops *ops,
+		    uint64_t start, uint64_t end)
+{
+	struct smm_mm *mm = walk->mm;
+	uint64_t addr, next, a;
+	pteval_t *ptep;
+
+	mmap_assert_locked(mm);
+	VM_BUG_ON(start < walk->vma->vm_start || end > walk->vma->vm_end);
+	for (addr = start; addr < end; addr = next) {
+		next = pmd_addr_end(addr, end);
+		ptep = pte_offset_map_lock(mm, addr, &walk->pt);
+		if (!ptep) {
+			/* No PMD table: its whole PUD slot has no tables. */
+			if (!walk->pt.pmdp)
+				next = pud_addr_end(addr, end);
+			continue;
+		}
+		a = __walk_pte_range(walk, ops, ptep, addr, next);
+		while (a < next) {	/* after a flush: the rest of the table */
+			ptep = pte_offset_map_lock(mm, a, &walk->pt);
+			if (!ptep)
+				break;
+			a = __walk_pte_range(walk, ops, ptep, a, next);
+		}
+		if (ops->pte_table_done)
+			ops->pte_table_done(walk, addr, next);
+	}
+}
+
+#endif
