@@ -41,7 +41,10 @@ void free_table_now(struct smm_pool *pool, pfn_t pfn)
 static void free_table_rcu(struct rcu_head *head)
 {
 	struct page *page = container_of(head, struct page, rcu);
-	struct smm_pool *pool = page->pt_owner->pool;
+	struct smm_pool *pool;
+
+	tsan_acquire(page);
+	pool = page->pt_owner->pool;
 
 	free_table_now(pool, page_to_pfn(pool, page));
 }
@@ -85,6 +88,7 @@ void tlb_finish_mmu(struct mmu_gather *tlb)
 
 		/* Read the link before call_rcu() reuses its storage. */
 		tlb->tables = page->gather_next;
+		tsan_release(page);
 		urcu_memb_call_rcu(&page->rcu, free_table_rcu);
 	}
 	tlb->freed_tables = false;

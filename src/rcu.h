@@ -25,6 +25,24 @@
 #endif
 
 /*
+ * tsan_release/tsan_acquire - in TSan builds, tell TSan about an ordering
+ * it cannot see: liburcu 0.13 hands callbacks to its worker with
+ * uninstrumented atomics and futexes, so nothing orders what the caller of
+ * call_rcu() did before the call with the callback. Release on the object
+ * before call_rcu(), acquire on it at the top of the callback. Nothing in
+ * other builds. (docs/THREADSANITIZER.md)
+ */
+#ifdef SMM_TSAN
+void __tsan_acquire(void *addr);
+void __tsan_release(void *addr);
+#define tsan_release(p) __tsan_release(p)
+#define tsan_acquire(p) __tsan_acquire(p)
+#else
+#define tsan_release(p) do { (void)(p); } while (0)
+#define tsan_acquire(p) do { (void)(p); } while (0)
+#endif
+
+/*
  * rcu_thread_online - make sure the calling thread is registered with
  * liburcu; every public entry point calls it before its first read-side
  * section or call_rcu(). The thread is unregistered when it exits.
