@@ -1,15 +1,111 @@
 /*
  * madvise.c - madvise(2) for anonymous memory: DONTNEED, FREE, PAGEOUT,
- * POPULATE_READ, POPULATE_WRITE, WILLNEED; argument checks and the walk
- * over VMAs with Linux's treatment of holes.
+ * POPULATE_READ, POPULATE_WRITE, WILLNEED; argument checks, the walk over
+ * VMAs with Linux's treatment of holes, and the per-entry work of FREE
+ * and PAGEOUT for the range iterator (pagewalk.h).
  *
- * Locking: mmap_lock held for read throughout; zaps go through an
- * mmu_gather flushed before the lock is dropped.
+ * Locking: mmap_lock held for read throughout; entries change under their
+ * table's ptl; zaps and drops go through an mmu_gather flushed before the
+ * lock is dropped.
  */
 #include <errno.h>
-#include "mm.h"
 #include "fault.h"
-#include "pt_scheme.h"
+#include "pagewalk.h"
+#include "gup.h"
+
+/*
+ * MADV_FREE: mark each anonymous page lazily freeable and clean, so that
+ * reclaim may drop it unless it is written again (the walk sets the dirty
+ * bit then). Contents stay until such a drop. Zero-page entries are left
+ * alone.
+ */
+static inline __attribute__((always_inline)) int
+free_pte_entry(struct mm_walk *walk, pteval_t *ptep, pteval_t pte,
+			  uint64_t addr)
+{
+	struct smm_pool *pool = walk->mm->pool;
+	struct page *page;
+
+	if (!pte_present(pte) || is_zero_pfn(pool, pte_pfn(pte)))
+		return WALK_CONTINUE;
+	page = pfn_to_page(pool, pte_pfn(pte));
+	if (atomic_load(&page->mapcount) != 1)
+		return WALK_CONTINUE;
+	if (pte & (_PAGE_DIRTY | _PAGE_ACCESSED)) {
+		pte = ptep_get_and_clear(walk->mm, ptep);
+		set_pte(walk->mm, ptep, pte & ~(_PAGE_DIRTY | _PAGE_ACCESSED));
+		walk->tlb->need_flush = true;
+	}
+	atomic_fetch_and(&page->flags, ~(unsigned int)PG_DIRTY);
+	atomic_fetch_or(&page->flags, PG_LAZYFREE);
+	return WALK_CONTINUE;
+}
+
+static const struct mm_walk_ops free_walk_ops = {
+	.pte_entry = free_pte_entry,
+};
+
+static void madvise_free_range(struct mmu_gather *tlb, struct vm_area_struct *vma,
+			uint64_t start, uint64_t end)
+{
+	struct mm_walk walk = {
+		.mm = tlb->mm, .vma = vma, .tlb = tlb,
+	};
+
+	walk_page_range_vma(&walk, &free_walk_ops, start, end);
+}
+
+/*
+ * MADV_PAGEOUT without swap: drop the pages MADV_FREE made lazily freeable
+ * and nobody wrote since (page not dirty, entry not dirty), unless pinned.
+ * The entry is cleared first and its dirty bit checked in the value the
+ * exchange returned: a store that set it meanwhile wins, and the entry is
+ * put back. Each table is then offered to the scheme (ZAP_PAGEOUT).
+ */
+static inline __attribute__((always_inline)) int
+pageout_pte_entry(struct mm_walk *walk, pteval_t *ptep, pteval_t pte,
+			     uint64_t addr)
+{
+	struct smm_pool *pool = walk->mm->pool;
+	struct page *page;
+	unsigned int fl;
+
+	if (!pte_present(pte) || is_zero_pfn(pool, pte_pfn(pte)) ||
+	    (pte & _PAGE_DIRTY))
+		return WALK_CONTINUE;
+	page = pfn_to_page(pool, pte_pfn(pte));
+	fl = atomic_load(&page->flags);
+	if (!(fl & PG_LAZYFREE) || (fl & PG_DIRTY) ||
+	    atomic_load(&page->mapcount) != 1 ||
+	    atomic_load(&page->refcount) >= GUP_PIN_COUNTING_BIAS)
+		return WALK_CONTINUE;
+	pte = ptep_get_and_clear(walk->mm, ptep);
+	if (pte & _PAGE_DIRTY) {		/* written meanwhile */
+		set_pte(walk->mm, ptep, pte);
+		return WALK_CONTINUE;
+	}
+	walk->tlb->need_flush = true;
+	atomic_fetch_sub(&page->mapcount, 1);
+	walk->nr_cleared++;
+	walk->rss--;
+	return tlb_remove_page(walk->tlb, pte_pfn(pte)) ? WALK_FLUSH : WALK_CONTINUE;
+}
+
+static const struct mm_walk_ops pageout_walk_ops = {
+	.pte_entry = pageout_pte_entry,
+	.pte_table_done = zap_table_done,
+};
+
+static void pageout_range(struct mmu_gather *tlb, struct vm_area_struct *vma,
+		   uint64_t start, uint64_t end)
+{
+	struct mm_walk walk = {
+		.mm = tlb->mm, .vma = vma, .tlb = tlb,
+		.zap = ZAP_PAGEOUT,
+	};
+
+	walk_page_range_vma(&walk, &pageout_walk_ops, start, end);
+}
 
 static bool madvise_behavior_valid(int advice)
 {

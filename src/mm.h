@@ -1,8 +1,7 @@
 /*
  * mm.h - what the mm files share beyond the types (mm_types.h) and the
- * locks (mmap_lock.h): zapping and unmapping (zap.c), protection changes
- * (mprotect.c), the address space's lifetime (mm.c). Each function says
- * what its caller must hold.
+ * locks (mmap_lock.h): zapping and unmapping (zap.c), the address space's
+ * lifetime (mm.c). Each function says what its caller must hold.
  */
 #ifndef SMM_MM_H
 #define SMM_MM_H
@@ -14,6 +13,16 @@
 #include "mmu_gather.h"
 #include "rcu.h"
 
+/* PROT_* to VM_* access flags (mmap, mprotect). */
+static inline unsigned long calc_vm_prot_bits(int prot)
+{
+	return (prot & SMM_PROT_READ ? VM_READ : 0) |
+	       (prot & SMM_PROT_WRITE ? VM_WRITE : 0) |
+	       (prot & SMM_PROT_EXEC ? VM_EXEC : 0);
+}
+
+struct mm_walk;
+
 /* zap.c */
 /* Zap [start, end) of @vma (mmap_lock held); @why: enum zap_reason
  * (pt_scheme.h), which the scheme may free tables for. */
@@ -24,12 +33,9 @@ void zap_page_range(struct mmu_gather *tlb, struct vm_area_struct *vma,
 void unmap_region(struct smm_mm *mm, struct vm_area_struct *first,
 		  struct vm_area_struct *last, uint64_t floor, uint64_t ceiling,
 		  int why);
-void madvise_free_range(struct mmu_gather *tlb, struct vm_area_struct *vma,
-			uint64_t start, uint64_t end);
-void pageout_range(struct mmu_gather *tlb, struct vm_area_struct *vma,
-		   uint64_t start, uint64_t end);
-int change_protection(struct mmu_gather *tlb, struct vm_area_struct *vma,
-		      uint64_t start, uint64_t end, unsigned long newflags);
+/* pte_table_done for walks that zap (MADV_PAGEOUT too): tells the scheme
+ * (zap_leave, with walk->zap) that the walk left a table. */
+void zap_table_done(struct mm_walk *walk, uint64_t start, uint64_t end);
 
 /* mm.c */
 void mm_put(struct smm_mm *mm);

@@ -1,7 +1,9 @@
 /*
- * vma.c - VMAs: allocation and RCU freeing, the address-sorted list that
- * writers walk, and the rules that decide whether two VMAs may merge. The
- * tree that lookups search is in vma_tree.c.
+ * vma.c - VMAs: allocation and RCU freeing, the per-VMA write lock, the
+ * address-sorted list that writers walk, and splitting and merging (the
+ * one API of mmap, munmap, mprotect and madvise, with the one rule that
+ * decides whether two VMAs may merge). The tree that lookups search is in
+ * vma_tree.c.
  *
  * Locking: the list and every VMA field change only under mmap_lock held
  * for write. Removed VMAs are freed after an RCU grace period, so a
@@ -132,19 +134,212 @@ void vma_unlink(struct smm_mm *mm, struct vm_area_struct *vma)
 	mm->nr_vmas--;
 }
 
-/* ---- merging ---- */
+/* ---- split, remove, merge: the one API of mmap, mprotect and madvise ---- */
+
+void vma_prealloc_free(struct vma_prealloc *pa)
+{
+	while (pa->nr)
+		vma_free(pa->v[--pa->nr]);
+}
+
+int vma_prealloc(struct smm_mm *mm, struct vma_prealloc *pa, int n, size_t m,
+		 int updates)
+{
+	BUG_ON(n > (int)ARRAY_SIZE(pa->v));
+	pa->nr = 0;
+	for (int i = 0; i < n; i++) {
+		pa->v[i] = vma_alloc(mm);
+		if (!pa->v[i])
+			goto fail;
+		pa->nr++;
+	}
+	if (!vma_tree_reserve(mm, m, updates))
+		return 0;
+fail:
+	vma_prealloc_free(pa);
+	return -ENOMEM;
+}
+
+static struct vm_area_struct *prealloc_take(struct vma_prealloc *pa)
+{
+	BUG_ON(!pa->nr);
+	return pa->v[--pa->nr];
+}
+
+struct vm_area_struct *vma_find_list(struct smm_mm *mm, uint64_t addr)
+{
+	struct vm_area_struct *v = find_vma(mm, addr);
+
+	/* The tree may be stale mid-operation; step along the list. */
+	if (v)
+		while (v->vm_prev && v->vm_prev->vm_end > addr)
+			v = v->vm_prev;
+	else
+		for (v = mm->vma_head; v && v->vm_end <= addr; v = v->vm_next)
+			;
+	while (v && v->vm_end <= addr)
+		v = v->vm_next;
+	return v;
+}
+
+void vma_split(struct smm_mm *mm, struct vm_area_struct *vma, uint64_t addr,
+	       struct vma_prealloc *pa)
+{
+	struct vm_area_struct *new = prealloc_take(pa);
+
+	VM_BUG_ON(addr <= vma->vm_start || addr >= vma->vm_end);
+	vma_start_write(vma);
+	new->vm_start = addr;
+	new->vm_end = vma->vm_end;
+	new->vm_flags = vma->vm_flags;
+	new->vm_pgoff = vma->vm_pgoff + ((addr - vma->vm_start) >> PAGE_SHIFT);
+	new->anon_vma = vma->anon_vma;
+	WRITE_ONCE(vma->vm_end, addr);
+	vma_link_after(mm, vma, new);
+}
+
+void vma_remove(struct smm_mm *mm, struct vm_area_struct *vma)
+{
+	vma_start_write(vma);
+	vma_unlink(mm, vma);
+	vma_free_rcu(vma);
+}
 
 /*
  * Linux merges anonymous VMAs whose anon_vmas are the same, or when one
  * side has none yet (it will take the other's). Without fork, that is the
  * whole rule (is_mergeable_anon_vma()).
  */
-bool anon_vma_compatible(uint64_t a, uint64_t b)
+static bool anon_vma_compatible(uint64_t a, uint64_t b)
 {
 	return !a || !b || a == b;
 }
 
-bool vma_flags_mergeable(unsigned long a, unsigned long b)
+static bool vma_flags_mergeable(unsigned long a, unsigned long b)
 {
 	return a == b;
+}
+
+/*
+ * The one merge rule, for a range [start, end) with @flags and anon_vma
+ * @anon (0 for a new range) between @prev and @next (either NULL when it
+ * cannot be a candidate): can the range join @prev (*@left), @next
+ * (*@right)? A side must touch the range, have the same flags and a
+ * compatible anon_vma; joining both also needs the two sides compatible
+ * with each other (Linux's vma_merge_new_range()/vma_merge_existing_range()
+ * share these checks).
+ */
+static void vma_merge_decide(struct vm_area_struct *prev,
+			     struct vm_area_struct *next, uint64_t start,
+			     uint64_t end, unsigned long flags, uint64_t anon,
+			     bool *left, bool *right)
+{
+	*left = prev && prev->vm_end == start &&
+		vma_flags_mergeable(prev->vm_flags, flags) &&
+		anon_vma_compatible(prev->anon_vma, anon);
+	*right = next && next->vm_start == end &&
+		 vma_flags_mergeable(next->vm_flags, flags) &&
+		 anon_vma_compatible(next->anon_vma, anon) &&
+		 (!*left || anon_vma_compatible(prev->anon_vma, next->anon_vma));
+	if (*left)
+		vma_start_write(prev);
+	if (*right)
+		vma_start_write(next);
+}
+
+struct vm_area_struct *vma_merge_new_range(struct smm_mm *mm, uint64_t start,
+					   uint64_t end, unsigned long flags,
+					   struct vma_prealloc *pa)
+{
+	struct vm_area_struct *next = vma_find_list(mm, start);
+	struct vm_area_struct *prev = next ? next->vm_prev : NULL;
+	struct vm_area_struct *vma;
+	bool left, right;
+
+	mmap_assert_write_locked(mm);
+	if (!next)
+		for (prev = mm->vma_head; prev && prev->vm_next;)
+			prev = prev->vm_next;
+	VM_BUG_ON(next && next->vm_start < end);
+	vma_merge_decide(prev, next, start, end, flags, 0, &left, &right);
+	if (left && right) {
+		WRITE_ONCE(prev->vm_end, next->vm_end);
+		if (!prev->anon_vma)
+			prev->anon_vma = next->anon_vma;
+		vma_remove(mm, next);
+		return prev;
+	}
+	if (left) {
+		WRITE_ONCE(prev->vm_end, end);
+		return prev;
+	}
+	if (right) {
+		WRITE_ONCE(next->vm_start, start);
+		next->vm_pgoff = start >> PAGE_SHIFT;
+		return next;
+	}
+	vma = prealloc_take(pa);
+	vma->vm_start = start;
+	vma->vm_end = end;
+	vma->vm_flags = flags;
+	vma->vm_pgoff = start >> PAGE_SHIFT;
+	vma_link_after(mm, prev, vma);
+	return vma;
+}
+
+struct vm_area_struct *vma_modify_flags(struct smm_mm *mm,
+					struct vm_area_struct *prev,
+					struct vm_area_struct *vma,
+					uint64_t start, uint64_t end,
+					unsigned long flags,
+					struct vma_prealloc *pa)
+{
+	struct vm_area_struct *next = vma->vm_next, *tgt;
+	uint64_t anon;
+	bool left, right;
+
+	mmap_assert_write_locked(mm);
+	VM_BUG_ON(start < vma->vm_start || end > vma->vm_end || start >= end);
+	vma_start_write(vma);
+	vma_merge_decide(start == vma->vm_start && prev != vma ? prev : NULL,
+			 end == vma->vm_end ? next : NULL, start, end, flags,
+			 vma->anon_vma, &left, &right);
+	if (left || right) {
+		/* Merged pages keep their entries; only the ranges change. */
+		anon = left && prev->anon_vma ? prev->anon_vma :
+		       vma->anon_vma ? vma->anon_vma :
+		       right ? next->anon_vma : 0;
+		tgt = left ? prev : next;
+		if (left && right) {
+			WRITE_ONCE(prev->vm_end, next->vm_end);
+			vma_remove(mm, vma);
+			vma_remove(mm, next);
+		} else if (left) {
+			WRITE_ONCE(prev->vm_end, end);
+			if (end == vma->vm_end) {
+				vma_remove(mm, vma);
+			} else {
+				WRITE_ONCE(vma->vm_start, end);
+				vma->vm_pgoff += (end - start) >> PAGE_SHIFT;
+			}
+		} else {
+			WRITE_ONCE(next->vm_start, start);
+			next->vm_pgoff = vma->vm_pgoff +
+					 ((start - vma->vm_start) >> PAGE_SHIFT);
+			if (start == vma->vm_start)
+				vma_remove(mm, vma);
+			else
+				WRITE_ONCE(vma->vm_end, start);
+		}
+		tgt->anon_vma = anon;
+		return tgt;
+	}
+	if (start > vma->vm_start) {
+		vma_split(mm, vma, start, pa);
+		vma = vma->vm_next;
+	}
+	if (end < vma->vm_end)
+		vma_split(mm, vma, end, pa);
+	vma->vm_flags = flags;
+	return vma;
 }

@@ -22,8 +22,56 @@ struct vm_area_struct *lockless_vma_lookup(struct smm_mm *mm, uint64_t addr);
 void vma_link_after(struct smm_mm *mm, struct vm_area_struct *prev,
 		    struct vm_area_struct *vma);
 void vma_unlink(struct smm_mm *mm, struct vm_area_struct *vma);
-bool anon_vma_compatible(uint64_t a, uint64_t b);
-bool vma_flags_mergeable(unsigned long a, unsigned long b);
+/* The first VMA ending above @addr, by the list: valid in the middle of an
+ * operation, while the tree is stale. mmap_lock held for write. */
+struct vm_area_struct *vma_find_list(struct smm_mm *mm, uint64_t addr);
+
+/*
+ * Splitting and merging VMAs: the one API that mmap, munmap, mprotect and
+ * madvise use. Every function here needs mmap_lock held for write and
+ * write-locks each VMA it changes (vma_start_write). What they may need is
+ * allocated before anything changes (vma_prealloc()), so that they cannot
+ * fail halfway.
+ */
+struct vma_prealloc {
+	struct vm_area_struct *v[3];
+	int nr;
+};
+/* Take @n spare VMAs, and tree nodes for @updates tree updates rebuilding
+ * up to @m VMAs each. 0 or -ENOMEM (nothing taken then). */
+int vma_prealloc(struct smm_mm *mm, struct vma_prealloc *pa, int n, size_t m,
+		 int updates);
+/* Give back what was not used. */
+void vma_prealloc_free(struct vma_prealloc *pa);
+/* Split @vma at @addr: @vma keeps [vm_start, addr), a VMA from @pa gets
+ * [addr, vm_end), linked after it, with the same flags and anon_vma. */
+void vma_split(struct smm_mm *mm, struct vm_area_struct *vma, uint64_t addr,
+	       struct vma_prealloc *pa);
+/* Unlink @vma and free it after a grace period. */
+void vma_remove(struct smm_mm *mm, struct vm_area_struct *vma);
+/*
+ * vma_merge_new_range - map the hole [start, end) with @flags: extend the
+ * VMA before or after it, or both into one, where Linux would merge
+ * (same flags, compatible anon_vma; a new range has none yet), else link a
+ * new VMA from @pa. Returns the VMA that covers the range.
+ */
+struct vm_area_struct *vma_merge_new_range(struct smm_mm *mm, uint64_t start,
+					   uint64_t end, unsigned long flags,
+					   struct vma_prealloc *pa);
+/*
+ * vma_modify_flags - give [start, end), which lies in @vma, the flags
+ * @flags: merge it into @prev (the VMA before @vma, or @vma itself when
+ * @start is inside it) or the next VMA where Linux would, else split @vma
+ * at the ends of the range (up to two VMAs from @pa). Page-table entries
+ * are the caller's business. Returns the VMA that now covers exactly the
+ * range's part of it.
+ */
+struct vm_area_struct *vma_modify_flags(struct smm_mm *mm,
+					struct vm_area_struct *prev,
+					struct vm_area_struct *vma,
+					uint64_t start, uint64_t end,
+					unsigned long flags,
+					struct vma_prealloc *pa);
 
 /* vma_tree.c */
 int vma_tree_reserve(struct smm_mm *mm, size_t m, int updates);
