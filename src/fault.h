@@ -11,6 +11,30 @@
 #define FAULT_WRITE 0x1
 #define FAULT_VMA_LOCK 0x2	/* only the VMA lock is held */
 
+/* One fault, as memory.c and the vm_ops see it. */
+struct vm_fault {
+	struct vm_area_struct *vma;
+	uint64_t address;	/* page aligned */
+	unsigned int flags;	/* FAULT_* */
+	pteval_t orig_pte;	/* the entry when the fault looked */
+};
+
+/*
+ * What faults on a VMA do, Linux's vm_operations_struct. Anonymous VMAs
+ * have none (vma->vm_ops NULL): memory.c handles them.
+ */
+struct vm_operations_struct {
+	const char *name;
+	/*
+	 * fault - vmf->orig_pte is none: map a page at vmf->address. The
+	 * caller holds mmap_lock for read, or only the VMA's read lock
+	 * (FAULT_VMA_LOCK), and a PTE table exists. Install under the ptl
+	 * after rechecking the entry. Returns 0 (the access retries),
+	 * -ENOMEM, -EFAULT, or -EAGAIN to be retried under mmap_lock.
+	 */
+	int (*fault)(struct vm_fault *vmf);
+};
+
 /* Handle a fault at @addr: 0 (retry the access), -EFAULT, -ENOMEM. Takes
  * a VMA lock, or mmap_lock for read, itself. */
 int handle_mm_fault(struct smm_mm *mm, uint64_t addr, unsigned int flags);
@@ -18,6 +42,8 @@ int handle_mm_fault(struct smm_mm *mm, uint64_t addr, unsigned int flags);
  * FAULT_VMA_LOCK, @vma's read lock); -EAGAIN: needs mmap_lock. */
 int handle_mm_fault_locked(struct smm_mm *mm, struct vm_area_struct *vma,
 			   uint64_t addr, unsigned int flags);
+/* memory.c: an access checked, the VMA locked: make the entry allow it. */
+int handle_pte_fault(struct vm_fault *vmf);
 /* Read-lock the VMA covering @addr without mmap_lock, or NULL. */
 struct vm_area_struct *lock_vma_under_rcu(struct smm_mm *mm, uint64_t addr);
 /* Fault in [start, end) of one VMA as GUP would (populate). */

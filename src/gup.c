@@ -151,6 +151,15 @@ static struct page *gup_fast_one(struct smm_mm *mm, uint64_t addr,
 	if (smm_debug_gup_fast_hook)
 		smm_debug_gup_fast_hook(mm, addr, w.pmdp, ptep);
 #endif
+	/*
+	 * A pin needs an exclusive anonymous page (PageAnonExclusive): a
+	 * shared one must be unshared first, which only the slow path's
+	 * fault can do. Every anonymous page is exclusive until fork.
+	 */
+	if (refs == GUP_PIN_COUNTING_BIAS &&
+	    !(atomic_load_explicit(&pfn_to_page(pool, pte_pfn(pte))->flags,
+				   memory_order_relaxed) & PG_ANON_EXCLUSIVE))
+		goto out;
 	if (try_grab_page(pfn_to_page(pool, pte_pfn(pte)), refs))
 		goto out;
 	/*
@@ -248,6 +257,9 @@ static unsigned long gup_vma(struct smm_mm *mm, struct vm_area_struct *vma,
 				if (!is_zero_pfn(pool, pte_pfn(e))) {
 					/* mapped under our ptl: never zero */
 					r = try_grab_page(page, refs);
+					/* no fork yet: nothing to unshare */
+					VM_BUG_ON(pin && !(atomic_load(&page->flags) &
+							   PG_ANON_EXCLUSIVE));
 					BUG_ON(r == -EAGAIN);
 					if (!r && write)	/* FOLL_TOUCH */
 						atomic_fetch_or(&page->flags, PG_DIRTY);

@@ -39,6 +39,7 @@ void zap_table_done(struct mm_walk *walk, uint64_t start, uint64_t end);
 
 /* mm.c */
 void mm_put(struct smm_mm *mm);
+/* memory.c: the entry bits a VMA's flags give a page. */
 pteval_t vm_page_prot(unsigned long vm_flags);
 
 #endif

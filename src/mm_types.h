@@ -29,11 +29,13 @@ struct vm_area_struct {
 	unsigned long vm_flags;		/* mmap_lock */
 	uint64_t vm_pgoff;		/* mmap_lock */
 	/*
-	 * Identity of the anon_vma: 0 until the first anonymous page is
-	 * faulted in (anon_vma_prepare, under page_table_lock). It decides
-	 * merging exactly as Linux's anon_vma pointer does.
+	 * The anon_vma (rmap.h): NULL until the first anonymous page is
+	 * faulted in (anon_vma_prepare, under page_table_lock); the VMA
+	 * holds a reference. It decides merging exactly as Linux's does.
 	 */
-	uint64_t anon_vma;
+	struct anon_vma *anon_vma;
+	/* What faults on it do (fault.h); NULL: anonymous memory. */
+	const struct vm_operations_struct *vm_ops;
 	struct smm_mm *vm_mm;
 	struct vm_area_struct *vm_prev, *vm_next;	/* mmap_lock */
 	/*
@@ -50,6 +52,8 @@ struct vm_area_struct {
 };
 
 struct vma_node;		/* vma_tree.c */
+struct anon_vma;		/* rmap.h */
+struct vm_operations_struct;	/* fault.h */
 struct pt_scheme_ops;		/* pt_scheme.h */
 
 /* mm->ctr[] words */
@@ -58,7 +62,7 @@ enum { MC_RSS, MC_ZERO, MC_FAULTS, MC_FAULTS_VMA, MC_FAULTS_MMAP };
 struct smm_mm {
 	struct smm_pool *pool;
 	pthread_rwlock_t mmap_lock;
-	spinlock_t page_table_lock;	/* PGD and PUD entries; anon_vma */
+	spinlock_t page_table_lock;	/* PGD and PUD entries; vma->anon_vma */
 	pteval_t *pgd;
 	pfn_t pgd_pfn;
 	int scheme;			/* enum smm_scheme, fixed at creation */
@@ -74,7 +78,6 @@ struct smm_mm {
 	uint64_t nr_vmas;
 	struct vm_area_struct *vma_cache;	/* spares, mmap_lock */
 	int vma_cache_nr;
-	uint64_t anon_vma_seq;			/* page_table_lock */
 
 	unsigned int flags;	/* SMM_MM_* */
 	atomic_ulong mm_lock_seq;	/* see vm_area_struct.vm_lock */

@@ -1,7 +1,7 @@
 /*
  * verify.c - smm_mm_verify(): an fsck for an address space. Walks every
  * page table and the VMA list and cross-checks them with the counters and
- * the page metadata. Used by the torture test and the unit tests; cheap
+ * the page metadata (mapcount, exclusivity, anon_vma and index). Used by the torture test and the unit tests; cheap
  * enough to call now and then, not on a hot path.
  *
  * Locking: mmap_lock held for write and every VMA write-locked for the
@@ -103,6 +103,22 @@ static void verify_ptes(struct vstate *vs, pteval_t *pte, uint64_t base)
 			VERR(vs, "page at %#llx: mapcount %d refcount %d\n",
 			     (unsigned long long)addr, atomic_load(&page->mapcount),
 			     atomic_load(&page->refcount));
+		/* Mapped once, in this mm: exclusive, and anchored where
+		 * its VMA is, at the VMA's linear index. */
+		if (!(atomic_load(&page->flags) & PG_ANON_EXCLUSIVE))
+			VERR(vs, "page at %#llx is not exclusive\n",
+			     (unsigned long long)addr);
+		if (covered(vs, addr) &&
+		    (page->mapping != (void *)vs->vma->anon_vma ||
+		     page->index != vs->vma->vm_pgoff +
+				    ((addr - vs->vma->vm_start) >> PAGE_SHIFT)))
+			VERR(vs, "page at %#llx: mapping %p index %#llx, its VMA "
+			     "has anon_vma %p and gives index %#llx\n",
+			     (unsigned long long)addr, page->mapping,
+			     (unsigned long long)page->index,
+			     (void *)vs->vma->anon_vma,
+			     (unsigned long long)(vs->vma->vm_pgoff +
+			     ((addr - vs->vma->vm_start) >> PAGE_SHIFT)));
 	}
 	check_count(vs, pte, used, 1);
 }

@@ -13,6 +13,7 @@
 #include <errno.h>
 #include <string.h>
 #include "mm.h"
+#include "rmap.h"
 
 struct vm_area_struct *vma_alloc(struct smm_mm *mm)
 {
@@ -47,6 +48,10 @@ void vma_free(struct vm_area_struct *vma)
 {
 	struct smm_mm *mm = vma->vm_mm;
 
+	if (vma->anon_vma) {
+		anon_vma_put(vma->anon_vma);
+		vma->anon_vma = NULL;
+	}
 	if (mm->vma_cache_nr < 8) {
 		vma->vm_next = mm->vma_cache;
 		mm->vma_cache = vma;
@@ -59,7 +64,7 @@ void vma_free(struct vm_area_struct *vma)
 void vma_cache_drain(struct smm_mm *mm)
 {
 	while (mm->vma_cache) {
-		struct vm_area_struct *v = mm->vma_cache;
+		struct vm_area_struct *v = mm->vma_cache;	/* no anon_vma */
 
 		mm->vma_cache = v->vm_next;
 		free(v);
@@ -69,7 +74,11 @@ void vma_cache_drain(struct smm_mm *mm)
 
 static void vma_free_cb(struct rcu_head *head)
 {
-	free(container_of(head, struct vm_area_struct, rcu));
+	struct vm_area_struct *vma = container_of(head, struct vm_area_struct, rcu);
+
+	if (vma->anon_vma)
+		anon_vma_put(vma->anon_vma);
+	free(vma);
 }
 
 void vma_free_rcu(struct vm_area_struct *vma)
@@ -194,6 +203,9 @@ void vma_split(struct smm_mm *mm, struct vm_area_struct *vma, uint64_t addr,
 	new->vm_flags = vma->vm_flags;
 	new->vm_pgoff = vma->vm_pgoff + ((addr - vma->vm_start) >> PAGE_SHIFT);
 	new->anon_vma = vma->anon_vma;
+	if (new->anon_vma)
+		anon_vma_get(new->anon_vma);
+	new->vm_ops = vma->vm_ops;
 	WRITE_ONCE(vma->vm_end, addr);
 	vma_link_after(mm, vma, new);
 }
@@ -210,35 +222,41 @@ void vma_remove(struct smm_mm *mm, struct vm_area_struct *vma)
  * side has none yet (it will take the other's). Without fork, that is the
  * whole rule (is_mergeable_anon_vma()).
  */
-static bool anon_vma_compatible(uint64_t a, uint64_t b)
+static bool anon_vma_compatible(struct anon_vma *a, struct anon_vma *b)
 {
 	return !a || !b || a == b;
 }
 
-static bool vma_flags_mergeable(unsigned long a, unsigned long b)
+/* A VMA that merges takes on @av, the anon_vma of the merged range: it
+ * had none, or the same one (the merge rule made sure). */
+static void vma_set_anon_vma(struct vm_area_struct *vma, struct anon_vma *av)
 {
-	return a == b;
+	if (vma->anon_vma == av)
+		return;
+	VM_BUG_ON(vma->anon_vma);
+	anon_vma_get(av);
+	vma->anon_vma = av;
 }
 
 /*
- * The one merge rule, for a range [start, end) with @flags and anon_vma
- * @anon (0 for a new range) between @prev and @next (either NULL when it
- * cannot be a candidate): can the range join @prev (*@left), @next
- * (*@right)? A side must touch the range, have the same flags and a
- * compatible anon_vma; joining both also needs the two sides compatible
- * with each other (Linux's vma_merge_new_range()/vma_merge_existing_range()
- * share these checks).
+ * The one merge rule, for a range [start, end) with @flags, @ops and
+ * anon_vma @anon (NULL for a new range) between @prev and @next (either
+ * NULL when it cannot be a candidate): can the range join @prev (*@left),
+ * @next (*@right)? A side must touch the range, have the same flags and
+ * vm_ops and a compatible anon_vma; joining both also needs the two sides
+ * compatible with each other (Linux's vma_merge_new_range() and
+ * vma_merge_existing_range() share these checks).
  */
 static void vma_merge_decide(struct vm_area_struct *prev,
 			     struct vm_area_struct *next, uint64_t start,
-			     uint64_t end, unsigned long flags, uint64_t anon,
-			     bool *left, bool *right)
+			     uint64_t end, unsigned long flags,
+			     const struct vm_operations_struct *ops,
+			     struct anon_vma *anon, bool *left, bool *right)
 {
-	*left = prev && prev->vm_end == start &&
-		vma_flags_mergeable(prev->vm_flags, flags) &&
-		anon_vma_compatible(prev->anon_vma, anon);
-	*right = next && next->vm_start == end &&
-		 vma_flags_mergeable(next->vm_flags, flags) &&
+	*left = prev && prev->vm_end == start && prev->vm_flags == flags &&
+		prev->vm_ops == ops && anon_vma_compatible(prev->anon_vma, anon);
+	*right = next && next->vm_start == end && next->vm_flags == flags &&
+		 next->vm_ops == ops &&
 		 anon_vma_compatible(next->anon_vma, anon) &&
 		 (!*left || anon_vma_compatible(prev->anon_vma, next->anon_vma));
 	if (*left)
@@ -261,11 +279,11 @@ struct vm_area_struct *vma_merge_new_range(struct smm_mm *mm, uint64_t start,
 		for (prev = mm->vma_head; prev && prev->vm_next;)
 			prev = prev->vm_next;
 	VM_BUG_ON(next && next->vm_start < end);
-	vma_merge_decide(prev, next, start, end, flags, 0, &left, &right);
+	vma_merge_decide(prev, next, start, end, flags, NULL, NULL, &left, &right);
 	if (left && right) {
 		WRITE_ONCE(prev->vm_end, next->vm_end);
-		if (!prev->anon_vma)
-			prev->anon_vma = next->anon_vma;
+		if (!prev->anon_vma && next->anon_vma)
+			vma_set_anon_vma(prev, next->anon_vma);
 		vma_remove(mm, next);
 		return prev;
 	}
@@ -295,7 +313,7 @@ struct vm_area_struct *vma_modify_flags(struct smm_mm *mm,
 					struct vma_prealloc *pa)
 {
 	struct vm_area_struct *next = vma->vm_next, *tgt;
-	uint64_t anon;
+	struct anon_vma *anon;
 	bool left, right;
 
 	mmap_assert_write_locked(mm);
@@ -303,13 +321,16 @@ struct vm_area_struct *vma_modify_flags(struct smm_mm *mm,
 	vma_start_write(vma);
 	vma_merge_decide(start == vma->vm_start && prev != vma ? prev : NULL,
 			 end == vma->vm_end ? next : NULL, start, end, flags,
-			 vma->anon_vma, &left, &right);
+			 vma->vm_ops, vma->anon_vma, &left, &right);
 	if (left || right) {
 		/* Merged pages keep their entries; only the ranges change. */
 		anon = left && prev->anon_vma ? prev->anon_vma :
 		       vma->anon_vma ? vma->anon_vma :
-		       right ? next->anon_vma : 0;
+		       right ? next->anon_vma : NULL;
 		tgt = left ? prev : next;
+		/* Before @vma may go: its reference may be the only one. */
+		if (anon)
+			vma_set_anon_vma(tgt, anon);
 		if (left && right) {
 			WRITE_ONCE(prev->vm_end, next->vm_end);
 			vma_remove(mm, vma);
@@ -331,7 +352,6 @@ struct vm_area_struct *vma_modify_flags(struct smm_mm *mm,
 			else
 				WRITE_ONCE(vma->vm_end, start);
 		}
-		tgt->anon_vma = anon;
 		return tgt;
 	}
 	if (start > vma->vm_start) {

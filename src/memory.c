@@ -1,0 +1,182 @@
+/*
+ * memory.c - what a fault does to an entry, once fault.c has found and
+ * locked the VMA: the dispatch (handle_pte_fault), the anonymous fault
+ * (the zero page on read, a fresh zeroed page on write) and the
+ * write-protect fault (copy-on-write away from the zero page, reuse of an
+ * exclusive anonymous page). VMAs with vm_ops send their faults there.
+ *
+ * Locking: the caller holds mmap_lock for read or the VMA's read lock.
+ * Like Linux's do_anonymous_page(), a fault that needs a page allocates
+ * (and zeroes) it before taking the PTE lock, then takes the lock once and
+ * installs the page if the entry is still what it was when the fault
+ * looked; otherwise the access retries.
+ */
+#include <errno.h>
+#include "fault.h"
+#include "pagewalk.h"
+#include "rmap.h"
+
+/* x86 entries carry no read or exec bit: every mapping is user-readable. */
+pteval_t vm_page_prot(unsigned long vm_flags)
+{
+	return _PAGE_PRESENT | _PAGE_USER | _PAGE_ACCESSED;
+}
+
+/*
+ * Map and lock the PTE table and recheck that the entry is still
+ * vmf->orig_pte. NULL if the table went away or the entry changed: another
+ * CPU got there first, and the access retries.
+ */
+static inline __attribute__((always_inline)) pteval_t *
+fault_lock_recheck(struct vm_fault *vmf, struct pt_walk *w)
+{
+	pteval_t *ptep = pte_offset_map_lock(vmf->vma->vm_mm, vmf->address, w);
+
+	if (unlikely(!ptep))
+		return NULL;
+	if (unlikely(pte_read(ptep) != vmf->orig_pte)) {
+		pte_unmap_unlock(w);
+		return NULL;
+	}
+	return ptep;
+}
+
+/*
+ * A fresh anonymous page for @vmf, zeroed, with its metadata set before
+ * the entry that publishes it: the anon_vma it belongs to and its linear
+ * index, exclusive to this mm, dirty (what a drop would lose). Its
+ * mapcount is set with the entry, under the ptl. NO_PFN if the pool
+ * is exhausted.
+ */
+static inline __attribute__((always_inline)) pfn_t
+alloc_anon_page(struct vm_fault *vmf)
+{
+	struct vm_area_struct *vma = vmf->vma;
+	struct smm_pool *pool = vma->vm_mm->pool;
+	pfn_t pfn = alloc_frame(pool, PG_ANON);
+	struct page *page;
+
+	if (pfn == NO_PFN)
+		return NO_PFN;
+	page = pfn_to_page(pool, pfn);
+	atomic_store_explicit(&page->flags, PG_ANON | PG_ANON_EXCLUSIVE | PG_DIRTY,
+			      memory_order_relaxed);
+	page->mapping = vma->anon_vma;
+	page->index = vma->vm_pgoff + ((vmf->address - vma->vm_start) >> PAGE_SHIFT);
+	race_point();
+	return pfn;
+}
+
+/* The entry for vmf->address is none: map the zero page, or a new page. */
+static int do_anonymous_page(struct vm_fault *vmf)
+{
+	struct vm_area_struct *vma = vmf->vma;
+	struct smm_mm *mm = vma->vm_mm;
+	struct smm_pool *pool = mm->pool;
+	pteval_t prot = vm_page_prot(vma->vm_flags), *ptep;
+	struct pt_walk w;
+	pfn_t new;
+	int err;
+
+	if (!(vmf->flags & FAULT_WRITE)) {
+		/* Read of untouched memory: map the shared zero page. */
+		ptep = fault_lock_recheck(vmf, &w);
+		if (!ptep)
+			return 0;
+		set_pte(mm, ptep, pfn_pte(pool->zero_pfn, prot));
+		pte_table_add(mm, ptep, 1);
+		stripe_add(mm->ctr, MC_ZERO, 1);
+		pte_unmap_unlock(&w);
+		return 0;
+	}
+	err = anon_vma_prepare(vma, vmf->flags & FAULT_VMA_LOCK);
+	if (err)
+		return err;
+	new = alloc_anon_page(vmf);
+	if (new == NO_PFN)
+		return -ENOMEM;
+	ptep = fault_lock_recheck(vmf, &w);
+	if (!ptep) {
+		put_page(pool, new);
+		return 0;
+	}
+	atomic_store_explicit(&pfn_to_page(pool, new)->mapcount, 1, memory_order_relaxed);
+	set_pte(mm, ptep, pfn_pte(new, prot | _PAGE_RW | _PAGE_DIRTY));
+	pte_table_add(mm, ptep, 1);
+	stripe_add(mm->ctr, MC_RSS, 1);
+	pte_unmap_unlock(&w);
+	return 0;
+}
+
+/*
+ * A write to a present, read-only entry of a writable VMA. The zero page
+ * is copied (a fresh zeroed page replaces it, Linux's wp_page_copy()); an
+ * exclusive anonymous page is written in place. Without fork every
+ * anonymous page is exclusive; fork will bring the copy of shared ones.
+ */
+static int do_wp_page(struct vm_fault *vmf)
+{
+	struct vm_area_struct *vma = vmf->vma;
+	struct smm_mm *mm = vma->vm_mm;
+	struct smm_pool *pool = mm->pool;
+	pteval_t orig = vmf->orig_pte, *ptep;
+	struct pt_walk w;
+	pfn_t new;
+	int err;
+
+	if (!is_zero_pfn(pool, pte_pfn(orig))) {
+		VM_BUG_ON(!(atomic_load(&pfn_to_page(pool, pte_pfn(orig))->flags) &
+			    PG_ANON_EXCLUSIVE));
+		ptep = fault_lock_recheck(vmf, &w);
+		if (!ptep)
+			return 0;
+		set_pte(mm, ptep, orig | _PAGE_RW | _PAGE_DIRTY | _PAGE_ACCESSED);
+		pte_unmap_unlock(&w);
+		return 0;
+	}
+	err = anon_vma_prepare(vma, vmf->flags & FAULT_VMA_LOCK);
+	if (err)
+		return err;
+	new = alloc_anon_page(vmf);
+	if (new == NO_PFN)
+		return -ENOMEM;
+	ptep = fault_lock_recheck(vmf, &w);
+	if (!ptep) {
+		put_page(pool, new);
+		return 0;
+	}
+	atomic_store_explicit(&pfn_to_page(pool, new)->mapcount, 1, memory_order_relaxed);
+	/* CPUs may cache the zero page's translation (ptep_clear_flush). */
+	ptep_xchg(mm, ptep, pfn_pte(new, vm_page_prot(vma->vm_flags) |
+				    _PAGE_RW | _PAGE_DIRTY));
+	stripe_add(mm->ctr, MC_ZERO, -1);
+	stripe_add(mm->ctr, MC_RSS, 1);
+	pte_unmap_unlock(&w);
+	flush_tlb_mm(mm);
+	return 0;
+}
+
+int handle_pte_fault(struct vm_fault *vmf)
+{
+	struct vm_area_struct *vma = vmf->vma;
+	pteval_t orig;
+
+	if (pte_alloc(vma->vm_mm, vmf->address, &vmf->orig_pte))
+		return -ENOMEM;
+	orig = vmf->orig_pte;
+	if (pte_none(orig)) {
+		if (vma->vm_ops)
+			return vma->vm_ops->fault(vmf);
+		return do_anonymous_page(vmf);
+	}
+	/*
+	 * Not present but not none is a PROT_NONE entry, which only a
+	 * PROT_NONE VMA holds, and the caller checked the VMA allows the
+	 * access: mprotect write-locks the VMA while it changes both.
+	 */
+	VM_BUG_ON(!pte_present(orig));
+	if ((vmf->flags & FAULT_WRITE) && !(orig & _PAGE_RW))
+		return do_wp_page(vmf);
+	/* Spurious: another CPU fixed it first, or a stale TLB entry. */
+	return 0;
+}

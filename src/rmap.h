@@ -1,0 +1,45 @@
+/*
+ * rmap.h - the reverse map's anchor for anonymous memory: struct anon_vma
+ * (rmap.c). Today it decides which VMAs may merge and is what an
+ * anonymous page's mapping points at; fork will chain VMAs to it.
+ *
+ * Lifetime: one reference per VMA that points at it (vma->anon_vma); the
+ * last VMA to go frees it. A page's mapping holds no reference: it is
+ * meaningful only while the page is mapped.
+ */
+#ifndef SMM_RMAP_H
+#define SMM_RMAP_H
+
+#include "mm_types.h"
+
+struct anon_vma {
+	struct anon_vma *root;	/* itself, until fork builds a hierarchy */
+	atomic_long refcount;	/* VMAs pointing at it */
+};
+
+static inline void anon_vma_get(struct anon_vma *av)
+{
+	atomic_fetch_add_explicit(&av->refcount, 1, memory_order_relaxed);
+}
+
+/* Drop a VMA's reference; the last one frees the anon_vma. */
+void anon_vma_put(struct anon_vma *av);
+
+/*
+ * anon_vma_prepare - give @vma an anon_vma before its first anonymous page:
+ * a neighbour's where Linux's find_mergeable_anon_vma() would lend it, so
+ * that the two can merge later, else a new one. Caller holds mmap_lock for
+ * read, or only @vma's read lock (@vma_locked); then the neighbours may be
+ * changing, and like Linux's vmf_anon_prepare() it needs mmap_lock, which
+ * it takes with a trylock (it is the outer lock) or answers -EAGAIN: retry
+ * the fault under mmap_lock. -ENOMEM if a new one cannot be allocated.
+ */
+int __anon_vma_prepare(struct vm_area_struct *vma, bool vma_locked);
+static inline int anon_vma_prepare(struct vm_area_struct *vma, bool vma_locked)
+{
+	if (likely(READ_ONCE(vma->anon_vma)))
+		return 0;
+	return __anon_vma_prepare(vma, vma_locked);
+}
+
+#endif
