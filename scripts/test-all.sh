@@ -1,7 +1,8 @@
 #!/bin/bash
 # Runs every test of `make test` and ends with one line "N passed, N failed".
-# Steps: the cmocka unit tests in the release build and in the ASan+UBSan
-# debug build; the script regression tests (tests/scripts/*.smm against their
+# Steps: the layering check (scripts/check-layers.sh); the cmocka unit
+# tests in the release build and in the ASan+UBSan debug build (whose lock
+# assertions tests/test_lockdep.c breaks on purpose); the script regression tests (tests/scripts/*.smm against their
 # .out, and tests/oracle/*.smm against the kernel's recorded output); the
 # random oracle; the torture (and proof that it catches a planted bug); the
 # README's embedding example.
@@ -23,6 +24,8 @@ step() {	# step NAME COMMAND...: run one test, keep its output in a log
 	fi
 }
 
+echo "layers (docs/ARCHITECTURE.md):"
+step "no include or call cycle, entry stores through the setters" scripts/check-layers.sh build/obj
 for dir in build build/asan; do
 	echo "unit tests ($dir):"
 	for t in "$dir"/tests/test_*; do
