@@ -36,7 +36,8 @@ ASAN_OBJ := $(patsubst src/%.c,build/asan/obj/%.o,$(SRC))
 BUGFLAGS := $(ASANFLAGS) -DSMM_BUG_NO_VMA_RECHECK
 BUG_OBJ  := $(patsubst src/%.c,build/bug/obj/%.o,$(SRC))
 
-.PHONY: all deps test run install clean check-release check-asan tool-tests
+.PHONY: all deps test run install clean check-release check-asan tool-tests \
+	format format-check
 all: build/libsoftmm.a build/libsoftmm.so build/softmm build/softmm.pc
 
 deps:
@@ -100,6 +101,23 @@ test: deps
 	@$(MAKE) --no-print-directory all
 	@$(MAKE) --no-print-directory check-release check-asan
 	@scripts/test-all.sh
+
+# ---- style: .clang-format (kernel style) ----
+# The check needs the clang-format the style was settled with (Debian 12's,
+# version 14): other versions break lines differently. With another one it
+# says so and checks nothing, rather than fail on a difference of versions.
+CLANG_FORMAT ?= $(shell command -v clang-format-14 || command -v clang-format)
+FORMAT_SRC   := $(wildcard src/*.[ch] include/*.h tools/*.[ch] tests/*.[ch])
+format:
+	$(CLANG_FORMAT) -i $(FORMAT_SRC)
+format-check:
+	@v=$$($(CLANG_FORMAT) --version 2>/dev/null | sed -n 's/.*version \([0-9]*\).*/\1/p'); \
+	if [ "$$v" != 14 ]; then \
+		echo "format-check: needs clang-format 14 (found: $${v:-none}); not checked"; \
+	else \
+		$(CLANG_FORMAT) --dry-run -Werror $(FORMAT_SRC) && \
+		echo "format-check: $(words $(FORMAT_SRC)) files in kernel style (.clang-format)"; \
+	fi
 
 run: deps
 	@$(MAKE) --no-print-directory all

@@ -24,6 +24,8 @@ step() {	# step NAME COMMAND...: run one test, keep its output in a log
 	fi
 }
 
+echo "style:"
+step "format-check (kernel style, .clang-format)" make --no-print-directory format-check
 echo "layers (docs/ARCHITECTURE.md):"
 step "no include or call cycle, entry stores through the setters" scripts/check-layers.sh build/obj
 for dir in build build/asan; do
