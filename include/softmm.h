@@ -32,32 +32,32 @@ extern "C" {
 #endif
 
 #define SMM_PAGE_SHIFT 12
-#define SMM_PAGE_SIZE (1UL << SMM_PAGE_SHIFT)
+#define SMM_PAGE_SIZE  (1UL << SMM_PAGE_SHIFT)
 /* Top of the user address space, as on x86-64 with 4-level paging. */
 #define SMM_TASK_SIZE 0x7ffffffff000ULL
 
 /* Protection bits for smm_mmap() and smm_mprotect(): Linux's values. */
-#define SMM_PROT_NONE 0x0
-#define SMM_PROT_READ 0x1
+#define SMM_PROT_NONE  0x0
+#define SMM_PROT_READ  0x1
 #define SMM_PROT_WRITE 0x2
-#define SMM_PROT_EXEC 0x4
+#define SMM_PROT_EXEC  0x4
 
 /* Flags for smm_mmap(): Linux's values. Unknown flags are ignored, as Linux
  * ignores them without MAP_SHARED_VALIDATE. */
-#define SMM_MAP_SHARED 0x01
-#define SMM_MAP_PRIVATE 0x02
-#define SMM_MAP_FIXED 0x10
-#define SMM_MAP_ANONYMOUS 0x20
-#define SMM_MAP_NORESERVE 0x4000
-#define SMM_MAP_POPULATE 0x8000
+#define SMM_MAP_SHARED		0x01
+#define SMM_MAP_PRIVATE		0x02
+#define SMM_MAP_FIXED		0x10
+#define SMM_MAP_ANONYMOUS	0x20
+#define SMM_MAP_NORESERVE	0x4000
+#define SMM_MAP_POPULATE	0x8000
 #define SMM_MAP_FIXED_NOREPLACE 0x100000
 
 /* Advice for smm_madvise(): Linux's values. */
-#define SMM_MADV_WILLNEED 3
-#define SMM_MADV_DONTNEED 4
-#define SMM_MADV_FREE 8
-#define SMM_MADV_PAGEOUT 21
-#define SMM_MADV_POPULATE_READ 22
+#define SMM_MADV_WILLNEED	3
+#define SMM_MADV_DONTNEED	4
+#define SMM_MADV_FREE		8
+#define SMM_MADV_PAGEOUT	21
+#define SMM_MADV_POPULATE_READ	22
 #define SMM_MADV_POPULATE_WRITE 23
 
 /* ------------------------------------------------------------------ */
@@ -67,7 +67,8 @@ extern "C" {
 struct smm_pool;
 
 /* Pool flags. */
-#define SMM_POOL_POISON 0x1 /* fill freed frames with a poison pattern and
+#define SMM_POOL_POISON \
+	0x1 /* fill freed frames with a poison pattern and
 			     * check it when they are handed out again */
 
 /*
@@ -88,7 +89,7 @@ SMM_API int smm_pool_destroy(struct smm_pool *pool);
 
 struct smm_pool_stats {
 	uint64_t frames;     /* frames in the pool, the zero page included */
-	uint64_t free;       /* frames free, per-CPU caches included */
+	uint64_t free;	     /* frames free, per-CPU caches included */
 	uint64_t anon_pages; /* frames holding anonymous pages */
 	uint64_t pt_pages;   /* frames holding page tables (all four levels) */
 	uint64_t pins_acquired; /* GUP pins taken (zero page excluded) ... */
@@ -148,11 +149,12 @@ SMM_API int smm_scheme_from_name(const char *name);
 SMM_API const char *smm_scheme_name(int scheme);
 
 /* smm_mm_opts.flags */
-#define SMM_MM_NO_VMA_LOCK 0x1 /* faults take mmap_lock only, as before
+#define SMM_MM_NO_VMA_LOCK \
+	0x1 /* faults take mmap_lock only, as before
 				* Linux 6.4 (for comparison) */
 
 struct smm_mm_opts {
-	int scheme;         /* enum smm_scheme */
+	int scheme;	    /* enum smm_scheme */
 	uint64_t mmap_base; /* top of top-down placement; 0: 0x7ffff7fff000,
 			     * where Linux puts it without randomization */
 	unsigned int flags; /* SMM_MM_* */
@@ -254,16 +256,16 @@ SMM_API size_t smm_mm_vmas(struct smm_mm *mm, uint64_t start, uint64_t end,
 			   struct smm_vma_info *out, size_t max);
 
 struct smm_mm_stats {
-	uint64_t rss_anon;    /* anonymous pages mapped */
-	uint64_t zero_ptes;   /* entries mapping the shared zero page */
-	uint64_t pt_bytes;    /* pud_bytes + pmd_bytes + pte_bytes (VmPTE) */
+	uint64_t rss_anon;  /* anonymous pages mapped */
+	uint64_t zero_ptes; /* entries mapping the shared zero page */
+	uint64_t pt_bytes;  /* pud_bytes + pmd_bytes + pte_bytes (VmPTE) */
 	uint64_t pud_bytes, pmd_bytes, pte_bytes;
-	uint64_t faults;      /* page faults handled (spurious ones too) */
+	uint64_t faults;	   /* page faults handled (spurious ones too) */
 	uint64_t faults_vma_lock;  /* faults handled under a per-VMA lock */
 	uint64_t faults_mmap_lock; /* faults that fell back to mmap_lock */
-	uint64_t tlb_flushes; /* TLB shootdowns started */
+	uint64_t tlb_flushes;	   /* TLB shootdowns started */
 	uint64_t nr_vmas;
-	uint64_t pt_reclaimed; /* page tables the scheme freed on zaps (not
+	uint64_t pt_reclaimed;	/* page tables the scheme freed on zaps (not
 				* by munmap's free_pgtables or teardown) */
 	uint64_t pins_acquired; /* GUP pins taken on this mm's pages ... */
 	uint64_t pins_released; /* ... and released (also after destroy) */
@@ -317,8 +319,8 @@ SMM_API void smm_cpu_switch_mm(struct smm_cpu *cpu, struct smm_mm *mm);
  * set to the first byte not copied; bytes before it were copied. -EINVAL if
  * the CPU has no address space.
  */
-SMM_API int smm_read(struct smm_cpu *cpu, uint64_t addr, void *buf,
-		     size_t len, uint64_t *fault_addr);
+SMM_API int smm_read(struct smm_cpu *cpu, uint64_t addr, void *buf, size_t len,
+		     uint64_t *fault_addr);
 SMM_API int smm_write(struct smm_cpu *cpu, uint64_t addr, const void *buf,
 		      size_t len, uint64_t *fault_addr);
 
@@ -343,14 +345,16 @@ struct smm_page;
 /* gup_flags: Linux's FOLL_* values. The pin_* functions imply
  * SMM_FOLL_PIN and the get_* functions SMM_FOLL_GET: passing the implied
  * one is allowed, the other one (or an unknown bit) is -EINVAL. */
-#define SMM_FOLL_WRITE 0x01	/* the pages will be written: fault them in
+#define SMM_FOLL_WRITE \
+	0x01		  /* the pages will be written: fault them in
 				 * writable (a private copy of the zero page)
 				 * and require PROT_WRITE */
-#define SMM_FOLL_GET 0x04	/* take a plain reference (get_*) */
-#define SMM_FOLL_LONGTERM 0x100	/* a pin held indefinitely (RDMA, VFIO);
+#define SMM_FOLL_GET 0x04 /* take a plain reference (get_*) */
+#define SMM_FOLL_LONGTERM \
+	0x100		     /* a pin held indefinitely (RDMA, VFIO);
 				 * pin_* only. Pool memory is never migrated,
 				 * so it changes nothing else yet */
-#define SMM_FOLL_PIN 0x40000	/* take a pin (pin_*) */
+#define SMM_FOLL_PIN 0x40000 /* take a pin (pin_*) */
 
 /* What a pin adds to a page's reference count (Linux's
  * GUP_PIN_COUNTING_BIAS). */
@@ -451,7 +455,6 @@ SMM_API void *smm_page_address(struct smm_page *page);
  * negatives never.
  */
 SMM_API bool smm_page_maybe_dma_pinned(struct smm_page *page);
-
 
 #ifdef __cplusplus
 }

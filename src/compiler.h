@@ -28,19 +28,19 @@
  */
 #define __hidden __attribute__((visibility("hidden")))
 
-#define likely(x) __builtin_expect(!!(x), 1)
+#define likely(x)   __builtin_expect(!!(x), 1)
 #define unlikely(x) __builtin_expect(!!(x), 0)
 
-#define READ_ONCE(x) __atomic_load_n(&(x), __ATOMIC_RELAXED)
+#define READ_ONCE(x)	 __atomic_load_n(&(x), __ATOMIC_RELAXED)
 #define WRITE_ONCE(x, v) __atomic_store_n(&(x), (v), __ATOMIC_RELAXED)
-#define barrier() __asm__ __volatile__("" ::: "memory")
-#define smp_mb() __atomic_thread_fence(__ATOMIC_SEQ_CST)
+#define barrier()	 __asm__ __volatile__("" ::: "memory")
+#define smp_mb()	 __atomic_thread_fence(__ATOMIC_SEQ_CST)
 
 #define container_of(ptr, type, member) \
-	((type *)((char *)(ptr) - offsetof(type, member)))
+	((type *)((char *)(ptr)-offsetof(type, member)))
 #define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
-#define MIN(a, b) ((a) < (b) ? (a) : (b))
-#define MAX(a, b) ((a) > (b) ? (a) : (b))
+#define MIN(a, b)     ((a) < (b) ? (a) : (b))
+#define MAX(a, b)     ((a) > (b) ? (a) : (b))
 
 static inline void cpu_relax(void)
 {
@@ -53,22 +53,34 @@ static inline void cpu_relax(void)
 
 void smm_bug(const char *file, int line, const char *cond)
 	__attribute__((noreturn));
-#define BUG_ON(c) do { if (unlikely(c)) smm_bug(__FILE__, __LINE__, #c); } while (0)
+#define BUG_ON(c)                                        \
+	do {                                             \
+		if (unlikely(c))                         \
+			smm_bug(__FILE__, __LINE__, #c); \
+	} while (0)
 
 /* A marked race window: debug builds may yield here (smm_debug_race_yield). */
 #ifdef SMM_DEBUG
 extern __hidden unsigned int smm_race_permille;
 void smm_race_point(void);
-#define race_point() \
-	do { if (unlikely(smm_race_permille)) smm_race_point(); } while (0)
+#define race_point()                             \
+	do {                                     \
+		if (unlikely(smm_race_permille)) \
+			smm_race_point();        \
+	} while (0)
 #else
-#define race_point() do { } while (0)
+#define race_point() \
+	do {         \
+	} while (0)
 #endif
 
 #ifdef SMM_DEBUG
 #define VM_BUG_ON(c) BUG_ON(c)
 #else
-#define VM_BUG_ON(c) do { (void)sizeof(c); } while (0)
+#define VM_BUG_ON(c)             \
+	do {                     \
+		(void)sizeof(c); \
+	} while (0)
 #endif
 
 #endif

@@ -37,7 +37,8 @@ SMM_API struct smm_cpu *smm_cpu_attach(struct smm_pool *pool)
 	for (int i = 0; i < SMM_MAX_CPUS; i++) {
 		struct smm_cpu *none = NULL;
 
-		if (atomic_compare_exchange_strong(&pool->cpus[i], &none, cpu)) {
+		if (atomic_compare_exchange_strong(&pool->cpus[i], &none,
+						   cpu)) {
 			cpu->id = i;
 			atomic_fetch_add(&pool->nr_cpus, 1);
 			rcu_thread_online();

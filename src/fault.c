@@ -61,7 +61,8 @@ struct vm_area_struct *lock_vma_under_rcu(struct smm_mm *mm, uint64_t addr)
 		return NULL;
 	}
 #ifndef SMM_BUG_NO_VMA_RECHECK
-	if (unlikely(READ_ONCE(vma->detached) || addr < READ_ONCE(vma->vm_start) ||
+	if (unlikely(READ_ONCE(vma->detached) ||
+		     addr < READ_ONCE(vma->vm_start) ||
 		     addr >= READ_ONCE(vma->vm_end))) {
 		vma_end_read(vma);
 		urcu_memb_read_unlock();

@@ -8,15 +8,15 @@
 
 #include "mm.h"
 
-#define FAULT_WRITE 0x1
-#define FAULT_VMA_LOCK 0x2	/* only the VMA lock is held */
+#define FAULT_WRITE    0x1
+#define FAULT_VMA_LOCK 0x2 /* only the VMA lock is held */
 
 /* One fault, as memory.c and the vm_ops see it. */
 struct vm_fault {
 	struct vm_area_struct *vma;
-	uint64_t address;	/* page aligned */
-	unsigned int flags;	/* FAULT_* */
-	pteval_t orig_pte;	/* the entry when the fault looked */
+	uint64_t address;   /* page aligned */
+	unsigned int flags; /* FAULT_* */
+	pteval_t orig_pte;  /* the entry when the fault looked */
 };
 
 /*

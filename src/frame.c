@@ -28,7 +28,8 @@
 
 bool should_fail_alloc(struct smm_pool *pool)
 {
-	long n = atomic_load_explicit(&pool->fail_countdown, memory_order_relaxed);
+	long n = atomic_load_explicit(&pool->fail_countdown,
+				      memory_order_relaxed);
 
 	if (likely(n == 0))
 		return false;
@@ -71,11 +72,13 @@ static bool pool_register(struct smm_pool *pool)
 	for (int i = 0; i < MAX_POOLS; i++) {
 		struct smm_pool *none = NULL;
 
-		if (atomic_compare_exchange_strong(&pool_registry[i], &none, pool)) {
+		if (atomic_compare_exchange_strong(&pool_registry[i], &none,
+						   pool)) {
 			int hi = atomic_load(&pool_registry_hi);
 
 			while (hi < i + 1 &&
-			       !atomic_compare_exchange_weak(&pool_registry_hi, &hi, i + 1))
+			       !atomic_compare_exchange_weak(&pool_registry_hi,
+							     &hi, i + 1))
 				;
 			return true;
 		}
@@ -104,7 +107,7 @@ struct smm_pool *page_pool(const struct page *page)
 		if (p && page >= p->pages && page < p->pages + p->nr_frames)
 			return p;
 	}
-	BUG_ON(1);	/* not a page of any live pool */
+	BUG_ON(1); /* not a page of any live pool */
 	return NULL;
 }
 
@@ -140,10 +143,12 @@ SMM_API struct smm_pool *smm_pool_create(size_t bytes, unsigned int flags)
 	pool->flags = flags;
 	pool->base = mmap(NULL, n << SMM_PAGE_SHIFT, PROT_READ | PROT_WRITE,
 			  MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-	pool->pages = mmap(NULL, n * sizeof(struct page), PROT_READ | PROT_WRITE,
+	pool->pages = mmap(NULL, n * sizeof(struct page),
+			   PROT_READ | PROT_WRITE,
 			   MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
 	pool->free_stack = mmap(NULL, n * sizeof(pfn_t), PROT_READ | PROT_WRITE,
-				MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+				MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1,
+				0);
 	if (pool->base == MAP_FAILED || pool->pages == MAP_FAILED ||
 	    pool->free_stack == MAP_FAILED) {
 		if (pool->base != MAP_FAILED)
@@ -186,7 +191,7 @@ SMM_API int smm_pool_destroy(struct smm_pool *pool)
 {
 	if (atomic_load(&pool->nr_mms) || atomic_load(&pool->nr_cpus))
 		return -EBUSY;
-	urcu_memb_barrier();	/* no deferred free may touch the pool now */
+	urcu_memb_barrier(); /* no deferred free may touch the pool now */
 	pool_unregister(pool);
 	munmap(pool->base, pool->nr_frames << SMM_PAGE_SHIFT);
 	munmap(pool->pages, pool->nr_frames * sizeof(struct page));
@@ -275,8 +280,8 @@ static int global_take(struct smm_pool *pool, pfn_t *out, int want)
 }
 
 /* Out of line: inlined, it costs free_frame()'s common path registers. */
-static __attribute__((noinline)) void
-global_give(struct smm_pool *pool, const pfn_t *in, int n)
+static __attribute__((noinline)) void global_give(struct smm_pool *pool,
+						  const pfn_t *in, int n)
 {
 	spin_lock_class(&pool->lock, LC_LEAF);
 	for (int i = 0; i < n; i++)
@@ -296,7 +301,8 @@ static void check_poison(struct smm_pool *pool, pfn_t pfn)
 
 	for (int i = 0; i < 512; i++) {
 		if (unlikely(w[i] != POISON_WORD)) {
-			fprintf(stderr, "softmm: use after free: frame %llu "
+			fprintf(stderr,
+				"softmm: use after free: frame %llu "
 				"word %d is %#llx, not poison\n",
 				(unsigned long long)pfn, i,
 				(unsigned long long)w[i]);
@@ -314,7 +320,8 @@ static void prep_frame(struct smm_pool *pool, pfn_t pfn, unsigned int use,
 
 	/* A frame that was handed out before was poisoned when freed. */
 	if ((pool->flags & SMM_POOL_POISON) &&
-	    (atomic_load_explicit(&page->flags, memory_order_relaxed) & PG_FREE))
+	    (atomic_load_explicit(&page->flags, memory_order_relaxed) &
+	     PG_FREE))
 		check_poison(pool, pfn);
 	atomic_store_explicit(&page->flags, use, memory_order_relaxed);
 	atomic_store_explicit(&page->refcount, refs, memory_order_relaxed);
@@ -323,7 +330,7 @@ static void prep_frame(struct smm_pool *pool, pfn_t pfn, unsigned int use,
 	spin_lock_init(&page->ptl);
 	page->pt_level = 0;
 	page->order = (unsigned char)order;
-	page->mapping = NULL;	/* and pt_owner, the union's first word */
+	page->mapping = NULL; /* and pt_owner, the union's first word */
 	page->index = 0;
 	page->pin_owner = NULL;
 	memset(pfn_to_virt(pool, pfn), 0, SMM_PAGE_SIZE);

@@ -14,23 +14,23 @@
 typedef uint64_t pfn_t;
 
 /* page->flags */
-#define PG_FREE		0x01	/* in the pool's free stack or lists, or a CPU cache */
-#define PG_ANON		0x02	/* an anonymous page */
-#define PG_TABLE	0x04	/* a page table; pt_level says which */
-#define PG_ZERO		0x08	/* the shared zero page */
-#define PG_LAZYFREE	0x10	/* MADV_FREE'd: may be dropped while clean */
-#define PG_DIRTY	0x20	/* contents differ from what a drop would give */
-#define PG_PT_DEAD	0x40	/* page table unlinked, waiting to be freed */
+#define PG_FREE	    0x01 /* in the pool's free stack or lists, or a CPU cache */
+#define PG_ANON	    0x02 /* an anonymous page */
+#define PG_TABLE    0x04 /* a page table; pt_level says which */
+#define PG_ZERO	    0x08 /* the shared zero page */
+#define PG_LAZYFREE 0x10 /* MADV_FREE'd: may be dropped while clean */
+#define PG_DIRTY    0x20 /* contents differ from what a drop would give */
+#define PG_PT_DEAD  0x40 /* page table unlinked, waiting to be freed */
 /*
  * An anonymous page mapped by exactly one address space, which may
  * therefore be written in place on a write fault and pinned (Linux's
  * PageAnonExclusive). Set when the page is faulted in; fork will clear it.
  */
 #define PG_ANON_EXCLUSIVE 0x80
-#define PG_TAIL		0x100	/* a frame of a block other than its first */
+#define PG_TAIL		  0x100 /* a frame of a block other than its first */
 
 /* Largest block alloc_frames() hands out: 2^9 frames, 2 MiB. */
-#define MAX_ORDER	9
+#define MAX_ORDER 9
 
 /*
  * The metadata of one frame, Linux's struct page. The first words serve
@@ -40,8 +40,9 @@ typedef uint64_t pfn_t;
  */
 struct page {
 	atomic_uint flags;
-	atomic_int refcount;	/* references: one per mapping, plus gets/pins */
-	atomic_int mapcount;	/* data pages: entries mapping it (under their ptl) */
+	atomic_int refcount; /* references: one per mapping, plus gets/pins */
+	atomic_int
+		mapcount; /* data pages: entries mapping it (under their ptl) */
 	/* Page tables: the split page-table lock of this table. Data pages:
 	 * the page lock (unpin_user_pages_dirty_lock). */
 	spinlock_t ptl;
@@ -52,23 +53,23 @@ struct page {
 	 * Knowing a table is empty costs O(1).
 	 */
 	atomic_int pt_count;
-	short pt_level;		/* page tables: 1 PTE, 2 PMD, 3 PUD, 4 PGD */
-	unsigned char order;	/* first frame of a block: the block is 2^order */
+	short pt_level;	     /* page tables: 1 PTE, 2 PMD, 3 PUD, 4 PGD */
+	unsigned char order; /* first frame of a block: the block is 2^order */
 	union {
-		struct {	/* data pages (PG_ANON) */
+		struct { /* data pages (PG_ANON) */
 			/*
 			 * Anonymous: the struct anon_vma of the VMA it was
 			 * faulted into; meaningful while the page is mapped.
 			 * Set before the entry is published.
 			 */
 			void *mapping;
-			uint64_t index;		/* linear page index in @mapping */
+			uint64_t index; /* linear page index in @mapping */
 			/* The mm whose pins hold the page (gup.c): a pinned
 			 * anonymous page is exclusive to one mm. */
 			struct smm_mm *pin_owner;
 		};
-		struct {	/* page tables (PG_TABLE) */
-			struct smm_mm *pt_owner;	/* the mm whose table it is */
+		struct {			 /* page tables (PG_TABLE) */
+			struct smm_mm *pt_owner; /* the mm whose table it is */
 			union {
 				/* queued on an mmu_gather, until ... */
 				pfn_t gather_next;
@@ -76,7 +77,7 @@ struct page {
 				struct rcu_head rcu;
 			};
 		};
-		pfn_t free_next;	/* free block of order >= 1: next on its list */
+		pfn_t free_next; /* free block of order >= 1: next on its list */
 	};
 };
 
@@ -87,13 +88,14 @@ struct smm_cpu;
  * line, a read adds the stripes up (exact when nothing runs meanwhile).
  * Two CPUs faulting side by side must not bounce one line per fault.
  */
-#define NR_STRIPES 8
+#define NR_STRIPES   8
 #define STRIPE_WORDS 7
 struct stripe {
 	atomic_long v[STRIPE_WORDS];
 } __attribute__((aligned(64)));
 /* The calling thread's stripe: its CPU's id, 0 for other threads. */
-extern __hidden __thread unsigned int smm_stripe __attribute__((tls_model("initial-exec")));
+extern __hidden __thread unsigned int smm_stripe
+	__attribute__((tls_model("initial-exec")));
 
 static inline void stripe_add(struct stripe *s, int i, long d)
 {
@@ -110,25 +112,29 @@ static inline long stripe_sum(struct stripe *s, int i)
 }
 
 /* pool->ctr[] words */
-enum { PC_FREE, PC_ANON, PC_TABLE };
+enum {
+	PC_FREE,
+	PC_ANON,
+	PC_TABLE
+};
 
 struct smm_pool {
-	uint8_t *base;		/* host mapping: frame n at base + n*4096 */
-	struct page *pages;	/* metadata, indexed by frame number */
+	uint8_t *base;	    /* host mapping: frame n at base + n*4096 */
+	struct page *pages; /* metadata, indexed by frame number */
 	pfn_t nr_frames;
-	unsigned int flags;	/* SMM_POOL_* */
+	unsigned int flags; /* SMM_POOL_* */
 	pfn_t zero_pfn;
 
-	spinlock_t lock;	/* free stack, free lists and bump pointer */
-	pfn_t *free_stack;	/* single frames freed, ready for reuse */
+	spinlock_t lock;   /* free stack, free lists and bump pointer */
+	pfn_t *free_stack; /* single frames freed, ready for reuse */
 	pfn_t nr_free_stack;
 	/* Free blocks of order 1..MAX_ORDER, linked through free_next. */
 	pfn_t free_area[MAX_ORDER + 1];
-	pfn_t bump;		/* frames at and above never handed out */
+	pfn_t bump; /* frames at and above never handed out */
 
 	/* PC_FREE (free stack + bump + CPU caches), PC_ANON, PC_TABLE */
 	struct stripe ctr[NR_STRIPES];
-	atomic_long pins_acquired, pins_released;	/* gup.c */
+	atomic_long pins_acquired, pins_released; /* gup.c */
 
 	/* Fault injection (smm_pool_inject_failure). */
 	atomic_long fail_countdown;
@@ -161,7 +167,8 @@ static inline void *pfn_to_virt(struct smm_pool *pool, pfn_t pfn)
 /* The page (frame) that holds the byte at @p, which lies in the pool. */
 static inline struct page *virt_to_page(struct smm_pool *pool, const void *p)
 {
-	return pfn_to_page(pool, (pfn_t)((const uint8_t *)p - pool->base) >> SMM_PAGE_SHIFT);
+	return pfn_to_page(pool, (pfn_t)((const uint8_t *)p - pool->base) >>
+					 SMM_PAGE_SHIFT);
 }
 
 static inline bool is_zero_pfn(struct smm_pool *pool, pfn_t pfn)
@@ -201,7 +208,7 @@ void *pool_zalloc(struct smm_pool *pool, size_t size);
 void *pool_zalloc_aligned(struct smm_pool *pool, size_t size);
 
 /* Per-CPU frame cache (cpu.c owns the CPU, frame.c the cache logic). */
-#define PCP_HIGH 64
+#define PCP_HIGH  64
 #define PCP_BATCH 32
 struct pcp_cache {
 	int count;

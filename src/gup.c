@@ -55,7 +55,8 @@ static inline struct smm_page *to_handle(struct page *p)
 static inline bool page_is_zero(const struct page *page)
 {
 	return atomic_load_explicit(&((struct page *)page)->flags,
-				    memory_order_relaxed) & PG_ZERO;
+				    memory_order_relaxed) &
+	       PG_ZERO;
 }
 
 /*
@@ -72,9 +73,9 @@ static int try_grab_page(struct page *page, int refs)
 			return -EAGAIN;
 		if (c > GUP_REF_LIMIT - refs)
 			return -ENOMEM;
-	} while (!atomic_compare_exchange_weak_explicit(&page->refcount, &c, c + refs,
-							memory_order_acquire,
-							memory_order_relaxed));
+	} while (!atomic_compare_exchange_weak_explicit(
+		&page->refcount, &c, c + refs, memory_order_acquire,
+		memory_order_relaxed));
 	return 0;
 }
 
@@ -96,7 +97,8 @@ static void account_pins(struct smm_mm *mm, long n)
 		return;
 	atomic_fetch_add_explicit(&mm->refs, (int)n, memory_order_relaxed);
 	atomic_fetch_add_explicit(&mm->pins_acquired, n, memory_order_relaxed);
-	atomic_fetch_add_explicit(&mm->pool->pins_acquired, n, memory_order_relaxed);
+	atomic_fetch_add_explicit(&mm->pool->pins_acquired, n,
+				  memory_order_relaxed);
 }
 
 static int check_flags(unsigned int *flags, unsigned int kind)
@@ -123,8 +125,8 @@ static int check_flags(unsigned int *flags, unsigned int kind)
  * One page, lockless, inside the caller's access section. Returns the page
  * with its reference taken, or NULL to leave this page to the slow path.
  */
-static struct page *gup_fast_one(struct smm_mm *mm, uint64_t addr,
-				 bool write, int refs)
+static struct page *gup_fast_one(struct smm_mm *mm, uint64_t addr, bool write,
+				 int refs)
 {
 	struct smm_pool *pool = mm->pool;
 	struct page *page = NULL;
@@ -143,7 +145,8 @@ static struct page *gup_fast_one(struct smm_mm *mm, uint64_t addr,
 	check_table_entry(&w, pte);
 	if (is_zero_pfn(pool, pte_pfn(pte))) {
 		if (!write)
-			page = pfn_to_page(pool, pte_pfn(pte));	/* eternal: no reference */
+			page = pfn_to_page(
+				pool, pte_pfn(pte)); /* eternal: no reference */
 		goto out;
 	}
 	race_point();
@@ -158,7 +161,8 @@ static struct page *gup_fast_one(struct smm_mm *mm, uint64_t addr,
 	 */
 	if (refs == GUP_PIN_COUNTING_BIAS &&
 	    !(atomic_load_explicit(&pfn_to_page(pool, pte_pfn(pte))->flags,
-				   memory_order_relaxed) & PG_ANON_EXCLUSIVE))
+				   memory_order_relaxed) &
+	      PG_ANON_EXCLUSIVE))
 		goto out;
 	if (try_grab_page(pfn_to_page(pool, pte_pfn(pte)), refs))
 		goto out;
@@ -169,7 +173,8 @@ static struct page *gup_fast_one(struct smm_mm *mm, uint64_t addr,
 	 * acquire of the grab: if anything moved, drop the reference and
 	 * let the slow path decide under the locks.
 	 */
-	if (unlikely(table_read(w.pmdp) != w.pmdval || table_read(ptep) != pte)) {
+	if (unlikely(table_read(w.pmdp) != w.pmdval ||
+		     table_read(ptep) != pte)) {
 		put_page_refs(pool, pfn_to_page(pool, pte_pfn(pte)), refs);
 		goto out;
 	}
@@ -202,7 +207,8 @@ long gup_fast_only(struct smm_cpu *cpu, uint64_t start, unsigned long nr_pages,
 		if (!page)
 			break;
 		if (pin && !page_is_zero(page)) {
-			__atomic_store_n(&page->pin_owner, mm, __ATOMIC_RELAXED);
+			__atomic_store_n(&page->pin_owner, mm,
+					 __ATOMIC_RELAXED);
 			pinned++;
 		}
 		pages[i] = to_handle(page);
@@ -224,9 +230,9 @@ long gup_fast_only(struct smm_cpu *cpu, uint64_t start, unsigned long nr_pages,
  * -EAGAIN: this fault needs mmap_lock). *@pinned counts the pins taken.
  */
 static unsigned long gup_vma(struct smm_mm *mm, struct vm_area_struct *vma,
-			     uint64_t addr, unsigned long nr, unsigned int flags,
-			     unsigned int fault_flags, struct smm_page **pages,
-			     long *pinned, int *err)
+			     uint64_t addr, unsigned long nr,
+			     unsigned int flags, unsigned int fault_flags,
+			     struct smm_page **pages, long *pinned, int *err)
 {
 	struct smm_pool *pool = mm->pool;
 	bool write = flags & SMM_FOLL_WRITE;
@@ -251,21 +257,25 @@ static unsigned long gup_vma(struct smm_mm *mm, struct vm_area_struct *vma,
 			pteval_t e = pte_read(ptep);
 
 			if (pte_present(e) && (!write || (e & _PAGE_RW))) {
-				struct page *page = pfn_to_page(pool, pte_pfn(e));
+				struct page *page =
+					pfn_to_page(pool, pte_pfn(e));
 
 				r = 0;
 				if (!is_zero_pfn(pool, pte_pfn(e))) {
 					/* mapped under our ptl: never zero */
 					r = try_grab_page(page, refs);
 					/* no fork yet: nothing to unshare */
-					VM_BUG_ON(pin && !(atomic_load(&page->flags) &
-							   PG_ANON_EXCLUSIVE));
+					VM_BUG_ON(pin &&
+						  !(atomic_load(&page->flags) &
+						    PG_ANON_EXCLUSIVE));
 					BUG_ON(r == -EAGAIN);
-					if (!r && write)	/* FOLL_TOUCH */
-						atomic_fetch_or(&page->flags, PG_DIRTY);
+					if (!r && write) /* FOLL_TOUCH */
+						atomic_fetch_or(&page->flags,
+								PG_DIRTY);
 					if (!r && pin) {
-						__atomic_store_n(&page->pin_owner, mm,
-								 __ATOMIC_RELAXED);
+						__atomic_store_n(
+							&page->pin_owner, mm,
+							__ATOMIC_RELAXED);
 						(*pinned)++;
 					}
 				}
@@ -312,9 +322,10 @@ static long gup_slow(struct smm_mm *mm, uint64_t start, unsigned long nr_pages,
 			vma = lock_vma_under_rcu(mm, addr);
 		if (vma) {
 			done += gup_vma(mm, vma, addr, nr_pages - done, flags,
-					FAULT_VMA_LOCK, pages + done, &pinned, &err);
+					FAULT_VMA_LOCK, pages + done, &pinned,
+					&err);
 			vma_end_read(vma);
-			if (err == -EAGAIN) {	/* needs mmap_lock: retry */
+			if (err == -EAGAIN) { /* needs mmap_lock: retry */
 				err = 0;
 				mmap_read_lock(mm);
 				mmap_locked = true;
@@ -365,8 +376,9 @@ static int check_range(uint64_t start, unsigned long nr_pages)
 	return 0;
 }
 
-static long gup_fast(struct smm_cpu *cpu, uint64_t start, unsigned long nr_pages,
-		     unsigned int flags, struct smm_page **pages, unsigned int kind)
+static long gup_fast(struct smm_cpu *cpu, uint64_t start,
+		     unsigned long nr_pages, unsigned int flags,
+		     struct smm_page **pages, unsigned int kind)
 {
 	struct smm_mm *mm;
 	long got, more;
@@ -380,7 +392,8 @@ static long gup_fast(struct smm_cpu *cpu, uint64_t start, unsigned long nr_pages
 		return 0;
 	if ((err = check_range(start, nr_pages)))
 		return err;
-	if ((start & PAGE_MASK) + ((uint64_t)nr_pages << PAGE_SHIFT) > SMM_TASK_SIZE)
+	if ((start & PAGE_MASK) + ((uint64_t)nr_pages << PAGE_SHIFT) >
+	    SMM_TASK_SIZE)
 		return -EFAULT;
 	mm = cpu->mm;
 	start &= PAGE_MASK;
@@ -394,8 +407,9 @@ static long gup_fast(struct smm_cpu *cpu, uint64_t start, unsigned long nr_pages
 	return got + more;
 }
 
-static long gup_remote(struct smm_mm *mm, uint64_t start, unsigned long nr_pages,
-		       unsigned int flags, struct smm_page **pages, unsigned int kind)
+static long gup_remote(struct smm_mm *mm, uint64_t start,
+		       unsigned long nr_pages, unsigned int flags,
+		       struct smm_page **pages, unsigned int kind)
 {
 	int err;
 
@@ -451,9 +465,11 @@ static void release_pins(struct smm_mm *mm, long n)
 	if (!n)
 		return;
 	atomic_fetch_add_explicit(&mm->pins_released, n, memory_order_relaxed);
-	atomic_fetch_add_explicit(&mm->pool->pins_released, n, memory_order_relaxed);
+	atomic_fetch_add_explicit(&mm->pool->pins_released, n,
+				  memory_order_relaxed);
 	if (n > 1)
-		atomic_fetch_sub_explicit(&mm->refs, (int)(n - 1), memory_order_relaxed);
+		atomic_fetch_sub_explicit(&mm->refs, (int)(n - 1),
+					  memory_order_relaxed);
 	mm_put(mm);
 }
 
@@ -467,12 +483,13 @@ SMM_API void smm_unpin_user_pages_dirty_lock(struct smm_page **pages,
 
 	if (!pages || !npages)
 		return;
-	rcu_thread_online();	/* the last mm_put() may free an mm */
+	rcu_thread_online(); /* the last mm_put() may free an mm */
 	for (unsigned long i = 0; i < npages; i++) {
 		struct page *page = to_page(pages[i]);
 		struct smm_mm *owner;
 
-		if (!pool || page < pool->pages || page >= pool->pages + pool->nr_frames)
+		if (!pool || page < pool->pages ||
+		    page >= pool->pages + pool->nr_frames)
 			pool = page_pool(page);
 		if (page_is_zero(page))
 			continue;
@@ -483,7 +500,8 @@ SMM_API void smm_unpin_user_pages_dirty_lock(struct smm_page **pages,
 		}
 		/* Read the owner before our pin stops keeping the page. */
 		owner = __atomic_load_n(&page->pin_owner, __ATOMIC_RELAXED);
-		BUG_ON(!owner || atomic_load(&page->refcount) < GUP_PIN_COUNTING_BIAS);
+		BUG_ON(!owner ||
+		       atomic_load(&page->refcount) < GUP_PIN_COUNTING_BIAS);
 		put_page_refs(pool, page, GUP_PIN_COUNTING_BIAS);
 		if (owner != run_mm) {
 			release_pins(run_mm, run);

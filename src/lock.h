@@ -14,12 +14,12 @@
 #include "compiler.h"
 
 enum lock_class {
-	LC_MMAP = 1,	  /* mm->mmap_lock */
-	LC_VMA,		  /* per-VMA lock */
-	LC_PAGE_TABLE,	  /* mm->page_table_lock: PGD and PUD entries */
-	LC_PMD,		  /* split PMD-table lock */
-	LC_PTE,		  /* split PTE-table lock (ptl) */
-	LC_LEAF,	  /* pool and allocator internals: nothing nests in */
+	LC_MMAP = 1,   /* mm->mmap_lock */
+	LC_VMA,	       /* per-VMA lock */
+	LC_PAGE_TABLE, /* mm->page_table_lock: PGD and PUD entries */
+	LC_PMD,	       /* split PMD-table lock */
+	LC_PTE,	       /* split PTE-table lock (ptl) */
+	LC_LEAF,       /* pool and allocator internals: nothing nests in */
 };
 
 #ifdef SMM_DEBUG
@@ -28,18 +28,35 @@ void lockdep_acquire_trylock(const void *lock, int cls, bool shared);
 void lockdep_release(const void *lock);
 bool lockdep_is_held(const void *lock, int mode); /* mode: 0 any, 1 excl */
 int lockdep_depth(void);
-#define lockdep_assert_held(l) BUG_ON(!lockdep_is_held((l), 0))
+#define lockdep_assert_held(l)	     BUG_ON(!lockdep_is_held((l), 0))
 #define lockdep_assert_held_write(l) BUG_ON(!lockdep_is_held((l), 1))
-#define lockdep_assert_not_held(l) BUG_ON(lockdep_is_held((l), 0))
-#define lockdep_assert_none_held() BUG_ON(lockdep_depth() != 0)
+#define lockdep_assert_not_held(l)   BUG_ON(lockdep_is_held((l), 0))
+#define lockdep_assert_none_held()   BUG_ON(lockdep_depth() != 0)
 #else
-static inline void lockdep_acquire(const void *l, int c, bool s) {}
-static inline void lockdep_acquire_trylock(const void *l, int c, bool s) {}
-static inline void lockdep_release(const void *l) {}
-#define lockdep_assert_held(l) do { (void)(l); } while (0)
-#define lockdep_assert_held_write(l) do { (void)(l); } while (0)
-#define lockdep_assert_not_held(l) do { (void)(l); } while (0)
-#define lockdep_assert_none_held() do { } while (0)
+static inline void lockdep_acquire(const void *l, int c, bool s)
+{
+}
+static inline void lockdep_acquire_trylock(const void *l, int c, bool s)
+{
+}
+static inline void lockdep_release(const void *l)
+{
+}
+#define lockdep_assert_held(l) \
+	do {                   \
+		(void)(l);     \
+	} while (0)
+#define lockdep_assert_held_write(l) \
+	do {                         \
+		(void)(l);           \
+	} while (0)
+#define lockdep_assert_not_held(l) \
+	do {                       \
+		(void)(l);         \
+	} while (0)
+#define lockdep_assert_none_held() \
+	do {                       \
+	} while (0)
 #endif
 
 /*
@@ -51,7 +68,10 @@ typedef struct {
 	atomic_int v;
 } spinlock_t;
 
-static inline void spin_lock_init(spinlock_t *l) { atomic_init(&l->v, 0); }
+static inline void spin_lock_init(spinlock_t *l)
+{
+	atomic_init(&l->v, 0);
+}
 
 static inline void __spin_lock(spinlock_t *l)
 {
@@ -79,9 +99,16 @@ static inline void __spin_unlock(spinlock_t *l)
 	atomic_store_explicit(&l->v, 0, memory_order_release);
 }
 
-#define spin_lock_class(l, cls) \
-	do { lockdep_acquire((l), (cls), false); __spin_lock(l); } while (0)
-#define spin_unlock(l) do { __spin_unlock(l); lockdep_release(l); } while (0)
+#define spin_lock_class(l, cls)                     \
+	do {                                        \
+		lockdep_acquire((l), (cls), false); \
+		__spin_lock(l);                     \
+	} while (0)
+#define spin_unlock(l)              \
+	do {                        \
+		__spin_unlock(l);   \
+		lockdep_release(l); \
+	} while (0)
 
 static inline bool spin_is_locked(spinlock_t *l)
 {
@@ -91,9 +118,12 @@ static inline bool spin_is_locked(spinlock_t *l)
 /* A TLB flush waits for other CPUs: no page-table lock may be held. */
 #ifdef SMM_DEBUG
 bool lockdep_holds_class_above(int cls);
-#define lockdep_assert_none_held_below_mmap() BUG_ON(lockdep_holds_class_above(LC_VMA))
+#define lockdep_assert_none_held_below_mmap() \
+	BUG_ON(lockdep_holds_class_above(LC_VMA))
 #else
-#define lockdep_assert_none_held_below_mmap() do { } while (0)
+#define lockdep_assert_none_held_below_mmap() \
+	do {                                  \
+	} while (0)
 #endif
 
 #endif

@@ -40,7 +40,7 @@ SMM_API int smm_debug_race_yield(unsigned int permille)
 #else
 SMM_API int smm_debug_race_yield(unsigned int permille)
 {
-	return -38;	/* -ENOSYS */
+	return -38; /* -ENOSYS */
 }
 #endif
 
@@ -61,8 +61,10 @@ void lockdep_acquire(const void *lock, int cls, bool shared)
 	BUG_ON(nr_held >= MAX_HELD);
 	for (int i = 0; i < nr_held; i++) {
 		if (held[i].lock == lock) {
-			fprintf(stderr, "softmm lockdep: recursive acquisition "
-				"of %p (class %d)\n", lock, cls);
+			fprintf(stderr,
+				"softmm lockdep: recursive acquisition "
+				"of %p (class %d)\n",
+				lock, cls);
 			BUG_ON(1);
 		}
 		/*
@@ -71,9 +73,10 @@ void lockdep_acquire(const void *lock, int cls, bool shared)
 		 * write, as munmap write-locks several VMAs) and the PTE
 		 * class under its PMD lock (never at present).
 		 */
-		if (held[i].cls > cls || (held[i].cls == cls && cls != LC_VMA &&
-					  cls != LC_LEAF)) {
-			fprintf(stderr, "softmm lockdep: lock order violation: "
+		if (held[i].cls > cls ||
+		    (held[i].cls == cls && cls != LC_VMA && cls != LC_LEAF)) {
+			fprintf(stderr,
+				"softmm lockdep: lock order violation: "
 				"taking class %d while holding class %d\n",
 				cls, held[i].cls);
 			BUG_ON(1);

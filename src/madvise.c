@@ -21,7 +21,7 @@
  */
 static inline __attribute__((always_inline)) int
 free_pte_entry(struct mm_walk *walk, pteval_t *ptep, pteval_t pte,
-			  uint64_t addr)
+	       uint64_t addr)
 {
 	struct smm_pool *pool = walk->mm->pool;
 	struct page *page;
@@ -45,11 +45,14 @@ static const struct mm_walk_ops free_walk_ops = {
 	.pte_entry = free_pte_entry,
 };
 
-static void madvise_free_range(struct mmu_gather *tlb, struct vm_area_struct *vma,
-			uint64_t start, uint64_t end)
+static void madvise_free_range(struct mmu_gather *tlb,
+			       struct vm_area_struct *vma, uint64_t start,
+			       uint64_t end)
 {
 	struct mm_walk walk = {
-		.mm = tlb->mm, .vma = vma, .tlb = tlb,
+		.mm = tlb->mm,
+		.vma = vma,
+		.tlb = tlb,
 	};
 
 	walk_page_range_vma(&walk, &free_walk_ops, start, end);
@@ -64,7 +67,7 @@ static void madvise_free_range(struct mmu_gather *tlb, struct vm_area_struct *vm
  */
 static inline __attribute__((always_inline)) int
 pageout_pte_entry(struct mm_walk *walk, pteval_t *ptep, pteval_t pte,
-			     uint64_t addr)
+		  uint64_t addr)
 {
 	struct smm_pool *pool = walk->mm->pool;
 	struct page *page;
@@ -80,7 +83,7 @@ pageout_pte_entry(struct mm_walk *walk, pteval_t *ptep, pteval_t pte,
 	    atomic_load(&page->refcount) >= GUP_PIN_COUNTING_BIAS)
 		return WALK_CONTINUE;
 	pte = ptep_get_and_clear(walk->mm, ptep);
-	if (pte & _PAGE_DIRTY) {		/* written meanwhile */
+	if (pte & _PAGE_DIRTY) { /* written meanwhile */
 		set_pte(walk->mm, ptep, pte);
 		return WALK_CONTINUE;
 	}
@@ -88,7 +91,8 @@ pageout_pte_entry(struct mm_walk *walk, pteval_t *ptep, pteval_t pte,
 	atomic_fetch_sub(&page->mapcount, 1);
 	walk->nr_cleared++;
 	walk->rss--;
-	return tlb_remove_page(walk->tlb, pte_pfn(pte)) ? WALK_FLUSH : WALK_CONTINUE;
+	return tlb_remove_page(walk->tlb, pte_pfn(pte)) ? WALK_FLUSH :
+							  WALK_CONTINUE;
 }
 
 static const struct mm_walk_ops pageout_walk_ops = {
@@ -97,10 +101,12 @@ static const struct mm_walk_ops pageout_walk_ops = {
 };
 
 static void pageout_range(struct mmu_gather *tlb, struct vm_area_struct *vma,
-		   uint64_t start, uint64_t end)
+			  uint64_t start, uint64_t end)
 {
 	struct mm_walk walk = {
-		.mm = tlb->mm, .vma = vma, .tlb = tlb,
+		.mm = tlb->mm,
+		.vma = vma,
+		.tlb = tlb,
 		.zap = ZAP_PAGEOUT,
 	};
 
@@ -137,7 +143,8 @@ static int madvise_populate(struct smm_mm *mm, uint64_t start, uint64_t end,
 
 		if (!vma)
 			return -ENOMEM;
-		if (write ? !(vma->vm_flags & VM_WRITE) : !(vma->vm_flags & VM_READ))
+		if (write ? !(vma->vm_flags & VM_WRITE) :
+			    !(vma->vm_flags & VM_READ))
 			return -EINVAL;
 		stop = MIN(end, vma->vm_end);
 		err = populate_vma_range(mm, vma, start, stop, write);
@@ -161,7 +168,7 @@ static void madvise_vma(struct mmu_gather *tlb, struct vm_area_struct *vma,
 	case SMM_MADV_PAGEOUT:
 		pageout_range(tlb, vma, start, end);
 		break;
-	case SMM_MADV_WILLNEED:	/* nothing to read ahead for anon memory */
+	case SMM_MADV_WILLNEED: /* nothing to read ahead for anon memory */
 		break;
 	}
 }
@@ -193,7 +200,8 @@ SMM_API int smm_madvise(struct smm_mm *mm, uint64_t start, uint64_t len_in,
 		err = -ESRCH;
 		goto out;
 	}
-	if (advice == SMM_MADV_POPULATE_READ || advice == SMM_MADV_POPULATE_WRITE) {
+	if (advice == SMM_MADV_POPULATE_READ ||
+	    advice == SMM_MADV_POPULATE_WRITE) {
 		err = madvise_populate(mm, start, end,
 				       advice == SMM_MADV_POPULATE_WRITE);
 		goto out;

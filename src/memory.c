@@ -59,10 +59,12 @@ alloc_anon_page(struct vm_fault *vmf)
 	if (pfn == NO_PFN)
 		return NO_PFN;
 	page = pfn_to_page(pool, pfn);
-	atomic_store_explicit(&page->flags, PG_ANON | PG_ANON_EXCLUSIVE | PG_DIRTY,
+	atomic_store_explicit(&page->flags,
+			      PG_ANON | PG_ANON_EXCLUSIVE | PG_DIRTY,
 			      memory_order_relaxed);
 	page->mapping = vma->anon_vma;
-	page->index = vma->vm_pgoff + ((vmf->address - vma->vm_start) >> PAGE_SHIFT);
+	page->index =
+		vma->vm_pgoff + ((vmf->address - vma->vm_start) >> PAGE_SHIFT);
 	race_point();
 	return pfn;
 }
@@ -100,7 +102,8 @@ static int do_anonymous_page(struct vm_fault *vmf)
 		put_page(pool, new);
 		return 0;
 	}
-	atomic_store_explicit(&pfn_to_page(pool, new)->mapcount, 1, memory_order_relaxed);
+	atomic_store_explicit(&pfn_to_page(pool, new)->mapcount, 1,
+			      memory_order_relaxed);
 	set_pte(mm, ptep, pfn_pte(new, prot | _PAGE_RW | _PAGE_DIRTY));
 	pte_table_add(mm, ptep, 1);
 	stripe_add(mm->ctr, MC_RSS, 1);
@@ -125,12 +128,14 @@ static int do_wp_page(struct vm_fault *vmf)
 	int err;
 
 	if (!is_zero_pfn(pool, pte_pfn(orig))) {
-		VM_BUG_ON(!(atomic_load(&pfn_to_page(pool, pte_pfn(orig))->flags) &
-			    PG_ANON_EXCLUSIVE));
+		VM_BUG_ON(!(
+			atomic_load(&pfn_to_page(pool, pte_pfn(orig))->flags) &
+			PG_ANON_EXCLUSIVE));
 		ptep = fault_lock_recheck(vmf, &w);
 		if (!ptep)
 			return 0;
-		set_pte(mm, ptep, orig | _PAGE_RW | _PAGE_DIRTY | _PAGE_ACCESSED);
+		set_pte(mm, ptep,
+			orig | _PAGE_RW | _PAGE_DIRTY | _PAGE_ACCESSED);
 		pte_unmap_unlock(&w);
 		return 0;
 	}
@@ -145,10 +150,12 @@ static int do_wp_page(struct vm_fault *vmf)
 		put_page(pool, new);
 		return 0;
 	}
-	atomic_store_explicit(&pfn_to_page(pool, new)->mapcount, 1, memory_order_relaxed);
+	atomic_store_explicit(&pfn_to_page(pool, new)->mapcount, 1,
+			      memory_order_relaxed);
 	/* CPUs may cache the zero page's translation (ptep_clear_flush). */
-	ptep_xchg(mm, ptep, pfn_pte(new, vm_page_prot(vma->vm_flags) |
-				    _PAGE_RW | _PAGE_DIRTY));
+	ptep_xchg(mm, ptep,
+		  pfn_pte(new, vm_page_prot(vma->vm_flags) | _PAGE_RW |
+				       _PAGE_DIRTY));
 	stripe_add(mm->ctr, MC_ZERO, -1);
 	stripe_add(mm->ctr, MC_RSS, 1);
 	pte_unmap_unlock(&w);

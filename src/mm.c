@@ -20,7 +20,8 @@ SMM_API struct smm_mm *smm_mm_create(struct smm_pool *pool,
 
 	if (!opts)
 		opts = &def;
-	if (!smm_scheme_name(opts->scheme) || (opts->flags & ~SMM_MM_NO_VMA_LOCK) ||
+	if (!smm_scheme_name(opts->scheme) ||
+	    (opts->flags & ~SMM_MM_NO_VMA_LOCK) ||
 	    (opts->mmap_base & ~PAGE_MASK) || opts->mmap_base > SMM_TASK_SIZE) {
 		errno = EINVAL;
 		return NULL;
@@ -47,8 +48,8 @@ SMM_API struct smm_mm *smm_mm_create(struct smm_pool *pool,
 	pfn_to_page(pool, mm->pgd_pfn)->pt_owner = mm;
 	mm->pgd = pfn_to_virt(pool, mm->pgd_pfn);
 	pthread_rwlockattr_init(&attr);
-	pthread_rwlockattr_setkind_np(&attr,
-				      PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
+	pthread_rwlockattr_setkind_np(
+		&attr, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
 	pthread_rwlock_init(&mm->mmap_lock, &attr);
 	pthread_rwlockattr_destroy(&attr);
 	spin_lock_init(&mm->page_table_lock);
@@ -189,9 +190,10 @@ SMM_API size_t smm_mm_vmas(struct smm_mm *mm, uint64_t start, uint64_t end,
 		if (n < max) {
 			out[n].start = v->vm_start;
 			out[n].end = v->vm_end;
-			out[n].prot = (v->vm_flags & VM_READ ? SMM_PROT_READ : 0) |
-				      (v->vm_flags & VM_WRITE ? SMM_PROT_WRITE : 0) |
-				      (v->vm_flags & VM_EXEC ? SMM_PROT_EXEC : 0);
+			out[n].prot =
+				(v->vm_flags & VM_READ ? SMM_PROT_READ : 0) |
+				(v->vm_flags & VM_WRITE ? SMM_PROT_WRITE : 0) |
+				(v->vm_flags & VM_EXEC ? SMM_PROT_EXEC : 0);
 		}
 		n++;
 	}

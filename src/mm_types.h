@@ -22,12 +22,12 @@ typedef uint64_t pteval_t;
 #define VM_MAYEXEC	0x00000040UL
 #define VM_ACCOUNT	0x00100000UL
 #define VM_NORESERVE	0x00200000UL
-#define VM_ACCESS_FLAGS	(VM_READ | VM_WRITE | VM_EXEC)
+#define VM_ACCESS_FLAGS (VM_READ | VM_WRITE | VM_EXEC)
 
 struct vm_area_struct {
-	uint64_t vm_start, vm_end;	/* mmap_lock; READ_ONCE for RCU readers */
-	unsigned long vm_flags;		/* mmap_lock */
-	uint64_t vm_pgoff;		/* mmap_lock */
+	uint64_t vm_start, vm_end; /* mmap_lock; READ_ONCE for RCU readers */
+	unsigned long vm_flags;	   /* mmap_lock */
+	uint64_t vm_pgoff;	   /* mmap_lock */
 	/*
 	 * The anon_vma (rmap.h): NULL until the first anonymous page is
 	 * faulted in (anon_vma_prepare, under page_table_lock); the VMA
@@ -37,7 +37,7 @@ struct vm_area_struct {
 	/* What faults on it do (fault.h); NULL: anonymous memory. */
 	const struct vm_operations_struct *vm_ops;
 	struct smm_mm *vm_mm;
-	struct vm_area_struct *vm_prev, *vm_next;	/* mmap_lock */
+	struct vm_area_struct *vm_prev, *vm_next; /* mmap_lock */
 	/*
 	 * The per-VMA lock (Linux 6.4+, mmap_lock.h): vm_lock counts
 	 * readers, -1 while a writer is marking the VMA. The VMA is
@@ -47,51 +47,57 @@ struct vm_area_struct {
 	 */
 	atomic_int vm_lock;
 	unsigned long vm_lock_seq;
-	bool detached;		/* removed from the tree (write-locked) */
+	bool detached; /* removed from the tree (write-locked) */
 	struct rcu_head rcu;
 };
 
-struct vma_node;		/* vma_tree.c */
-struct anon_vma;		/* rmap.h */
-struct vm_operations_struct;	/* fault.h */
-struct pt_scheme_ops;		/* pt_scheme.h */
+struct vma_node;	     /* vma_tree.c */
+struct anon_vma;	     /* rmap.h */
+struct vm_operations_struct; /* fault.h */
+struct pt_scheme_ops;	     /* pt_scheme.h */
 
 /* mm->ctr[] words */
-enum { MC_RSS, MC_ZERO, MC_FAULTS, MC_FAULTS_VMA, MC_FAULTS_MMAP };
+enum {
+	MC_RSS,
+	MC_ZERO,
+	MC_FAULTS,
+	MC_FAULTS_VMA,
+	MC_FAULTS_MMAP
+};
 
 struct smm_mm {
 	struct smm_pool *pool;
 	pthread_rwlock_t mmap_lock;
-	spinlock_t page_table_lock;	/* PGD and PUD entries; vma->anon_vma */
+	spinlock_t page_table_lock; /* PGD and PUD entries; vma->anon_vma */
 	pteval_t *pgd;
 	pfn_t pgd_pfn;
-	int scheme;			/* enum smm_scheme, fixed at creation */
-	const struct pt_scheme_ops *pt_ops;	/* that scheme's ops ... */
-	unsigned int pt_flags;		/* ... and their shape, PTF_* (pagewalk.h) */
+	int scheme; /* enum smm_scheme, fixed at creation */
+	const struct pt_scheme_ops *pt_ops; /* that scheme's ops ... */
+	unsigned int pt_flags; /* ... and their shape, PTF_* (pagewalk.h) */
 	uint64_t mmap_base;
 
-	struct vm_area_struct *vma_head;	/* sorted list, mmap_lock */
-	struct vma_node *vma_root;		/* RCU-published treap */
-	struct vma_node *tree_reserve;		/* mmap_lock */
+	struct vm_area_struct *vma_head; /* sorted list, mmap_lock */
+	struct vma_node *vma_root;	 /* RCU-published treap */
+	struct vma_node *tree_reserve;	 /* mmap_lock */
 	size_t tree_reserve_nr;
 	uint32_t tree_seed;
 	uint64_t nr_vmas;
-	struct vm_area_struct *vma_cache;	/* spares, mmap_lock */
+	struct vm_area_struct *vma_cache; /* spares, mmap_lock */
 	int vma_cache_nr;
 
-	unsigned int flags;	/* SMM_MM_* */
-	atomic_ulong mm_lock_seq;	/* see vm_area_struct.vm_lock */
-	atomic_ulong tlb_gen;	/* bumped by every TLB shootdown */
-	atomic_int nr_cpus;	/* CPUs switched to this mm */
-	atomic_int refs;	/* the creator + each CPU switched to it + pins */
-	bool dead;		/* destroyed; mmap_lock */
+	unsigned int flags;	  /* SMM_MM_* */
+	atomic_ulong mm_lock_seq; /* see vm_area_struct.vm_lock */
+	atomic_ulong tlb_gen;	  /* bumped by every TLB shootdown */
+	atomic_int nr_cpus;	  /* CPUs switched to this mm */
+	atomic_int refs; /* the creator + each CPU switched to it + pins */
+	bool dead;	 /* destroyed; mmap_lock */
 
 	atomic_long tlb_flushes;
 	/* MC_*: updated on every fault, so striped by CPU */
 	struct stripe ctr[NR_STRIPES];
-	atomic_long pins_acquired, pins_released;	/* gup.c */
-	atomic_long pt_reclaimed;	/* tables freed by the scheme */
-	atomic_long nr_puds, nr_pmds, nr_ptes;	/* page tables per level */
+	atomic_long pins_acquired, pins_released; /* gup.c */
+	atomic_long pt_reclaimed;	       /* tables freed by the scheme */
+	atomic_long nr_puds, nr_pmds, nr_ptes; /* page tables per level */
 };
 
 #endif

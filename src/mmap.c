@@ -14,10 +14,10 @@
 #include "fault.h"
 #include "pt_scheme.h"
 
-#define MMAP_MIN_ADDR		0x10000ULL
-#define TASK_UNMAPPED_BASE	PAGE_ALIGN(SMM_TASK_SIZE / 3)
-#define MAP_TYPE		0x0f
-#define MAP_SHARED_VALIDATE	0x03
+#define MMAP_MIN_ADDR	    0x10000ULL
+#define TASK_UNMAPPED_BASE  PAGE_ALIGN(SMM_TASK_SIZE / 3)
+#define MAP_TYPE	    0x0f
+#define MAP_SHARED_VALIDATE 0x03
 
 /*
  * Unmap [start, end): split the VMAs at the edges, detach the ones inside,
@@ -161,8 +161,8 @@ static uint64_t unmapped_area(struct smm_mm *mm, uint64_t len, uint64_t low,
 
 /* x86-64's arch_get_unmapped_area_topdown() and the generic checks
  * around it. Returns an address or a negative errno. */
-static int64_t get_unmapped_area(struct smm_mm *mm, uint64_t addr,
-				 uint64_t len, int flags)
+static int64_t get_unmapped_area(struct smm_mm *mm, uint64_t addr, uint64_t len,
+				 int flags)
 {
 	if (len > SMM_TASK_SIZE)
 		return -ENOMEM;
@@ -171,12 +171,14 @@ static int64_t get_unmapped_area(struct smm_mm *mm, uint64_t addr,
 
 		if (addr) {
 			addr &= PAGE_MASK;
-			if (SMM_TASK_SIZE - len >= addr && range_free(mm, addr, len))
+			if (SMM_TASK_SIZE - len >= addr &&
+			    range_free(mm, addr, len))
 				return (int64_t)addr;
 		}
 		a = unmapped_area_topdown(mm, len, PAGE_SIZE, mm->mmap_base);
 		if (!a)
-			a = unmapped_area(mm, len, TASK_UNMAPPED_BASE, SMM_TASK_SIZE);
+			a = unmapped_area(mm, len, TASK_UNMAPPED_BASE,
+					  SMM_TASK_SIZE);
 		if (!a)
 			return -ENOMEM;
 		addr = a;
@@ -196,9 +198,9 @@ static void mm_populate(struct smm_mm *mm, uint64_t start, uint64_t end)
 	     v && v->vm_start < end; v = v->vm_next) {
 		if (!(v->vm_flags & VM_ACCESS_FLAGS))
 			continue;
-		populate_vma_range(mm, v, MAX(start, v->vm_start),
-				   MIN(end, v->vm_end),
-				   (v->vm_flags & (VM_WRITE | VM_SHARED)) == VM_WRITE);
+		populate_vma_range(
+			mm, v, MAX(start, v->vm_start), MIN(end, v->vm_end),
+			(v->vm_flags & (VM_WRITE | VM_SHARED)) == VM_WRITE);
 	}
 	mmap_read_unlock(mm);
 }
@@ -211,7 +213,7 @@ SMM_API int64_t smm_mmap(struct smm_mm *mm, uint64_t addr, uint64_t len,
 	int64_t ret;
 
 	if (!(flags & SMM_MAP_ANONYMOUS))
-		return -EBADF;	/* no file descriptors in softmm yet */
+		return -EBADF; /* no file descriptors in softmm yet */
 	if (!len)
 		return -EINVAL;
 	if (flags & SMM_MAP_FIXED_NOREPLACE)
@@ -224,7 +226,8 @@ SMM_API int64_t smm_mmap(struct smm_mm *mm, uint64_t addr, uint64_t len,
 	len = PAGE_ALIGN(len);
 	if (!len)
 		return -ENOMEM;
-	vm_flags = calc_vm_prot_bits(prot) | VM_MAYREAD | VM_MAYWRITE | VM_MAYEXEC;
+	vm_flags = calc_vm_prot_bits(prot) | VM_MAYREAD | VM_MAYWRITE |
+		   VM_MAYEXEC;
 
 	rcu_thread_online();
 	mmap_write_lock(mm);
@@ -244,7 +247,7 @@ SMM_API int64_t smm_mmap(struct smm_mm *mm, uint64_t addr, uint64_t len,
 	case SMM_MAP_PRIVATE:
 		break;
 	case SMM_MAP_SHARED:
-	case MAP_SHARED_VALIDATE:	/* shared memory does not exist yet */
+	case MAP_SHARED_VALIDATE: /* shared memory does not exist yet */
 	default:
 		ret = -EINVAL;
 		goto out;

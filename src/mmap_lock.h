@@ -41,7 +41,7 @@ static inline void mmap_write_unlock(struct smm_mm *mm)
 	pthread_rwlock_unlock(&mm->mmap_lock);
 	lockdep_release(&mm->mmap_lock);
 }
-#define mmap_assert_locked(mm) lockdep_assert_held(&(mm)->mmap_lock)
+#define mmap_assert_locked(mm)	     lockdep_assert_held(&(mm)->mmap_lock)
 #define mmap_assert_write_locked(mm) lockdep_assert_held_write(&(mm)->mmap_lock)
 
 /*
@@ -60,17 +60,19 @@ static inline bool vma_start_read(struct vm_area_struct *vma)
 	do {
 		if (c < 0)
 			return false;
-	} while (!atomic_compare_exchange_weak_explicit(&vma->vm_lock, &c, c + 1,
-							memory_order_acquire,
-							memory_order_relaxed));
+	} while (!atomic_compare_exchange_weak_explicit(
+		&vma->vm_lock, &c, c + 1, memory_order_acquire,
+		memory_order_relaxed));
 	/*
 	 * A writer may have marked the VMA between the first check and our
 	 * increment: its mark is ordered before its release of vm_lock,
 	 * which our acquire saw, so this recheck catches it.
 	 */
 	if (unlikely(READ_ONCE(vma->vm_lock_seq) ==
-		     atomic_load_explicit(&mm->mm_lock_seq, memory_order_acquire))) {
-		atomic_fetch_sub_explicit(&vma->vm_lock, 1, memory_order_release);
+		     atomic_load_explicit(&mm->mm_lock_seq,
+					  memory_order_acquire))) {
+		atomic_fetch_sub_explicit(&vma->vm_lock, 1,
+					  memory_order_release);
 		return false;
 	}
 	lockdep_acquire(vma, LC_VMA, true);
@@ -100,10 +102,13 @@ static inline void vma_init_locked(struct vm_area_struct *vma)
 /* Walkers that install entries need mmap_lock or a VMA lock. */
 #ifdef SMM_DEBUG
 bool lockdep_holds_class(int cls);
-#define assert_fault_locked(mm) \
-	BUG_ON(!lockdep_is_held(&(mm)->mmap_lock, 0) && !lockdep_holds_class(LC_VMA))
+#define assert_fault_locked(mm)                         \
+	BUG_ON(!lockdep_is_held(&(mm)->mmap_lock, 0) && \
+	       !lockdep_holds_class(LC_VMA))
 #else
-#define assert_fault_locked(mm) do { } while (0)
+#define assert_fault_locked(mm) \
+	do {                    \
+	} while (0)
 #endif
 
 #endif

@@ -12,9 +12,9 @@
 #include <errno.h>
 #include "pagewalk.h"
 
-#define PROT_SEM		0x08
-#define PROT_GROWSDOWN		0x01000000
-#define PROT_GROWSUP		0x02000000
+#define PROT_SEM       0x08
+#define PROT_GROWSDOWN 0x01000000
+#define PROT_GROWSUP   0x02000000
 
 /*
  * mprotect: rewrite each mapped entry of [start, end) for @newflags.
@@ -24,7 +24,7 @@
  */
 static inline __attribute__((always_inline)) int
 change_pte_entry(struct mm_walk *walk, pteval_t *ptep, pteval_t old,
-			    uint64_t addr)
+		 uint64_t addr)
 {
 	unsigned long newflags = *(unsigned long *)walk->private;
 	bool none = !(newflags & VM_ACCESS_FLAGS);
@@ -32,17 +32,18 @@ change_pte_entry(struct mm_walk *walk, pteval_t *ptep, pteval_t old,
 
 	if (!pte_mapped(old))
 		return WALK_CONTINUE;
-	old = ptep_get_and_clear(walk->mm, ptep);	/* collect A/D */
+	old = ptep_get_and_clear(walk->mm, ptep); /* collect A/D */
 	if (none) {
 		new = (old & ~(_PAGE_PRESENT | _PAGE_RW)) | _PAGE_PROTNONE;
 	} else {
 		new = (old | _PAGE_PRESENT) & ~(_PAGE_PROTNONE | _PAGE_RW);
-		if ((newflags & VM_WRITE) && !is_zero_pfn(walk->mm->pool, pte_pfn(old)))
+		if ((newflags & VM_WRITE) &&
+		    !is_zero_pfn(walk->mm->pool, pte_pfn(old)))
 			new |= _PAGE_RW;
 	}
 	set_pte(walk->mm, ptep, new);
 	if ((old & _PAGE_PRESENT) &&
-	    (!(new & _PAGE_PRESENT) || ((old & _PAGE_RW) && !(new & _PAGE_RW))))
+	    (!(new &_PAGE_PRESENT) || ((old & _PAGE_RW) && !(new &_PAGE_RW))))
 		walk->tlb->need_flush = true;
 	return WALK_CONTINUE;
 }
@@ -52,10 +53,13 @@ static const struct mm_walk_ops change_walk_ops = {
 };
 
 static int change_protection(struct mmu_gather *tlb, struct vm_area_struct *vma,
-		      uint64_t start, uint64_t end, unsigned long newflags)
+			     uint64_t start, uint64_t end,
+			     unsigned long newflags)
 {
 	struct mm_walk walk = {
-		.mm = tlb->mm, .vma = vma, .tlb = tlb,
+		.mm = tlb->mm,
+		.vma = vma,
+		.tlb = tlb,
 		.private = &newflags,
 	};
 
@@ -94,7 +98,8 @@ static void mprotect_fixup(struct smm_mm *mm, struct mmu_gather *tlb,
 	 * flag is invisible, but it decides merging.
 	 */
 	if (newflags & VM_WRITE) {
-		if (!(oldflags & (VM_ACCOUNT | VM_WRITE | VM_SHARED | VM_NORESERVE)))
+		if (!(oldflags &
+		      (VM_ACCOUNT | VM_WRITE | VM_SHARED | VM_NORESERVE)))
 			newflags |= VM_ACCOUNT;
 	} else if ((oldflags & VM_ACCOUNT) && !vma->anon_vma) {
 		newflags &= ~VM_ACCOUNT;
@@ -151,7 +156,8 @@ SMM_API int smm_mprotect(struct smm_mm *mm, uint64_t start, uint64_t len,
 		err = -EINVAL;
 		goto out;
 	}
-	for (struct vm_area_struct *v = vma; v && v->vm_start < end; v = v->vm_next)
+	for (struct vm_area_struct *v = vma; v && v->vm_start < end;
+	     v = v->vm_next)
 		m++;
 	err = vma_prealloc(mm, &pa, 2, m + 2, 1);
 	if (err)
@@ -170,7 +176,8 @@ SMM_API int smm_mprotect(struct smm_mm *mm, uint64_t start, uint64_t len,
 		newflags = calc_vm_prot_bits(prot) |
 			   (vma->vm_flags & ~VM_ACCESS_FLAGS);
 		tmp = MIN(vma->vm_end, end);
-		mprotect_fixup(mm, &tlb, vma, &prev, nstart, tmp, newflags, &pa);
+		mprotect_fixup(mm, &tlb, vma, &prev, nstart, tmp, newflags,
+			       &pa);
 		nstart = tmp = prev->vm_end < end ? prev->vm_end : end;
 		vma = prev->vm_next;
 	}

@@ -11,9 +11,10 @@
 
 void pt_bad_entry(struct pt_walk *w, pteval_t e)
 {
-	fprintf(stderr, "softmm: walk of %#llx read a corrupt or poisoned "
-		"table entry %#llx\n", (unsigned long long)w->addr,
-		(unsigned long long)e);
+	fprintf(stderr,
+		"softmm: walk of %#llx read a corrupt or poisoned "
+		"table entry %#llx\n",
+		(unsigned long long)w->addr, (unsigned long long)e);
 	BUG_ON(1);
 	abort();
 }
@@ -35,7 +36,8 @@ __pte_offset_map(struct smm_mm *mm, uint64_t addr, struct pt_walk *w)
 		w->pmdval = pmdval = table_read(pmdp);
 		if (likely(pt_entry_table(pmdval))) {
 			/* The scheme's pte_map may reread the entry. */
-			if (unlikely(mm->pt_flags & PTF_PTE_MAP) && mm->pt_ops->pte_map) {
+			if (unlikely(mm->pt_flags & PTF_PTE_MAP) &&
+			    mm->pt_ops->pte_map) {
 				if (!mm->pt_ops->pte_map(w))
 					goto none;
 				pmdval = w->pmdval;
@@ -54,7 +56,8 @@ pteval_t *pte_offset_map(struct smm_mm *mm, uint64_t addr, struct pt_walk *w)
 	return __pte_offset_map(mm, addr, w);
 }
 
-pteval_t *pte_offset_map_lock(struct smm_mm *mm, uint64_t addr, struct pt_walk *w)
+pteval_t *pte_offset_map_lock(struct smm_mm *mm, uint64_t addr,
+			      struct pt_walk *w)
 {
 	pteval_t *pte;
 	spinlock_t *ptl;
@@ -82,5 +85,3 @@ pteval_t *pte_offset_map_lock(struct smm_mm *mm, uint64_t addr, struct pt_walk *
 		pte_unmap(w);
 	}
 }
-
-

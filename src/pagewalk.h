@@ -32,9 +32,9 @@
 struct pt_walk {
 	struct smm_mm *mm;
 	uint64_t addr;
-	pteval_t *pmdp;		/* the PMD entry for @addr, once reached */
-	pteval_t pmdval;	/* its value when the PTE table was mapped */
-	spinlock_t *ptl;	/* the PTE table's lock, while held */
+	pteval_t *pmdp;	 /* the PMD entry for @addr, once reached */
+	pteval_t pmdval; /* its value when the PTE table was mapped */
+	spinlock_t *ptl; /* the PTE table's lock, while held */
 };
 
 void pt_bad_entry(struct pt_walk *w, pteval_t e) __attribute__((noreturn));
@@ -44,9 +44,9 @@ void pt_bad_entry(struct pt_walk *w, pteval_t e) __attribute__((noreturn));
  * ops once at creation, so that a walk tests one word of the mm it already
  * has in cache instead of loading the ops.
  */
-#define PTF_WALK_RCU	0x1	/* ops->walk_rcu */
-#define PTF_LOCKLESS	0x2	/* ops->lockless_begin or lockless_end */
-#define PTF_PTE_MAP	0x4	/* ops->pte_map or pte_unmap */
+#define PTF_WALK_RCU 0x1 /* ops->walk_rcu */
+#define PTF_LOCKLESS 0x2 /* ops->lockless_begin or lockless_end */
+#define PTF_PTE_MAP  0x4 /* ops->pte_map or pte_unmap */
 static inline unsigned int pt_scheme_flags(const struct pt_scheme_ops *ops)
 {
 	return (ops->walk_rcu ? PTF_WALK_RCU : 0) |
@@ -55,7 +55,8 @@ static inline unsigned int pt_scheme_flags(const struct pt_scheme_ops *ops)
 }
 
 /* The start and end of a semi-locked, locked or installing walk. */
-static inline __attribute__((always_inline)) void pt_walk_begin(struct smm_mm *mm)
+static inline __attribute__((always_inline)) void
+pt_walk_begin(struct smm_mm *mm)
 {
 	if (mm->pt_flags & PTF_WALK_RCU)
 		urcu_memb_read_lock();
@@ -81,7 +82,9 @@ static inline void check_table_entry(struct pt_walk *w, pteval_t e)
 #ifdef SMM_DEBUG
 #define check_locked_entry(w, e) check_table_entry(w, e)
 #else
-#define check_locked_entry(w, e) do { } while (0)
+#define check_locked_entry(w, e) \
+	do {                     \
+	} while (0)
 #endif
 
 /*
@@ -124,18 +127,22 @@ __walk_to_pmd(struct pt_walk *w, bool lockless, bool alloc, int *err)
 	return &table[pmd_index(addr)];
 }
 
-static inline __attribute__((always_inline)) pteval_t *walk_to_pmd(struct pt_walk *w)
+static inline __attribute__((always_inline)) pteval_t *
+walk_to_pmd(struct pt_walk *w)
 {
 	return __walk_to_pmd(w, false, false, NULL);
 }
 
 /* The entry for @addr in the PTE table the PMD entry @pmdval points at. */
-static inline pteval_t *pt_walk_pte(struct smm_mm *mm, pteval_t pmdval, uint64_t addr)
+static inline pteval_t *pt_walk_pte(struct smm_mm *mm, pteval_t pmdval,
+				    uint64_t addr)
 {
-	return (pteval_t *)(mm->pool->base + (pmdval & PTE_PFN_MASK)) + pte_index(addr);
+	return (pteval_t *)(mm->pool->base + (pmdval & PTE_PFN_MASK)) +
+	       pte_index(addr);
 }
 
-static inline __attribute__((always_inline)) void pte_lockless_end(struct pt_walk *w)
+static inline __attribute__((always_inline)) void
+pte_lockless_end(struct pt_walk *w)
 {
 	struct smm_mm *mm = w->mm;
 
@@ -202,13 +209,15 @@ static inline __attribute__((always_inline)) void pte_unmap(struct pt_walk *w)
  * linked, and its entries change only under our hands, until
  * pte_unmap_unlock(). NULL if there is no table.
  */
-pteval_t *pte_offset_map_lock(struct smm_mm *mm, uint64_t addr, struct pt_walk *w);
+pteval_t *pte_offset_map_lock(struct smm_mm *mm, uint64_t addr,
+			      struct pt_walk *w);
 
-static inline __attribute__((always_inline)) void pte_unmap_unlock(struct pt_walk *w)
+static inline __attribute__((always_inline)) void
+pte_unmap_unlock(struct pt_walk *w)
 {
 	spin_unlock(w->ptl);
 #ifdef SMM_DEBUG
-	w->ptl = NULL;	/* for pte_unmap()'s check */
+	w->ptl = NULL; /* for pte_unmap()'s check */
 #endif
 	pte_unmap(w);
 }
@@ -244,19 +253,20 @@ struct mm_walk_ops {
 	 * mapped nor locked any more; @walk->pt says where it was found.
 	 * May be NULL.
 	 */
-	void (*pte_table_done)(struct mm_walk *walk, uint64_t start, uint64_t end);
+	void (*pte_table_done)(struct mm_walk *walk, uint64_t start,
+			       uint64_t end);
 };
 
 struct mm_walk {
 	struct smm_mm *mm;
 	struct vm_area_struct *vma;
-	struct mmu_gather *tlb;	/* for WALK_FLUSH, and what pte_entry frees */
+	struct mmu_gather *tlb; /* for WALK_FLUSH, and what pte_entry frees */
 	enum zap_reason zap;	/* zaps: why, for the scheme's zap_leave */
 	void *private;
 	/* Per table, applied and reset by the iterator (see pte_entry). */
 	int nr_cleared;
 	long rss, zero;
-	struct pt_walk pt;	/* the table being walked */
+	struct pt_walk pt; /* the table being walked */
 };
 
 /*
@@ -326,7 +336,7 @@ walk_page_range_vma(struct mm_walk *walk, const struct mm_walk_ops *ops,
 			continue;
 		}
 		a = __walk_pte_range(walk, ops, ptep, addr, next);
-		while (a < next) {	/* after a flush: the rest of the table */
+		while (a < next) { /* after a flush: the rest of the table */
 			ptep = pte_offset_map_lock(mm, a, &walk->pt);
 			if (!ptep)
 				break;

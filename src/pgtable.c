@@ -18,7 +18,9 @@
 
 static atomic_long *level_counter(struct smm_mm *mm, int level)
 {
-	return level == 3 ? &mm->nr_puds : level == 2 ? &mm->nr_pmds : &mm->nr_ptes;
+	return level == 3 ? &mm->nr_puds :
+	       level == 2 ? &mm->nr_pmds :
+			    &mm->nr_ptes;
 }
 
 /*

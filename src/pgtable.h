@@ -16,36 +16,48 @@
 
 #include "mm_types.h"
 
-#define _PAGE_PRESENT	0x001ULL
-#define _PAGE_RW	0x002ULL
-#define _PAGE_USER	0x004ULL
-#define _PAGE_ACCESSED	0x020ULL
-#define _PAGE_DIRTY	0x040ULL
-#define _PAGE_PSE	0x080ULL
-#define _PAGE_PROTNONE	0x100ULL	/* not present, but a PROT_NONE page */
-#define PTE_PFN_MASK	0x000ffffffffff000ULL
-#define _PAGE_TABLE	(_PAGE_PRESENT | _PAGE_RW | _PAGE_USER | _PAGE_ACCESSED)
+#define _PAGE_PRESENT  0x001ULL
+#define _PAGE_RW       0x002ULL
+#define _PAGE_USER     0x004ULL
+#define _PAGE_ACCESSED 0x020ULL
+#define _PAGE_DIRTY    0x040ULL
+#define _PAGE_PSE      0x080ULL
+#define _PAGE_PROTNONE 0x100ULL /* not present, but a PROT_NONE page */
+#define PTE_PFN_MASK   0x000ffffffffff000ULL
+#define _PAGE_TABLE    (_PAGE_PRESENT | _PAGE_RW | _PAGE_USER | _PAGE_ACCESSED)
 
-#define PTRS_PER_TABLE	512
-#define PAGE_SHIFT	SMM_PAGE_SHIFT
-#define PAGE_SIZE	SMM_PAGE_SIZE
-#define PAGE_MASK	(~(PAGE_SIZE - 1))
-#define PMD_SHIFT	21
-#define PUD_SHIFT	30
-#define PGDIR_SHIFT	39
-#define PMD_SIZE	(1ULL << PMD_SHIFT)
-#define PUD_SIZE	(1ULL << PUD_SHIFT)
-#define PGDIR_SIZE	(1ULL << PGDIR_SHIFT)
-#define PMD_MASK	(~(PMD_SIZE - 1))
-#define PUD_MASK	(~(PUD_SIZE - 1))
-#define PGDIR_MASK	(~(PGDIR_SIZE - 1))
+#define PTRS_PER_TABLE 512
+#define PAGE_SHIFT     SMM_PAGE_SHIFT
+#define PAGE_SIZE      SMM_PAGE_SIZE
+#define PAGE_MASK      (~(PAGE_SIZE - 1))
+#define PMD_SHIFT      21
+#define PUD_SHIFT      30
+#define PGDIR_SHIFT    39
+#define PMD_SIZE       (1ULL << PMD_SHIFT)
+#define PUD_SIZE       (1ULL << PUD_SHIFT)
+#define PGDIR_SIZE     (1ULL << PGDIR_SHIFT)
+#define PMD_MASK       (~(PMD_SIZE - 1))
+#define PUD_MASK       (~(PUD_SIZE - 1))
+#define PGDIR_MASK     (~(PGDIR_SIZE - 1))
 
-#define PAGE_ALIGN(x)	(((x) + PAGE_SIZE - 1) & PAGE_MASK)
+#define PAGE_ALIGN(x) (((x) + PAGE_SIZE - 1) & PAGE_MASK)
 
-static inline unsigned int pgd_index(uint64_t a) { return (a >> PGDIR_SHIFT) & 511; }
-static inline unsigned int pud_index(uint64_t a) { return (a >> PUD_SHIFT) & 511; }
-static inline unsigned int pmd_index(uint64_t a) { return (a >> PMD_SHIFT) & 511; }
-static inline unsigned int pte_index(uint64_t a) { return (a >> PAGE_SHIFT) & 511; }
+static inline unsigned int pgd_index(uint64_t a)
+{
+	return (a >> PGDIR_SHIFT) & 511;
+}
+static inline unsigned int pud_index(uint64_t a)
+{
+	return (a >> PUD_SHIFT) & 511;
+}
+static inline unsigned int pmd_index(uint64_t a)
+{
+	return (a >> PMD_SHIFT) & 511;
+}
+static inline unsigned int pte_index(uint64_t a)
+{
+	return (a >> PAGE_SHIFT) & 511;
+}
 
 /* End of the table entry's range containing @a, capped at @end. */
 static inline uint64_t level_addr_end(uint64_t a, uint64_t end, uint64_t size)
@@ -58,12 +70,27 @@ static inline uint64_t level_addr_end(uint64_t a, uint64_t end, uint64_t size)
 #define pud_addr_end(a, e) level_addr_end(a, e, PUD_SIZE)
 #define pmd_addr_end(a, e) level_addr_end(a, e, PMD_SIZE)
 
-static inline bool pte_none(pteval_t e) { return e == 0; }
-static inline bool pte_present(pteval_t e) { return e & _PAGE_PRESENT; }
+static inline bool pte_none(pteval_t e)
+{
+	return e == 0;
+}
+static inline bool pte_present(pteval_t e)
+{
+	return e & _PAGE_PRESENT;
+}
 /* What mincore and zap treat as a mapped entry: present or PROT_NONE. */
-static inline bool pte_mapped(pteval_t e) { return e & (_PAGE_PRESENT | _PAGE_PROTNONE); }
-static inline pfn_t pte_pfn(pteval_t e) { return (e & PTE_PFN_MASK) >> PAGE_SHIFT; }
-static inline pteval_t pfn_pte(pfn_t pfn, pteval_t prot) { return (pfn << PAGE_SHIFT) | prot; }
+static inline bool pte_mapped(pteval_t e)
+{
+	return e & (_PAGE_PRESENT | _PAGE_PROTNONE);
+}
+static inline pfn_t pte_pfn(pteval_t e)
+{
+	return (e & PTE_PFN_MASK) >> PAGE_SHIFT;
+}
+static inline pteval_t pfn_pte(pfn_t pfn, pteval_t prot)
+{
+	return (pfn << PAGE_SHIFT) | prot;
+}
 /* An upper-level entry that points at a table (not none, not a leaf). */
 static inline bool pt_entry_table(pteval_t e)
 {
@@ -82,15 +109,27 @@ static inline pteval_t *table_virt(struct smm_pool *pool, pteval_t entry)
  * that sees the entry sees the zeroed table or initialised page behind it;
  * the kernel's smp_wmb() in the pmd_populate paths).
  */
-static inline pteval_t pte_read(pteval_t *p) { return __atomic_load_n(p, __ATOMIC_RELAXED); }
-static inline pteval_t table_read(pteval_t *p) { return __atomic_load_n(p, __ATOMIC_ACQUIRE); }
+static inline pteval_t pte_read(pteval_t *p)
+{
+	return __atomic_load_n(p, __ATOMIC_RELAXED);
+}
+static inline pteval_t table_read(pteval_t *p)
+{
+	return __atomic_load_n(p, __ATOMIC_ACQUIRE);
+}
 
 /*
  * Raw stores, with no lock check: for the setters below, and for tests
  * that play a racing CPU. Library code changes entries through the setters.
  */
-static inline void __pte_write(pteval_t *p, pteval_t v) { __atomic_store_n(p, v, __ATOMIC_RELEASE); }
-static inline pteval_t __pte_xchg(pteval_t *p, pteval_t v) { return __atomic_exchange_n(p, v, __ATOMIC_ACQ_REL); }
+static inline void __pte_write(pteval_t *p, pteval_t v)
+{
+	__atomic_store_n(p, v, __ATOMIC_RELEASE);
+}
+static inline pteval_t __pte_xchg(pteval_t *p, pteval_t v)
+{
+	return __atomic_exchange_n(p, v, __ATOMIC_ACQ_REL);
+}
 
 /* The lock that guards the entries of the table holding @entryp. */
 static inline spinlock_t *pt_entry_lock(struct smm_mm *mm, pteval_t *entryp)
@@ -109,7 +148,9 @@ static inline spinlock_t *pte_lockptr(struct smm_pool *pool, pteval_t pmdval)
 #define assert_entry_locked(mm, entryp) \
 	lockdep_assert_held(pt_entry_lock((mm), (entryp)))
 #else
-#define assert_entry_locked(mm, entryp) do { } while (0)
+#define assert_entry_locked(mm, entryp) \
+	do {                            \
+	} while (0)
 #endif
 
 /* Install or change a PTE (ptl held). */
@@ -129,7 +170,8 @@ static inline pteval_t ptep_get_and_clear(struct smm_mm *mm, pteval_t *ptep)
 	return ptep_xchg(mm, ptep, 0);
 }
 /* Point an upper-level entry at a new table (its lock held). */
-static inline void set_table_entry(struct smm_mm *mm, pteval_t *entryp, pteval_t v)
+static inline void set_table_entry(struct smm_mm *mm, pteval_t *entryp,
+				   pteval_t v)
 {
 	assert_entry_locked(mm, entryp);
 	__pte_write(entryp, v);

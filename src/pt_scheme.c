@@ -52,7 +52,8 @@ SMM_API const char *smm_scheme_name(int scheme)
 static bool table_is_empty(pteval_t *pte, struct page *page, bool scan)
 {
 	if (!scan)
-		return atomic_load_explicit(&page->pt_count, memory_order_relaxed) == 0;
+		return atomic_load_explicit(&page->pt_count,
+					    memory_order_relaxed) == 0;
 	for (int i = 0; i < PTRS_PER_TABLE; i++)
 		if (!pte_none(pte_read(&pte[i])))
 			return false;
@@ -95,7 +96,8 @@ bool free_empty_pte_table(struct mmu_gather *tlb, uint64_t addr, bool scan)
 		 * to fill it, and the PMD lock to install a new table.
 		 */
 		if (table_is_empty(table_virt(pool, w.pmdval),
-				   pfn_to_page(pool, pte_pfn(w.pmdval)), scan)) {
+				   pfn_to_page(pool, pte_pfn(w.pmdval)),
+				   scan)) {
 			unlink_table(tlb, w.pmdp);
 			freed = true;
 		}

@@ -46,10 +46,10 @@ struct pt_walk;
 
 /* Why a range is being zapped: the schemes free tables for some only. */
 enum zap_reason {
-	ZAP_MUNMAP,	/* munmap, MAP_FIXED replacement */
-	ZAP_DONTNEED,	/* MADV_DONTNEED */
-	ZAP_PAGEOUT,	/* clean lazily-freed pages dropped (MADV_PAGEOUT) */
-	ZAP_EXIT,	/* address space teardown: free_all_pgtables() follows */
+	ZAP_MUNMAP,   /* munmap, MAP_FIXED replacement */
+	ZAP_DONTNEED, /* MADV_DONTNEED */
+	ZAP_PAGEOUT,  /* clean lazily-freed pages dropped (MADV_PAGEOUT) */
+	ZAP_EXIT,     /* address space teardown: free_all_pgtables() follows */
 };
 
 struct pt_scheme_ops {

@@ -29,7 +29,7 @@ static void eager_zap_leave(struct mmu_gather *tlb, struct pt_walk *w,
 	struct page *table = pfn_to_page(tlb->mm->pool, pte_pfn(w->pmdval));
 
 	if (why == ZAP_EXIT)
-		return;		/* free_all_pgtables() follows */
+		return; /* free_all_pgtables() follows */
 	/*
 	 * The table is no longer ours: its page's metadata is still valid
 	 * memory, but the count may be stale or even another page's. It is

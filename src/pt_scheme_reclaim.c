@@ -18,7 +18,8 @@
 static void reclaim_zap_leave(struct mmu_gather *tlb, struct pt_walk *w,
 			      uint64_t start, uint64_t end, enum zap_reason why)
 {
-	if (why != ZAP_DONTNEED || (start & ~PMD_MASK) || end - start != PMD_SIZE)
+	if (why != ZAP_DONTNEED || (start & ~PMD_MASK) ||
+	    end - start != PMD_SIZE)
 		return;
 	free_empty_pte_table(tlb, start, true);
 }

@@ -38,8 +38,14 @@ void __tsan_release(void *addr);
 #define tsan_release(p) __tsan_release(p)
 #define tsan_acquire(p) __tsan_acquire(p)
 #else
-#define tsan_release(p) do { (void)(p); } while (0)
-#define tsan_acquire(p) do { (void)(p); } while (0)
+#define tsan_release(p)    \
+	do {               \
+		(void)(p); \
+	} while (0)
+#define tsan_acquire(p)    \
+	do {               \
+		(void)(p); \
+	} while (0)
 #endif
 
 /*

@@ -25,7 +25,8 @@ static struct anon_vma *anon_vma_alloc(struct smm_mm *mm)
 
 void anon_vma_put(struct anon_vma *av)
 {
-	long old = atomic_fetch_sub_explicit(&av->refcount, 1, memory_order_acq_rel);
+	long old = atomic_fetch_sub_explicit(&av->refcount, 1,
+					     memory_order_acq_rel);
 
 	BUG_ON(old <= 0);
 	if (old == 1)
@@ -45,11 +46,13 @@ static struct anon_vma *find_mergeable_anon_vma(struct vm_area_struct *vma)
 
 	if (n && n->anon_vma && vma->vm_end == n->vm_start &&
 	    !((vma->vm_flags ^ n->vm_flags) & ~VM_ACCESS_FLAGS) &&
-	    n->vm_pgoff == vma->vm_pgoff + ((n->vm_start - vma->vm_start) >> PAGE_SHIFT))
+	    n->vm_pgoff == vma->vm_pgoff + ((n->vm_start - vma->vm_start) >>
+					    PAGE_SHIFT))
 		return n->anon_vma;
 	if (p && p->anon_vma && p->vm_end == vma->vm_start &&
 	    !((vma->vm_flags ^ p->vm_flags) & ~VM_ACCESS_FLAGS) &&
-	    vma->vm_pgoff == p->vm_pgoff + ((vma->vm_start - p->vm_start) >> PAGE_SHIFT))
+	    vma->vm_pgoff ==
+		    p->vm_pgoff + ((vma->vm_start - p->vm_start) >> PAGE_SHIFT))
 		return p->anon_vma;
 	return NULL;
 }

@@ -13,8 +13,8 @@
 #include "mm_types.h"
 
 struct anon_vma {
-	struct anon_vma *root;	/* itself, until fork builds a hierarchy */
-	atomic_long refcount;	/* VMAs pointing at it */
+	struct anon_vma *root; /* itself, until fork builds a hierarchy */
+	atomic_long refcount;  /* VMAs pointing at it */
 };
 
 static inline void anon_vma_get(struct anon_vma *av)

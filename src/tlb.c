@@ -57,7 +57,7 @@ void flush_tlb_mm(struct smm_mm *mm)
 
 	lockdep_assert_none_held_below_mmap();
 	atomic_fetch_add_explicit(&mm->tlb_flushes, 1, memory_order_relaxed);
-	atomic_fetch_add(&mm->tlb_gen, 1);	/* seq_cst: a full barrier */
+	atomic_fetch_add(&mm->tlb_gen, 1); /* seq_cst: a full barrier */
 	if (self && self->mm == mm) {
 		/* Our own TLB: flush now, we are outside any section. */
 		self->tlb_gen = atomic_load(&mm->tlb_gen);
@@ -65,7 +65,7 @@ void flush_tlb_mm(struct smm_mm *mm)
 	}
 	n = atomic_load(&mm->nr_cpus);
 	if (n == 0 || (n == 1 && self && self->mm == mm))
-		return;	/* nobody else can hold a translation */
+		return; /* nobody else can hold a translation */
 	race_point();
 	if (smm_membarrier_ok == 1)
 		sys_membarrier(MEMBARRIER_CMD_PRIVATE_EXPEDITED);
@@ -82,7 +82,8 @@ void flush_tlb_mm(struct smm_mm *mm)
 		seen[i] = 0;
 		if (!cpu || cpu == self || READ_ONCE(cpu->mm) != mm)
 			continue;
-		seen[i] = atomic_load_explicit(&cpu->access_seq, memory_order_acquire);
+		seen[i] = atomic_load_explicit(&cpu->access_seq,
+					       memory_order_acquire);
 	}
 	for (int i = 0; i < SMM_MAX_CPUS; i++) {
 		struct smm_cpu *cpu;
@@ -91,8 +92,9 @@ void flush_tlb_mm(struct smm_mm *mm)
 		if (!(seen[i] & 1))
 			continue;
 		cpu = atomic_load(&pool->cpus[i]);
-		while (cpu && atomic_load_explicit(&cpu->access_seq,
-						   memory_order_acquire) == seen[i]) {
+		while (cpu &&
+		       atomic_load_explicit(&cpu->access_seq,
+					    memory_order_acquire) == seen[i]) {
 			if (++spins < 128)
 				cpu_relax();
 			else

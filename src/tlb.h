@@ -11,9 +11,9 @@
 #include "cpu.h"
 #include "mm_types.h"
 
-#define TLB_WRITE 0x1UL	/* PTE writable and dirty: stores may hit */
+#define TLB_WRITE 0x1UL /* PTE writable and dirty: stores may hit */
 
-extern __hidden int smm_membarrier_ok;	/* -1 unknown, 0 no, 1 yes */
+extern __hidden int smm_membarrier_ok; /* -1 unknown, 0 no, 1 yes */
 /* Register the process for private expedited membarrier, once. */
 void smm_membarrier_init(void);
 
@@ -41,7 +41,8 @@ void flush_tlb_mm(struct smm_mm *mm);
 static inline __attribute__((always_inline)) uintptr_t
 tlb_lookup(struct smm_cpu *cpu, uint64_t addr, bool write)
 {
-	struct tlb_entry *te = &cpu->tlb[(addr >> SMM_PAGE_SHIFT) % TLB_ENTRIES];
+	struct tlb_entry *te =
+		&cpu->tlb[(addr >> SMM_PAGE_SHIFT) % TLB_ENTRIES];
 
 	if (likely(te->tag == ((addr >> SMM_PAGE_SHIFT) << 16 | cpu->epoch)) &&
 	    (!write || (te->host & TLB_WRITE)))
@@ -54,7 +55,8 @@ tlb_lookup(struct smm_cpu *cpu, uint64_t addr, bool write)
 static inline void tlb_fill(struct smm_cpu *cpu, uint64_t addr, uintptr_t host,
 			    bool writable)
 {
-	struct tlb_entry *te = &cpu->tlb[(addr >> SMM_PAGE_SHIFT) % TLB_ENTRIES];
+	struct tlb_entry *te =
+		&cpu->tlb[(addr >> SMM_PAGE_SHIFT) % TLB_ENTRIES];
 
 	te->tag = (addr >> SMM_PAGE_SHIFT) << 16 | cpu->epoch;
 	te->host = host | (writable ? TLB_WRITE : 0);
@@ -70,7 +72,8 @@ static inline void tlb_fill(struct smm_cpu *cpu, uint64_t addr, uintptr_t host,
 static inline __attribute__((always_inline)) void
 access_begin(struct smm_cpu *cpu, struct smm_mm *mm)
 {
-	unsigned long seq = atomic_load_explicit(&cpu->access_seq, memory_order_relaxed);
+	unsigned long seq =
+		atomic_load_explicit(&cpu->access_seq, memory_order_relaxed);
 	uint64_t gen;
 
 	atomic_store_explicit(&cpu->access_seq, seq + 1, memory_order_relaxed);
@@ -85,9 +88,11 @@ access_begin(struct smm_cpu *cpu, struct smm_mm *mm)
 	}
 }
 
-static inline __attribute__((always_inline)) void access_end(struct smm_cpu *cpu)
+static inline __attribute__((always_inline)) void
+access_end(struct smm_cpu *cpu)
 {
-	unsigned long seq = atomic_load_explicit(&cpu->access_seq, memory_order_relaxed);
+	unsigned long seq =
+		atomic_load_explicit(&cpu->access_seq, memory_order_relaxed);
 
 	atomic_store_explicit(&cpu->access_seq, seq + 1, memory_order_release);
 }
@@ -97,7 +102,9 @@ static inline bool in_access_section(void)
 {
 	struct smm_cpu *cpu = this_cpu;
 
-	return cpu && (atomic_load_explicit(&cpu->access_seq, memory_order_relaxed) & 1);
+	return cpu &&
+	       (atomic_load_explicit(&cpu->access_seq, memory_order_relaxed) &
+		1);
 }
 
 #endif

@@ -19,8 +19,8 @@
  * with cmpxchg, and fill the TLB. Returns the host address of the page, or
  * 0 if the access must fault.
  */
-static uintptr_t hw_walk(struct smm_cpu *cpu, struct smm_mm *mm,
-			 uint64_t addr, bool write)
+static uintptr_t hw_walk(struct smm_cpu *cpu, struct smm_mm *mm, uint64_t addr,
+			 bool write)
 {
 	pteval_t want = _PAGE_ACCESSED | (write ? _PAGE_DIRTY : 0);
 	struct pt_walk w;
@@ -30,24 +30,29 @@ static uintptr_t hw_walk(struct smm_cpu *cpu, struct smm_mm *mm,
 	ptep = pte_offset_lockless(mm, addr, &w);
 	if (!ptep)
 		return 0;
-	e = table_read(ptep);	/* acquire: see the page's contents */
+	e = table_read(ptep); /* acquire: see the page's contents */
 	do {
 		if (!(e & _PAGE_PRESENT) || (write && !(e & _PAGE_RW)))
 			goto out;
 		if ((e & want) == want)
 			break;
-	} while (!__atomic_compare_exchange_n(ptep, &e, e | want, false,
-					      __ATOMIC_ACQUIRE, __ATOMIC_ACQUIRE));
+	} while (!__atomic_compare_exchange_n(
+		ptep, &e, e | want, false, __ATOMIC_ACQUIRE, __ATOMIC_ACQUIRE));
 	check_table_entry(&w, e);
 	host = (uintptr_t)pfn_to_virt(mm->pool, pte_pfn(e));
-	tlb_fill(cpu, addr, host, ((e | want) & (_PAGE_RW | _PAGE_DIRTY)) ==
-				  (_PAGE_RW | _PAGE_DIRTY));
+	tlb_fill(cpu, addr, host,
+		 ((e | want) & (_PAGE_RW | _PAGE_DIRTY)) ==
+			 (_PAGE_RW | _PAGE_DIRTY));
 out:
 	pte_lockless_end(&w);
 	return host;
 }
 
-enum { ACC_READ, ACC_WRITE, ACC_FILL };
+enum {
+	ACC_READ,
+	ACC_WRITE,
+	ACC_FILL
+};
 
 #ifdef SMM_TSAN
 /*
@@ -71,14 +76,16 @@ static void guest_copy(uint8_t *h, uint8_t *p, int byte, size_t n, int kind)
 			uint64_t w;
 
 			if (kind == ACC_READ) {
-				w = __atomic_load_n((uint64_t *)(h + i), __ATOMIC_RELAXED);
+				w = __atomic_load_n((uint64_t *)(h + i),
+						    __ATOMIC_RELAXED);
 				memcpy(p + i, &w, 8);
 			} else {
 				if (kind == ACC_WRITE)
 					memcpy(&w, p + i, 8);
 				else
 					memset(&w, byte, 8);
-				__atomic_store_n((uint64_t *)(h + i), w, __ATOMIC_RELAXED);
+				__atomic_store_n((uint64_t *)(h + i), w,
+						 __ATOMIC_RELAXED);
 			}
 			i += 7;
 			continue;
@@ -86,8 +93,9 @@ static void guest_copy(uint8_t *h, uint8_t *p, int byte, size_t n, int kind)
 		if (kind == ACC_READ)
 			p[i] = __atomic_load_n(&h[i], __ATOMIC_RELAXED);
 		else
-			__atomic_store_n(&h[i], kind == ACC_WRITE ? p[i] : (uint8_t)byte,
-					 __ATOMIC_RELAXED);
+			__atomic_store_n(
+				&h[i], kind == ACC_WRITE ? p[i] : (uint8_t)byte,
+				__ATOMIC_RELAXED);
 	}
 }
 #endif
@@ -97,9 +105,10 @@ static void guest_copy(uint8_t *h, uint8_t *p, int byte, size_t n, int kind)
  * page by page, each page inside its own access section. Out of line: the
  * TLB-hit path of smm_read/smm_write must not pay for its registers.
  */
-static __attribute__((noinline)) int
-user_access(struct smm_cpu *cpu, uint64_t addr, void *buf, int byte,
-	    size_t len, int kind, uint64_t *fault_addr)
+static __attribute__((noinline)) int user_access(struct smm_cpu *cpu,
+						 uint64_t addr, void *buf,
+						 int byte, size_t len, int kind,
+						 uint64_t *fault_addr)
 {
 	struct smm_mm *mm = cpu->mm;
 	bool write = kind != ACC_READ;
@@ -169,7 +178,8 @@ small_hit(struct smm_cpu *cpu, uint64_t addr, void *buf, size_t len, bool write)
 	uintptr_t host;
 	void *h;
 
-	if (unlikely(!mm || len > 8 || (addr & (PAGE_SIZE - 1)) + len > PAGE_SIZE))
+	if (unlikely(!mm || len > 8 ||
+		     (addr & (PAGE_SIZE - 1)) + len > PAGE_SIZE))
 		return false;
 	access_begin(cpu, mm);
 	host = tlb_lookup(cpu, addr, write);
@@ -204,8 +214,8 @@ small_hit(struct smm_cpu *cpu, uint64_t addr, void *buf, size_t len, bool write)
 	return true;
 }
 
-SMM_API int smm_read(struct smm_cpu *cpu, uint64_t addr, void *buf,
-		     size_t len, uint64_t *fault_addr)
+SMM_API int smm_read(struct smm_cpu *cpu, uint64_t addr, void *buf, size_t len,
+		     uint64_t *fault_addr)
 {
 	VM_BUG_ON(cpu != this_cpu);
 	if (likely(small_hit(cpu, addr, buf, len, false)))
@@ -219,7 +229,8 @@ SMM_API int smm_write(struct smm_cpu *cpu, uint64_t addr, const void *buf,
 	VM_BUG_ON(cpu != this_cpu);
 	if (likely(small_hit(cpu, addr, (void *)buf, len, true)))
 		return 0;
-	return user_access(cpu, addr, (void *)buf, 0, len, ACC_WRITE, fault_addr);
+	return user_access(cpu, addr, (void *)buf, 0, len, ACC_WRITE,
+			   fault_addr);
 }
 
 SMM_API int smm_fill(struct smm_cpu *cpu, uint64_t addr, int byte, size_t len,

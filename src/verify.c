@@ -16,12 +16,12 @@ struct vstate {
 	struct smm_mm *mm;
 	long anon, zero, ptes, pmds, puds;
 	int errors;
-	struct vm_area_struct *vma;	/* cursor: first VMA ending above addr */
+	struct vm_area_struct *vma; /* cursor: first VMA ending above addr */
 };
 
-#define VERR(vs, ...)						\
-	do {							\
-		if ((vs)->errors++ < 8)				\
+#define VERR(vs, ...)                                                   \
+	do {                                                            \
+		if ((vs)->errors++ < 8)                                 \
 			fprintf(stderr, "softmm verify: " __VA_ARGS__); \
 	} while (0)
 
@@ -44,11 +44,13 @@ static void check_table_page(struct vstate *vs, pteval_t e, int level)
 		return;
 	}
 	page = pfn_to_page(pool, pte_pfn(e));
-	if (!(atomic_load(&page->flags) & PG_TABLE) || page->pt_level != level ||
-	    page->pt_owner != vs->mm)
-		VERR(vs, "frame %llu is not a level-%d table of this mm "
-		     "(flags %#x level %d)\n", (unsigned long long)pte_pfn(e),
-		     level, atomic_load(&page->flags), page->pt_level);
+	if (!(atomic_load(&page->flags) & PG_TABLE) ||
+	    page->pt_level != level || page->pt_owner != vs->mm)
+		VERR(vs,
+		     "frame %llu is not a level-%d table of this mm "
+		     "(flags %#x level %d)\n",
+		     (unsigned long long)pte_pfn(e), level,
+		     atomic_load(&page->flags), page->pt_level);
 }
 
 /* A table's pt_count must equal the entries it holds. */
@@ -57,12 +59,15 @@ static void check_count(struct vstate *vs, pteval_t *table, int used, int level)
 	struct page *page = virt_to_page(vs->mm->pool, table);
 
 	if (atomic_load(&page->pt_count) != used)
-		VERR(vs, "level-%d table (frame %llu) counts %d entries, holds %d\n",
+		VERR(vs,
+		     "level-%d table (frame %llu) counts %d entries, holds %d\n",
 		     level, (unsigned long long)page_to_pfn(vs->mm->pool, page),
 		     atomic_load(&page->pt_count), used);
 	if (atomic_load(&page->flags) & PG_PT_DEAD)
-		VERR(vs, "level-%d table (frame %llu) is linked but marked dead\n",
-		     level, (unsigned long long)page_to_pfn(vs->mm->pool, page));
+		VERR(vs,
+		     "level-%d table (frame %llu) is linked but marked dead\n",
+		     level,
+		     (unsigned long long)page_to_pfn(vs->mm->pool, page));
 }
 
 static void verify_ptes(struct vstate *vs, pteval_t *pte, uint64_t base)
@@ -98,10 +103,13 @@ static void verify_ptes(struct vstate *vs, pteval_t *pte, uint64_t base)
 		if (atomic_load(&page->flags) != PG_ANON &&
 		    !(atomic_load(&page->flags) & PG_ANON))
 			VERR(vs, "page at %#llx is not anonymous (flags %#x)\n",
-			     (unsigned long long)addr, atomic_load(&page->flags));
-		if (atomic_load(&page->mapcount) != 1 || atomic_load(&page->refcount) < 1)
+			     (unsigned long long)addr,
+			     atomic_load(&page->flags));
+		if (atomic_load(&page->mapcount) != 1 ||
+		    atomic_load(&page->refcount) < 1)
 			VERR(vs, "page at %#llx: mapcount %d refcount %d\n",
-			     (unsigned long long)addr, atomic_load(&page->mapcount),
+			     (unsigned long long)addr,
+			     atomic_load(&page->mapcount),
 			     atomic_load(&page->refcount));
 		/* Mapped once, in this mm: exclusive, and anchored where
 		 * its VMA is, at the VMA's linear index. */
@@ -110,15 +118,18 @@ static void verify_ptes(struct vstate *vs, pteval_t *pte, uint64_t base)
 			     (unsigned long long)addr);
 		if (covered(vs, addr) &&
 		    (page->mapping != (void *)vs->vma->anon_vma ||
-		     page->index != vs->vma->vm_pgoff +
-				    ((addr - vs->vma->vm_start) >> PAGE_SHIFT)))
-			VERR(vs, "page at %#llx: mapping %p index %#llx, its VMA "
+		     page->index !=
+			     vs->vma->vm_pgoff + ((addr - vs->vma->vm_start) >>
+						  PAGE_SHIFT)))
+			VERR(vs,
+			     "page at %#llx: mapping %p index %#llx, its VMA "
 			     "has anon_vma %p and gives index %#llx\n",
 			     (unsigned long long)addr, page->mapping,
 			     (unsigned long long)page->index,
 			     (void *)vs->vma->anon_vma,
 			     (unsigned long long)(vs->vma->vm_pgoff +
-			     ((addr - vs->vma->vm_start) >> PAGE_SHIFT)));
+						  ((addr - vs->vma->vm_start) >>
+						   PAGE_SHIFT)));
 	}
 	check_count(vs, pte, used, 1);
 }
@@ -137,11 +148,12 @@ SMM_API int smm_mm_verify(struct smm_mm *mm)
 		return -ESRCH;
 	}
 	for (v = mm->vma_head; v; v = v->vm_next) {
-		vma_start_write(v);	/* faults under VMA locks are out */
+		vma_start_write(v); /* faults under VMA locks are out */
 		nr++;
 		if (v->vm_start >= v->vm_end || (v->vm_start & ~PAGE_MASK) ||
 		    (v->vm_end & ~PAGE_MASK) || v->vm_end > SMM_TASK_SIZE)
-			VERR(&vs, "bad VMA %#llx-%#llx\n", (unsigned long long)v->vm_start,
+			VERR(&vs, "bad VMA %#llx-%#llx\n",
+			     (unsigned long long)v->vm_start,
 			     (unsigned long long)v->vm_end);
 		if (v->vm_next && v->vm_next->vm_start < v->vm_end)
 			VERR(&vs, "VMAs overlap at %#llx\n",
@@ -203,13 +215,17 @@ SMM_API int smm_mm_verify(struct smm_mm *mm)
 		check_count(&vs, pud, pud_used, 3);
 	}
 	check_count(&vs, mm->pgd, pgd_used, 4);
-	if (vs.anon != stripe_sum(mm->ctr, MC_RSS) || vs.zero != stripe_sum(mm->ctr, MC_ZERO))
-		VERR(&vs, "counters: rss_anon %ld zero_ptes %ld, tables hold %ld and %ld\n",
+	if (vs.anon != stripe_sum(mm->ctr, MC_RSS) ||
+	    vs.zero != stripe_sum(mm->ctr, MC_ZERO))
+		VERR(&vs,
+		     "counters: rss_anon %ld zero_ptes %ld, tables hold %ld and %ld\n",
 		     stripe_sum(mm->ctr, MC_RSS), stripe_sum(mm->ctr, MC_ZERO),
 		     vs.anon, vs.zero);
-	if (vs.ptes != atomic_load(&mm->nr_ptes) || vs.pmds != atomic_load(&mm->nr_pmds) ||
+	if (vs.ptes != atomic_load(&mm->nr_ptes) ||
+	    vs.pmds != atomic_load(&mm->nr_pmds) ||
 	    vs.puds != atomic_load(&mm->nr_puds))
-		VERR(&vs, "table counters %ld/%ld/%ld (pud/pmd/pte), tables %ld/%ld/%ld\n",
+		VERR(&vs,
+		     "table counters %ld/%ld/%ld (pud/pmd/pte), tables %ld/%ld/%ld\n",
 		     atomic_load(&mm->nr_puds), atomic_load(&mm->nr_pmds),
 		     atomic_load(&mm->nr_ptes), vs.puds, vs.pmds, vs.ptes);
 	mmap_write_unlock(mm);

@@ -64,7 +64,7 @@ void vma_free(struct vm_area_struct *vma)
 void vma_cache_drain(struct smm_mm *mm)
 {
 	while (mm->vma_cache) {
-		struct vm_area_struct *v = mm->vma_cache;	/* no anon_vma */
+		struct vm_area_struct *v = mm->vma_cache; /* no anon_vma */
 
 		mm->vma_cache = v->vm_next;
 		free(v);
@@ -74,7 +74,8 @@ void vma_cache_drain(struct smm_mm *mm)
 
 static void vma_free_cb(struct rcu_head *head)
 {
-	struct vm_area_struct *vma = container_of(head, struct vm_area_struct, rcu);
+	struct vm_area_struct *vma =
+		container_of(head, struct vm_area_struct, rcu);
 
 	if (vma->anon_vma)
 		anon_vma_put(vma->anon_vma);
@@ -254,11 +255,13 @@ static void vma_merge_decide(struct vm_area_struct *prev,
 			     struct anon_vma *anon, bool *left, bool *right)
 {
 	*left = prev && prev->vm_end == start && prev->vm_flags == flags &&
-		prev->vm_ops == ops && anon_vma_compatible(prev->anon_vma, anon);
-	*right = next && next->vm_start == end && next->vm_flags == flags &&
-		 next->vm_ops == ops &&
-		 anon_vma_compatible(next->anon_vma, anon) &&
-		 (!*left || anon_vma_compatible(prev->anon_vma, next->anon_vma));
+		prev->vm_ops == ops &&
+		anon_vma_compatible(prev->anon_vma, anon);
+	*right =
+		next && next->vm_start == end && next->vm_flags == flags &&
+		next->vm_ops == ops &&
+		anon_vma_compatible(next->anon_vma, anon) &&
+		(!*left || anon_vma_compatible(prev->anon_vma, next->anon_vma));
 	if (*left)
 		vma_start_write(prev);
 	if (*right)
@@ -279,7 +282,8 @@ struct vm_area_struct *vma_merge_new_range(struct smm_mm *mm, uint64_t start,
 		for (prev = mm->vma_head; prev && prev->vm_next;)
 			prev = prev->vm_next;
 	VM_BUG_ON(next && next->vm_start < end);
-	vma_merge_decide(prev, next, start, end, flags, NULL, NULL, &left, &right);
+	vma_merge_decide(prev, next, start, end, flags, NULL, NULL, &left,
+			 &right);
 	if (left && right) {
 		WRITE_ONCE(prev->vm_end, next->vm_end);
 		if (!prev->anon_vma && next->anon_vma)
@@ -305,12 +309,10 @@ struct vm_area_struct *vma_merge_new_range(struct smm_mm *mm, uint64_t start,
 	return vma;
 }
 
-struct vm_area_struct *vma_modify_flags(struct smm_mm *mm,
-					struct vm_area_struct *prev,
-					struct vm_area_struct *vma,
-					uint64_t start, uint64_t end,
-					unsigned long flags,
-					struct vma_prealloc *pa)
+struct vm_area_struct *
+vma_modify_flags(struct smm_mm *mm, struct vm_area_struct *prev,
+		 struct vm_area_struct *vma, uint64_t start, uint64_t end,
+		 unsigned long flags, struct vma_prealloc *pa)
 {
 	struct vm_area_struct *next = vma->vm_next, *tgt;
 	struct anon_vma *anon;
@@ -325,8 +327,9 @@ struct vm_area_struct *vma_modify_flags(struct smm_mm *mm,
 	if (left || right) {
 		/* Merged pages keep their entries; only the ranges change. */
 		anon = left && prev->anon_vma ? prev->anon_vma :
-		       vma->anon_vma ? vma->anon_vma :
-		       right ? next->anon_vma : NULL;
+		       vma->anon_vma	      ? vma->anon_vma :
+		       right		      ? next->anon_vma :
+						NULL;
 		tgt = left ? prev : next;
 		/* Before @vma may go: its reference may be the only one. */
 		if (anon)
@@ -345,8 +348,9 @@ struct vm_area_struct *vma_modify_flags(struct smm_mm *mm,
 			}
 		} else {
 			WRITE_ONCE(next->vm_start, start);
-			next->vm_pgoff = vma->vm_pgoff +
-					 ((start - vma->vm_start) >> PAGE_SHIFT);
+			next->vm_pgoff =
+				vma->vm_pgoff +
+				((start - vma->vm_start) >> PAGE_SHIFT);
 			if (start == vma->vm_start)
 				vma_remove(mm, vma);
 			else

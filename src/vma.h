@@ -11,9 +11,9 @@
 
 /* vma.c */
 struct vm_area_struct *vma_alloc(struct smm_mm *mm);
-void vma_free(struct vm_area_struct *vma);	/* never published */
+void vma_free(struct vm_area_struct *vma); /* never published */
 void vma_cache_drain(struct smm_mm *mm);
-void vma_free_rcu(struct vm_area_struct *vma);	/* after a grace period */
+void vma_free_rcu(struct vm_area_struct *vma); /* after a grace period */
 struct vm_area_struct *find_vma(struct smm_mm *mm, uint64_t addr);
 struct vm_area_struct *find_vma_prev(struct smm_mm *mm, uint64_t addr,
 				     struct vm_area_struct **prev);
@@ -66,18 +66,16 @@ struct vm_area_struct *vma_merge_new_range(struct smm_mm *mm, uint64_t start,
  * are the caller's business. Returns the VMA that now covers exactly the
  * range's part of it.
  */
-struct vm_area_struct *vma_modify_flags(struct smm_mm *mm,
-					struct vm_area_struct *prev,
-					struct vm_area_struct *vma,
-					uint64_t start, uint64_t end,
-					unsigned long flags,
-					struct vma_prealloc *pa);
+struct vm_area_struct *
+vma_modify_flags(struct smm_mm *mm, struct vm_area_struct *prev,
+		 struct vm_area_struct *vma, uint64_t start, uint64_t end,
+		 unsigned long flags, struct vma_prealloc *pa);
 
 /* vma_tree.c */
 int vma_tree_reserve(struct smm_mm *mm, size_t m, int updates);
 void vma_tree_update(struct smm_mm *mm, uint64_t lo, uint64_t hi);
 void vma_tree_clear(struct smm_mm *mm);
 void vma_tree_destroy(struct smm_mm *mm);
-void vma_tree_check(struct smm_mm *mm);	/* debug builds */
+void vma_tree_check(struct smm_mm *mm); /* debug builds */
 
 #endif

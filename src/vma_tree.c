@@ -22,22 +22,22 @@
 #include "mm.h"
 
 struct vma_node {
-	uint64_t key;			/* vma->vm_start when inserted */
+	uint64_t key; /* vma->vm_start when inserted */
 	struct vm_area_struct *vma;
 	struct vma_node *left, *right;
-	uint32_t prio;			/* heap order: parent >= child */
+	uint32_t prio; /* heap order: parent >= child */
 	uint16_t height;
-	bool fresh;			/* allocated by the current update */
-	struct vma_node *next;		/* reserve, fresh list or garbage */
-	struct vma_node *stk;		/* build_range()'s stack */
+	bool fresh;	       /* allocated by the current update */
+	struct vma_node *next; /* reserve, fresh list or garbage */
+	struct vma_node *stk;  /* build_range()'s stack */
 	struct rcu_head rcu;
 };
 
 /* Writer-private state of one update. */
 struct tree_update {
 	struct smm_mm *mm;
-	struct vma_node *fresh;		/* nodes of this update */
-	struct vma_node *garbage;	/* published nodes that drop out */
+	struct vma_node *fresh;	  /* nodes of this update */
+	struct vma_node *garbage; /* published nodes that drop out */
 };
 
 static inline int height(struct vma_node *n)
@@ -67,7 +67,7 @@ static struct vma_node *node_take(struct tree_update *u)
 	struct smm_mm *mm = u->mm;
 	struct vma_node *n = mm->tree_reserve;
 
-	BUG_ON(!n);	/* vma_tree_reserve() promised enough */
+	BUG_ON(!n); /* vma_tree_reserve() promised enough */
 	mm->tree_reserve = n->next;
 	mm->tree_reserve_nr--;
 	n->fresh = true;
@@ -144,7 +144,7 @@ static void drop_subtree(struct tree_update *u, struct vma_node *t)
 	drop_subtree(u, t->left);
 	drop_subtree(u, t->right);
 	if (t->fresh) {
-		t->fresh = false;	/* unlinked from the fresh list below */
+		t->fresh = false; /* unlinked from the fresh list below */
 		t->vma = NULL;
 	} else {
 		t->next = u->garbage;
@@ -389,7 +389,8 @@ struct vm_area_struct *vma_lookup(struct smm_mm *mm, uint64_t addr)
  */
 struct vm_area_struct *lockless_vma_lookup(struct smm_mm *mm, uint64_t addr)
 {
-	struct vm_area_struct *vma = tree_find(rcu_dereference(mm->vma_root), addr);
+	struct vm_area_struct *vma =
+		tree_find(rcu_dereference(mm->vma_root), addr);
 
 	return vma && READ_ONCE(vma->vm_start) <= addr ? vma : NULL;
 }

@@ -11,8 +11,7 @@
 #include "pagewalk.h"
 
 static inline __attribute__((always_inline)) int
-zap_pte_entry(struct mm_walk *walk, pteval_t *ptep, pteval_t pte,
-			 uint64_t addr)
+zap_pte_entry(struct mm_walk *walk, pteval_t *ptep, pteval_t pte, uint64_t addr)
 {
 	struct smm_pool *pool = walk->mm->pool;
 	pfn_t pfn;

@@ -30,10 +30,10 @@
 #define MB (1024ULL * 1024)
 #define GB (1024ULL * MB)
 /* A fixed test address: 512 GiB aligned, as in tests/kernel64-probe.c. */
-#define TA 0x200000000000ULL
-#define RW (SMM_PROT_READ | SMM_PROT_WRITE)
-#define RO SMM_PROT_READ
-#define PRIV_ANON (SMM_MAP_PRIVATE | SMM_MAP_ANONYMOUS)
+#define TA		  0x200000000000ULL
+#define RW		  (SMM_PROT_READ | SMM_PROT_WRITE)
+#define RO		  SMM_PROT_READ
+#define PRIV_ANON	  (SMM_MAP_PRIVATE | SMM_MAP_ANONYMOUS)
 #define DEFAULT_MMAP_BASE 0x7ffff7fff000ULL
 
 struct env {
@@ -130,8 +130,9 @@ static inline uint64_t map_at(struct smm_mm *mm, uint64_t addr, uint64_t len,
 	int64_t r = smm_mmap(mm, addr, len, prot,
 			     PRIV_ANON | SMM_MAP_FIXED_NOREPLACE);
 	if (r != (int64_t)addr)
-		fprintf(stderr, "map_at(%#" PRIx64 ", %#" PRIx64 ") = %" PRId64
-			"\n", addr, len, r);
+		fprintf(stderr,
+			"map_at(%#" PRIx64 ", %#" PRIx64 ") = %" PRId64 "\n",
+			addr, len, r);
 	assert_int_equal(r, (int64_t)addr);
 	return addr;
 }
@@ -145,7 +146,8 @@ static inline void dump_vmas(struct smm_mm *mm, uint64_t s, uint64_t e)
 {
 	struct smm_vma_info v[64];
 	size_t n = smm_mm_vmas(mm, s, e, v, 64);
-	fprintf(stderr, "  %zu VMAs in [%#" PRIx64 ", %#" PRIx64 "):\n", n, s, e);
+	fprintf(stderr, "  %zu VMAs in [%#" PRIx64 ", %#" PRIx64 "):\n", n, s,
+		e);
 	for (size_t i = 0; i < n && i < 64; i++)
 		fprintf(stderr, "    %#" PRIx64 "-%#" PRIx64 " prot %d\n",
 			v[i].start, v[i].end, v[i].prot);
@@ -164,18 +166,19 @@ static inline void expect_vmas_(struct smm_mm *mm, uint64_t s, uint64_t e,
 	if (!ok) {
 		fprintf(stderr, "VMA mismatch; wanted %zu:\n", n);
 		for (size_t i = 0; i < n; i++)
-			fprintf(stderr, "    %#" PRIx64 "-%#" PRIx64 " prot %d\n",
+			fprintf(stderr,
+				"    %#" PRIx64 "-%#" PRIx64 " prot %d\n",
 				want[i].start, want[i].end, want[i].prot);
 		dump_vmas(mm, s, e);
 	}
 	assert_true(ok);
 }
-#define expect_vmas(mm, s, e, ...)                                             \
-	do {                                                                   \
-		const struct xvma w_[] = { __VA_ARGS__ };                      \
-		expect_vmas_(mm, s, e, w_, sizeof(w_) / sizeof(w_[0]));        \
+#define expect_vmas(mm, s, e, ...)                                      \
+	do {                                                            \
+		const struct xvma w_[] = { __VA_ARGS__ };               \
+		expect_vmas_(mm, s, e, w_, sizeof(w_) / sizeof(w_[0])); \
 	} while (0)
-#define expect_no_vmas(mm, s, e)                                               \
+#define expect_no_vmas(mm, s, e) \
 	assert_int_equal(smm_mm_vmas(mm, s, e, NULL, 0), 0)
 
 static inline struct smm_mm_stats mm_stats(struct smm_mm *mm)
@@ -215,8 +218,9 @@ static inline void write_pat(struct smm_cpu *cpu, uint64_t a, uint64_t len,
 		uint64_t fa = 0;
 		int r = smm_write(cpu, a, buf, n, &fa);
 		if (r)
-			fprintf(stderr, "write_pat %#" PRIx64 ": %d at %#" PRIx64
-				"\n", a, r, fa);
+			fprintf(stderr,
+				"write_pat %#" PRIx64 ": %d at %#" PRIx64 "\n",
+				a, r, fa);
 		assert_int_equal(r, 0);
 		a += n;
 		len -= n;
@@ -233,12 +237,14 @@ static inline void check_pat(struct smm_cpu *cpu, uint64_t a, uint64_t len,
 		uint64_t fa = 0;
 		int r = smm_read(cpu, a, buf, n, &fa);
 		if (r)
-			fprintf(stderr, "check_pat %#" PRIx64 ": %d at %#" PRIx64
-				"\n", a, r, fa);
+			fprintf(stderr,
+				"check_pat %#" PRIx64 ": %d at %#" PRIx64 "\n",
+				a, r, fa);
 		assert_int_equal(r, 0);
 		for (size_t i = 0; i < n; i++) {
 			if (buf[i] != pat(a + i, seed)) {
-				fprintf(stderr, "at %#" PRIx64 ": %#x, want %#x\n",
+				fprintf(stderr,
+					"at %#" PRIx64 ": %#x, want %#x\n",
 					a + i, buf[i], pat(a + i, seed));
 				fail();
 			}
@@ -257,8 +263,9 @@ static inline void check_zero(struct smm_cpu *cpu, uint64_t a, uint64_t len)
 		assert_int_equal(smm_read(cpu, a, buf, n, NULL), 0);
 		for (size_t i = 0; i < n; i++) {
 			if (buf[i]) {
-				fprintf(stderr, "at %#" PRIx64 ": %#x, want 0\n",
-					a + i, buf[i]);
+				fprintf(stderr,
+					"at %#" PRIx64 ": %#x, want 0\n", a + i,
+					buf[i]);
 				fail();
 			}
 		}
@@ -288,8 +295,10 @@ static inline void expect_read_fault(struct smm_cpu *cpu, uint64_t a,
 	int r = smm_read(cpu, a, buf, len, &fa);
 	free(buf);
 	if (r != err || fa != fault)
-		fprintf(stderr, "read %#" PRIx64 "+%zu: %d at %#" PRIx64
-			", want %d at %#" PRIx64 "\n", a, len, r, fa, err, fault);
+		fprintf(stderr,
+			"read %#" PRIx64 "+%zu: %d at %#" PRIx64
+			", want %d at %#" PRIx64 "\n",
+			a, len, r, fa, err, fault);
 	assert_int_equal(r, err);
 	assert_int_equal(fa, fault);
 }
@@ -303,8 +312,10 @@ static inline void expect_write_fault(struct smm_cpu *cpu, uint64_t a,
 	int r = smm_write(cpu, a, buf, len, &fa);
 	free(buf);
 	if (r != err || fa != fault)
-		fprintf(stderr, "write %#" PRIx64 "+%zu: %d at %#" PRIx64
-			", want %d at %#" PRIx64 "\n", a, len, r, fa, err, fault);
+		fprintf(stderr,
+			"write %#" PRIx64 "+%zu: %d at %#" PRIx64
+			", want %d at %#" PRIx64 "\n",
+			a, len, r, fa, err, fault);
 	assert_int_equal(r, err);
 	assert_int_equal(fa, fault);
 }

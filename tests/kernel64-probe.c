@@ -119,7 +119,8 @@ static int64_t try_read(uint64_t off, size_t len)
 static void *map(uint64_t off, uint64_t len, int prot)
 {
 	void *p = mmap((void *)(A + off), len, prot,
-		       MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0);
+		       MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1,
+		       0);
 	if (p != (void *)(A + off)) {
 		perror("mmap");
 		exit(1);
@@ -143,7 +144,8 @@ static void pt_case(const char *name, uint64_t moff, uint64_t mlen,
 
 int main(void)
 {
-	struct sigaction sa = { .sa_sigaction = on_segv, .sa_flags = SA_SIGINFO };
+	struct sigaction sa = { .sa_sigaction = on_segv,
+				.sa_flags = SA_SIGINFO };
 	sigaction(SIGSEGV, &sa, NULL);
 	if (prctl(PR_SET_THP_DISABLE, 1, 0, 0, 0)) {
 		perror("prctl");

@@ -130,7 +130,9 @@ static void test_shared_data(void **state)
 	struct share_arg args[NSHARE];
 	for (int i = 0; i < NSHARE; i++) {
 		args[i] = (struct share_arg){ &s, i };
-		assert_int_equal(pthread_create(&th[i], NULL, share_thread, &args[i]), 0);
+		assert_int_equal(pthread_create(&th[i], NULL, share_thread,
+						&args[i]),
+				 0);
 	}
 	for (int i = 0; i < NSHARE; i++)
 		pthread_join(th[i], NULL);
@@ -144,20 +146,25 @@ static void test_shared_data(void **state)
 
 /* ---- TLB shootdown ---------------------------------------------------- */
 
-enum op { OP_MUNMAP, OP_MPROTECT_RO, OP_MPROTECT_NONE, OP_DONTNEED };
+enum op {
+	OP_MUNMAP,
+	OP_MPROTECT_RO,
+	OP_MPROTECT_NONE,
+	OP_DONTNEED
+};
 
 #define NREADERS 2
-#define SPAN (4 * PG)
+#define SPAN	 (4 * PG)
 
 struct shoot {
 	struct smm_pool *pool;
 	struct smm_mm *mm;
 	enum op op;
-	atomic_int round;	/* main -> readers: a new round started */
-	atomic_int done;	/* main -> readers: the call has returned */
+	atomic_int round; /* main -> readers: a new round started */
+	atomic_int done;  /* main -> readers: the call has returned */
 	atomic_int stop;
-	atomic_int ready[NREADERS];	/* reader -> main: accessed the page */
-	atomic_int acked[NREADERS];	/* reader -> main: round finished */
+	atomic_int ready[NREADERS]; /* reader -> main: accessed the page */
+	atomic_int acked[NREADERS]; /* reader -> main: round finished */
 	atomic_long violations, bad_data, accesses_after;
 };
 struct shoot_arg {
@@ -180,7 +187,8 @@ static void spin_ns(uint64_t ns)
 	do {
 		clock_gettime(CLOCK_MONOTONIC, &t);
 	} while ((uint64_t)(t.tv_sec - t0.tv_sec) * 1000000000ULL +
-			 (uint64_t)(t.tv_nsec - t0.tv_nsec) < ns);
+			 (uint64_t)(t.tv_nsec - t0.tv_nsec) <
+		 ns);
 }
 
 static void *shoot_reader(void *arg)
@@ -197,7 +205,8 @@ static void *shoot_reader(void *arg)
 	int seen = 0;
 	for (;;) {
 		int r;
-		while ((r = atomic_load(&s->round)) == seen && !atomic_load(&s->stop))
+		while ((r = atomic_load(&s->round)) == seen &&
+		       !atomic_load(&s->stop))
 			sched_yield();
 		if (atomic_load(&s->stop))
 			break;
@@ -221,14 +230,16 @@ static void *shoot_reader(void *arg)
 				atomic_fetch_add(&s->accesses_after, 1);
 				if (s->op == OP_DONTNEED) {
 					if (rc != 0 || v[0] != 0 || v[7] != 0)
-						atomic_fetch_add(&s->violations, 1);
+						atomic_fetch_add(&s->violations,
+								 1);
 				} else if (rc != -EFAULT) {
 					atomic_fetch_add(&s->violations, 1);
 				}
 				if (++after >= 4)
 					break;
 			} else if (rc == 0 && s->op != OP_MPROTECT_RO &&
-				   !(v[0] == want || (s->op == OP_DONTNEED && v[0] == 0))) {
+				   !(v[0] == want ||
+				     (s->op == OP_DONTNEED && v[0] == 0))) {
 				atomic_fetch_add(&s->bad_data, 1);
 			}
 		}
@@ -249,7 +260,9 @@ static void run_shootdown(struct env *e, enum op op, int rounds)
 	struct shoot_arg args[NREADERS];
 	for (int i = 0; i < NREADERS; i++) {
 		args[i] = (struct shoot_arg){ s, i };
-		assert_int_equal(pthread_create(&th[i], NULL, shoot_reader, &args[i]), 0);
+		assert_int_equal(pthread_create(&th[i], NULL, shoot_reader,
+						&args[i]),
+				 0);
 	}
 	uint64_t rnd = 88172645463325252ULL;
 	for (int r = 1; r <= rounds; r++) {
@@ -291,12 +304,16 @@ static void run_shootdown(struct env *e, enum op op, int rounds)
 	for (int i = 0; i < NREADERS; i++)
 		pthread_join(th[i], NULL);
 	if (atomic_load(&s->violations) || atomic_load(&s->bad_data))
-		fprintf(stderr, "op %d: %ld stale accesses after the call returned "
-			"(of %ld), %ld bad data\n", op, atomic_load(&s->violations),
-			atomic_load(&s->accesses_after), atomic_load(&s->bad_data));
+		fprintf(stderr,
+			"op %d: %ld stale accesses after the call returned "
+			"(of %ld), %ld bad data\n",
+			op, atomic_load(&s->violations),
+			atomic_load(&s->accesses_after),
+			atomic_load(&s->bad_data));
 	assert_int_equal(atomic_load(&s->violations), 0);
 	assert_int_equal(atomic_load(&s->bad_data), 0);
-	assert_int_equal(atomic_load(&s->accesses_after), 4L * NREADERS * rounds);
+	assert_int_equal(atomic_load(&s->accesses_after),
+			 4L * NREADERS * rounds);
 	assert_true(mm_stats(e->mm).tlb_flushes > 0);
 	free(s);
 }
@@ -382,7 +399,8 @@ static void test_destroy_while_switched(void **state)
 	expect_write_fault(c, TA + PG, 4, -EFAULT, TA + PG);
 	/* calls on it: -ESRCH */
 	assert_int_equal(smm_mmap(l.mm, 0, PG, RW, PRIV_ANON), -ESRCH);
-	assert_int_equal(smm_mmap(l.mm, TA, PG, RW, PRIV_ANON | SMM_MAP_FIXED), -ESRCH);
+	assert_int_equal(smm_mmap(l.mm, TA, PG, RW, PRIV_ANON | SMM_MAP_FIXED),
+			 -ESRCH);
 	assert_int_equal(smm_munmap(l.mm, TA, PG), -ESRCH);
 	assert_int_equal(smm_mprotect(l.mm, TA, PG, RO), -ESRCH);
 	assert_int_equal(smm_madvise(l.mm, TA, PG, SMM_MADV_DONTNEED), -ESRCH);
@@ -440,7 +458,9 @@ static void test_attach_churn(void **state)
 	pthread_t th[NCHURN];
 	for (int i = 0; i < NCHURN; i++) {
 		ch.idx[i] = i;
-		assert_int_equal(pthread_create(&th[i], NULL, churn_thread, &ch.idx[i]), 0);
+		assert_int_equal(pthread_create(&th[i], NULL, churn_thread,
+						&ch.idx[i]),
+				 0);
 	}
 	for (int i = 0; i < NCHURN; i++)
 		pthread_join(th[i], NULL);

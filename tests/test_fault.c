@@ -71,7 +71,8 @@ static void test_zero_page_shared(void **state)
 	check_zero(e->cpu, TA, 4 * PG);
 	smm_cpu_switch_mm(e->cpu, e->mm);
 	for (int i = 0; i < 4; i++)
-		assert_int_equal(smm_fill(e->cpu, TA + i * PG, 0xff, PG, NULL), 0);
+		assert_int_equal(smm_fill(e->cpu, TA + i * PG, 0xff, PG, NULL),
+				 0);
 	smm_cpu_switch_mm(e->cpu, mm2);
 	check_zero(e->cpu, TA, 4 * PG);
 	assert_int_equal(mm_stats(mm2).zero_ptes, 4);
@@ -179,9 +180,11 @@ static void expect_pt(struct smm_mm *mm, uint64_t pud, uint64_t pmd,
 {
 	struct smm_mm_stats st = mm_stats(mm);
 	if (st.pud_bytes != pud || st.pmd_bytes != pmd || st.pte_bytes != pte)
-		fprintf(stderr, "pt bytes pud %" PRIu64 " pmd %" PRIu64
-			" pte %" PRIu64 ", want %" PRIu64 " %" PRIu64 " %" PRIu64
-			"\n", st.pud_bytes, st.pmd_bytes, st.pte_bytes, pud, pmd, pte);
+		fprintf(stderr,
+			"pt bytes pud %" PRIu64 " pmd %" PRIu64 " pte %" PRIu64
+			", want %" PRIu64 " %" PRIu64 " %" PRIu64 "\n",
+			st.pud_bytes, st.pmd_bytes, st.pte_bytes, pud, pmd,
+			pte);
 	assert_int_equal(st.pud_bytes, pud);
 	assert_int_equal(st.pmd_bytes, pmd);
 	assert_int_equal(st.pte_bytes, pte);
@@ -294,12 +297,9 @@ static void test_free_pgtables(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		T(test_read_then_write),
-		T(test_zero_page_shared),
-		T(test_cross_boundaries),
-		T(test_fault_count),
-		T(test_efault),
-		T(test_pt_levels),
+		T(test_read_then_write),  T(test_zero_page_shared),
+		T(test_cross_boundaries), T(test_fault_count),
+		T(test_efault),		  T(test_pt_levels),
 		T(test_free_pgtables),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

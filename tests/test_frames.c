@@ -38,11 +38,12 @@ static void test_orders(void **state)
 
 		pfn = alloc_frames(pool, order, PG_ANON);
 		assert_true(pfn != NO_PFN);
-		assert_int_equal(pfn & (n - 1), 0);	/* aligned */
+		assert_int_equal(pfn & (n - 1), 0); /* aligned */
 		assert_int_equal(pstats(pool).free, free0 - n);
 		assert_int_equal(pstats(pool).anon_pages, n);
 		assert_int_equal(pfn_to_page(pool, pfn)->order, order);
-		assert_int_equal(atomic_load(&pfn_to_page(pool, pfn)->refcount), 1);
+		assert_int_equal(atomic_load(&pfn_to_page(pool, pfn)->refcount),
+				 1);
 		for (pfn_t i = 0; i < n; i++) {
 			struct page *pg = pfn_to_page(pool, pfn + i);
 
@@ -53,7 +54,7 @@ static void test_orders(void **state)
 				assert_int_equal(atomic_load(&pg->refcount), 0);
 			memset(pfn_to_virt(pool, pfn + i), 0x5a, PG);
 		}
-		put_page(pool, pfn);	/* the last reference frees the block */
+		put_page(pool, pfn); /* the last reference frees the block */
 		assert_int_equal(pstats(pool).free, free0);
 		assert_int_equal(pstats(pool).anon_pages, 0);
 		for (pfn_t i = 0; i < n; i++)
@@ -141,7 +142,9 @@ static void test_inject(void **state)
  * returns. A bitmap of frames in use checks the first. */
 static void test_random_mix(void **state)
 {
-	enum { SLOTS = 64 };
+	enum {
+		SLOTS = 64
+	};
 	struct smm_pool *pool = smm_pool_create(32 * MB, SMM_POOL_POISON);
 	pfn_t held[SLOTS];
 	unsigned int ord[SLOTS];

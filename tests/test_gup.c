@@ -27,8 +27,8 @@
 #include "pagewalk.h"
 
 #define PIN_FAST(a, n, f, p) smm_pin_user_pages_fast(e->cpu, (a), (n), (f), (p))
-#define PIN(a, n, f, p) smm_pin_user_pages(e->mm, (a), (n), (f), (p))
-#define W SMM_FOLL_WRITE
+#define PIN(a, n, f, p)	     smm_pin_user_pages(e->mm, (a), (n), (f), (p))
+#define W		     SMM_FOLL_WRITE
 
 static struct page *pg(struct smm_page *p)
 {
@@ -58,19 +58,20 @@ static void test_pin_fast_basic(void **state)
 
 	map_at(e->mm, TA, 8 * PG, RW);
 	write_pat(e->cpu, TA, 8 * PG, 1);
-	assert_int_equal(PIN_FAST(TA + 5, 8, W, p), 8);	/* start rounded down */
+	assert_int_equal(PIN_FAST(TA + 5, 8, W, p), 8); /* start rounded down */
 	for (int i = 0; i < 8; i++) {
 		uint8_t *a = smm_page_address(p[i]);
 
 		assert_int_equal(refcount(p[i]), 1 + 1024);
 		assert_true(smm_page_maybe_dma_pinned(p[i]));
 		for (int j = 0; j < 4096; j += 511)
-			assert_int_equal(a[j], pat(TA + (uint64_t)i * PG + j, 1));
-		a[7] = 0x5a;	/* the device writes */
+			assert_int_equal(a[j],
+					 pat(TA + (uint64_t)i * PG + j, 1));
+		a[7] = 0x5a; /* the device writes */
 	}
 	for (int i = 0; i < 8; i++)
 		assert_int_equal(rd8(e->cpu, TA + (uint64_t)i * PG + 7), 0x5a);
-	wr8(e->cpu, TA + 9, 0x33);	/* the CPU writes, the device sees it */
+	wr8(e->cpu, TA + 9, 0x33); /* the CPU writes, the device sees it */
 	assert_int_equal(((uint8_t *)smm_page_address(p[0]))[9], 0x33);
 	expect_pins(e, 8, 0);
 	/* pinned twice */
@@ -101,9 +102,10 @@ static void test_get_put(void **state)
 		assert_int_equal(refcount(p[i]), 2);
 		assert_false(smm_page_maybe_dma_pinned(p[i]));
 	}
-	expect_pins(e, 0, 0);	/* gets are not pins */
+	expect_pins(e, 0, 0); /* gets are not pins */
 	struct smm_page *q[4];
-	assert_int_equal(smm_get_user_pages(e->mm, TA, 4, W | SMM_FOLL_GET, q), 4);
+	assert_int_equal(smm_get_user_pages(e->mm, TA, 4, W | SMM_FOLL_GET, q),
+			 4);
 	for (int i = 0; i < 4; i++) {
 		assert_ptr_equal(p[i], q[i]);
 		assert_int_equal(refcount(p[i]), 3);
@@ -116,7 +118,8 @@ static void test_get_put(void **state)
 	uint64_t anon = pool_stats(e->pool).anon_pages;
 	assert_int_equal(smm_munmap(e->mm, TA, 4 * PG), 0);
 	assert_int_equal(pool_stats(e->pool).anon_pages, 1);
-	assert_int_equal(((uint8_t *)smm_page_address(p[0]))[3], pat(TA + 3, 2));
+	assert_int_equal(((uint8_t *)smm_page_address(p[0]))[3],
+			 pat(TA + 3, 2));
 	smm_put_page(p[0]);
 	assert_int_equal(pool_stats(e->pool).anon_pages, 0);
 	(void)anon;
@@ -153,10 +156,11 @@ static void test_slow_faults_in(void **state)
 		memset(smm_page_address(p[i]), 0x40 + i, PG);
 	}
 	for (int i = 0; i < 8; i++)
-		assert_int_equal(rd8(e->cpu, TA + (uint64_t)i * PG + 123), 0x40 + i);
+		assert_int_equal(rd8(e->cpu, TA + (uint64_t)i * PG + 123),
+				 0x40 + i);
 	/* the zero page was never written */
 	assert_int_equal(((uint8_t *)smm_page_address(z[0]))[123], 0);
-	smm_unpin_user_pages(z, 8);	/* nothing to release */
+	smm_unpin_user_pages(z, 8); /* nothing to release */
 	expect_pins(e, 8, 0);
 	smm_unpin_user_pages(p, 8);
 	expect_pins(e, 8, 8);
@@ -171,7 +175,7 @@ static void test_fast_falls_back(void **state)
 	map_at(e->mm, TA, 4 * PG, RW);
 	/* nothing mapped: the whole range goes to the slow path */
 	assert_int_equal(gup_fast_only(e->cpu, TA, 4, SMM_FOLL_PIN, p), 0);
-	assert_int_equal(PIN_FAST(TA, 4, 0, p), 4);	/* zero pages */
+	assert_int_equal(PIN_FAST(TA, 4, 0, p), 4); /* zero pages */
 	smm_unpin_user_pages(p, 4);
 	/* zero-page entries: fine to read-pin locklessly, not to write */
 	assert_int_equal(gup_fast_only(e->cpu, TA, 4, SMM_FOLL_PIN, p), 4);
@@ -191,11 +195,11 @@ static void test_fast_falls_back(void **state)
 	assert_int_equal(smm_mprotect(e->mm, TA + 2 * PG, 2 * PG, RO), 0);
 	assert_int_equal(gup_fast_only(e->cpu, TA, 4, SMM_FOLL_PIN | W, p), 2);
 	smm_unpin_user_pages(p, 2);
-	assert_int_equal(PIN_FAST(TA, 4, W, p), 2);	/* RO VMA stops it */
+	assert_int_equal(PIN_FAST(TA, 4, W, p), 2); /* RO VMA stops it */
 	smm_unpin_user_pages(p, 2);
 	assert_int_equal(PIN_FAST(TA, 4, 0, p), 4);
 	smm_unpin_user_pages(p, 4);
-	expect_pins(e, 16, 16);	/* zero-page pins are not counted */
+	expect_pins(e, 16, 16); /* zero-page pins are not counted */
 }
 
 static void test_holes_and_errors(void **state)
@@ -247,10 +251,13 @@ static void test_holes_and_errors(void **state)
 		assert_int_equal(P(0xfffffffffffff000ULL, 2, 0), -EOVERFLOW);
 #undef P
 	}
-	assert_int_equal(smm_pin_user_pages_fast(e->cpu, TA, 1, 0, NULL), -EINVAL);
+	assert_int_equal(smm_pin_user_pages_fast(e->cpu, TA, 1, 0, NULL),
+			 -EINVAL);
 	assert_int_equal(smm_pin_user_pages(e->mm, TA, 1, 0, NULL), -EINVAL);
-	assert_int_equal(smm_get_user_pages(e->mm, TA, 1, SMM_FOLL_PIN, p), -EINVAL);
-	assert_int_equal(smm_get_user_pages_fast(e->cpu, TA, 1, SMM_FOLL_LONGTERM, p),
+	assert_int_equal(smm_get_user_pages(e->mm, TA, 1, SMM_FOLL_PIN, p),
+			 -EINVAL);
+	assert_int_equal(smm_get_user_pages_fast(e->cpu, TA, 1,
+						 SMM_FOLL_LONGTERM, p),
 			 -EINVAL);
 	/* the fast path refuses a range past the top, the slow one pins up to it */
 	map_at(e->mm, SMM_TASK_SIZE - PG, PG, RW);
@@ -285,22 +292,24 @@ static void test_pinned_survives_unmap(void **state)
 	assert_int_equal(PIN_FAST(TA, 2, W, p), 2);
 	assert_int_equal(PIN(TA + 2 * PG, 2, W, p + 2), 2);
 	assert_int_equal(smm_munmap(e->mm, TA, 2 * PG), 0);
-	assert_int_equal(smm_madvise(e->mm, TA + 2 * PG, 2 * PG, SMM_MADV_DONTNEED), 0);
-	check_zero(e->cpu, TA + 2 * PG, 2 * PG);	/* the mapping is gone... */
-	assert_int_equal(mm_stats(e->mm).rss_anon, 0);	/* (zero pages now) */
+	assert_int_equal(
+		smm_madvise(e->mm, TA + 2 * PG, 2 * PG, SMM_MADV_DONTNEED), 0);
+	check_zero(e->cpu, TA + 2 * PG, 2 * PG); /* the mapping is gone... */
+	assert_int_equal(mm_stats(e->mm).rss_anon, 0); /* (zero pages now) */
 	struct smm_pool_stats ps = pool_stats(e->pool);
-	assert_int_equal(ps.anon_pages, 4);		/* ...the frames stay */
+	assert_int_equal(ps.anon_pages, 4); /* ...the frames stay */
 	for (int i = 0; i < 4; i++) {
 		uint8_t *a = smm_page_address(p[i]);
 
 		assert_int_equal(refcount(p[i]), 1024);
 		assert_int_equal(a[1000], pat(TA + (uint64_t)i * PG + 1000, 3));
-		memset(a, 0xc0 + i, PG);		/* still writable */
+		memset(a, 0xc0 + i, PG); /* still writable */
 	}
 	churn(e, TA + 64 * MB, 32 * MB);
 	for (int i = 0; i < 4; i++)
 		for (int j = 0; j < 4096; j++)
-			assert_int_equal(((uint8_t *)smm_page_address(p[i]))[j], 0xc0 + i);
+			assert_int_equal(((uint8_t *)smm_page_address(p[i]))[j],
+					 0xc0 + i);
 	uint64_t free0 = pool_stats(e->pool).free;
 	smm_unpin_user_pages_dirty_lock(p, 4, true);
 	ps = pool_stats(e->pool);
@@ -317,18 +326,21 @@ static void test_pinned_survives_destroy(void **state)
 	struct smm_page *p[3];
 
 	assert_non_null(pool);
-	assert_int_equal(smm_mmap(mm, TA, 3 * PG, RW, PRIV_ANON | SMM_MAP_POPULATE), TA);
+	assert_int_equal(
+		smm_mmap(mm, TA, 3 * PG, RW, PRIV_ANON | SMM_MAP_POPULATE), TA);
 	/* remote GUP from a thread that is not a CPU */
-	assert_int_equal(smm_pin_user_pages(mm, TA, 3, W | SMM_FOLL_LONGTERM, p), 3);
+	assert_int_equal(
+		smm_pin_user_pages(mm, TA, 3, W | SMM_FOLL_LONGTERM, p), 3);
 	for (int i = 0; i < 3; i++)
 		memset(smm_page_address(p[i]), 0x11 * (i + 1), PG);
 	smm_mm_destroy(mm);
 	struct smm_pool_stats ps = pool_stats(pool);
 	assert_int_equal(ps.anon_pages, 3);
-	assert_int_equal(ps.pt_pages, 1);	/* the PGD of the kept mm */
+	assert_int_equal(ps.pt_pages, 1); /* the PGD of the kept mm */
 	assert_int_equal(smm_pool_destroy(pool), -EBUSY);
 	for (int i = 0; i < 3; i++)
-		assert_int_equal(((uint8_t *)smm_page_address(p[i]))[4095], 0x11 * (i + 1));
+		assert_int_equal(((uint8_t *)smm_page_address(p[i]))[4095],
+				 0x11 * (i + 1));
 	smm_unpin_user_pages(p, 2);
 	assert_int_equal(pool_stats(pool).anon_pages, 1);
 	assert_int_equal(smm_pool_destroy(pool), -EBUSY);
@@ -351,7 +363,7 @@ static void test_unpin_dirty(void **state)
 	assert_int_equal(PIN_FAST(TA, 2, 0, p), 2);
 	for (int i = 0; i < 2; i++) {
 		assert_false(atomic_load(&pg(p[i])->flags) & PG_DIRTY);
-		((uint8_t *)smm_page_address(p[i]))[0] = 9;	/* DMA write */
+		((uint8_t *)smm_page_address(p[i]))[0] = 9; /* DMA write */
 	}
 	smm_unpin_user_pages_dirty_lock(p, 1, false);
 	assert_false(atomic_load(&pg(p[0])->flags) & PG_DIRTY);
@@ -363,7 +375,12 @@ static void test_unpin_dirty(void **state)
 #ifdef SMM_DEBUG
 /* ---- the recheck: entries changed between the read and the grab ---- */
 
-enum { H_PTE_ACCESSED, H_PTE_CLEAR, H_PMD, H_PTE_OTHER };
+enum {
+	H_PTE_ACCESSED,
+	H_PTE_CLEAR,
+	H_PMD,
+	H_PTE_OTHER
+};
 static int hook_mode, hook_calls, hook_at;
 static pteval_t hook_saved, hook_other;
 static pteval_t *hook_ptep, *hook_pmdp;
@@ -376,17 +393,17 @@ static void gup_hook(struct smm_mm *mm, uint64_t addr, pteval_t *pmdp,
 		return;
 	hook_ptep = ptep;
 	hook_pmdp = pmdp;
-	hook_ref_seen = atomic_load(&pfn_to_page(mm->pool,
-						 pte_pfn(pte_read(ptep)))->refcount);
+	hook_ref_seen = atomic_load(
+		&pfn_to_page(mm->pool, pte_pfn(pte_read(ptep)))->refcount);
 	switch (hook_mode) {
-	case H_PTE_ACCESSED:	/* same page, another value */
+	case H_PTE_ACCESSED: /* same page, another value */
 		hook_saved = pte_read(ptep);
 		__pte_write(ptep, hook_saved & ~_PAGE_ACCESSED);
 		break;
-	case H_PTE_CLEAR:	/* as a zap would, before its flush */
+	case H_PTE_CLEAR: /* as a zap would, before its flush */
 		hook_saved = __pte_xchg(ptep, 0);
 		break;
-	case H_PTE_OTHER:	/* another page mapped there */
+	case H_PTE_OTHER: /* another page mapped there */
 		hook_saved = __pte_xchg(ptep, hook_other);
 		break;
 	case H_PMD:
@@ -412,7 +429,8 @@ static void test_recheck(void **state)
 		hook_mode = mode;
 		hook_calls = 0;
 		hook_at = 0;
-		assert_int_equal(gup_fast_only(e->cpu, TA, 4, SMM_FOLL_PIN | W, p), 0);
+		assert_int_equal(
+			gup_fast_only(e->cpu, TA, 4, SMM_FOLL_PIN | W, p), 0);
 		assert_int_equal(hook_calls, 1);
 		assert_int_equal(hook_ref_seen, 1);
 		/* backed off: the reference it took is gone again */
@@ -493,7 +511,7 @@ struct pinner_arg {
 static void *pinner(void *arg)
 {
 	struct race *r = ((struct pinner_arg *)arg)->r;
-	int id = ((struct pinner_arg *)arg)->id;	/* its own word of each page */
+	int id = ((struct pinner_arg *)arg)->id; /* its own word of each page */
 	struct smm_cpu *cpu = smm_cpu_attach(r->e->pool);
 	uint64_t x = (uint64_t)id * 7919;
 	struct smm_page *p[8];
@@ -504,9 +522,11 @@ static void *pinner(void *arg)
 	while (!atomic_load(&r->stop)) {
 		bool fast = (x++ & 1) == 0;
 		int n = 1 + (int)(x % 8);
-		long got = fast ? smm_pin_user_pages_fast(cpu, r->base, (unsigned long)n,
-							  SMM_FOLL_WRITE, p)
-				: smm_pin_user_pages(r->e->mm, r->base, (unsigned long)n,
+		long got = fast ? smm_pin_user_pages_fast(cpu, r->base,
+							  (unsigned long)n,
+							  SMM_FOLL_WRITE, p) :
+				  smm_pin_user_pages(r->e->mm, r->base,
+						     (unsigned long)n,
 						     SMM_FOLL_WRITE, p);
 
 		if (got < 0) {
@@ -542,19 +562,23 @@ static void test_race_threads(void **state)
 	struct pinner_arg pa[3];
 
 	map_at(e->mm, TA, 8 * PG, RW);
-	for (int i = 0; i < 3; i++)
-	{
+	for (int i = 0; i < 3; i++) {
 		pa[i] = (struct pinner_arg){ &r, i };
-		assert_int_equal(pthread_create(&th[i], NULL, pinner, &pa[i]), 0);
+		assert_int_equal(pthread_create(&th[i], NULL, pinner, &pa[i]),
+				 0);
 	}
 	for (int round = 0; round < 3000; round++) {
 		switch (round % 4) {
 		case 0:
-			assert_int_equal(smm_madvise(e->mm, TA, 8 * PG, SMM_MADV_DONTNEED), 0);
+			assert_int_equal(smm_madvise(e->mm, TA, 8 * PG,
+						     SMM_MADV_DONTNEED),
+					 0);
 			break;
 		case 1:
-			assert_int_equal(smm_mprotect(e->mm, TA, 8 * PG, RO), 0);
-			assert_int_equal(smm_mprotect(e->mm, TA, 8 * PG, RW), 0);
+			assert_int_equal(smm_mprotect(e->mm, TA, 8 * PG, RO),
+					 0);
+			assert_int_equal(smm_mprotect(e->mm, TA, 8 * PG, RW),
+					 0);
 			break;
 		case 2:
 			assert_int_equal(smm_munmap(e->mm, TA, 8 * PG), 0);

@@ -23,35 +23,35 @@
 #include "common.h"
 
 /* kernel64-probe output, Linux 6.18.44 */
-#define K1_PT 0
-#define K1_RES 0
-#define K2_PT 139264 /* 32 PTE tables + 1 PMD + 1 PUD */
-#define K2_RSS 14336
-#define K2_FLT 16384
-#define K2_RES 16384
-#define K3_PT 139264
-#define K3_RSS 13824
-#define K3_RES 15360
-#define K4_PT 139264
-#define K4_RSS 13824
-#define K4_FLT 1024
-#define K4_RES 16384
-#define K5_PT 139264
-#define K5_RSS 13824
-#define K5_SEGV (32 * MB) /* write 16 at 32M-8 */
-#define K5_RES 16384
-#define K6_PT 98304
-#define K6_RSS 7682
-#define K6_RES_LO 4097
-#define K6_RES_HI 6145
-#define K6_SEGV1 16781312 /* read 8192 at 16M */
-#define K6_SEGV2 41938940 /* read 8 at 40M-4K-4 */
+#define K1_PT	      0
+#define K1_RES	      0
+#define K2_PT	      139264 /* 32 PTE tables + 1 PMD + 1 PUD */
+#define K2_RSS	      14336
+#define K2_FLT	      16384
+#define K2_RES	      16384
+#define K3_PT	      139264
+#define K3_RSS	      13824
+#define K3_RES	      15360
+#define K4_PT	      139264
+#define K4_RSS	      13824
+#define K4_FLT	      1024
+#define K4_RES	      16384
+#define K5_PT	      139264
+#define K5_RSS	      13824
+#define K5_SEGV	      (32 * MB) /* write 16 at 32M-8 */
+#define K5_RES	      16384
+#define K6_PT	      98304
+#define K6_RSS	      7682
+#define K6_RES_LO     4097
+#define K6_RES_HI     6145
+#define K6_SEGV1      16781312 /* read 8192 at 16M */
+#define K6_SEGV2      41938940 /* read 8 at 40M-4K-4 */
 #define K7_PT_RECLAIM 90112
-#define K7_RSS 6658
-#define K7_RES_LO 4097
-#define K7_RES_HI 5121
-#define K8_PT 0
-#define K8_RSS 0
+#define K7_RSS	      6658
+#define K7_RES_LO     4097
+#define K7_RES_HI     5121
+#define K8_PT	      0
+#define K8_RSS	      0
 
 static int setup(void **state)
 {
@@ -71,8 +71,10 @@ static void check_written(struct smm_cpu *cpu, uint64_t lo, uint64_t hi)
 	for (uint64_t o = lo; o < hi; o += PG) {
 		uint64_t a = rd64(cpu, TA + o), b = rd64(cpu, TA + o + 4088);
 		if (a != o / PG || b != o / PG) {
-			fprintf(stderr, "page at +%#" PRIx64 ": %" PRIu64 " %" PRIu64
-				"\n", o, a, b);
+			fprintf(stderr,
+				"page at +%#" PRIx64 ": %" PRIu64 " %" PRIu64
+				"\n",
+				o, a, b);
 			fail();
 		}
 	}
@@ -120,9 +122,11 @@ static void test_kernel64(void **state)
 	assert_int_equal(pool_stats(e->pool).anon_pages, K2_RSS);
 
 	/* 3: MADV_DONTNEED [1M, 3M) and [12M+4K, 14M+4K): no whole table */
-	assert_int_equal(smm_madvise(mm, TA + 1 * MB, 2 * MB, SMM_MADV_DONTNEED), 0);
+	assert_int_equal(
+		smm_madvise(mm, TA + 1 * MB, 2 * MB, SMM_MADV_DONTNEED), 0);
 	assert_int_equal(smm_madvise(mm, TA + 12 * MB + PG, 2 * MB,
-				     SMM_MADV_DONTNEED), 0);
+				     SMM_MADV_DONTNEED),
+			 0);
 	st = mm_stats(mm);
 	assert_int_equal(st.pt_bytes, K3_PT);
 	assert_int_equal(st.rss_anon, K3_RSS);
@@ -152,21 +156,25 @@ static void test_kernel64(void **state)
 	assert_int_equal(st.rss_anon, K5_RSS);
 	assert_int_equal(resident(mm, TA, 64 * MB), K5_RES);
 	expect_vmas(mm, 0, SMM_TASK_SIZE, { TA, TA + 32 * MB, RW },
-		    { TA + 32 * MB, TA + 48 * MB, RO }, { TA + 48 * MB, TA + 64 * MB, RW });
+		    { TA + 32 * MB, TA + 48 * MB, RO },
+		    { TA + 48 * MB, TA + 64 * MB, RW });
 	/* the 8 bytes before 32M were written; the RO part is intact */
 	assert_int_equal(rd64(cpu, TA + 32 * MB - 8), 0x7777777777777777ULL);
 	check_written(cpu, 32 * MB, 48 * MB);
 
 	/* 6: munmap [16M + 4K, 40M - 4K) */
-	assert_int_equal(smm_munmap(mm, TA + 16 * MB + PG, 24 * MB - 2 * PG), 0);
+	assert_int_equal(smm_munmap(mm, TA + 16 * MB + PG, 24 * MB - 2 * PG),
+			 0);
 	st = mm_stats(mm);
 	assert_int_equal(st.pt_bytes, K6_PT);
 	assert_int_equal(st.pte_bytes, K6_PT - 2 * PG);
 	assert_int_equal(st.rss_anon, K6_RSS);
 	assert_int_equal(resident(mm, TA, 16 * MB + PG), K6_RES_LO);
-	assert_int_equal(resident(mm, TA + 40 * MB - PG, 24 * MB + PG), K6_RES_HI);
+	assert_int_equal(resident(mm, TA + 40 * MB - PG, 24 * MB + PG),
+			 K6_RES_HI);
 	expect_read_fault(cpu, TA + 16 * MB, 8192, -EFAULT, TA + K6_SEGV1);
-	expect_read_fault(cpu, TA + 40 * MB - PG - 4, 8, -EFAULT, TA + K6_SEGV2);
+	expect_read_fault(cpu, TA + 40 * MB - PG - 4, 8, -EFAULT,
+			  TA + K6_SEGV2);
 	expect_vmas(mm, 0, SMM_TASK_SIZE, { TA, TA + 16 * MB + PG, RW },
 		    { TA + 40 * MB - PG, TA + 48 * MB, RO },
 		    { TA + 48 * MB, TA + 64 * MB, RW });
@@ -175,11 +183,13 @@ static void test_kernel64(void **state)
 
 	/* 7: MADV_DONTNEED [48M, 52M): two whole PTE tables */
 	uint64_t pt6 = mm_stats(mm).pt_bytes;
-	assert_int_equal(smm_madvise(mm, TA + 48 * MB, 4 * MB, SMM_MADV_DONTNEED), 0);
+	assert_int_equal(
+		smm_madvise(mm, TA + 48 * MB, 4 * MB, SMM_MADV_DONTNEED), 0);
 	st = mm_stats(mm);
 	assert_int_equal(st.rss_anon, K7_RSS);
 	assert_int_equal(resident(mm, TA, 16 * MB + PG), K7_RES_LO);
-	assert_int_equal(resident(mm, TA + 40 * MB - PG, 24 * MB + PG), K7_RES_HI);
+	assert_int_equal(resident(mm, TA + 40 * MB - PG, 24 * MB + PG),
+			 K7_RES_HI);
 	if (test_scheme() == SMM_SCHEME_NONE)
 		assert_int_equal(st.pt_bytes, pt6); /* Linux before 6.14 */
 	else
@@ -200,7 +210,8 @@ static void test_kernel64(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test_setup_teardown(test_kernel64, setup, env_teardown),
+		cmocka_unit_test_setup_teardown(test_kernel64, setup,
+						env_teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -53,9 +53,11 @@ static void expect_bug(void (*fn)(void), const char *what)
 	char msg[4096];
 	int r = in_child(fn, msg, sizeof(msg));
 
-	if (r != 128 + SIGABRT || !strstr(msg, "softmm: BUG") || !strstr(msg, what))
-		fprintf(stderr, "expected a BUG naming %s, got status %d:\n%s\n",
-			what, r, msg);
+	if (r != 128 + SIGABRT || !strstr(msg, "softmm: BUG") ||
+	    !strstr(msg, what))
+		fprintf(stderr,
+			"expected a BUG naming %s, got status %d:\n%s\n", what,
+			r, msg);
 	assert_int_equal(r, 128 + SIGABRT);
 	assert_non_null(strstr(msg, "softmm: BUG"));
 	assert_non_null(strstr(msg, what));
@@ -67,7 +69,8 @@ static void expect_fine(void (*fn)(void))
 	int r = in_child(fn, msg, sizeof(msg));
 
 	if (r)
-		fprintf(stderr, "expected no BUG, got status %d:\n%s\n", r, msg);
+		fprintf(stderr, "expected no BUG, got status %d:\n%s\n", r,
+			msg);
 	assert_int_equal(r, 0);
 }
 
@@ -242,9 +245,12 @@ static void test_walker_classes(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test_setup_teardown(test_pte_stores, setup, env_teardown),
-		cmocka_unit_test_setup_teardown(test_table_stores, setup, env_teardown),
-		cmocka_unit_test_setup_teardown(test_walker_classes, setup, env_teardown),
+		cmocka_unit_test_setup_teardown(test_pte_stores, setup,
+						env_teardown),
+		cmocka_unit_test_setup_teardown(test_table_stores, setup,
+						env_teardown),
+		cmocka_unit_test_setup_teardown(test_walker_classes, setup,
+						env_teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
@@ -252,7 +258,7 @@ int main(void)
 #else
 static void test_release(void **state)
 {
-	skip();	/* the lock assertions exist in debug builds only */
+	skip(); /* the lock assertions exist in debug builds only */
 }
 
 int main(void)

@@ -79,7 +79,8 @@ static void test_madv_free(void **state)
 	assert_int_equal(MADV(TA + 16 * PG, 8 * PG, SMM_MADV_FREE), 0);
 	check_zero(e->cpu, TA + 16 * PG, 8 * PG);
 	/* PROT_NONE: 0 */
-	assert_int_equal(smm_mprotect(mm, TA + 16 * PG, 8 * PG, SMM_PROT_NONE), 0);
+	assert_int_equal(smm_mprotect(mm, TA + 16 * PG, 8 * PG, SMM_PROT_NONE),
+			 0);
 	assert_int_equal(MADV(TA + 16 * PG, 8 * PG, SMM_MADV_FREE), 0);
 	expect_vmas(mm, TA, TA + GB, { TA, TA + 8 * PG, RW },
 		    { TA + 16 * PG, TA + 24 * PG, SMM_PROT_NONE });
@@ -140,8 +141,10 @@ static void test_populate_prot(void **state)
 	map_at(mm, TA + 8 * PG, 4 * PG, SMM_PROT_NONE);
 	/* Linux 6.18: -EINVAL for a protection that forbids the access (the
 	 * header says -EFAULT; the kernel on this machine says EINVAL) */
-	assert_int_equal(MADV(TA + 8 * PG, 4 * PG, SMM_MADV_POPULATE_READ), -EINVAL);
-	assert_int_equal(MADV(TA + 8 * PG, 4 * PG, SMM_MADV_POPULATE_WRITE), -EINVAL);
+	assert_int_equal(MADV(TA + 8 * PG, 4 * PG, SMM_MADV_POPULATE_READ),
+			 -EINVAL);
+	assert_int_equal(MADV(TA + 8 * PG, 4 * PG, SMM_MADV_POPULATE_WRITE),
+			 -EINVAL);
 	assert_int_equal(resident(mm, TA + 8 * PG, 4 * PG), 0);
 	/* WILLNEED, DONTNEED, FREE on PROT_NONE: 0 */
 	assert_int_equal(MADV(TA + 8 * PG, 4 * PG, SMM_MADV_WILLNEED), 0);
@@ -286,7 +289,8 @@ static void test_dontneed_rounds(void **state)
 		seed = seed * 1103515245 + 12345;
 		uint64_t s = (seed >> 8) % 64, n = 1 + (seed >> 16) % (64 - s);
 		if (round % 2) {
-			assert_int_equal(MADV(a + s * PG, n * PG, SMM_MADV_DONTNEED), 0);
+			assert_int_equal(
+				MADV(a + s * PG, n * PG, SMM_MADV_DONTNEED), 0);
 			for (uint64_t i = s; i < s + n; i++)
 				shadow[i] = 0;
 		} else {
@@ -297,7 +301,8 @@ static void test_dontneed_rounds(void **state)
 		}
 		uint64_t rss = 0;
 		for (uint64_t i = 0; i < 64; i++) {
-			assert_int_equal(rd8(e->cpu, a + i * PG + (i % 4096)), shadow[i]);
+			assert_int_equal(rd8(e->cpu, a + i * PG + (i % 4096)),
+					 shadow[i]);
 			rss += shadow[i] != 0;
 		}
 		assert_int_equal(mm_stats(mm).rss_anon, rss);
@@ -314,7 +319,8 @@ static void test_dontneed_large(void **state)
 	write_pat(e->cpu, TA, 8 * MB, 12);
 	assert_int_equal(MADV(TA, 4 * MB, SMM_MADV_DONTNEED), 0);
 	assert_int_equal(mm_stats(mm).rss_anon, 4 * MB / PG);
-	assert_int_equal(MADV(TA + 4 * MB + PG, 3 * MB + PG, SMM_MADV_DONTNEED), 0);
+	assert_int_equal(MADV(TA + 4 * MB + PG, 3 * MB + PG, SMM_MADV_DONTNEED),
+			 0);
 	/* the page at 4M, plus [7M+8K, 8M) */
 	assert_int_equal(mm_stats(mm).rss_anon, 1 + (1 * MB / PG - 2));
 	check_zero(e->cpu, TA, 4 * MB);
@@ -328,16 +334,11 @@ static void test_dontneed_large(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		T(test_dontneed),
-		T(test_madv_free),
-		T(test_populate_read),
-		T(test_populate_write),
-		T(test_populate_prot),
-		T(test_willneed),
-		T(test_errors),
-		T(test_holes),
-		T(test_mincore),
-		T(test_dontneed_rounds),
+		T(test_dontneed),	T(test_madv_free),
+		T(test_populate_read),	T(test_populate_write),
+		T(test_populate_prot),	T(test_willneed),
+		T(test_errors),		T(test_holes),
+		T(test_mincore),	T(test_dontneed_rounds),
 		T(test_dontneed_large),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -49,7 +49,8 @@ static void test_placement_custom_base(void **state)
 	struct env *e = *state;
 	uint64_t base = TA + 1 * GB;
 	struct smm_mm *mm = new_mm(e->pool, base);
-	assert_int_equal(smm_mmap(mm, 0, 1 * MB, RW, FLAGS), (int64_t)(base - MB));
+	assert_int_equal(smm_mmap(mm, 0, 1 * MB, RW, FLAGS),
+			 (int64_t)(base - MB));
 	assert_int_equal(smm_mmap(mm, 0, 3 * PG, RW, FLAGS),
 			 (int64_t)(base - MB - 3 * PG));
 	expect_vmas(mm, 0, SMM_TASK_SIZE, { base - MB - 3 * PG, base, RW });
@@ -105,7 +106,8 @@ static void test_hint(void **state)
 	assert_int_equal(smm_mmap(mm, SMM_TASK_SIZE - PG, 2 * PG, RO, FLAGS),
 			 (int64_t)(DEFAULT_MMAP_BASE - 8 * PG));
 	/* a hint above mmap_base but free is fine */
-	assert_int_equal(smm_mmap(mm, SMM_TASK_SIZE - 2 * PG, 2 * PG, RW, FLAGS),
+	assert_int_equal(smm_mmap(mm, SMM_TASK_SIZE - 2 * PG, 2 * PG, RW,
+				  FLAGS),
 			 (int64_t)(SMM_TASK_SIZE - 2 * PG));
 	expect_vmas(mm, TA, TA + GB, { TA, TA + 4 * PG, RW },
 		    { TA + 5 * PG, TA + 6 * PG, RO });
@@ -119,10 +121,12 @@ static void test_fixed_replaces(void **state)
 	map_at(mm, TA, 16 * PG, RW);
 	write_pat(e->cpu, TA, 16 * PG, 1);
 	assert_int_equal(mm_stats(mm).rss_anon, 16);
-	int64_t r = smm_mmap(mm, TA + 4 * PG, 4 * PG, RO, FLAGS | SMM_MAP_FIXED);
+	int64_t r =
+		smm_mmap(mm, TA + 4 * PG, 4 * PG, RO, FLAGS | SMM_MAP_FIXED);
 	assert_int_equal(r, (int64_t)(TA + 4 * PG));
 	expect_vmas(mm, TA, TA + GB, { TA, TA + 4 * PG, RW },
-		    { TA + 4 * PG, TA + 8 * PG, RO }, { TA + 8 * PG, TA + 16 * PG, RW });
+		    { TA + 4 * PG, TA + 8 * PG, RO },
+		    { TA + 8 * PG, TA + 16 * PG, RW });
 	assert_int_equal(mm_stats(mm).rss_anon, 12);
 	check_pat(e->cpu, TA, 4 * PG, 1);
 	check_zero(e->cpu, TA + 4 * PG, 4 * PG);
@@ -183,47 +187,58 @@ static void test_mmap_errors(void **state)
 	/* values from Linux 6.18 on this machine */
 	assert_int_equal(smm_mmap(mm, 0, 0, RW, FLAGS), -EINVAL);
 	assert_int_equal(smm_mmap(mm, TA + 1 * MB + 1, PG, RW,
-				  FLAGS | SMM_MAP_FIXED), -EINVAL);
+				  FLAGS | SMM_MAP_FIXED),
+			 -EINVAL);
 	assert_int_equal(smm_mmap(mm, 0, PG, RW, SMM_MAP_ANONYMOUS), -EINVAL);
 	assert_int_equal(smm_mmap(mm, 0, PG, RW,
 				  SMM_MAP_ANONYMOUS | SMM_MAP_PRIVATE |
-				  SMM_MAP_SHARED), -EINVAL);
+					  SMM_MAP_SHARED),
+			 -EINVAL);
 	/* the contract: shared mappings are -EINVAL for now */
 	assert_int_equal(smm_mmap(mm, 0, PG, RW,
-				  SMM_MAP_ANONYMOUS | SMM_MAP_SHARED), -EINVAL);
+				  SMM_MAP_ANONYMOUS | SMM_MAP_SHARED),
+			 -EINVAL);
 	/* lengths that overflow or cannot fit */
 	assert_int_equal(smm_mmap(mm, 0, UINT64_MAX, RW, FLAGS), -ENOMEM);
 	assert_int_equal(smm_mmap(mm, 0, -PG, RW, FLAGS), -ENOMEM);
 	assert_int_equal(smm_mmap(mm, 0, 1ULL << 47, RW, FLAGS), -ENOMEM);
 	assert_int_equal(smm_mmap(mm, SMM_TASK_SIZE, PG, RW,
-				  FLAGS | SMM_MAP_FIXED), -ENOMEM);
+				  FLAGS | SMM_MAP_FIXED),
+			 -ENOMEM);
 	assert_int_equal(smm_mmap(mm, SMM_TASK_SIZE - PG, 2 * PG, RW,
-				  FLAGS | SMM_MAP_FIXED), -ENOMEM);
+				  FLAGS | SMM_MAP_FIXED),
+			 -ENOMEM);
 	assert_int_equal(smm_mmap(mm, TA, UINT64_MAX - PG, RW,
-				  FLAGS | SMM_MAP_FIXED), -ENOMEM);
+				  FLAGS | SMM_MAP_FIXED),
+			 -ENOMEM);
 	/* none of it changed anything */
 	expect_vmas(mm, 0, SMM_TASK_SIZE, { TA, TA + 4 * PG, RW });
 	assert_int_equal(mm_stats(mm).nr_vmas, 1);
 	/* unknown flags are ignored (MAP_NONBLOCK 0x10000, MAP_STACK 0x20000) */
 	assert_int_equal(smm_mmap(mm, TA + 4 * PG, PG, RW,
-				  FLAGS | 0x10000 | 0x20000), (int64_t)(TA + 4 * PG));
+				  FLAGS | 0x10000 | 0x20000),
+			 (int64_t)(TA + 4 * PG));
 	/* MAP_NORESERVE works */
 	assert_int_equal(smm_mmap(mm, TA + 8 * PG, PG, RW,
 				  FLAGS | SMM_MAP_NORESERVE | SMM_MAP_FIXED),
 			 (int64_t)(TA + 8 * PG));
 	/* an unaligned length is rounded up */
 	assert_int_equal(smm_mmap(mm, TA + 16 * PG, PG + 1, RO,
-				  FLAGS | SMM_MAP_FIXED), (int64_t)(TA + 16 * PG));
-	expect_vmas(mm, TA + 16 * PG, TA + GB, { TA + 16 * PG, TA + 18 * PG, RO });
+				  FLAGS | SMM_MAP_FIXED),
+			 (int64_t)(TA + 16 * PG));
+	expect_vmas(mm, TA + 16 * PG, TA + GB,
+		    { TA + 16 * PG, TA + 18 * PG, RO });
 	/* PROT_NONE is a valid protection */
 	assert_int_equal(smm_mmap(mm, TA + 32 * PG, PG, SMM_PROT_NONE,
-				  FLAGS | SMM_MAP_FIXED), (int64_t)(TA + 32 * PG));
+				  FLAGS | SMM_MAP_FIXED),
+			 (int64_t)(TA + 32 * PG));
 	expect_vmas(mm, TA + 32 * PG, TA + GB,
 		    { TA + 32 * PG, TA + 33 * PG, SMM_PROT_NONE });
 	/* the contract: no MAP_ANONYMOUS is -EBADF (Linux, for fd -1) */
 	assert_int_equal(smm_mmap(mm, 0, PG, RW, SMM_MAP_PRIVATE), -EBADF);
 	assert_int_equal(smm_mmap(mm, TA + 64 * PG, PG, RW,
-				  SMM_MAP_PRIVATE | SMM_MAP_FIXED), -EBADF);
+				  SMM_MAP_PRIVATE | SMM_MAP_FIXED),
+			 -EBADF);
 	expect_no_vmas(mm, TA + 64 * PG, TA + 65 * PG);
 }
 
@@ -243,7 +258,8 @@ static void test_munmap(void **state)
 	check_pat(e->cpu, TA + 6 * PG, 10 * PG, 3);
 	expect_read_fault(e->cpu, TA + 4 * PG, 1, -EFAULT, TA + 4 * PG);
 	expect_read_fault(e->cpu, TA + 4 * PG - 8, 16, -EFAULT, TA + 4 * PG);
-	expect_write_fault(e->cpu, TA + 6 * PG - 1, 2, -EFAULT, TA + 6 * PG - 1);
+	expect_write_fault(e->cpu, TA + 6 * PG - 1, 2, -EFAULT,
+			   TA + 6 * PG - 1);
 	/* the front and back */
 	assert_int_equal(smm_munmap(mm, TA, PG), 0);
 	assert_int_equal(smm_munmap(mm, TA + 15 * PG, PG), 0);

@@ -19,16 +19,19 @@ static void test_split_merge(void **state)
 	write_pat(e->cpu, TA, 16 * PG, 1);
 	assert_int_equal(smm_mprotect(mm, TA + 4 * PG, 4 * PG, RO), 0);
 	expect_vmas(mm, TA, TA + GB, { TA, TA + 4 * PG, RW },
-		    { TA + 4 * PG, TA + 8 * PG, RO }, { TA + 8 * PG, TA + 16 * PG, RW });
+		    { TA + 4 * PG, TA + 8 * PG, RO },
+		    { TA + 8 * PG, TA + 16 * PG, RW });
 	assert_int_equal(mm_stats(mm).nr_vmas, 3);
 	/* widen the RO part at its front: the RW VMA shrinks, no new VMA */
 	assert_int_equal(smm_mprotect(mm, TA + 2 * PG, 2 * PG, RO), 0);
 	expect_vmas(mm, TA, TA + GB, { TA, TA + 2 * PG, RW },
-		    { TA + 2 * PG, TA + 8 * PG, RO }, { TA + 8 * PG, TA + 16 * PG, RW });
+		    { TA + 2 * PG, TA + 8 * PG, RO },
+		    { TA + 8 * PG, TA + 16 * PG, RW });
 	/* and at its back */
 	assert_int_equal(smm_mprotect(mm, TA + 8 * PG, PG, RO), 0);
 	expect_vmas(mm, TA, TA + GB, { TA, TA + 2 * PG, RW },
-		    { TA + 2 * PG, TA + 9 * PG, RO }, { TA + 9 * PG, TA + 16 * PG, RW });
+		    { TA + 2 * PG, TA + 9 * PG, RO },
+		    { TA + 9 * PG, TA + 16 * PG, RW });
 	/* restoring merges everything back into one VMA */
 	assert_int_equal(smm_mprotect(mm, TA + 2 * PG, 7 * PG, RW), 0);
 	expect_vmas(mm, TA, TA + GB, { TA, TA + 16 * PG, RW });
@@ -67,9 +70,11 @@ static void test_across_vmas(void **state)
 	/* a range inside, across old boundaries */
 	assert_int_equal(smm_mprotect(mm, TA + 3 * PG, 6 * PG, NONE), 0);
 	expect_vmas(mm, TA, TA + GB, { TA, TA + 3 * PG, RW },
-		    { TA + 3 * PG, TA + 9 * PG, NONE }, { TA + 9 * PG, TA + 12 * PG, RW });
+		    { TA + 3 * PG, TA + 9 * PG, NONE },
+		    { TA + 9 * PG, TA + 12 * PG, RW });
 	expect_read_fault(e->cpu, TA + 3 * PG - 2, 4, -EFAULT, TA + 3 * PG);
-	expect_write_fault(e->cpu, TA + 9 * PG - 1, 1, -EFAULT, TA + 9 * PG - 1);
+	expect_write_fault(e->cpu, TA + 9 * PG - 1, 1, -EFAULT,
+			   TA + 9 * PG - 1);
 	check_pat(e->cpu, TA, 3 * PG, 2);
 	check_pat(e->cpu, TA + 9 * PG, 3 * PG, 2);
 	assert_int_equal(smm_mprotect(mm, TA, 12 * PG, RW), 0);
@@ -91,7 +96,8 @@ static void test_enforced(void **state)
 	uint8_t buf[64];
 	memset(buf, 0xab, sizeof(buf));
 	uint64_t fa = 0;
-	assert_int_equal(smm_write(cpu, TA + 2 * PG - 32, buf, 64, &fa), -EFAULT);
+	assert_int_equal(smm_write(cpu, TA + 2 * PG - 32, buf, 64, &fa),
+			 -EFAULT);
 	assert_int_equal(fa, TA + 2 * PG);
 	assert_int_equal(rd8(cpu, TA + 2 * PG - 1), 0xab);
 	assert_int_equal(rd8(cpu, TA + 2 * PG - 32), 0xab);
@@ -106,7 +112,8 @@ static void test_enforced(void **state)
 	/* PROT_NONE: reads fault too, at the first byte */
 	assert_int_equal(smm_mprotect(mm, TA + 6 * PG, PG, NONE), 0);
 	expect_read_fault(cpu, TA + 5 * PG + 100, 2 * PG, -EFAULT, TA + 6 * PG);
-	expect_read_fault(cpu, TA + 6 * PG + 4095, 1, -EFAULT, TA + 6 * PG + 4095);
+	expect_read_fault(cpu, TA + 6 * PG + 4095, 1, -EFAULT,
+			  TA + 6 * PG + 4095);
 	/* and back: data intact, writable again */
 	assert_int_equal(smm_mprotect(mm, TA + 2 * PG, 6 * PG, RW), 0);
 	check_pat(cpu, TA + 2 * PG, 2 * PG, 3);
@@ -133,8 +140,8 @@ static void test_x86_prot_semantics(void **state)
 	expect_read_fault(e->cpu, TA + 8 * PG, 1, -EFAULT, TA + 8 * PG);
 	expect_write_fault(e->cpu, TA + 8 * PG, 1, -EFAULT, TA + 8 * PG);
 	/* exec-only -> RWX */
-	assert_int_equal(smm_mprotect(mm, TA + 4 * PG, 2 * PG,
-				      RW | SMM_PROT_EXEC), 0);
+	assert_int_equal(
+		smm_mprotect(mm, TA + 4 * PG, 2 * PG, RW | SMM_PROT_EXEC), 0);
 	wr8(e->cpu, TA + 4 * PG, 7);
 	assert_int_equal(rd8(e->cpu, TA + 4 * PG), 7);
 }
@@ -200,7 +207,8 @@ static void test_hole(void **state)
 	/* Linux: the VMA before the hole is changed, the one after is not */
 	assert_int_equal(smm_mprotect(mm, TA + 2 * PG, 6 * PG, RO), -ENOMEM);
 	expect_vmas(mm, TA, TA + GB, { TA, TA + 2 * PG, RW },
-		    { TA + 2 * PG, TA + 4 * PG, RO }, { TA + 6 * PG, TA + 10 * PG, RW });
+		    { TA + 2 * PG, TA + 4 * PG, RO },
+		    { TA + 6 * PG, TA + 10 * PG, RW });
 	/* and the change is in force */
 	expect_write_fault(e->cpu, TA + 2 * PG, 1, -EFAULT, TA + 2 * PG);
 	wr8(e->cpu, TA + 6 * PG, 1);
@@ -211,7 +219,8 @@ static void test_hole(void **state)
 	map_at(mm, TA + 10 * PG, 2 * PG, RO);
 	assert_int_equal(smm_mprotect(mm, TA + 7 * PG, 8 * PG, NONE), -ENOMEM);
 	expect_vmas(mm, TA, TA + GB, { TA, TA + 2 * PG, RW },
-		    { TA + 2 * PG, TA + 4 * PG, RO }, { TA + 6 * PG, TA + 7 * PG, RW },
+		    { TA + 2 * PG, TA + 4 * PG, RO },
+		    { TA + 6 * PG, TA + 7 * PG, RW },
 		    { TA + 7 * PG, TA + 10 * PG, NONE },
 		    { TA + 10 * PG, TA + 12 * PG, NONE });
 	expect_read_fault(e->cpu, TA + 11 * PG, 1, -EFAULT, TA + 11 * PG);

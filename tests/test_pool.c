@@ -162,7 +162,8 @@ static void test_exhaustion(void **state)
 	/* still -ENOMEM, not a crash, when retried, and for a straddling write */
 	assert_int_equal(smm_fill(cpu, TA + i * PG, 1, 1, &fa), -ENOMEM);
 	assert_int_equal(fa, TA + i * PG);
-	assert_int_equal(smm_fill(cpu, TA + i * PG - 8, 0x44, 16, &fa), -ENOMEM);
+	assert_int_equal(smm_fill(cpu, TA + i * PG - 8, 0x44, 16, &fa),
+			 -ENOMEM);
 	assert_int_equal(fa, TA + i * PG);
 	assert_int_equal(rd8(cpu, TA + i * PG - 1), 0x44);
 	/* reads still work: written data, and zero pages need no frame */
@@ -180,14 +181,16 @@ static void test_exhaustion(void **state)
 	assert_int_equal(errno, ENOMEM);
 	/* MADV_POPULATE_WRITE reports it */
 	assert_int_equal(smm_madvise(mm, TA + 1 * MB, 8 * PG,
-				     SMM_MADV_POPULATE_WRITE), -ENOMEM);
+				     SMM_MADV_POPULATE_WRITE),
+			 -ENOMEM);
 
 	/* memory returns after munmap */
 	assert_int_equal(smm_munmap(mm, TA, 4 * PG), 0);
 	assert_int_equal(mm_stats(mm).rss_anon, 7);
 	write_pat(cpu, TA + i * PG, 4 * PG, 9);
 	check_pat(cpu, TA + i * PG, 4 * PG, 9);
-	assert_int_equal(smm_write(cpu, TA + (i + 4) * PG, "x", 1, &fa), -ENOMEM);
+	assert_int_equal(smm_write(cpu, TA + (i + 4) * PG, "x", 1, &fa),
+			 -ENOMEM);
 	assert_int_equal(fa, TA + (i + 4) * PG);
 
 	smm_cpu_switch_mm(cpu, NULL);
@@ -224,7 +227,8 @@ static void test_recycled_frames_zeroed(void **state)
 			check_zero(cpu, TA, 40 * PG);
 			write_pat(cpu, TA, 40 * PG, round);
 			assert_int_equal(smm_madvise(mm, TA, 40 * PG,
-						     SMM_MADV_DONTNEED), 0);
+						     SMM_MADV_DONTNEED),
+					 0);
 			check_zero(cpu, TA, 40 * PG);
 			write_pat(cpu, TA, 40 * PG, round + 7);
 			assert_int_equal(smm_munmap(mm, TA, 40 * PG), 0);
@@ -285,7 +289,8 @@ static void test_inject_fault(void **state)
 
 	/* n-th allocation: n = 2 lets one page through, fails the second */
 	smm_pool_inject_failure(p, 2);
-	assert_int_equal(smm_fill(cpu, TA + 10 * PG, 0x33, 3 * PG, &fa), -ENOMEM);
+	assert_int_equal(smm_fill(cpu, TA + 10 * PG, 0x33, 3 * PG, &fa),
+			 -ENOMEM);
 	assert_int_equal(fa, TA + 11 * PG);
 	assert_int_equal(rd8(cpu, TA + 11 * PG - 1), 0x33);
 	assert_int_equal(mm_stats(mm).rss_anon, 2);

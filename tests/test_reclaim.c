@@ -10,7 +10,7 @@
 #include <stdatomic.h>
 #include <unistd.h>
 #include "common.h"
-#include "pt_scheme.h"	/* the debug hook (internal) */
+#include "pt_scheme.h" /* the debug hook (internal) */
 
 static struct smm_pool *pool;
 
@@ -49,14 +49,17 @@ static uint64_t qizheng(struct smm_cpu *cpu, int scheme, bool aligned)
 	uint64_t base = TA + (aligned ? 0 : PG), pt;
 
 	smm_cpu_switch_mm(cpu, mm);
-	assert_int_equal(smm_mmap(mm, TA, GB, RW, PRIV_ANON | SMM_MAP_FIXED |
-				  SMM_MAP_NORESERVE), (int64_t)TA);
+	assert_int_equal(smm_mmap(mm, TA, GB, RW,
+				  PRIV_ANON | SMM_MAP_FIXED |
+					  SMM_MAP_NORESERVE),
+			 (int64_t)TA);
 	for (int c = 0; c < 64; c++) {
 		uint64_t q = base + (uint64_t)c * 2 * MB;
 
 		for (uint64_t o = 0; o < 2 * MB; o += PG)
 			assert_int_equal(smm_fill(cpu, q + o, 1, 1, NULL), 0);
-		assert_int_equal(smm_madvise(mm, q, 2 * MB, SMM_MADV_DONTNEED), 0);
+		assert_int_equal(smm_madvise(mm, q, 2 * MB, SMM_MADV_DONTNEED),
+				 0);
 	}
 	assert_int_equal(stats(mm).rss_anon, 0);
 	pt = stats(mm).pt_bytes;
@@ -74,7 +77,8 @@ static void test_qizheng(void **state)
 	assert_int_equal(qizheng(cpu, SMM_SCHEME_NONE, false), (65 + 2) * PG);
 	/* pt-reclaim: aligned whole-table zaps free them; unaligned never */
 	assert_int_equal(qizheng(cpu, SMM_SCHEME_PT_RECLAIM, true), 2 * PG);
-	assert_int_equal(qizheng(cpu, SMM_SCHEME_PT_RECLAIM, false), (65 + 2) * PG);
+	assert_int_equal(qizheng(cpu, SMM_SCHEME_PT_RECLAIM, false),
+			 (65 + 2) * PG);
 	/* eager: everything, up the tree */
 	assert_int_equal(qizheng(cpu, SMM_SCHEME_EAGER, true), 0);
 	assert_int_equal(qizheng(cpu, SMM_SCHEME_EAGER, false), 0);
@@ -92,14 +96,18 @@ static void test_eager_partial(void **state)
 
 	smm_cpu_switch_mm(cpu, mm);
 	/* two VMAs in one PTE table, and one page in the next table */
-	assert_int_equal(smm_mmap(mm, TA, 64 * PG, RW, PRIV_ANON | SMM_MAP_FIXED),
+	assert_int_equal(smm_mmap(mm, TA, 64 * PG, RW,
+				  PRIV_ANON | SMM_MAP_FIXED),
 			 (int64_t)TA);
 	assert_int_equal(smm_mmap(mm, TA + 64 * PG, 64 * PG, RO,
-				  PRIV_ANON | SMM_MAP_FIXED), (int64_t)(TA + 64 * PG));
-	assert_int_equal(smm_mmap(mm, TA + 2 * MB, PG, RW, PRIV_ANON | SMM_MAP_FIXED),
+				  PRIV_ANON | SMM_MAP_FIXED),
+			 (int64_t)(TA + 64 * PG));
+	assert_int_equal(smm_mmap(mm, TA + 2 * MB, PG, RW,
+				  PRIV_ANON | SMM_MAP_FIXED),
 			 (int64_t)(TA + 2 * MB));
 	assert_int_equal(smm_fill(cpu, TA + 5 * PG, 7, 1, NULL), 0);
-	assert_int_equal(smm_read(cpu, TA + 70 * PG, &v, 8, NULL), 0); /* zero page */
+	assert_int_equal(smm_read(cpu, TA + 70 * PG, &v, 8, NULL),
+			 0); /* zero page */
 	assert_int_equal(smm_fill(cpu, TA + 2 * MB, 9, 1, NULL), 0);
 	assert_int_equal(stats(mm).pte_bytes, 2 * PG);
 
@@ -107,14 +115,16 @@ static void test_eager_partial(void **state)
 	assert_int_equal(smm_munmap(mm, TA, 64 * PG), 0);
 	assert_int_equal(stats(mm).pte_bytes, 2 * PG);
 	/* DONTNEED one page of the RO VMA: the first table is now empty */
-	assert_int_equal(smm_madvise(mm, TA + 70 * PG, PG, SMM_MADV_DONTNEED), 0);
+	assert_int_equal(smm_madvise(mm, TA + 70 * PG, PG, SMM_MADV_DONTNEED),
+			 0);
 	assert_int_equal(stats(mm).pte_bytes, 1 * PG);
 	assert_int_equal(stats(mm).pt_reclaimed, 1);
 	/* the other table and its data are intact */
 	assert_int_equal(smm_read(cpu, TA + 2 * MB, &v, 1, NULL), 0);
 	assert_int_equal(v & 0xff, 9);
 	/* and the last page: PTE, PMD and PUD tables all go */
-	assert_int_equal(smm_madvise(mm, TA + 2 * MB, PG, SMM_MADV_DONTNEED), 0);
+	assert_int_equal(smm_madvise(mm, TA + 2 * MB, PG, SMM_MADV_DONTNEED),
+			 0);
 	assert_int_equal(stats(mm).pt_bytes, 0);
 	/* a fault afterwards builds the levels again */
 	assert_int_equal(smm_fill(cpu, TA + 2 * MB, 3, 1, NULL), 0);
@@ -133,7 +143,8 @@ static void test_eager_pageout(void **state)
 	uint64_t v = 0;
 
 	smm_cpu_switch_mm(cpu, mm);
-	assert_int_equal(smm_mmap(mm, TA, 4 * MB, RW, PRIV_ANON | SMM_MAP_FIXED),
+	assert_int_equal(smm_mmap(mm, TA, 4 * MB, RW,
+				  PRIV_ANON | SMM_MAP_FIXED),
 			 (int64_t)TA);
 	for (uint64_t o = 0; o < 4 * MB; o += PG)
 		assert_int_equal(smm_fill(cpu, TA + o, 3, 1, NULL), 0);
@@ -142,11 +153,11 @@ static void test_eager_pageout(void **state)
 	assert_int_equal(smm_fill(cpu, TA + 5 * PG, 4, 1, NULL), 0);
 	assert_int_equal(smm_madvise(mm, TA, 4 * MB, SMM_MADV_PAGEOUT), 0);
 	assert_int_equal(stats(mm).rss_anon, 1);
-	assert_int_equal(stats(mm).pte_bytes, PG);	/* the second table went */
+	assert_int_equal(stats(mm).pte_bytes, PG); /* the second table went */
 	assert_int_equal(smm_read(cpu, TA + 5 * PG, &v, 1, NULL), 0);
 	assert_int_equal(v & 0xff, 4);
 	assert_int_equal(smm_read(cpu, TA + 3 * MB, &v, 1, NULL), 0);
-	assert_int_equal(v & 0xff, 0);	/* dropped: reads zero */
+	assert_int_equal(v & 0xff, 0); /* dropped: reads zero */
 	done(cpu, mm);
 	smm_cpu_detach(cpu);
 	assert_pool_clean(pool);
@@ -159,7 +170,8 @@ static void test_pt_reclaim_limits(void **state)
 	struct smm_mm *mm = mm_with(SMM_SCHEME_PT_RECLAIM);
 
 	smm_cpu_switch_mm(cpu, mm);
-	assert_int_equal(smm_mmap(mm, TA, 8 * MB, RW, PRIV_ANON | SMM_MAP_FIXED),
+	assert_int_equal(smm_mmap(mm, TA, 8 * MB, RW,
+				  PRIV_ANON | SMM_MAP_FIXED),
 			 (int64_t)TA);
 	for (uint64_t o = 0; o < 8 * MB; o += PG)
 		assert_int_equal(smm_fill(cpu, TA + o, 1, 1, NULL), 0);
@@ -169,15 +181,18 @@ static void test_pt_reclaim_limits(void **state)
 	assert_int_equal(smm_madvise(mm, TA + MB, MB, SMM_MADV_DONTNEED), 0);
 	assert_int_equal(stats(mm).pte_bytes, 4 * PG);
 	/* MADV_FREE: stays */
-	assert_int_equal(smm_madvise(mm, TA + 2 * MB, 2 * MB, SMM_MADV_FREE), 0);
+	assert_int_equal(smm_madvise(mm, TA + 2 * MB, 2 * MB, SMM_MADV_FREE),
+			 0);
 	assert_int_equal(stats(mm).pte_bytes, 4 * PG);
 	/* a whole-table DONTNEED: goes */
-	assert_int_equal(smm_madvise(mm, TA + 4 * MB, 2 * MB, SMM_MADV_DONTNEED), 0);
+	assert_int_equal(
+		smm_madvise(mm, TA + 4 * MB, 2 * MB, SMM_MADV_DONTNEED), 0);
 	assert_int_equal(stats(mm).pte_bytes, 3 * PG);
 	assert_int_equal(stats(mm).pt_reclaimed, 1);
 	/* a whole table across two VMAs (split by mprotect): stays */
 	assert_int_equal(smm_mprotect(mm, TA + 7 * MB, MB, RO), 0);
-	assert_int_equal(smm_madvise(mm, TA + 6 * MB, 2 * MB, SMM_MADV_DONTNEED), 0);
+	assert_int_equal(
+		smm_madvise(mm, TA + 6 * MB, 2 * MB, SMM_MADV_DONTNEED), 0);
 	assert_int_equal(stats(mm).pte_bytes, 3 * PG);
 	done(cpu, mm);
 	smm_cpu_detach(cpu);
@@ -196,7 +211,7 @@ struct refill {
 	uint64_t addr;
 	pthread_mutex_t m;
 	pthread_cond_t c;
-	int state;	/* 0 idle, 1 go, 2 done */
+	int state; /* 0 idle, 1 go, 2 done */
 	int hooked;
 };
 
@@ -247,7 +262,8 @@ static void refill_race(int scheme)
 	rf.mm = mm_with(scheme);
 	rf.addr = TA + 100 * PG;
 	smm_cpu_switch_mm(cpu, rf.mm);
-	assert_int_equal(smm_mmap(rf.mm, TA, 2 * MB, RW, PRIV_ANON | SMM_MAP_FIXED),
+	assert_int_equal(smm_mmap(rf.mm, TA, 2 * MB, RW,
+				  PRIV_ANON | SMM_MAP_FIXED),
 			 (int64_t)TA);
 	for (uint64_t o = 0; o < 2 * MB; o += PG)
 		assert_int_equal(smm_fill(cpu, TA + o, 1, 1, NULL), 0);
@@ -276,7 +292,7 @@ static void test_refill_race(void **state)
 #else
 static void test_refill_race(void **state)
 {
-	skip();	/* the hook exists in debug builds only */
+	skip(); /* the hook exists in debug builds only */
 }
 #endif
 
@@ -329,7 +345,8 @@ static void test_fault_vs_reclaim(void **state)
 		atomic_int stop = 0;
 
 		smm_cpu_switch_mm(cpu, mm);
-		assert_int_equal(smm_mmap(mm, TA, 8 * MB, RW, PRIV_ANON | SMM_MAP_FIXED),
+		assert_int_equal(smm_mmap(mm, TA, 8 * MB, RW,
+					  PRIV_ANON | SMM_MAP_FIXED),
 				 (int64_t)TA);
 		for (int i = 0; i < 3; i++) {
 			r[i] = (struct racer){ mm, i, &stop, 0 };

@@ -24,10 +24,10 @@
 #include "bench.h"
 #include "softmm.h"
 
-#define MiB (1ULL << 20)
-#define GiB (1ULL << 30)
-#define PAGE 4096ULL
-#define MAX_REPS 64
+#define MiB	    (1ULL << 20)
+#define GiB	    (1ULL << 30)
+#define PAGE	    4096ULL
+#define MAX_REPS    64
 #define MAX_THREADS 8
 
 struct bench_opts {
@@ -35,9 +35,9 @@ struct bench_opts {
 	int schemes[8];
 	int nr_schemes;
 	bool json;
-	bool full;		/* the full-size Qi Zheng test */
-	bool compare;		/* compare: the default selection only */
-	const char *only;	/* comma list of workloads, or NULL */
+	bool full;	  /* the full-size Qi Zheng test */
+	bool compare;	  /* compare: the default selection only */
+	const char *only; /* comma list of workloads, or NULL */
 };
 
 static struct smm_pool *pool;
@@ -68,9 +68,9 @@ static long vmpte_bytes(void)
 /* ---- one measurement ---- */
 
 struct result {
-	double ns;		/* wall time of the measured part */
-	uint64_t ops;		/* operations of all threads together */
-	long pt_bytes;		/* page-table bytes at the end, -1: n/a */
+	double ns;     /* wall time of the measured part */
+	uint64_t ops;  /* operations of all threads together */
+	long pt_bytes; /* page-table bytes at the end, -1: n/a */
 };
 
 struct env {
@@ -93,7 +93,8 @@ static void smm_setup(struct env *e)
 	e->mm = smm_mm_create(pool, &o);
 	e->cpu = smm_cpu_attach(pool);
 	if (!e->mm || !e->cpu) {
-		fprintf(stderr, "bench: cannot set up softmm: %s\n", strerror(errno));
+		fprintf(stderr, "bench: cannot set up softmm: %s\n",
+			strerror(errno));
 		exit(1);
 	}
 	smm_cpu_switch_mm(e->cpu, e->mm);
@@ -207,9 +208,12 @@ static struct result w_dontneed(struct env *e)
 	if (e->kernel) {
 		long pt0 = vmpte_bytes();
 		char *p = mmap(NULL, len + 2 * MiB, PROT_READ | PROT_WRITE,
-			       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+			       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1,
+			       0);
 		die_if(p == MAP_FAILED, "mmap");
-		char *base = (char *)(((uintptr_t)p + 2 * MiB - 1) & ~(2 * MiB - 1)) + off;
+		char *base = (char *)(((uintptr_t)p + 2 * MiB - 1) &
+				      ~(2 * MiB - 1)) +
+			     off;
 		t0 = now_ns();
 		for (uint64_t c = 0; c < chunks; c++) {
 			char *q = base + c * chunk;
@@ -223,9 +227,10 @@ static struct result w_dontneed(struct env *e)
 		return r;
 	}
 	smm_setup(e);
-	int64_t a = smm_mmap(e->mm, 0x200000000000ULL, len, SMM_PROT_READ | SMM_PROT_WRITE,
-			     SMM_MAP_PRIVATE | SMM_MAP_ANONYMOUS | SMM_MAP_NORESERVE |
-			     SMM_MAP_FIXED_NOREPLACE);
+	int64_t a = smm_mmap(
+		e->mm, 0x200000000000ULL, len, SMM_PROT_READ | SMM_PROT_WRITE,
+		SMM_MAP_PRIVATE | SMM_MAP_ANONYMOUS | SMM_MAP_NORESERVE |
+			SMM_MAP_FIXED_NOREPLACE);
 	die_if(a < 0, "smm_mmap");
 	uint64_t base = (uint64_t)a + off;
 	t0 = now_ns();
@@ -270,8 +275,9 @@ static struct result w_dontneed_refault(struct env *e)
 		return r;
 	}
 	smm_setup(e);
-	int64_t a = smm_mmap(e->mm, 0x200000000000ULL, len, SMM_PROT_READ | SMM_PROT_WRITE,
-			     SMM_MAP_PRIVATE | SMM_MAP_ANONYMOUS | SMM_MAP_FIXED_NOREPLACE);
+	int64_t a = smm_mmap(
+		e->mm, 0x200000000000ULL, len, SMM_PROT_READ | SMM_PROT_WRITE,
+		SMM_MAP_PRIVATE | SMM_MAP_ANONYMOUS | SMM_MAP_FIXED_NOREPLACE);
 	die_if(a < 0, "smm_mmap");
 	smm_touch(e->cpu, (uint64_t)a, len);
 	t0 = now_ns();
@@ -305,7 +311,8 @@ static struct result w_mmap_munmap(struct env *e)
 	smm_setup(e);
 	t0 = now_ns();
 	for (int i = 0; i < iters; i++) {
-		int64_t a = smm_mmap(e->mm, 0, 128 * MiB, SMM_PROT_READ | SMM_PROT_WRITE,
+		int64_t a = smm_mmap(e->mm, 0, 128 * MiB,
+				     SMM_PROT_READ | SMM_PROT_WRITE,
 				     SMM_MAP_PRIVATE | SMM_MAP_ANONYMOUS);
 		die_if(a < 0, "smm_mmap");
 		smm_munmap(e->mm, (uint64_t)a, 128 * MiB);
@@ -336,7 +343,8 @@ static struct result w_access_hit(struct env *e)
 	}
 	smm_setup(e);
 	int64_t a = smm_mmap(e->mm, 0, PAGE, SMM_PROT_READ | SMM_PROT_WRITE,
-			     SMM_MAP_PRIVATE | SMM_MAP_ANONYMOUS | SMM_MAP_POPULATE);
+			     SMM_MAP_PRIVATE | SMM_MAP_ANONYMOUS |
+				     SMM_MAP_POPULATE);
 	die_if(a < 0, "smm_mmap");
 	t0 = now_ns();
 	for (uint64_t i = 0; i < iters; i++) {
@@ -378,14 +386,15 @@ static struct result w_gup(struct env *e, bool fast)
 	}
 	smm_setup(e);
 	int64_t a = smm_mmap(e->mm, 0, PAGE, SMM_PROT_READ | SMM_PROT_WRITE,
-			     SMM_MAP_PRIVATE | SMM_MAP_ANONYMOUS | SMM_MAP_POPULATE);
+			     SMM_MAP_PRIVATE | SMM_MAP_ANONYMOUS |
+				     SMM_MAP_POPULATE);
 	die_if(a < 0, "smm_mmap");
 	struct smm_page *pg;
 	t0 = now_ns();
 	for (uint64_t i = 0; i < iters; i++) {
 		long n = fast ? smm_pin_user_pages_fast(e->cpu, (uint64_t)a, 1,
-							SMM_FOLL_WRITE, &pg)
-			      : smm_pin_user_pages(e->mm, (uint64_t)a, 1,
+							SMM_FOLL_WRITE, &pg) :
+				smm_pin_user_pages(e->mm, (uint64_t)a, 1,
 						   SMM_FOLL_WRITE, &pg);
 
 		die_if(n != 1, "pin");
@@ -453,7 +462,8 @@ static void *fault_thread(void *arg)
 
 		die_if(!cpu, "attach");
 		smm_cpu_switch_mm(cpu, e->mm);
-		int64_t a = smm_mmap(e->mm, 0, t->len, SMM_PROT_READ | SMM_PROT_WRITE,
+		int64_t a = smm_mmap(e->mm, 0, t->len,
+				     SMM_PROT_READ | SMM_PROT_WRITE,
 				     SMM_MAP_PRIVATE | SMM_MAP_ANONYMOUS);
 		die_if(a < 0, "smm_mmap");
 		pthread_barrier_wait(t->bar);
@@ -468,7 +478,7 @@ static void *fault_thread(void *arg)
 
 static struct result w_fault_threads(struct env *e)
 {
-	const uint64_t len = 128 * MiB;	/* per thread, as fault-anon */
+	const uint64_t len = 128 * MiB; /* per thread, as fault-anon */
 	struct thr t[MAX_THREADS];
 	pthread_t tid[MAX_THREADS];
 	pthread_barrier_t bar;
@@ -476,7 +486,8 @@ static struct result w_fault_threads(struct env *e)
 	double t0, end = 0;
 
 	if (!e->kernel) {
-		struct smm_mm_opts o = { .scheme = e->scheme, .flags = e->mm_flags };
+		struct smm_mm_opts o = { .scheme = e->scheme,
+					 .flags = e->mm_flags };
 
 		e->mm = smm_mm_create(pool, &o);
 		die_if(!e->mm, "mm");
@@ -533,8 +544,9 @@ static void *mix_writer(void *arg)
 			p[0] = 1;
 			munmap(p, PAGE);
 		} else {
-			int64_t a = smm_mmap(e->mm, 0, PAGE, SMM_PROT_READ | SMM_PROT_WRITE,
-					     SMM_MAP_PRIVATE | SMM_MAP_ANONYMOUS);
+			int64_t a = smm_mmap(
+				e->mm, 0, PAGE, SMM_PROT_READ | SMM_PROT_WRITE,
+				SMM_MAP_PRIVATE | SMM_MAP_ANONYMOUS);
 			die_if(a < 0, "smm_mmap");
 			die_if(smm_fill(cpu, (uint64_t)a, 1, 1, NULL), "store");
 			smm_munmap(e->mm, (uint64_t)a, PAGE);
@@ -572,14 +584,16 @@ static struct result w_fault_vs_mmap(struct env *e)
 		pthread_join(tid, NULL);
 		munmap(p, len);
 	} else {
-		struct smm_mm_opts o = { .scheme = e->scheme, .flags = e->mm_flags };
+		struct smm_mm_opts o = { .scheme = e->scheme,
+					 .flags = e->mm_flags };
 		struct smm_cpu *cpu;
 
 		e->mm = smm_mm_create(pool, &o);
 		cpu = smm_cpu_attach(pool);
 		die_if(!e->mm || !cpu, "setup");
 		smm_cpu_switch_mm(cpu, e->mm);
-		int64_t a = smm_mmap(e->mm, 0, len, SMM_PROT_READ | SMM_PROT_WRITE,
+		int64_t a = smm_mmap(e->mm, 0, len,
+				     SMM_PROT_READ | SMM_PROT_WRITE,
 				     SMM_MAP_PRIVATE | SMM_MAP_ANONYMOUS);
 		die_if(a < 0, "smm_mmap");
 		pthread_create(&tid, NULL, mix_writer, &m);
@@ -605,7 +619,7 @@ struct workload {
 	const char *unit;
 	int threads;
 	int aligned;	/* -1: n/a */
-	bool host_only;	/* measured once, as "linux" (host) */
+	bool host_only; /* measured once, as "linux" (host) */
 	bool in_compare;
 	unsigned int mm_flags;
 };
@@ -616,7 +630,8 @@ static const struct workload workloads[] = {
 	{ "memset-4k", w_memset, "page", 1, -1, true, true, 0 },
 	{ "dontneed-aligned", w_dontneed, "page", 1, 1, false, true, 0 },
 	{ "dontneed-unaligned", w_dontneed, "page", 1, 0, false, true, 0 },
-	{ "dontneed-refault", w_dontneed_refault, "page", 1, -1, false, true, 0 },
+	{ "dontneed-refault", w_dontneed_refault, "page", 1, -1, false, true,
+	  0 },
 	{ "mmap-munmap", w_mmap_munmap, "op", 1, -1, false, true, 0 },
 	{ "access-hit", w_access_hit, "load", 1, -1, false, true, 0 },
 	{ "gup-fast", w_gup_fast, "pin", 1, -1, false, true, 0 },
@@ -624,13 +639,13 @@ static const struct workload workloads[] = {
 	{ "fault-threads", w_fault_threads, "page", 1, -1, false, true, 0 },
 	{ "fault-threads", w_fault_threads, "page", 2, -1, false, true, 0 },
 	{ "fault-vs-mmap", w_fault_vs_mmap, "page", 1, -1, false, false, 0 },
-	{ "fault-vs-mmap-mmaplock", w_fault_vs_mmap, "page", 1, -1, false, false,
-	  SMM_MM_NO_VMA_LOCK },
+	{ "fault-vs-mmap-mmaplock", w_fault_vs_mmap, "page", 1, -1, false,
+	  false, SMM_MM_NO_VMA_LOCK },
 	/* The same without per-VMA locks: every fault takes mmap_lock. */
-	{ "fault-threads-mmaplock", w_fault_threads, "page", 1, -1, false, false,
-	  SMM_MM_NO_VMA_LOCK },
-	{ "fault-threads-mmaplock", w_fault_threads, "page", 2, -1, false, false,
-	  SMM_MM_NO_VMA_LOCK },
+	{ "fault-threads-mmaplock", w_fault_threads, "page", 1, -1, false,
+	  false, SMM_MM_NO_VMA_LOCK },
+	{ "fault-threads-mmaplock", w_fault_threads, "page", 2, -1, false,
+	  false, SMM_MM_NO_VMA_LOCK },
 };
 
 static int cmp_double(const void *a, const void *b)
@@ -693,7 +708,8 @@ struct row {
 static void print_json(const char *workload, const char *system, int scheme,
 		       int threads, const struct summary *s)
 {
-	printf("{\"workload\": \"%s\", \"system\": \"%s\", \"scheme\": ", workload, system);
+	printf("{\"workload\": \"%s\", \"system\": \"%s\", \"scheme\": ",
+	       workload, system);
 	if (scheme < 0)
 		printf("null");
 	else
@@ -717,10 +733,12 @@ static int run_all(const struct bench_opts *o, struct row *rows, int *nrows)
 		struct result lr[MAX_REPS], sr[8][MAX_REPS];
 		struct row *row = &rows[n];
 
-		if (!selected(o, wl->name) || (!o->only && o->compare && !wl->in_compare))
+		if (!selected(o, wl->name) ||
+		    (!o->only && o->compare && !wl->in_compare))
 			continue;
 		if (!strncmp(wl->name, "fault-threads", 13))
-			snprintf(row->name, sizeof(row->name), "%s/%d", wl->name, wl->threads);
+			snprintf(row->name, sizeof(row->name), "%s/%d",
+				 wl->name, wl->threads);
 		else
 			snprintf(row->name, sizeof(row->name), "%s", wl->name);
 		row->unit = wl->unit;
@@ -730,8 +748,10 @@ static int run_all(const struct bench_opts *o, struct row *rows, int *nrows)
 		/* One warm-up of each, so the frame pool and the host's memory
 		 * are faulted in before anything is timed. */
 		for (int rep = -1; rep < o->reps; rep++) {
-			struct env e = { .kernel = true, .threads = wl->threads,
-					 .aligned = wl->aligned == 1, .full = o->full,
+			struct env e = { .kernel = true,
+					 .threads = wl->threads,
+					 .aligned = wl->aligned == 1,
+					 .full = o->full,
 					 .mm_flags = wl->mm_flags };
 			struct result x = wl->fn(&e);
 
@@ -745,7 +765,8 @@ static int run_all(const struct bench_opts *o, struct row *rows, int *nrows)
 			 * run just freed, and no scheme should always be it.
 			 */
 			for (int k = 0; k < o->nr_schemes; k++) {
-				int s = (k + (rep < 0 ? 0 : rep)) % o->nr_schemes;
+				int s = (k + (rep < 0 ? 0 : rep)) %
+					o->nr_schemes;
 
 				e.kernel = false;
 				e.scheme = o->schemes[s];
@@ -765,8 +786,8 @@ static int run_all(const struct bench_opts *o, struct row *rows, int *nrows)
 		for (int s = 0; s < o->nr_schemes && !wl->host_only; s++) {
 			row->smm[s] = summarize(sr[s], o->reps);
 			if (o->json)
-				print_json(wl->name, "softmm", o->schemes[s], wl->threads,
-					   &row->smm[s]);
+				print_json(wl->name, "softmm", o->schemes[s],
+					   wl->threads, &row->smm[s]);
 		}
 		n++;
 	}
@@ -821,7 +842,8 @@ static int parse_opts(int argc, char **argv, struct bench_opts *o, int def_reps)
 		case 'r':
 			o->reps = atoi(optarg);
 			if (o->reps < 1 || o->reps > MAX_REPS) {
-				fprintf(stderr, "bench: --reps must be 1..%d\n", MAX_REPS);
+				fprintf(stderr, "bench: --reps must be 1..%d\n",
+					MAX_REPS);
 				return -1;
 			}
 			break;
@@ -833,7 +855,9 @@ static int parse_opts(int argc, char **argv, struct bench_opts *o, int def_reps)
 				int s = smm_scheme_from_name(t);
 
 				if (s < 0 || o->nr_schemes == 8) {
-					fprintf(stderr, "bench: unknown scheme '%s'\n", t);
+					fprintf(stderr,
+						"bench: unknown scheme '%s'\n",
+						t);
 					free(dup);
 					return -1;
 				}
@@ -861,7 +885,7 @@ static int parse_opts(int argc, char **argv, struct bench_opts *o, int def_reps)
 			return -1;
 		}
 	}
-	if (!o->nr_schemes) {	/* Linux's two, then softmm's own */
+	if (!o->nr_schemes) { /* Linux's two, then softmm's own */
 		o->schemes[o->nr_schemes++] = SMM_SCHEME_NONE;
 		o->schemes[o->nr_schemes++] = SMM_SCHEME_PT_RECLAIM;
 		o->schemes[o->nr_schemes++] = SMM_SCHEME_EAGER;
@@ -912,25 +936,27 @@ static void write_chart(const struct bench_opts *o, struct row *rows, int n,
 			continue;
 		fprintf(f, "\"%s\"", rows[i].name);
 		for (int s = 0; s < o->nr_schemes; s++)
-			fprintf(f, " %.3f", rows[i].smm[s].med / rows[i].linux_s.med);
+			fprintf(f, " %.3f",
+				rows[i].smm[s].med / rows[i].linux_s.med);
 		fprintf(f, "\n");
 	}
 	fclose(f);
 	f = fopen(gp, "w");
 	if (!f)
 		return;
-	fprintf(f, "set terminal svg size 900,480 dynamic font 'sans,11' background rgb 'white'\n"
-		   "set output '%s'\n"
-		   "set title 'softmm time per operation relative to Linux (1 = same; lower is faster)'\n"
-		   "set style data histograms\nset style histogram clustered gap 1\n"
-		   "set style fill solid 0.8 border -1\nset boxwidth 0.9\n"
-		   "set logscale y 2\nset grid ytics\nset xtics rotate by -30\n"
-		   "set ylabel 'softmm / linux'\nset key top left\n"
-		   "plot 1 with lines lc rgb '#444444' dt 2 title 'linux'",
-		   path);
+	fprintf(f,
+		"set terminal svg size 900,480 dynamic font 'sans,11' background rgb 'white'\n"
+		"set output '%s'\n"
+		"set title 'softmm time per operation relative to Linux (1 = same; lower is faster)'\n"
+		"set style data histograms\nset style histogram clustered gap 1\n"
+		"set style fill solid 0.8 border -1\nset boxwidth 0.9\n"
+		"set logscale y 2\nset grid ytics\nset xtics rotate by -30\n"
+		"set ylabel 'softmm / linux'\nset key top left\n"
+		"plot 1 with lines lc rgb '#444444' dt 2 title 'linux'",
+		path);
 	for (int s = 0; s < o->nr_schemes; s++)
-		fprintf(f, ", '%s' using %d:xtic(1) title 'softmm %s'", dat, s + 2,
-			smm_scheme_name(o->schemes[s]));
+		fprintf(f, ", '%s' using %d:xtic(1) title 'softmm %s'", dat,
+			s + 2, smm_scheme_name(o->schemes[s]));
 	fprintf(f, "\n");
 	fclose(f);
 	char cmd[600];

@@ -25,8 +25,8 @@
 
 #include "softmm.h"
 
-#define KPAGE 4096ULL
-#define PROCBUF_SIZE (64 * 1024)
+#define KPAGE	      4096ULL
+#define PROCBUF_SIZE  (64 * 1024)
 #define ALTSTACK_SIZE (64 * 1024)
 
 static sigjmp_buf kjb;
@@ -187,8 +187,8 @@ static void k_maps(struct kout *o)
 	bool eof = false;
 	while (fd >= 0) {
 		if (!eof) {
-			ssize_t n = read(fd, procbuf + have,
-					 PROCBUF_SIZE - have);
+			ssize_t n =
+				read(fd, procbuf + have, PROCBUF_SIZE - have);
 			if (n < 0 && errno == EINTR)
 				continue;
 			if (n <= 0)
@@ -374,8 +374,8 @@ static void k_op(const struct op *op, struct kout *o, unsigned char *vec,
 
 /* Exercise every path the child will use, so that faulting in its text,
  * data and stack does not show up in VmPTE later. */
-static void warm_up(unsigned char *vec, size_t vecsz, char *line,
-		    size_t linesz, const struct script *s)
+static void warm_up(unsigned char *vec, size_t vecsz, char *line, size_t linesz,
+		    const struct script *s)
 {
 	memset(vec, 0, vecsz);
 	memset(line, 0, linesz);

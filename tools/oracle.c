@@ -38,15 +38,15 @@
 
 #include "softmm.h"
 
-#define PG 4096ULL
-#define MiB (1ULL << 20)
-#define GiB (1ULL << 30)
-#define TiB (1ULL << 40)
-#define PMD_SZ (2 * MiB)
-#define PUD_SZ GiB
-#define PGD_SZ (512 * GiB)
+#define PG	      4096ULL
+#define MiB	      (1ULL << 20)
+#define GiB	      (1ULL << 30)
+#define TiB	      (1ULL << 40)
+#define PMD_SZ	      (2 * MiB)
+#define PUD_SZ	      GiB
+#define PGD_SZ	      (512 * GiB)
 #define NORESERVE_MIN (32 * MiB) /* larger mappings always use noreserve */
-#define TOUCH_BUDGET (64 * MiB)
+#define TOUCH_BUDGET  (64 * MiB)
 
 /* ------------------------------------------------------------------ */
 /* PRNG: xoshiro256** seeded with splitmix64                            */
@@ -168,10 +168,10 @@ struct gen {
 
 /* --avoid: classes of operations to leave out, to look past a known
  * divergence until it is fixed. */
-#define AVOID_INVALID 0x1	    /* all deliberately invalid operations */
+#define AVOID_INVALID	     0x1 /* all deliberately invalid operations */
 #define AVOID_UNALIGNED_MMAP 0x2 /* mmap fixed/noreplace at unaligned ADDR */
-#define AVOID_BAD_BITS 0x4	    /* unknown prot/flag/advice bits */
-#define AVOID_POPULATE 0x8	    /* MAP_POPULATE and MADV_POPULATE_* */
+#define AVOID_BAD_BITS	     0x4 /* unknown prot/flag/advice bits */
+#define AVOID_POPULATE	     0x8 /* MAP_POPULATE and MADV_POPULATE_* */
 static const struct {
 	const char *name;
 	unsigned bit;
@@ -197,9 +197,15 @@ static uint64_t random_boundary(struct gen *g)
 	uint64_t span = SCRIPT_WIN_END - SCRIPT_WIN_START;
 	uint64_t unit;
 	switch (below(&g->r, 3)) {
-	case 0: unit = PMD_SZ; break;
-	case 1: unit = PUD_SZ; break;
-	default: unit = PGD_SZ; break;
+	case 0:
+		unit = PMD_SZ;
+		break;
+	case 1:
+		unit = PUD_SZ;
+		break;
+	default:
+		unit = PGD_SZ;
+		break;
 	}
 	uint64_t a = SCRIPT_WIN_START + below(&g->r, span / unit) * unit;
 	if (a == SCRIPT_WIN_START)
@@ -220,18 +226,26 @@ static uint64_t pick_addr(struct gen *g)
 	if (c < 35 && g->sh.n) {
 		struct iv x = g->sh.v[below(&g->r, g->sh.n)];
 		switch (below(&g->r, 4)) {
-		case 0: return clamp_addr(x.s + small_off(g));
-		case 1: return clamp_addr(x.e + small_off(g));
-		case 2: return clamp_addr(x.s + below(&g->r, (x.e - x.s) / PG) * PG);
-		default: return clamp_addr(x.e);
+		case 0:
+			return clamp_addr(x.s + small_off(g));
+		case 1:
+			return clamp_addr(x.e + small_off(g));
+		case 2:
+			return clamp_addr(x.s +
+					  below(&g->r, (x.e - x.s) / PG) * PG);
+		default:
+			return clamp_addr(x.e);
 		}
 	}
 	if (c < 85) {
 		uint64_t a = g->anchors[below(&g->r, (uint64_t)g->nanchors)];
 		switch (below(&g->r, 4)) {
-		case 0: return clamp_addr(a + small_off(g));
-		case 1: return clamp_addr(a + below(&g->r, 1024) * PG);
-		case 2: return clamp_addr(a - below(&g->r, 1024) * PG);
+		case 0:
+			return clamp_addr(a + small_off(g));
+		case 1:
+			return clamp_addr(a + below(&g->r, 1024) * PG);
+		case 2:
+			return clamp_addr(a - below(&g->r, 1024) * PG);
 		default:
 			return clamp_addr(a + (below(&g->r, 9) - 4) * PMD_SZ +
 					  small_off(g));
@@ -323,11 +337,16 @@ static const uint64_t overflow_lens[] = {
 static uint64_t random_prot(struct gen *g)
 {
 	static const uint64_t p[] = {
-		SMM_PROT_READ | SMM_PROT_WRITE, SMM_PROT_READ | SMM_PROT_WRITE,
-		SMM_PROT_READ | SMM_PROT_WRITE, SMM_PROT_READ,
-		SMM_PROT_READ,			SMM_PROT_NONE,
-		SMM_PROT_READ | SMM_PROT_EXEC,	SMM_PROT_WRITE,
-		SMM_PROT_EXEC,			7,
+		SMM_PROT_READ | SMM_PROT_WRITE,
+		SMM_PROT_READ | SMM_PROT_WRITE,
+		SMM_PROT_READ | SMM_PROT_WRITE,
+		SMM_PROT_READ,
+		SMM_PROT_READ,
+		SMM_PROT_NONE,
+		SMM_PROT_READ | SMM_PROT_EXEC,
+		SMM_PROT_WRITE,
+		SMM_PROT_EXEC,
+		7,
 		SMM_PROT_WRITE | SMM_PROT_EXEC,
 	};
 	return p[below(&g->r, sizeof(p) / sizeof(p[0]))];
@@ -382,7 +401,8 @@ static void gen_mmap(struct gen *g, struct op *op)
 	op->addr = addr;
 	op->len = len;
 	op->flags = flags;
-	if ((flags & SMM_MAP_FIXED) || !fixed_like || sh_free(&g->sh, addr, end))
+	if ((flags & SMM_MAP_FIXED) || !fixed_like ||
+	    sh_free(&g->sh, addr, end))
 		sh_map(&g->sh, addr, end);
 }
 
@@ -397,11 +417,13 @@ static void gen_invalid(struct gen *g, struct op *op)
 				     OP_MADVISE, OP_RESIDENT };
 	op->kind = kinds[below(&g->r, 5)];
 	op->arg = random_prot(g);
-	op->flags = SMM_MAP_PRIVATE | SMM_MAP_ANONYMOUS | SMM_MAP_FIXED_NOREPLACE;
+	op->flags = SMM_MAP_PRIVATE | SMM_MAP_ANONYMOUS |
+		    SMM_MAP_FIXED_NOREPLACE;
 	if (op->kind == OP_MADVISE)
 		op->arg = SMM_MADV_WILLNEED;
 	unsigned what = (unsigned)below(&g->r, 6);
-	if (what == 0 && op->kind == OP_MMAP && (g->avoid & AVOID_UNALIGNED_MMAP))
+	if (what == 0 && op->kind == OP_MMAP &&
+	    (g->avoid & AVOID_UNALIGNED_MMAP))
 		what = 1;
 	if (what == 3 && (g->avoid & AVOID_BAD_BITS))
 		what = 4;
@@ -415,15 +437,17 @@ static void gen_invalid(struct gen *g, struct op *op)
 	case 2: /* overflow */
 		if (op->kind == OP_RESIDENT)
 			op->kind = OP_MUNMAP;
-		op->len = overflow_lens[below(&g->r, sizeof(overflow_lens) /
-						       sizeof(overflow_lens[0]))];
+		op->len = overflow_lens[below(
+			&g->r,
+			sizeof(overflow_lens) / sizeof(overflow_lens[0]))];
 		break;
 	case 3: /* unknown bits */
 		if (op->kind == OP_MMAP || op->kind == OP_MPROTECT ||
 		    op->kind == OP_RESIDENT) {
 			if (op->kind == OP_RESIDENT)
 				op->kind = OP_MPROTECT;
-			static const uint64_t bad[] = { 0x8, 0x10, 0x20, 0x80,
+			static const uint64_t bad[] = { 0x8,	   0x10,
+							0x20,	   0x80,
 							0x1000000, 0x2000000 };
 			op->arg |= bad[below(&g->r, 6)];
 			if (op->kind == OP_MMAP && chance(&g->r, 50)) {
@@ -441,13 +465,14 @@ static void gen_invalid(struct gen *g, struct op *op)
 			}
 		} else {
 			op->kind = OP_MADVISE;
-			static const uint64_t adv[] = { 5, 6, 7, 30, 99, 1000,
-							0x7fffffff };
+			static const uint64_t adv[] = { 5,  6,	  7,	     30,
+							99, 1000, 0x7fffffff };
 			op->arg = adv[below(&g->r, 7)];
 		}
 		break;
 	default: { /* an unmapped range */
-		uint64_t a = clamp_addr(pick_addr(g) + below(&g->r, 8) * PMD_SZ);
+		uint64_t a =
+			clamp_addr(pick_addr(g) + below(&g->r, 8) * PMD_SZ);
 		uint64_t l = (1 + below(&g->r, 64)) * PG;
 		if (!sh_free(&g->sh, a, a + l))
 			break; /* then just an ordinary op on a mapped range */
@@ -456,11 +481,11 @@ static void gen_invalid(struct gen *g, struct op *op)
 		if (op->kind == OP_MMAP)
 			op->kind = OP_MPROTECT;
 		if (op->kind == OP_MADVISE)
-			op->arg = (uint64_t[]){ SMM_MADV_DONTNEED, SMM_MADV_FREE,
-						 SMM_MADV_WILLNEED,
-						 SMM_MADV_POPULATE_READ,
-						 SMM_MADV_POPULATE_WRITE }
-				[below(&g->r, 5)];
+			op->arg = (uint64_t[]){
+				SMM_MADV_DONTNEED, SMM_MADV_FREE,
+				SMM_MADV_WILLNEED, SMM_MADV_POPULATE_READ,
+				SMM_MADV_POPULATE_WRITE
+			}[below(&g->r, 5)];
 		break;
 	}
 	}
@@ -505,9 +530,9 @@ static void gen_op(struct gen *g, struct op *op)
 		op->kind = OP_MADVISE;
 		pick_range(g, &addr, &len, true);
 		static const uint64_t adv[] = {
-			SMM_MADV_DONTNEED, SMM_MADV_DONTNEED, SMM_MADV_FREE,
-			SMM_MADV_WILLNEED, SMM_MADV_POPULATE_READ,
-			SMM_MADV_POPULATE_WRITE,
+			SMM_MADV_DONTNEED,	SMM_MADV_DONTNEED,
+			SMM_MADV_FREE,		SMM_MADV_WILLNEED,
+			SMM_MADV_POPULATE_READ, SMM_MADV_POPULATE_WRITE,
 		};
 		op->arg = adv[below(&g->r, sizeof(adv) / sizeof(adv[0]))];
 		if (op->arg == SMM_MADV_DONTNEED && g->reclaim_ok &&
@@ -564,8 +589,9 @@ static void gen_op(struct gen *g, struct op *op)
 		if (chance(&g->r, 50))
 			addr += below(&g->r, PG);
 		op->addr = addr;
-		op->len = fit(addr, 1 + below(&g->r, chance(&g->r, 80) ? 3 * PG
-								     : 32 * PG));
+		op->len = fit(addr,
+			      1 + below(&g->r,
+					chance(&g->r, 80) ? 3 * PG : 32 * PG));
 	} else if (c < 85) {
 		op->kind = OP_PEEK;
 		pick_range(g, &addr, &len, false);
@@ -606,8 +632,10 @@ static void gen_script(uint64_t seed, size_t nops, bool reclaim_ok,
 			struct strbuf sb;
 			sb_init(&sb);
 			script_format_op(&op, &sb);
-			fprintf(stderr, "oracle: generator bug, op outside the "
-					"window: %s", sb.buf);
+			fprintf(stderr,
+				"oracle: generator bug, op outside the "
+				"window: %s",
+				sb.buf);
 			abort();
 		}
 		script_push(s, &op);
@@ -662,7 +690,8 @@ static bool diverges(const struct script *s, int scheme, struct verdict *v)
 	sb_reset(&v->kern);
 	v->kern_rc = script_run_forked(s, BACKEND_KERNEL, scheme, &v->kern);
 	v->soft_rc = script_run_forked(
-		s, self_test ? BACKEND_KERNEL : BACKEND_SOFTMM, scheme, &v->soft);
+		s, self_test ? BACKEND_KERNEL : BACKEND_SOFTMM, scheme,
+		&v->soft);
 	/*
 	 * A non-fixed mmap that the kernel placed outside the window makes the
 	 * script incomparable (random placement, page tables shared with the
@@ -730,7 +759,8 @@ static void shrink(struct script *s, int scheme, struct verdict *v,
 			}
 		}
 		if (verbose)
-			fprintf(stderr, "  shrink: chunk %zu -> %zu ops (%d runs)\n",
+			fprintf(stderr,
+				"  shrink: chunk %zu -> %zu ops (%d runs)\n",
 				chunk, s->n, runs);
 		if (chunk == 1 && !removed)
 			break;
@@ -784,7 +814,8 @@ static void print_side_by_side(FILE *f, const struct script *s,
 		if (lines_agree(&s->ops[i], a, la, b, lb) ||
 		    ((!a || la <= 60) && (!b || lb <= 60)))
 			continue;
-		fprintf(f, "  line %zu in full:\n    softmm: %.*s\n    kernel: %.*s\n",
+		fprintf(f,
+			"  line %zu in full:\n    softmm: %.*s\n    kernel: %.*s\n",
 			i + 1, a ? (int)la : 9, a ? a : "(missing)",
 			b ? (int)lb : 9, b ? b : "(missing)");
 	}
@@ -808,8 +839,10 @@ static int write_script(const char *path, const struct script *s,
 	fprintf(f, "# softmm oracle divergence: seed %llu, sequence %zu\n",
 		(unsigned long long)seed, idx);
 	fprintf(f, "# scheme: %s\n", scheme);
-	fprintf(f, "# reproduce: softmm script --scheme %s FILE; "
-		   "softmm script --backend kernel FILE\n", scheme);
+	fprintf(f,
+		"# reproduce: softmm script --scheme %s FILE; "
+		"softmm script --backend kernel FILE\n",
+		scheme);
 	fprintf(f, "#\n");
 	struct strbuf sb;
 	sb_init(&sb);
@@ -872,18 +905,36 @@ int cmd_oracle(int argc, char **argv)
 	};
 	int c;
 	optind = 1;
-	while ((c = getopt_long(argc, argv, "n:m:s:S:o:vkTDA:h", lopts, NULL)) !=
-	       -1) {
+	while ((c = getopt_long(argc, argv, "n:m:s:S:o:vkTDA:h", lopts,
+				NULL)) != -1) {
 		switch (c) {
-		case 'n': nseq = strtoull(optarg, NULL, 0); break;
-		case 'm': nops = strtoull(optarg, NULL, 0); break;
-		case 's': seed = strtoull(optarg, NULL, 0); break;
-		case 'S': scheme_name = optarg; break;
-		case 'o': outpath = optarg; break;
-		case 'v': verbose = true; break;
-		case 'k': keep_going = true; break;
-		case 'T': self_test = true; break;
-		case 'D': dump = true; break;
+		case 'n':
+			nseq = strtoull(optarg, NULL, 0);
+			break;
+		case 'm':
+			nops = strtoull(optarg, NULL, 0);
+			break;
+		case 's':
+			seed = strtoull(optarg, NULL, 0);
+			break;
+		case 'S':
+			scheme_name = optarg;
+			break;
+		case 'o':
+			outpath = optarg;
+			break;
+		case 'v':
+			verbose = true;
+			break;
+		case 'k':
+			keep_going = true;
+			break;
+		case 'T':
+			self_test = true;
+			break;
+		case 'D':
+			dump = true;
+			break;
 		case 'A': {
 			char *save = NULL, *list = strdup(optarg);
 			for (char *t = strtok_r(list, ",", &save); t;
@@ -894,10 +945,12 @@ int cmd_oracle(int argc, char **argv)
 					if (!strcmp(t, avoid_names[k].name))
 						break;
 				if (k == nk) {
-					fprintf(stderr, "unknown --avoid class "
-							"'%s' (invalid, "
-							"unaligned-mmap, bad-bits, "
-							"populate)\n", t);
+					fprintf(stderr,
+						"unknown --avoid class "
+						"'%s' (invalid, "
+						"unaligned-mmap, bad-bits, "
+						"populate)\n",
+						t);
 					free(list);
 					return 2;
 				}
@@ -973,10 +1026,10 @@ int cmd_oracle(int argc, char **argv)
 			break;
 	}
 	if (!dump)
-	printf("oracle: %llu sequences x %llu ops, scheme %s, seed %llu: "
-	       "%d divergence%s, %.1f s\n",
-	       done, nops, scheme_name, seed, divergences,
-	       divergences == 1 ? "" : "s", now_sec() - t0);
+		printf("oracle: %llu sequences x %llu ops, scheme %s, seed %llu: "
+		       "%d divergence%s, %.1f s\n",
+		       done, nops, scheme_name, seed, divergences,
+		       divergences == 1 ? "" : "s", now_sec() - t0);
 	sb_free(&v.soft);
 	sb_free(&v.kern);
 	return divergences ? 1 : 0;

@@ -150,12 +150,18 @@ const char *script_errname(int err)
 }
 
 static const char *const op_names[OP_NR] = {
-	[OP_MMAP] = "mmap",	    [OP_MUNMAP] = "munmap",
-	[OP_MPROTECT] = "mprotect", [OP_MADVISE] = "madvise",
-	[OP_WRITE] = "write",	    [OP_TOUCH] = "touch",
-	[OP_READ] = "read",	    [OP_PEEK] = "peek",
-	[OP_MAPS] = "maps",	    [OP_RESIDENT] = "resident",
-	[OP_PT] = "pt",		    [OP_PIN] = "pin",
+	[OP_MMAP] = "mmap",
+	[OP_MUNMAP] = "munmap",
+	[OP_MPROTECT] = "mprotect",
+	[OP_MADVISE] = "madvise",
+	[OP_WRITE] = "write",
+	[OP_TOUCH] = "touch",
+	[OP_READ] = "read",
+	[OP_PEEK] = "peek",
+	[OP_MAPS] = "maps",
+	[OP_RESIDENT] = "resident",
+	[OP_PT] = "pt",
+	[OP_PIN] = "pin",
 	[OP_UNPIN_ALL] = "unpin_all",
 };
 
@@ -228,11 +234,24 @@ static bool parse_num(const char *t, uint64_t *out)
 	if (*p) {
 		int sh;
 		switch (*p) {
-		case 'K': case 'k': sh = 10; break;
-		case 'M': case 'm': sh = 20; break;
-		case 'G': case 'g': sh = 30; break;
-		case 'T': case 't': sh = 40; break;
-		default: return false;
+		case 'K':
+		case 'k':
+			sh = 10;
+			break;
+		case 'M':
+		case 'm':
+			sh = 20;
+			break;
+		case 'G':
+		case 'g':
+			sh = 30;
+			break;
+		case 'T':
+		case 't':
+			sh = 40;
+			break;
+		default:
+			return false;
 		}
 		if (p[1])
 			return false;
@@ -256,10 +275,17 @@ static bool parse_prot(const char *t, uint64_t *out)
 	for (const char *p = t; *p; p++) {
 		uint64_t b;
 		switch (*p) {
-		case 'r': b = SMM_PROT_READ; break;
-		case 'w': b = SMM_PROT_WRITE; break;
-		case 'x': b = SMM_PROT_EXEC; break;
-		default: return false;
+		case 'r':
+			b = SMM_PROT_READ;
+			break;
+		case 'w':
+			b = SMM_PROT_WRITE;
+			break;
+		case 'x':
+			b = SMM_PROT_EXEC;
+			break;
+		default:
+			return false;
 		}
 		if (v & b)
 			return false;
@@ -526,8 +552,8 @@ int script_parse(const char *text, const char *name, struct script *s,
 
 static void format_prot(uint64_t prot, struct strbuf *sb)
 {
-	if (prot & ~(uint64_t)(SMM_PROT_READ | SMM_PROT_WRITE |
-			       SMM_PROT_EXEC)) {
+	if (prot &
+	    ~(uint64_t)(SMM_PROT_READ | SMM_PROT_WRITE | SMM_PROT_EXEC)) {
 		sb_printf(sb, "0x%llx", (unsigned long long)prot);
 		return;
 	}
@@ -623,7 +649,7 @@ void script_format_op(const struct op *op, struct strbuf *sb)
 /* ------------------------------------------------------------------ */
 
 #define SOFTMM_POOL_BYTES (8ULL << 30)
-#define IO_CHUNK (64 * 1024)
+#define IO_CHUNK	  (64 * 1024)
 
 static void put_err(struct strbuf *out, long r)
 {
@@ -658,14 +684,16 @@ static void pin_op(const struct op *op, struct smm_mm *mm, struct smm_cpu *cpu,
 	long r;
 
 	if (op->addr + op->len < op->addr) {
-		nr = ~0UL;	/* wraps: the library answers -EOVERFLOW */
+		nr = ~0UL; /* wraps: the library answers -EOVERFLOW */
 	} else {
-		nr = (unsigned long)((off + op->len + SMM_PAGE_SIZE - 1) >> SMM_PAGE_SHIFT);
+		nr = (unsigned long)((off + op->len + SMM_PAGE_SIZE - 1) >>
+				     SMM_PAGE_SHIFT);
 		if (pinned.n + nr > pinned.cap) {
 			size_t cap = pinned.cap ? pinned.cap : 64;
 			while (cap < pinned.n + nr)
 				cap *= 2;
-			pinned.pages = realloc(pinned.pages, cap * sizeof(*pinned.pages));
+			pinned.pages = realloc(pinned.pages,
+					       cap * sizeof(*pinned.pages));
 			if (!pinned.pages) {
 				perror("realloc");
 				exit(SCRIPT_ERR_SETUP);
@@ -674,8 +702,9 @@ static void pin_op(const struct op *op, struct smm_mm *mm, struct smm_cpu *cpu,
 		}
 		pages = pinned.pages + pinned.n;
 	}
-	r = op->arg & PIN_FAST ? smm_pin_user_pages_fast(cpu, op->addr, nr, flags, pages)
-			       : smm_pin_user_pages(mm, op->addr, nr, flags, pages);
+	r = op->arg & PIN_FAST ?
+		    smm_pin_user_pages_fast(cpu, op->addr, nr, flags, pages) :
+		    smm_pin_user_pages(mm, op->addr, nr, flags, pages);
 	if (r < 0) {
 		put_err(out, r);
 		return;
@@ -719,7 +748,7 @@ static void run_softmm_op(const struct op *op, struct smm_mm *mm,
 		goto ret;
 	case OP_MADVISE:
 		r = smm_madvise(mm, op->addr, op->len, (int)op->arg);
-	ret:
+ret:
 		if (r)
 			put_err(out, r);
 		else
@@ -734,7 +763,8 @@ static void run_softmm_op(const struct op *op, struct smm_mm *mm,
 		return;
 	case OP_TOUCH: {
 		uint64_t end = op->addr + op->len;
-		uint64_t p = (op->addr + SMM_PAGE_SIZE - 1) & ~(SMM_PAGE_SIZE - 1);
+		uint64_t p = (op->addr + SMM_PAGE_SIZE - 1) &
+			     ~(SMM_PAGE_SIZE - 1);
 		if (end < op->addr)
 			end = UINT64_MAX;
 		for (; p >= op->addr && p < end; p += SMM_PAGE_SIZE) {
@@ -769,7 +799,8 @@ static void run_softmm_op(const struct op *op, struct smm_mm *mm,
 	case OP_PEEK: {
 		uint64_t h = fnv1a_init();
 		uint64_t end = op->addr + op->len;
-		uint64_t p = (op->addr + SMM_PAGE_SIZE - 1) & ~(SMM_PAGE_SIZE - 1);
+		uint64_t p = (op->addr + SMM_PAGE_SIZE - 1) &
+			     ~(SMM_PAGE_SIZE - 1);
 		if (end < op->addr)
 			end = UINT64_MAX;
 		for (; p >= op->addr && p < end; p += SMM_PAGE_SIZE) {
@@ -881,14 +912,15 @@ int script_run_softmm(const struct script *s, int scheme, struct strbuf *out)
 	for (size_t i = 0; i < s->n; i++)
 		run_softmm_op(&s->ops[i], mm, cpu, out, iobuf, vec, &vmas,
 			      &nvmas);
-	unpin_all(false);	/* pins left at the end */
+	unpin_all(false); /* pins left at the end */
 	free(pinned.pages);
 	pinned.pages = NULL;
 	pinned.cap = 0;
 	struct smm_mm_stats mst;
 	smm_mm_stats(mm, &mst);
 	if (mst.pins_acquired != mst.pins_released) {
-		fprintf(stderr, "softmm: pins unbalanced: %llu acquired, %llu released\n",
+		fprintf(stderr,
+			"softmm: pins unbalanced: %llu acquired, %llu released\n",
 			(unsigned long long)mst.pins_acquired,
 			(unsigned long long)mst.pins_released);
 		return SCRIPT_ERR_LEAK;
@@ -929,7 +961,6 @@ int script_run(const struct script *s, enum backend be, int scheme,
 		return script_run_kernel(s, out);
 	return script_run_softmm(s, scheme, out);
 }
-
 
 /*
  * collect_child - read everything child @pid writes to @fd into @out,
@@ -1008,7 +1039,7 @@ static char *read_all(FILE *f)
 int cmd_script(int argc, char **argv)
 {
 	enum backend be = BACKEND_SOFTMM;
-	const char *scheme_name = NULL;	/* the library's default: eager */
+	const char *scheme_name = NULL; /* the library's default: eager */
 	static const struct option lopts[] = {
 		{ "backend", required_argument, NULL, 'b' },
 		{ "scheme", required_argument, NULL, 's' },

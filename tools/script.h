@@ -12,13 +12,13 @@
 #include <stdio.h>
 
 /* pin FLAGS */
-#define PIN_WRITE 0x1
+#define PIN_WRITE    0x1
 #define PIN_LONGTERM 0x2
-#define PIN_FAST 0x4
+#define PIN_FAST     0x4
 
 /* Scripts work in this window of the address space. */
 #define SCRIPT_WIN_START 0x200000000000ULL
-#define SCRIPT_WIN_END 0x300000000000ULL
+#define SCRIPT_WIN_END	 0x300000000000ULL
 /* `resident` may cover at most this many bytes (keeps lines bounded). */
 #define SCRIPT_RESIDENT_MAX (16ULL << 30)
 /* `pin` may cover at most this many bytes (unless the range wraps). */
@@ -36,13 +36,13 @@ enum op_kind {
 	OP_MAPS,
 	OP_RESIDENT,
 	OP_PT,
-	OP_PIN,		/* pin ADDR LEN FLAGS: softmm only (kernel: -ENOSYS) */
-	OP_UNPIN_ALL,	/* unpin_all [dirty] */
+	OP_PIN,	      /* pin ADDR LEN FLAGS: softmm only (kernel: -ENOSYS) */
+	OP_UNPIN_ALL, /* unpin_all [dirty] */
 	OP_NR
 };
 
 struct op {
-	int kind;	/* enum op_kind */
+	int kind; /* enum op_kind */
 	uint64_t addr, len;
 	uint64_t arg;	/* mmap/mprotect: prot; madvise: advice; write: byte;
 			 * pin: PIN_* flags; unpin_all: 1 for dirty */
@@ -60,10 +60,13 @@ struct strbuf {
 	size_t len, cap;
 };
 
-enum backend { BACKEND_SOFTMM, BACKEND_KERNEL };
+enum backend {
+	BACKEND_SOFTMM,
+	BACKEND_KERNEL
+};
 
 /* Exit statuses of script_run() besides 0. */
-#define SCRIPT_ERR_LEAK 3  /* softmm pool did not get all frames back */
+#define SCRIPT_ERR_LEAK	 3 /* softmm pool did not get all frames back */
 #define SCRIPT_ERR_SETUP 4 /* pool/mm/cpu creation or fork failed */
 
 #include <sys/types.h>

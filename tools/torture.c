@@ -55,28 +55,34 @@
 #include "softmm.h"
 #include "torture.h"
 
-#define PAGE 4096ULL
-#define REGION_PAGES 256		/* 1 MiB */
+#define PAGE		 4096ULL
+#define REGION_PAGES	 256 /* 1 MiB */
 #define OWNED_PER_THREAD 2
-#define SHARED_REGIONS 8
-#define MAX_THREADS 64
-#define MAX_MMS 8
-#define WINDOW_BASE (0x200000000000ULL + (1ULL << 30) - 8 * (REGION_PAGES * PAGE))
+#define SHARED_REGIONS	 8
+#define MAX_THREADS	 64
+#define MAX_MMS		 8
+#define WINDOW_BASE \
+	(0x200000000000ULL + (1ULL << 30) - 8 * (REGION_PAGES * PAGE))
 
-enum kind { K_UNMAPPED = 0, K_RO = 1, K_RW = 2, K_NONE = 3 };
+enum kind {
+	K_UNMAPPED = 0,
+	K_RO = 1,
+	K_RW = 2,
+	K_NONE = 3
+};
 
 struct region {
 	uint64_t base;
 	int id;
-	int owner;			/* owning thread; -1: shared */
-	pthread_mutex_t lock;		/* shared: serializes whole-region ops */
-	atomic_ulong state;		/* shared: version << 2 | kind */
-	atomic_ulong pstate[REGION_PAGES];	/* owned: per page */
-	atomic_ulong seq[REGION_PAGES];	/* stamps handed out per page */
+	int owner;	      /* owning thread; -1: shared */
+	pthread_mutex_t lock; /* shared: serializes whole-region ops */
+	atomic_ulong state;   /* shared: version << 2 | kind */
+	atomic_ulong pstate[REGION_PAGES]; /* owned: per page */
+	atomic_ulong seq[REGION_PAGES];	   /* stamps handed out per page */
 	/* owner's exact model (owned regions only) */
 	uint8_t kind[REGION_PAGES];
 	uint64_t val[REGION_PAGES];
-	bool lazy[REGION_PAGES];	/* MADV_FREE'd, not written since */
+	bool lazy[REGION_PAGES]; /* MADV_FREE'd, not written since */
 };
 
 struct tmm {
@@ -85,12 +91,21 @@ struct tmm {
 	int nr_regions;
 };
 
-enum opk { O_MMAP, O_MUNMAP, O_MPROTECT, O_MADVISE, O_READ, O_WRITE, O_VERIFY,
-	   O_PIN_FAST, O_PIN_SLOW, O_NR };
-static const char *const op_names[O_NR] = {
-	"mmap", "munmap", "mprotect", "madvise", "read", "write", "verify",
-	"pin-fast", "pin-slow"
+enum opk {
+	O_MMAP,
+	O_MUNMAP,
+	O_MPROTECT,
+	O_MADVISE,
+	O_READ,
+	O_WRITE,
+	O_VERIFY,
+	O_PIN_FAST,
+	O_PIN_SLOW,
+	O_NR
 };
+static const char *const op_names[O_NR] = { "mmap",    "munmap",   "mprotect",
+					    "madvise", "read",	   "write",
+					    "verify",  "pin-fast", "pin-slow" };
 
 static struct {
 	int threads, mms, seconds, race, scheme, gup;
@@ -126,7 +141,8 @@ static unsigned int rndn(struct tstate *t, unsigned int n)
 	return (unsigned int)(rnd(t) % n);
 }
 
-static void violation(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static void violation(const char *fmt, ...)
+	__attribute__((format(printf, 1, 2)));
 static void violation(const char *fmt, ...)
 {
 	va_list ap;
@@ -142,7 +158,8 @@ static void violation(const char *fmt, ...)
 
 static uint64_t stamp(struct region *r, int page, uint64_t seq)
 {
-	return ((uint64_t)(r->id + 1) << 48) | ((uint64_t)page << 32) | (seq & 0xffffffffULL);
+	return ((uint64_t)(r->id + 1) << 48) | ((uint64_t)page << 32) |
+	       (seq & 0xffffffffULL);
 }
 
 /* 0, or a stamp of this very page that was handed out already. */
@@ -150,15 +167,18 @@ static bool value_valid(struct region *r, int page, uint64_t v)
 {
 	if (v == 0)
 		return true;
-	if ((v >> 48) != (uint64_t)(r->id + 1) || ((v >> 32) & 0xffff) != (uint64_t)page)
+	if ((v >> 48) != (uint64_t)(r->id + 1) ||
+	    ((v >> 32) & 0xffff) != (uint64_t)page)
 		return false;
-	return (v & 0xffffffffULL) <= (atomic_load(&r->seq[page]) & 0xffffffffULL);
+	return (v & 0xffffffffULL) <=
+	       (atomic_load(&r->seq[page]) & 0xffffffffULL);
 }
 
 static int kind_prot(int k)
 {
 	return k == K_RW ? SMM_PROT_READ | SMM_PROT_WRITE :
-	       k == K_RO ? SMM_PROT_READ : SMM_PROT_NONE;
+	       k == K_RO ? SMM_PROT_READ :
+			   SMM_PROT_NONE;
 }
 
 /* ---- state words ---- */
@@ -167,7 +187,7 @@ static void state_begin(atomic_ulong *s)
 {
 	unsigned long v = atomic_load(s);
 
-	atomic_store(s, ((v >> 2) + 1) << 2 | (v & 3));	/* odd version: busy */
+	atomic_store(s, ((v >> 2) + 1) << 2 | (v & 3)); /* odd version: busy */
 }
 
 static void state_end(atomic_ulong *s, int kind)
@@ -201,14 +221,19 @@ static void check_access(struct region *r, int page, unsigned long s1,
 		return;
 	allowed = write ? k == K_RW : (k == K_RW || k == K_RO);
 	if (ret == 0 && !allowed)
-		violation("%s %s of region %d page %d succeeded, but the page was %s "
-			  "before the access began", who, write ? "store" : "load",
-			  r->id, page, k == K_UNMAPPED ? "unmapped" :
-			  k == K_NONE ? "PROT_NONE" : "read-only");
+		violation(
+			"%s %s of region %d page %d succeeded, but the page was %s "
+			"before the access began",
+			who, write ? "store" : "load", r->id, page,
+			k == K_UNMAPPED ? "unmapped" :
+			k == K_NONE	? "PROT_NONE" :
+					  "read-only");
 	else if (ret != 0 && allowed)
-		violation("%s %s of region %d page %d faulted (%d), but the page was "
-			  "mapped %s throughout", who, write ? "store" : "load",
-			  r->id, page, ret, k == K_RW ? "rw" : "r");
+		violation(
+			"%s %s of region %d page %d faulted (%d), but the page was "
+			"mapped %s throughout",
+			who, write ? "store" : "load", r->id, page, ret,
+			k == K_RW ? "rw" : "r");
 }
 
 /* ---- accesses ---- */
@@ -223,20 +248,24 @@ static void do_read(struct tstate *t, struct smm_cpu *cpu, struct region *r,
 	s2 = atomic_load_explicit(st, memory_order_acquire);
 	t->ops[O_READ]++;
 	if (ret == 0 && !value_valid(r, page, v))
-		violation("load of region %d page %d read %#llx: not a value ever "
-			  "stored there (use after free or wrong mapping?)",
-			  r->id, page, (unsigned long long)v);
+		violation(
+			"load of region %d page %d read %#llx: not a value ever "
+			"stored there (use after free or wrong mapping?)",
+			r->id, page, (unsigned long long)v);
 	if (ret == -EFAULT && fa != r->base + (uint64_t)page * PAGE)
-		violation("fault address %#llx, expected %#llx", (unsigned long long)fa,
-			  (unsigned long long)(r->base + (uint64_t)page * PAGE));
+		violation(
+			"fault address %#llx, expected %#llx",
+			(unsigned long long)fa,
+			(unsigned long long)(r->base + (uint64_t)page * PAGE));
 	check_access(r, page, s1, s2, ret, false, "cross-thread");
 
 	/* The owner knows exactly what the page holds. */
 	if (r->owner == t->id && ret == 0 && v != r->val[page] &&
 	    !(r->lazy[page] && v == 0))
-		violation("owner load of region %d page %d: %#llx, expected %#llx",
-			  r->id, page, (unsigned long long)v,
-			  (unsigned long long)r->val[page]);
+		violation(
+			"owner load of region %d page %d: %#llx, expected %#llx",
+			r->id, page, (unsigned long long)v,
+			(unsigned long long)r->val[page]);
 }
 
 static void do_write(struct tstate *t, struct smm_cpu *cpu, struct region *r,
@@ -249,7 +278,8 @@ static void do_write(struct tstate *t, struct smm_cpu *cpu, struct region *r,
 
 	s2 = atomic_load_explicit(st, memory_order_acquire);
 	t->ops[O_WRITE]++;
-	check_access(r, page, s1, s2, ret, true, r->owner == t->id ? "owner" : "shared");
+	check_access(r, page, s1, s2, ret, true,
+		     r->owner == t->id ? "owner" : "shared");
 	if (r->owner == t->id && ret == 0) {
 		r->val[page] = v;
 		r->lazy[page] = false;
@@ -260,9 +290,11 @@ static void do_write(struct tstate *t, struct smm_cpu *cpu, struct region *r,
 
 static void owned_op(struct tstate *t, struct smm_mm *mm, struct region *r)
 {
-	int p0 = (int)rndn(t, REGION_PAGES), n = 1 + (int)rndn(t, rndn(t, 4) ? 16 : REGION_PAGES);
+	int p0 = (int)rndn(t, REGION_PAGES),
+	    n = 1 + (int)rndn(t, rndn(t, 4) ? 16 : REGION_PAGES);
 	int p1 = p0 + n > REGION_PAGES ? REGION_PAGES : p0 + n;
-	uint64_t a = r->base + (uint64_t)p0 * PAGE, len = (uint64_t)(p1 - p0) * PAGE;
+	uint64_t a = r->base + (uint64_t)p0 * PAGE,
+		 len = (uint64_t)(p1 - p0) * PAGE;
 	int op = (int)rndn(t, 4), ret, expect = 0, k;
 
 	for (int p = p0; p < p1; p++)
@@ -270,9 +302,13 @@ static void owned_op(struct tstate *t, struct smm_mm *mm, struct region *r)
 	switch (op) {
 	case 0: /* mmap fixed */
 		k = 1 + (int)rndn(t, 3);
-		ret = (int)(smm_mmap(mm, a, len, kind_prot(k), SMM_MAP_PRIVATE |
-				     SMM_MAP_ANONYMOUS | SMM_MAP_FIXED |
-				     (rndn(t, 2) ? SMM_MAP_NORESERVE : 0)) < 0 ? -1 : 0);
+		ret = (int)(smm_mmap(mm, a, len, kind_prot(k),
+				     SMM_MAP_PRIVATE | SMM_MAP_ANONYMOUS |
+					     SMM_MAP_FIXED |
+					     (rndn(t, 2) ? SMM_MAP_NORESERVE :
+							   0)) < 0 ?
+				    -1 :
+				    0);
 		if (ret)
 			violation("mmap fixed of region %d failed", r->id);
 		for (int p = p0; p < p1; p++) {
@@ -303,14 +339,17 @@ static void owned_op(struct tstate *t, struct smm_mm *mm, struct region *r)
 			r->kind[p] = (uint8_t)k;
 		}
 		if (ret != expect)
-			violation("mprotect of region %d pages %d-%d: %d, expected %d",
-				  r->id, p0, p1, ret, expect);
+			violation(
+				"mprotect of region %d pages %d-%d: %d, expected %d",
+				r->id, p0, p1, ret, expect);
 		t->ops[O_MPROTECT]++;
 		break;
 	default: { /* madvise */
-		static const int adv[] = { SMM_MADV_DONTNEED, SMM_MADV_FREE,
-					   SMM_MADV_POPULATE_READ, SMM_MADV_POPULATE_WRITE,
-					   SMM_MADV_WILLNEED, SMM_MADV_PAGEOUT };
+		static const int adv[] = {
+			SMM_MADV_DONTNEED,	SMM_MADV_FREE,
+			SMM_MADV_POPULATE_READ, SMM_MADV_POPULATE_WRITE,
+			SMM_MADV_WILLNEED,	SMM_MADV_PAGEOUT
+		};
 		int advice = adv[rndn(t, 6)];
 		bool hole = false, bad = false;
 
@@ -323,8 +362,10 @@ static void owned_op(struct tstate *t, struct smm_mm *mm, struct region *r)
 					break;
 				continue;
 			}
-			if ((advice == SMM_MADV_POPULATE_READ && r->kind[p] == K_NONE) ||
-			    (advice == SMM_MADV_POPULATE_WRITE && r->kind[p] != K_RW)) {
+			if ((advice == SMM_MADV_POPULATE_READ &&
+			     r->kind[p] == K_NONE) ||
+			    (advice == SMM_MADV_POPULATE_WRITE &&
+			     r->kind[p] != K_RW)) {
 				bad = true;
 				break;
 			}
@@ -337,10 +378,11 @@ static void owned_op(struct tstate *t, struct smm_mm *mm, struct region *r)
 		}
 		expect = bad ? -EINVAL : hole ? -ENOMEM : 0;
 		if (ret == -ENOMEM && expect == 0)
-			atomic_fetch_add(&nomem, 1);	/* pool exhausted */
+			atomic_fetch_add(&nomem, 1); /* pool exhausted */
 		else if (ret != expect)
-			violation("madvise(%d) of region %d pages %d-%d: %d, expected %d",
-				  advice, r->id, p0, p1, ret, expect);
+			violation(
+				"madvise(%d) of region %d pages %d-%d: %d, expected %d",
+				advice, r->id, p0, p1, ret, expect);
 		t->ops[O_MADVISE]++;
 		break;
 	}
@@ -365,16 +407,18 @@ static void shared_op(struct tstate *t, struct smm_mm *mm, struct region *r)
 		 */
 		uint64_t pair = r->base & ~(2 * REGION_PAGES * PAGE - 1);
 
-		ret = smm_madvise(mm, pair, 2 * REGION_PAGES * PAGE, SMM_MADV_DONTNEED);
+		ret = smm_madvise(mm, pair, 2 * REGION_PAGES * PAGE,
+				  SMM_MADV_DONTNEED);
 		t->ops[O_MADVISE]++;
 		(void)ret;
 		return;
 	}
-	if (op == 4) {	/* DONTNEED a part: the kind does not change */
+	if (op == 4) { /* DONTNEED a part: the kind does not change */
 		int p0 = (int)rndn(t, REGION_PAGES);
 
 		ret = smm_madvise(mm, r->base + (uint64_t)p0 * PAGE,
-				  (uint64_t)(1 + rndn(t, 32)) * PAGE, SMM_MADV_DONTNEED);
+				  (uint64_t)(1 + rndn(t, 32)) * PAGE,
+				  SMM_MADV_DONTNEED);
 		t->ops[O_MADVISE]++;
 		(void)ret;
 		return;
@@ -385,8 +429,9 @@ static void shared_op(struct tstate *t, struct smm_mm *mm, struct region *r)
 	switch (op) {
 	case 0:
 		k = rndn(t, 2) ? K_RW : K_RO;
-		if (smm_mmap(mm, r->base, len, kind_prot(k), SMM_MAP_PRIVATE |
-			     SMM_MAP_ANONYMOUS | SMM_MAP_FIXED) < 0)
+		if (smm_mmap(mm, r->base, len, kind_prot(k),
+			     SMM_MAP_PRIVATE | SMM_MAP_ANONYMOUS |
+				     SMM_MAP_FIXED) < 0)
 			violation("mmap of shared region %d failed", r->id);
 		t->ops[O_MMAP]++;
 		break;
@@ -402,7 +447,8 @@ static void shared_op(struct tstate *t, struct smm_mm *mm, struct region *r)
 		k = 1 + (int)rndn(t, 3);
 		ret = smm_mprotect(mm, r->base, len, kind_prot(k));
 		if (ret)
-			violation("mprotect of shared region %d: %d", r->id, ret);
+			violation("mprotect of shared region %d: %d", r->id,
+				  ret);
 		t->ops[O_MPROTECT]++;
 		break;
 	}
@@ -412,8 +458,8 @@ static void shared_op(struct tstate *t, struct smm_mm *mm, struct region *r)
 
 /* ---- GUP threads ---- */
 
-#define GUP_MAX 8
-#define GUP_WORD(g) (64 + (g))	/* a GUP thread's own word in each page */
+#define GUP_MAX	    8
+#define GUP_WORD(g) (64 + (g)) /* a GUP thread's own word in each page */
 
 /* The "device" reads and writes pinned memory with relaxed atomics: like
  * DMA it races with CPU stores by design (guest memory, not softmm's
@@ -433,11 +479,11 @@ static void dev_store(uint64_t *a, uint64_t v)
  * remote), check the result against the states the pages were in, use the
  * pages through the pin as a device would, and unpin.
  */
-static void gup_op(struct tstate *t, int g, struct smm_cpu *cpu, struct smm_mm *mm,
-		   struct region *r, bool fast)
+static void gup_op(struct tstate *t, int g, struct smm_cpu *cpu,
+		   struct smm_mm *mm, struct region *r, bool fast)
 {
 	bool shared = r->owner < 0;
-	bool write = shared && rndn(t, 4) != 0;	/* owned: read pins only */
+	bool write = shared && rndn(t, 4) != 0; /* owned: read pins only */
 	int p0 = (int)rndn(t, REGION_PAGES);
 	int n = 1 + (int)rndn(t, 8), expect = 0;
 	unsigned long s1[8], s2[8];
@@ -448,20 +494,23 @@ static void gup_op(struct tstate *t, int g, struct smm_cpu *cpu, struct smm_mm *
 	if (p0 + n > REGION_PAGES)
 		n = REGION_PAGES - p0;
 	for (int i = 0; i < n; i++)
-		s1[i] = atomic_load_explicit(shared ? &r->state : &r->pstate[p0 + i],
+		s1[i] = atomic_load_explicit(shared ? &r->state :
+						      &r->pstate[p0 + i],
 					     memory_order_acquire);
 	if (fast)
-		got = smm_pin_user_pages_fast(cpu, r->base + (uint64_t)p0 * PAGE,
-					      (unsigned long)n,
-					      write ? SMM_FOLL_WRITE : 0, pages);
+		got = smm_pin_user_pages_fast(
+			cpu, r->base + (uint64_t)p0 * PAGE, (unsigned long)n,
+			write ? SMM_FOLL_WRITE : 0, pages);
 	else
-		got = smm_pin_user_pages(mm, r->base + (uint64_t)p0 * PAGE,
-					 (unsigned long)n,
-					 (write ? SMM_FOLL_WRITE : 0) |
-					 (rndn(t, 2) ? SMM_FOLL_LONGTERM : 0), pages);
+		got = smm_pin_user_pages(
+			mm, r->base + (uint64_t)p0 * PAGE, (unsigned long)n,
+			(write ? SMM_FOLL_WRITE : 0) |
+				(rndn(t, 2) ? SMM_FOLL_LONGTERM : 0),
+			pages);
 	t->ops[fast ? O_PIN_FAST : O_PIN_SLOW]++;
 	for (int i = 0; i < n; i++) {
-		s2[i] = atomic_load_explicit(shared ? &r->state : &r->pstate[p0 + i],
+		s2[i] = atomic_load_explicit(shared ? &r->state :
+						      &r->pstate[p0 + i],
 					     memory_order_acquire);
 		stable_all &= stable(s1[i], s2[i]);
 	}
@@ -479,9 +528,11 @@ static void gup_op(struct tstate *t, int g, struct smm_cpu *cpu, struct smm_mm *
 		return;
 	}
 	if (stable_all && got != (expect ? expect : -EFAULT))
-		violation("%s %s pin of region %d pages %d+%d returned %ld, but the "
-			  "pages' states allowed %d", fast ? "fast" : "slow",
-			  write ? "write" : "read", r->id, p0, n, got, expect);
+		violation(
+			"%s %s pin of region %d pages %d+%d returned %ld, but the "
+			"pages' states allowed %d",
+			fast ? "fast" : "slow", write ? "write" : "read", r->id,
+			p0, n, got, expect);
 	if (got < 0)
 		return;
 	if (got > n) {
@@ -495,35 +546,42 @@ static void gup_op(struct tstate *t, int g, struct smm_cpu *cpu, struct smm_mm *
 
 		if (!smm_page_maybe_dma_pinned(pages[i]))
 			violation("pinned page of region %d page %d is not "
-				  "maybe_dma_pinned", r->id, page);
+				  "maybe_dma_pinned",
+				  r->id, page);
 		v = dev_load(&a[0]);
 		if (!value_valid(r, page, v))
-			violation("through a pin, region %d page %d holds %#llx: not a "
-				  "value ever stored there (frame reused?)", r->id, page,
-				  (unsigned long long)v);
+			violation(
+				"through a pin, region %d page %d holds %#llx: not a "
+				"value ever stored there (frame reused?)",
+				r->id, page, (unsigned long long)v);
 		if (!write)
 			continue;
 		/* the device writes: a valid stamp of the page, and our token */
-		dev_store(&a[0], stamp(r, page, atomic_fetch_add(&r->seq[page], 1) + 1));
-		dev_store(&a[GUP_WORD(g)], ((uint64_t)(g + 1) << 56) | (rnd(t) >> 8));
+		dev_store(&a[0], stamp(r, page,
+				       atomic_fetch_add(&r->seq[page], 1) + 1));
+		dev_store(&a[GUP_WORD(g)],
+			  ((uint64_t)(g + 1) << 56) | (rnd(t) >> 8));
 	}
 	if (rndn(t, 4) == 0)
-		sched_yield();	/* let munmap/DONTNEED/mprotect run meanwhile */
+		sched_yield(); /* let munmap/DONTNEED/mprotect run meanwhile */
 	for (long i = 0; i < got && write; i++) {
 		uint64_t *a = smm_page_address(pages[i]);
 		uint64_t token = dev_load(&a[GUP_WORD(g)]);
 
 		if ((token >> 56) != (uint64_t)(g + 1))
-			violation("pinned frame of region %d page %ld was reused: our "
-				  "word holds %#llx", r->id, p0 + i,
-				  (unsigned long long)token);
+			violation(
+				"pinned frame of region %d page %ld was reused: our "
+				"word holds %#llx",
+				r->id, p0 + i, (unsigned long long)token);
 		uint64_t v = dev_load(&a[0]);
 
 		if (!value_valid(r, p0 + (int)i, v))
-			violation("pinned frame of region %d page %ld holds %#llx",
-				  r->id, p0 + i, (unsigned long long)v);
+			violation(
+				"pinned frame of region %d page %ld holds %#llx",
+				r->id, p0 + i, (unsigned long long)v);
 	}
-	smm_unpin_user_pages_dirty_lock(pages, (unsigned long)got, write && rndn(t, 2));
+	smm_unpin_user_pages_dirty_lock(pages, (unsigned long)got,
+					write && rndn(t, 2));
 }
 
 static void *gup_worker(void *arg)
@@ -534,13 +592,15 @@ static void *gup_worker(void *arg)
 	int cur = -1;
 
 	if (!cpu) {
-		violation("GUP thread %d cannot attach: %s", g, strerror(errno));
+		violation("GUP thread %d cannot attach: %s", g,
+			  strerror(errno));
 		return NULL;
 	}
 	while (!atomic_load_explicit(&stop, memory_order_relaxed)) {
 		int m = (int)rndn(t, (unsigned)cfg.mms);
 		struct tmm *tm = &mms[m];
-		struct region *r = &tm->regions[rndn(t, (unsigned)tm->nr_regions)];
+		struct region *r =
+			&tm->regions[rndn(t, (unsigned)tm->nr_regions)];
 		bool fast = rndn(t, 2);
 
 		if (fast && m != cur) {
@@ -571,13 +631,15 @@ static void *worker(void *arg)
 	int cur = -1;
 
 	if (!cpu) {
-		violation("thread %d cannot attach: %s", t->id, strerror(errno));
+		violation("thread %d cannot attach: %s", t->id,
+			  strerror(errno));
 		return NULL;
 	}
 	while (!atomic_load_explicit(&stop, memory_order_relaxed)) {
 		int m = (int)rndn(t, (unsigned)cfg.mms);
 		struct tmm *tm = &mms[m];
-		struct region *r = &tm->regions[rndn(t, (unsigned)tm->nr_regions)];
+		struct region *r =
+			&tm->regions[rndn(t, (unsigned)tm->nr_regions)];
 		int page = (int)rndn(t, REGION_PAGES);
 		unsigned int dice = rndn(t, 100);
 
@@ -653,26 +715,46 @@ int cmd_torture(int argc, char **argv)
 	optind = 1;
 	while ((c = getopt_long(argc, argv, "", lo, NULL)) != -1) {
 		switch (c) {
-		case 't': cfg.threads = atoi(optarg); break;
-		case 's': cfg.seconds = atoi(optarg); break;
-		case 'S': cfg.seed = strtoull(optarg, NULL, 0); break;
+		case 't':
+			cfg.threads = atoi(optarg);
+			break;
+		case 's':
+			cfg.seconds = atoi(optarg);
+			break;
+		case 'S':
+			cfg.seed = strtoull(optarg, NULL, 0);
+			break;
 		case 'c':
 			cfg.scheme = smm_scheme_from_name(optarg);
 			if (cfg.scheme < 0) {
-				fprintf(stderr, "torture: unknown scheme '%s'\n", optarg);
+				fprintf(stderr,
+					"torture: unknown scheme '%s'\n",
+					optarg);
 				return 2;
 			}
 			break;
-		case 'm': cfg.mms = atoi(optarg); break;
-		case 'n': cfg.mm_flags |= SMM_MM_NO_VMA_LOCK; break;
-		case 'r': cfg.race = atoi(optarg); break;
-		case 'q': cfg.quiet = true; break;
-		case 'g': cfg.gup = atoi(optarg); break;
-		default: return usage();
+		case 'm':
+			cfg.mms = atoi(optarg);
+			break;
+		case 'n':
+			cfg.mm_flags |= SMM_MM_NO_VMA_LOCK;
+			break;
+		case 'r':
+			cfg.race = atoi(optarg);
+			break;
+		case 'q':
+			cfg.quiet = true;
+			break;
+		case 'g':
+			cfg.gup = atoi(optarg);
+			break;
+		default:
+			return usage();
 		}
 	}
 	if (cfg.threads < 1 || cfg.threads > MAX_THREADS || cfg.mms < 1 ||
-	    cfg.mms > MAX_MMS || cfg.seconds < 0 || cfg.gup < 0 || cfg.gup > GUP_MAX)
+	    cfg.mms > MAX_MMS || cfg.seconds < 0 || cfg.gup < 0 ||
+	    cfg.gup > GUP_MAX)
 		return usage();
 	smm_debug_race_yield((unsigned)cfg.race);
 
@@ -682,12 +764,15 @@ int cmd_torture(int argc, char **argv)
 		return 2;
 	}
 	for (int m = 0; m < cfg.mms; m++) {
-		struct smm_mm_opts o = { .scheme = cfg.scheme, .flags = cfg.mm_flags };
+		struct smm_mm_opts o = { .scheme = cfg.scheme,
+					 .flags = cfg.mm_flags };
 		struct tmm *tm = &mms[m];
 
 		tm->mm = smm_mm_create(pool, &o);
-		tm->nr_regions = cfg.threads * OWNED_PER_THREAD + SHARED_REGIONS;
-		tm->regions = calloc((size_t)tm->nr_regions, sizeof(struct region));
+		tm->nr_regions =
+			cfg.threads * OWNED_PER_THREAD + SHARED_REGIONS;
+		tm->regions =
+			calloc((size_t)tm->nr_regions, sizeof(struct region));
 		if (!tm->mm || !tm->regions) {
 			perror("torture: setup");
 			return 2;
@@ -696,20 +781,27 @@ int cmd_torture(int argc, char **argv)
 			struct region *r = &tm->regions[i];
 
 			r->id = i;
-			r->base = WINDOW_BASE + (uint64_t)i * REGION_PAGES * PAGE;
-			r->owner = i < cfg.threads * OWNED_PER_THREAD ? i % cfg.threads : -1;
+			r->base =
+				WINDOW_BASE + (uint64_t)i * REGION_PAGES * PAGE;
+			r->owner = i < cfg.threads * OWNED_PER_THREAD ?
+					   i % cfg.threads :
+					   -1;
 			pthread_mutex_init(&r->lock, NULL);
 		}
 	}
 	t0 = now_s();
 	for (int i = 0; i < cfg.threads; i++) {
-		ts[i] = (struct tstate){ .id = i, .rng = cfg.seed * 1000003 + (uint64_t)i };
+		ts[i] = (struct tstate){
+			.id = i, .rng = cfg.seed * 1000003 + (uint64_t)i
+		};
 		pthread_create(&tid[i], NULL, worker, &ts[i]);
 	}
 	for (int g = 0; g < cfg.gup; g++) {
 		int i = MAX_THREADS + g;
 
-		ts[i] = (struct tstate){ .id = i, .rng = cfg.seed * 7000003 + (uint64_t)i };
+		ts[i] = (struct tstate){
+			.id = i, .rng = cfg.seed * 7000003 + (uint64_t)i
+		};
 		pthread_create(&tid[i], NULL, gup_worker, &ts[i]);
 	}
 	while (now_s() - t0 < cfg.seconds && atomic_load(&violations) == 0) {
@@ -747,22 +839,27 @@ int cmd_torture(int argc, char **argv)
 			  (unsigned long long)ps.pins_acquired,
 			  (unsigned long long)ps.pins_released);
 	if (ps.free + 1 != ps.frames || ps.anon_pages || ps.pt_pages)
-		violation("after teardown the pool has %llu of %llu frames free "
-			  "(%llu anon, %llu page tables): a leak",
-			  (unsigned long long)ps.free, (unsigned long long)ps.frames - 1,
-			  (unsigned long long)ps.anon_pages, (unsigned long long)ps.pt_pages);
+		violation(
+			"after teardown the pool has %llu of %llu frames free "
+			"(%llu anon, %llu page tables): a leak",
+			(unsigned long long)ps.free,
+			(unsigned long long)ps.frames - 1,
+			(unsigned long long)ps.anon_pages,
+			(unsigned long long)ps.pt_pages);
 	if (smm_pool_destroy(pool))
 		violation("pool still busy at the end");
 
 	printf("torture: seed %llu, %d threads + %d GUP, %d mms, scheme %s%s, %.1f s: ",
 	       (unsigned long long)cfg.seed, cfg.threads, cfg.gup, cfg.mms,
 	       smm_scheme_name(cfg.scheme),
-	       (cfg.mm_flags & SMM_MM_NO_VMA_LOCK) ? " (no VMA locks)" : "", now_s() - t0);
+	       (cfg.mm_flags & SMM_MM_NO_VMA_LOCK) ? " (no VMA locks)" : "",
+	       now_s() - t0);
 	for (int i = 0; i < O_NR; i++)
 		printf("%s %ld%s", op_names[i], atomic_load(&op_count[i]),
 		       i + 1 < O_NR ? ", " : "; ");
 	printf("faults: vma-lock %ld, mmap-lock %ld; tables reclaimed %ld; pins %llu; "
-	       "enomem %ld; violations %ld\n", faults_vma, faults_mmap, pt_reclaimed,
+	       "enomem %ld; violations %ld\n",
+	       faults_vma, faults_mmap, pt_reclaimed,
 	       (unsigned long long)ps.pins_acquired, atomic_load(&nomem),
 	       atomic_load(&violations));
 	return atomic_load(&violations) ? 1 : 0;
