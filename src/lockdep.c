@@ -68,13 +68,14 @@ void lockdep_acquire(const void *lock, int cls, bool shared)
 			BUG_ON(1);
 		}
 		/*
-		 * Classes nest strictly outward-in. Two locks of one class
-		 * are allowed only for the VMA class (mmap_lock held for
-		 * write, as munmap write-locks several VMAs) and the PTE
-		 * class under its PMD lock (never at present).
+		 * Classes nest strictly outward-in, and two locks of one
+		 * class are never held together (a trylock may be taken
+		 * out of order: lockdep_acquire_trylock()). VMA write marks
+		 * are not locks here: a writer marks several VMAs under
+		 * mmap_lock held for write, which already excludes every
+		 * other writer.
 		 */
-		if (held[i].cls > cls ||
-		    (held[i].cls == cls && cls != LC_VMA && cls != LC_LEAF)) {
+		if (held[i].cls >= cls) {
 			fprintf(stderr,
 				"softmm lockdep: lock order violation: "
 				"taking class %d while holding class %d\n",
