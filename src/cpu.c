@@ -31,6 +31,8 @@ SMM_API struct smm_cpu *smm_cpu_attach(struct smm_pool *pool)
 		return NULL;
 	}
 	memset(cpu, 0, sizeof(*cpu));
+	/* Before any CPU can run an access section (tlb.c says why). */
+	smm_membarrier_init();
 	cpu->pool = pool;
 	cpu->thread = pthread_self();
 	cpu->epoch = 1;

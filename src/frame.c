@@ -22,7 +22,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include "frame.h"
-#include "tlb.h"
+#include "cpu.h"
 
 #define DEFAULT_POOL_BYTES (1UL << 30)
 
@@ -175,7 +175,6 @@ SMM_API struct smm_pool *smm_pool_create(size_t bytes, unsigned int flags)
 	atomic_store(&pool->pages[0].flags, PG_ZERO);
 	atomic_store(&pool->pages[0].refcount, 1);
 	atomic_store(&pool->ctr[0].v[PC_FREE], (long)(n - 1));
-	smm_membarrier_init();
 	if (!pool_register(pool)) {
 		munmap(pool->base, n << SMM_PAGE_SHIFT);
 		munmap(pool->pages, n * sizeof(struct page));

@@ -10,7 +10,7 @@
  *
  * Locking (docs/LOCKING.md, "GUP"):
  *  - GUP-fast is a lockless walker: no lock at all, inside an access
- *    section of the calling CPU (access.h), so no TLB shootdown of the mm
+ *    section of the calling CPU (tlb.h), so no TLB shootdown of the mm
  *    completes and no page table it can reach is freed while it walks. It
  *    takes a reference only on a page whose count is not zero (try-get,
  *    never resurrecting a freed page), then rechecks the PMD entry and the

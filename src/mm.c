@@ -1,10 +1,11 @@
 /*
- * mm.c - address spaces: creation, teardown (exit_mmap), lifetime,
- * statistics, mincore, the VMA listing, and the scheme names.
+ * mm.c - address spaces: creation (with the scheme's ops, pt_scheme.c),
+ * teardown (exit_mmap), lifetime, statistics, mincore and the VMA listing.
  *
  * Locking: teardown takes mmap_lock for write and marks the mm dead; the
- * structure itself lives until the last reference (the creator's, and one
- * per CPU switched to it) is dropped.
+ * structure itself lives until the last reference (the creator's, one per
+ * CPU switched to it, one per pin) is dropped. mincore walks semi-locked,
+ * under mmap_lock held for read.
  */
 #include <errno.h>
 #include <string.h>
