@@ -69,6 +69,38 @@ alloc_anon_page(struct vm_fault *vmf)
 	return pfn;
 }
 
+/*
+ * The first half of installing a new anonymous page for @vmf: its
+ * anon_vma, the page (allocated and zeroed before the lock), then the ptl
+ * and the recheck. Returns the page, its mapcount set, with the ptl held
+ * and *@ptep its entry; or NO_PFN with *@err 0 (the entry changed: the
+ * access retries), -ENOMEM or -EAGAIN.
+ */
+static inline __attribute__((always_inline)) pfn_t
+new_anon_page_locked(struct vm_fault *vmf, struct pt_walk *w, pteval_t **ptep,
+		     int *err)
+{
+	struct smm_pool *pool = vmf->vma->vm_mm->pool;
+	pfn_t new;
+
+	*err = anon_vma_prepare(vmf->vma, vmf->flags & FAULT_VMA_LOCK);
+	if (*err)
+		return NO_PFN;
+	new = alloc_anon_page(vmf);
+	if (new == NO_PFN) {
+		*err = -ENOMEM;
+		return NO_PFN;
+	}
+	*ptep = fault_lock_recheck(vmf, w);
+	if (!*ptep) {
+		put_page(pool, new);
+		return NO_PFN;
+	}
+	atomic_store_explicit(&pfn_to_page(pool, new)->mapcount, 1,
+			      memory_order_relaxed);
+	return new;
+}
+
 /* The entry for vmf->address is none: map the zero page, or a new page. */
 static int do_anonymous_page(struct vm_fault *vmf)
 {
@@ -91,19 +123,9 @@ static int do_anonymous_page(struct vm_fault *vmf)
 		pte_unmap_unlock(&w);
 		return 0;
 	}
-	err = anon_vma_prepare(vma, vmf->flags & FAULT_VMA_LOCK);
-	if (err)
-		return err;
-	new = alloc_anon_page(vmf);
+	new = new_anon_page_locked(vmf, &w, &ptep, &err);
 	if (new == NO_PFN)
-		return -ENOMEM;
-	ptep = fault_lock_recheck(vmf, &w);
-	if (!ptep) {
-		put_page(pool, new);
-		return 0;
-	}
-	atomic_store_explicit(&pfn_to_page(pool, new)->mapcount, 1,
-			      memory_order_relaxed);
+		return err;
 	set_pte(mm, ptep, pfn_pte(new, prot | _PAGE_RW | _PAGE_DIRTY));
 	pte_table_add(mm, ptep, 1);
 	stripe_add(mm->ctr, MC_RSS, 1);
@@ -123,14 +145,13 @@ static int do_wp_page(struct vm_fault *vmf)
 	struct smm_mm *mm = vma->vm_mm;
 	struct smm_pool *pool = mm->pool;
 	pteval_t orig = vmf->orig_pte, *ptep;
+	struct page *page = pfn_to_page(pool, pte_pfn(orig));
 	struct pt_walk w;
 	pfn_t new;
 	int err;
 
 	if (!is_zero_pfn(pool, pte_pfn(orig))) {
-		VM_BUG_ON(!(
-			atomic_load(&pfn_to_page(pool, pte_pfn(orig))->flags) &
-			PG_ANON_EXCLUSIVE));
+		VM_BUG_ON(!(atomic_load(&page->flags) & PG_ANON_EXCLUSIVE));
 		ptep = fault_lock_recheck(vmf, &w);
 		if (!ptep)
 			return 0;
@@ -139,19 +160,9 @@ static int do_wp_page(struct vm_fault *vmf)
 		pte_unmap_unlock(&w);
 		return 0;
 	}
-	err = anon_vma_prepare(vma, vmf->flags & FAULT_VMA_LOCK);
-	if (err)
-		return err;
-	new = alloc_anon_page(vmf);
+	new = new_anon_page_locked(vmf, &w, &ptep, &err);
 	if (new == NO_PFN)
-		return -ENOMEM;
-	ptep = fault_lock_recheck(vmf, &w);
-	if (!ptep) {
-		put_page(pool, new);
-		return 0;
-	}
-	atomic_store_explicit(&pfn_to_page(pool, new)->mapcount, 1,
-			      memory_order_relaxed);
+		return err;
 	/* CPUs may cache the zero page's translation (ptep_clear_flush). */
 	ptep_xchg(mm, ptep,
 		  pfn_pte(new, vm_page_prot(vma->vm_flags) | _PAGE_RW |

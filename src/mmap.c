@@ -44,23 +44,10 @@ static void do_munmap(struct smm_mm *mm, uint64_t start, uint64_t end,
 	if (last->vm_end > end)
 		vma_split(mm, last, end, pa);
 
-	/* Detach [vma, last] as one chain; its vm_next links stay. */
+	/* The neighbours, for free_pgtables()'s floor and ceiling. */
 	prev = vma->vm_prev;
 	next = last->vm_next;
-	for (v = vma;; v = v->vm_next) {
-		/* Waits out faults under this VMA's lock; later ones fail. */
-		vma_start_write(v);
-		v->detached = true;
-		mm->nr_vmas--;
-		if (v == last)
-			break;
-	}
-	if (prev)
-		prev->vm_next = next;
-	else
-		mm->vma_head = next;
-	if (next)
-		next->vm_prev = prev;
+	vma_detach_range(mm, vma, last);
 	/* Unpublish before zapping: no lookup may find them any more. */
 	vma_tree_update(mm, lo, end + 1);
 

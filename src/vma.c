@@ -130,6 +130,28 @@ void vma_link_after(struct smm_mm *mm, struct vm_area_struct *prev,
 	mm->nr_vmas++;
 }
 
+void vma_detach_range(struct smm_mm *mm, struct vm_area_struct *first,
+		      struct vm_area_struct *last)
+{
+	struct vm_area_struct *prev = first->vm_prev, *next = last->vm_next;
+
+	mmap_assert_write_locked(mm);
+	for (struct vm_area_struct *v = first;; v = v->vm_next) {
+		/* Waits out faults under this VMA's lock; later ones fail. */
+		vma_start_write(v);
+		v->detached = true;
+		mm->nr_vmas--;
+		if (v == last)
+			break;
+	}
+	if (prev)
+		prev->vm_next = next;
+	else
+		mm->vma_head = next;
+	if (next)
+		next->vm_prev = prev;
+}
+
 void vma_unlink(struct smm_mm *mm, struct vm_area_struct *vma)
 {
 	mmap_assert_write_locked(mm);

@@ -22,6 +22,10 @@ struct vm_area_struct *lockless_vma_lookup(struct smm_mm *mm, uint64_t addr);
 void vma_link_after(struct smm_mm *mm, struct vm_area_struct *prev,
 		    struct vm_area_struct *vma);
 void vma_unlink(struct smm_mm *mm, struct vm_area_struct *vma);
+/* munmap: take [first, last] off the list as one chain, each VMA
+ * write-locked and marked detached; the chain keeps its vm_next links. */
+void vma_detach_range(struct smm_mm *mm, struct vm_area_struct *first,
+		      struct vm_area_struct *last);
 /* The first VMA ending above @addr, by the list: valid in the middle of an
  * operation, while the tree is stale. mmap_lock held for write. */
 struct vm_area_struct *vma_find_list(struct smm_mm *mm, uint64_t addr);
