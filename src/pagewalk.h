@@ -49,6 +49,13 @@ void pt_bad_entry(struct pt_walk *w, pteval_t e) __attribute__((noreturn));
 #define PTF_PTE_MAP  0x4 /* ops->pte_map or pte_unmap */
 static inline unsigned int pt_scheme_flags(const struct pt_scheme_ops *ops)
 {
+	/*
+	 * The interface's one rule between hooks: a scheme that frees
+	 * tables when a zap leaves them, under mmap_lock held for read,
+	 * must protect the semi-locked and locked walkers that may be on
+	 * them (walk_rcu, or a pte_map of its own).
+	 */
+	BUG_ON(ops->zap_leave && !ops->walk_rcu && !ops->pte_map);
 	return (ops->walk_rcu ? PTF_WALK_RCU : 0) |
 	       (ops->lockless_begin || ops->lockless_end ? PTF_LOCKLESS : 0) |
 	       (ops->pte_map || ops->pte_unmap ? PTF_PTE_MAP : 0);

@@ -115,7 +115,9 @@ struct pt_scheme_ops {
 	 * page-table lock. The scheme may unlink the table, and levels above,
 	 * and queue them on @tlb; it must recheck under the page-table locks
 	 * whatever it saw without them (a fault may have refilled the
-	 * table). Never fails.
+	 * table). Never fails. A scheme with zap_leave must set walk_rcu or
+	 * pte_map: walkers may be on the tables it frees (asserted when an
+	 * address space is created).
 	 */
 	void (*zap_leave)(struct mmu_gather *tlb, struct pt_walk *w,
 			  uint64_t start, uint64_t end, enum zap_reason why);
