@@ -277,15 +277,6 @@ struct mm_walk {
 };
 
 /*
- * walk_page_range_vma - call @ops on [start, end), which lies in
- * @walk->vma, table by table. The caller holds mmap_lock (read or write).
- *
- * Inline, and @ops apart from @walk: each caller passes its constant ops,
- * so that its callbacks are inlined into the loop and a zap costs no
- * indirect call per entry. (Inside @walk they would not be: its address
- * escapes to pte_offset_map_lock(), and the compiler reloads them.)
- */
-/*
  * The entries of one PTE table in [addr, end), from @ptep, under its ptl.
  * Returns where it stopped: @end, or the entry after one whose callback
  * asked for a flush, which may not happen under the ptl.
@@ -323,6 +314,15 @@ __walk_pte_range(struct mm_walk *walk, const struct mm_walk_ops *ops,
 	return addr;
 }
 
+/*
+ * walk_page_range_vma - call @ops on [start, end), which lies in
+ * @walk->vma, table by table. The caller holds mmap_lock (read or write).
+ *
+ * Inline, and @ops apart from @walk: each caller passes its constant ops,
+ * so that its callbacks are inlined into the loop and a zap costs no
+ * indirect call per entry. (Inside @walk they would not be: its address
+ * escapes to pte_offset_map_lock(), and the compiler reloads them.)
+ */
 static inline __attribute__((always_inline)) void
 walk_page_range_vma(struct mm_walk *walk, const struct mm_walk_ops *ops,
 		    uint64_t start, uint64_t end)
