@@ -62,7 +62,8 @@ alloc_anon_page(struct vm_fault *vmf)
 	atomic_store_explicit(&page->flags,
 			      PG_ANON | PG_ANON_EXCLUSIVE | PG_DIRTY,
 			      memory_order_relaxed);
-	page->mapping = vma->anon_vma;
+	/* Set by anon_vma_prepare(), maybe by another fault: READ_ONCE. */
+	page->mapping = READ_ONCE(vma->anon_vma);
 	page->index =
 		vma->vm_pgoff + ((vmf->address - vma->vm_start) >> PAGE_SHIFT);
 	race_point();

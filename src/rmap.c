@@ -4,9 +4,9 @@
  * reference counts.
  *
  * Locking: vma->anon_vma is set once, from NULL, under page_table_lock by
- * a fault holding mmap_lock for read; it is copied (split) or moved
- * (merge) under mmap_lock held for write (vma.c). Reference counts are
- * atomics.
+ * a fault holding mmap_lock for read (release; faults read it with
+ * acquire); it is copied (split) or moved (merge) under mmap_lock held for
+ * write (vma.c), which excludes such faults. Reference counts are atomics.
  */
 #include <errno.h>
 #include "rmap.h"
@@ -72,8 +72,12 @@ int __anon_vma_prepare(struct vm_area_struct *vma, bool vma_locked)
 			anon_vma_get(av);
 		else
 			av = anon_vma_alloc(mm);
+		/*
+		 * Release: faults that find it without page_table_lock
+		 * (anon_vma_prepare's fast path) see it initialised.
+		 */
 		if (av)
-			WRITE_ONCE(vma->anon_vma, av);
+			__atomic_store_n(&vma->anon_vma, av, __ATOMIC_RELEASE);
 		else
 			err = -ENOMEM;
 	}

@@ -37,7 +37,8 @@ void anon_vma_put(struct anon_vma *av);
 int __anon_vma_prepare(struct vm_area_struct *vma, bool vma_locked);
 static inline int anon_vma_prepare(struct vm_area_struct *vma, bool vma_locked)
 {
-	if (likely(READ_ONCE(vma->anon_vma)))
+	/* Acquire: pairs with the release that published it (rmap.c). */
+	if (likely(__atomic_load_n(&vma->anon_vma, __ATOMIC_ACQUIRE)))
 		return 0;
 	return __anon_vma_prepare(vma, vma_locked);
 }
