@@ -102,13 +102,14 @@ SMM_API void smm_mm_destroy(struct smm_mm *mm)
 			last = last->vm_next;
 		unmap_region(mm, mm->vma_head, last, 0, 0, ZAP_EXIT);
 	}
+	/* Unpublish the tree before the VMAs it holds go to RCU. */
+	vma_tree_clear(mm);
 	for (v = mm->vma_head; v; v = n) {
 		n = v->vm_next;
 		vma_free_rcu(v);
 	}
 	mm->vma_head = NULL;
 	mm->nr_vmas = 0;
-	vma_tree_clear(mm);
 	free_all_pgtables(mm);
 	mm->dead = true;
 	mmap_write_unlock(mm);

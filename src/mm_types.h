@@ -48,6 +48,8 @@ struct vm_area_struct {
 	atomic_int vm_lock;
 	unsigned long vm_lock_seq;
 	bool detached; /* removed from the tree (write-locked) */
+	/* On mm->vma_removed until the tree no longer publishes it. */
+	struct vm_area_struct *vm_removed_next;
 	struct rcu_head rcu;
 };
 
@@ -83,6 +85,9 @@ struct smm_mm {
 	uint32_t tree_seed;
 	uint64_t nr_vmas;
 	struct vm_area_struct *vma_cache; /* spares, mmap_lock */
+	/* Unlinked from the list, maybe still in the published tree: handed
+	 * to RCU by the next vma_tree_update() (mmap_lock for write). */
+	struct vm_area_struct *vma_removed;
 	int vma_cache_nr;
 
 	unsigned int flags;	  /* SMM_MM_* */

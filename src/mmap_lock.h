@@ -36,6 +36,8 @@ static inline void mmap_write_lock(struct smm_mm *mm)
 }
 static inline void mmap_write_unlock(struct smm_mm *mm)
 {
+	/* Every VMA removed was unpublished by a tree update (vma.c). */
+	VM_BUG_ON(mm->vma_removed);
 	/* Release every VMA write lock taken under this mmap_lock. */
 	atomic_fetch_add_explicit(&mm->mm_lock_seq, 1, memory_order_release);
 	pthread_rwlock_unlock(&mm->mmap_lock);

@@ -233,11 +233,18 @@ void vma_split(struct smm_mm *mm, struct vm_area_struct *vma, uint64_t addr,
 	vma_link_after(mm, vma, new);
 }
 
+/*
+ * A lockless lookup may find @vma in the published tree until the
+ * writer's vma_tree_update() publishes a version without it; only a grace
+ * period that begins after that may free it. So it waits on
+ * mm->vma_removed, and vma_tree_update() hands it to RCU.
+ */
 void vma_remove(struct smm_mm *mm, struct vm_area_struct *vma)
 {
 	vma_start_write(vma);
 	vma_unlink(mm, vma);
-	vma_free_rcu(vma);
+	vma->vm_removed_next = mm->vma_removed;
+	mm->vma_removed = vma;
 }
 
 /*

@@ -51,7 +51,8 @@ void vma_prealloc_free(struct vma_prealloc *pa);
  * [addr, vm_end), linked after it, with the same flags and anon_vma. */
 void vma_split(struct smm_mm *mm, struct vm_area_struct *vma, uint64_t addr,
 	       struct vma_prealloc *pa);
-/* Unlink @vma and free it after a grace period. */
+/* Unlink @vma; it is freed after a grace period that begins when the next
+ * vma_tree_update() has unpublished it. */
 void vma_remove(struct smm_mm *mm, struct vm_area_struct *vma);
 /*
  * vma_merge_new_range - map the hole [start, end) with @flags: extend the

@@ -243,6 +243,12 @@ void vma_tree_update(struct smm_mm *mm, uint64_t lo, uint64_t hi)
 	}
 	if (u.garbage)
 		urcu_memb_call_rcu(&u.garbage->rcu, free_chain_cb);
+	/* VMAs removed for this update are unpublished now (vma_remove). */
+	while (mm->vma_removed) {
+		v = mm->vma_removed;
+		mm->vma_removed = v->vm_removed_next;
+		vma_free_rcu(v);
+	}
 #ifdef SMM_DEBUG
 	vma_tree_check(mm);
 #endif
