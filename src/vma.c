@@ -233,6 +233,18 @@ void vma_split(struct smm_mm *mm, struct vm_area_struct *vma, uint64_t addr,
 	vma_link_after(mm, vma, new);
 }
 
+void vma_tree_update(struct smm_mm *mm, uint64_t lo, uint64_t hi)
+{
+	struct vm_area_struct *v;
+
+	vma_tree_rebuild(mm, lo, hi);
+	while (mm->vma_removed) {
+		v = mm->vma_removed;
+		mm->vma_removed = v->vm_removed_next;
+		vma_free_rcu(v);
+	}
+}
+
 /*
  * A lockless lookup may find @vma in the published tree until the
  * writer's vma_tree_update() publishes a version without it; only a grace

@@ -28,6 +28,12 @@ void vma_detach_range(struct smm_mm *mm, struct vm_area_struct *first,
 		      struct vm_area_struct *last);
 /* The first VMA ending above @addr, by the list: valid in the middle of an
  * operation, while the tree is stale. mmap_lock held for write. */
+/*
+ * vma_tree_update - publish the list's VMAs in [lo, hi) to lockless
+ * lookups (vma_tree_rebuild()), then hand the VMAs vma_remove() took off
+ * the list to RCU: only now can no new lookup find them.
+ */
+void vma_tree_update(struct smm_mm *mm, uint64_t lo, uint64_t hi);
 struct vm_area_struct *vma_find_list(struct smm_mm *mm, uint64_t addr);
 
 /*
@@ -78,7 +84,8 @@ vma_modify_flags(struct smm_mm *mm, struct vm_area_struct *prev,
 
 /* vma_tree.c */
 int vma_tree_reserve(struct smm_mm *mm, size_t m, int updates);
-void vma_tree_update(struct smm_mm *mm, uint64_t lo, uint64_t hi);
+/* Rebuild the tree's keys in [lo, hi) from the list and publish it. */
+void vma_tree_rebuild(struct smm_mm *mm, uint64_t lo, uint64_t hi);
 void vma_tree_clear(struct smm_mm *mm);
 void vma_tree_destroy(struct smm_mm *mm);
 void vma_tree_check(struct smm_mm *mm); /* debug builds */

@@ -212,7 +212,7 @@ static void free_chain_cb(struct rcu_head *head)
  * caller changed the list; every VMA whose vm_start it changed, and every
  * VMA it added or removed, must have its old and new vm_start in [lo, hi).
  */
-void vma_tree_update(struct smm_mm *mm, uint64_t lo, uint64_t hi)
+void vma_tree_rebuild(struct smm_mm *mm, uint64_t lo, uint64_t hi)
 {
 	struct tree_update u = { .mm = mm };
 	struct vma_node *l, *mid, *r, *root = mm->vma_root, *n, *next;
@@ -243,12 +243,6 @@ void vma_tree_update(struct smm_mm *mm, uint64_t lo, uint64_t hi)
 	}
 	if (u.garbage)
 		urcu_memb_call_rcu(&u.garbage->rcu, free_chain_cb);
-	/* VMAs removed for this update are unpublished now (vma_remove). */
-	while (mm->vma_removed) {
-		v = mm->vma_removed;
-		mm->vma_removed = v->vm_removed_next;
-		vma_free_rcu(v);
-	}
 #ifdef SMM_DEBUG
 	vma_tree_check(mm);
 #endif
