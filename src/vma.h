@@ -82,6 +82,22 @@ vma_modify_flags(struct smm_mm *mm, struct vm_area_struct *prev,
 		 struct vm_area_struct *vma, uint64_t start, uint64_t end,
 		 unsigned long flags, struct vma_prealloc *pa);
 
+/*
+ * stack_guard_gap: placement keeps 256 pages free below a VM_GROWSDOWN
+ * VMA (Linux's default), and the stack does not grow to within that
+ * distance of the VMA below it. vm_start_gap() is where a VMA begins for
+ * the purpose of placing another below it.
+ */
+#define STACK_GUARD_GAP (256ULL << PAGE_SHIFT)
+static inline uint64_t vm_start_gap(const struct vm_area_struct *vma)
+{
+	uint64_t start = vma->vm_start;
+
+	if (!(vma->vm_flags & VM_GROWSDOWN))
+		return start;
+	return start > STACK_GUARD_GAP ? start - STACK_GUARD_GAP : 0;
+}
+
 /* vma_tree.c */
 int vma_tree_reserve(struct smm_mm *mm, size_t m, int updates);
 /* Rebuild the tree's keys in [lo, hi) from the list and publish it. */
