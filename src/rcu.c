@@ -1,7 +1,7 @@
 /*
  * rcu.c - registering threads with liburcu on first use and unregistering
- * them at thread exit. State: one thread-local flag per thread and the
- * pthread key whose destructor unregisters.
+ * them at thread exit; liburcu's fork hooks. State: one thread-local flag
+ * per thread and the pthread key whose destructor unregisters.
  */
 #include <pthread.h>
 #include <stdbool.h>
@@ -19,9 +19,18 @@ static void rcu_thread_exit(void *arg)
 	}
 }
 
+/*
+ * fork() copies only the calling thread, not liburcu's call_rcu worker:
+ * in the child, every deferred free (smm_mm_destroy() waits for them)
+ * would wait forever. liburcu's fork hooks stop the worker around fork()
+ * and give the child a new one, so a process that embeds softmm may fork.
+ */
 static void rcu_key_init(void)
 {
 	pthread_key_create(&rcu_key, rcu_thread_exit);
+	pthread_atfork(urcu_memb_call_rcu_before_fork,
+		       urcu_memb_call_rcu_after_fork_parent,
+		       urcu_memb_call_rcu_after_fork_child);
 }
 
 void rcu_thread_online(void)
