@@ -14,6 +14,25 @@
  *  - addresses are user virtual addresses below SMM_TASK_SIZE;
  *  - functions may be called from any thread; the first call from a thread
  *    registers it with liburcu (memb flavour) for as long as it lives.
+ *
+ * What softmm checks, and what is the caller's duty:
+ *  - checked, with an errno: NULL pools, address spaces, CPUs and buffers
+ *    (-EINVAL for an object, -EFAULT for a data buffer; functions returning
+ *    a pointer set errno and return NULL); a CPU used from a thread that is
+ *    not its own (-EINVAL); a CPU switched to an address space of another
+ *    pool (-EXDEV); a CPU detached twice (-EINVAL); a pool destroyed twice
+ *    (-EINVAL); calls on an address space that smm_mm_destroy() tore down
+ *    while CPUs or pins still hold it (-ESRCH);
+ *  - checked, with one line on stderr naming the rule, then abort():
+ *    smm_mm_destroy() of an address space not live (destroyed twice);
+ *    a page handle that is not a page of any live pool; unpinning a page
+ *    that holds no pin;
+ *  - the caller's duty, not checked: any other use of an object after it
+ *    was destroyed or freed (an address space after its destroy returned
+ *    and its CPUs switched away, a page after its last reference or pin was
+ *    dropped); accesses from a CPU while another thread destroys its
+ *    address space (smm_mm_destroy() says what may run meanwhile).
+ * A thread that exits while attached as a CPU is detached at its exit.
  */
 #ifndef SOFTMM_H
 #define SOFTMM_H
@@ -83,7 +102,8 @@ SMM_API struct smm_pool *smm_pool_create(size_t bytes, unsigned int flags);
 /*
  * smm_pool_destroy - release the pool's host memory. Every address space
  * built on it must have been destroyed and every CPU detached; otherwise it
- * returns -EBUSY and does nothing.
+ * returns -EBUSY and does nothing. -EINVAL: @pool is NULL or not a live
+ * pool (destroyed already).
  */
 SMM_API int smm_pool_destroy(struct smm_pool *pool);
 
@@ -100,9 +120,9 @@ struct smm_pool_stats {
  * smm_pool_stats - a snapshot of the pool's counters. Exact when no
  * operation runs concurrently; always frames == 1 + free + anon_pages +
  * pt_pages once every deferred (RCU) free has run (smm_mm_destroy() waits
- * for them).
+ * for them). Returns 0, or -EINVAL for a NULL argument.
  */
-SMM_API void smm_pool_stats(struct smm_pool *pool, struct smm_pool_stats *st);
+SMM_API int smm_pool_stats(struct smm_pool *pool, struct smm_pool_stats *st);
 
 /*
  * smm_pool_inject_failure - testing hook: make the @nth allocation from now
@@ -164,7 +184,9 @@ struct smm_mm_opts {
  * smm_mm_create - a new, empty address space on @pool. @opts may be NULL for
  * the defaults. Returns NULL with errno set: EINVAL for an unknown scheme or
  * a mmap_base that is unaligned or above SMM_TASK_SIZE or an unknown flag,
- * ENOMEM if memory is short.
+ * or a NULL or destroyed @pool; ENOMEM if memory is short. NULL @opts and a
+ * zeroed struct give the same defaults: scheme "eager", mmap_base
+ * 0x7ffff7fff000, no flags.
  */
 SMM_API struct smm_mm *smm_mm_create(struct smm_pool *pool,
 				     const struct smm_mm_opts *opts);
@@ -175,7 +197,8 @@ SMM_API struct smm_mm *smm_mm_create(struct smm_pool *pool,
  * memory back. No CPU may be inside an access to @mm. CPUs still switched to
  * @mm keep the structure alive: their accesses fault (-EFAULT) and calls on
  * it return -ESRCH until they switch away; the memory is released by the last
- * of them.
+ * of them. NULL does nothing; destroying an address space twice aborts
+ * with a message naming the rule.
  */
 SMM_API void smm_mm_destroy(struct smm_mm *mm);
 
@@ -237,7 +260,9 @@ SMM_API int smm_madvise(struct smm_mm *mm, uint64_t addr, uint64_t len,
  * smm_mincore - for each page of [addr, addr + len) store 1 in @vec if its
  * page-table entry is present (a zero-page mapping counts), else 0: what
  * Linux's mincore(2) reports for anonymous memory. Returns 0, -EINVAL
- * (unaligned address), -ENOMEM (part of the range unmapped).
+ * (unaligned address), -ENOMEM (part of the range unmapped, or the range
+ * runs past SMM_TASK_SIZE: a length is checked before it is rounded up, so
+ * that it cannot wrap), -EFAULT (@vec NULL for a non-empty range).
  */
 SMM_API int smm_mincore(struct smm_mm *mm, uint64_t addr, uint64_t len,
 			unsigned char *vec);
@@ -250,7 +275,8 @@ struct smm_vma_info {
 
 /*
  * smm_mm_vmas - copy up to @max VMAs that intersect [start, end), in address
- * order, into @out. Returns how many intersect (which may exceed @max).
+ * order, into @out. Returns how many intersect (which may exceed @max);
+ * 0 for a NULL @mm. A NULL @out stores nothing.
  */
 SMM_API size_t smm_mm_vmas(struct smm_mm *mm, uint64_t start, uint64_t end,
 			   struct smm_vma_info *out, size_t max);
@@ -271,8 +297,9 @@ struct smm_mm_stats {
 	uint64_t pins_released; /* ... and released (also after destroy) */
 };
 
-/* smm_mm_stats - a snapshot of @mm's counters. */
-SMM_API void smm_mm_stats(struct smm_mm *mm, struct smm_mm_stats *st);
+/* smm_mm_stats - a snapshot of @mm's counters. Returns 0, or -EINVAL for a
+ * NULL argument. */
+SMM_API int smm_mm_stats(struct smm_mm *mm, struct smm_mm_stats *st);
 
 /*
  * smm_mm_verify - check @mm's internal consistency, under its mmap_lock
@@ -299,16 +326,23 @@ struct smm_cpu;
 #define SMM_MAX_CPUS 256
 SMM_API struct smm_cpu *smm_cpu_attach(struct smm_pool *pool);
 
-/* smm_cpu_detach - switch away from any address space and stop being a
- * CPU. Must be called by the thread that attached. */
-SMM_API void smm_cpu_detach(struct smm_cpu *cpu);
+/*
+ * smm_cpu_detach - switch away from any address space and stop being a
+ * CPU. Returns 0, or -EINVAL (and does nothing) if @cpu is not the calling
+ * thread's CPU: NULL, detached already, or another thread's. A thread that
+ * exits while attached is detached then.
+ */
+SMM_API int smm_cpu_detach(struct smm_cpu *cpu);
 
 /*
  * smm_cpu_switch_mm - make @mm (or nothing, if NULL) the address space that
  * @cpu's loads and stores use, flushing its TLB. The CPU holds a reference
- * on @mm until it switches away.
+ * on @mm until it switches away. Returns 0; -EINVAL if @cpu is not the
+ * calling thread's CPU; -EXDEV if @mm is built on another pool than the
+ * one @cpu is attached to (a CPU's TLB is flushed by its own pool's
+ * shootdowns only).
  */
-SMM_API void smm_cpu_switch_mm(struct smm_cpu *cpu, struct smm_mm *mm);
+SMM_API int smm_cpu_switch_mm(struct smm_cpu *cpu, struct smm_mm *mm);
 
 /*
  * smm_read / smm_write - copy @len bytes between @buf and the current
@@ -317,7 +351,8 @@ SMM_API void smm_cpu_switch_mm(struct smm_cpu *cpu, struct smm_mm *mm);
  * 0; or -EFAULT (no VMA, or its protection forbids the access: SIGSEGV) or
  * -ENOMEM (the pool ran out while faulting), with *@fault_addr (if not NULL)
  * set to the first byte not copied; bytes before it were copied. -EINVAL if
- * the CPU has no address space.
+ * the CPU has no address space or is not the calling thread's; -EFAULT if
+ * @buf is NULL and @len is not 0.
  */
 SMM_API int smm_read(struct smm_cpu *cpu, uint64_t addr, void *buf, size_t len,
 		     uint64_t *fault_addr);
@@ -377,7 +412,8 @@ struct smm_page;
  * PROT_WRITE for SMM_FOLL_WRITE) or a full pool. If not even the first
  * page could be taken: -EFAULT (hole, protection, range past
  * SMM_TASK_SIZE), -ENOMEM (pool exhausted), -EOVERFLOW (the range wraps
- * around), -EINVAL (bad flags, @pages NULL, @cpu has no address space),
+ * around), -EINVAL (bad flags, @pages NULL, @cpu has no address space or
+ * is not the calling thread's),
  * -ESRCH (the address space was destroyed). @nr_pages 0 returns 0. Release
  * what get_* took with smm_put_page(), what pin_* took with
  * smm_unpin_user_pages*().
@@ -443,7 +479,7 @@ SMM_API void smm_put_page(struct smm_page *page);
  * smm_page_address - the host address of @page's 4 KiB frame: direct
  * access, the way a device doing DMA sees the memory (no TLB, no
  * protection check, no fault). Valid while a reference or pin is held. The
- * shared zero page must not be written.
+ * shared zero page must not be written. NULL for a NULL @page.
  */
 SMM_API void *smm_page_address(struct smm_page *page);
 

@@ -53,6 +53,10 @@ static inline void cpu_relax(void)
 
 void smm_bug(const char *file, int line, const char *cond)
 	__attribute__((noreturn));
+/* A rule of the API broken by the caller (softmm.h says which): one line
+ * naming the function and the rule, then abort. */
+void smm_misuse(const char *fn, const char *fmt, ...)
+	__attribute__((noreturn, format(printf, 2, 3)));
 #define BUG_ON(c)                                        \
 	do {                                             \
 		if (unlikely(c))                         \

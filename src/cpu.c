@@ -1,6 +1,6 @@
 /*
- * cpu.c - CPUs: attaching a thread to a pool as a CPU, detaching it, and
- * switching the address space it runs on.
+ * cpu.c - CPUs: attaching a thread to a pool as a CPU, detaching it (also
+ * at thread exit), and switching the address space it runs on.
  *
  * Locking: pool->cpus[] slots are claimed with cmpxchg and cleared at
  * detach; a detached CPU is freed after an RCU grace period, because
@@ -17,14 +17,46 @@
  * would call __tls_get_addr on every access. */
 __thread struct smm_cpu *this_cpu __attribute__((tls_model("initial-exec")));
 
+/*
+ * A thread that exits while attached would keep its slot, and the pool
+ * would answer -EBUSY forever: the key's destructor detaches it. It may run
+ * after rcu.c's destructor unregistered the thread from liburcu, and
+ * detaching needs call_rcu(), which needs a registered thread: so it
+ * registers again (rcu_thread_online() sets rcu.c's key anew, and its
+ * destructor runs once more in the next round, PTHREAD_DESTRUCTOR_ITERATIONS).
+ */
+static pthread_key_t cpu_key;
+static pthread_once_t cpu_key_once = PTHREAD_ONCE_INIT;
+
+static void cpu_thread_exit(void *arg)
+{
+	struct smm_cpu *cpu = this_cpu;
+
+	if (cpu && cpu == arg) {
+		rcu_thread_online();
+		smm_cpu_detach(cpu);
+	}
+}
+
+static void cpu_key_init(void)
+{
+	if (pthread_key_create(&cpu_key, cpu_thread_exit))
+		BUG_ON(1);
+}
+
 SMM_API struct smm_cpu *smm_cpu_attach(struct smm_pool *pool)
 {
 	struct smm_cpu *cpu;
 
+	if (!pool || !pool_is_live(pool)) {
+		errno = EINVAL;
+		return NULL;
+	}
 	if (this_cpu) {
 		errno = EBUSY;
 		return NULL;
 	}
+	pthread_once(&cpu_key_once, cpu_key_init);
 	cpu = aligned_alloc(64, (sizeof(*cpu) + 63) & ~(size_t)63);
 	if (!cpu) {
 		errno = ENOMEM;
@@ -46,6 +78,7 @@ SMM_API struct smm_cpu *smm_cpu_attach(struct smm_pool *pool)
 			rcu_thread_online();
 			this_cpu = cpu;
 			smm_stripe = (unsigned int)i % NR_STRIPES;
+			pthread_setspecific(cpu_key, cpu);
 			return cpu;
 		}
 	}
@@ -54,13 +87,23 @@ SMM_API struct smm_cpu *smm_cpu_attach(struct smm_pool *pool)
 	return NULL;
 }
 
-SMM_API void smm_cpu_switch_mm(struct smm_cpu *cpu, struct smm_mm *mm)
+SMM_API int smm_cpu_switch_mm(struct smm_cpu *cpu, struct smm_mm *mm)
 {
-	struct smm_mm *old = cpu->mm;
+	struct smm_mm *old;
 
-	BUG_ON(cpu != this_cpu);
+	/* Compared before any dereference: @cpu may be stale. */
+	if (!cpu || cpu != this_cpu)
+		return -EINVAL;
+	/*
+	 * A CPU's TLB is flushed by shootdowns of its own pool only
+	 * (flush_tlb_mm scans pool->cpus[]), and its frame cache holds that
+	 * pool's frames: an address space of another pool is refused.
+	 */
+	if (mm && mm->pool != cpu->pool)
+		return -EXDEV;
+	old = cpu->mm;
 	if (old == mm)
-		return;
+		return 0;
 	if (mm) {
 		atomic_fetch_add(&mm->refs, 1);
 		/*
@@ -77,6 +120,7 @@ SMM_API void smm_cpu_switch_mm(struct smm_cpu *cpu, struct smm_mm *mm)
 		atomic_fetch_sub(&old->nr_cpus, 1);
 		mm_put(old);
 	}
+	return 0;
 }
 
 static void cpu_free_rcu(struct rcu_head *head)
@@ -84,12 +128,16 @@ static void cpu_free_rcu(struct rcu_head *head)
 	free(container_of(head, struct smm_cpu, rcu));
 }
 
-SMM_API void smm_cpu_detach(struct smm_cpu *cpu)
+SMM_API int smm_cpu_detach(struct smm_cpu *cpu)
 {
-	struct smm_pool *pool = cpu->pool;
+	struct smm_pool *pool;
 
-	BUG_ON(cpu != this_cpu);
+	/* Before any dereference: a CPU detached twice is freed memory. */
+	if (!cpu || cpu != this_cpu)
+		return -EINVAL;
+	pool = cpu->pool;
 	smm_cpu_switch_mm(cpu, NULL);
+	pthread_setspecific(cpu_key, NULL);
 	pcp_drain(pool, &cpu->pcp);
 	atomic_store(&pool->cpus[cpu->id], NULL);
 	this_cpu = NULL;
@@ -98,4 +146,5 @@ SMM_API void smm_cpu_detach(struct smm_cpu *cpu)
 	 * The pool stays busy until then (smm_pool_destroy waits). */
 	urcu_memb_call_rcu(&cpu->rcu, cpu_free_rcu);
 	atomic_fetch_sub(&pool->nr_cpus, 1);
+	return 0;
 }

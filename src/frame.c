@@ -96,6 +96,17 @@ static void pool_unregister(struct smm_pool *pool)
 	}
 }
 
+bool pool_is_live(const struct smm_pool *pool)
+{
+	int hi = atomic_load_explicit(&pool_registry_hi, memory_order_acquire);
+
+	for (int i = 0; i < hi; i++)
+		if (atomic_load_explicit(&pool_registry[i],
+					 memory_order_relaxed) == pool)
+			return true;
+	return false;
+}
+
 struct smm_pool *page_pool(const struct page *page)
 {
 	int hi = atomic_load_explicit(&pool_registry_hi, memory_order_acquire);
@@ -107,12 +118,13 @@ struct smm_pool *page_pool(const struct page *page)
 		if (p && page >= p->pages && page < p->pages + p->nr_frames)
 			return p;
 	}
-	BUG_ON(1); /* not a page of any live pool */
-	return NULL;
+	smm_misuse("page", "%p is not a page of any live pool", (void *)page);
 }
 
 SMM_API void smm_pool_inject_failure(struct smm_pool *pool, unsigned long nth)
 {
+	if (!pool)
+		return;
 	atomic_store(&pool->fail_countdown, (long)nth);
 }
 
@@ -188,6 +200,9 @@ SMM_API struct smm_pool *smm_pool_create(size_t bytes, unsigned int flags)
 
 SMM_API int smm_pool_destroy(struct smm_pool *pool)
 {
+	/* Checked before any dereference: a destroyed pool is freed. */
+	if (!pool || !pool_is_live(pool))
+		return -EINVAL;
 	if (atomic_load(&pool->nr_mms) || atomic_load(&pool->nr_cpus))
 		return -EBUSY;
 	urcu_memb_barrier(); /* no deferred free may touch the pool now */
@@ -199,14 +214,17 @@ SMM_API int smm_pool_destroy(struct smm_pool *pool)
 	return 0;
 }
 
-SMM_API void smm_pool_stats(struct smm_pool *pool, struct smm_pool_stats *st)
+SMM_API int smm_pool_stats(struct smm_pool *pool, struct smm_pool_stats *st)
 {
+	if (!pool || !st)
+		return -EINVAL;
 	st->frames = pool->nr_frames;
 	st->free = (uint64_t)stripe_sum(pool->ctr, PC_FREE);
 	st->anon_pages = (uint64_t)stripe_sum(pool->ctr, PC_ANON);
 	st->pt_pages = (uint64_t)stripe_sum(pool->ctr, PC_TABLE);
 	st->pins_acquired = (uint64_t)atomic_load(&pool->pins_acquired);
 	st->pins_released = (uint64_t)atomic_load(&pool->pins_released);
+	return 0;
 }
 
 static void push_block(struct smm_pool *pool, pfn_t pfn, unsigned int order)

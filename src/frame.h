@@ -200,6 +200,8 @@ void put_page(struct smm_pool *pool, pfn_t pfn);
 /* The pool whose metadata array holds @page (a registry of live pools:
  * GUP's page handles carry no pool). */
 struct smm_pool *page_pool(const struct page *page);
+/* Whether @pool was created and not yet destroyed; never dereferences it. */
+bool pool_is_live(const struct smm_pool *pool);
 /* Consult fault injection for a metadata allocation; true: fail it. */
 bool should_fail_alloc(struct smm_pool *pool);
 /* malloc/calloc that honour fault injection. */

@@ -384,6 +384,8 @@ static long gup_fast(struct smm_cpu *cpu, uint64_t start,
 	long got, more;
 	int err;
 
+	if (cpu != this_cpu)
+		return -EINVAL; /* GUP-fast runs on the caller's own CPU */
 	if ((err = check_flags(&flags, kind)))
 		return err;
 	if (!pages || !cpu || !cpu->mm)
@@ -530,8 +532,11 @@ SMM_API void smm_put_page(struct smm_page *handle)
 SMM_API void *smm_page_address(struct smm_page *handle)
 {
 	struct page *page = to_page(handle);
-	struct smm_pool *pool = page_pool(page);
+	struct smm_pool *pool;
 
+	if (!page)
+		return NULL;
+	pool = page_pool(page);
 	return pfn_to_virt(pool, page_to_pfn(pool, page));
 }
 
@@ -539,6 +544,8 @@ SMM_API bool smm_page_maybe_dma_pinned(struct smm_page *handle)
 {
 	struct page *page = to_page(handle);
 
+	if (!page)
+		return false;
 	return page_is_zero(page) ||
 	       atomic_load(&page->refcount) >= GUP_PIN_COUNTING_BIAS;
 }

@@ -2,8 +2,10 @@
  * lockdep.c - debug-build lock tracking: each thread's held locks, the
  * order check on acquisition, and the "is held" queries behind
  * lockdep_assert_held(). Thread-local state only; no locks of its own.
- * Also home of smm_bug(), the BUG_ON() report.
+ * Also home of smm_bug(), the BUG_ON() report, and smm_misuse(), the
+ * report of an API rule broken by the caller.
  */
+#include <stdarg.h>
 #include <string.h>
 #include "lock.h"
 #include "softmm.h"
@@ -11,6 +13,19 @@
 void smm_bug(const char *file, int line, const char *cond)
 {
 	fprintf(stderr, "softmm: BUG at %s:%d: %s\n", file, line, cond);
+	fflush(stderr);
+	abort();
+}
+
+void smm_misuse(const char *fn, const char *fmt, ...)
+{
+	va_list ap;
+
+	fprintf(stderr, "softmm: %s: ", fn);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
 	fflush(stderr);
 	abort();
 }

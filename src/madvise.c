@@ -181,6 +181,8 @@ SMM_API int smm_madvise(struct smm_mm *mm, uint64_t start, uint64_t len_in,
 	uint64_t len, end;
 	int err = 0;
 
+	if (!mm)
+		return -EINVAL;
 	if (!madvise_behavior_valid(advice))
 		return -EINVAL;
 	if (start & ~PAGE_MASK)

@@ -5,20 +5,73 @@
  * Locking: teardown takes mmap_lock for write and marks the mm dead; the
  * structure itself lives until the last reference (the creator's, one per
  * CPU switched to it, one per pin) is dropped. mincore walks semi-locked,
- * under mmap_lock held for read.
+ * under mmap_lock held for read. The registry of live address spaces has
+ * its own mutex, live_lock.
  */
 #include <errno.h>
 #include <string.h>
 #include "mm.h"
 #include "pagewalk.h"
 
+/*
+ * Address spaces created and not yet destroyed, hashed by address and
+ * chained through mm->live_next. smm_mm_destroy() looks its argument up
+ * here before it dereferences it, so that destroying twice (by then the
+ * structure may be freed) is reported, not a use after free or a hang on
+ * a destroyed lock.
+ */
+#define LIVE_BUCKETS 256
+static pthread_mutex_t live_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct smm_mm *live_mms[LIVE_BUCKETS];
+
+static struct smm_mm **live_bucket(const struct smm_mm *mm)
+{
+	uintptr_t h = (uintptr_t)mm >> 6;
+
+	return &live_mms[(h ^ (h >> 8)) % LIVE_BUCKETS];
+}
+
+static void live_add(struct smm_mm *mm)
+{
+	struct smm_mm **b = live_bucket(mm);
+
+	pthread_mutex_lock(&live_lock);
+	mm->live_next = *b;
+	*b = mm;
+	pthread_mutex_unlock(&live_lock);
+}
+
+/* Take @mm out of the registry; false if it was not in it. The chain is
+ * walked by its links: @mm itself is only compared. */
+static bool live_del(struct smm_mm *mm)
+{
+	struct smm_mm **pp;
+	bool found = false;
+
+	pthread_mutex_lock(&live_lock);
+	for (pp = live_bucket(mm); *pp; pp = &(*pp)->live_next) {
+		if (*pp == mm) {
+			*pp = mm->live_next;
+			found = true;
+			break;
+		}
+	}
+	pthread_mutex_unlock(&live_lock);
+	return found;
+}
+
 SMM_API struct smm_mm *smm_mm_create(struct smm_pool *pool,
 				     const struct smm_mm_opts *opts)
 {
-	struct smm_mm_opts def = { .scheme = SMM_SCHEME_NONE, .mmap_base = 0 };
+	/* The defaults of a NULL @opts are those of a zeroed one. */
+	static const struct smm_mm_opts def;
 	pthread_rwlockattr_t attr;
 	struct smm_mm *mm;
 
+	if (!pool || !pool_is_live(pool)) {
+		errno = EINVAL;
+		return NULL;
+	}
 	if (!opts)
 		opts = &def;
 	if (!smm_scheme_name(opts->scheme) ||
@@ -56,6 +109,7 @@ SMM_API struct smm_mm *smm_mm_create(struct smm_pool *pool,
 	spin_lock_init(&mm->page_table_lock);
 	atomic_init(&mm->refs, 1);
 	atomic_fetch_add(&pool->nr_mms, 1);
+	live_add(mm);
 	return mm;
 }
 
@@ -88,6 +142,12 @@ SMM_API void smm_mm_destroy(struct smm_mm *mm)
 {
 	struct vm_area_struct *v, *n;
 
+	if (!mm)
+		return;
+	if (!live_del(mm))
+		smm_misuse("smm_mm_destroy",
+			   "%p is not a live address space (destroyed twice?)",
+			   (void *)mm);
 	rcu_thread_online();
 	mmap_write_lock(mm);
 	BUG_ON(mm->dead);
@@ -121,8 +181,10 @@ SMM_API void smm_mm_destroy(struct smm_mm *mm)
 	mm_put(mm);
 }
 
-SMM_API void smm_mm_stats(struct smm_mm *mm, struct smm_mm_stats *st)
+SMM_API int smm_mm_stats(struct smm_mm *mm, struct smm_mm_stats *st)
 {
+	if (!mm || !st)
+		return -EINVAL;
 	memset(st, 0, sizeof(*st));
 	st->rss_anon = (uint64_t)stripe_sum(mm->ctr, MC_RSS);
 	st->zero_ptes = (uint64_t)stripe_sum(mm->ctr, MC_ZERO);
@@ -138,6 +200,7 @@ SMM_API void smm_mm_stats(struct smm_mm *mm, struct smm_mm_stats *st)
 	st->pins_acquired = (uint64_t)atomic_load(&mm->pins_acquired);
 	st->pins_released = (uint64_t)atomic_load(&mm->pins_released);
 	st->pt_reclaimed = (uint64_t)atomic_load(&mm->pt_reclaimed);
+	return 0;
 }
 
 SMM_API int smm_mincore(struct smm_mm *mm, uint64_t start, uint64_t len,
@@ -146,11 +209,21 @@ SMM_API int smm_mincore(struct smm_mm *mm, uint64_t start, uint64_t len,
 	uint64_t end, addr;
 	int err = 0;
 
+	if (!mm)
+		return -EINVAL;
 	if (start & ~PAGE_MASK)
 		return -EINVAL;
-	if (start > SMM_TASK_SIZE || PAGE_ALIGN(len) > SMM_TASK_SIZE - start)
+	/*
+	 * Linux's access_ok(start, len) on the length as given: rounding it
+	 * up first would wrap a length near 2^64 to zero. The range then
+	 * ends at or below SMM_TASK_SIZE, which is page-aligned, so the
+	 * rounded-up end cannot pass it.
+	 */
+	if (len > SMM_TASK_SIZE || start > SMM_TASK_SIZE - len)
 		return -ENOMEM;
 	end = start + PAGE_ALIGN(len);
+	if (!vec && end > start)
+		return -EFAULT;
 	rcu_thread_online();
 	mmap_read_lock(mm);
 	if (mm->dead) {
@@ -185,6 +258,10 @@ SMM_API size_t smm_mm_vmas(struct smm_mm *mm, uint64_t start, uint64_t end,
 {
 	size_t n = 0;
 
+	if (!mm)
+		return 0;
+	if (!out)
+		max = 0;
 	rcu_thread_online();
 	mmap_read_lock(mm);
 	for (struct vm_area_struct *v = find_vma(mm, start);

@@ -97,6 +97,7 @@ struct smm_mm {
 	atomic_int nr_cpus;	  /* CPUs switched to this mm */
 	atomic_int refs; /* the creator + each CPU switched to it + pins */
 	bool dead;	 /* destroyed; mmap_lock */
+	struct smm_mm *live_next; /* mm.c's registry of live address spaces */
 
 	atomic_long tlb_flushes;
 	/* MC_*: updated on every fault, so striped by CPU */

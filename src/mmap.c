@@ -70,6 +70,8 @@ SMM_API int smm_munmap(struct smm_mm *mm, uint64_t start, uint64_t len)
 	uint64_t end;
 	int err;
 
+	if (!mm)
+		return -EINVAL;
 	if ((start & ~PAGE_MASK) || start > SMM_TASK_SIZE ||
 	    len > SMM_TASK_SIZE - start)
 		return -EINVAL;
@@ -199,6 +201,8 @@ SMM_API int64_t smm_mmap(struct smm_mm *mm, uint64_t addr, uint64_t len,
 	unsigned long vm_flags;
 	int64_t ret;
 
+	if (!mm)
+		return -EINVAL;
 	if (!(flags & SMM_MAP_ANONYMOUS))
 		return -EBADF; /* no file descriptors in softmm yet */
 	if (!len)

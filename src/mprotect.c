@@ -120,6 +120,8 @@ SMM_API int smm_mprotect(struct smm_mm *mm, uint64_t start, uint64_t len,
 	int grows = prot & (PROT_GROWSDOWN | PROT_GROWSUP);
 	int err;
 
+	if (!mm)
+		return -EINVAL;
 	prot &= ~(PROT_GROWSDOWN | PROT_GROWSUP);
 	if (grows == (PROT_GROWSDOWN | PROT_GROWSUP))
 		return -EINVAL;

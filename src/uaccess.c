@@ -214,10 +214,26 @@ small_hit(struct smm_cpu *cpu, uint64_t addr, void *buf, size_t len, bool write)
 	return true;
 }
 
+/*
+ * The caller's duties, checked on every access at the cost of one
+ * thread-local load: @cpu is the calling thread's CPU, and a buffer is
+ * given. Compared before @cpu is dereferenced.
+ */
+static inline bool bad_access(struct smm_cpu *cpu, const void *buf, size_t len)
+{
+	return unlikely(cpu != this_cpu || !cpu || (!buf && len));
+}
+
+static int bad_access_err(struct smm_cpu *cpu)
+{
+	return cpu != this_cpu || !cpu ? -EINVAL : -EFAULT;
+}
+
 SMM_API int smm_read(struct smm_cpu *cpu, uint64_t addr, void *buf, size_t len,
 		     uint64_t *fault_addr)
 {
-	VM_BUG_ON(cpu != this_cpu);
+	if (bad_access(cpu, buf, len))
+		return bad_access_err(cpu);
 	if (likely(small_hit(cpu, addr, buf, len, false)))
 		return 0;
 	return user_access(cpu, addr, buf, 0, len, ACC_READ, fault_addr);
@@ -226,7 +242,8 @@ SMM_API int smm_read(struct smm_cpu *cpu, uint64_t addr, void *buf, size_t len,
 SMM_API int smm_write(struct smm_cpu *cpu, uint64_t addr, const void *buf,
 		      size_t len, uint64_t *fault_addr)
 {
-	VM_BUG_ON(cpu != this_cpu);
+	if (bad_access(cpu, buf, len))
+		return bad_access_err(cpu);
 	if (likely(small_hit(cpu, addr, (void *)buf, len, true)))
 		return 0;
 	return user_access(cpu, addr, (void *)buf, 0, len, ACC_WRITE,
@@ -236,5 +253,7 @@ SMM_API int smm_write(struct smm_cpu *cpu, uint64_t addr, const void *buf,
 SMM_API int smm_fill(struct smm_cpu *cpu, uint64_t addr, int byte, size_t len,
 		     uint64_t *fault_addr)
 {
+	if (bad_access(cpu, "", 0))
+		return -EINVAL;
 	return user_access(cpu, addr, NULL, byte, len, ACC_FILL, fault_addr);
 }

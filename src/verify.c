@@ -136,11 +136,14 @@ static void verify_ptes(struct vstate *vs, pteval_t *pte, uint64_t base)
 
 SMM_API int smm_mm_verify(struct smm_mm *mm)
 {
-	struct smm_pool *pool = mm->pool;
+	struct smm_pool *pool;
 	struct vstate vs = { .mm = mm };
 	struct vm_area_struct *v;
 	uint64_t nr = 0;
 
+	if (!mm)
+		return -EINVAL;
+	pool = mm->pool;
 	rcu_thread_online();
 	mmap_write_lock(mm);
 	if (mm->dead) {
