@@ -152,15 +152,11 @@ SMM_API void smm_mm_destroy(struct smm_mm *mm)
 	mmap_write_lock(mm);
 	BUG_ON(mm->dead);
 	if (mm->vma_head) {
-		struct vm_area_struct *last = mm->vma_head;
-
 		for (v = mm->vma_head; v; v = v->vm_next) {
 			vma_start_write(v);
 			v->detached = true;
 		}
-		while (last->vm_next)
-			last = last->vm_next;
-		unmap_region(mm, mm->vma_head, last, 0, 0, ZAP_EXIT);
+		unmap_region(mm, mm->vma_head, mm->vma_tail, 0, 0, ZAP_EXIT);
 	}
 	/* Unpublish the tree before the VMAs it holds go to RCU. */
 	vma_tree_clear(mm);
@@ -168,7 +164,7 @@ SMM_API void smm_mm_destroy(struct smm_mm *mm)
 		n = v->vm_next;
 		vma_free_rcu(v);
 	}
-	mm->vma_head = NULL;
+	mm->vma_head = mm->vma_tail = NULL;
 	mm->nr_vmas = 0;
 	free_all_pgtables(mm);
 	mm->dead = true;

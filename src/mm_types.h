@@ -79,9 +79,11 @@ struct smm_mm {
 	unsigned int pt_flags; /* ... and their shape, PTF_* (pagewalk.h) */
 	uint64_t mmap_base;
 
-	struct vm_area_struct *vma_head; /* sorted list, mmap_lock */
-	struct vma_node *vma_root;	 /* RCU-published treap */
-	struct vma_node *tree_reserve;	 /* mmap_lock */
+	/* The sorted list, mmap_lock: its first and last VMA (the list
+	 * functions of vma.c keep both), so that neither end is a walk. */
+	struct vm_area_struct *vma_head, *vma_tail;
+	struct vma_node *vma_root;     /* RCU-published treap */
+	struct vma_node *tree_reserve; /* mmap_lock */
 	size_t tree_reserve_nr;
 	uint32_t tree_seed;
 	uint64_t nr_vmas;

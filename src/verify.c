@@ -164,10 +164,15 @@ SMM_API int smm_mm_verify(struct smm_mm *mm)
 		if (v->vm_next && v->vm_next->vm_prev != v)
 			VERR(&vs, "VMA list links broken at %#llx\n",
 			     (unsigned long long)v->vm_start);
+		if (!v->vm_next && mm->vma_tail != v)
+			VERR(&vs, "VMA list tail is not the last VMA %#llx\n",
+			     (unsigned long long)v->vm_start);
 		if (v->detached)
 			VERR(&vs, "detached VMA %#llx in the list\n",
 			     (unsigned long long)v->vm_start);
 	}
+	if (!mm->vma_head && mm->vma_tail)
+		VERR(&vs, "empty VMA list with a tail\n");
 	if (nr != mm->nr_vmas)
 		VERR(&vs, "nr_vmas %llu, list has %llu\n",
 		     (unsigned long long)mm->nr_vmas, (unsigned long long)nr);

@@ -127,6 +127,8 @@ void vma_link_after(struct smm_mm *mm, struct vm_area_struct *prev,
 		mm->vma_head = vma;
 	if (next)
 		next->vm_prev = vma;
+	else
+		mm->vma_tail = vma;
 	mm->nr_vmas++;
 }
 
@@ -150,6 +152,8 @@ void vma_detach_range(struct smm_mm *mm, struct vm_area_struct *first,
 		mm->vma_head = next;
 	if (next)
 		next->vm_prev = prev;
+	else
+		mm->vma_tail = prev;
 }
 
 void vma_unlink(struct smm_mm *mm, struct vm_area_struct *vma)
@@ -163,6 +167,8 @@ void vma_unlink(struct smm_mm *mm, struct vm_area_struct *vma)
 		mm->vma_head = vma->vm_next;
 	if (vma->vm_next)
 		vma->vm_next->vm_prev = vma->vm_prev;
+	else
+		mm->vma_tail = vma->vm_prev;
 	mm->nr_vmas--;
 }
 
@@ -202,13 +208,16 @@ struct vm_area_struct *vma_find_list(struct smm_mm *mm, uint64_t addr)
 {
 	struct vm_area_struct *v = find_vma(mm, addr);
 
-	/* The tree may be stale mid-operation; step along the list. */
-	if (v)
-		while (v->vm_prev && v->vm_prev->vm_end > addr)
-			v = v->vm_prev;
-	else
-		for (v = mm->vma_head; v && v->vm_end <= addr; v = v->vm_next)
-			;
+	/*
+	 * The tree may be stale mid-operation; step along the list. Only the
+	 * VMAs the operation changed can be out of place, so the steps are
+	 * few. No VMA in the tree ends above @addr: any that does is at the
+	 * end of the list, so step back from its tail.
+	 */
+	if (!v)
+		v = mm->vma_tail;
+	while (v && v->vm_prev && v->vm_prev->vm_end > addr)
+		v = v->vm_prev;
 	while (v && v->vm_end <= addr)
 		v = v->vm_next;
 	return v;
@@ -320,8 +329,7 @@ struct vm_area_struct *vma_merge_new_range(struct smm_mm *mm, uint64_t start,
 
 	mmap_assert_write_locked(mm);
 	if (!next)
-		for (prev = mm->vma_head; prev && prev->vm_next;)
-			prev = prev->vm_next;
+		prev = mm->vma_tail;
 	VM_BUG_ON(next && next->vm_start < end);
 	vma_merge_decide(prev, next, start, end, flags, NULL, NULL, &left,
 			 &right);

@@ -366,11 +366,7 @@ struct vm_area_struct *find_vma_prev(struct smm_mm *mm, uint64_t addr,
 {
 	struct vm_area_struct *vma = find_vma(mm, addr);
 
-	if (vma)
-		*prev = vma->vm_prev;
-	else
-		for (*prev = mm->vma_head; *prev && (*prev)->vm_next;)
-			*prev = (*prev)->vm_next;
+	*prev = vma ? vma->vm_prev : mm->vma_tail;
 	return vma;
 }
 
