@@ -222,8 +222,17 @@ void vma_tree_rebuild(struct smm_mm *mm, uint64_t lo, uint64_t hi)
 	split(&u, root, lo, &l, &mid);
 	split(&u, mid, hi, &mid, &r);
 	drop_subtree(&u, mid);
-	for (v = mm->vma_head; v && v->vm_start < lo; v = v->vm_next)
+	/*
+	 * Where the range starts in the list: after the last VMA of @l (keys
+	 * below @lo, unchanged VMAs by the contract above, so that VMA is
+	 * still on the list and its successor is the first VMA at or above
+	 * @lo), or at the head when @l is empty. Not a walk from the head.
+	 */
+	for (n = l; n && n->right; n = n->right)
 		;
+	v = n ? n->vma->vm_next : mm->vma_head;
+	while (v && v->vm_start < lo)
+		v = v->vm_next;
 	mid = build_range(&u, v, hi);
 	fix_heights(mid);
 	root = merge(&u, merge(&u, l, mid), r);
