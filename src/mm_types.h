@@ -86,6 +86,7 @@ struct smm_mm {
 	struct vma_node *tree_reserve; /* mmap_lock */
 	size_t tree_reserve_nr;
 	uint32_t tree_seed;
+	uint64_t tree_check_skipped; /* debug: updates since a full check */
 	uint64_t nr_vmas;
 	struct vm_area_struct *vma_cache; /* spares, mmap_lock */
 	/* Unlinked from the list, maybe still in the published tree: handed

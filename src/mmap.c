@@ -97,6 +97,7 @@ out:
 
 /* ---- placement ---- */
 
+/* No VMA overlaps [addr, addr + len): MAP_FIXED_NOREPLACE's test. */
 static bool range_free(struct smm_mm *mm, uint64_t addr, uint64_t len)
 {
 	struct vm_area_struct *vma = find_vma(mm, addr);
@@ -104,48 +105,35 @@ static bool range_free(struct smm_mm *mm, uint64_t addr, uint64_t len)
 	return !vma || addr + len <= vma->vm_start;
 }
 
-/* Highest free [a, a+len) with low <= a and a + len <= high, or 0. */
+/*
+ * Placement's view of a range: free of VMAs and of the guard gap below a
+ * VM_GROWSDOWN one (x86's hint check: addr + len <= vm_start_gap(vma)).
+ */
+static bool range_placeable(struct smm_mm *mm, uint64_t addr, uint64_t len)
+{
+	struct vm_area_struct *vma = find_vma(mm, addr);
+
+	return !vma || addr + len <= vm_start_gap(vma);
+}
+
+/*
+ * Highest free [a, a+len) with low <= a and a + len <= high, or 0; then
+ * the lowest one. Both search the gaps the VMA tree records: O(log n).
+ */
 static uint64_t unmapped_area_topdown(struct smm_mm *mm, uint64_t len,
 				      uint64_t low, uint64_t high)
 {
-	struct vm_area_struct *v = mm->vma_head, *last = NULL;
-	uint64_t gap_end;
+	uint64_t a;
 
-	if (high < len || high - len < low)
-		return 0;
-	for (; v && v->vm_start < high; v = v->vm_next)
-		last = v;
-	/* Gaps from the top: [last->vm_end, high), then between VMAs. */
-	gap_end = high;
-	for (v = last;; v = v->vm_prev) {
-		uint64_t gap_start = v ? v->vm_end : low;
-
-		if (gap_start < low)
-			gap_start = low;
-		if (gap_end > gap_start && gap_end - gap_start >= len)
-			return gap_end - len;
-		if (!v)
-			return 0;
-		gap_end = MIN(gap_end, v->vm_start);
-	}
+	return vma_tree_find_gap(mm, len, low, high, true, &a) ? a : 0;
 }
 
-/* Lowest free [a, a+len) with low <= a and a + len <= high, or 0. */
 static uint64_t unmapped_area(struct smm_mm *mm, uint64_t len, uint64_t low,
 			      uint64_t high)
 {
-	uint64_t gap_start = low;
+	uint64_t a;
 
-	for (struct vm_area_struct *v = mm->vma_head; v; v = v->vm_next) {
-		if (v->vm_end <= gap_start)
-			continue;
-		if (v->vm_start >= gap_start + len)
-			break;
-		gap_start = v->vm_end;
-	}
-	if (gap_start > high || high - gap_start < len)
-		return 0;
-	return gap_start;
+	return vma_tree_find_gap(mm, len, low, high, false, &a) ? a : 0;
 }
 
 /* x86-64's arch_get_unmapped_area_topdown() and the generic checks
@@ -161,7 +149,7 @@ static int64_t get_unmapped_area(struct smm_mm *mm, uint64_t addr, uint64_t len,
 		if (addr) {
 			addr &= PAGE_MASK;
 			if (SMM_TASK_SIZE - len >= addr &&
-			    range_free(mm, addr, len))
+			    range_placeable(mm, addr, len))
 				return (int64_t)addr;
 		}
 		a = unmapped_area_topdown(mm, len, PAGE_SIZE, mm->mmap_base);

@@ -105,5 +105,15 @@ void vma_tree_rebuild(struct smm_mm *mm, uint64_t lo, uint64_t hi);
 void vma_tree_clear(struct smm_mm *mm);
 void vma_tree_destroy(struct smm_mm *mm);
 void vma_tree_check(struct smm_mm *mm); /* debug builds */
+/*
+ * vma_tree_find_gap - placement: the highest (@topdown) or lowest address
+ * a with low <= a, a + @len <= high and [a, a + len) free, where a VMA
+ * begins at vm_start_gap() (its stack guard gap counts as taken). O(log n)
+ * through the gaps each node records. Needs mmap_lock held for write (the
+ * gaps are the writer's; lockless lookups do not see them). False if no
+ * gap fits.
+ */
+bool vma_tree_find_gap(struct smm_mm *mm, uint64_t len, uint64_t low,
+		       uint64_t high, bool topdown, uint64_t *addr);
 
 #endif

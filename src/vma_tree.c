@@ -15,8 +15,14 @@
  * allocation leaves the address space as it was. The reserve bound uses the
  * height each node records.
  *
- * Locking: updates and the reserve under mmap_lock held for write; lookups
- * under mmap_lock or the RCU read lock.
+ * The writer's view is augmented for placement: each node records the free
+ * gap below its VMA and the largest gap of its subtree, so that the highest
+ * or lowest gap of a given size in a range is found in O(log n)
+ * (vma_tree_find_gap()).
+ *
+ * Locking: updates, the reserve and the gap fields under mmap_lock held
+ * for write; lookups under mmap_lock or the RCU read lock (they read only
+ * key, vma, left and right).
  */
 #include <errno.h>
 #include "mm.h"
@@ -27,6 +33,17 @@ struct vma_node {
 	struct vma_node *left, *right;
 	uint32_t prio; /* heap order: parent >= child */
 	uint16_t height;
+	/*
+	 * Writer-only, for placement (mmap_lock held for write; lockless
+	 * lookups never read them): gap is the free space below the VMA,
+	 * vm_start_gap(vma) minus the previous VMA's vm_end (0 for the
+	 * first VMA), clipped at 0; max_gap the largest gap of the subtree.
+	 * Like every field they are set before the node is published and
+	 * never change after, so the update that changes a VMA's start, its
+	 * predecessor or its predecessor's end must rebuild its node: the
+	 * rebuilt range always ends with the first VMA above it.
+	 */
+	uint64_t gap, max_gap;
 	bool fresh;	       /* allocated by the current update */
 	struct vma_node *next; /* reserve, fresh list or garbage */
 	struct vma_node *stk;  /* build_range()'s stack */
@@ -45,9 +62,26 @@ static inline int height(struct vma_node *n)
 	return n ? n->height : 0;
 }
 
+static inline uint64_t max_gap(struct vma_node *n)
+{
+	return n ? n->max_gap : 0;
+}
+
+/* Recompute @n's height and max_gap from its children (a node the update
+ * owns: fresh, not yet published). */
 static inline void fix_height(struct vma_node *n)
 {
 	n->height = (uint16_t)(1 + MAX(height(n->left), height(n->right)));
+	n->max_gap = MAX(n->gap, MAX(max_gap(n->left), max_gap(n->right)));
+}
+
+/* The free space below @v for placement, from the list (mmap_lock). */
+static uint64_t vma_gap(const struct vm_area_struct *v)
+{
+	uint64_t below = v->vm_prev ? v->vm_prev->vm_end : 0;
+	uint64_t start = vm_start_gap(v);
+
+	return start > below ? start - below : 0;
 }
 
 static uint32_t next_prio(struct smm_mm *mm)
@@ -91,6 +125,8 @@ static struct vma_node *node_own(struct tree_update *u, struct vma_node *n)
 	c->right = n->right;
 	c->prio = n->prio;
 	c->height = n->height;
+	c->gap = n->gap;
+	c->max_gap = n->max_gap;
 	n->next = u->garbage;
 	u->garbage = n;
 	return c;
@@ -167,6 +203,7 @@ static struct vma_node *build_range(struct tree_update *u,
 
 		n->key = v->vm_start;
 		n->vma = v;
+		n->gap = vma_gap(v);
 		n->right = NULL;
 		n->prio = next_prio(u->mm);
 		while (top && top->prio < n->prio) {
@@ -184,7 +221,7 @@ static struct vma_node *build_range(struct tree_update *u,
 	return root;
 }
 
-/* Post-order height fix of the freshly built subtree. */
+/* Post-order height and max_gap fix of the freshly built subtree. */
 static void fix_heights(struct vma_node *t)
 {
 	if (!t)
@@ -206,22 +243,26 @@ static void free_chain_cb(struct rcu_head *head)
 	}
 }
 
+#ifdef SMM_DEBUG
+static void check_fresh(struct smm_mm *mm, struct vma_node *fresh);
+#endif
+
 /*
  * Replace the tree's nodes for keys in [lo, hi) with nodes for the VMAs
  * of the list whose vm_start lies in [lo, hi), and publish the result. The
  * caller changed the list; every VMA whose vm_start it changed, and every
- * VMA it added or removed, must have its old and new vm_start in [lo, hi).
+ * VMA it added or removed, must have its old and new vm_start in [lo, hi),
+ * and every VMA whose vm_end it changed must have its vm_start in [lo, hi)
+ * or be the last VMA below @lo.
  */
 void vma_tree_rebuild(struct smm_mm *mm, uint64_t lo, uint64_t hi)
 {
 	struct tree_update u = { .mm = mm };
 	struct vma_node *l, *mid, *r, *root = mm->vma_root, *n, *next;
-	struct vm_area_struct *v;
+	struct vm_area_struct *v, *w;
 
 	mmap_assert_write_locked(mm);
 	split(&u, root, lo, &l, &mid);
-	split(&u, mid, hi, &mid, &r);
-	drop_subtree(&u, mid);
 	/*
 	 * Where the range starts in the list: after the last VMA of @l (keys
 	 * below @lo, unchanged VMAs by the contract above, so that VMA is
@@ -233,10 +274,26 @@ void vma_tree_rebuild(struct smm_mm *mm, uint64_t lo, uint64_t hi)
 	v = n ? n->vma->vm_next : mm->vma_head;
 	while (v && v->vm_start < lo)
 		v = v->vm_next;
+	/*
+	 * The gap below the first VMA at or above @hi depends on the end of
+	 * the VMA before it, which the update may have changed (or removed,
+	 * or added): rebuild its node too. That VMA itself is unchanged (its
+	 * vm_start is not in [lo, hi)), so its key is its vm_start, and no
+	 * key of the tree lies between @hi and it.
+	 */
+	for (w = v; w && w->vm_start < hi; w = w->vm_next)
+		;
+	if (w)
+		hi = w->vm_start + 1;
+	split(&u, mid, hi, &mid, &r);
+	drop_subtree(&u, mid);
 	mid = build_range(&u, v, hi);
 	fix_heights(mid);
 	root = merge(&u, merge(&u, l, mid), r);
 	rcu_assign_pointer(mm->vma_root, root);
+#ifdef SMM_DEBUG
+	check_fresh(mm, u.fresh);
+#endif
 
 	/* Fresh nodes are now published; dropped fresh ones go back. */
 	for (n = u.fresh; n; n = next) {
@@ -253,28 +310,64 @@ void vma_tree_rebuild(struct smm_mm *mm, uint64_t lo, uint64_t hi)
 	if (u.garbage)
 		urcu_memb_call_rcu(&u.garbage->rcu, free_chain_cb);
 #ifdef SMM_DEBUG
-	vma_tree_check(mm);
+	/*
+	 * check_fresh() checked every node this update wrote. The whole
+	 * tree is O(n): checking it after every update would make debug
+	 * builds quadratic in the number of VMAs, so it runs after every
+	 * update only while the mm is small, and otherwise once per
+	 * nr_vmas / 8 updates (amortized O(1) per update).
+	 */
+	if (mm->nr_vmas <= 512 || ++mm->tree_check_skipped >= mm->nr_vmas / 8) {
+		mm->tree_check_skipped = 0;
+		vma_tree_check(mm);
+	}
 #endif
 }
 
 #ifdef SMM_DEBUG
+/* One node's own invariants, given its children: height, max_gap, the
+ * gap below its VMA, its key, order with its children. */
+static void check_one(struct vma_node *t)
+{
+	BUG_ON(t->height != 1 + MAX(height(t->left), height(t->right)));
+	BUG_ON(t->max_gap !=
+	       MAX(t->gap, MAX(max_gap(t->left), max_gap(t->right))));
+	BUG_ON(t->vma->detached || t->key != t->vma->vm_start);
+	BUG_ON(t->gap != vma_gap(t->vma));
+	BUG_ON(t->left && t->left->key >= t->key);
+	BUG_ON(t->right && t->right->key <= t->key);
+}
+
+/* The nodes the update just wrote (still marked fresh), before they are
+ * released: O(log n + m). */
+static void check_fresh(struct smm_mm *mm, struct vma_node *fresh)
+{
+	for (struct vma_node *n = fresh; n; n = n->next)
+		if (n->fresh)
+			check_one(n);
+	BUG_ON(mm->vma_tail && mm->vma_tail->vm_next);
+}
+
 /* In-order walk: keys strictly increasing, each node's key its VMA's
- * vm_start, heights right, and the sequence exactly the list. */
+ * vm_start, heights and gaps right, and the sequence exactly the list. */
 static struct vm_area_struct *check_node(struct vma_node *t,
 					 struct vm_area_struct *v)
 {
 	if (!t)
 		return v;
 	BUG_ON(t->fresh);
-	BUG_ON(t->height != 1 + MAX(height(t->left), height(t->right)));
+	check_one(t);
 	v = check_node(t->left, v);
 	BUG_ON(!v || v != t->vma || t->key != v->vm_start);
 	return check_node(t->right, v->vm_next);
 }
 
+/* The whole tree against the list: O(n). */
 void vma_tree_check(struct smm_mm *mm)
 {
 	BUG_ON(check_node(mm->vma_root, mm->vma_head) != NULL);
+	BUG_ON(!mm->vma_head != !mm->vma_tail);
+	BUG_ON(mm->vma_tail && mm->vma_tail->vm_next);
 }
 #endif
 
@@ -286,10 +379,11 @@ void vma_tree_check(struct smm_mm *mm)
  */
 int vma_tree_reserve(struct smm_mm *mm, size_t m, int updates)
 {
-	size_t h = (size_t)height(mm->vma_root) + 2;
-	size_t need = (size_t)updates * (6 * (h + m) + 8) + 3 * m;
+	size_t h = (size_t)height(mm->vma_root) + 2, need;
 
 	mmap_assert_write_locked(mm);
+	m++; /* each rebuild also rebuilds the first VMA above its range */
+	need = (size_t)updates * (6 * (h + m) + 8) + 3 * m;
 	while (mm->tree_reserve_nr < need) {
 		struct vma_node *n = pool_zalloc(mm->pool, sizeof(*n));
 
@@ -398,4 +492,97 @@ struct vm_area_struct *lockless_vma_lookup(struct smm_mm *mm, uint64_t addr)
 		tree_find(rcu_dereference(mm->vma_root), addr);
 
 	return vma && READ_ONCE(vma->vm_start) <= addr ? vma : NULL;
+}
+
+/* ---- placement: the writer's gap search (mmap_lock held for write) ---- */
+
+struct gap_query {
+	uint64_t len, low, high;
+	bool topdown;
+	uint64_t addr; /* the answer */
+};
+
+/*
+ * Does the gap below @t's VMA, [previous VMA's vm_end, vm_start_gap),
+ * clipped to [low, high), hold len? If so, the answer is its top (top-down)
+ * or bottom end.
+ */
+static bool gap_fits(struct gap_query *q, struct vma_node *t)
+{
+	struct vm_area_struct *v = t->vma;
+	uint64_t gs = v->vm_prev ? v->vm_prev->vm_end : 0;
+	uint64_t ge = vm_start_gap(v);
+
+	gs = MAX(gs, q->low);
+	ge = MIN(ge, q->high);
+	if (ge <= gs || ge - gs < q->len)
+		return false;
+	q->addr = q->topdown ? ge - q->len : gs;
+	return true;
+}
+
+/*
+ * The rightmost (top-down) or leftmost node of @t whose clipped gap holds
+ * len. A subtree whose max_gap is below len holds none. A node's gap lies
+ * below its key and above its predecessor's key, so the subtree right of a
+ * node with key >= high has only gaps above high, and the one left of a
+ * node with key <= low only gaps below low: neither is searched. The
+ * remaining subtrees lie in [low, high) but for the gaps that straddle low
+ * or high (at most one node each, on one root path), so max_gap decides
+ * for all others and the search visits O(height) nodes.
+ */
+static bool gap_search(struct gap_query *q, struct vma_node *t)
+{
+	struct vma_node *first, *second;
+	bool first_ok, second_ok;
+
+	if (!t || t->max_gap < q->len)
+		return false;
+	if (q->topdown) {
+		first = t->right, second = t->left;
+		first_ok = t->key<q->high, second_ok = t->key> q->low;
+	} else {
+		first = t->left, second = t->right;
+		first_ok = t->key > q->low, second_ok = t->key < q->high;
+	}
+	if (first_ok && gap_search(q, first))
+		return true;
+	if (t->gap >= q->len && gap_fits(q, t))
+		return true;
+	return second_ok && gap_search(q, second);
+}
+
+/*
+ * The gap above the last VMA, [its vm_end, high) clipped to [low, high)
+ * (all of [low, high) when there is no VMA).
+ */
+static bool top_fits(struct smm_mm *mm, struct gap_query *q)
+{
+	uint64_t gs = mm->vma_tail ? mm->vma_tail->vm_end : 0;
+
+	gs = MAX(gs, q->low);
+	if (q->high <= gs || q->high - gs < q->len)
+		return false;
+	q->addr = q->topdown ? q->high - q->len : gs;
+	return true;
+}
+
+bool vma_tree_find_gap(struct smm_mm *mm, uint64_t len, uint64_t low,
+		       uint64_t high, bool topdown, uint64_t *addr)
+{
+	struct gap_query q = { len, low, high, topdown, 0 };
+	bool found;
+
+	mmap_assert_write_locked(mm);
+	if (high < len || high - len < low)
+		return false;
+	/* Top-down, the gap above the last VMA is the highest candidate;
+	 * bottom-up, the last. */
+	if (topdown)
+		found = top_fits(mm, &q) || gap_search(&q, mm->vma_root);
+	else
+		found = gap_search(&q, mm->vma_root) || top_fits(mm, &q);
+	if (found)
+		*addr = q.addr;
+	return found;
 }
