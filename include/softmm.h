@@ -213,7 +213,16 @@ SMM_API void smm_mm_destroy(struct smm_mm *mm);
  * MAP_ANONYMOUS returns -EBADF (no files yet: what Linux answers for fd -1).
  * Returns the start address or a negative errno (-EINVAL: zero length,
  * unaligned fixed address, neither PRIVATE nor SHARED; -ENOMEM: length
- * overflows or no room; -EEXIST: MAP_FIXED_NOREPLACE over a mapping).
+ * overflows or no room, or the address space already holds more than
+ * max_map_count VMAs, or MAP_FIXED would punch a hole in the middle of a
+ * VMA while it holds max_map_count or more; -EEXIST: MAP_FIXED_NOREPLACE
+ * over a mapping).
+ *
+ * max_map_count is Linux's default vm.max_map_count, 65530
+ * (DEFAULT_MAX_MAP_COUNT, src/vma.h), checked as Linux 6.18 checks it:
+ * mmap fails while the count is above it (merging or not), so 65531 VMAs
+ * can exist; a split, by smm_mprotect() or by smm_munmap() of the middle
+ * of one VMA, fails while the count is at it or above, with -ENOMEM.
  */
 SMM_API int64_t smm_mmap(struct smm_mm *mm, uint64_t addr, uint64_t len,
 			 int prot, int flags);
@@ -223,8 +232,9 @@ SMM_API int64_t smm_mmap(struct smm_mm *mm, uint64_t addr, uint64_t len,
  * edges, and free the pages and the page tables that no remaining VMA
  * needs (Linux's free_pgtables() floor/ceiling rule). Unmapped parts of the
  * range are fine. When it returns, no CPU can use a removed translation.
- * Returns 0, or -EINVAL (unaligned address, zero length, range past
- * SMM_TASK_SIZE).
+ * Returns 0, -EINVAL (unaligned address, zero length, range past
+ * SMM_TASK_SIZE), or -ENOMEM (a hole in the middle of one VMA with
+ * max_map_count VMAs or more, see smm_mmap()).
  */
 SMM_API int smm_munmap(struct smm_mm *mm, uint64_t addr, uint64_t len);
 
@@ -235,7 +245,9 @@ SMM_API int smm_munmap(struct smm_mm *mm, uint64_t addr, uint64_t len);
  * than the new protection. As in Linux, a hole in the range stops the walk
  * with -ENOMEM after the VMAs before it were changed. Returns 0 (also for
  * len 0), -EINVAL (unaligned address, unknown protection bits), -ENOMEM
- * (overflow, range not fully mapped, out of memory).
+ * (overflow, range not fully mapped, out of memory, or a split with
+ * max_map_count VMAs or more: see smm_mmap(); as in Linux, a first split
+ * of the range may stay done when the second fails).
  */
 SMM_API int smm_mprotect(struct smm_mm *mm, uint64_t addr, uint64_t len,
 			 int prot);

@@ -24,8 +24,8 @@
  * zap them and free the page tables only they needed. Takes up to two VMAs
  * from @pa and one tree update.
  */
-static void do_munmap(struct smm_mm *mm, uint64_t start, uint64_t end,
-		      struct vma_prealloc *pa)
+static int do_munmap(struct smm_mm *mm, uint64_t start, uint64_t end,
+		     struct vma_prealloc *pa)
 {
 	struct vm_area_struct *vma, *last, *prev, *next, *v;
 	uint64_t lo;
@@ -33,7 +33,15 @@ static void do_munmap(struct smm_mm *mm, uint64_t start, uint64_t end,
 	mmap_assert_write_locked(mm);
 	vma = vma_find_list(mm, start);
 	if (!vma || vma->vm_start >= end)
-		return;
+		return 0;
+	/*
+	 * A hole in the middle of one VMA leaves one VMA more: Linux refuses
+	 * it at max_map_count (vms_gather_munmap_vmas()); the other splits
+	 * of an unmap add nothing in the end and are not checked.
+	 */
+	if (vma->vm_start < start && end < vma->vm_end &&
+	    mm->nr_vmas >= DEFAULT_MAX_MAP_COUNT)
+		return -ENOMEM;
 	lo = MIN(start, vma->vm_start);
 	if (vma->vm_start < start) {
 		vma_split(mm, vma, start, pa);
@@ -62,6 +70,7 @@ static void do_munmap(struct smm_mm *mm, uint64_t start, uint64_t end,
 			break;
 		v = n;
 	}
+	return 0;
 }
 
 SMM_API int smm_munmap(struct smm_mm *mm, uint64_t start, uint64_t len)
@@ -88,7 +97,7 @@ SMM_API int smm_munmap(struct smm_mm *mm, uint64_t start, uint64_t len)
 	err = vma_prealloc(mm, &pa, 2, 2, 1);
 	if (err)
 		goto out;
-	do_munmap(mm, start, end, &pa);
+	err = do_munmap(mm, start, end, &pa);
 	vma_prealloc_free(&pa);
 out:
 	mmap_write_unlock(mm);
@@ -214,6 +223,11 @@ SMM_API int64_t smm_mmap(struct smm_mm *mm, uint64_t addr, uint64_t len,
 		ret = -ESRCH;
 		goto out;
 	}
+	/* Linux's do_mmap() checks before placement, merging or not. */
+	if (mm->nr_vmas > DEFAULT_MAX_MAP_COUNT) {
+		ret = -ENOMEM;
+		goto out;
+	}
 	ret = get_unmapped_area(mm, addr, len, flags);
 	if (ret < 0)
 		goto out;
@@ -240,8 +254,11 @@ SMM_API int64_t smm_mmap(struct smm_mm *mm, uint64_t addr, uint64_t len,
 		ret = -ENOMEM;
 		goto out;
 	}
-	if (flags & SMM_MAP_FIXED)
-		do_munmap(mm, addr, addr + len, &pa);
+	if ((flags & SMM_MAP_FIXED) && do_munmap(mm, addr, addr + len, &pa)) {
+		vma_prealloc_free(&pa);
+		ret = -ENOMEM;
+		goto out;
+	}
 	vma_merge_new_range(mm, addr, addr + len, vm_flags, &pa);
 	vma_tree_update(mm, addr, addr + len + 1);
 	vma_prealloc_free(&pa);

@@ -79,17 +79,17 @@ static int change_protection(struct mmu_gather *tlb, struct vm_area_struct *vma,
  * it would not), then the entries. *@pprev becomes the VMA that now covers
  * [start, end).
  */
-static void mprotect_fixup(struct smm_mm *mm, struct mmu_gather *tlb,
-			   struct vm_area_struct *vma,
-			   struct vm_area_struct **pprev, uint64_t start,
-			   uint64_t end, unsigned long newflags,
-			   struct vma_prealloc *pa)
+static int mprotect_fixup(struct smm_mm *mm, struct mmu_gather *tlb,
+			  struct vm_area_struct *vma,
+			  struct vm_area_struct **pprev, uint64_t start,
+			  uint64_t end, unsigned long newflags,
+			  struct vma_prealloc *pa)
 {
 	unsigned long oldflags = vma->vm_flags;
 
 	if (newflags == oldflags) {
 		*pprev = vma;
-		return;
+		return 0;
 	}
 	/*
 	 * Commit accounting, as Linux keeps it: making a private mapping
@@ -105,8 +105,11 @@ static void mprotect_fixup(struct smm_mm *mm, struct mmu_gather *tlb,
 		newflags &= ~VM_ACCOUNT;
 	}
 	vma = vma_modify_flags(mm, *pprev, vma, start, end, newflags, pa);
+	if (!vma)
+		return -ENOMEM; /* max_map_count */
 	change_protection(tlb, vma, start, end, newflags);
 	*pprev = vma;
+	return 0;
 }
 
 SMM_API int smm_mprotect(struct smm_mm *mm, uint64_t start, uint64_t len,
@@ -178,8 +181,10 @@ SMM_API int smm_mprotect(struct smm_mm *mm, uint64_t start, uint64_t len,
 		newflags = calc_vm_prot_bits(prot) |
 			   (vma->vm_flags & ~VM_ACCESS_FLAGS);
 		tmp = MIN(vma->vm_end, end);
-		mprotect_fixup(mm, &tlb, vma, &prev, nstart, tmp, newflags,
-			       &pa);
+		err = mprotect_fixup(mm, &tlb, vma, &prev, nstart, tmp,
+				     newflags, &pa);
+		if (err)
+			break;
 		nstart = tmp = prev->vm_end < end ? prev->vm_end : end;
 		vma = prev->vm_next;
 	}

@@ -407,12 +407,19 @@ vma_modify_flags(struct smm_mm *mm, struct vm_area_struct *prev,
 		}
 		return tgt;
 	}
+	/* Linux's split_vma() checks the count at each split: the second
+	 * can fail after the first is done, which then stays. */
 	if (start > vma->vm_start) {
+		if (mm->nr_vmas >= DEFAULT_MAX_MAP_COUNT)
+			return NULL;
 		vma_split(mm, vma, start, pa);
 		vma = vma->vm_next;
 	}
-	if (end < vma->vm_end)
+	if (end < vma->vm_end) {
+		if (mm->nr_vmas >= DEFAULT_MAX_MAP_COUNT)
+			return NULL;
 		vma_split(mm, vma, end, pa);
+	}
 	vma->vm_flags = flags;
 	return vma;
 }

@@ -9,6 +9,15 @@
 
 #include "mmap_lock.h"
 
+/*
+ * DEFAULT_MAX_MAP_COUNT - Linux's vm.max_map_count default, checked where
+ * and as Linux 6.18 checks it (found by experiment, include/softmm.h):
+ * mmap fails with -ENOMEM while nr_vmas > max (so nr_vmas can reach
+ * max + 1); a split (mprotect, or munmap of the middle of one VMA) while
+ * nr_vmas >= max.
+ */
+#define DEFAULT_MAX_MAP_COUNT 65530
+
 /* vma.c */
 struct vm_area_struct *vma_alloc(struct smm_mm *mm);
 void vma_free(struct vm_area_struct *vma); /* never published */
@@ -75,7 +84,8 @@ struct vm_area_struct *vma_merge_new_range(struct smm_mm *mm, uint64_t start,
  * @start is inside it) or the next VMA where Linux would, else split @vma
  * at the ends of the range (up to two VMAs from @pa). Page-table entries
  * are the caller's business. Returns the VMA that now covers exactly the
- * range's part of it.
+ * range's part of it, or NULL when a split would pass max_map_count
+ * (-ENOMEM; a first split may stay done, as in Linux).
  */
 struct vm_area_struct *
 vma_modify_flags(struct smm_mm *mm, struct vm_area_struct *prev,
