@@ -6,7 +6,9 @@
  * against /proc/self/maps with small programs on this machine), every errno
  * path (values taken from the kernel), and a failure-injection loop: for
  * n = 1, 2, ... fail the n-th allocation, run the operation, and if it
- * failed require VMAs, data and counters to be exactly as before.
+ * failed require VMAs, data and counters to be exactly as before; with
+ * thousands of VMAs, top-down placement against a slow reference over the
+ * VMA list, and the max_map_count limit as Linux 6.18 enforces it.
  */
 #include "common.h"
 
@@ -630,6 +632,155 @@ static void test_inject_mprotect_span(void **state)
 	check_pat(e->cpu, TA, 12 * PG, 7);
 }
 
+/* ---- many VMAs: placement and max_map_count ---- */
+
+/*
+ * The slow reference for top-down placement: every VMA through the public
+ * listing, then the highest gap below @high that holds @len, as the
+ * kernel's unmapped_area_topdown() picks it (no VMA grows down here).
+ */
+static uint64_t ref_topdown(struct smm_mm *mm, uint64_t len, uint64_t low,
+			    uint64_t high, struct smm_vma_info *v, size_t max)
+{
+	size_t n = smm_mm_vmas(mm, 0, SMM_TASK_SIZE, v, max);
+	uint64_t gap_end = high;
+
+	assert_true(n <= max);
+	for (size_t i = n;; i--) {
+		uint64_t gs = i ? v[i - 1].end : 0, ge = gap_end;
+
+		if (i && v[i - 1].start >= high)
+			continue;
+		if (gs < low)
+			gs = low;
+		if (i < n && v[i].start < ge)
+			ge = v[i].start;
+		if (ge > gs && ge - gs >= len)
+			return ge - len;
+		if (!i)
+			return 0;
+	}
+}
+
+static void test_placement_many_holes(void **state)
+{
+	struct env *e = *state;
+	struct smm_mm *mm = e->mm;
+	const size_t nr = 3000, max = 2 * nr + 16;
+	struct smm_vma_info *v = calloc(max, sizeof(*v));
+	uint64_t addr = DEFAULT_MMAP_BASE, seed = 12345;
+
+	assert_non_null(v);
+	/* Holes of 1-8 pages between mappings of 1-4, downwards from the
+	 * base; protections alternate, so no two merge. */
+	for (size_t i = 0; i < nr; i++) {
+		seed = seed * 6364136223846793005ULL + 1442695040888963407ULL;
+		uint64_t hole = 1 + (seed >> 33) % 8,
+			 len = 1 + (seed >> 40) % 4;
+
+		addr -= (hole + len) * PG;
+		assert_int_equal(map_at(mm, addr, len * PG, i & 1 ? RW : RO),
+				 addr);
+	}
+	/* Mappings of 1-10 pages, placed by softmm and by the reference;
+	 * every other one stays, so the layout keeps changing. */
+	for (int i = 0; i < 2000; i++) {
+		seed = seed * 6364136223846793005ULL + 1442695040888963407ULL;
+		uint64_t len = (1 + (seed >> 33) % 10) * PG;
+		uint64_t want =
+			ref_topdown(mm, len, PG, DEFAULT_MMAP_BASE, v, max);
+		int64_t a = smm_mmap(mm, 0, len, i % 3 ? RW : RO, FLAGS);
+
+		assert_int_equal(a, (int64_t)want);
+		if (i & 1)
+			assert_int_equal(smm_munmap(mm, (uint64_t)a, len), 0);
+	}
+	assert_int_equal(smm_mm_verify(mm), 0);
+	free(v);
+}
+
+/*
+ * vm.max_map_count as Linux 6.18 enforces it (measured with a small
+ * program on this machine's kernel): mmap fails with ENOMEM while the
+ * count is above 65530, merging or not, so 65531 VMAs can exist; a split
+ * (mprotect, munmap or MAP_FIXED in the middle of one VMA) fails while it
+ * is 65530 or more; the second split of an mprotect can fail after the
+ * first, which stays.
+ */
+static void test_max_map_count(void **state)
+{
+	struct env *e = *state;
+	struct smm_mm *mm = e->mm;
+	const uint64_t max = 65530, b3 = TA, top = TA + 8 * PG;
+	uint64_t i, n;
+
+	/* a 3-page VMA to split, then one-page VMAs of alternating
+	 * protection (no merging) until mmap refuses */
+	assert_int_equal(map_at(mm, b3, 3 * PG, RW), b3);
+	for (i = 0;; i++) {
+		int64_t r = smm_mmap(mm, top + i * PG, PG, i & 1 ? RO : RW,
+				     FLAGS | SMM_MAP_FIXED_NOREPLACE);
+		if (r < 0) {
+			assert_int_equal(r, -ENOMEM);
+			break;
+		}
+		assert_int_equal(r, (int64_t)(top + i * PG));
+	}
+	n = mm_stats(mm).nr_vmas;
+	assert_int_equal(n, max + 1);
+	/* at max + 1: every mmap fails, merging, fixed or placed */
+	assert_int_equal(smm_mmap(mm, top + i * PG, PG, i & 1 ? RW : RO,
+				  FLAGS | SMM_MAP_FIXED_NOREPLACE),
+			 -ENOMEM);
+	assert_int_equal(smm_mmap(mm, 0, PG, RW, FLAGS), -ENOMEM);
+	assert_int_equal(smm_mmap(mm, b3 + PG, PG, RO, FLAGS | SMM_MAP_FIXED),
+			 -ENOMEM);
+	assert_int_equal(smm_munmap(mm, b3 + PG, PG), -ENOMEM);
+	assert_int_equal(smm_mprotect(mm, b3, PG, RO), -ENOMEM);
+	assert_int_equal(mm_stats(mm).nr_vmas, max + 1);
+	assert_int_equal(smm_mm_verify(mm), 0);
+	expect_vmas(mm, b3, b3 + 3 * PG, { b3, b3 + 3 * PG, RW });
+
+	/* at max: a new VMA is fine, a split is not */
+	i--;
+	assert_int_equal(smm_munmap(mm, top + i * PG, PG), 0);
+	assert_int_equal(mm_stats(mm).nr_vmas, max);
+	int64_t a = smm_mmap(mm, 0, PG, RW, FLAGS);
+	assert_true(a > 0);
+	assert_int_equal(mm_stats(mm).nr_vmas, max + 1);
+	assert_int_equal(smm_munmap(mm, (uint64_t)a, PG), 0);
+	assert_int_equal(smm_munmap(mm, b3 + PG, PG), -ENOMEM);
+	assert_int_equal(smm_mmap(mm, b3 + PG, PG, RO, FLAGS | SMM_MAP_FIXED),
+			 -ENOMEM);
+	assert_int_equal(smm_mprotect(mm, b3, PG, RO), -ENOMEM);
+	assert_int_equal(smm_mprotect(mm, b3 + 2 * PG, PG, RO), -ENOMEM);
+	assert_int_equal(smm_mprotect(mm, b3, 3 * PG, RW), 0); /* no split */
+	/* splits that add nothing in the end are not refused */
+	assert_int_equal(smm_mmap(mm, b3, PG, RO, FLAGS | SMM_MAP_FIXED),
+			 (int64_t)b3);
+	assert_int_equal(mm_stats(mm).nr_vmas, max + 1);
+	assert_int_equal(smm_mmap(mm, b3, PG, RW, FLAGS | SMM_MAP_FIXED),
+			 -ENOMEM);
+	assert_int_equal(smm_munmap(mm, b3, PG), 0);
+	assert_int_equal(smm_mmap(mm, b3, PG, RW, FLAGS | SMM_MAP_FIXED),
+			 (int64_t)b3); /* merges back into one VMA */
+	expect_vmas(mm, b3, b3 + 3 * PG, { b3, b3 + 3 * PG, RW });
+	assert_int_equal(mm_stats(mm).nr_vmas, max);
+	assert_int_equal(smm_mm_verify(mm), 0);
+
+	/* at max - 1: mprotect of the middle splits once, then fails */
+	i--;
+	assert_int_equal(smm_munmap(mm, top + i * PG, PG), 0);
+	assert_int_equal(mm_stats(mm).nr_vmas, max - 1);
+	assert_int_equal(smm_mprotect(mm, b3 + PG, PG, RO), -ENOMEM);
+	expect_vmas(mm, b3, b3 + 3 * PG, { b3, b3 + PG, RW },
+		    { b3 + PG, b3 + 3 * PG, RW });
+	assert_int_equal(mm_stats(mm).nr_vmas, max);
+	assert_int_equal(smm_mm_verify(mm), 0);
+	/* everything goes at destroy: frames and tables back to zero (the
+	 * teardown checks the pool) */
+}
+
 #define T(f) cmocka_unit_test_setup_teardown(f, env_setup, env_teardown)
 int main(void)
 {
@@ -653,6 +804,8 @@ int main(void)
 		T(test_inject_mmap_populate),
 		T(test_inject_mprotect_split),
 		T(test_inject_mprotect_span),
+		T(test_placement_many_holes),
+		T(test_max_map_count),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
