@@ -80,6 +80,7 @@ struct env {
 	bool aligned;
 	bool full;
 	unsigned int mm_flags;
+	int nr_vmas; /* mmap-many: VMAs present */
 	/* softmm */
 	struct smm_mm *mm;
 	struct smm_cpu *cpu;
@@ -316,6 +317,81 @@ static struct result w_mmap_munmap(struct env *e)
 				     SMM_MAP_PRIVATE | SMM_MAP_ANONYMOUS);
 		die_if(a < 0, "smm_mmap");
 		smm_munmap(e->mm, (uint64_t)a, 128 * MiB);
+	}
+	r.ns = now_ns() - t0;
+	smm_teardown(e);
+	return r;
+}
+
+/* The process' own VMAs: the lines of /proc/self/maps but [vsyscall]. */
+static int k_nr_vmas(void)
+{
+	char buf[512];
+	FILE *f = fopen("/proc/self/maps", "r");
+	int n = 0;
+
+	die_if(!f, "/proc/self/maps");
+	while (fgets(buf, sizeof(buf), f))
+		if (!strstr(buf, "[vsyscall]"))
+			n++;
+	fclose(f);
+	return n;
+}
+
+/*
+ * mmap-many-N: one mmap (placed by the allocator) and munmap of one page
+ * with N VMAs present. The layout, the same on both sides: two-page
+ * mappings placed top-down, the lower page of each unmapped again, so N
+ * read-only one-page VMAs with one-page holes; the timed read-write page
+ * goes into the highest hole and merges with nothing. The kernel's count
+ * includes the process' own VMAs.
+ */
+static struct result w_mmap_many(struct env *e)
+{
+	const int iters = 20000;
+	struct result r = { 0, iters, -1 };
+	int n = e->nr_vmas;
+	double t0;
+
+	if (e->kernel) {
+		int have = k_nr_vmas(), made = n > have ? n - have : 0;
+		char **v = malloc(sizeof(*v) * (size_t)(made ? made : 1));
+
+		die_if(!v, "malloc");
+		for (int i = 0; i < made; i++) {
+			char *p = mmap(NULL, 2 * PAGE, PROT_READ,
+				       MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+			die_if(p == MAP_FAILED, "mmap");
+			munmap(p, PAGE);
+			v[i] = p + PAGE;
+		}
+		t0 = now_ns();
+		for (int i = 0; i < iters; i++) {
+			void *p = mmap(NULL, PAGE, PROT_READ | PROT_WRITE,
+				       MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+			die_if(p == MAP_FAILED, "mmap");
+			munmap(p, PAGE);
+		}
+		r.ns = now_ns() - t0;
+		for (int i = 0; i < made; i++)
+			munmap(v[i], PAGE);
+		free(v);
+		return r;
+	}
+	smm_setup(e);
+	for (int i = 0; i < n; i++) {
+		int64_t a = smm_mmap(e->mm, 0, 2 * PAGE, SMM_PROT_READ,
+				     SMM_MAP_PRIVATE | SMM_MAP_ANONYMOUS);
+		die_if(a < 0, "smm_mmap");
+		smm_munmap(e->mm, (uint64_t)a, PAGE);
+	}
+	t0 = now_ns();
+	for (int i = 0; i < iters; i++) {
+		int64_t a = smm_mmap(e->mm, 0, PAGE,
+				     SMM_PROT_READ | SMM_PROT_WRITE,
+				     SMM_MAP_PRIVATE | SMM_MAP_ANONYMOUS);
+		die_if(a < 0, "smm_mmap");
+		smm_munmap(e->mm, (uint64_t)a, PAGE);
 	}
 	r.ns = now_ns() - t0;
 	smm_teardown(e);
@@ -622,30 +698,35 @@ struct workload {
 	bool host_only; /* measured once, as "linux" (host) */
 	bool in_compare;
 	unsigned int mm_flags;
+	int nr_vmas; /* mmap-many */
 };
 
 static const struct workload workloads[] = {
-	{ "fault-anon", w_fault_anon, "page", 1, -1, false, true, 0 },
-	{ "fault-zero", w_fault_zero, "page", 1, -1, false, true, 0 },
-	{ "memset-4k", w_memset, "page", 1, -1, true, true, 0 },
-	{ "dontneed-aligned", w_dontneed, "page", 1, 1, false, true, 0 },
-	{ "dontneed-unaligned", w_dontneed, "page", 1, 0, false, true, 0 },
-	{ "dontneed-refault", w_dontneed_refault, "page", 1, -1, false, true,
+	{ "fault-anon", w_fault_anon, "page", 1, -1, false, true, 0, 0 },
+	{ "fault-zero", w_fault_zero, "page", 1, -1, false, true, 0, 0 },
+	{ "memset-4k", w_memset, "page", 1, -1, true, true, 0, 0 },
+	{ "dontneed-aligned", w_dontneed, "page", 1, 1, false, true, 0, 0 },
+	{ "dontneed-unaligned", w_dontneed, "page", 1, 0, false, true, 0, 0 },
+	{ "dontneed-refault", w_dontneed_refault, "page", 1, -1, false, true, 0,
 	  0 },
-	{ "mmap-munmap", w_mmap_munmap, "op", 1, -1, false, true, 0 },
-	{ "access-hit", w_access_hit, "load", 1, -1, false, true, 0 },
-	{ "gup-fast", w_gup_fast, "pin", 1, -1, false, true, 0 },
-	{ "gup-slow", w_gup_slow, "pin", 1, -1, false, true, 0 },
-	{ "fault-threads", w_fault_threads, "page", 1, -1, false, true, 0 },
-	{ "fault-threads", w_fault_threads, "page", 2, -1, false, true, 0 },
-	{ "fault-vs-mmap", w_fault_vs_mmap, "page", 1, -1, false, false, 0 },
+	{ "mmap-munmap", w_mmap_munmap, "op", 1, -1, false, true, 0, 0 },
+	/* One page mapped and unmapped among 1,000 .. 60,000 VMAs. */
+	{ "mmap-many-1k", w_mmap_many, "op", 1, -1, false, false, 0, 1000 },
+	{ "mmap-many-10k", w_mmap_many, "op", 1, -1, false, false, 0, 10000 },
+	{ "mmap-many-60k", w_mmap_many, "op", 1, -1, false, false, 0, 60000 },
+	{ "access-hit", w_access_hit, "load", 1, -1, false, true, 0, 0 },
+	{ "gup-fast", w_gup_fast, "pin", 1, -1, false, true, 0, 0 },
+	{ "gup-slow", w_gup_slow, "pin", 1, -1, false, true, 0, 0 },
+	{ "fault-threads", w_fault_threads, "page", 1, -1, false, true, 0, 0 },
+	{ "fault-threads", w_fault_threads, "page", 2, -1, false, true, 0, 0 },
+	{ "fault-vs-mmap", w_fault_vs_mmap, "page", 1, -1, false, false, 0, 0 },
 	{ "fault-vs-mmap-mmaplock", w_fault_vs_mmap, "page", 1, -1, false,
-	  false, SMM_MM_NO_VMA_LOCK },
+	  false, SMM_MM_NO_VMA_LOCK, 0 },
 	/* The same without per-VMA locks: every fault takes mmap_lock. */
 	{ "fault-threads-mmaplock", w_fault_threads, "page", 1, -1, false,
-	  false, SMM_MM_NO_VMA_LOCK },
+	  false, SMM_MM_NO_VMA_LOCK, 0 },
 	{ "fault-threads-mmaplock", w_fault_threads, "page", 2, -1, false,
-	  false, SMM_MM_NO_VMA_LOCK },
+	  false, SMM_MM_NO_VMA_LOCK, 0 },
 };
 
 static int cmp_double(const void *a, const void *b)
@@ -752,7 +833,8 @@ static int run_all(const struct bench_opts *o, struct row *rows, int *nrows)
 					 .threads = wl->threads,
 					 .aligned = wl->aligned == 1,
 					 .full = o->full,
-					 .mm_flags = wl->mm_flags };
+					 .mm_flags = wl->mm_flags,
+					 .nr_vmas = wl->nr_vmas };
 			struct result x = wl->fn(&e);
 
 			if (rep >= 0)
@@ -880,7 +962,8 @@ static int parse_opts(int argc, char **argv, struct bench_opts *o, int def_reps)
 				"usage: softmm %s [--reps N] [--scheme A,B] [--only W,..] "
 				"[--full] [--json]\n"
 				"workloads: fault-anon fault-zero memset-4k dontneed-aligned "
-				"dontneed-unaligned mmap-munmap access-hit gup-fast gup-slow fault-threads\n",
+				"dontneed-unaligned dontneed-refault mmap-munmap mmap-many (-1k, -10k, -60k) "
+				"access-hit gup-fast gup-slow fault-threads\n",
 				argv[0]);
 			return -1;
 		}
