@@ -125,7 +125,10 @@ SMM_API int smm_cpu_switch_mm(struct smm_cpu *cpu, struct smm_mm *mm)
 
 static void cpu_free_rcu(struct rcu_head *head)
 {
-	free(container_of(head, struct smm_cpu, rcu));
+	struct smm_cpu *cpu = container_of(head, struct smm_cpu, rcu);
+
+	tsan_acquire(cpu);
+	free(cpu);
 }
 
 SMM_API int smm_cpu_detach(struct smm_cpu *cpu)
@@ -144,6 +147,7 @@ SMM_API int smm_cpu_detach(struct smm_cpu *cpu)
 	smm_stripe = 0;
 	/* A flusher may still be looking at us: free after a grace period.
 	 * The pool stays busy until then (smm_pool_destroy waits). */
+	tsan_release(cpu);
 	urcu_memb_call_rcu(&cpu->rcu, cpu_free_rcu);
 	atomic_fetch_sub(&pool->nr_cpus, 1);
 	return 0;

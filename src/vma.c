@@ -77,6 +77,7 @@ static void vma_free_cb(struct rcu_head *head)
 	struct vm_area_struct *vma =
 		container_of(head, struct vm_area_struct, rcu);
 
+	tsan_acquire(vma);
 	if (vma->anon_vma)
 		anon_vma_put(vma->anon_vma);
 	free(vma);
@@ -84,6 +85,7 @@ static void vma_free_cb(struct rcu_head *head)
 
 void vma_free_rcu(struct vm_area_struct *vma)
 {
+	tsan_release(vma);
 	urcu_memb_call_rcu(&vma->rcu, vma_free_cb);
 }
 

@@ -235,6 +235,7 @@ static void free_chain_cb(struct rcu_head *head)
 {
 	struct vma_node *n = container_of(head, struct vma_node, rcu);
 
+	tsan_acquire(n);
 	while (n) {
 		struct vma_node *next = n->next;
 
@@ -307,8 +308,10 @@ void vma_tree_rebuild(struct smm_mm *mm, uint64_t lo, uint64_t hi)
 			mm->tree_reserve_nr++;
 		}
 	}
-	if (u.garbage)
+	if (u.garbage) {
+		tsan_release(u.garbage);
 		urcu_memb_call_rcu(&u.garbage->rcu, free_chain_cb);
+	}
 #ifdef SMM_DEBUG
 	/*
 	 * check_fresh() checked every node this update wrote. The whole
@@ -407,7 +410,10 @@ static void free_tree_now(struct vma_node *t)
 
 static void free_tree_cb(struct rcu_head *head)
 {
-	free_tree_now(container_of(head, struct vma_node, rcu));
+	struct vma_node *root = container_of(head, struct vma_node, rcu);
+
+	tsan_acquire(root);
+	free_tree_now(root);
 }
 
 /* Unpublish the whole tree (address space teardown); lockless readers may
@@ -418,8 +424,10 @@ void vma_tree_clear(struct smm_mm *mm)
 
 	mmap_assert_write_locked(mm);
 	rcu_assign_pointer(mm->vma_root, NULL);
-	if (root)
+	if (root) {
+		tsan_release(root);
 		urcu_memb_call_rcu(&root->rcu, free_tree_cb);
+	}
 }
 
 /* Free the reserve: the mm itself is going. */
