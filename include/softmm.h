@@ -67,17 +67,43 @@ extern "C" {
 #define SMM_MAP_PRIVATE		0x02
 #define SMM_MAP_FIXED		0x10
 #define SMM_MAP_ANONYMOUS	0x20
+#define SMM_MAP_GROWSDOWN	0x0100 /* a stack: faults below it grow it */
+#define SMM_MAP_LOCKED		0x2000 /* mlock() the new mapping */
 #define SMM_MAP_NORESERVE	0x4000
 #define SMM_MAP_POPULATE	0x8000
+#define SMM_MAP_STACK		0x20000 /* a thread stack: VM_NOHUGEPAGE */
 #define SMM_MAP_FIXED_NOREPLACE 0x100000
 
 /* Advice for smm_madvise(): Linux's values. */
-#define SMM_MADV_WILLNEED	3
-#define SMM_MADV_DONTNEED	4
-#define SMM_MADV_FREE		8
-#define SMM_MADV_PAGEOUT	21
-#define SMM_MADV_POPULATE_READ	22
-#define SMM_MADV_POPULATE_WRITE 23
+#define SMM_MADV_NORMAL		 0
+#define SMM_MADV_RANDOM		 1
+#define SMM_MADV_SEQUENTIAL	 2
+#define SMM_MADV_WILLNEED	 3
+#define SMM_MADV_DONTNEED	 4
+#define SMM_MADV_FREE		 8
+#define SMM_MADV_REMOVE		 9
+#define SMM_MADV_DONTFORK	 10
+#define SMM_MADV_DOFORK		 11
+#define SMM_MADV_HUGEPAGE	 14
+#define SMM_MADV_NOHUGEPAGE	 15
+#define SMM_MADV_DONTDUMP	 16
+#define SMM_MADV_DODUMP		 17
+#define SMM_MADV_WIPEONFORK	 18
+#define SMM_MADV_KEEPONFORK	 19
+#define SMM_MADV_COLD		 20
+#define SMM_MADV_PAGEOUT	 21
+#define SMM_MADV_POPULATE_READ	 22
+#define SMM_MADV_POPULATE_WRITE	 23
+#define SMM_MADV_DONTNEED_LOCKED 24
+
+/* Flags for smm_mlock2(): Linux's value. */
+#define SMM_MLOCK_ONFAULT 0x01
+
+/* RLIMIT_MEMLOCK of every address space: Linux's default, 8 MiB. */
+#define SMM_MLOCK_LIMIT (8ULL << 20)
+/* RLIMIT_STACK of every address space, Linux's default: a VM_GROWSDOWN
+ * mapping does not grow past 8 MiB. */
+#define SMM_STACK_LIMIT (8ULL << 20)
 
 /* ------------------------------------------------------------------ */
 /* Frame pool                                                          */
@@ -269,6 +295,25 @@ SMM_API int smm_madvise(struct smm_mm *mm, uint64_t addr, uint64_t len,
 			int advice);
 
 /*
+ * smm_mlock / smm_mlock2 / smm_munlock - Linux's mlock(2), mlock2(2) and
+ * munlock(2): set (clear) VM_LOCKED on the VMAs of [addr & PAGE_MASK,
+ * PAGE_ALIGN(addr + len)), splitting and merging them as Linux does, then
+ * (mlock without SMM_MLOCK_ONFAULT) fault every page in: write faults where
+ * the VMA is writable, reads elsewhere. Locked pages are not dropped by
+ * DONTNEED, FREE, PAGEOUT or COLD, which answer -EINVAL on a locked VMA
+ * (DONTNEED_LOCKED works). At most SMM_MLOCK_LIMIT bytes may be locked per
+ * address space (mmap with SMM_MAP_LOCKED counts too). Returns 0, or
+ * -EINVAL (unknown mlock2 flag, a range that wraps), -ENOMEM (range not
+ * fully mapped: the VMAs before the hole were changed; the limit would be
+ * passed; a page could not be faulted in, as on a PROT_NONE VMA),
+ * -EAGAIN (out of memory while populating).
+ */
+SMM_API int smm_mlock(struct smm_mm *mm, uint64_t addr, uint64_t len);
+SMM_API int smm_mlock2(struct smm_mm *mm, uint64_t addr, uint64_t len,
+		       unsigned int flags);
+SMM_API int smm_munlock(struct smm_mm *mm, uint64_t addr, uint64_t len);
+
+/*
  * smm_mincore - for each page of [addr, addr + len) store 1 in @vec if its
  * page-table entry is present (a zero-page mapping counts), else 0: what
  * Linux's mincore(2) reports for anonymous memory. Returns 0, -EINVAL
@@ -279,10 +324,25 @@ SMM_API int smm_madvise(struct smm_mm *mm, uint64_t addr, uint64_t len,
 SMM_API int smm_mincore(struct smm_mm *mm, uint64_t addr, uint64_t len,
 			unsigned char *vec);
 
+/* smm_vma_info.flags: Linux's VM_* bits that softmm models. */
+#define SMM_VM_GROWSDOWN   0x00000100UL
+#define SMM_VM_LOCKED	   0x00002000UL
+#define SMM_VM_SEQ_READ	   0x00008000UL
+#define SMM_VM_RAND_READ   0x00010000UL
+#define SMM_VM_DONTCOPY	   0x00020000UL /* MADV_DONTFORK */
+#define SMM_VM_LOCKONFAULT 0x00080000UL
+#define SMM_VM_ACCOUNT	   0x00100000UL
+#define SMM_VM_NORESERVE   0x00200000UL
+#define SMM_VM_WIPEONFORK  0x02000000UL
+#define SMM_VM_DONTDUMP	   0x04000000UL
+#define SMM_VM_HUGEPAGE	   0x20000000UL
+#define SMM_VM_NOHUGEPAGE  0x40000000UL
+
 /* One VMA, for smm_mm_vmas(). */
 struct smm_vma_info {
 	uint64_t start, end;
-	int prot; /* SMM_PROT_* */
+	int prot;	/* SMM_PROT_* */
+	uint64_t flags; /* SMM_VM_* (what /proc/PID/smaps calls VmFlags) */
 };
 
 /*

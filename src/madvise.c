@@ -1,10 +1,14 @@
 /*
- * madvise.c - madvise(2) for anonymous memory: DONTNEED, FREE, PAGEOUT,
- * POPULATE_READ, POPULATE_WRITE, WILLNEED; argument checks, the walk over
+ * madvise.c - madvise(2) for anonymous memory: DONTNEED(_LOCKED), FREE,
+ * PAGEOUT, COLD, REMOVE, POPULATE_READ, POPULATE_WRITE, WILLNEED, and the
+ * advice that sets VMA flags (NORMAL, RANDOM, SEQUENTIAL, DONTFORK,
+ * DOFORK, DONTDUMP, DODUMP, WIPEONFORK, KEEPONFORK, HUGEPAGE,
+ * NOHUGEPAGE, under mmap_lock for write); argument checks, the walk over
  * VMAs with Linux's treatment of holes, and the per-entry work of FREE
  * and PAGEOUT for the range iterator (pagewalk.h).
  *
- * Locking: mmap_lock held for read throughout; entries change under their
+ * Locking: mmap_lock held for read throughout (for write by the advice
+ * that changes VMA flags, through vma.c); entries change under their
  * table's ptl; zaps and drops go through an mmu_gather flushed before the
  * lock is dropped.
  */
@@ -116,6 +120,20 @@ static void pageout_range(struct mmu_gather *tlb, struct vm_area_struct *vma,
 static bool madvise_behavior_valid(int advice)
 {
 	switch (advice) {
+	case SMM_MADV_NORMAL:
+	case SMM_MADV_RANDOM:
+	case SMM_MADV_SEQUENTIAL:
+	case SMM_MADV_REMOVE:
+	case SMM_MADV_DONTFORK:
+	case SMM_MADV_DOFORK:
+	case SMM_MADV_HUGEPAGE:
+	case SMM_MADV_NOHUGEPAGE:
+	case SMM_MADV_DONTDUMP:
+	case SMM_MADV_DODUMP:
+	case SMM_MADV_WIPEONFORK:
+	case SMM_MADV_KEEPONFORK:
+	case SMM_MADV_COLD:
+	case SMM_MADV_DONTNEED_LOCKED:
 	case SMM_MADV_WILLNEED:
 	case SMM_MADV_DONTNEED:
 	case SMM_MADV_FREE:
@@ -155,22 +173,102 @@ static int madvise_populate(struct smm_mm *mm, uint64_t start, uint64_t end,
 	return 0;
 }
 
-static void madvise_vma(struct mmu_gather *tlb, struct vm_area_struct *vma,
-			uint64_t start, uint64_t end, int advice)
+/*
+ * The advice that only changes VMA flags (madvise_update_vma()): the
+ * flags it gives, and whether it takes mmap_lock for write.
+ */
+static unsigned long advice_flags(struct vm_area_struct *vma, void *arg)
+{
+	unsigned long f = vma->vm_flags;
+
+	switch (*(int *)arg) {
+	case SMM_MADV_NORMAL:
+		return f & ~(VM_SEQ_READ | VM_RAND_READ);
+	case SMM_MADV_RANDOM:
+		return (f & ~VM_SEQ_READ) | VM_RAND_READ;
+	case SMM_MADV_SEQUENTIAL:
+		return (f & ~VM_RAND_READ) | VM_SEQ_READ;
+	case SMM_MADV_DONTFORK:
+		return f | VM_DONTCOPY;
+	case SMM_MADV_DOFORK: /* -EINVAL on VM_IO: softmm has none */
+		return f & ~VM_DONTCOPY;
+	case SMM_MADV_DONTDUMP:
+		return f | VM_DONTDUMP;
+	case SMM_MADV_DODUMP: /* -EINVAL on VM_SPECIAL: none either */
+		return f & ~VM_DONTDUMP;
+	case SMM_MADV_WIPEONFORK: /* -EINVAL on shared or file VMAs */
+		return f | VM_WIPEONFORK;
+	case SMM_MADV_KEEPONFORK:
+		return f & ~VM_WIPEONFORK;
+	case SMM_MADV_HUGEPAGE:
+		return (f & ~VM_NOHUGEPAGE) | VM_HUGEPAGE;
+	case SMM_MADV_NOHUGEPAGE:
+		return (f & ~VM_HUGEPAGE) | VM_NOHUGEPAGE;
+	}
+	BUG_ON(1);
+	return f;
+}
+
+static const struct vma_range_ops advice_ops = {
+	.new_flags = advice_flags,
+	/* madvise() answers -EAGAIN where a split fails for want of memory
+	 * (madvise_vma_behavior()) */
+	.split_errno = -EAGAIN,
+};
+
+static bool advice_changes_flags(int advice)
 {
 	switch (advice) {
+	case SMM_MADV_NORMAL:
+	case SMM_MADV_RANDOM:
+	case SMM_MADV_SEQUENTIAL:
+	case SMM_MADV_DONTFORK:
+	case SMM_MADV_DOFORK:
+	case SMM_MADV_DONTDUMP:
+	case SMM_MADV_DODUMP:
+	case SMM_MADV_WIPEONFORK:
+	case SMM_MADV_KEEPONFORK:
+	case SMM_MADV_HUGEPAGE:
+	case SMM_MADV_NOHUGEPAGE:
+		return true;
+	}
+	return false;
+}
+
+static int madvise_vma(struct mmu_gather *tlb, struct vm_area_struct *vma,
+		       uint64_t start, uint64_t end, int advice)
+{
+	bool locked = vma->vm_flags & VM_LOCKED;
+
+	switch (advice) {
 	case SMM_MADV_DONTNEED:
+	case SMM_MADV_DONTNEED_LOCKED:
+		/* madvise_dontneed_free_valid_vma(): locked pages stay */
+		if (locked && advice == SMM_MADV_DONTNEED)
+			return -EINVAL;
 		zap_page_range(tlb, vma, start, end, ZAP_DONTNEED);
 		break;
 	case SMM_MADV_FREE:
+		if (locked)
+			return -EINVAL;
 		madvise_free_range(tlb, vma, start, end);
 		break;
 	case SMM_MADV_PAGEOUT:
+		if (locked) /* can_madv_lru_vma() */
+			return -EINVAL;
 		pageout_range(tlb, vma, start, end);
 		break;
+	case SMM_MADV_COLD: /* no LRU to move pages on */
+		if (locked)
+			return -EINVAL;
+		break;
+	case SMM_MADV_REMOVE:
+		/* Punching a hole needs a file: anonymous memory has none. */
+		return -EINVAL;
 	case SMM_MADV_WILLNEED: /* nothing to read ahead for anon memory */
 		break;
 	}
+	return 0;
 }
 
 SMM_API int smm_madvise(struct smm_mm *mm, uint64_t start, uint64_t len_in,
@@ -179,7 +277,7 @@ SMM_API int smm_madvise(struct smm_mm *mm, uint64_t start, uint64_t len_in,
 	struct vm_area_struct *vma;
 	struct mmu_gather tlb;
 	uint64_t len, end;
-	int err = 0;
+	int err = 0, e;
 
 	if (!mm)
 		return -EINVAL;
@@ -197,6 +295,14 @@ SMM_API int smm_madvise(struct smm_mm *mm, uint64_t start, uint64_t len_in,
 		return 0;
 
 	rcu_thread_online();
+	if (advice_changes_flags(advice)) {
+		mmap_write_lock(mm);
+		err = mm->dead ? -ESRCH :
+				 vma_modify_range(mm, start, end, true,
+						  &advice_ops, &advice);
+		mmap_write_unlock(mm);
+		return err;
+	}
 	mmap_read_lock(mm);
 	if (mm->dead) {
 		err = -ESRCH;
@@ -221,7 +327,12 @@ SMM_API int smm_madvise(struct smm_mm *mm, uint64_t start, uint64_t len_in,
 			if (start >= end)
 				break;
 		}
-		madvise_vma(&tlb, vma, start, MIN(end, vma->vm_end), advice);
+		e = madvise_vma(&tlb, vma, start, MIN(end, vma->vm_end),
+				advice);
+		if (e) {
+			err = e;
+			break;
+		}
 		start = MIN(end, vma->vm_end);
 	}
 	tlb_finish_mmu(&tlb);

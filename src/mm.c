@@ -269,6 +269,7 @@ SMM_API size_t smm_mm_vmas(struct smm_mm *mm, uint64_t start, uint64_t end,
 				(v->vm_flags & VM_READ ? SMM_PROT_READ : 0) |
 				(v->vm_flags & VM_WRITE ? SMM_PROT_WRITE : 0) |
 				(v->vm_flags & VM_EXEC ? SMM_PROT_EXEC : 0);
+			out[n].flags = v->vm_flags & VM_INFO_FLAGS;
 		}
 		n++;
 	}

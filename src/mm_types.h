@@ -13,16 +13,31 @@
 typedef uint64_t pteval_t;
 
 /* vm_flags: Linux's bits, for the ones that decide merging. */
-#define VM_READ		0x00000001UL
-#define VM_WRITE	0x00000002UL
-#define VM_EXEC		0x00000004UL
-#define VM_SHARED	0x00000008UL
-#define VM_MAYREAD	0x00000010UL
-#define VM_MAYWRITE	0x00000020UL
-#define VM_MAYEXEC	0x00000040UL
-#define VM_GROWSDOWN	0x00000100UL
-#define VM_ACCOUNT	0x00100000UL
-#define VM_NORESERVE	0x00200000UL
+#define VM_READ	       0x00000001UL
+#define VM_WRITE       0x00000002UL
+#define VM_EXEC	       0x00000004UL
+#define VM_SHARED      0x00000008UL
+#define VM_MAYREAD     0x00000010UL
+#define VM_MAYWRITE    0x00000020UL
+#define VM_MAYEXEC     0x00000040UL
+#define VM_GROWSDOWN   0x00000100UL
+#define VM_LOCKED      0x00002000UL
+#define VM_SEQ_READ    0x00008000UL
+#define VM_RAND_READ   0x00010000UL
+#define VM_DONTCOPY    0x00020000UL
+#define VM_LOCKONFAULT 0x00080000UL
+#define VM_ACCOUNT     0x00100000UL
+#define VM_NORESERVE   0x00200000UL
+#define VM_WIPEONFORK  0x02000000UL
+#define VM_DONTDUMP    0x04000000UL
+#define VM_HUGEPAGE    0x20000000UL
+#define VM_NOHUGEPAGE  0x40000000UL
+#define VM_LOCKED_MASK (VM_LOCKED | VM_LOCKONFAULT)
+/* What smm_mm_vmas() reports (the SMM_VM_* bits of softmm.h). */
+#define VM_INFO_FLAGS                                                          \
+	(VM_GROWSDOWN | VM_LOCKED | VM_SEQ_READ | VM_RAND_READ | VM_DONTCOPY | \
+	 VM_LOCKONFAULT | VM_ACCOUNT | VM_NORESERVE | VM_WIPEONFORK |          \
+	 VM_DONTDUMP | VM_HUGEPAGE | VM_NOHUGEPAGE)
 #define VM_ACCESS_FLAGS (VM_READ | VM_WRITE | VM_EXEC)
 
 struct vm_area_struct {
@@ -98,8 +113,9 @@ struct smm_mm {
 	atomic_ulong mm_lock_seq; /* see vm_area_struct.vm_lock */
 	atomic_ulong tlb_gen;	  /* bumped by every TLB shootdown */
 	atomic_int nr_cpus;	  /* CPUs switched to this mm */
-	atomic_int refs; /* the creator + each CPU switched to it + pins */
-	bool dead;	 /* destroyed; mmap_lock */
+	atomic_int refs;    /* the creator + each CPU switched to it + pins */
+	bool dead;	    /* destroyed; mmap_lock */
+	uint64_t locked_vm; /* pages in VM_LOCKED VMAs; mmap_lock */
 	struct smm_mm *live_next; /* mm.c's registry of live address spaces */
 
 	atomic_long tlb_flushes;

@@ -425,3 +425,65 @@ vma_modify_flags(struct smm_mm *mm, struct vm_area_struct *prev,
 	vma->vm_flags = flags;
 	return vma;
 }
+
+int vma_modify_range(struct smm_mm *mm, uint64_t start, uint64_t end,
+		     bool holes_ok, const struct vma_range_ops *ops, void *arg)
+{
+	struct vm_area_struct *vma, *prev, *v;
+	struct vma_prealloc pa;
+	uint64_t nstart, tmp;
+	size_t m = 0;
+	int err = 0;
+
+	mmap_assert_write_locked(mm);
+	vma = vma_find_list(mm, start);
+	if (!vma || (!holes_ok && vma->vm_start > start))
+		return -ENOMEM;
+	for (v = vma; v && v->vm_start < end; v = v->vm_next)
+		m++;
+	if (vma_prealloc(mm, &pa, 2, m + 2, 1))
+		return ops->split_errno;
+	prev = start > vma->vm_start ? vma : vma->vm_prev;
+	nstart = start;
+	while (nstart < end) {
+		unsigned long oldflags, newflags;
+
+		if (!vma) {
+			err = -ENOMEM;
+			break;
+		}
+		if (vma->vm_start > nstart) {
+			/* A hole: mlock stops, madvise skips it. */
+			err = -ENOMEM;
+			if (!holes_ok)
+				break;
+			nstart = vma->vm_start;
+			if (nstart >= end)
+				break;
+			prev = vma->vm_prev;
+		}
+		tmp = MIN(vma->vm_end, end);
+		oldflags = vma->vm_flags;
+		newflags = ops->new_flags(vma, arg);
+		if (newflags != oldflags) {
+			struct vm_area_struct *nv = vma_modify_flags(
+				mm, prev, vma, nstart, tmp, newflags, &pa);
+
+			if (!nv) {
+				err = ops->split_errno;
+				break;
+			}
+			if (ops->changed)
+				ops->changed(mm, nstart, tmp, oldflags,
+					     newflags, arg);
+			vma = nv;
+		}
+		/* A merge with the next VMA covers more: it has the flags. */
+		prev = vma;
+		nstart = MIN(vma->vm_end, end);
+		vma = vma->vm_next;
+	}
+	vma_tree_update(mm, start, end + 1);
+	vma_prealloc_free(&pa);
+	return err;
+}

@@ -93,6 +93,28 @@ vma_modify_flags(struct smm_mm *mm, struct vm_area_struct *prev,
 		 unsigned long flags, struct vma_prealloc *pa);
 
 /*
+ * vma_modify_range - give each VMA part in [start, end) the flags
+ * ops->new_flags() computes from it, through vma_modify_flags() (so
+ * splitting at the ends and merging as Linux does), then call
+ * ops->changed() for the part if the flags changed. A hole: -ENOMEM at
+ * once if !@holes_ok (mlock, munlock), else skipped and -ENOMEM at the end
+ * (madvise). A split past max_map_count stops it with ops->split_errno.
+ * Parts before a failure stay changed, as in Linux. Preallocates what it
+ * needs first (ops->split_errno, nothing changed) and publishes the tree
+ * itself.
+ * mmap_lock held for write.
+ */
+struct vma_range_ops {
+	unsigned long (*new_flags)(struct vm_area_struct *vma, void *arg);
+	void (*changed)(struct smm_mm *mm, uint64_t start, uint64_t end,
+			unsigned long oldflags, unsigned long newflags,
+			void *arg);
+	int split_errno;
+};
+int vma_modify_range(struct smm_mm *mm, uint64_t start, uint64_t end,
+		     bool holes_ok, const struct vma_range_ops *ops, void *arg);
+
+/*
  * stack_guard_gap: placement keeps 256 pages free below a VM_GROWSDOWN
  * VMA (Linux's default), and the stack does not grow to within that
  * distance of the VMA below it. vm_start_gap() is where a VMA begins for
