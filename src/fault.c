@@ -14,6 +14,7 @@
 #include <errno.h>
 #include "fault.h"
 #include "pagewalk.h"
+#include "rmap.h"
 
 /* x86: any of read, write, exec allows a load; only VM_WRITE a store. */
 bool vma_access_ok(struct vm_area_struct *vma, bool write)
@@ -74,6 +75,55 @@ struct vm_area_struct *lock_vma_under_rcu(struct smm_mm *mm, uint64_t addr)
 	return vma;
 }
 
+/*
+ * A fault below a VM_GROWSDOWN VMA grows it down to the faulting page
+ * (Linux's expand_downwards()), unless that comes within stack_guard_gap
+ * of an accessible VMA below (another stack may come right up to it), or
+ * the stack would pass SMM_STACK_LIMIT (RLIMIT_STACK) or the mlock limit.
+ * The access is checked afterwards: a write below a read-only stack grows
+ * it and still faults. mmap_lock held for write. 0 or -ENOMEM.
+ */
+static int expand_downwards(struct vm_area_struct *vma, uint64_t addr)
+{
+	struct smm_mm *mm = vma->vm_mm;
+	struct vm_area_struct *prev = vma->vm_prev;
+	struct vma_prealloc pa;
+	uint64_t grow;
+
+	mmap_assert_write_locked(mm);
+	addr &= PAGE_MASK;
+	if (!(vma->vm_flags & VM_GROWSDOWN) || addr < 0x10000)
+		return -ENOMEM;
+	if (prev && !(prev->vm_flags & VM_GROWSDOWN) &&
+	    (prev->vm_flags & VM_ACCESS_FLAGS) &&
+	    addr - prev->vm_end < STACK_GUARD_GAP)
+		return -ENOMEM;
+	if (vma_prealloc(mm, &pa, 0, 1, 1))
+		return -ENOMEM;
+	/*
+	 * Linux gives the stack its anon_vma before it checks the limits,
+	 * so even a growth refused below leaves the VMA one (which then
+	 * decides what it may merge with).
+	 */
+	if (anon_vma_prepare(vma, false))
+		goto nomem;
+	grow = (vma->vm_start - addr) >> PAGE_SHIFT;
+	if (vma->vm_end - addr > SMM_STACK_LIMIT || grow > vma->vm_pgoff ||
+	    !mlock_future_ok(mm, vma->vm_flags, grow << PAGE_SHIFT))
+		goto nomem;
+	vma_start_write(vma);
+	if (vma->vm_flags & VM_LOCKED)
+		mm->locked_vm += grow;
+	WRITE_ONCE(vma->vm_start, addr);
+	vma->vm_pgoff -= grow;
+	vma_tree_update(mm, addr, vma->vm_end + 1);
+	vma_prealloc_free(&pa);
+	return 0;
+nomem:
+	vma_prealloc_free(&pa);
+	return -ENOMEM;
+}
+
 int handle_mm_fault(struct smm_mm *mm, uint64_t addr, unsigned int flags)
 {
 	struct vm_area_struct *vma;
@@ -93,8 +143,21 @@ int handle_mm_fault(struct smm_mm *mm, uint64_t addr, unsigned int flags)
 		}
 	}
 	mmap_read_lock(mm);
-	ret = handle_mm_fault_locked(mm, find_vma(mm, addr), addr, flags);
-	mmap_read_unlock(mm);
+	vma = find_vma(mm, addr);
+	if (unlikely(vma && vma->vm_start > addr &&
+		     (vma->vm_flags & VM_GROWSDOWN))) {
+		/* Growing a stack changes the VMA: mmap_lock for write. */
+		mmap_read_unlock(mm);
+		mmap_write_lock(mm);
+		vma = find_vma(mm, addr);
+		if (vma && vma->vm_start > addr && expand_downwards(vma, addr))
+			vma = NULL;
+		ret = handle_mm_fault_locked(mm, vma, addr, flags);
+		mmap_write_unlock(mm);
+	} else {
+		ret = handle_mm_fault_locked(mm, vma, addr, flags);
+		mmap_read_unlock(mm);
+	}
 	stripe_add(mm->ctr, MC_FAULTS_MMAP, 1);
 	return ret;
 }

@@ -14,6 +14,10 @@
 #include "rcu.h"
 
 /* PROT_* to VM_* access flags (mmap, mprotect). */
+/* mlock.c: whether locking @bytes more stays within SMM_MLOCK_LIMIT
+ * (nothing to check unless @flags has VM_LOCKED). mmap_lock held. */
+bool mlock_future_ok(struct smm_mm *mm, unsigned long flags, uint64_t bytes);
+
 static inline unsigned long calc_vm_prot_bits(int prot)
 {
 	return (prot & SMM_PROT_READ ? VM_READ : 0) |

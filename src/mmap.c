@@ -18,6 +18,7 @@
 #define TASK_UNMAPPED_BASE  PAGE_ALIGN(SMM_TASK_SIZE / 3)
 #define MAP_TYPE	    0x0f
 #define MAP_SHARED_VALIDATE 0x03
+#define MAP_NONBLOCK	    0x10000
 
 /*
  * Unmap [start, end): split the VMAs at the edges, detach the ones inside,
@@ -65,6 +66,9 @@ static int do_munmap(struct smm_mm *mm, uint64_t start, uint64_t end,
 		struct vm_area_struct *n = v->vm_next;
 		bool done = v == last;
 
+		if (v->vm_flags & VM_LOCKED)
+			mm->locked_vm -= (v->vm_end - v->vm_start) >>
+					 PAGE_SHIFT;
 		vma_free_rcu(v);
 		if (done)
 			break;
@@ -216,6 +220,14 @@ SMM_API int64_t smm_mmap(struct smm_mm *mm, uint64_t addr, uint64_t len,
 		return -ENOMEM;
 	vm_flags = calc_vm_prot_bits(prot) | VM_MAYREAD | VM_MAYWRITE |
 		   VM_MAYEXEC;
+	/* calc_vm_flag_bits(); a stack gets VM_NOHUGEPAGE even with THP
+	 * disabled, so it does not merge with an ordinary neighbour. */
+	if (flags & SMM_MAP_GROWSDOWN)
+		vm_flags |= VM_GROWSDOWN;
+	if (flags & SMM_MAP_LOCKED)
+		vm_flags |= VM_LOCKED;
+	if (flags & SMM_MAP_STACK)
+		vm_flags |= VM_NOHUGEPAGE;
 
 	rcu_thread_online();
 	mmap_write_lock(mm);
@@ -234,6 +246,11 @@ SMM_API int64_t smm_mmap(struct smm_mm *mm, uint64_t addr, uint64_t len,
 	addr = (uint64_t)ret;
 	if ((flags & SMM_MAP_FIXED_NOREPLACE) && !range_free(mm, addr, len)) {
 		ret = -EEXIST;
+		goto out;
+	}
+	/* Checked before MAP_FIXED unmaps what it replaces, as Linux does. */
+	if (!mlock_future_ok(mm, vm_flags, len)) {
+		ret = -EAGAIN;
 		goto out;
 	}
 	switch (flags & MAP_TYPE) {
@@ -261,11 +278,15 @@ SMM_API int64_t smm_mmap(struct smm_mm *mm, uint64_t addr, uint64_t len,
 	}
 	vma_merge_new_range(mm, addr, addr + len, vm_flags, &pa);
 	vma_tree_update(mm, addr, addr + len + 1);
+	if (vm_flags & VM_LOCKED)
+		mm->locked_vm += len >> PAGE_SHIFT;
 	vma_prealloc_free(&pa);
 	ret = (int64_t)addr;
 out:
 	mmap_write_unlock(mm);
-	if (ret >= 0 && (flags & SMM_MAP_POPULATE))
+	if (ret >= 0 &&
+	    ((vm_flags & VM_LOCKED) ||
+	     (flags & (SMM_MAP_POPULATE | MAP_NONBLOCK)) == SMM_MAP_POPULATE))
 		mm_populate(mm, addr, addr + len);
 	return ret;
 }

@@ -11,6 +11,7 @@
  */
 #include <errno.h>
 #include "pagewalk.h"
+#include "fault.h"
 
 #define PROT_SEM       0x08
 #define PROT_GROWSDOWN 0x01000000
@@ -108,6 +109,14 @@ static int mprotect_fixup(struct smm_mm *mm, struct mmu_gather *tlb,
 	if (!vma)
 		return -ENOMEM; /* max_map_count */
 	change_protection(tlb, vma, start, end, newflags);
+	/*
+	 * A private VM_LOCKED VMA becoming writable is faulted in for
+	 * writing now, as Linux does, so that a write never has to break
+	 * COW (of the zero page) later. Failures are ignored.
+	 */
+	if ((oldflags & (VM_WRITE | VM_SHARED | VM_LOCKED)) == VM_LOCKED &&
+	    (newflags & VM_WRITE) && !(newflags & VM_LOCKONFAULT))
+		populate_vma_range(mm, vma, start, end, true);
 	*pprev = vma;
 	return 0;
 }
@@ -145,21 +154,25 @@ SMM_API int smm_mprotect(struct smm_mm *mm, uint64_t start, uint64_t len,
 		err = -ESRCH;
 		goto out;
 	}
-	/* Linux's order: a VMA in the range at all, then the grows checks
-	 * (nothing grows in softmm), then a VMA at the start. */
+	/* Linux's order: a VMA in the range at all, then the grows checks,
+	 * then a VMA at the start. */
 	err = -ENOMEM;
 	vma = vma_find_list(mm, start);
 	if (!vma || vma->vm_start >= end)
 		goto out;
 	if (grows & PROT_GROWSDOWN) {
+		/* The change reaches down to the stack's start. */
+		start = vma->vm_start;
 		err = -EINVAL;
-		goto out;
-	}
-	if (vma->vm_start > start)
-		goto out;
-	if (grows & PROT_GROWSUP) {
-		err = -EINVAL;
-		goto out;
+		if (!(vma->vm_flags & VM_GROWSDOWN))
+			goto out;
+	} else {
+		if (vma->vm_start > start)
+			goto out;
+		if (grows & PROT_GROWSUP) { /* nothing grows up on x86 */
+			err = -EINVAL;
+			goto out;
+		}
 	}
 	for (struct vm_area_struct *v = vma; v && v->vm_start < end;
 	     v = v->vm_next)
