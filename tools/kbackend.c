@@ -20,6 +20,9 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
+#include <linux/capability.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -176,15 +179,17 @@ static uint64_t vmpte_bytes(void)
 }
 
 /*
- * maps: stream /proc/self/maps (it may be longer than procbuf) and print the
- * VMAs intersecting the window.
+ * Stream the /proc file @path (it may be longer than procbuf) and call
+ * @fn on each line, without its newline.
  */
-static void k_maps(struct kout *o)
+static void proc_lines(const char *path,
+		       void (*fn)(const char *line, size_t len, void *ctx),
+		       void *ctx)
 {
-	int fd = open("/proc/self/maps", O_RDONLY | O_CLOEXEC);
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
 	size_t have = 0;
-	int nprinted = 0;
 	bool eof = false;
+
 	while (fd >= 0) {
 		if (!eof) {
 			ssize_t n =
@@ -200,21 +205,7 @@ static void k_maps(struct kout *o)
 		char *p = procbuf;
 		char *nl;
 		while ((nl = memchr(p, '\n', have - (size_t)(p - procbuf)))) {
-			const char *q = p;
-			uint64_t s = parse_hex(&q);
-			q++; /* '-' */
-			uint64_t e = parse_hex(&q);
-			q++; /* ' ' */
-			if (s < SCRIPT_WIN_END && e > SCRIPT_WIN_START) {
-				if (nprinted++)
-					k_putc(o, ';');
-				k_hex(o, s, 0);
-				k_putc(o, '-');
-				k_hex(o, e, 0);
-				k_putc(o, ' ');
-				for (int i = 0; i < 4 && q[i]; i++)
-					k_putc(o, q[i]);
-			}
+			fn(p, (size_t)(nl - p), ctx);
 			p = nl + 1;
 		}
 		size_t rest = have - (size_t)(p - procbuf);
@@ -225,7 +216,111 @@ static void k_maps(struct kout *o)
 	}
 	if (fd >= 0)
 		close(fd);
-	if (!nprinted)
+}
+
+/* A VMA's line of maps or smaps: "start-end perms ...". */
+static bool vma_line(const char *l, size_t len, uint64_t *s, uint64_t *e,
+		     const char **rest)
+{
+	const char *q = l;
+
+	if (!len || !((*l >= '0' && *l <= '9') || (*l >= 'a' && *l <= 'f')))
+		return false;
+	*s = parse_hex(&q);
+	if (*q++ != '-')
+		return false;
+	*e = parse_hex(&q);
+	if (*q++ != ' ')
+		return false;
+	*rest = q;
+	return true;
+}
+
+struct vma_printer {
+	struct kout *o;
+	int nprinted;
+	bool in; /* smaps: the current VMA is in the window */
+};
+
+/* maps: the VMAs intersecting the window, "start-end perms". */
+static void maps_line(const char *l, size_t len, void *ctx)
+{
+	struct vma_printer *pr = ctx;
+	uint64_t s, e;
+	const char *q;
+
+	if (!vma_line(l, len, &s, &e, &q) || s >= SCRIPT_WIN_END ||
+	    e <= SCRIPT_WIN_START)
+		return;
+	if (pr->nprinted++)
+		k_putc(pr->o, ';');
+	k_hex(pr->o, s, 0);
+	k_putc(pr->o, '-');
+	k_hex(pr->o, e, 0);
+	k_putc(pr->o, ' ');
+	for (int i = 0; i < 4 && q[i]; i++)
+		k_putc(pr->o, q[i]);
+}
+
+static void k_maps(struct kout *o)
+{
+	struct vma_printer pr = { .o = o };
+
+	proc_lines("/proc/self/maps", maps_line, &pr);
+	if (!pr.nprinted)
+		k_putc(o, '-');
+}
+
+/*
+ * vmflags: for each VMA intersecting the window, "start-end " and the
+ * VmFlags names of smaps that softmm models (script_vmflags), comma
+ * separated, in smaps' order; "-" for none of them.
+ */
+static void smaps_line(const char *l, size_t len, void *ctx)
+{
+	struct vma_printer *pr = ctx;
+	uint64_t s, e;
+	const char *q;
+	int nf = 0;
+
+	if (vma_line(l, len, &s, &e, &q)) {
+		pr->in = s < SCRIPT_WIN_END && e > SCRIPT_WIN_START;
+		if (!pr->in)
+			return;
+		if (pr->nprinted++)
+			k_putc(pr->o, ';');
+		k_hex(pr->o, s, 0);
+		k_putc(pr->o, '-');
+		k_hex(pr->o, e, 0);
+		k_putc(pr->o, ' ');
+		return;
+	}
+	if (!pr->in || len < 8 || memcmp(l, "VmFlags:", 8))
+		return;
+	for (size_t k = 0; k < script_nr_vmflags; k++) {
+		const char *name = script_vmflags[k].name;
+
+		for (size_t i = 8; i + 2 <= len; i++)
+			if (l[i] == name[0] && l[i + 1] == name[1] &&
+			    l[i - 1] == ' ' &&
+			    (i + 2 == len || l[i + 2] == ' ')) {
+				if (nf++)
+					k_putc(pr->o, ',');
+				k_puts(pr->o, name);
+				break;
+			}
+	}
+	if (!nf)
+		k_putc(pr->o, '-');
+	pr->in = false;
+}
+
+static void k_vmflags(struct kout *o)
+{
+	struct vma_printer pr = { .o = o };
+
+	proc_lines("/proc/self/smaps", smaps_line, &pr);
+	if (!pr.nprinted)
 		k_putc(o, '-');
 }
 
@@ -327,6 +422,18 @@ static void k_op(const struct op *op, struct kout *o, unsigned char *vec,
 		r = madvise((void *)op->addr, op->len, (int)op->arg);
 		k_ret(o, r);
 		return;
+	case OP_MLOCK:
+		r = op->arg ? mlock2((void *)op->addr, op->len, MLOCK_ONFAULT) :
+			      mlock((void *)op->addr, op->len);
+		k_ret(o, r);
+		return;
+	case OP_MUNLOCK:
+		r = munlock((void *)op->addr, op->len);
+		k_ret(o, r);
+		return;
+	case OP_VMFLAGS:
+		k_vmflags(o);
+		return;
 	case OP_WRITE:
 	case OP_TOUCH:
 	case OP_READ:
@@ -390,11 +497,17 @@ static void warm_up(unsigned char *vec, size_t vecsz, char *line, size_t linesz,
 	(void)munmap((void *)SCRIPT_WIN_START, 0);
 	(void)mprotect((void *)SCRIPT_WIN_START, 0, PROT_READ);
 	(void)madvise((void *)SCRIPT_WIN_START, 0, MADV_DONTNEED);
+	(void)mlock((void *)SCRIPT_WIN_START, 0);
+	(void)mlock2((void *)SCRIPT_WIN_START, 0, MLOCK_ONFAULT);
+	(void)munlock((void *)SCRIPT_WIN_START, 0);
 	(void)mincore((void *)SCRIPT_WIN_START, 0, vec);
 	(void)script_errname(EINVAL);
 	(void)vmpte_bytes();
 	struct kout o = { .fd = -1, .line = line, .len = 0 };
 	k_maps(&o);
+	o.len = 0;
+	k_vmflags(&o);
+	o.len = 0;
 	k_hex(&o, 0x1234, 16);
 	k_dec(&o, 1234);
 	/* A deliberate fault through the handler and siglongjmp. */
@@ -410,10 +523,43 @@ static void warm_up(unsigned char *vec, size_t vecsz, char *line, size_t linesz,
 	memset(line, 0, linesz);
 }
 
+/*
+ * Run under softmm's limits: RLIMIT_MEMLOCK and RLIMIT_STACK as softmm
+ * applies them (SMM_MLOCK_LIMIT, SMM_STACK_LIMIT), and without
+ * CAP_IPC_LOCK, which would lift the mlock limit (the oracle usually runs
+ * as root).
+ */
+static void drop_to_softmm_limits(void)
+{
+	struct __user_cap_header_struct h = {
+		.version = _LINUX_CAPABILITY_VERSION_3,
+	};
+	struct __user_cap_data_struct d[2];
+	struct rlimit ml = { SMM_MLOCK_LIMIT, SMM_MLOCK_LIMIT };
+	struct rlimit st;
+
+	if (!syscall(SYS_capget, &h, d)) {
+		d[CAP_IPC_LOCK / 32].effective &= ~(1U << (CAP_IPC_LOCK % 32));
+		d[CAP_IPC_LOCK / 32].permitted &= ~(1U << (CAP_IPC_LOCK % 32));
+		d[CAP_IPC_LOCK / 32].inheritable &=
+			~(1U << (CAP_IPC_LOCK % 32));
+		syscall(SYS_capset, &h, d);
+	}
+	setrlimit(RLIMIT_MEMLOCK, &ml);
+	if (!getrlimit(RLIMIT_STACK, &st)) {
+		st.rlim_cur = SMM_STACK_LIMIT;
+		if (st.rlim_max != RLIM_INFINITY &&
+		    st.rlim_max < SMM_STACK_LIMIT)
+			st.rlim_cur = st.rlim_max;
+		setrlimit(RLIMIT_STACK, &st);
+	}
+}
+
 static void kernel_child(const struct script *s, int fd, char *line,
 			 size_t linesz, unsigned char *vec, size_t vecsz)
 {
 	prctl(PR_SET_THP_DISABLE, 1, 0, 0, 0);
+	drop_to_softmm_limits();
 	stack_t ss = { .ss_sp = altstack, .ss_size = sizeof(altstack) };
 	sigaltstack(&ss, NULL);
 	struct sigaction sa;

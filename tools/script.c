@@ -163,6 +163,9 @@ static const char *const op_names[OP_NR] = {
 	[OP_PT] = "pt",
 	[OP_PIN] = "pin",
 	[OP_UNPIN_ALL] = "unpin_all",
+	[OP_MLOCK] = "mlock",
+	[OP_MUNLOCK] = "munlock",
+	[OP_VMFLAGS] = "vmflags",
 };
 
 const char *script_op_name(int kind)
@@ -178,13 +181,17 @@ static const struct {
 	const char *name;
 	uint64_t val;
 } map_flag_names[] = {
-	{ "shared", SMM_MAP_SHARED },
+	/* in the order format_flags() prints them */
 	{ "private", SMM_MAP_PRIVATE },
-	{ "fixed", SMM_MAP_FIXED },
+	{ "shared", SMM_MAP_SHARED },
 	{ "anon", SMM_MAP_ANONYMOUS },
+	{ "fixed", SMM_MAP_FIXED },
+	{ "fixed_noreplace", SMM_MAP_FIXED_NOREPLACE },
 	{ "noreserve", SMM_MAP_NORESERVE },
 	{ "populate", SMM_MAP_POPULATE },
-	{ "fixed_noreplace", SMM_MAP_FIXED_NOREPLACE },
+	{ "growsdown", SMM_MAP_GROWSDOWN },
+	{ "stack", SMM_MAP_STACK },
+	{ "locked", SMM_MAP_LOCKED },
 };
 #define N_MAP_FLAGS (sizeof(map_flag_names) / sizeof(map_flag_names[0]))
 
@@ -192,12 +199,27 @@ static const struct {
 	const char *name;
 	uint64_t val;
 } advice_names[] = {
+	/* Linux's MADV_* names, lower case, without MADV_ */
+	{ "normal", SMM_MADV_NORMAL },
+	{ "random", SMM_MADV_RANDOM },
+	{ "sequential", SMM_MADV_SEQUENTIAL },
 	{ "willneed", SMM_MADV_WILLNEED },
-	{ "pageout", SMM_MADV_PAGEOUT },
 	{ "dontneed", SMM_MADV_DONTNEED },
 	{ "free", SMM_MADV_FREE },
+	{ "remove", SMM_MADV_REMOVE },
+	{ "dontfork", SMM_MADV_DONTFORK },
+	{ "dofork", SMM_MADV_DOFORK },
+	{ "hugepage", SMM_MADV_HUGEPAGE },
+	{ "nohugepage", SMM_MADV_NOHUGEPAGE },
+	{ "dontdump", SMM_MADV_DONTDUMP },
+	{ "dodump", SMM_MADV_DODUMP },
+	{ "wipeonfork", SMM_MADV_WIPEONFORK },
+	{ "keeponfork", SMM_MADV_KEEPONFORK },
+	{ "cold", SMM_MADV_COLD },
+	{ "pageout", SMM_MADV_PAGEOUT },
 	{ "populate_read", SMM_MADV_POPULATE_READ },
 	{ "populate_write", SMM_MADV_POPULATE_WRITE },
+	{ "dontneed_locked", SMM_MADV_DONTNEED_LOCKED },
 };
 #define N_ADVICE (sizeof(advice_names) / sizeof(advice_names[0]))
 
@@ -391,7 +413,22 @@ static const struct {
 	[OP_PIN] = { OP_PIN, 3, "pin ADDR LEN FLAGS" },
 	/* one optional argument, handled in the parser */
 	[OP_UNPIN_ALL] = { OP_UNPIN_ALL, 0, "unpin_all [dirty]" },
+	[OP_MLOCK] = { OP_MLOCK, 2, "mlock ADDR LEN [onfault]" },
+	[OP_MUNLOCK] = { OP_MUNLOCK, 2, "munlock ADDR LEN" },
+	[OP_VMFLAGS] = { OP_VMFLAGS, 0, "vmflags" },
 };
+
+/* smaps' VmFlags names, in bit order (fs/proc/task_mmu.c prints them so) */
+const struct vmflag_name script_vmflags[] = {
+	{ SMM_VM_GROWSDOWN, "gd" },  { SMM_VM_LOCKED, "lo" },
+	{ SMM_VM_SEQ_READ, "sr" },   { SMM_VM_RAND_READ, "rr" },
+	{ SMM_VM_DONTCOPY, "dc" },   { SMM_VM_LOCKONFAULT, "lf" },
+	{ SMM_VM_ACCOUNT, "ac" },    { SMM_VM_NORESERVE, "nr" },
+	{ SMM_VM_WIPEONFORK, "wf" }, { SMM_VM_DONTDUMP, "dd" },
+	{ SMM_VM_HUGEPAGE, "hg" },   { SMM_VM_NOHUGEPAGE, "nh" },
+};
+const size_t script_nr_vmflags =
+	sizeof(script_vmflags) / sizeof(script_vmflags[0]);
 
 /*
  * The kernel backend runs in a real process: a range outside the window
@@ -478,7 +515,10 @@ int script_parse(const char *text, const char *name, struct script *s,
 		}
 		bool unpin_dirty = kind == OP_UNPIN_ALL && nt == 2 &&
 				   !strcmp(tok[1], "dirty");
-		if (nt - 1 != op_syntax[kind].nargs && !unpin_dirty) {
+		bool onfault = kind == OP_MLOCK && nt == 4 &&
+			       !strcmp(tok[3], "onfault");
+		if (nt - 1 != op_syntax[kind].nargs && !unpin_dirty &&
+		    !onfault) {
 			fprintf(err, "%s:%d: usage: %s\n", name, lineno,
 				op_syntax[kind].usage);
 			return -1;
@@ -509,6 +549,8 @@ int script_parse(const char *text, const char *name, struct script *s,
 			what = "bad FLAGS (write,longterm,fast or -)";
 		} else if (ok && kind == OP_UNPIN_ALL) {
 			op.arg = unpin_dirty;
+		} else if (ok && kind == OP_MLOCK) {
+			op.arg = onfault;
 		} else if (ok && kind == OP_WRITE) {
 			ok = parse_num(tok[3], &op.arg) && op.arg <= 255;
 			what = "bad BYTE";
@@ -579,10 +621,7 @@ static void format_flags(uint64_t flags, struct strbuf *sb)
 		return;
 	}
 	bool first = true;
-	/* A fixed, readable order: private/shared, anon, then the rest. */
-	static const int order[] = { 1, 0, 3, 2, 6, 4, 5 };
-	for (size_t k = 0; k < N_MAP_FLAGS; k++) {
-		size_t i = (size_t)order[k];
+	for (size_t i = 0; i < N_MAP_FLAGS; i++) {
 		if (flags & map_flag_names[i].val) {
 			if (!first)
 				sb_add(sb, ",", 1);
@@ -639,6 +678,10 @@ void script_format_op(const struct op *op, struct strbuf *sb)
 	case OP_UNPIN_ALL:
 		if (op->arg)
 			sb_add(sb, " dirty", 6);
+		break;
+	case OP_MLOCK:
+		if (op->arg)
+			sb_add(sb, " onfault", 8);
 		break;
 	}
 	sb_add(sb, "\n", 1);
@@ -723,6 +766,27 @@ static size_t unpin_all(bool dirty)
 	return n;
 }
 
+/* The VMAs in the window, into *@vmas (grown to fit). Returns how many. */
+static size_t window_vmas(struct smm_mm *mm, struct smm_vma_info **vmas,
+			  size_t *nvmas)
+{
+	size_t n = smm_mm_vmas(mm, SCRIPT_WIN_START, SCRIPT_WIN_END, *vmas,
+			       *nvmas);
+
+	if (n > *nvmas) {
+		free(*vmas);
+		*nvmas = n * 2;
+		*vmas = calloc(*nvmas, sizeof(**vmas));
+		if (!*vmas) {
+			perror("calloc");
+			exit(SCRIPT_ERR_SETUP);
+		}
+		n = smm_mm_vmas(mm, SCRIPT_WIN_START, SCRIPT_WIN_END, *vmas,
+				*nvmas);
+	}
+	return n;
+}
+
 static void run_softmm_op(const struct op *op, struct smm_mm *mm,
 			  struct smm_cpu *cpu, struct strbuf *out,
 			  unsigned char *iobuf, unsigned char *vec,
@@ -748,6 +812,14 @@ static void run_softmm_op(const struct op *op, struct smm_mm *mm,
 		goto ret;
 	case OP_MADVISE:
 		r = smm_madvise(mm, op->addr, op->len, (int)op->arg);
+		goto ret;
+	case OP_MLOCK:
+		r = op->arg ? smm_mlock2(mm, op->addr, op->len,
+					 SMM_MLOCK_ONFAULT) :
+			      smm_mlock(mm, op->addr, op->len);
+		goto ret;
+	case OP_MUNLOCK:
+		r = smm_munlock(mm, op->addr, op->len);
 ret:
 		if (r)
 			put_err(out, r);
@@ -818,19 +890,8 @@ ret:
 		return;
 	}
 	case OP_MAPS: {
-		size_t n = smm_mm_vmas(mm, SCRIPT_WIN_START, SCRIPT_WIN_END,
-				       *vmas, *nvmas);
-		if (n > *nvmas) {
-			free(*vmas);
-			*nvmas = n * 2;
-			*vmas = calloc(*nvmas, sizeof(**vmas));
-			if (!*vmas) {
-				perror("calloc");
-				exit(SCRIPT_ERR_SETUP);
-			}
-			n = smm_mm_vmas(mm, SCRIPT_WIN_START, SCRIPT_WIN_END,
-					*vmas, *nvmas);
-		}
+		size_t n = window_vmas(mm, vmas, nvmas);
+
 		if (!n)
 			sb_add(out, "-", 1);
 		for (size_t i = 0; i < n && i < *nvmas; i++) {
@@ -841,6 +902,28 @@ ret:
 				  v->prot & SMM_PROT_READ ? 'r' : '-',
 				  v->prot & SMM_PROT_WRITE ? 'w' : '-',
 				  v->prot & SMM_PROT_EXEC ? 'x' : '-');
+		}
+		sb_add(out, "\n", 1);
+		return;
+	}
+	case OP_VMFLAGS: {
+		size_t n = window_vmas(mm, vmas, nvmas);
+
+		if (!n)
+			sb_add(out, "-", 1);
+		for (size_t i = 0; i < n && i < *nvmas; i++) {
+			const struct smm_vma_info *v = &(*vmas)[i];
+			size_t k, nf = 0;
+
+			sb_printf(out, "%s%llx-%llx ", i ? ";" : "",
+				  (unsigned long long)v->start,
+				  (unsigned long long)v->end);
+			for (k = 0; k < script_nr_vmflags; k++)
+				if (v->flags & script_vmflags[k].bit)
+					sb_printf(out, "%s%s", nf++ ? "," : "",
+						  script_vmflags[k].name);
+			if (!nf)
+				sb_add(out, "-", 1);
 		}
 		sb_add(out, "\n", 1);
 		return;

@@ -38,6 +38,9 @@ enum op_kind {
 	OP_PT,
 	OP_PIN,	      /* pin ADDR LEN FLAGS: softmm only (kernel: -ENOSYS) */
 	OP_UNPIN_ALL, /* unpin_all [dirty] */
+	OP_MLOCK,     /* mlock ADDR LEN [onfault] */
+	OP_MUNLOCK,   /* munlock ADDR LEN */
+	OP_VMFLAGS,   /* vmflags: each VMA's flags, as smaps' VmFlags */
 	OP_NR
 };
 
@@ -45,7 +48,8 @@ struct op {
 	int kind; /* enum op_kind */
 	uint64_t addr, len;
 	uint64_t arg;	/* mmap/mprotect: prot; madvise: advice; write: byte;
-			 * pin: PIN_* flags; unpin_all: 1 for dirty */
+			 * pin: PIN_* flags; unpin_all: 1 for dirty;
+			 * mlock: 1 for onfault (mlock2 MLOCK_ONFAULT) */
 	uint64_t flags; /* mmap: flags */
 };
 
@@ -123,6 +127,21 @@ uint64_t fnv1a_update(uint64_t h, const unsigned char *p, size_t n);
 size_t script_resident_pages(uint64_t len);
 /* Largest output line this script can produce, plus slack. */
 size_t script_max_line(const struct script *s);
+
+/*
+ * The VMA flags `vmflags` prints: smaps' two-letter VmFlags names of the
+ * VM_* bits softmm models beyond the protection (which `maps` shows), in
+ * bit order as smaps prints them. @bit is the SMM_VM_* value, Linux's.
+ */
+struct vmflag_name {
+	uint64_t bit;
+	const char *name;
+};
+extern const struct vmflag_name script_vmflags[];
+extern const size_t script_nr_vmflags;
+
+/* The limits the kernel backend's child runs under, softmm's own:
+ * RLIMIT_MEMLOCK (SMM_MLOCK_LIMIT) and RLIMIT_STACK (SMM_STACK_LIMIT). */
 
 /* Errno name ("EINVAL") for a positive errno value. */
 const char *script_errname(int err);
