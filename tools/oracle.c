@@ -22,7 +22,16 @@
  *    6.14) MADV_DONTNEED ranges stay under 2 MiB, since the kernel frees a
  *    PTE table that one DONTNEED covers entirely and `pt` would then differ;
  *  - invalid arguments (unaligned, zero length, overflow, unknown prot, flag
- *    and advice bits, unmapped ranges) make up ~10% of the operations.
+ *    and advice bits, unmapped ranges) make up ~10% of the operations;
+ *  - every advice softmm knows is generated except MADV_PAGEOUT (what it
+ *    drops depends on the kernel's LRU batches: a regression script covers
+ *    it), with the flag advice (DONTFORK, HUGEPAGE, ...) about as often as
+ *    the rest; mmap takes stack, growsdown and locked now and then; mlock,
+ *    mlock2(MLOCK_ONFAULT) and munlock run on ranges around the VMAs
+ *    (the kernel backend runs with softmm's RLIMIT_MEMLOCK and without
+ *    CAP_IPC_LOCK, so the 8 MiB limit holds on both sides); loads and
+ *    stores go now and then just below a growsdown mapping, so that the
+ *    stack grows, or runs into the guard gap or the 8 MiB stack limit.
  * Addresses cluster around a few anchors per script, placed just below and
  * above 2 MiB, 1 GiB and 512 GiB boundaries, so PTE, PMD and PUD tables get
  * allocated, shared by neighbours and freed.
@@ -159,6 +168,8 @@ static bool sh_free(const struct shadow *sh, uint64_t s, uint64_t e)
 struct gen {
 	struct rng r;
 	struct shadow sh;
+	uint64_t stacks[8]; /* starts of growsdown mappings made */
+	int nstacks;
 	uint64_t anchors[6];
 	int nanchors;
 	uint64_t budget; /* bytes that may still be touched */
@@ -398,12 +409,131 @@ static void gen_mmap(struct gen *g, struct op *op)
 		flags |= SMM_MAP_POPULATE;
 		g->budget -= page_up(len);
 	}
+	if (chance(&g->r, 5))
+		flags |= SMM_MAP_STACK;
+	if (chance(&g->r, 5)) {
+		flags |= SMM_MAP_GROWSDOWN;
+		g->stacks[g->nstacks++ % 8] = addr;
+	}
+	/* MAP_LOCKED populates: within the budget; past 8 MiB locked the
+	 * mapping fails with EAGAIN on both sides. */
+	if (page_up(len) <= 4 * MiB && g->budget >= page_up(len) &&
+	    chance(&g->r, 4)) {
+		flags |= SMM_MAP_LOCKED;
+		g->budget -= page_up(len);
+	}
 	op->addr = addr;
 	op->len = len;
 	op->flags = flags;
 	if ((flags & SMM_MAP_FIXED) || !fixed_like ||
 	    sh_free(&g->sh, addr, end))
 		sh_map(&g->sh, addr, end);
+}
+
+/*
+ * A range for loads and stores: usually around the VMAs; now and then just
+ * below a growsdown mapping (a few pages, or past its guard gap and
+ * toward the 8 MiB stack limit), so that the stack grows or refuses to.
+ */
+static void pick_access_range(struct gen *g, uint64_t *addr, uint64_t *len)
+{
+	if (g->nstacks && chance(&g->r, 12)) {
+		int n = g->nstacks < 8 ? g->nstacks : 8;
+		uint64_t top = g->stacks[below(&g->r, (uint64_t)n)];
+		uint64_t down = chance(&g->r, 70) ?
+					(1 + below(&g->r, 8)) * PG :
+					(1 + below(&g->r, 3 * 1024)) * PG;
+
+		*addr = clamp_addr(top - down);
+		*len = (1 + below(&g->r, 4)) * PG;
+		*len = fit(*addr, *len);
+		return;
+	}
+	pick_range(g, addr, len, false);
+}
+
+/* madvise: the advice that zaps or populates, and the flag advice. */
+static void gen_madvise(struct gen *g, struct op *op)
+{
+	static const uint64_t flag_adv[] = {
+		SMM_MADV_NORMAL,     SMM_MADV_RANDOM,	  SMM_MADV_SEQUENTIAL,
+		SMM_MADV_DONTFORK,   SMM_MADV_DOFORK,	  SMM_MADV_DONTDUMP,
+		SMM_MADV_DODUMP,     SMM_MADV_HUGEPAGE,	  SMM_MADV_NOHUGEPAGE,
+		SMM_MADV_WIPEONFORK, SMM_MADV_KEEPONFORK,
+	};
+	static const uint64_t adv[] = {
+		SMM_MADV_DONTNEED,
+		SMM_MADV_DONTNEED,
+		SMM_MADV_FREE,
+		SMM_MADV_WILLNEED,
+		SMM_MADV_POPULATE_READ,
+		SMM_MADV_POPULATE_WRITE,
+		SMM_MADV_COLD,
+		SMM_MADV_REMOVE,
+		SMM_MADV_DONTNEED_LOCKED,
+	};
+	uint64_t addr, len;
+	bool zap;
+
+	op->kind = OP_MADVISE;
+	pick_range(g, &addr, &len, true);
+	if (chance(&g->r, 45))
+		op->arg = flag_adv[below(&g->r, sizeof(flag_adv) /
+							sizeof(flag_adv[0]))];
+	else
+		op->arg = adv[below(&g->r, sizeof(adv) / sizeof(adv[0]))];
+	zap = op->arg == SMM_MADV_DONTNEED ||
+	      op->arg == SMM_MADV_DONTNEED_LOCKED;
+	if (zap && g->reclaim_ok && chance(&g->r, 40)) {
+		/* whole, aligned PTE tables */
+		addr = (addr + PMD_SZ - 1) & ~(PMD_SZ - 1);
+		len = (1 + below(&g->r, 4)) * PMD_SZ;
+		if (addr + len > SCRIPT_WIN_END)
+			addr = SCRIPT_WIN_END - len;
+	}
+	if (zap && !g->reclaim_ok && len >= PMD_SZ)
+		len = (1 + below(&g->r, 511)) * PG;
+	if (op->arg == SMM_MADV_POPULATE_READ ||
+	    op->arg == SMM_MADV_POPULATE_WRITE) {
+		if (len > 4 * MiB)
+			len = (1 + below(&g->r, 1024)) * PG;
+		if (g->budget < page_up(len) || (g->avoid & AVOID_POPULATE))
+			op->arg = SMM_MADV_FREE;
+		else
+			g->budget -= page_up(len);
+	}
+	op->addr = addr;
+	op->len = fit(addr, len);
+}
+
+/*
+ * mlock / mlock2(MLOCK_ONFAULT) / munlock on a range around the VMAs,
+ * sometimes from an unaligned address (mlock rounds it down). mlock
+ * populates what it locks: within the budget, else onfault.
+ */
+static void gen_mlock(struct gen *g, struct op *op)
+{
+	uint64_t addr, len;
+
+	pick_range(g, &addr, &len, false);
+	if (len > 16 * MiB)
+		len = (1 + below(&g->r, 4096)) * PG;
+	if (chance(&g->r, 35)) {
+		op->kind = OP_MUNLOCK;
+	} else {
+		op->kind = OP_MLOCK;
+		op->arg = chance(&g->r, 30);
+		if (!op->arg && g->budget < page_up(len))
+			op->arg = 1;
+		else if (!op->arg)
+			g->budget -= page_up(len);
+	}
+	if (chance(&g->r, 15)) {
+		addr += 1 + below(&g->r, PG - 1);
+		len = len > PG ? len - PG : len;
+	}
+	op->addr = addr;
+	op->len = fit(addr, len);
 }
 
 /* ~10% of operations: something a syscall must reject (or a quirk). */
@@ -413,10 +543,14 @@ static void gen_invalid(struct gen *g, struct op *op)
 	pick_range(g, &addr, &len, true);
 	op->addr = addr;
 	op->len = len;
-	static const int kinds[] = { OP_MMAP, OP_MUNMAP, OP_MPROTECT,
-				     OP_MADVISE, OP_RESIDENT };
-	op->kind = kinds[below(&g->r, 5)];
+	static const int kinds[] = { OP_MMAP,	 OP_MUNMAP,   OP_MPROTECT,
+				     OP_MADVISE, OP_RESIDENT, OP_MLOCK,
+				     OP_MUNLOCK };
+	op->kind = kinds[below(&g->r, sizeof(kinds) / sizeof(kinds[0]))];
 	op->arg = random_prot(g);
+	if (op->kind == OP_MLOCK || op->kind == OP_MUNLOCK)
+		op->arg = op->kind == OP_MLOCK &&
+			  chance(&g->r, 50); /* onfault */
 	op->flags = SMM_MAP_PRIVATE | SMM_MAP_ANONYMOUS |
 		    SMM_MAP_FIXED_NOREPLACE;
 	if (op->kind == OP_MADVISE)
@@ -443,8 +577,9 @@ static void gen_invalid(struct gen *g, struct op *op)
 		break;
 	case 3: /* unknown bits */
 		if (op->kind == OP_MMAP || op->kind == OP_MPROTECT ||
-		    op->kind == OP_RESIDENT) {
-			if (op->kind == OP_RESIDENT)
+		    op->kind == OP_RESIDENT || op->kind == OP_MLOCK ||
+		    op->kind == OP_MUNLOCK) {
+			if (op->kind != OP_MMAP)
 				op->kind = OP_MPROTECT;
 			static const uint64_t bad[] = { 0x8,	   0x10,
 							0x20,	   0x80,
@@ -482,10 +617,12 @@ static void gen_invalid(struct gen *g, struct op *op)
 			op->kind = OP_MPROTECT;
 		if (op->kind == OP_MADVISE)
 			op->arg = (uint64_t[]){
-				SMM_MADV_DONTNEED, SMM_MADV_FREE,
-				SMM_MADV_WILLNEED, SMM_MADV_POPULATE_READ,
-				SMM_MADV_POPULATE_WRITE
-			}[below(&g->r, 5)];
+				SMM_MADV_DONTNEED,	 SMM_MADV_FREE,
+				SMM_MADV_WILLNEED,	 SMM_MADV_POPULATE_READ,
+				SMM_MADV_POPULATE_WRITE, SMM_MADV_DONTFORK,
+				SMM_MADV_NORMAL,	 SMM_MADV_COLD,
+				SMM_MADV_DONTNEED_LOCKED
+			}[below(&g->r, 9)];
 		break;
 	}
 	}
@@ -514,53 +651,25 @@ static void gen_op(struct gen *g, struct op *op)
 	uint64_t addr, len;
 	if (c < 22) {
 		gen_mmap(g, op);
-	} else if (c < 32) {
+	} else if (c < 31) {
 		op->kind = OP_MUNMAP;
 		pick_range(g, &addr, &len, true);
 		op->addr = addr;
 		op->len = len;
 		sh_unmap(&g->sh, addr, addr + page_up(len));
-	} else if (c < 43) {
+	} else if (c < 41) {
 		op->kind = OP_MPROTECT;
 		pick_range(g, &addr, &len, true);
 		op->addr = addr;
 		op->len = len;
 		op->arg = random_prot(g);
-	} else if (c < 55) {
-		op->kind = OP_MADVISE;
-		pick_range(g, &addr, &len, true);
-		static const uint64_t adv[] = {
-			SMM_MADV_DONTNEED,	SMM_MADV_DONTNEED,
-			SMM_MADV_FREE,		SMM_MADV_WILLNEED,
-			SMM_MADV_POPULATE_READ, SMM_MADV_POPULATE_WRITE,
-		};
-		op->arg = adv[below(&g->r, sizeof(adv) / sizeof(adv[0]))];
-		if (op->arg == SMM_MADV_DONTNEED && g->reclaim_ok &&
-		    chance(&g->r, 40)) {
-			/* whole, aligned PTE tables */
-			addr = (addr + PMD_SZ - 1) & ~(PMD_SZ - 1);
-			len = (1 + below(&g->r, 4)) * PMD_SZ;
-			if (addr + len > SCRIPT_WIN_END)
-				addr = SCRIPT_WIN_END - len;
-		}
-		if (op->arg == SMM_MADV_DONTNEED && !g->reclaim_ok &&
-		    len >= PMD_SZ)
-			len = (1 + below(&g->r, 511)) * PG;
-		if (op->arg == SMM_MADV_POPULATE_READ ||
-		    op->arg == SMM_MADV_POPULATE_WRITE) {
-			if (len > 4 * MiB)
-				len = (1 + below(&g->r, 1024)) * PG;
-			if (g->budget < page_up(len) ||
-			    (g->avoid & AVOID_POPULATE))
-				op->arg = SMM_MADV_FREE;
-			else
-				g->budget -= page_up(len);
-		}
-		op->addr = addr;
-		op->len = fit(addr, len);
-	} else if (c < 64) {
+	} else if (c < 54) {
+		gen_madvise(g, op);
+	} else if (c < 58) {
+		gen_mlock(g, op);
+	} else if (c < 66) {
 		op->kind = OP_WRITE;
-		pick_range(g, &addr, &len, false);
+		pick_access_range(g, &addr, &len);
 		if (chance(&g->r, 60))
 			addr += below(&g->r, PG);
 		len = 1 + below(&g->r, chance(&g->r, 80) ? 3 * PG : 64 * PG);
@@ -572,9 +681,9 @@ static void gen_op(struct gen *g, struct op *op)
 		}
 		op->addr = addr;
 		op->len = fit(addr, len);
-	} else if (c < 73) {
+	} else if (c < 74) {
 		op->kind = OP_TOUCH;
-		pick_range(g, &addr, &len, false);
+		pick_access_range(g, &addr, &len);
 		if (len > 8 * MiB)
 			len = 8 * MiB;
 		if (g->budget < page_up(len))
@@ -585,29 +694,31 @@ static void gen_op(struct gen *g, struct op *op)
 		op->len = len;
 	} else if (c < 79) {
 		op->kind = OP_READ;
-		pick_range(g, &addr, &len, false);
+		pick_access_range(g, &addr, &len);
 		if (chance(&g->r, 50))
 			addr += below(&g->r, PG);
 		op->addr = addr;
 		op->len = fit(addr,
 			      1 + below(&g->r,
 					chance(&g->r, 80) ? 3 * PG : 32 * PG));
-	} else if (c < 85) {
+	} else if (c < 84) {
 		op->kind = OP_PEEK;
-		pick_range(g, &addr, &len, false);
+		pick_access_range(g, &addr, &len);
 		op->addr = addr;
 		op->len = len;
-	} else if (c < 90) {
+	} else if (c < 89) {
 		op->kind = OP_RESIDENT;
 		pick_range(g, &addr, &len, false);
 		if (len > 4096 * PG)
 			len = (1 + below(&g->r, 4096)) * PG;
 		op->addr = addr;
 		op->len = fit(addr, len);
-	} else if (c < 95) {
+	} else if (c < 93) {
 		op->kind = OP_PT;
-	} else {
+	} else if (c < 97) {
 		op->kind = OP_MAPS;
+	} else {
+		op->kind = OP_VMFLAGS;
 	}
 }
 
