@@ -11,6 +11,11 @@
  *   unknown advice (even len 0, hole) -> EINVAL
  *   unaligned -> EINVAL, overflow -> EINVAL, len 0 -> 0, unmapped -> ENOMEM
  *   mincore: unaligned EINVAL, hole/unmapped ENOMEM, len 0 -> 0
+ * and the advice that sets VMA flags (NORMAL, RANDOM, SEQUENTIAL,
+ * DONTFORK, DOFORK, DONTDUMP, DODUMP, HUGEPAGE, NOHUGEPAGE, WIPEONFORK,
+ * KEEPONFORK): each sets or clears exactly its flag, splits the VMA at the
+ * range's ends and merges it back, keeps the pages, skips holes with
+ * -ENOMEM; COLD (0) and REMOVE (-EINVAL) on anonymous memory.
  */
 #include "common.h"
 
@@ -330,16 +335,196 @@ static void test_dontneed_large(void **state)
 	assert_int_equal(pool_stats(e->pool).anon_pages, 1 + (1 * MB / PG - 2));
 }
 
+/* The flags of the VMA covering @a (smm_mm_vmas). */
+static uint64_t vma_flags_at(struct smm_mm *mm, uint64_t a)
+{
+	struct smm_vma_info v;
+
+	assert_int_equal(smm_mm_vmas(mm, a, a + 1, &v, 1), 1);
+	return v.flags;
+}
+
+#define ALL_ADVICE_FLAGS                                         \
+	(SMM_VM_SEQ_READ | SMM_VM_RAND_READ | SMM_VM_DONTCOPY |  \
+	 SMM_VM_DONTDUMP | SMM_VM_HUGEPAGE | SMM_VM_NOHUGEPAGE | \
+	 SMM_VM_WIPEONFORK)
+
+static void test_flag_advice(void **state)
+{
+	static const struct {
+		int advice;
+		uint64_t set, clear;
+	} t[] = {
+		{ SMM_MADV_SEQUENTIAL, SMM_VM_SEQ_READ, SMM_VM_RAND_READ },
+		{ SMM_MADV_RANDOM, SMM_VM_RAND_READ, SMM_VM_SEQ_READ },
+		{ SMM_MADV_NORMAL, 0, SMM_VM_SEQ_READ | SMM_VM_RAND_READ },
+		{ SMM_MADV_DONTFORK, SMM_VM_DONTCOPY, 0 },
+		{ SMM_MADV_DOFORK, 0, SMM_VM_DONTCOPY },
+		{ SMM_MADV_DONTDUMP, SMM_VM_DONTDUMP, 0 },
+		{ SMM_MADV_DODUMP, 0, SMM_VM_DONTDUMP },
+		{ SMM_MADV_HUGEPAGE, SMM_VM_HUGEPAGE, SMM_VM_NOHUGEPAGE },
+		{ SMM_MADV_NOHUGEPAGE, SMM_VM_NOHUGEPAGE, SMM_VM_HUGEPAGE },
+		{ SMM_MADV_WIPEONFORK, SMM_VM_WIPEONFORK, 0 },
+		{ SMM_MADV_KEEPONFORK, 0, SMM_VM_WIPEONFORK },
+	};
+	struct env *e = *state;
+	struct smm_mm *mm = e->mm;
+	uint64_t base;
+
+	map_at(mm, TA, 16 * PG, RW);
+	write_pat(e->cpu, TA, 16 * PG, 21);
+	base = vma_flags_at(mm, TA);
+	assert_int_equal(base & ALL_ADVICE_FLAGS, 0);
+	assert_true(base & SMM_VM_ACCOUNT);
+	for (size_t i = 0; i < sizeof(t) / sizeof(t[0]); i++) {
+		uint64_t before = vma_flags_at(mm, TA + 4 * PG), want;
+
+		/* the middle of the VMA: split in three, then merged back
+		 * by the opposite advice further down the table */
+		assert_int_equal(MADV(TA + 4 * PG, 8 * PG, t[i].advice), 0);
+		want = (before | t[i].set) & ~t[i].clear;
+		assert_int_equal(vma_flags_at(mm, TA + 4 * PG), want);
+		assert_int_equal(vma_flags_at(mm, TA + 11 * PG), want);
+		assert_int_equal(vma_flags_at(mm, TA) & ALL_ADVICE_FLAGS, 0);
+		assert_int_equal(
+			vma_flags_at(mm, TA + 12 * PG) & ALL_ADVICE_FLAGS, 0);
+		if (want != base)
+			expect_vmas(mm, 0, SMM_TASK_SIZE,
+				    { TA, TA + 4 * PG, RW },
+				    { TA + 4 * PG, TA + 12 * PG, RW },
+				    { TA + 12 * PG, TA + 16 * PG, RW });
+		else
+			expect_vmas(mm, 0, SMM_TASK_SIZE,
+				    { TA, TA + 16 * PG, RW });
+		check_pat(e->cpu, TA, 16 * PG, 21);
+		assert_int_equal(smm_mm_verify(mm), 0);
+	}
+	/* nothing clears NOHUGEPAGE but HUGEPAGE, which sets its own flag:
+	 * NOHUGEPAGE on the whole range makes the three alike again */
+	assert_int_equal(MADV(TA, 16 * PG, SMM_MADV_NOHUGEPAGE), 0);
+	expect_vmas(mm, 0, SMM_TASK_SIZE, { TA, TA + 16 * PG, RW });
+	assert_int_equal(vma_flags_at(mm, TA), base | SMM_VM_NOHUGEPAGE);
+	assert_int_equal(mm_stats(mm).rss_anon, 16);
+	/* advice that changes nothing splits nothing */
+	assert_int_equal(MADV(TA + PG, PG, SMM_MADV_NORMAL), 0);
+	assert_int_equal(MADV(TA + PG, PG, SMM_MADV_DOFORK), 0);
+	expect_vmas(mm, 0, SMM_TASK_SIZE, { TA, TA + 16 * PG, RW });
+}
+
+/* Two VMAs advised alike merge when they touch and agree otherwise. */
+static void test_flag_advice_merge(void **state)
+{
+	struct env *e = *state;
+	struct smm_mm *mm = e->mm;
+
+	map_at(mm, TA, 4 * PG, RW);
+	assert_int_equal(MADV(TA, 4 * PG, SMM_MADV_DONTDUMP), 0);
+	map_at(mm, TA + 4 * PG, 4 * PG, RW); /* differs: not merged */
+	expect_vmas(mm, 0, SMM_TASK_SIZE, { TA, TA + 4 * PG, RW },
+		    { TA + 4 * PG, TA + 8 * PG, RW });
+	assert_int_equal(MADV(TA + 4 * PG, 4 * PG, SMM_MADV_DONTDUMP), 0);
+	expect_vmas(mm, 0, SMM_TASK_SIZE, { TA, TA + 8 * PG, RW });
+	assert_true(vma_flags_at(mm, TA + 5 * PG) & SMM_VM_DONTDUMP);
+	/* MAP_STACK: VM_NOHUGEPAGE, so it does not merge with a plain
+	 * neighbour, until NOHUGEPAGE makes the neighbour alike */
+	assert_int_equal(smm_mmap(mm, TA + 8 * PG, 4 * PG, RW,
+				  PRIV_ANON | SMM_MAP_FIXED | SMM_MAP_STACK),
+			 (int64_t)(TA + 8 * PG));
+	assert_int_equal(vma_flags_at(mm, TA + 8 * PG) & ALL_ADVICE_FLAGS,
+			 SMM_VM_NOHUGEPAGE);
+	assert_int_equal(MADV(TA, 8 * PG, SMM_MADV_DODUMP), 0);
+	expect_vmas(mm, 0, SMM_TASK_SIZE, { TA, TA + 8 * PG, RW },
+		    { TA + 8 * PG, TA + 12 * PG, RW });
+	assert_int_equal(MADV(TA, 8 * PG, SMM_MADV_NOHUGEPAGE), 0);
+	expect_vmas(mm, 0, SMM_TASK_SIZE, { TA, TA + 12 * PG, RW });
+}
+
+/* A hole: the mapped parts on both sides are advised, -ENOMEM at the end;
+ * COLD and REMOVE. */
+static void test_flag_advice_holes(void **state)
+{
+	struct env *e = *state;
+	struct smm_mm *mm = e->mm;
+
+	map_at(mm, TA, 2 * PG, RW);
+	map_at(mm, TA + 3 * PG, 2 * PG, RO);
+	assert_int_equal(MADV(TA + PG, 4 * PG, SMM_MADV_DONTFORK), -ENOMEM);
+	assert_false(vma_flags_at(mm, TA) & SMM_VM_DONTCOPY);
+	assert_true(vma_flags_at(mm, TA + PG) & SMM_VM_DONTCOPY);
+	assert_true(vma_flags_at(mm, TA + 4 * PG) & SMM_VM_DONTCOPY);
+	assert_int_equal(MADV(TA + 2 * PG, PG, SMM_MADV_DONTFORK), -ENOMEM);
+	assert_int_equal(MADV(TA + GB, PG, SMM_MADV_DONTFORK), -ENOMEM);
+	assert_int_equal(MADV(TA + 1, PG, SMM_MADV_DONTFORK), -EINVAL);
+	assert_int_equal(MADV(TA, UINT64_MAX, SMM_MADV_DONTFORK), -EINVAL);
+	assert_int_equal(MADV(TA, 0, SMM_MADV_DONTFORK), 0);
+	expect_vmas(mm, 0, SMM_TASK_SIZE, { TA, TA + PG, RW },
+		    { TA + PG, TA + 2 * PG, RW },
+		    { TA + 3 * PG, TA + 5 * PG, RO });
+	write_pat(e->cpu, TA, 2 * PG, 22);
+	assert_int_equal(MADV(TA, 2 * PG, SMM_MADV_COLD), 0);
+	check_pat(e->cpu, TA, 2 * PG, 22);
+	assert_int_equal(MADV(TA, 2 * PG, SMM_MADV_REMOVE), -EINVAL);
+	assert_int_equal(MADV(TA + GB, PG, SMM_MADV_REMOVE), -ENOMEM);
+	check_pat(e->cpu, TA, 2 * PG, 22);
+	assert_int_equal(smm_mm_verify(mm), 0);
+}
+
+/*
+ * Fault injection at every allocation of a flag advice that splits twice:
+ * each failure answers -EAGAIN and leaves VMAs, flags and pages as they
+ * were.
+ */
+static void test_flag_advice_inject(void **state)
+{
+	struct env *e = *state;
+	struct smm_mm *mm = e->mm;
+	struct smm_vma_info before[4], after[4];
+	size_t nb, na;
+	unsigned long n;
+	int r = -1;
+
+	map_at(mm, TA, 16 * PG, RW);
+	write_pat(e->cpu, TA, 16 * PG, 23);
+	memset(before, 0, sizeof(before));
+	nb = smm_mm_vmas(mm, 0, SMM_TASK_SIZE, before, 4);
+	for (n = 1; n < 100; n++) {
+		smm_pool_inject_failure(e->pool, n);
+		r = MADV(TA + 4 * PG, 4 * PG, SMM_MADV_WIPEONFORK);
+		smm_pool_inject_failure(e->pool, 0);
+		if (!r)
+			break;
+		assert_int_equal(r, -EAGAIN);
+		memset(after, 0, sizeof(after));
+		na = smm_mm_vmas(mm, 0, SMM_TASK_SIZE, after, 4);
+		assert_int_equal(na, nb);
+		assert_memory_equal(after, before, sizeof(before[0]) * nb);
+		check_pat(e->cpu, TA, 16 * PG, 23);
+	}
+	assert_int_equal(r, 0);
+	assert_true(n > 1);
+	assert_true(vma_flags_at(mm, TA + 4 * PG) & SMM_VM_WIPEONFORK);
+	assert_int_equal(smm_mm_verify(mm), 0);
+}
+
 #define T(f) cmocka_unit_test_setup_teardown(f, env_setup, env_teardown)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		T(test_dontneed),	T(test_madv_free),
-		T(test_populate_read),	T(test_populate_write),
-		T(test_populate_prot),	T(test_willneed),
-		T(test_errors),		T(test_holes),
-		T(test_mincore),	T(test_dontneed_rounds),
+		T(test_dontneed),
+		T(test_madv_free),
+		T(test_populate_read),
+		T(test_populate_write),
+		T(test_populate_prot),
+		T(test_willneed),
+		T(test_errors),
+		T(test_holes),
+		T(test_mincore),
+		T(test_dontneed_rounds),
 		T(test_dontneed_large),
+		T(test_flag_advice),
+		T(test_flag_advice_merge),
+		T(test_flag_advice_holes),
+		T(test_flag_advice_inject),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
