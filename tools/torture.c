@@ -23,6 +23,14 @@
  *   from an unmapped or PROT_NONE page, no store to a read-only one may
  *   succeed, and no access to a mapped page may fault. This is the check
  *   that TLB shootdown and the VMA lock's recheck are correct.
+ * - Owners also give their pages VMA flags (the flag advice: DONTFORK,
+ *   DONTDUMP, WIPEONFORK, SEQUENTIAL, RANDOM, HUGEPAGE, ...; mlock,
+ *   mlock2 onfault, munlock) and keep them in the model too: after each
+ *   such change every page of the range must sit in a VMA with exactly
+ *   the flags the model says, whatever splits and merges happened beside
+ *   it, and locked pages must survive DONTNEED, FREE and PAGEOUT
+ *   (-EINVAL). Each thread locks at most its share of the mm's 8 MiB
+ *   limit, so that the results are exact.
  * - GUP threads (--gup N, default 2) pin pages of shared regions (for
  *   writing or reading) and of owned regions (reading only), through
  *   GUP-fast or slow (remote) GUP, while the other threads munmap, DONTNEED
@@ -82,8 +90,16 @@ struct region {
 	/* owner's exact model (owned regions only) */
 	uint8_t kind[REGION_PAGES];
 	uint64_t val[REGION_PAGES];
-	bool lazy[REGION_PAGES]; /* MADV_FREE'd, not written since */
+	bool lazy[REGION_PAGES];     /* MADV_FREE'd, not written since */
+	uint64_t vmfl[REGION_PAGES]; /* the VMA flags of TRACKED_FLAGS */
+	int nlocked;		     /* pages with SMM_VM_LOCKED */
 };
+
+/* The VMA flags owners set and the model tracks. */
+#define TRACKED_FLAGS                                             \
+	(SMM_VM_LOCKED | SMM_VM_LOCKONFAULT | SMM_VM_SEQ_READ |   \
+	 SMM_VM_RAND_READ | SMM_VM_DONTCOPY | SMM_VM_WIPEONFORK | \
+	 SMM_VM_DONTDUMP | SMM_VM_HUGEPAGE | SMM_VM_NOHUGEPAGE)
 
 struct tmm {
 	struct smm_mm *mm;
@@ -96,6 +112,8 @@ enum opk {
 	O_MUNMAP,
 	O_MPROTECT,
 	O_MADVISE,
+	O_FLAGS,
+	O_MLOCK,
 	O_READ,
 	O_WRITE,
 	O_VERIFY,
@@ -103,9 +121,10 @@ enum opk {
 	O_PIN_SLOW,
 	O_NR
 };
-static const char *const op_names[O_NR] = { "mmap",    "munmap",   "mprotect",
-					    "madvise", "read",	   "write",
-					    "verify",  "pin-fast", "pin-slow" };
+static const char *const op_names[O_NR] = {
+	"mmap", "munmap", "mprotect", "madvise",  "flag-advice", "mlock",
+	"read", "write",  "verify",   "pin-fast", "pin-slow"
+};
 
 static struct {
 	int threads, mms, seconds, race, scheme, gup;
@@ -288,14 +307,163 @@ static void do_write(struct tstate *t, struct smm_cpu *cpu, struct region *r,
 
 /* ---- owned regions: exact model ---- */
 
-static void owned_op(struct tstate *t, struct smm_mm *mm, struct region *r)
+/* Pages locked in @tm by thread @id: what it may add is its share of the
+ * lock limit, minus these. */
+static int thread_locked(struct tmm *tm, int id)
 {
+	int n = 0;
+
+	for (int i = 0; i < tm->nr_regions; i++)
+		if (tm->regions[i].owner == id)
+			n += tm->regions[i].nlocked;
+	return n;
+}
+
+static void set_locked(struct region *r, int p, uint64_t lockfl)
+{
+	bool was = r->vmfl[p] & SMM_VM_LOCKED;
+
+	r->vmfl[p] = (r->vmfl[p] & ~(SMM_VM_LOCKED | SMM_VM_LOCKONFAULT)) |
+		     lockfl;
+	r->nlocked += (lockfl != 0) - was;
+}
+
+/*
+ * After a change of VMA flags on [p0, p1) of @r: every mapped page of it
+ * lies in a VMA whose tracked flags are the model's.
+ */
+static void check_vma_flags(struct smm_mm *mm, struct region *r, int p0, int p1,
+			    const char *what)
+{
+	struct smm_vma_info v[REGION_PAGES + 2];
+	size_t n = smm_mm_vmas(mm, r->base + (uint64_t)p0 * PAGE,
+			       r->base + (uint64_t)p1 * PAGE, v,
+			       REGION_PAGES + 2);
+	size_t k = 0;
+
+	for (int p = p0; p < p1; p++) {
+		uint64_t a = r->base + (uint64_t)p * PAGE;
+
+		if (r->kind[p] == K_UNMAPPED)
+			continue;
+		while (k < n && v[k].end <= a)
+			k++;
+		if (k == n || v[k].start > a) {
+			violation("%s: region %d page %d is mapped in the "
+				  "model but in no VMA",
+				  what, r->id, p);
+			return;
+		}
+		if ((v[k].flags & TRACKED_FLAGS) != r->vmfl[p]) {
+			violation("%s of region %d pages %d-%d: page %d's VMA "
+				  "%#llx-%#llx has flags %#llx, the model "
+				  "%#llx",
+				  what, r->id, p0, p1, p,
+				  (unsigned long long)v[k].start,
+				  (unsigned long long)v[k].end,
+				  (unsigned long long)(v[k].flags &
+						       TRACKED_FLAGS),
+				  (unsigned long long)r->vmfl[p]);
+			return;
+		}
+	}
+}
+
+/* The flag advice: flags change, pages stay; a hole gives -ENOMEM. */
+static void flag_advice_op(struct tstate *t, struct smm_mm *mm,
+			   struct region *r, int p0, int p1)
+{
+	static const struct {
+		int advice;
+		uint64_t set, clear;
+	} adv[] = {
+		{ SMM_MADV_NORMAL, 0, SMM_VM_SEQ_READ | SMM_VM_RAND_READ },
+		{ SMM_MADV_SEQUENTIAL, SMM_VM_SEQ_READ, SMM_VM_RAND_READ },
+		{ SMM_MADV_RANDOM, SMM_VM_RAND_READ, SMM_VM_SEQ_READ },
+		{ SMM_MADV_DONTFORK, SMM_VM_DONTCOPY, 0 },
+		{ SMM_MADV_DOFORK, 0, SMM_VM_DONTCOPY },
+		{ SMM_MADV_DONTDUMP, SMM_VM_DONTDUMP, 0 },
+		{ SMM_MADV_DODUMP, 0, SMM_VM_DONTDUMP },
+		{ SMM_MADV_WIPEONFORK, SMM_VM_WIPEONFORK, 0 },
+		{ SMM_MADV_KEEPONFORK, 0, SMM_VM_WIPEONFORK },
+		{ SMM_MADV_HUGEPAGE, SMM_VM_HUGEPAGE, SMM_VM_NOHUGEPAGE },
+		{ SMM_MADV_NOHUGEPAGE, SMM_VM_NOHUGEPAGE, SMM_VM_HUGEPAGE },
+	};
+	int i = (int)rndn(t, sizeof(adv) / sizeof(adv[0])), ret, expect = 0;
+
+	ret = smm_madvise(mm, r->base + (uint64_t)p0 * PAGE,
+			  (uint64_t)(p1 - p0) * PAGE, adv[i].advice);
+	for (int p = p0; p < p1; p++) {
+		if (r->kind[p] == K_UNMAPPED) {
+			expect = -ENOMEM; /* skipped, the rest advised */
+			continue;
+		}
+		r->vmfl[p] = (r->vmfl[p] | adv[i].set) & ~adv[i].clear;
+	}
+	if (ret == -EAGAIN) /* out of memory for a split: nothing changed */
+		atomic_fetch_add(&nomem, 1);
+	else if (ret != expect)
+		violation(
+			"madvise(%d) of region %d pages %d-%d: %d, expected %d",
+			adv[i].advice, r->id, p0, p1, ret, expect);
+	if (ret != -EAGAIN)
+		check_vma_flags(mm, r, p0, p1, "flag advice");
+	t->ops[O_FLAGS]++;
+}
+
+/*
+ * mlock, mlock2 onfault or munlock of [p0, p1): pages up to the first
+ * hole change (-ENOMEM at a hole); mlock then faults the range in, which
+ * a PROT_NONE page stops with -ENOMEM, and running out of memory with
+ * -EAGAIN. A thread locks at most its share of the limit.
+ */
+static void mlock_op(struct tstate *t, struct tmm *tm, struct region *r, int p0,
+		     int p1)
+{
+	int share = (int)(SMM_MLOCK_LIMIT / PAGE) / cfg.threads;
+	bool unlock = rndn(t, 3) == 0, onfault = rndn(t, 2);
+	uint64_t a = r->base + (uint64_t)p0 * PAGE,
+		 len = (uint64_t)(p1 - p0) * PAGE;
+	uint64_t lockfl = SMM_VM_LOCKED | (onfault ? SMM_VM_LOCKONFAULT : 0);
+	bool none = false;
+	int ret, expect = 0;
+
+	if (!unlock && thread_locked(tm, r->owner) + (p1 - p0) > share)
+		unlock = true;
+	ret = unlock  ? smm_munlock(tm->mm, a, len) :
+	      onfault ? smm_mlock2(tm->mm, a, len, SMM_MLOCK_ONFAULT) :
+			smm_mlock(tm->mm, a, len);
+	for (int p = p0; p < p1; p++) {
+		if (r->kind[p] == K_UNMAPPED) {
+			expect = -ENOMEM; /* stops here */
+			break;
+		}
+		none |= r->kind[p] == K_NONE;
+		set_locked(r, p, unlock ? 0 : lockfl);
+	}
+	if (!unlock && !onfault && !expect && none)
+		expect = -ENOMEM; /* cannot fault a PROT_NONE page in */
+	if (ret == -EAGAIN && !unlock && !onfault && !expect)
+		atomic_fetch_add(&nomem, 1);
+	else if (ret != expect)
+		violation("%s of region %d pages %d-%d: %d, expected %d",
+			  unlock  ? "munlock" :
+			  onfault ? "mlock2" :
+				    "mlock",
+			  r->id, p0, p1, ret, expect);
+	check_vma_flags(tm->mm, r, p0, p1, unlock ? "munlock" : "mlock");
+	t->ops[O_MLOCK]++;
+}
+
+static void owned_op(struct tstate *t, struct tmm *tm, struct region *r)
+{
+	struct smm_mm *mm = tm->mm;
 	int p0 = (int)rndn(t, REGION_PAGES),
 	    n = 1 + (int)rndn(t, rndn(t, 4) ? 16 : REGION_PAGES);
 	int p1 = p0 + n > REGION_PAGES ? REGION_PAGES : p0 + n;
 	uint64_t a = r->base + (uint64_t)p0 * PAGE,
 		 len = (uint64_t)(p1 - p0) * PAGE;
-	int op = (int)rndn(t, 4), ret, expect = 0, k;
+	int op = (int)rndn(t, 6), ret, expect = 0, k;
 
 	for (int p = p0; p < p1; p++)
 		state_begin(&r->pstate[p]);
@@ -315,6 +483,8 @@ static void owned_op(struct tstate *t, struct smm_mm *mm, struct region *r)
 			r->kind[p] = (uint8_t)k;
 			r->val[p] = 0;
 			r->lazy[p] = false;
+			set_locked(r, p, 0);
+			r->vmfl[p] = 0;
 		}
 		t->ops[O_MMAP]++;
 		break;
@@ -322,8 +492,11 @@ static void owned_op(struct tstate *t, struct smm_mm *mm, struct region *r)
 		ret = smm_munmap(mm, a, len);
 		if (ret)
 			violation("munmap of region %d: %d", r->id, ret);
-		for (int p = p0; p < p1; p++)
+		for (int p = p0; p < p1; p++) {
 			r->kind[p] = K_UNMAPPED;
+			set_locked(r, p, 0);
+			r->vmfl[p] = 0;
+		}
 		t->ops[O_MUNMAP]++;
 		break;
 	case 2: /* mprotect: Linux stops at the first hole with -ENOMEM */
@@ -344,6 +517,12 @@ static void owned_op(struct tstate *t, struct smm_mm *mm, struct region *r)
 				r->id, p0, p1, ret, expect);
 		t->ops[O_MPROTECT]++;
 		break;
+	case 4:
+		flag_advice_op(t, mm, r, p0, p1);
+		break;
+	case 5:
+		mlock_op(t, tm, r, p0, p1);
+		break;
 	default: { /* madvise */
 		static const int adv[] = {
 			SMM_MADV_DONTNEED,	SMM_MADV_FREE,
@@ -361,6 +540,14 @@ static void owned_op(struct tstate *t, struct smm_mm *mm, struct region *r)
 				    advice == SMM_MADV_POPULATE_WRITE)
 					break;
 				continue;
+			}
+			/* locked pages stay: the walk stops at their VMA */
+			if ((r->vmfl[p] & SMM_VM_LOCKED) &&
+			    (advice == SMM_MADV_DONTNEED ||
+			     advice == SMM_MADV_FREE ||
+			     advice == SMM_MADV_PAGEOUT)) {
+				bad = true;
+				break;
 			}
 			if ((advice == SMM_MADV_POPULATE_READ &&
 			     r->kind[p] == K_NONE) ||
@@ -653,7 +840,7 @@ static void *worker(void *arg)
 			t->ops[O_VERIFY]++;
 		} else if (r->owner == t->id) {
 			if (dice < 15)
-				owned_op(t, tm->mm, r);
+				owned_op(t, tm, r);
 			else if (dice < 60)
 				do_write(t, cpu, r, page, &r->pstate[page]);
 			else
