@@ -84,6 +84,8 @@ extern "C" {
 #define SMM_MADV_REMOVE		 9
 #define SMM_MADV_DONTFORK	 10
 #define SMM_MADV_DOFORK		 11
+#define SMM_MADV_MERGEABLE	 12
+#define SMM_MADV_UNMERGEABLE	 13
 #define SMM_MADV_HUGEPAGE	 14
 #define SMM_MADV_NOHUGEPAGE	 15
 #define SMM_MADV_DONTDUMP	 16
@@ -234,7 +236,15 @@ SMM_API void smm_mm_destroy(struct smm_mm *mm);
  * there) or MAP_FIXED_NOREPLACE (-EEXIST if anything is there) is given;
  * without a usable hint the range is placed top-down below mmap_base.
  * MAP_POPULATE faults the range in (write faults if PROT_WRITE), ignoring
- * failures as Linux does. Unknown protection bits are ignored, as Linux's
+ * failures as Linux does. MAP_GROWSDOWN makes a stack: a fault in the
+ * page below grows it (smm_read()/smm_write(): down to the page touched,
+ * keeping a guard gap of 256 pages above the next accessible mapping
+ * below, the whole stack at most SMM_STACK_LIMIT); GUP and populate do
+ * not grow it, as in Linux 6.5+. MAP_STACK marks the mapping
+ * VM_NOHUGEPAGE, as Linux 6.18 does, so that it does not merge with an
+ * ordinary neighbour. MAP_LOCKED locks it (smm_mlock()) and faults it in,
+ * -EAGAIN if that would pass SMM_MLOCK_LIMIT. Unknown protection bits are
+ * ignored, as Linux's
  * mmap ignores them. MAP_SHARED returns -EINVAL for now; a mapping without
  * MAP_ANONYMOUS returns -EBADF (no files yet: what Linux answers for fd -1).
  * Returns the start address or a negative errno (-EINVAL: zero length,
@@ -284,12 +294,21 @@ SMM_API int smm_mprotect(struct smm_mm *mm, uint64_t addr, uint64_t len,
  * contents stay until then); PAGEOUT reclaims now what can be reclaimed
  * without swap, as Linux does: pages freed with FREE and not written since
  * are dropped (they read back as zeros), other pages stay (pinned pages
- * too); POPULATE_READ/WRITE fault the range in; WILLNEED does nothing for
- * anonymous memory. Returns 0, -EINVAL (unaligned
+ * too); POPULATE_READ/WRITE fault the range in; WILLNEED and COLD do
+ * nothing for anonymous memory; REMOVE needs a file (-EINVAL). DONTNEED,
+ * FREE, PAGEOUT and COLD refuse a VM_LOCKED VMA (-EINVAL, after the VMAs
+ * before it were advised); DONTNEED_LOCKED zaps it too. NORMAL, RANDOM,
+ * SEQUENTIAL, DONTFORK, DOFORK, DONTDUMP, DODUMP, HUGEPAGE, NOHUGEPAGE,
+ * WIPEONFORK, KEEPONFORK, MERGEABLE and UNMERGEABLE (as with CONFIG_KSM:
+ * the flag only, no page is ever merged) set or clear their VM_* flag
+ * (smm_vma_info
+ * .flags), splitting and merging VMAs as Linux does; -EAGAIN if a split
+ * would pass max_map_count or memory is short (what was advised before
+ * stays advised, as in Linux). Returns 0, -EINVAL (unaligned
  * address, overflow, unknown advice; and populate on a VMA whose protection
  * forbids the access, as Linux answers), -ENOMEM (part of the range
  * unmapped; the mapped parts were still advised; or out of memory while
- * populating).
+ * populating), -EAGAIN.
  */
 SMM_API int smm_madvise(struct smm_mm *mm, uint64_t addr, uint64_t len,
 			int advice);
@@ -337,6 +356,7 @@ SMM_API int smm_mincore(struct smm_mm *mm, uint64_t addr, uint64_t len,
 #define SMM_VM_DONTDUMP	   0x04000000UL
 #define SMM_VM_HUGEPAGE	   0x20000000UL
 #define SMM_VM_NOHUGEPAGE  0x40000000UL
+#define SMM_VM_MERGEABLE   0x80000000UL /* MADV_MERGEABLE (KSM) */
 
 /* One VMA, for smm_mm_vmas(). */
 struct smm_vma_info {

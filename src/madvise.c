@@ -3,7 +3,7 @@
  * PAGEOUT, COLD, REMOVE, POPULATE_READ, POPULATE_WRITE, WILLNEED, and the
  * advice that sets VMA flags (NORMAL, RANDOM, SEQUENTIAL, DONTFORK,
  * DOFORK, DONTDUMP, DODUMP, WIPEONFORK, KEEPONFORK, HUGEPAGE,
- * NOHUGEPAGE, under mmap_lock for write); argument checks, the walk over
+ * NOHUGEPAGE, MERGEABLE, UNMERGEABLE, under mmap_lock for write); argument checks, the walk over
  * VMAs with Linux's treatment of holes, and the per-entry work of FREE
  * and PAGEOUT for the range iterator (pagewalk.h).
  *
@@ -128,6 +128,8 @@ static bool madvise_behavior_valid(int advice)
 	case SMM_MADV_DOFORK:
 	case SMM_MADV_HUGEPAGE:
 	case SMM_MADV_NOHUGEPAGE:
+	case SMM_MADV_MERGEABLE:
+	case SMM_MADV_UNMERGEABLE:
 	case SMM_MADV_DONTDUMP:
 	case SMM_MADV_DODUMP:
 	case SMM_MADV_WIPEONFORK:
@@ -204,6 +206,11 @@ static unsigned long advice_flags(struct vm_area_struct *vma, void *arg)
 		return (f & ~VM_NOHUGEPAGE) | VM_HUGEPAGE;
 	case SMM_MADV_NOHUGEPAGE:
 		return (f & ~VM_HUGEPAGE) | VM_NOHUGEPAGE;
+	case SMM_MADV_MERGEABLE: /* ksm_madvise(): anonymous private memory
+				  * is always KSM-compatible */
+		return f | VM_MERGEABLE;
+	case SMM_MADV_UNMERGEABLE:
+		return f & ~VM_MERGEABLE;
 	}
 	BUG_ON(1);
 	return f;
@@ -230,6 +237,8 @@ static bool advice_changes_flags(int advice)
 	case SMM_MADV_KEEPONFORK:
 	case SMM_MADV_HUGEPAGE:
 	case SMM_MADV_NOHUGEPAGE:
+	case SMM_MADV_MERGEABLE:
+	case SMM_MADV_UNMERGEABLE:
 		return true;
 	}
 	return false;

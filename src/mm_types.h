@@ -32,12 +32,13 @@ typedef uint64_t pteval_t;
 #define VM_DONTDUMP    0x04000000UL
 #define VM_HUGEPAGE    0x20000000UL
 #define VM_NOHUGEPAGE  0x40000000UL
+#define VM_MERGEABLE   0x80000000UL
 #define VM_LOCKED_MASK (VM_LOCKED | VM_LOCKONFAULT)
 /* What smm_mm_vmas() reports (the SMM_VM_* bits of softmm.h). */
 #define VM_INFO_FLAGS                                                          \
 	(VM_GROWSDOWN | VM_LOCKED | VM_SEQ_READ | VM_RAND_READ | VM_DONTCOPY | \
 	 VM_LOCKONFAULT | VM_ACCOUNT | VM_NORESERVE | VM_WIPEONFORK |          \
-	 VM_DONTDUMP | VM_HUGEPAGE | VM_NOHUGEPAGE)
+	 VM_DONTDUMP | VM_HUGEPAGE | VM_NOHUGEPAGE | VM_MERGEABLE)
 #define VM_ACCESS_FLAGS (VM_READ | VM_WRITE | VM_EXEC)
 
 struct vm_area_struct {

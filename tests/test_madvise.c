@@ -347,7 +347,7 @@ static uint64_t vma_flags_at(struct smm_mm *mm, uint64_t a)
 #define ALL_ADVICE_FLAGS                                         \
 	(SMM_VM_SEQ_READ | SMM_VM_RAND_READ | SMM_VM_DONTCOPY |  \
 	 SMM_VM_DONTDUMP | SMM_VM_HUGEPAGE | SMM_VM_NOHUGEPAGE | \
-	 SMM_VM_WIPEONFORK)
+	 SMM_VM_WIPEONFORK | SMM_VM_MERGEABLE)
 
 static void test_flag_advice(void **state)
 {
@@ -366,6 +366,8 @@ static void test_flag_advice(void **state)
 		{ SMM_MADV_NOHUGEPAGE, SMM_VM_NOHUGEPAGE, SMM_VM_HUGEPAGE },
 		{ SMM_MADV_WIPEONFORK, SMM_VM_WIPEONFORK, 0 },
 		{ SMM_MADV_KEEPONFORK, 0, SMM_VM_WIPEONFORK },
+		{ SMM_MADV_MERGEABLE, SMM_VM_MERGEABLE, 0 },
+		{ SMM_MADV_UNMERGEABLE, 0, SMM_VM_MERGEABLE },
 	};
 	struct env *e = *state;
 	struct smm_mm *mm = e->mm;

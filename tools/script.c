@@ -209,6 +209,8 @@ static const struct {
 	{ "remove", SMM_MADV_REMOVE },
 	{ "dontfork", SMM_MADV_DONTFORK },
 	{ "dofork", SMM_MADV_DOFORK },
+	{ "mergeable", SMM_MADV_MERGEABLE },
+	{ "unmergeable", SMM_MADV_UNMERGEABLE },
 	{ "hugepage", SMM_MADV_HUGEPAGE },
 	{ "nohugepage", SMM_MADV_NOHUGEPAGE },
 	{ "dontdump", SMM_MADV_DONTDUMP },
@@ -426,6 +428,7 @@ const struct vmflag_name script_vmflags[] = {
 	{ SMM_VM_ACCOUNT, "ac" },    { SMM_VM_NORESERVE, "nr" },
 	{ SMM_VM_WIPEONFORK, "wf" }, { SMM_VM_DONTDUMP, "dd" },
 	{ SMM_VM_HUGEPAGE, "hg" },   { SMM_VM_NOHUGEPAGE, "nh" },
+	{ SMM_VM_MERGEABLE, "mg" },
 };
 const size_t script_nr_vmflags =
 	sizeof(script_vmflags) / sizeof(script_vmflags[0]);

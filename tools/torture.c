@@ -99,7 +99,8 @@ struct region {
 #define TRACKED_FLAGS                                             \
 	(SMM_VM_LOCKED | SMM_VM_LOCKONFAULT | SMM_VM_SEQ_READ |   \
 	 SMM_VM_RAND_READ | SMM_VM_DONTCOPY | SMM_VM_WIPEONFORK | \
-	 SMM_VM_DONTDUMP | SMM_VM_HUGEPAGE | SMM_VM_NOHUGEPAGE)
+	 SMM_VM_DONTDUMP | SMM_VM_HUGEPAGE | SMM_VM_NOHUGEPAGE |  \
+	 SMM_VM_MERGEABLE)
 
 struct tmm {
 	struct smm_mm *mm;
@@ -388,6 +389,8 @@ static void flag_advice_op(struct tstate *t, struct smm_mm *mm,
 		{ SMM_MADV_KEEPONFORK, 0, SMM_VM_WIPEONFORK },
 		{ SMM_MADV_HUGEPAGE, SMM_VM_HUGEPAGE, SMM_VM_NOHUGEPAGE },
 		{ SMM_MADV_NOHUGEPAGE, SMM_VM_NOHUGEPAGE, SMM_VM_HUGEPAGE },
+		{ SMM_MADV_MERGEABLE, SMM_VM_MERGEABLE, 0 },
+		{ SMM_MADV_UNMERGEABLE, 0, SMM_VM_MERGEABLE },
 	};
 	int i = (int)rndn(t, sizeof(adv) / sizeof(adv[0])), ret, expect = 0;
 
