@@ -734,9 +734,11 @@ static void pin_op(const struct op *op, struct smm_mm *mm, struct smm_cpu *cpu,
 	} else {
 		nr = (unsigned long)((off + op->len + SMM_PAGE_SIZE - 1) >>
 				     SMM_PAGE_SHIFT);
-		if (pinned.n + nr > pinned.cap) {
+		/* Room for nr pages and never NULL, even for 0 pages: the
+		 * library's answer is printed, not its -EINVAL for NULL. */
+		if (pinned.n + nr >= pinned.cap) {
 			size_t cap = pinned.cap ? pinned.cap : 64;
-			while (cap < pinned.n + nr)
+			while (cap <= pinned.n + nr)
 				cap *= 2;
 			pinned.pages = realloc(pinned.pages,
 					       cap * sizeof(*pinned.pages));
