@@ -4,6 +4,7 @@
 # tests in the release build and in the ASan+UBSan debug build (whose lock
 # assertions tests/test_lockdep.c breaks on purpose); the script regression tests (tests/scripts/*.smm against their
 # .out, and tests/oracle/*.smm against the kernel's recorded output); the
+# command line's conventions and errors (scripts/check-cli.sh); the
 # random oracle; the torture (and proof that it catches a planted bug); the
 # README's embedding example.
 set -u
@@ -54,6 +55,9 @@ for s in tests/oracle/*.smm; do
 	[ -e "$s" ] || continue
 	step "oracle-regress $(basename "$s")" scripts/check-script.sh build/softmm "$s" "${s%.smm}.out"
 done
+echo "command line (scripts/check-cli.sh):"
+step "cli build/softmm" scripts/check-cli.sh build/softmm
+step "cli build/asan/softmm" scripts/check-cli.sh build/asan/softmm
 echo "Qi Zheng's page-table reclaim test (50 GiB, 25,600 chunks; kernel and every scheme):"
 step "qizheng aligned and unaligned" scripts/qizheng-test.sh build/softmm
 if [ -x scripts/oracle-tests.sh ]; then

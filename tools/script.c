@@ -8,6 +8,7 @@
 
 #include <errno.h>
 #include <getopt.h>
+#include <limits.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdbool.h>
@@ -16,6 +17,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "cli.h"
 #include "softmm.h"
 
 /* ------------------------------------------------------------------ */
@@ -473,26 +475,38 @@ bool script_op_allowed(const struct op *op)
 	return range_allowed(op->kind, op->addr, op->len);
 }
 
-int script_parse(const char *text, const char *name, struct script *s,
-		 FILE *err)
+int script_parse_buf(const char *text, size_t len, const char *name,
+		     struct script *s, FILE *err)
 {
 	int lineno = 0;
-	const char *p = text;
-	while (*p) {
-		const char *eol = strchr(p, '\n');
-		size_t n = eol ? (size_t)(eol - p) : strlen(p);
-		lineno++;
-		char line[1024];
-		if (n >= sizeof(line)) {
-			fprintf(err, "%s:%d: line too long\n", name, lineno);
+	const char *p = text, *end = text + len;
+	while (p < end) {
+		const char *eol = memchr(p, '\n', (size_t)(end - p));
+		size_t n = eol ? (size_t)(eol - p) : (size_t)(end - p);
+		if (lineno == INT_MAX) {
+			fprintf(err, "%s: too many lines\n", name);
 			return -1;
 		}
-		memcpy(line, p, n);
-		line[n] = 0;
+		lineno++;
+		if (memchr(p, 0, n)) {
+			fprintf(err, "%s:%d: NUL byte in the script\n", name,
+				lineno);
+			return -1;
+		}
+		/* Only the operation has a limit; a comment may be any length. */
+		const char *hash = memchr(p, '#', n);
+		size_t opn = hash ? (size_t)(hash - p) : n;
+		char line[1024];
+		if (opn >= sizeof(line)) {
+			fprintf(err,
+				"%s:%d: line too long (more than %zu "
+				"characters before any '#')\n",
+				name, lineno, sizeof(line) - 1);
+			return -1;
+		}
+		memcpy(line, p, opn);
+		line[opn] = 0;
 		p += n + (eol ? 1 : 0);
-		char *hash = strchr(line, '#');
-		if (hash)
-			*hash = 0;
 		char *tok[8];
 		int nt = 0;
 		char *save = NULL;
@@ -512,8 +526,9 @@ int script_parse(const char *text, const char *name, struct script *s,
 			if (!strcmp(tok[0], op_names[kind]))
 				break;
 		if (kind == OP_NR) {
+			char q[CLI_QUOTE_SIZE];
 			fprintf(err, "%s:%d: unknown operation '%s'\n", name,
-				lineno, tok[0]);
+				lineno, cli_quote_str(tok[0], q, sizeof(q)));
 			return -1;
 		}
 		bool unpin_dirty = kind == OP_UNPIN_ALL && nt == 2 &&
@@ -593,6 +608,12 @@ int script_parse(const char *text, const char *name, struct script *s,
 		script_push(s, &op);
 	}
 	return 0;
+}
+
+int script_parse(const char *text, const char *name, struct script *s,
+		 FILE *err)
+{
+	return script_parse_buf(text, strlen(text), name, s, err);
 }
 
 static void format_prot(uint64_t prot, struct strbuf *sb)
@@ -1111,7 +1132,12 @@ int script_run_forked(const struct script *s, enum backend be, int scheme,
 /* `softmm script`                                                     */
 /* ------------------------------------------------------------------ */
 
-static char *read_all(FILE *f)
+/*
+ * read_all - all of @f, with a NUL after it, and its length in *@len (the
+ * text may hold NUL bytes: the parser refuses them by line). NULL on a read
+ * error, errno set (a directory: EISDIR).
+ */
+static char *read_all(FILE *f, size_t *len)
 {
 	struct strbuf sb;
 	sb_init(&sb);
@@ -1119,8 +1145,15 @@ static char *read_all(FILE *f)
 	size_t n;
 	while ((n = fread(buf, 1, sizeof(buf), f)) > 0)
 		sb_add(&sb, buf, n);
+	if (ferror(f)) {
+		int e = errno ? errno : EIO;
+		sb_free(&sb);
+		errno = e;
+		return NULL;
+	}
 	if (!sb.buf)
 		sb_add(&sb, "", 0);
+	*len = sb.len;
 	return sb.buf;
 }
 
@@ -1167,17 +1200,25 @@ int cmd_script(int argc, char **argv)
 		}
 	}
 	const char *fname = argv[optind];
+	char q[CLI_QUOTE_SIZE];
 	FILE *f = strcmp(fname, "-") ? fopen(fname, "r") : stdin;
 	if (!f) {
-		perror(fname);
+		fprintf(stderr, "softmm script: cannot open '%s': %s\n",
+			cli_quote_str(fname, q, sizeof(q)), strerror(errno));
 		return 2;
 	}
-	char *text = read_all(f);
+	size_t len;
+	char *text = read_all(f, &len);
+	if (!text)
+		fprintf(stderr, "softmm script: cannot read '%s': %s\n",
+			cli_quote_str(fname, q, sizeof(q)), strerror(errno));
 	if (f != stdin)
 		fclose(f);
+	if (!text)
+		return 2;
 	struct script s;
 	script_init(&s);
-	if (script_parse(text, fname, &s, stderr)) {
+	if (script_parse_buf(text, len, fname, &s, stderr)) {
 		free(text);
 		script_free(&s);
 		return 2;

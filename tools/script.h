@@ -88,9 +88,14 @@ void script_free(struct script *s);
 void script_push(struct script *s, const struct op *op);
 
 /*
- * script_parse - parse @text (NUL-terminated) into @s (appending). On a syntax
- * error prints "NAME:LINE: message" to @err and returns -1.
+ * script_parse_buf - parse the @len bytes at @text into @s (appending). On
+ * a syntax error, a NUL byte, or an operation longer than 1,023 characters
+ * (comments after '#' may be any length) prints "NAME:LINE: message" to
+ * @err and returns -1; user text in the message is quoted (cli_quote()).
  */
+int script_parse_buf(const char *text, size_t len, const char *name,
+		     struct script *s, FILE *err);
+/* script_parse - script_parse_buf() of the NUL-terminated @text. */
 int script_parse(const char *text, const char *name, struct script *s,
 		 FILE *err);
 /* Whether @op stays inside the window (or overflows, or is a non-fixed

@@ -1,0 +1,49 @@
+/*
+ * tools/cli.h - the command-line conventions every subcommand of the
+ * softmm tool keeps: number options checked whole (no sign, no junk, a
+ * range), user text quoted when a message echoes it, no stray arguments.
+ */
+#ifndef SOFTMM_TOOLS_CLI_H
+#define SOFTMM_TOOLS_CLI_H
+
+#include <stddef.h>
+#include <stdio.h>
+
+/*
+ * cli_ull - parse @arg, the value of option @opt of subcommand @cmd: an
+ * unsigned number, decimal or 0x hex, with no sign, blank or trailing
+ * character, in [@min, @max]. On error prints "softmm CMD: OPT must be
+ * MIN..MAX (got 'ARG')" to stderr and returns -1; else stores it, 0.
+ */
+int cli_ull(const char *cmd, const char *opt, const char *arg,
+	    unsigned long long min, unsigned long long max,
+	    unsigned long long *out);
+/* cli_int - the same for an int option; @min must be >= 0. */
+int cli_int(const char *cmd, const char *opt, const char *arg, int min, int max,
+	    int *out);
+
+/* Input bytes cli_quote() shows before it cuts the text short with "...". */
+#define CLI_QUOTE_MAX 48
+/* A buffer that holds any cli_quote() result. */
+#define CLI_QUOTE_SIZE (4 * CLI_QUOTE_MAX + 8)
+
+/*
+ * cli_quote - @n bytes at @s made safe to print in a message: printable
+ * ASCII as is (a backslash doubled), any other byte as \xNN; at most
+ * CLI_QUOTE_MAX bytes, then "...". Writes into @buf (@size bytes, at least
+ * CLI_QUOTE_SIZE to show everything) and returns it.
+ */
+const char *cli_quote(const void *s, size_t n, char *buf, size_t size);
+/* cli_quote() of the C string @s. */
+const char *cli_quote_str(const char *s, char *buf, size_t size);
+
+/*
+ * cli_no_args - after getopt_long(): if arguments are left from @optind on,
+ * prints "softmm CMD: unexpected argument 'X'" and returns -1.
+ */
+int cli_no_args(const char *cmd, int argc, char **argv, int optind);
+
+/* cli_print_indented - print @text with @indent spaces before every line. */
+void cli_print_indented(FILE *f, int indent, const char *text);
+
+#endif
