@@ -1,9 +1,13 @@
 #!/bin/bash
 # check-cli.sh [TOOL]: the command-line conventions of the softmm tool
-# (default build/softmm): the script reader's errors (NUL bytes, a
-# directory, read errors, long lines, binary garbage quoted), exit statuses
-# and messages. Every case fails before any real work, or is a run of a
-# few milliseconds; the whole takes a few seconds.
+# (default build/softmm), exit statuses and messages: the script reader's
+# errors (NUL bytes, a directory, read errors, long lines, binary garbage
+# quoted); --help on stdout with status 0 for every subcommand, and usages
+# that show defaults and every workload; number options checked whole with
+# their limits named; stray arguments; --scheme with the kernel backend;
+# --only with an unknown workload; --race in a release build. Every case
+# fails before any real work, or is a run of a few milliseconds; the whole
+# takes about a second.
 set -u
 tool=${1:-build/softmm}
 tmp=$(mktemp -d)
@@ -110,6 +114,113 @@ stderr_printable
 printf 'A%.0s' $(seq 300) >"$tmp/As.smm"
 fails 2 "unknown operation 'AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA...'" \
 	"$tool" script "$tmp/As.smm"
+
+# ---- command-line conventions ----
+# --help and -h: the usage on stdout, exit status 0, for every subcommand.
+works "usage: softmm COMMAND" "$tool" --help
+works "usage: softmm COMMAND" "$tool" help
+for c in script oracle bench compare torture; do
+	works "usage: softmm $c [" "$tool" $c --help
+	works "usage: softmm $c [" "$tool" $c -h
+	works "usage: softmm $c [" "$tool" help $c
+	fails 2 "usage: softmm $c [" "$tool" $c --no-such-option
+done
+fails 2 "usage: softmm COMMAND" "$tool"
+fails 2 "softmm: unknown command 'nope'" "$tool" nope
+# The top-level usage shows each subcommand's synopsis, as its --help does.
+for c in script oracle bench compare torture; do
+	run "$tool" $c --help
+	syn=$(sed -n '1s/^usage: softmm [a-z]* //p' "$tmp/out")
+	run "$tool" --help
+	grep -qF -- "$syn" "$tmp/out" && pass=$((pass + 1)) ||
+		bad "softmm --help does not show: $syn"
+done
+# Defaults are shown, optional arguments in brackets.
+works "[--threads N (4)]" "$tool" torture --help
+works "[--sequences N (200)]" "$tool" oracle --help
+works "[--reps N (5)]" "$tool" bench --help
+works "[--reps N (3)]" "$tool" compare --help
+works "[--backend softmm|kernel (softmm)]" "$tool" script --help
+# The bench usage lists every workload bench.c knows.
+for w in fault-anon fault-zero memset-4k dontneed-aligned dontneed-unaligned \
+	dontneed-refault mmap-munmap mmap-many-1k mmap-many-10k mmap-many-60k \
+	access-hit gup-fast gup-slow fault-threads fault-vs-mmap \
+	fault-vs-mmap-mmaplock fault-threads-mmaplock; do
+	works " $w" "$tool" bench --help
+done
+
+# Number options: whole numbers in range, else the option and its limits.
+fails 2 "softmm oracle: --ops must be 1..100000 (got '99999999999999999999')" \
+	"$tool" oracle --ops 99999999999999999999
+fails 2 "softmm oracle: --sequences must be 1..1000000 (got '-5')" \
+	"$tool" oracle --sequences -5
+fails 2 "softmm oracle: --sequences must be 1..1000000 (got 'x')" \
+	"$tool" oracle --sequences x
+fails 2 "softmm oracle: --sequences must be 1..1000000 (got '10x')" \
+	"$tool" oracle --sequences 10x
+fails 2 "softmm oracle: --sequences must be 1..1000000 (got ' 10')" \
+	"$tool" oracle --sequences " 10"
+fails 2 "softmm oracle: --seed must be 0..18446744073709551615 (got '+1')" \
+	"$tool" oracle --seed +1
+fails 2 "softmm oracle: --seed must be 0..18446744073709551615 (got '0x')" \
+	"$tool" oracle --seed 0x
+fails 2 "softmm oracle: --ops must be 1..100000 (got '')" \
+	"$tool" oracle --ops ""
+fails 2 "softmm torture: --threads must be 1..64 (got '1000')" \
+	"$tool" torture --threads 1000
+fails 2 "softmm torture: --threads must be 1..64 (got '0')" \
+	"$tool" torture --threads 0
+fails 2 "softmm torture: --seconds must be 0..86400 (got '-1')" \
+	"$tool" torture --seconds -1
+fails 2 "softmm torture: --mms must be 1..8 (got '9')" "$tool" torture --mms 9
+fails 2 "softmm torture: --gup must be 0..8 (got '2.5')" "$tool" torture --gup 2.5
+fails 2 "softmm torture: --race must be 0..1000 (got '1001')" \
+	"$tool" torture --race 1001
+fails 2 "softmm torture: --seed must be 0..18446744073709551615 (got '18446744073709551616')" \
+	"$tool" torture --seed 18446744073709551616
+fails 2 "softmm bench: --reps must be 1..64 (got '0')" "$tool" bench --reps 0
+fails 2 "softmm compare: --reps must be 1..64 (got '65')" "$tool" compare --reps 65
+
+# Stray arguments, unknown names (quoted).
+fails 2 "softmm oracle: unexpected argument 'foo'" "$tool" oracle foo
+fails 2 "softmm torture: unexpected argument 'foo'" "$tool" torture foo
+fails 2 "softmm bench: unexpected argument 'foo'" "$tool" bench foo
+fails 2 "softmm compare: unexpected argument 'foo'" "$tool" compare foo
+fails 2 "softmm script: unexpected argument 'b'" "$tool" script a b
+fails 2 "softmm script: no FILE given" "$tool" script
+fails 2 "softmm script: unknown backend 'x\x01'" "$tool" script --backend $'x\001' -
+fails 2 "softmm script: unknown scheme 'x'" "$tool" script --scheme x -
+fails 2 "softmm torture: unknown scheme 'x'" "$tool" torture --scheme x
+fails 2 "softmm oracle: unknown --avoid class 'x'" "$tool" oracle --avoid x
+
+# --scheme means nothing to the kernel backend.
+echo pt >"$tmp/pt.smm"
+fails 2 "softmm script: --scheme is for the softmm backend" \
+	"$tool" script --backend kernel --scheme eager "$tmp/pt.smm"
+fails 2 "softmm script: --scheme is for the softmm backend" \
+	"$tool" script --scheme pt-reclaim --backend kernel "$tmp/pt.smm"
+works "0" "$tool" script --scheme pt-reclaim "$tmp/pt.smm"
+
+# --only names workloads.
+for c in bench compare; do
+	fails 2 "softmm $c: unknown workload 'bogus' in --only" \
+		"$tool" $c --only fault-anon,bogus
+	grep -qF "fault-vs-mmap-mmaplock" "$tmp/err" && pass=$((pass + 1)) ||
+		bad "--only bogus does not list the workloads"
+	fails 2 "softmm $c: unknown workload '' in --only" "$tool" $c --only fault-anon,
+	fails 2 "softmm $c: unknown workload 'dont' in --only" "$tool" $c --only dont
+done
+
+# --race: a release build warns that it does nothing there.
+run "$tool" torture --race 5 --seconds 0 --threads 1 --gup 0 --mms 1
+case "$tool" in
+*/asan/* | */tsan/* | */bug/*) want=0 ;; # debug builds mark race windows
+*) want=1 ;;
+esac
+got=0
+grep -qF "softmm torture: --race does nothing in a release build" "$tmp/err" && got=1
+[ "$rc" -eq 0 ] && [ "$got" -eq "$want" ] && pass=$((pass + 1)) ||
+	bad "--race warning: expected $want, got $got"
 
 echo "check-cli: $pass passed, $fail failed"
 [ "$fail" -eq 0 ]

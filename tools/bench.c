@@ -22,6 +22,7 @@
 #include <time.h>
 #include <unistd.h>
 #include "bench.h"
+#include "cli.h"
 #include "softmm.h"
 
 #define MiB	    (1ULL << 20)
@@ -758,10 +759,19 @@ static struct summary summarize(struct result *r, int n)
 	return s;
 }
 
+/* Whether the --only item @p (@l bytes) names workload @name: all of it,
+ * or the part before one of its '-' (dontneed: dontneed-aligned, ...). */
+static bool item_selects(const char *p, size_t l, const char *name)
+{
+	size_t n = strlen(name);
+
+	return (l == n && !strncmp(p, name, n)) ||
+	       (l && l < n && !strncmp(p, name, l) && name[l] == '-');
+}
+
 static bool selected(const struct bench_opts *o, const char *name)
 {
 	const char *p = o->only;
-	size_t n = strlen(name);
 
 	if (!p)
 		return true;
@@ -769,8 +779,7 @@ static bool selected(const struct bench_opts *o, const char *name)
 		const char *c = strchr(p, ',');
 		size_t l = c ? (size_t)(c - p) : strlen(p);
 
-		if ((l == n && !strncmp(p, name, n)) ||
-		    (l < n && !strncmp(p, name, l) && name[l] == '-'))
+		if (item_selects(p, l, name))
 			return true;
 		p += l + (c ? 1 : 0);
 	}
@@ -903,7 +912,89 @@ static void print_table(const struct bench_opts *o, struct row *rows, int n)
 	}
 }
 
-static int parse_opts(int argc, char **argv, struct bench_opts *o, int def_reps)
+const char bench_synopsis[] =
+	"[--reps N (5)] [--scheme NAME,... (none,pt-reclaim,eager)]\n"
+	"[--only WORKLOAD,... (all)] [--full] [--json]";
+const char bench_summary[] =
+	"benchmarks: each workload on the kernel and on softmm";
+const char compare_synopsis[] =
+	"[--reps N (3)] [--scheme NAME,... (none,pt-reclaim,eager)]\n"
+	"[--only WORKLOAD,... (the set marked *)] [--full] [--json]";
+const char compare_summary[] =
+	"the main comparison: the table, and an SVG chart of softmm / Linux";
+
+/* The workload names --only knows, wrapped, those of compare's set with
+ * a '*' (a name listed twice in the table, once). */
+static void print_workloads(FILE *f)
+{
+	const size_t nw = sizeof(workloads) / sizeof(workloads[0]);
+	int col = 0;
+
+	for (size_t w = 0; w < nw; w++) {
+		const struct workload *wl = &workloads[w];
+		int len = (int)strlen(wl->name) + (wl->in_compare ? 1 : 0);
+
+		if (w && !strcmp(wl->name, workloads[w - 1].name))
+			continue;
+		if (col && col + 1 + len > 76) {
+			fprintf(f, "\n");
+			col = 0;
+		}
+		col += fprintf(f, "%s%s%s", col ? " " : "  ", wl->name,
+			       wl->in_compare ? "*" : "");
+	}
+	fprintf(f, "\n");
+}
+
+static int bench_usage(FILE *f, bool compare)
+{
+	if (compare)
+		cli_usage(f, "compare", compare_synopsis, compare_summary);
+	else
+		cli_usage(f, "bench", bench_synopsis, bench_summary);
+	fprintf(f,
+		"  --reps N         repetitions, 1..%d (median, min..max)\n"
+		"  --scheme LIST    softmm's schemes: eager, pt-reclaim, none\n"
+		"  --only LIST      workloads, by name or by the part before a\n"
+		"                   '-' (dontneed: every dontneed-* row)\n"
+		"  --full           the Qi Zheng rows at full size (50 GiB)\n"
+		"  --json           one JSON object per measurement\n",
+		MAX_REPS);
+	fprintf(f, "workloads (* = in `softmm compare` by default):\n");
+	print_workloads(f);
+	return f == stdout ? 0 : 2;
+}
+
+/* Every item of --only must name a workload. */
+static int check_only(const char *cmd, const char *only)
+{
+	const size_t nw = sizeof(workloads) / sizeof(workloads[0]);
+	char q[CLI_QUOTE_SIZE];
+	const char *p = only;
+
+	for (;;) {
+		const char *c = strchr(p, ',');
+		size_t l = c ? (size_t)(c - p) : strlen(p), w;
+
+		for (w = 0; w < nw; w++)
+			if (item_selects(p, l, workloads[w].name))
+				break;
+		if (w == nw) {
+			fprintf(stderr,
+				"softmm %s: unknown workload '%s' in --only; "
+				"the workloads are:\n",
+				cmd, cli_quote(p, l, q, sizeof(q)));
+			print_workloads(stderr);
+			return -1;
+		}
+		if (!c)
+			return 0;
+		p = c + 1;
+	}
+}
+
+/* Returns 0, 1 after --help (printed), -1 on a usage error (printed). */
+static int parse_opts(int argc, char **argv, struct bench_opts *o, bool compare)
 {
 	static const struct option lo[] = {
 		{ "reps", required_argument, NULL, 'r' },
@@ -914,20 +1005,19 @@ static int parse_opts(int argc, char **argv, struct bench_opts *o, int def_reps)
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
+	const char *cmd = compare ? "compare" : "bench";
+	char q[CLI_QUOTE_SIZE];
 	int c;
 
 	memset(o, 0, sizeof(*o));
-	o->reps = def_reps;
+	o->reps = compare ? 3 : 5;
 	optind = 1;
 	while ((c = getopt_long(argc, argv, "r:s:jfo:h", lo, NULL)) != -1) {
 		switch (c) {
 		case 'r':
-			o->reps = atoi(optarg);
-			if (o->reps < 1 || o->reps > MAX_REPS) {
-				fprintf(stderr, "bench: --reps must be 1..%d\n",
-					MAX_REPS);
+			if (cli_int(cmd, "--reps", optarg, 1, MAX_REPS,
+				    &o->reps))
 				return -1;
-			}
 			break;
 		case 's': {
 			char *dup = strdup(optarg), *save = NULL;
@@ -938,8 +1028,11 @@ static int parse_opts(int argc, char **argv, struct bench_opts *o, int def_reps)
 
 				if (s < 0 || o->nr_schemes == 8) {
 					fprintf(stderr,
-						"bench: unknown scheme '%s'\n",
-						t);
+						"softmm %s: unknown scheme "
+						"'%s' (eager, pt-reclaim, "
+						"none)\n",
+						cmd,
+						cli_quote_str(t, q, sizeof(q)));
 					free(dup);
 					return -1;
 				}
@@ -955,19 +1048,20 @@ static int parse_opts(int argc, char **argv, struct bench_opts *o, int def_reps)
 			o->full = true;
 			break;
 		case 'o':
+			if (check_only(cmd, optarg))
+				return -1;
 			o->only = optarg;
 			break;
+		case 'h':
+			bench_usage(stdout, compare);
+			return 1;
 		default:
-			fprintf(stderr,
-				"usage: softmm %s [--reps N] [--scheme A,B] [--only W,..] "
-				"[--full] [--json]\n"
-				"workloads: fault-anon fault-zero memset-4k dontneed-aligned "
-				"dontneed-unaligned dontneed-refault mmap-munmap mmap-many (-1k, -10k, -60k) "
-				"access-hit gup-fast gup-slow fault-threads\n",
-				argv[0]);
+			bench_usage(stderr, compare);
 			return -1;
 		}
 	}
+	if (cli_no_args(cmd, argc, argv, optind))
+		return -1;
 	if (!o->nr_schemes) { /* Linux's two, then softmm's own */
 		o->schemes[o->nr_schemes++] = SMM_SCHEME_NONE;
 		o->schemes[o->nr_schemes++] = SMM_SCHEME_PT_RECLAIM;
@@ -991,9 +1085,12 @@ int cmd_bench(int argc, char **argv)
 {
 	struct bench_opts o;
 	struct row rows[32];
-	int n;
+	int n, r;
 
-	if (parse_opts(argc, argv, &o, 5) || open_pool())
+	r = parse_opts(argc, argv, &o, false);
+	if (r)
+		return r > 0 ? 0 : 2;
+	if (open_pool())
 		return 2;
 	run_all(&o, rows, &n);
 	if (!o.json)
@@ -1057,7 +1154,11 @@ int cmd_compare(int argc, char **argv)
 	struct utsname u;
 	int n;
 
-	if (parse_opts(argc, argv, &o, 3) || open_pool())
+	int r = parse_opts(argc, argv, &o, true);
+
+	if (r)
+		return r > 0 ? 0 : 2;
+	if (open_pool())
 		return 2;
 	o.compare = true;
 	uname(&u);

@@ -1,7 +1,8 @@
 /*
  * tools/cli.h - the command-line conventions every subcommand of the
  * softmm tool keeps: number options checked whole (no sign, no junk, a
- * range), user text quoted when a message echoes it, no stray arguments.
+ * range), user text quoted when a message echoes it, no stray arguments,
+ * --help on stdout with exit status 0, usage errors on stderr with 2.
  */
 #ifndef SOFTMM_TOOLS_CLI_H
 #define SOFTMM_TOOLS_CLI_H
@@ -42,6 +43,24 @@ const char *cli_quote_str(const char *s, char *buf, size_t size);
  * prints "softmm CMD: unexpected argument 'X'" and returns -1.
  */
 int cli_no_args(const char *cmd, int argc, char **argv, int optind);
+
+/*
+ * Each subcommand's synopsis (its options, optional ones in brackets with
+ * their defaults in parentheses; lines joined by '\n') and one line saying
+ * what it does: printed by its --help and by `softmm --help`.
+ */
+extern const char script_synopsis[], script_summary[];
+extern const char oracle_synopsis[], oracle_summary[];
+extern const char bench_synopsis[], bench_summary[];
+extern const char compare_synopsis[], compare_summary[];
+extern const char torture_synopsis[], torture_summary[];
+
+/*
+ * cli_usage - "usage: softmm CMD SYNOPSIS" (continuation lines indented
+ * under the first), then @summary, to @f.
+ */
+void cli_usage(FILE *f, const char *cmd, const char *synopsis,
+	       const char *summary);
 
 /* cli_print_indented - print @text with @indent spaces before every line. */
 void cli_print_indented(FILE *f, int indent, const char *text);

@@ -40,11 +40,13 @@
 #include "script.h"
 
 #include <getopt.h>
+#include <limits.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
+#include "cli.h"
 #include "softmm.h"
 
 #define PG	      4096ULL
@@ -993,8 +995,39 @@ static bool scheme_reclaims_on_dontneed(const char *name)
 	return !strcmp(name, "pt-reclaim");
 }
 
+/* Limits of the number options. */
+#define ORACLE_MAX_SEQUENCES 1000000
+#define ORACLE_MAX_OPS	     100000
+
+const char oracle_synopsis[] =
+	"[--sequences N (200)] [--ops N (200)] [--seed N (1)]\n"
+	"[--scheme NAME (pt-reclaim)] [--out FILE (oracle-fail-SEED-N.smm)]\n"
+	"[--avoid CLASS,... (none)] [--verbose] [--keep-going] [--self-test]\n"
+	"[--dump]";
+const char oracle_summary[] =
+	"compare random scripts on softmm against the kernel";
+
+static int oracle_usage(FILE *f)
+{
+	cli_usage(f, "oracle", oracle_synopsis, oracle_summary);
+	fprintf(f,
+		"  --sequences N  random scripts to run, 1..%d\n"
+		"  --ops N        operations per script, 1..%d\n"
+		"  --seed N       0..2^64-1 (decimal or 0x hex)\n"
+		"  --scheme NAME  eager, pt-reclaim or none\n"
+		"  --out FILE     where the minimal diverging script goes\n"
+		"  --avoid CLASS  leave out: invalid, unaligned-mmap, bad-bits, "
+		"populate\n"
+		"  --keep-going   go on after a divergence\n"
+		"  --self-test    run both sides on the kernel\n"
+		"  --dump         print the scripts, run nothing\n",
+		ORACLE_MAX_SEQUENCES, ORACLE_MAX_OPS);
+	return f == stdout ? 0 : 2;
+}
+
 int cmd_oracle(int argc, char **argv)
 {
+	char q[CLI_QUOTE_SIZE];
 	unsigned long long nseq = 200, nops = 200, seed = 1;
 	/* The scheme that models the kernel on this machine (6.18). */
 	const char *scheme_name = "pt-reclaim";
@@ -1021,13 +1054,19 @@ int cmd_oracle(int argc, char **argv)
 				NULL)) != -1) {
 		switch (c) {
 		case 'n':
-			nseq = strtoull(optarg, NULL, 0);
+			if (cli_ull("oracle", "--sequences", optarg, 1,
+				    ORACLE_MAX_SEQUENCES, &nseq))
+				return 2;
 			break;
 		case 'm':
-			nops = strtoull(optarg, NULL, 0);
+			if (cli_ull("oracle", "--ops", optarg, 1,
+				    ORACLE_MAX_OPS, &nops))
+				return 2;
 			break;
 		case 's':
-			seed = strtoull(optarg, NULL, 0);
+			if (cli_ull("oracle", "--seed", optarg, 0, ULLONG_MAX,
+				    &seed))
+				return 2;
 			break;
 		case 'S':
 			scheme_name = optarg;
@@ -1058,11 +1097,11 @@ int cmd_oracle(int argc, char **argv)
 						break;
 				if (k == nk) {
 					fprintf(stderr,
-						"unknown --avoid class "
-						"'%s' (invalid, "
-						"unaligned-mmap, bad-bits, "
-						"populate)\n",
-						t);
+						"softmm oracle: unknown "
+						"--avoid class '%s' "
+						"(invalid, unaligned-mmap, "
+						"bad-bits, populate)\n",
+						cli_quote_str(t, q, sizeof(q)));
 					free(list);
 					return 2;
 				}
@@ -1071,19 +1110,20 @@ int cmd_oracle(int argc, char **argv)
 			free(list);
 			break;
 		}
+		case 'h':
+			return oracle_usage(stdout);
 		default:
-			fprintf(stderr,
-				"usage: softmm oracle --sequences N --ops M "
-				"--seed S [--scheme NAME] [--out FILE] "
-				"[--verbose] [--keep-going] [--self-test] [--dump]\n"
-				"                     [--avoid invalid,unaligned-mmap,"
-				"bad-bits,populate]\n");
-			return 2;
+			return oracle_usage(stderr);
 		}
 	}
+	if (cli_no_args("oracle", argc, argv, optind))
+		return 2;
 	int scheme = smm_scheme_from_name(scheme_name);
 	if (scheme < 0) {
-		fprintf(stderr, "unknown scheme '%s'\n", scheme_name);
+		fprintf(stderr,
+			"softmm oracle: unknown scheme '%s' (eager, pt-reclaim, "
+			"none)\n",
+			cli_quote_str(scheme_name, q, sizeof(q)));
 		return 2;
 	}
 	bool reclaim_ok = scheme_reclaims_on_dontneed(scheme_name);

@@ -1157,8 +1157,24 @@ static char *read_all(FILE *f, size_t *len)
 	return sb.buf;
 }
 
+const char script_synopsis[] =
+	"[--backend softmm|kernel (softmm)] [--scheme NAME (eager)] FILE|-";
+const char script_summary[] =
+	"run a script (FILE, or - for stdin) on softmm or on the kernel";
+
+static int script_usage(FILE *f)
+{
+	cli_usage(f, "script", script_synopsis, script_summary);
+	fprintf(f,
+		"  --backend softmm  through libsoftmm, in this process\n"
+		"  --backend kernel  through real syscalls, in a child process\n"
+		"  --scheme NAME     eager, pt-reclaim or none (softmm only)\n");
+	return f == stdout ? 0 : 2;
+}
+
 int cmd_script(int argc, char **argv)
 {
+	char q[CLI_QUOTE_SIZE];
 	enum backend be = BACKEND_SOFTMM;
 	const char *scheme_name = NULL; /* the library's default: eager */
 	static const struct option lopts[] = {
@@ -1177,30 +1193,45 @@ int cmd_script(int argc, char **argv)
 			else if (!strcmp(optarg, "kernel"))
 				be = BACKEND_KERNEL;
 			else {
-				fprintf(stderr, "unknown backend '%s'\n",
-					optarg);
+				fprintf(stderr,
+					"softmm script: unknown backend '%s' "
+					"(softmm, kernel)\n",
+					cli_quote_str(optarg, q, sizeof(q)));
 				return 2;
 			}
 			break;
 		case 's':
 			scheme_name = optarg;
 			break;
+		case 'h':
+			return script_usage(stdout);
 		default:
-			goto usage;
+			return script_usage(stderr);
 		}
 	}
-	if (optind != argc - 1)
-		goto usage;
+	if (optind == argc) {
+		fprintf(stderr, "softmm script: no FILE given\n");
+		return script_usage(stderr);
+	}
+	if (cli_no_args("script", argc, argv, optind + 1))
+		return 2;
 	int scheme = SMM_SCHEME_EAGER;
-	if (be == BACKEND_SOFTMM && scheme_name) {
+	if (be == BACKEND_KERNEL && scheme_name) {
+		fprintf(stderr, "softmm script: --scheme is for the softmm "
+				"backend; the kernel backend has none\n");
+		return 2;
+	}
+	if (scheme_name) {
 		scheme = smm_scheme_from_name(scheme_name);
 		if (scheme < 0) {
-			fprintf(stderr, "unknown scheme '%s'\n", scheme_name);
+			fprintf(stderr,
+				"softmm script: unknown scheme '%s' (eager, "
+				"pt-reclaim, none)\n",
+				cli_quote_str(scheme_name, q, sizeof(q)));
 			return 2;
 		}
 	}
 	const char *fname = argv[optind];
-	char q[CLI_QUOTE_SIZE];
 	FILE *f = strcmp(fname, "-") ? fopen(fname, "r") : stdin;
 	if (!f) {
 		fprintf(stderr, "softmm script: cannot open '%s': %s\n",
@@ -1241,10 +1272,4 @@ int cmd_script(int argc, char **argv)
 		fprintf(stderr, "softmm script: backend killed by signal %d\n",
 			r - 128);
 	return r;
-
-usage:
-	fprintf(stderr,
-		"usage: softmm script [--backend softmm|kernel] [--scheme NAME] "
-		"FILE|-\n");
-	return 2;
 }

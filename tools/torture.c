@@ -52,6 +52,7 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <getopt.h>
+#include <limits.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdatomic.h>
@@ -60,6 +61,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include "cli.h"
 #include "softmm.h"
 #include "torture.h"
 
@@ -866,13 +868,32 @@ static void *worker(void *arg)
 	return NULL;
 }
 
-static int usage(void)
+#define MAX_SECONDS (24 * 3600)
+#define MAX_RACE    1000
+
+const char torture_synopsis[] =
+	"[--threads N (4)] [--seconds S (10)] [--seed N (1)]\n"
+	"[--scheme NAME (eager)] [--mms N (2)] [--gup N (2)]\n"
+	"[--race PERMILLE (20)] [--no-vma-lock] [--quiet]";
+const char torture_summary[] =
+	"concurrent torture of the library, with invariant checks";
+
+static int usage(FILE *f)
 {
-	fprintf(stderr,
-		"usage: softmm torture [--threads N] [--seconds S] [--seed N] "
-		"[--scheme NAME] [--mms N] [--no-vma-lock] [--race PERMILLE] [--gup N] "
-		"[--quiet]\n");
-	return 2;
+	cli_usage(f, "torture", torture_synopsis, torture_summary);
+	fprintf(f,
+		"  --threads N     worker threads, 1..%d\n"
+		"  --seconds S     run time, 0..%d\n"
+		"  --seed N        0..2^64-1 (decimal or 0x hex)\n"
+		"  --scheme NAME   eager, pt-reclaim or none\n"
+		"  --mms N         address spaces, 1..%d\n"
+		"  --gup N         threads that pin pages, 0..%d\n"
+		"  --race PERMILLE yield in marked race windows, 0..%d per mille\n"
+		"                  (debug builds only, e.g. build/asan/softmm)\n"
+		"  --no-vma-lock   faults take mmap_lock only\n"
+		"  --quiet         no effect (the torture prints one line)\n",
+		MAX_THREADS, MAX_SECONDS, MAX_MMS, GUP_MAX, MAX_RACE);
+	return f == stdout ? 0 : 2;
 }
 
 int cmd_torture(int argc, char **argv)
@@ -887,8 +908,11 @@ int cmd_torture(int argc, char **argv)
 		{ "race", required_argument, NULL, 'r' },
 		{ "quiet", no_argument, NULL, 'q' },
 		{ "gup", required_argument, NULL, 'g' },
+		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
+	char q[CLI_QUOTE_SIZE];
+	bool race_set = false;
 	struct tstate ts[MAX_THREADS + GUP_MAX];
 	pthread_t tid[MAX_THREADS + GUP_MAX];
 	struct smm_pool_stats ps;
@@ -903,50 +927,72 @@ int cmd_torture(int argc, char **argv)
 	cfg.race = 20;
 	cfg.gup = 2;
 	optind = 1;
-	while ((c = getopt_long(argc, argv, "", lo, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "h", lo, NULL)) != -1) {
 		switch (c) {
 		case 't':
-			cfg.threads = atoi(optarg);
+			if (cli_int("torture", "--threads", optarg, 1,
+				    MAX_THREADS, &cfg.threads))
+				return 2;
 			break;
 		case 's':
-			cfg.seconds = atoi(optarg);
+			if (cli_int("torture", "--seconds", optarg, 0,
+				    MAX_SECONDS, &cfg.seconds))
+				return 2;
 			break;
-		case 'S':
-			cfg.seed = strtoull(optarg, NULL, 0);
+		case 'S': {
+			unsigned long long v;
+
+			if (cli_ull("torture", "--seed", optarg, 0, ULLONG_MAX,
+				    &v))
+				return 2;
+			cfg.seed = v;
 			break;
+		}
 		case 'c':
 			cfg.scheme = smm_scheme_from_name(optarg);
 			if (cfg.scheme < 0) {
 				fprintf(stderr,
-					"torture: unknown scheme '%s'\n",
-					optarg);
+					"softmm torture: unknown scheme '%s' "
+					"(eager, pt-reclaim, none)\n",
+					cli_quote_str(optarg, q, sizeof(q)));
 				return 2;
 			}
 			break;
 		case 'm':
-			cfg.mms = atoi(optarg);
+			if (cli_int("torture", "--mms", optarg, 1, MAX_MMS,
+				    &cfg.mms))
+				return 2;
 			break;
 		case 'n':
 			cfg.mm_flags |= SMM_MM_NO_VMA_LOCK;
 			break;
 		case 'r':
-			cfg.race = atoi(optarg);
+			if (cli_int("torture", "--race", optarg, 0, MAX_RACE,
+				    &cfg.race))
+				return 2;
+			race_set = true;
 			break;
 		case 'q':
 			cfg.quiet = true;
 			break;
 		case 'g':
-			cfg.gup = atoi(optarg);
+			if (cli_int("torture", "--gup", optarg, 0, GUP_MAX,
+				    &cfg.gup))
+				return 2;
 			break;
+		case 'h':
+			return usage(stdout);
 		default:
-			return usage();
+			return usage(stderr);
 		}
 	}
-	if (cfg.threads < 1 || cfg.threads > MAX_THREADS || cfg.mms < 1 ||
-	    cfg.mms > MAX_MMS || cfg.seconds < 0 || cfg.gup < 0 ||
-	    cfg.gup > GUP_MAX)
-		return usage();
-	smm_debug_race_yield((unsigned)cfg.race);
+	if (cli_no_args("torture", argc, argv, optind))
+		return 2;
+	if (smm_debug_race_yield((unsigned)cfg.race) == -ENOSYS && race_set)
+		fprintf(stderr,
+			"softmm torture: --race does nothing in a release "
+			"build, whose race windows are not marked; use a "
+			"debug build (build/asan/softmm)\n");
 
 	pool = smm_pool_create(512ULL << 20, SMM_POOL_POISON);
 	if (!pool) {
