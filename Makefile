@@ -121,7 +121,7 @@ format-check:
 
 run: deps
 	@$(MAKE) --no-print-directory all
-	build/softmm compare
+	build/softmm compare --out build/compare.svg
 
 clean:
 	rm -rf build

@@ -5,9 +5,9 @@
 # quoted); --help on stdout with status 0 for every subcommand, and usages
 # that show defaults and every workload; number options checked whole with
 # their limits named; stray arguments; --scheme with the kernel backend;
-# --only with an unknown workload; --race in a release build. Every case
-# fails before any real work, or is a run of a few milliseconds; the whole
-# takes about a second.
+# --only with an unknown workload; --race in a release build; compare's
+# --out. Every case fails before any real work, or is a run of a few
+# milliseconds (the tiniest comparison: ~0.3 s); the whole takes ~1 s.
 set -u
 tool=${1:-build/softmm}
 tmp=$(mktemp -d)
@@ -139,7 +139,7 @@ done
 works "[--threads N (4)]" "$tool" torture --help
 works "[--sequences N (200)]" "$tool" oracle --help
 works "[--reps N (5)]" "$tool" bench --help
-works "[--reps N (3)]" "$tool" compare --help
+works "[--out PATH (compare.svg)]" "$tool" compare --help
 works "[--backend softmm|kernel (softmm)]" "$tool" script --help
 # The bench usage lists every workload bench.c knows.
 for w in fault-anon fault-zero memset-4k dontneed-aligned dontneed-unaligned \
@@ -210,6 +210,7 @@ for c in bench compare; do
 	fails 2 "softmm $c: unknown workload '' in --only" "$tool" $c --only fault-anon,
 	fails 2 "softmm $c: unknown workload 'dont' in --only" "$tool" $c --only dont
 done
+fails 2 "softmm bench: --out is for \`softmm compare\`" "$tool" bench --out x.svg
 
 # --race: a release build warns that it does nothing there.
 run "$tool" torture --race 5 --seconds 0 --threads 1 --gup 0 --mms 1
@@ -221,6 +222,44 @@ got=0
 grep -qF "softmm torture: --race does nothing in a release build" "$tmp/err" && got=1
 [ "$rc" -eq 0 ] && [ "$got" -eq "$want" ] && pass=$((pass + 1)) ||
 	bad "--race warning: expected $want, got $got"
+
+# compare --out: an unwritable path fails before any benchmark runs.
+fails 2 "softmm compare: cannot write the chart to '/nonexistent/c.svg': No such file or directory" \
+	"$tool" compare --out /nonexistent/c.svg
+fails 2 "softmm compare: cannot write the chart to '$tmp': Is a directory" \
+	"$tool" compare --out "$tmp"
+
+# The tiniest comparison (one workload, one scheme, one repetition; about
+# 0.3 s in a release build): the chart goes where --out says, the
+# temporary files are gone, a failed write is an error naming the path.
+if [ "$want" = 1 ] && command -v gnuplot >/dev/null; then
+	mkdir "$tmp/run" "$tmp/t"
+	tiny="compare --only access-hit --scheme eager --reps 1"
+	abs=$(cd "$(dirname "$tool")" && pwd)/$(basename "$tool")
+	(cd "$tmp/run" && TMPDIR="$tmp/t" "$abs" $tiny --out ../c.svg \
+		>"$tmp/cout" 2>"$tmp/cerr")
+	rc=$?
+	cmd=(cd "$tmp/run" "&&" "$tool" $tiny --out ../c.svg)
+	cp "$tmp/cout" "$tmp/out"
+	cp "$tmp/cerr" "$tmp/err"
+	if [ "$rc" -ne 0 ] || ! grep -qx "chart: ../c.svg" "$tmp/out"; then
+		bad "compare --out: no chart written"
+	elif ! grep -q "<svg" "$tmp/c.svg"; then
+		bad "compare --out: $tmp/c.svg is no SVG"
+	elif [ -n "$(find "$tmp/run" "$tmp/t" -mindepth 1)" ] ||
+		[ -n "$(find "$tmp" -name '*.dat' -o -name '*.gp')" ]; then
+		bad "compare left files behind: $(find "$tmp" -mindepth 1)"
+	else
+		pass=$((pass + 1))
+	fi
+	run "$tool" $tiny --out /dev/full
+	if [ "$rc" -ne 1 ] ||
+		! grep -qF "softmm compare: cannot write the chart to '/dev/full': No space left on device" "$tmp/err"; then
+		bad "compare --out /dev/full: the failed write is not reported"
+	else
+		pass=$((pass + 1))
+	fi
+fi
 
 echo "check-cli: $pass passed, $fail failed"
 [ "$fail" -eq 0 ]

@@ -8,8 +8,11 @@
  */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
+#include <limits.h>
 #include <pthread.h>
+#include <spawn.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -19,6 +22,7 @@
 #include <sys/prctl.h>
 #include <sys/uio.h>
 #include <sys/utsname.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 #include "bench.h"
@@ -39,6 +43,7 @@ struct bench_opts {
 	bool full;	  /* the full-size Qi Zheng test */
 	bool compare;	  /* compare: the default selection only */
 	const char *only; /* comma list of workloads, or NULL */
+	const char *out;  /* compare: where the chart goes */
 };
 
 static struct smm_pool *pool;
@@ -919,7 +924,8 @@ const char bench_summary[] =
 	"benchmarks: each workload on the kernel and on softmm";
 const char compare_synopsis[] =
 	"[--reps N (3)] [--scheme NAME,... (none,pt-reclaim,eager)]\n"
-	"[--only WORKLOAD,... (the set marked *)] [--full] [--json]";
+	"[--only WORKLOAD,... (the set marked *)] [--full] [--json]\n"
+	"[--out PATH (compare.svg)]";
 const char compare_summary[] =
 	"the main comparison: the table, and an SVG chart of softmm / Linux";
 
@@ -960,6 +966,9 @@ static int bench_usage(FILE *f, bool compare)
 		"  --full           the Qi Zheng rows at full size (50 GiB)\n"
 		"  --json           one JSON object per measurement\n",
 		MAX_REPS);
+	if (compare)
+		fprintf(f,
+			"  --out PATH       the chart, written by gnuplot\n");
 	fprintf(f, "workloads (* = in `softmm compare` by default):\n");
 	print_workloads(f);
 	return f == stdout ? 0 : 2;
@@ -1002,6 +1011,7 @@ static int parse_opts(int argc, char **argv, struct bench_opts *o, bool compare)
 		{ "json", no_argument, NULL, 'j' },
 		{ "full", no_argument, NULL, 'f' },
 		{ "only", required_argument, NULL, 'o' },
+		{ "out", required_argument, NULL, 'O' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -1011,6 +1021,7 @@ static int parse_opts(int argc, char **argv, struct bench_opts *o, bool compare)
 
 	memset(o, 0, sizeof(*o));
 	o->reps = compare ? 3 : 5;
+	o->out = "compare.svg";
 	optind = 1;
 	while ((c = getopt_long(argc, argv, "r:s:jfo:h", lo, NULL)) != -1) {
 		switch (c) {
@@ -1051,6 +1062,15 @@ static int parse_opts(int argc, char **argv, struct bench_opts *o, bool compare)
 			if (check_only(cmd, optarg))
 				return -1;
 			o->only = optarg;
+			break;
+		case 'O':
+			if (!compare) {
+				fprintf(stderr,
+					"softmm bench: --out is for `softmm "
+					"compare` (bench draws no chart)\n");
+				return -1;
+			}
+			o->out = optarg;
 			break;
 		case 'h':
 			bench_usage(stdout, compare);
@@ -1099,18 +1119,50 @@ int cmd_bench(int argc, char **argv)
 	return 0;
 }
 
-/* The chart: softmm/linux ratio per workload and scheme, as an SVG. */
-static void write_chart(const struct bench_opts *o, struct row *rows, int n,
-			const char *path)
+/*
+ * check_out - whether the chart can be written to @path, found out before
+ * the benchmarks run rather than after. Changes nothing: a file it had to
+ * create is removed again, an existing one is opened without truncating.
+ */
+static int check_out(const char *path)
 {
-	char dat[256], gp[256];
-	FILE *f;
+	char q[CLI_QUOTE_SIZE];
+	int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
 
-	snprintf(dat, sizeof(dat), "%s.dat", path);
-	snprintf(gp, sizeof(gp), "%s.gp", path);
-	f = fopen(dat, "w");
+	if (fd >= 0) {
+		close(fd);
+		unlink(path);
+		return 0;
+	}
+	if (errno == EEXIST) {
+		fd = open(path, O_WRONLY | O_NONBLOCK | O_CLOEXEC);
+		if (fd >= 0) {
+			close(fd);
+			return 0;
+		}
+	}
+	fprintf(stderr, "softmm compare: cannot write the chart to '%s': %s\n",
+		cli_quote_str(path, q, sizeof(q)), strerror(errno));
+	return -1;
+}
+
+/* @dir/@name into @buf. */
+static const char *in_dir(char *buf, size_t size, const char *dir,
+			  const char *name)
+{
+	snprintf(buf, size, "%s/%s", dir, name);
+	return buf;
+}
+
+/* The data and the gnuplot script of the chart, in @dir. */
+static int write_chart_files(const char *dir, const struct bench_opts *o,
+			     const struct row *rows, int n)
+{
+	char path[PATH_MAX]; /* dir is at most PATH_MAX / 2 */
+	FILE *f = fopen(in_dir(path, sizeof(path), dir, "chart.dat"), "w");
+
 	if (!f)
-		return;
+		return -1;
 	for (int i = 0; i < n; i++) {
 		if (rows[i].host_only)
 			continue;
@@ -1120,31 +1172,191 @@ static void write_chart(const struct bench_opts *o, struct row *rows, int n,
 				rows[i].smm[s].med / rows[i].linux_s.med);
 		fprintf(f, "\n");
 	}
-	fclose(f);
-	f = fopen(gp, "w");
+	if (fclose(f))
+		return -1;
+	f = fopen(in_dir(path, sizeof(path), dir, "chart.gp"), "w");
 	if (!f)
-		return;
+		return -1;
 	fprintf(f,
 		"set terminal svg size 900,480 dynamic font 'sans,11' background rgb 'white'\n"
-		"set output '%s'\n"
+		"set output 'chart.svg'\n"
 		"set title 'softmm time per operation relative to Linux (1 = same; lower is faster)'\n"
 		"set style data histograms\nset style histogram clustered gap 1\n"
 		"set style fill solid 0.8 border -1\nset boxwidth 0.9\n"
 		"set logscale y 2\nset grid ytics\nset xtics rotate by -30\n"
 		"set ylabel 'softmm / linux'\nset key top left\n"
-		"plot 1 with lines lc rgb '#444444' dt 2 title 'linux'",
-		path);
+		"plot 1 with lines lc rgb '#444444' dt 2 title 'linux'");
 	for (int s = 0; s < o->nr_schemes; s++)
-		fprintf(f, ", '%s' using %d:xtic(1) title 'softmm %s'", dat,
+		fprintf(f, ", 'chart.dat' using %d:xtic(1) title 'softmm %s'",
 			s + 2, smm_scheme_name(o->schemes[s]));
 	fprintf(f, "\n");
+	return fclose(f) ? -1 : 0;
+}
+
+/* Runs gnuplot on @dir/chart.gp in @dir, its output in @dir/gnuplot.log.
+ * Returns its exit status, 127 if it is not installed, -1 (errno). */
+static int run_gnuplot(const char *dir)
+{
+	char *argv[] = { "gnuplot", "chart.gp", NULL };
+	posix_spawn_file_actions_t fa;
+	int err, st;
+	pid_t pid;
+
+	posix_spawn_file_actions_init(&fa);
+	posix_spawn_file_actions_addchdir_np(&fa, dir);
+	posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
+	posix_spawn_file_actions_addopen(&fa, 1, "gnuplot.log",
+					 O_WRONLY | O_CREAT | O_TRUNC, 0600);
+	posix_spawn_file_actions_adddup2(&fa, 1, 2);
+	fflush(NULL);
+	err = posix_spawnp(&pid, "gnuplot", &fa, NULL, argv, environ);
+	posix_spawn_file_actions_destroy(&fa);
+	if (err == ENOENT)
+		return 127;
+	if (err) {
+		errno = err;
+		return -1;
+	}
+	while (waitpid(pid, &st, 0) < 0)
+		if (errno != EINTR)
+			return -1;
+	return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+}
+
+/* Copies @src to @dst. Returns 0, or -1 with errno; *@reading says which
+ * side failed. */
+static int copy_file(const char *src, const char *dst, bool *reading)
+{
+	char buf[65536];
+	int in, out, ret = 0;
+	ssize_t n;
+
+	*reading = true;
+	in = open(src, O_RDONLY | O_CLOEXEC);
+	if (in < 0)
+		return -1;
+	*reading = false;
+	out = open(dst, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0666);
+	if (out < 0) {
+		close(in);
+		return -1;
+	}
+	while ((n = read(in, buf, sizeof(buf))) != 0) {
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			*reading = true;
+			ret = -1;
+			break;
+		}
+		for (ssize_t off = 0; off < n;) {
+			ssize_t w = write(out, buf + off, (size_t)(n - off));
+
+			if (w < 0 && errno == EINTR)
+				continue;
+			if (w <= 0) {
+				if (!w)
+					errno = EIO;
+				ret = -1;
+				goto done;
+			}
+			off += w;
+		}
+	}
+done:
+	if (close(out) && !ret)
+		ret = -1;
+	close(in);
+	return ret;
+}
+
+/* Copies the file at @path to @to, indented. */
+static void print_file(FILE *to, const char *path)
+{
+	char line[512];
+	FILE *f = fopen(path, "r");
+
+	if (!f)
+		return;
+	while (fgets(line, sizeof(line), f))
+		fprintf(to, "  %s", line);
 	fclose(f);
-	char cmd[600];
-	snprintf(cmd, sizeof(cmd), "gnuplot '%s' 2>/dev/null", gp);
-	if (system(cmd) == 0)
-		printf("\nchart: %s\n", path);
-	else
-		printf("\nchart: not written (gnuplot not installed?)\n");
+}
+
+/*
+ * write_chart - the softmm/linux ratio per workload and scheme, as an SVG
+ * at @path. gnuplot draws it in a temporary directory, with its data and
+ * script (removed after); then it is copied to @path. Returns 0 (also when
+ * gnuplot is missing: said so), or -1 after saying what failed.
+ */
+static int write_chart(const struct bench_opts *o, const struct row *rows,
+		       int n, const char *path)
+{
+	static const char *const names[] = { "chart.dat", "chart.gp",
+					     "chart.svg", "gnuplot.log" };
+	const char *tmp = getenv("TMPDIR");
+	char q[CLI_QUOTE_SIZE], dir[PATH_MAX / 2], f[PATH_MAX];
+	int plotted = 0, ret = -1, st;
+	bool reading;
+
+	cli_quote_str(path, q, sizeof(q));
+	for (int i = 0; i < n; i++)
+		plotted += !rows[i].host_only;
+	if (!plotted) {
+		printf("\nchart: not written (no workload ran on softmm)\n");
+		return 0;
+	}
+	if (!tmp || !*tmp)
+		tmp = "/tmp";
+	if (snprintf(dir, sizeof(dir), "%s/softmm-compare.XXXXXX", tmp) >=
+	    (int)sizeof(dir))
+		strcpy(dir, "/"); /* too long: mkdtemp() refuses it */
+	if (!mkdtemp(dir)) {
+		fprintf(stderr,
+			"softmm compare: chart not written to '%s': cannot "
+			"make a temporary directory in %s: %s\n",
+			q, tmp, strerror(errno));
+		return -1;
+	}
+	if (write_chart_files(dir, o, rows, n)) {
+		fprintf(stderr,
+			"softmm compare: chart not written to '%s': cannot "
+			"write the chart's data in %s: %s\n",
+			q, dir, strerror(errno));
+		goto out;
+	}
+	st = run_gnuplot(dir);
+	if (st == 127) {
+		fprintf(stderr,
+			"softmm compare: chart not written to '%s': gnuplot "
+			"is not installed (Debian: gnuplot-nox)\n",
+			q);
+		ret = 0;
+		goto out;
+	}
+	if (st) {
+		fprintf(stderr,
+			"softmm compare: chart not written to '%s': gnuplot "
+			"failed (%s)\n",
+			q, st < 0 ? strerror(errno) : "exit status");
+		print_file(stderr, in_dir(f, sizeof(f), dir, "gnuplot.log"));
+		goto out;
+	}
+	if (copy_file(in_dir(f, sizeof(f), dir, "chart.svg"), path, &reading)) {
+		fprintf(stderr,
+			"softmm compare: cannot write the chart to "
+			"'%s': %s%s\n",
+			q, reading ? "gnuplot's output: " : "",
+			strerror(errno));
+		goto out;
+	}
+	printf("\nchart: %s\n", path);
+	ret = 0;
+out:
+	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+		unlink(in_dir(f, sizeof(f), dir, names[i]));
+	rmdir(dir);
+	return ret;
 }
 
 int cmd_compare(int argc, char **argv)
@@ -1152,13 +1364,12 @@ int cmd_compare(int argc, char **argv)
 	struct bench_opts o;
 	struct row rows[32];
 	struct utsname u;
-	int n;
+	int n, r;
 
-	int r = parse_opts(argc, argv, &o, true);
-
+	r = parse_opts(argc, argv, &o, true);
 	if (r)
 		return r > 0 ? 0 : 2;
-	if (open_pool())
+	if (check_out(o.out) || open_pool())
 		return 2;
 	o.compare = true;
 	uname(&u);
@@ -1169,7 +1380,6 @@ int cmd_compare(int argc, char **argv)
 	run_all(&o, rows, &n);
 	printf("\n");
 	print_table(&o, rows, n);
-	write_chart(&o, rows, n, "build/compare.svg");
 	smm_pool_destroy(pool);
-	return 0;
+	return write_chart(&o, rows, n, o.out) ? 1 : 0;
 }
