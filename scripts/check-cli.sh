@@ -230,8 +230,10 @@ fails 2 "softmm compare: cannot write the chart to '$tmp': Is a directory" \
 	"$tool" compare --out "$tmp"
 
 # The tiniest comparison (one workload, one scheme, one repetition; about
-# 0.3 s in a release build): the chart goes where --out says, the
-# temporary files are gone, a failed write is an error naming the path.
+# 0.3 s in a release build): the table shows the spread of the
+# repetitions; the chart goes where --out says, with a legend for its y=1
+# line and error bars; the temporary files are gone; a failed write is an
+# error naming the path.
 if [ "$want" = 1 ] && command -v gnuplot >/dev/null; then
 	mkdir "$tmp/run" "$tmp/t"
 	tiny="compare --only access-hit --scheme eager --reps 1"
@@ -246,9 +248,21 @@ if [ "$want" = 1 ] && command -v gnuplot >/dev/null; then
 		bad "compare --out: no chart written"
 	elif ! grep -q "<svg" "$tmp/c.svg"; then
 		bad "compare --out: $tmp/c.svg is no SVG"
+	elif ! grep -qE '^access-hit +load +[0-9.]+ \([0-9.]+\.\.[0-9.]+\) +[0-9.]+ \([0-9.]+\.\.[0-9.]+\) +[0-9.]+x' "$tmp/out"; then
+		bad "compare: the table shows no spread (MEDIAN (MIN..MAX))"
+	elif ! grep -qF "Linux = 1 (same speed)" "$tmp/c.svg" ||
+		! grep -qF "whiskers: lowest and highest ratio" "$tmp/c.svg"; then
+		bad "compare: the chart has no legend for y=1 or no error bars"
 	elif [ -n "$(find "$tmp/run" "$tmp/t" -mindepth 1)" ] ||
 		[ -n "$(find "$tmp" -name '*.dat' -o -name '*.gp')" ]; then
 		bad "compare left files behind: $(find "$tmp" -mindepth 1)"
+	else
+		pass=$((pass + 1))
+	fi
+	# bench --json keeps its fields, min and max among them.
+	run "$tool" bench --only access-hit --scheme eager --reps 1 --json
+	if [ "$rc" -ne 0 ] || [ "$(grep -c '"ns_per_op": .*"ns_per_op_min": .*"ns_per_op_max": ' "$tmp/out")" != 2 ]; then
+		bad "bench --json: no ns_per_op, ns_per_op_min, ns_per_op_max"
 	else
 		pass=$((pass + 1))
 	fi

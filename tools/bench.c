@@ -748,13 +748,18 @@ struct summary {
 	long pt_bytes;
 };
 
+static double ns_per_op(const struct result *r)
+{
+	return r->ns / (double)r->ops;
+}
+
 static struct summary summarize(struct result *r, int n)
 {
 	double v[MAX_REPS];
 	struct summary s;
 
 	for (int i = 0; i < n; i++)
-		v[i] = r[i].ns / (double)r[i].ops;
+		v[i] = ns_per_op(&r[i]);
 	qsort(v, (size_t)n, sizeof(v[0]), cmp_double);
 	s.med = n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
 	s.min = v[0];
@@ -798,6 +803,8 @@ struct row {
 	struct summary linux_s;
 	bool host_only;
 	struct summary smm[8];
+	/* softmm / linux of each repetition (they alternate): the spread */
+	double ratio_min[8], ratio_max[8];
 };
 
 static void print_json(const char *workload, const char *system, int scheme,
@@ -881,6 +888,17 @@ static int run_all(const struct bench_opts *o, struct row *rows, int *nrows)
 				   -1, wl->threads, &row->linux_s);
 		for (int s = 0; s < o->nr_schemes && !wl->host_only; s++) {
 			row->smm[s] = summarize(sr[s], o->reps);
+			row->ratio_min[s] = row->ratio_max[s] =
+				ns_per_op(&sr[s][0]) / ns_per_op(&lr[0]);
+			for (int k = 1; k < o->reps; k++) {
+				double x = ns_per_op(&sr[s][k]) /
+					   ns_per_op(&lr[k]);
+
+				if (x < row->ratio_min[s])
+					row->ratio_min[s] = x;
+				if (x > row->ratio_max[s])
+					row->ratio_max[s] = x;
+			}
 			if (o->json)
 				print_json(wl->name, "softmm", o->schemes[s],
 					   wl->threads, &row->smm[s]);
@@ -891,21 +909,35 @@ static int run_all(const struct bench_opts *o, struct row *rows, int *nrows)
 	return 0;
 }
 
+/* "MEDIAN (MIN..MAX)" of @s: the spread of the repetitions, in whole ns
+ * from 100 ns on. */
+static const char *spread(char *buf, size_t size, const struct summary *s)
+{
+	int p = s->max < 100 ? 1 : 0;
+
+	snprintf(buf, size, "%.1f (%.*f..%.*f)", s->med, p, s->min, p, s->max);
+	return buf;
+}
+
 static void print_table(const struct bench_opts *o, struct row *rows, int n)
 {
-	printf("%-20s %-5s %12s", "workload", "unit", "linux ns");
+	char b[96];
+
+	printf("%-24s %-5s %22s", "workload", "unit", "linux ns (min..max)");
 	for (int s = 0; s < o->nr_schemes; s++)
-		printf(" %12s %7s", smm_scheme_name(o->schemes[s]), "ratio");
+		printf(" %22s %7s", smm_scheme_name(o->schemes[s]), "ratio");
 	printf("  %s\n", "pt bytes linux / softmm");
 	for (int i = 0; i < n; i++) {
 		struct row *r = &rows[i];
 
-		printf("%-20s %-5s %12.1f", r->name, r->unit, r->linux_s.med);
+		printf("%-24s %-5s %22s", r->name, r->unit,
+		       spread(b, sizeof(b), &r->linux_s));
 		for (int s = 0; s < o->nr_schemes; s++) {
 			if (r->host_only)
-				printf(" %12s %7s", "-", "-");
+				printf(" %22s %7s", "-", "-");
 			else
-				printf(" %12.1f %6.2fx", r->smm[s].med,
+				printf(" %22s %6.2fx",
+				       spread(b, sizeof(b), &r->smm[s]),
 				       r->smm[s].med / r->linux_s.med);
 		}
 		if (r->linux_s.pt_bytes >= 0) {
@@ -1166,10 +1198,13 @@ static int write_chart_files(const char *dir, const struct bench_opts *o,
 	for (int i = 0; i < n; i++) {
 		if (rows[i].host_only)
 			continue;
+		/* per scheme: the ratio of the medians, and the lowest and
+		 * highest ratio of one repetition (the error bar) */
 		fprintf(f, "\"%s\"", rows[i].name);
 		for (int s = 0; s < o->nr_schemes; s++)
-			fprintf(f, " %.3f",
-				rows[i].smm[s].med / rows[i].linux_s.med);
+			fprintf(f, " %.4f %.4f %.4f",
+				rows[i].smm[s].med / rows[i].linux_s.med,
+				rows[i].ratio_min[s], rows[i].ratio_max[s]);
 		fprintf(f, "\n");
 	}
 	if (fclose(f))
@@ -1180,15 +1215,22 @@ static int write_chart_files(const char *dir, const struct bench_opts *o,
 	fprintf(f,
 		"set terminal svg size 900,480 dynamic font 'sans,11' background rgb 'white'\n"
 		"set output 'chart.svg'\n"
-		"set title 'softmm time per operation relative to Linux (1 = same; lower is faster)'\n"
-		"set style data histograms\nset style histogram clustered gap 1\n"
+		"set title \"softmm's time per operation relative to Linux's "
+		"(lower is faster)\\n{/*0.8 bars: ratio of the medians; "
+		"whiskers: lowest and highest ratio of one of %d repetitions}\"\n"
+		"set style data histograms\n"
+		"set style histogram errorbars gap 1 lw 1\n"
 		"set style fill solid 0.8 border -1\nset boxwidth 0.9\n"
 		"set logscale y 2\nset grid ytics\nset xtics rotate by -30\n"
-		"set ylabel 'softmm / linux'\nset key top left\n"
-		"plot 1 with lines lc rgb '#444444' dt 2 title 'linux'");
+		"set ylabel 'softmm / linux'\n"
+		"set key outside right top\n"
+		"plot 1 with lines lc rgb '#444444' dt 2 "
+		"title 'Linux = 1 (same speed)'",
+		o->reps);
 	for (int s = 0; s < o->nr_schemes; s++)
-		fprintf(f, ", 'chart.dat' using %d:xtic(1) title 'softmm %s'",
-			s + 2, smm_scheme_name(o->schemes[s]));
+		fprintf(f, ", 'chart.dat' using %d:%d:%d%s title 'softmm %s'",
+			2 + 3 * s, 3 + 3 * s, 4 + 3 * s, s ? "" : ":xtic(1)",
+			smm_scheme_name(o->schemes[s]));
 	fprintf(f, "\n");
 	return fclose(f) ? -1 : 0;
 }
@@ -1373,8 +1415,8 @@ int cmd_compare(int argc, char **argv)
 		return 2;
 	o.compare = true;
 	uname(&u);
-	printf("softmm compare: %s %s, %ld cores, %d repetitions (median; "
-	       "ratio = softmm / linux)\n",
+	printf("softmm compare: %s %s, %ld cores, %d repetitions (median and "
+	       "(min..max); ratio = softmm / linux of the medians)\n",
 	       u.sysname, u.release, sysconf(_SC_NPROCESSORS_ONLN), o.reps);
 	fflush(stdout);
 	run_all(&o, rows, &n);
