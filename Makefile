@@ -107,7 +107,7 @@ test: deps
 # version 14): other versions break lines differently. With another one it
 # says so and checks nothing, rather than fail on a difference of versions.
 CLANG_FORMAT ?= $(shell command -v clang-format-14 || command -v clang-format)
-FORMAT_SRC   := $(wildcard src/*.[ch] include/*.h tools/*.[ch] tests/*.[ch])
+FORMAT_SRC   := $(wildcard src/*.[ch] include/*.h tools/*.[ch] tests/*.[ch] tests/fuzz/*.[ch])
 format:
 	$(CLANG_FORMAT) -i $(FORMAT_SRC)
 format-check:
@@ -161,6 +161,33 @@ tsan-test: deps
 	echo "tsan: torture"; \
 	scripts/tsan-run.sh build/tsan/softmm torture --threads 4 --seconds 15 --seed 5
 
+# ---- libFuzzer (tests/fuzz/README.md) ----
+# build/fuzz/: the library built by clang with SMM_DEBUG, ASan and UBSan and
+# libFuzzer's coverage, and build/fuzz/fuzz_script, the harness around the
+# script parser and the softmm backend (tools/script.c). `make fuzz-build`
+# builds it; `make fuzz` also runs it for FUZZ_SECONDS on the seed corpus
+# (scripts/fuzz-run.sh; new inputs and findings stay under build/fuzz/) and
+# fails on any crash, leak or sanitizer report.
+FUZZ_CC      ?= clang
+FUZZ_SECONDS ?= 60
+FUZZFLAGS    := $(BASE) -O1 -DSMM_DEBUG -fno-omit-frame-pointer \
+                -fsanitize=address,undefined -fno-sanitize-recover=undefined
+FUZZ_OBJ     := $(patsubst src/%.c,build/fuzz/obj/%.o,$(SRC))
+FUZZ_SRC     := tests/fuzz/fuzz_script.c tools/script.c tools/cli.c
+
+.PHONY: fuzz fuzz-build
+build/fuzz/obj/%.o: src/%.c
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(FUZZFLAGS) -fsanitize=fuzzer-no-link $(DEPFLAGS) $(CFLAGS) -c $< -o $@
+build/fuzz/libsoftmm.a: $(FUZZ_OBJ)
+	@rm -f $@; ar rcs $@ $^
+build/fuzz/fuzz_script: $(FUZZ_SRC) $(TOOLHDR) build/fuzz/libsoftmm.a
+	$(FUZZ_CC) $(FUZZFLAGS) -fsanitize=fuzzer $(CFLAGS) -Itools $(FUZZ_SRC) \
+		build/fuzz/libsoftmm.a -o $@ -l:liburcu-memb.a -l:liburcu-common.a -lpthread
+fuzz-build: build/fuzz/fuzz_script
+fuzz: fuzz-build
+	scripts/fuzz-run.sh build/fuzz/fuzz_script $(FUZZ_SECONDS)
+
 # Header dependencies of the library objects (written by -MMD). Tools and
 # tests are rebuilt when the library archive they link is.
--include $(wildcard build/obj/*.d build/asan/obj/*.d build/bug/obj/*.d build/tsan/obj/*.d)
+-include $(wildcard build/obj/*.d build/asan/obj/*.d build/bug/obj/*.d build/tsan/obj/*.d build/fuzz/obj/*.d)

@@ -6,6 +6,7 @@
 # .out, and tests/oracle/*.smm against the kernel's recorded output); the
 # command line's conventions and errors (scripts/check-cli.sh); the
 # random oracle; the torture (and proof that it catches a planted bug); the
+# libFuzzer harness of the script parser and the softmm backend, 60 s; the
 # README's embedding example.
 set -u
 cd "$(dirname "$0")/.."
@@ -98,6 +99,10 @@ else
 	printf '  skip  %-44s (needs SMM_TSAN in src/)\n' "tsan torture"
 fi
 # ---- end ThreadSanitizer ----
+
+echo "libFuzzer (tests/fuzz/README.md; findings under build/fuzz/findings/):"
+step "fuzz build" make --no-print-directory -j2 fuzz-build
+step "fuzz 60 s (script parser, softmm backend)" scripts/fuzz-run.sh build/fuzz/fuzz_script 60
 
 echo "embedding example:"
 step "readme-example" scripts/readme-example.sh
