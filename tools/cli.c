@@ -142,12 +142,11 @@ void cli_print_indented(FILE *f, int indent, const char *text)
 void cli_usage(FILE *f, const char *cmd, const char *synopsis,
 	       const char *summary)
 {
-	int indent = (int)strlen("usage: softmm ") + (int)strlen(cmd) + 1;
 	const char *nl = strchr(synopsis, '\n');
 	int n = nl ? (int)(nl - synopsis) : (int)strlen(synopsis);
 
 	fprintf(f, "usage: softmm %s %.*s\n", cmd, n, synopsis);
 	if (nl)
-		cli_print_indented(f, indent, nl + 1);
+		cli_print_indented(f, 8, nl + 1);
 	fprintf(f, "%s\n", summary);
 }

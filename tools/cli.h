@@ -56,8 +56,8 @@ extern const char compare_synopsis[], compare_summary[];
 extern const char torture_synopsis[], torture_summary[];
 
 /*
- * cli_usage - "usage: softmm CMD SYNOPSIS" (continuation lines indented
- * under the first), then @summary, to @f.
+ * cli_usage - "usage: softmm CMD SYNOPSIS" (its further lines indented by
+ * 8), then @summary, to @f.
  */
 void cli_usage(FILE *f, const char *cmd, const char *synopsis,
 	       const char *summary);

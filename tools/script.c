@@ -1158,7 +1158,8 @@ static char *read_all(FILE *f, size_t *len)
 }
 
 const char script_synopsis[] =
-	"[--backend softmm|kernel (softmm)] [--scheme NAME (eager)] FILE|-";
+	"[--backend softmm|kernel (softmm)] [--scheme NAME (eager)]\n"
+	"FILE|-";
 const char script_summary[] =
 	"run a script (FILE, or - for stdin) on softmm or on the kernel";
 
