@@ -755,6 +755,8 @@ static void pin_op(const struct op *op, struct smm_mm *mm, struct smm_cpu *cpu,
 	} else {
 		nr = (unsigned long)((off + op->len + SMM_PAGE_SIZE - 1) >>
 				     SMM_PAGE_SHIFT);
+		if (!op->len) /* [addr, addr) covers no page, aligned or not */
+			nr = 0;
 		/* Room for nr pages and never NULL, even for 0 pages: the
 		 * library's answer is printed, not its -EINVAL for NULL. */
 		if (pinned.n + nr >= pinned.cap) {
