@@ -25,8 +25,10 @@
  *  - at most FUZZ_MAX_OPS (128) operations;
  *  - the bytes that operations may access or fault in, summed over the
  *    script, at most FUZZ_MAX_BYTES (8 MiB): LEN of write, touch, read,
- *    peek, resident and pin, of mmap with populate and of madvise
- *    populate_read/populate_write; a range that wraps around counts as
+ *    peek, resident and pin, of mmap with populate or locked, of mlock
+ *    (not onfault) and of madvise populate_read/populate_write (mprotect
+ *    faults in a locked mapping it makes writable, but what is locked
+ *    stays under SMM_MLOCK_LIMIT); a range that wraps around counts as
  *    all of memory (out of bounds), except for pin, which the library
  *    refuses before it looks at anything (-EOVERFLOW).
  *
@@ -73,7 +75,11 @@ static uint64_t op_bytes(const struct op *op)
 	case OP_PIN:
 		return wraps ? 0 : op->len;
 	case OP_MMAP:
-		if (!(op->flags & SMM_MAP_POPULATE))
+		if (!(op->flags & (SMM_MAP_POPULATE | SMM_MAP_LOCKED)))
+			return 0;
+		break;
+	case OP_MLOCK:
+		if (op->arg) /* onfault: nothing faulted in */
 			return 0;
 		break;
 	case OP_MADVISE:
