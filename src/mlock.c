@@ -13,15 +13,6 @@
 #include "mm.h"
 #include "fault.h"
 
-#define MLOCK_LIMIT_PAGES (SMM_MLOCK_LIMIT >> PAGE_SHIFT)
-
-bool mlock_future_ok(struct smm_mm *mm, unsigned long flags, uint64_t bytes)
-{
-	if (!(flags & VM_LOCKED))
-		return true;
-	return mm->locked_vm + (bytes >> PAGE_SHIFT) <= MLOCK_LIMIT_PAGES;
-}
-
 /* Pages of VM_LOCKED VMAs in [start, start + len), counted as Linux's
  * count_mm_mlocked_page_nr() counts them. */
 static uint64_t mlocked_pages(struct smm_mm *mm, uint64_t start, uint64_t len)

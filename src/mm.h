@@ -13,10 +13,23 @@
 #include "mmu_gather.h"
 #include "rcu.h"
 
+#define MLOCK_LIMIT_PAGES (SMM_MLOCK_LIMIT >> PAGE_SHIFT)
+
+/*
+ * Whether locking @bytes more stays within SMM_MLOCK_LIMIT (nothing to
+ * check unless @flags has VM_LOCKED): mmap, mlock and stack growth ask.
+ * mmap_lock held. Here rather than in mlock.c, which calls down into the
+ * fault path that asks it too.
+ */
+static inline bool mlock_future_ok(struct smm_mm *mm, unsigned long flags,
+				   uint64_t bytes)
+{
+	if (!(flags & VM_LOCKED))
+		return true;
+	return mm->locked_vm + (bytes >> PAGE_SHIFT) <= MLOCK_LIMIT_PAGES;
+}
+
 /* PROT_* to VM_* access flags (mmap, mprotect). */
-/* mlock.c: whether locking @bytes more stays within SMM_MLOCK_LIMIT
- * (nothing to check unless @flags has VM_LOCKED). mmap_lock held. */
-bool mlock_future_ok(struct smm_mm *mm, unsigned long flags, uint64_t bytes);
 
 static inline unsigned long calc_vm_prot_bits(int prot)
 {
