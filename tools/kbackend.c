@@ -242,6 +242,17 @@ struct vma_printer {
 	bool in; /* smaps: the current VMA is in the window */
 };
 
+/* "start-end ", after a ';' unless it is the first VMA printed. */
+static void put_vma(struct vma_printer *pr, uint64_t s, uint64_t e)
+{
+	if (pr->nprinted++)
+		k_putc(pr->o, ';');
+	k_hex(pr->o, s, 0);
+	k_putc(pr->o, '-');
+	k_hex(pr->o, e, 0);
+	k_putc(pr->o, ' ');
+}
+
 /* maps: the VMAs intersecting the window, "start-end perms". */
 static void maps_line(const char *l, size_t len, void *ctx)
 {
@@ -252,12 +263,7 @@ static void maps_line(const char *l, size_t len, void *ctx)
 	if (!vma_line(l, len, &s, &e, &q) || s >= SCRIPT_WIN_END ||
 	    e <= SCRIPT_WIN_START)
 		return;
-	if (pr->nprinted++)
-		k_putc(pr->o, ';');
-	k_hex(pr->o, s, 0);
-	k_putc(pr->o, '-');
-	k_hex(pr->o, e, 0);
-	k_putc(pr->o, ' ');
+	put_vma(pr, s, e);
 	for (int i = 0; i < 4 && q[i]; i++)
 		k_putc(pr->o, q[i]);
 }
@@ -285,14 +291,8 @@ static void smaps_line(const char *l, size_t len, void *ctx)
 
 	if (vma_line(l, len, &s, &e, &q)) {
 		pr->in = s < SCRIPT_WIN_END && e > SCRIPT_WIN_START;
-		if (!pr->in)
-			return;
-		if (pr->nprinted++)
-			k_putc(pr->o, ';');
-		k_hex(pr->o, s, 0);
-		k_putc(pr->o, '-');
-		k_hex(pr->o, e, 0);
-		k_putc(pr->o, ' ');
+		if (pr->in)
+			put_vma(pr, s, e);
 		return;
 	}
 	if (!pr->in || len < 8 || memcmp(l, "VmFlags:", 8))
