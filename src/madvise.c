@@ -117,36 +117,6 @@ static void pageout_range(struct mmu_gather *tlb, struct vm_area_struct *vma,
 	walk_page_range_vma(&walk, &pageout_walk_ops, start, end);
 }
 
-static bool madvise_behavior_valid(int advice)
-{
-	switch (advice) {
-	case SMM_MADV_NORMAL:
-	case SMM_MADV_RANDOM:
-	case SMM_MADV_SEQUENTIAL:
-	case SMM_MADV_REMOVE:
-	case SMM_MADV_DONTFORK:
-	case SMM_MADV_DOFORK:
-	case SMM_MADV_HUGEPAGE:
-	case SMM_MADV_NOHUGEPAGE:
-	case SMM_MADV_MERGEABLE:
-	case SMM_MADV_UNMERGEABLE:
-	case SMM_MADV_DONTDUMP:
-	case SMM_MADV_DODUMP:
-	case SMM_MADV_WIPEONFORK:
-	case SMM_MADV_KEEPONFORK:
-	case SMM_MADV_COLD:
-	case SMM_MADV_DONTNEED_LOCKED:
-	case SMM_MADV_WILLNEED:
-	case SMM_MADV_DONTNEED:
-	case SMM_MADV_FREE:
-	case SMM_MADV_PAGEOUT:
-	case SMM_MADV_POPULATE_READ:
-	case SMM_MADV_POPULATE_WRITE:
-		return true;
-	}
-	return false;
-}
-
 /*
  * MADV_POPULATE_*: fault in page by page. A hole gives -ENOMEM, a VMA
  * whose protection forbids the access -EINVAL (GUP's check_vma_flags for
@@ -176,44 +146,44 @@ static int madvise_populate(struct smm_mm *mm, uint64_t start, uint64_t end,
 }
 
 /*
- * The advice that only changes VMA flags (madvise_update_vma()): the
- * flags it gives, and whether it takes mmap_lock for write.
+ * The advice that only changes VMA flags (madvise_update_vma()): the flags
+ * each sets and clears. DOFORK (-EINVAL on VM_IO), DODUMP (on
+ * VM_SPECIAL), WIPEONFORK (on shared or file VMAs) have no such VMA to
+ * refuse in softmm; MERGEABLE is what ksm_madvise() does to anonymous
+ * private memory, which is always KSM-compatible.
  */
+static const struct flag_advice {
+	int advice;
+	unsigned long set, clear;
+} flag_advice[] = {
+	{ SMM_MADV_NORMAL, 0, VM_SEQ_READ | VM_RAND_READ },
+	{ SMM_MADV_RANDOM, VM_RAND_READ, VM_SEQ_READ },
+	{ SMM_MADV_SEQUENTIAL, VM_SEQ_READ, VM_RAND_READ },
+	{ SMM_MADV_DONTFORK, VM_DONTCOPY, 0 },
+	{ SMM_MADV_DOFORK, 0, VM_DONTCOPY },
+	{ SMM_MADV_DONTDUMP, VM_DONTDUMP, 0 },
+	{ SMM_MADV_DODUMP, 0, VM_DONTDUMP },
+	{ SMM_MADV_WIPEONFORK, VM_WIPEONFORK, 0 },
+	{ SMM_MADV_KEEPONFORK, 0, VM_WIPEONFORK },
+	{ SMM_MADV_HUGEPAGE, VM_HUGEPAGE, VM_NOHUGEPAGE },
+	{ SMM_MADV_NOHUGEPAGE, VM_NOHUGEPAGE, VM_HUGEPAGE },
+	{ SMM_MADV_MERGEABLE, VM_MERGEABLE, 0 },
+	{ SMM_MADV_UNMERGEABLE, 0, VM_MERGEABLE },
+};
+
+static const struct flag_advice *find_flag_advice(int advice)
+{
+	for (size_t i = 0; i < ARRAY_SIZE(flag_advice); i++)
+		if (flag_advice[i].advice == advice)
+			return &flag_advice[i];
+	return NULL;
+}
+
 static unsigned long advice_flags(struct vm_area_struct *vma, void *arg)
 {
-	unsigned long f = vma->vm_flags;
+	const struct flag_advice *fa = arg;
 
-	switch (*(int *)arg) {
-	case SMM_MADV_NORMAL:
-		return f & ~(VM_SEQ_READ | VM_RAND_READ);
-	case SMM_MADV_RANDOM:
-		return (f & ~VM_SEQ_READ) | VM_RAND_READ;
-	case SMM_MADV_SEQUENTIAL:
-		return (f & ~VM_RAND_READ) | VM_SEQ_READ;
-	case SMM_MADV_DONTFORK:
-		return f | VM_DONTCOPY;
-	case SMM_MADV_DOFORK: /* -EINVAL on VM_IO: softmm has none */
-		return f & ~VM_DONTCOPY;
-	case SMM_MADV_DONTDUMP:
-		return f | VM_DONTDUMP;
-	case SMM_MADV_DODUMP: /* -EINVAL on VM_SPECIAL: none either */
-		return f & ~VM_DONTDUMP;
-	case SMM_MADV_WIPEONFORK: /* -EINVAL on shared or file VMAs */
-		return f | VM_WIPEONFORK;
-	case SMM_MADV_KEEPONFORK:
-		return f & ~VM_WIPEONFORK;
-	case SMM_MADV_HUGEPAGE:
-		return (f & ~VM_NOHUGEPAGE) | VM_HUGEPAGE;
-	case SMM_MADV_NOHUGEPAGE:
-		return (f & ~VM_HUGEPAGE) | VM_NOHUGEPAGE;
-	case SMM_MADV_MERGEABLE: /* ksm_madvise(): anonymous private memory
-				  * is always KSM-compatible */
-		return f | VM_MERGEABLE;
-	case SMM_MADV_UNMERGEABLE:
-		return f & ~VM_MERGEABLE;
-	}
-	BUG_ON(1);
-	return f;
+	return (vma->vm_flags | fa->set) & ~fa->clear;
 }
 
 static const struct vma_range_ops advice_ops = {
@@ -223,25 +193,21 @@ static const struct vma_range_ops advice_ops = {
 	.split_errno = -EAGAIN,
 };
 
-static bool advice_changes_flags(int advice)
+static bool madvise_behavior_valid(int advice)
 {
 	switch (advice) {
-	case SMM_MADV_NORMAL:
-	case SMM_MADV_RANDOM:
-	case SMM_MADV_SEQUENTIAL:
-	case SMM_MADV_DONTFORK:
-	case SMM_MADV_DOFORK:
-	case SMM_MADV_DONTDUMP:
-	case SMM_MADV_DODUMP:
-	case SMM_MADV_WIPEONFORK:
-	case SMM_MADV_KEEPONFORK:
-	case SMM_MADV_HUGEPAGE:
-	case SMM_MADV_NOHUGEPAGE:
-	case SMM_MADV_MERGEABLE:
-	case SMM_MADV_UNMERGEABLE:
+	case SMM_MADV_REMOVE:
+	case SMM_MADV_COLD:
+	case SMM_MADV_DONTNEED_LOCKED:
+	case SMM_MADV_WILLNEED:
+	case SMM_MADV_DONTNEED:
+	case SMM_MADV_FREE:
+	case SMM_MADV_PAGEOUT:
+	case SMM_MADV_POPULATE_READ:
+	case SMM_MADV_POPULATE_WRITE:
 		return true;
 	}
-	return false;
+	return find_flag_advice(advice);
 }
 
 static int madvise_vma(struct mmu_gather *tlb, struct vm_area_struct *vma,
@@ -283,6 +249,7 @@ static int madvise_vma(struct mmu_gather *tlb, struct vm_area_struct *vma,
 SMM_API int smm_madvise(struct smm_mm *mm, uint64_t start, uint64_t len_in,
 			int advice)
 {
+	const struct flag_advice *fa;
 	struct vm_area_struct *vma;
 	struct mmu_gather tlb;
 	uint64_t len, end;
@@ -304,11 +271,12 @@ SMM_API int smm_madvise(struct smm_mm *mm, uint64_t start, uint64_t len_in,
 		return 0;
 
 	rcu_thread_online();
-	if (advice_changes_flags(advice)) {
+	fa = find_flag_advice(advice);
+	if (fa) {
 		mmap_write_lock(mm);
 		err = mm->dead ? -ESRCH :
 				 vma_modify_range(mm, start, end, true,
-						  &advice_ops, &advice);
+						  &advice_ops, (void *)fa);
 		mmap_write_unlock(mm);
 		return err;
 	}
