@@ -162,11 +162,6 @@ int handle_mm_fault(struct smm_mm *mm, uint64_t addr, unsigned int flags)
 	return ret;
 }
 
-/*
- * Fault in every page of [start, end) within @vma that does not already
- * allow the access, as GUP with FOLL_TOUCH does for populate. Returns 0,
- * or -ENOMEM with the pages before the failing one populated.
- */
 /* The PTE for @addr as a semi-locked walker sees it (0: no table). */
 static pteval_t peek_pte(struct smm_mm *mm, uint64_t addr)
 {
@@ -181,6 +176,41 @@ static pteval_t peek_pte(struct smm_mm *mm, uint64_t addr)
 	return e;
 }
 
+int mm_populate(struct smm_mm *mm, uint64_t start, uint64_t end,
+		bool ignore_errors)
+{
+	int err = 0;
+
+	mmap_read_lock(mm);
+	for (struct vm_area_struct *v = find_vma(mm, start);
+	     v && v->vm_start < end; v = v->vm_next) {
+		int e;
+
+		/* Linux's populate_vma_page_range(): onfault locks fault
+		 * nothing in, PROT_NONE refuses. */
+		if (v->vm_flags & VM_LOCKONFAULT)
+			continue;
+		e = !(v->vm_flags & VM_ACCESS_FLAGS) ?
+			    -EFAULT :
+			    populate_vma_range(mm, v, MAX(start, v->vm_start),
+					       MIN(end, v->vm_end),
+					       (v->vm_flags &
+						(VM_WRITE | VM_SHARED)) ==
+						       VM_WRITE);
+		if (e && !ignore_errors) {
+			err = e;
+			break;
+		}
+	}
+	mmap_read_unlock(mm);
+	return err;
+}
+
+/*
+ * Fault in every page of [start, end) within @vma that does not already
+ * allow the access, as GUP with FOLL_TOUCH does for populate. Returns 0,
+ * or -ENOMEM with the pages before the failing one populated.
+ */
 int populate_vma_range(struct smm_mm *mm, struct vm_area_struct *vma,
 		       uint64_t start, uint64_t end, bool write)
 {

@@ -46,6 +46,15 @@ int handle_mm_fault_locked(struct smm_mm *mm, struct vm_area_struct *vma,
 int handle_pte_fault(struct vm_fault *vmf);
 /* Read-lock the VMA covering @addr without mmap_lock, or NULL. */
 struct vm_area_struct *lock_vma_under_rcu(struct smm_mm *mm, uint64_t addr);
+/*
+ * mm_populate - Linux's __mm_populate(): fault in [start, end) VMA by VMA
+ * (write faults where the VMA is private and writable, else reads), for
+ * MAP_POPULATE and MAP_LOCKED (@ignore_errors) and mlock (not). Takes
+ * mmap_lock for read. 0, or the first error: -EFAULT (a PROT_NONE VMA),
+ * -ENOMEM (the pool ran out).
+ */
+int mm_populate(struct smm_mm *mm, uint64_t start, uint64_t end,
+		bool ignore_errors);
 /* Fault in [start, end) of one VMA as GUP would (populate). */
 int populate_vma_range(struct smm_mm *mm, struct vm_area_struct *vma,
 		       uint64_t start, uint64_t end, bool write);

@@ -59,25 +59,13 @@ static const struct vma_range_ops lock_ops = {
 	.split_errno = -ENOMEM,
 };
 
-/* __mm_populate() without ignoring errors: a VMA that refuses the access
- * (PROT_NONE) stops it with -EFAULT. */
+/* Fault in what mlock locked, with __mlock_posix_error_return()'s errno:
+ * a PROT_NONE VMA stops it (-EFAULT: -ENOMEM), so does the pool running
+ * out (-ENOMEM: -EAGAIN). */
 static int mlock_populate(struct smm_mm *mm, uint64_t start, uint64_t end)
 {
-	int err = 0;
+	int err = mm_populate(mm, start, end, false);
 
-	mmap_read_lock(mm);
-	for (struct vm_area_struct *v = find_vma(mm, start);
-	     v && v->vm_start < end; v = v->vm_next) {
-		if (v->vm_flags & VM_LOCKONFAULT)
-			continue;
-		err = populate_vma_range(
-			mm, v, MAX(start, v->vm_start), MIN(end, v->vm_end),
-			(v->vm_flags & (VM_WRITE | VM_SHARED)) == VM_WRITE);
-		if (err)
-			break;
-	}
-	mmap_read_unlock(mm);
-	/* __mlock_posix_error_return() */
 	if (err == -EFAULT)
 		return -ENOMEM;
 	if (err == -ENOMEM)

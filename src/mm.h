@@ -30,7 +30,6 @@ static inline bool mlock_future_ok(struct smm_mm *mm, unsigned long flags,
 }
 
 /* PROT_* to VM_* access flags (mmap, mprotect). */
-
 static inline unsigned long calc_vm_prot_bits(int prot)
 {
 	return (prot & SMM_PROT_READ ? VM_READ : 0) |

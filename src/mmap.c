@@ -180,21 +180,6 @@ static int64_t get_unmapped_area(struct smm_mm *mm, uint64_t addr, uint64_t len,
 	return (int64_t)addr;
 }
 
-/* MAP_POPULATE / mm_populate(): fault in, ignoring errors. */
-static void mm_populate(struct smm_mm *mm, uint64_t start, uint64_t end)
-{
-	mmap_read_lock(mm);
-	for (struct vm_area_struct *v = find_vma(mm, start);
-	     v && v->vm_start < end; v = v->vm_next) {
-		if (!(v->vm_flags & VM_ACCESS_FLAGS))
-			continue;
-		populate_vma_range(
-			mm, v, MAX(start, v->vm_start), MIN(end, v->vm_end),
-			(v->vm_flags & (VM_WRITE | VM_SHARED)) == VM_WRITE);
-	}
-	mmap_read_unlock(mm);
-}
-
 SMM_API int64_t smm_mmap(struct smm_mm *mm, uint64_t addr, uint64_t len,
 			 int prot, int flags)
 {
@@ -287,6 +272,6 @@ out:
 	if (ret >= 0 &&
 	    ((vm_flags & VM_LOCKED) ||
 	     (flags & (SMM_MAP_POPULATE | MAP_NONBLOCK)) == SMM_MAP_POPULATE))
-		mm_populate(mm, addr, addr + len);
+		mm_populate(mm, addr, addr + len, true);
 	return ret;
 }
