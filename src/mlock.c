@@ -41,16 +41,15 @@ static unsigned long lock_flags(struct vm_area_struct *vma, void *arg)
 	return (vma->vm_flags & ~VM_LOCKED_MASK) | *(unsigned long *)arg;
 }
 
-static void lock_changed(struct smm_mm *mm, uint64_t start, uint64_t end,
-			 unsigned long oldflags, unsigned long newflags,
-			 void *arg)
+static void lock_changed(struct vm_area_struct *vma, uint64_t start,
+			 uint64_t end, unsigned long oldflags, void *arg)
 {
 	uint64_t pages = (end - start) >> PAGE_SHIFT;
 
-	if (!(newflags & VM_LOCKED))
-		mm->locked_vm -= pages;
+	if (!(vma->vm_flags & VM_LOCKED))
+		vma->vm_mm->locked_vm -= pages;
 	else if (!(oldflags & VM_LOCKED))
-		mm->locked_vm += pages;
+		vma->vm_mm->locked_vm += pages;
 }
 
 static const struct vma_range_ops lock_ops = {

@@ -69,35 +69,26 @@ static int change_protection(struct mmu_gather *tlb, struct vm_area_struct *vma,
 	return 0;
 }
 
-/*
- * Give [start, end) of @vma the flags @newflags, merging with *@pprev or
- * the next VMA where Linux would, splitting @vma where it would not.
- * *@pprev becomes the VMA that now covers [start, end).
- */
-/*
- * Give [start, end) of @vma the flags @newflags: the VMAs through vma.c
- * (merging with *@pprev or the next VMA where Linux would, splitting where
- * it would not), then the entries. *@pprev becomes the VMA that now covers
- * [start, end).
- */
-static int mprotect_fixup(struct smm_mm *mm, struct mmu_gather *tlb,
-			  struct vm_area_struct *vma,
-			  struct vm_area_struct **pprev, uint64_t start,
-			  uint64_t end, unsigned long newflags,
-			  struct vma_prealloc *pa)
-{
-	unsigned long oldflags = vma->vm_flags;
+struct mprotect_arg {
+	struct mmu_gather *tlb;
+	int prot;
+};
 
-	if (newflags == oldflags) {
-		*pprev = vma;
-		return 0;
-	}
-	/*
-	 * Commit accounting, as Linux keeps it: making a private mapping
-	 * writable charges it; making it read-only again uncharges it only
-	 * while no anonymous page was ever faulted in (no anon_vma). The
-	 * flag is invisible, but it decides merging.
-	 */
+/*
+ * The flags a VMA gets: the new protection, and commit accounting as
+ * Linux keeps it: making a private mapping writable charges it; making it
+ * read-only again uncharges it only while no anonymous page was ever
+ * faulted in (no anon_vma). The flag is invisible, but it decides merging.
+ */
+static unsigned long mprotect_flags(struct vm_area_struct *vma, void *arg)
+{
+	const struct mprotect_arg *a = arg;
+	unsigned long oldflags = vma->vm_flags;
+	unsigned long newflags = calc_vm_prot_bits(a->prot) |
+				 (oldflags & ~VM_ACCESS_FLAGS);
+
+	if (newflags == oldflags)
+		return oldflags;
 	if (newflags & VM_WRITE) {
 		if (!(oldflags &
 		      (VM_ACCOUNT | VM_WRITE | VM_SHARED | VM_NORESERVE)))
@@ -105,10 +96,17 @@ static int mprotect_fixup(struct smm_mm *mm, struct mmu_gather *tlb,
 	} else if ((oldflags & VM_ACCOUNT) && !vma->anon_vma) {
 		newflags &= ~VM_ACCOUNT;
 	}
-	vma = vma_modify_flags(mm, *pprev, vma, start, end, newflags, pa);
-	if (!vma)
-		return -ENOMEM; /* max_map_count */
-	change_protection(tlb, vma, start, end, newflags);
+	return newflags;
+}
+
+/* [start, end) of @vma has its new flags: now the entries. */
+static void mprotect_changed(struct vm_area_struct *vma, uint64_t start,
+			     uint64_t end, unsigned long oldflags, void *arg)
+{
+	const struct mprotect_arg *a = arg;
+	unsigned long newflags = vma->vm_flags;
+
+	change_protection(a->tlb, vma, start, end, newflags);
 	/*
 	 * A private VM_LOCKED VMA becoming writable is faulted in for
 	 * writing now, as Linux does, so that a write never has to break
@@ -116,25 +114,29 @@ static int mprotect_fixup(struct smm_mm *mm, struct mmu_gather *tlb,
 	 */
 	if ((oldflags & (VM_WRITE | VM_SHARED | VM_LOCKED)) == VM_LOCKED &&
 	    (newflags & VM_WRITE) && !(newflags & VM_LOCKONFAULT))
-		populate_vma_range(mm, vma, start, end, true);
-	*pprev = vma;
-	return 0;
+		populate_vma_range(vma->vm_mm, vma, start, end, true);
 }
+
+static const struct vma_range_ops mprotect_ops = {
+	.new_flags = mprotect_flags,
+	.changed = mprotect_changed,
+	.split_errno = -ENOMEM, /* max_map_count, or memory */
+};
 
 SMM_API int smm_mprotect(struct smm_mm *mm, uint64_t start, uint64_t len,
 			 int prot)
 {
-	struct vm_area_struct *vma, *prev;
-	struct vma_prealloc pa;
+	struct vm_area_struct *vma;
 	struct mmu_gather tlb;
-	uint64_t end, nstart, tmp;
-	size_t m = 0;
+	struct mprotect_arg arg;
+	uint64_t end;
 	int grows = prot & (PROT_GROWSDOWN | PROT_GROWSUP);
 	int err;
 
 	if (!mm)
 		return -EINVAL;
 	prot &= ~(PROT_GROWSDOWN | PROT_GROWSUP);
+	arg.prot = prot;
 	if (grows == (PROT_GROWSDOWN | PROT_GROWSUP))
 		return -EINVAL;
 	if (start & ~PAGE_MASK)
@@ -174,37 +176,11 @@ SMM_API int smm_mprotect(struct smm_mm *mm, uint64_t start, uint64_t len,
 			goto out;
 		}
 	}
-	for (struct vm_area_struct *v = vma; v && v->vm_start < end;
-	     v = v->vm_next)
-		m++;
-	err = vma_prealloc(mm, &pa, 2, m + 2, 1);
-	if (err)
-		goto out;
+	/* VMAs split and merged through vma.c; a hole stops the walk with
+	 * -ENOMEM after the VMAs before it changed. */
 	tlb_gather_mmu(&tlb, mm);
-	prev = start > vma->vm_start ? vma : vma->vm_prev;
-	nstart = start;
-	tmp = vma->vm_start;
-	while (vma && vma->vm_start < end) {
-		unsigned long newflags;
-
-		if (vma->vm_start != tmp) {
-			err = -ENOMEM;
-			break;
-		}
-		newflags = calc_vm_prot_bits(prot) |
-			   (vma->vm_flags & ~VM_ACCESS_FLAGS);
-		tmp = MIN(vma->vm_end, end);
-		err = mprotect_fixup(mm, &tlb, vma, &prev, nstart, tmp,
-				     newflags, &pa);
-		if (err)
-			break;
-		nstart = tmp = prev->vm_end < end ? prev->vm_end : end;
-		vma = prev->vm_next;
-	}
-	if (!err && tmp < end)
-		err = -ENOMEM;
-	vma_tree_update(mm, start, end + 1);
-	vma_prealloc_free(&pa);
+	arg.tlb = &tlb;
+	err = vma_modify_range(mm, start, end, false, &mprotect_ops, &arg);
 	tlb_finish_mmu(&tlb);
 out:
 	mmap_write_unlock(mm);

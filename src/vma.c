@@ -474,8 +474,7 @@ int vma_modify_range(struct smm_mm *mm, uint64_t start, uint64_t end,
 				break;
 			}
 			if (ops->changed)
-				ops->changed(mm, nstart, tmp, oldflags,
-					     newflags, arg);
+				ops->changed(nv, nstart, tmp, oldflags, arg);
 			vma = nv;
 		}
 		/* A merge with the next VMA covers more: it has the flags. */

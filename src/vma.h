@@ -97,8 +97,8 @@ vma_modify_flags(struct smm_mm *mm, struct vm_area_struct *prev,
  * ops->new_flags() computes from it, through vma_modify_flags() (so
  * splitting at the ends and merging as Linux does), then call
  * ops->changed() for the part if the flags changed. A hole: -ENOMEM at
- * once if !@holes_ok (mlock, munlock), else skipped and -ENOMEM at the end
- * (madvise). A split past max_map_count stops it with ops->split_errno.
+ * once if !@holes_ok (mprotect, mlock, munlock), else skipped and -ENOMEM
+ * at the end (madvise). A split past max_map_count stops it with ops->split_errno.
  * Parts before a failure stay changed, as in Linux. Preallocates what it
  * needs first (ops->split_errno, nothing changed) and publishes the tree
  * itself.
@@ -106,9 +106,9 @@ vma_modify_flags(struct smm_mm *mm, struct vm_area_struct *prev,
  */
 struct vma_range_ops {
 	unsigned long (*new_flags)(struct vm_area_struct *vma, void *arg);
-	void (*changed)(struct smm_mm *mm, uint64_t start, uint64_t end,
-			unsigned long oldflags, unsigned long newflags,
-			void *arg);
+	/* @vma covers [start, end) now, with its new flags */
+	void (*changed)(struct vm_area_struct *vma, uint64_t start,
+			uint64_t end, unsigned long oldflags, void *arg);
 	int split_errno;
 };
 int vma_modify_range(struct smm_mm *mm, uint64_t start, uint64_t end,
