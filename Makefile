@@ -58,6 +58,22 @@ build/bug/libsoftmm.a: $(BUG_OBJ)
 build/bug/softmm: $(TOOLSRC) $(TOOLHDR) build/bug/libsoftmm.a
 	$(CC) $(ASANFLAGS) $(CFLAGS) -Itools $(TOOLSRC) build/bug/libsoftmm.a -o $@ $(LIBS)
 
+# The planted bugs of schemes refcount and pmd-rwsem (docs/SCHEMES.md): a
+# walker that skips pte_try_get(), a free done without the write side. Each
+# changes only its own scheme, so one build carries both; it is the ASan
+# build with the two scheme files compiled again.
+BUG2_SRC   := src/pt_scheme_refcount.c src/pt_scheme_pmd_rwsem.c
+BUG2FLAGS  := $(ASANFLAGS) -DSMM_BUG_REFCOUNT_NO_TRYGET -DSMM_BUG_PMD_RWSEM_NO_WRITE
+BUG2_OBJ   := $(filter-out $(patsubst src/%.c,build/asan/obj/%.o,$(BUG2_SRC)),$(ASAN_OBJ)) \
+              $(patsubst src/%.c,build/bug2/obj/%.o,$(BUG2_SRC))
+build/bug2/obj/%.o: src/%.c
+	@mkdir -p $(dir $@)
+	$(CC) $(BUG2FLAGS) $(DEPFLAGS) $(CFLAGS) -c $< -o $@
+build/bug2/libsoftmm.a: $(BUG2_OBJ)
+	@rm -f $@; ar rcs $@ $^
+build/bug2/softmm: $(TOOLSRC) $(TOOLHDR) build/bug2/libsoftmm.a
+	$(CC) $(ASANFLAGS) $(CFLAGS) -Itools $(TOOLSRC) build/bug2/libsoftmm.a -o $@ $(LIBS)
+
 build/libsoftmm.a: $(REL_OBJ)
 	@rm -f $@; ar rcs $@ $^
 build/asan/libsoftmm.a: $(ASAN_OBJ)
@@ -94,7 +110,8 @@ install: all
 
 check-release: $(addprefix build/tests/,$(TESTS)) build/softmm
 	@true
-check-asan: $(addprefix build/asan/tests/,$(TESTS)) build/asan/softmm build/bug/softmm
+check-asan: $(addprefix build/asan/tests/,$(TESTS)) build/asan/softmm build/bug/softmm \
+	build/bug2/softmm
 	@true
 
 test: deps
@@ -190,4 +207,4 @@ fuzz: fuzz-build
 
 # Header dependencies of the library objects (written by -MMD). Tools and
 # tests are rebuilt when the library archive they link is.
--include $(wildcard build/obj/*.d build/asan/obj/*.d build/bug/obj/*.d build/tsan/obj/*.d build/fuzz/obj/*.d)
+-include $(wildcard build/obj/*.d build/asan/obj/*.d build/bug/obj/*.d build/bug2/obj/*.d build/tsan/obj/*.d build/fuzz/obj/*.d)

@@ -187,11 +187,18 @@ enum smm_scheme {
 	SMM_SCHEME_PT_RECLAIM, /* "pt-reclaim": Linux 6.14+ (CONFIG_PT_RECLAIM),
 				* what the kernel oracle compares against:
 				* MADV_DONTNEED of a whole 2 MiB table frees it */
+	SMM_SCHEME_REFCOUNT,   /* "refcount": Qi Zheng's 2021 design: each PTE
+				* table counts its entries and walkers, and is
+				* freed when the count reaches zero */
+	SMM_SCHEME_PMD_RWSEM,  /* "pmd-rwsem": Jason Gunthorpe's: a read-write
+				* lock per PMD table, read once per walk; empty
+				* PTE, PMD and PUD tables freed under its write
+				* side */
 	SMM_SCHEME_COUNT
 };
 
-/* Returns the scheme named @name ("eager", "none", "pt-reclaim"), or
- * -EINVAL. */
+/* Returns the scheme named @name ("eager", "none", "pt-reclaim",
+ * "refcount", "pmd-rwsem"), or -EINVAL. */
 SMM_API int smm_scheme_from_name(const char *name);
 /* Returns the name of @scheme, or NULL if there is no such scheme. */
 SMM_API const char *smm_scheme_name(int scheme);

@@ -6,7 +6,7 @@
 #ifndef SMM_FAULT_H
 #define SMM_FAULT_H
 
-#include "mm.h"
+#include "pagewalk.h"
 
 #define FAULT_WRITE    0x1
 #define FAULT_VMA_LOCK 0x2 /* only the VMA lock is held */
@@ -17,6 +17,8 @@ struct vm_fault {
 	uint64_t address;   /* page aligned */
 	unsigned int flags; /* FAULT_* */
 	pteval_t orig_pte;  /* the entry when the fault looked */
+	pteval_t *pte;	    /* the entry, in the PTE table mapped in @pt */
+	struct pt_walk pt;  /* the fault's installing walk (pte_alloc_map) */
 };
 
 /*
@@ -28,9 +30,11 @@ struct vm_operations_struct {
 	/*
 	 * fault - vmf->orig_pte is none: map a page at vmf->address. The
 	 * caller holds mmap_lock for read, or only the VMA's read lock
-	 * (FAULT_VMA_LOCK), and a PTE table exists. Install under the ptl
-	 * after rechecking the entry. Returns 0 (the access retries),
-	 * -ENOMEM, -EFAULT, or -EAGAIN to be retried under mmap_lock.
+	 * (FAULT_VMA_LOCK), and has the PTE table mapped (vmf->pt, the
+	 * entry at vmf->pte). Install under the ptl after rechecking the
+	 * entry, and end with pte_unmap(&vmf->pt) whatever happens. Returns
+	 * 0 (the access retries), -ENOMEM, -EFAULT, or -EAGAIN to be retried
+	 * under mmap_lock.
 	 */
 	int (*fault)(struct vm_fault *vmf);
 };

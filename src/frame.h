@@ -41,8 +41,19 @@ typedef uint64_t pfn_t;
 struct page {
 	atomic_uint flags;
 	atomic_int refcount; /* references: one per mapping, plus gets/pins */
-	atomic_int
-		mapcount; /* data pages: entries mapping it (under their ptl) */
+	union {
+		/* data pages: entries mapping it (under their ptl) */
+		atomic_int mapcount;
+		/*
+		 * PTE tables under scheme "refcount": non-none entries plus
+		 * the walkers mapping the table (pt_scheme_refcount.c). Zero
+		 * is final: the table is being freed.
+		 */
+		atomic_int pte_refcount;
+		/* PMD tables under scheme "pmd-rwsem": the read-write lock
+		 * guarding the level (pt_scheme_pmd_rwsem.c). */
+		atomic_uint pmd_rwsem;
+	};
 	/* Page tables: the split page-table lock of this table. Data pages:
 	 * the page lock (unpin_user_pages_dirty_lock). */
 	spinlock_t ptl;

@@ -16,6 +16,7 @@
 enum lock_class {
 	LC_MMAP = 1,   /* mm->mmap_lock */
 	LC_VMA,	       /* per-VMA lock */
+	LC_PMD_RWSEM,  /* scheme pmd-rwsem: a PMD table's read-write lock */
 	LC_PAGE_TABLE, /* mm->page_table_lock: PGD and PUD entries */
 	LC_PMD,	       /* split PMD-table lock */
 	LC_PTE,	       /* split PTE-table lock (ptl) */

@@ -23,22 +23,24 @@ pteval_t vm_page_prot(unsigned long vm_flags)
 }
 
 /*
- * Map and lock the PTE table and recheck that the entry is still
- * vmf->orig_pte. NULL if the table went away or the entry changed: another
- * CPU got there first, and the access retries.
+ * Lock the PTE table the fault mapped and recheck that the entry is still
+ * vmf->orig_pte. False if the table was unlinked meanwhile (the schemes
+ * that keep tables by RCU alone) or the entry changed: another CPU got
+ * there first, and the access retries. The table stays mapped either way.
  */
-static inline __attribute__((always_inline)) pteval_t *
-fault_lock_recheck(struct vm_fault *vmf, struct pt_walk *w)
+static inline __attribute__((always_inline)) bool
+fault_lock_recheck(struct vm_fault *vmf)
 {
-	pteval_t *ptep = pte_offset_map_lock(vmf->vma->vm_mm, vmf->address, w);
-
-	if (unlikely(!ptep))
-		return NULL;
-	if (unlikely(pte_read(ptep) != vmf->orig_pte)) {
-		pte_unmap_unlock(w);
-		return NULL;
+	if (unlikely(!pte_map_lock(&vmf->pt)))
+		return false;
+	if (unlikely(pte_read(vmf->pte) != vmf->orig_pte)) {
+		spin_unlock(vmf->pt.ptl);
+#ifdef SMM_DEBUG
+		vmf->pt.ptl = NULL;
+#endif
+		return false;
 	}
-	return ptep;
+	return true;
 }
 
 /*
@@ -73,13 +75,12 @@ alloc_anon_page(struct vm_fault *vmf)
 /*
  * The first half of installing a new anonymous page for @vmf: its
  * anon_vma, the page (allocated and zeroed before the lock), then the ptl
- * and the recheck. Returns the page, its mapcount set, with the ptl held
- * and *@ptep its entry; or NO_PFN with *@err 0 (the entry changed: the
- * access retries), -ENOMEM or -EAGAIN.
+ * and the recheck. Returns the page, its mapcount set, with the ptl held;
+ * or NO_PFN with *@err 0 (the entry changed: the access retries), -ENOMEM
+ * or -EAGAIN. The table stays mapped in every case.
  */
 static inline __attribute__((always_inline)) pfn_t
-new_anon_page_locked(struct vm_fault *vmf, struct pt_walk *w, pteval_t **ptep,
-		     int *err)
+new_anon_page_locked(struct vm_fault *vmf, int *err)
 {
 	struct smm_pool *pool = vmf->vma->vm_mm->pool;
 	pfn_t new;
@@ -92,8 +93,7 @@ new_anon_page_locked(struct vm_fault *vmf, struct pt_walk *w, pteval_t **ptep,
 		*err = -ENOMEM;
 		return NO_PFN;
 	}
-	*ptep = fault_lock_recheck(vmf, w);
-	if (!*ptep) {
+	if (!fault_lock_recheck(vmf)) {
 		put_page(pool, new);
 		return NO_PFN;
 	}
@@ -108,30 +108,32 @@ static int do_anonymous_page(struct vm_fault *vmf)
 	struct vm_area_struct *vma = vmf->vma;
 	struct smm_mm *mm = vma->vm_mm;
 	struct smm_pool *pool = mm->pool;
-	pteval_t prot = vm_page_prot(vma->vm_flags), *ptep;
-	struct pt_walk w;
+	pteval_t prot = vm_page_prot(vma->vm_flags);
 	pfn_t new;
-	int err;
+	int err = 0;
 
 	if (!(vmf->flags & FAULT_WRITE)) {
 		/* Read of untouched memory: map the shared zero page. */
-		ptep = fault_lock_recheck(vmf, &w);
-		if (!ptep)
+		if (fault_lock_recheck(vmf)) {
+			set_pte(mm, vmf->pte, pfn_pte(pool->zero_pfn, prot));
+			pte_table_add(mm, vmf->pte, 1);
+			stripe_add(mm->ctr, MC_ZERO, 1);
+			pte_unmap_unlock(&vmf->pt);
 			return 0;
-		set_pte(mm, ptep, pfn_pte(pool->zero_pfn, prot));
-		pte_table_add(mm, ptep, 1);
-		stripe_add(mm->ctr, MC_ZERO, 1);
-		pte_unmap_unlock(&w);
-		return 0;
+		}
+		goto unmap;
 	}
-	new = new_anon_page_locked(vmf, &w, &ptep, &err);
+	new = new_anon_page_locked(vmf, &err);
 	if (new == NO_PFN)
-		return err;
-	set_pte(mm, ptep, pfn_pte(new, prot | _PAGE_RW | _PAGE_DIRTY));
-	pte_table_add(mm, ptep, 1);
+		goto unmap;
+	set_pte(mm, vmf->pte, pfn_pte(new, prot | _PAGE_RW | _PAGE_DIRTY));
+	pte_table_add(mm, vmf->pte, 1);
 	stripe_add(mm->ctr, MC_RSS, 1);
-	pte_unmap_unlock(&w);
+	pte_unmap_unlock(&vmf->pt);
 	return 0;
+unmap:
+	pte_unmap(&vmf->pt);
+	return err;
 }
 
 /*
@@ -145,44 +147,55 @@ static int do_wp_page(struct vm_fault *vmf)
 	struct vm_area_struct *vma = vmf->vma;
 	struct smm_mm *mm = vma->vm_mm;
 	struct smm_pool *pool = mm->pool;
-	pteval_t orig = vmf->orig_pte, *ptep;
+	pteval_t orig = vmf->orig_pte;
 	struct page *page = pfn_to_page(pool, pte_pfn(orig));
-	struct pt_walk w;
 	pfn_t new;
-	int err;
+	int err = 0;
 
 	if (!is_zero_pfn(pool, pte_pfn(orig))) {
 		VM_BUG_ON(!(atomic_load(&page->flags) & PG_ANON_EXCLUSIVE));
-		ptep = fault_lock_recheck(vmf, &w);
-		if (!ptep)
-			return 0;
-		set_pte(mm, ptep,
+		if (!fault_lock_recheck(vmf))
+			goto unmap;
+		set_pte(mm, vmf->pte,
 			orig | _PAGE_RW | _PAGE_DIRTY | _PAGE_ACCESSED);
-		pte_unmap_unlock(&w);
+		pte_unmap_unlock(&vmf->pt);
 		return 0;
 	}
-	new = new_anon_page_locked(vmf, &w, &ptep, &err);
+	new = new_anon_page_locked(vmf, &err);
 	if (new == NO_PFN)
-		return err;
+		goto unmap;
 	/* CPUs may cache the zero page's translation (ptep_clear_flush). */
-	ptep_xchg(mm, ptep,
+	ptep_xchg(mm, vmf->pte,
 		  pfn_pte(new, vm_page_prot(vma->vm_flags) | _PAGE_RW |
 				       _PAGE_DIRTY));
 	stripe_add(mm->ctr, MC_ZERO, -1);
 	stripe_add(mm->ctr, MC_RSS, 1);
-	pte_unmap_unlock(&w);
+	pte_unmap_unlock(&vmf->pt);
 	flush_tlb_mm(mm);
 	return 0;
+unmap:
+	pte_unmap(&vmf->pt);
+	return err;
 }
 
+/*
+ * The fault's one walk: install what is missing down to the PTE table and
+ * map it (pte_alloc_map), read the entry, and hand the table to the
+ * handler, which locks it, rechecks the entry and unmaps it. One walk for
+ * the whole fault: the scheme's protection (RCU, a reference, a read lock
+ * on the PMD table) is taken once, and a table installed here cannot be
+ * freed before the fault fills it.
+ */
 int handle_pte_fault(struct vm_fault *vmf)
 {
 	struct vm_area_struct *vma = vmf->vma;
 	pteval_t orig;
+	int err;
 
-	if (pte_alloc(vma->vm_mm, vmf->address, &vmf->orig_pte))
-		return -ENOMEM;
-	orig = vmf->orig_pte;
+	vmf->pte = pte_alloc_map(vma->vm_mm, vmf->address, &vmf->pt, &err);
+	if (!vmf->pte)
+		return err;
+	vmf->orig_pte = orig = pte_read(vmf->pte);
 	if (pte_none(orig)) {
 		if (vma->vm_ops)
 			return vma->vm_ops->fault(vmf);
@@ -197,5 +210,6 @@ int handle_pte_fault(struct vm_fault *vmf)
 	if ((vmf->flags & FAULT_WRITE) && !(orig & _PAGE_RW))
 		return do_wp_page(vmf);
 	/* Spurious: another CPU fixed it first, or a stale TLB entry. */
+	pte_unmap(&vmf->pt);
 	return 0;
 }

@@ -84,6 +84,20 @@ enum {
 	MC_FAULTS_MMAP
 };
 
+/*
+ * mm->pt_flags: what the walkers must do for the mm's scheme, read off its
+ * ops once at creation (pt_scheme_flags(), pagewalk.h), so that a walk
+ * tests one word of the mm it already has in cache instead of loading the
+ * ops.
+ */
+#define PTF_WALK_RCU	 0x01 /* ops->walk_rcu */
+#define PTF_LOCKLESS	 0x02 /* ops->lockless_begin or lockless_end */
+#define PTF_PTE_MAP	 0x04 /* ops->pte_map or pte_unmap */
+#define PTF_MAP_RCU	 0x08 /* ops->map_rcu */
+#define PTF_REFCOUNT	 0x10 /* ops->pte_refcount */
+#define PTF_INSTALL_MAPS 0x20 /* ops->install_maps */
+#define PTF_KEEPS_LINKED 0x40 /* ops->keeps_linked */
+
 struct smm_mm {
 	struct smm_pool *pool;
 	pthread_rwlock_t mmap_lock;
@@ -92,7 +106,7 @@ struct smm_mm {
 	pfn_t pgd_pfn;
 	int scheme; /* enum smm_scheme, fixed at creation */
 	const struct pt_scheme_ops *pt_ops; /* that scheme's ops ... */
-	unsigned int pt_flags; /* ... and their shape, PTF_* (pagewalk.h) */
+	unsigned int pt_flags; /* ... and their shape, PTF_* below */
 	uint64_t mmap_base;
 
 	/* The sorted list, mmap_lock: its first and last VMA (the list

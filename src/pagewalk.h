@@ -35,43 +35,50 @@ struct pt_walk {
 	pteval_t *pmdp;	 /* the PMD entry for @addr, once reached */
 	pteval_t pmdval; /* its value when the PTE table was mapped */
 	spinlock_t *ptl; /* the PTE table's lock, while held */
+	/* Where pte_unmap queues a table it frees (a zap's gather), or
+	 * NULL: it then flushes one of its own. */
+	struct mmu_gather *tlb;
+	bool installing; /* the installing class (pte_alloc_map) */
+	bool installed;	 /* pte_alloc_map installed the PTE table itself */
+	unsigned char scheme_state; /* the scheme's, from pte_map to unmap */
 };
 
 void pt_bad_entry(struct pt_walk *w, pteval_t e) __attribute__((noreturn));
 
-/*
- * mm->pt_flags: what the walkers must do for the mm's scheme, read off its
- * ops once at creation, so that a walk tests one word of the mm it already
- * has in cache instead of loading the ops.
- */
-#define PTF_WALK_RCU 0x1 /* ops->walk_rcu */
-#define PTF_LOCKLESS 0x2 /* ops->lockless_begin or lockless_end */
-#define PTF_PTE_MAP  0x4 /* ops->pte_map or pte_unmap */
 static inline unsigned int pt_scheme_flags(const struct pt_scheme_ops *ops)
 {
 	/*
-	 * The interface's one rule between hooks: a scheme that frees
-	 * tables when a zap leaves them, under mmap_lock held for read,
-	 * must protect the semi-locked and locked walkers that may be on
-	 * them (walk_rcu, or a pte_map of its own).
+	 * The interface's rules between hooks: a scheme that frees tables
+	 * when a zap leaves them, under mmap_lock held for read, must
+	 * protect the semi-locked and locked walkers that may be on them
+	 * (walk_rcu, or a pte_map of its own); map_rcu ends in pte_map;
+	 * install_maps and the entry count are pte_map's and pte_unmap's.
 	 */
 	BUG_ON(ops->zap_leave && !ops->walk_rcu && !ops->pte_map);
+	BUG_ON(ops->map_rcu && (ops->walk_rcu || !ops->pte_map));
+	BUG_ON((ops->install_maps || ops->pte_refcount) &&
+	       (!ops->pte_map || !ops->pte_unmap));
 	return (ops->walk_rcu ? PTF_WALK_RCU : 0) |
+	       (ops->map_rcu ? PTF_MAP_RCU : 0) |
 	       (ops->lockless_begin || ops->lockless_end ? PTF_LOCKLESS : 0) |
-	       (ops->pte_map || ops->pte_unmap ? PTF_PTE_MAP : 0);
+	       (ops->pte_map || ops->pte_unmap ? PTF_PTE_MAP : 0) |
+	       (ops->pte_refcount ? PTF_REFCOUNT : 0) |
+	       (ops->keeps_linked ? PTF_KEEPS_LINKED : 0) |
+	       (ops->install_maps ? PTF_INSTALL_MAPS : 0);
 }
 
-/* The start and end of a semi-locked, locked or installing walk. */
+/* The start and end of a semi-locked, locked or installing walk's RCU
+ * section (walk_rcu: until pte_unmap; map_rcu: until pte_map). */
 static inline __attribute__((always_inline)) void
 pt_walk_begin(struct smm_mm *mm)
 {
-	if (mm->pt_flags & PTF_WALK_RCU)
+	if (mm->pt_flags & (PTF_WALK_RCU | PTF_MAP_RCU))
 		urcu_memb_read_lock();
 }
 
 static inline __attribute__((always_inline)) void pt_walk_end(struct smm_mm *mm)
 {
-	if (mm->pt_flags & PTF_WALK_RCU)
+	if (mm->pt_flags & (PTF_WALK_RCU | PTF_MAP_RCU))
 		urcu_memb_read_unlock();
 }
 
@@ -210,6 +217,44 @@ static inline __attribute__((always_inline)) void pte_unmap(struct pt_walk *w)
 }
 
 /*
+ * pte_alloc_map - installing walkers (faults), holding mmap_lock or a VMA
+ * lock covering @addr: install the missing levels down to a PTE table for
+ * @addr and map it, as pte_offset_map() does, until pte_unmap(). Returns
+ * the entry for @addr, or NULL with *@err set to -ENOMEM. A table that is
+ * being freed when the walk reaches it is waited out: the walk starts
+ * again from the PGD and installs a new one.
+ */
+pteval_t *pte_alloc_map(struct smm_mm *mm, uint64_t addr, struct pt_walk *w,
+			int *err);
+
+/*
+ * pte_map_lock - a walker that mapped @w's table (pte_offset_map or
+ * pte_alloc_map) takes its ptl, and rechecks under it that the PMD entry
+ * still points at the table: false (ptl not held, table still mapped) if
+ * it does not, which only the schemes that keep tables by RCU alone allow
+ * (the others, keeps_linked, promise it and debug builds assert it).
+ */
+static inline __attribute__((always_inline)) bool
+pte_map_lock(struct pt_walk *w)
+{
+	spinlock_t *ptl = pte_lockptr(w->mm->pool, w->pmdval);
+
+	spin_lock_class(ptl, LC_PTE);
+	if (w->mm->pt_flags & PTF_KEEPS_LINKED) {
+		/* The scheme keeps it linked: debug builds check. */
+		VM_BUG_ON(table_read(w->pmdp) != w->pmdval);
+		w->ptl = ptl;
+		return true;
+	}
+	if (likely(table_read(w->pmdp) == w->pmdval)) {
+		w->ptl = ptl;
+		return true;
+	}
+	spin_unlock(ptl);
+	return false;
+}
+
+/*
  * pte_offset_map_lock - locked walkers: as pte_offset_map(), and with the
  * table's ptl held (@w->ptl), rechecked after taking it that the PMD entry
  * still points at the table (retrying if not), so that the table stays
@@ -342,11 +387,13 @@ walk_page_range_vma(struct mm_walk *walk, const struct mm_walk_ops *ops,
 				next = pud_addr_end(addr, end);
 			continue;
 		}
+		walk->pt.tlb = walk->tlb;
 		a = __walk_pte_range(walk, ops, ptep, addr, next);
 		while (a < next) { /* after a flush: the rest of the table */
 			ptep = pte_offset_map_lock(mm, a, &walk->pt);
 			if (!ptep)
 				break;
+			walk->pt.tlb = walk->tlb;
 			a = __walk_pte_range(walk, ops, ptep, a, next);
 		}
 		if (ops->pte_table_done)

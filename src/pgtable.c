@@ -1,6 +1,6 @@
 /*
  * pgtable.c - installing page-table levels on demand (alloc_level, for the
- * one walk's installing walkers, and pte_alloc), and freeing tables:
+ * one walk's installing walkers, pte_alloc_map), and freeing tables:
  * unlink_table() and Linux's free_pgd_range() with its floor/ceiling rule.
  *
  * Locking: a PGD or PUD entry is set and cleared under mm->page_table_lock,
@@ -66,38 +66,17 @@ int alloc_level(struct pt_walk *w, pteval_t *entryp, int level, pteval_t *ep)
 		e = pfn_pte(pfn, _PAGE_TABLE);
 		/* Release: the zeroed table is visible before the entry. */
 		set_table_entry(mm, entryp, e);
-		atomic_fetch_add(&parent->pt_count, 1);
+		pt_count_add(parent, 1);
 		atomic_fetch_add(level_counter(mm, level), 1);
 		pfn = NO_PFN;
+		if (level == 1)
+			w->installed = true;
 	}
 	spin_unlock(lock);
 	if (pfn != NO_PFN)
 		free_table_now(pool, pfn);
 	*ep = e;
 	return 0;
-}
-
-int pte_alloc(struct smm_mm *mm, uint64_t addr, pteval_t *entry)
-{
-	struct pt_walk w = { .mm = mm, .addr = addr };
-	pteval_t *pmdp, pmd;
-	int err;
-
-	assert_fault_locked(mm);
-	do {
-		err = 0;
-		pt_walk_begin(mm);
-		pmdp = __walk_to_pmd(&w, false, true, &err);
-		if (pmdp) {
-			pmd = table_read(pmdp);
-			if (!pt_entry_table(pmd))
-				err = alloc_level(&w, pmdp, 1, &pmd);
-			if (!err)
-				*entry = pte_read(pt_walk_pte(mm, pmd, addr));
-		}
-		pt_walk_end(mm);
-	} while (err == -EAGAIN);
-	return err;
 }
 
 /* ---- freeing tables: free_pgd_range and its levels ---- */
@@ -114,7 +93,7 @@ void unlink_table(struct mmu_gather *tlb, pteval_t *entryp)
 	VM_BUG_ON(!pt_entry_table(e));
 	table = pfn_to_page(pool, pte_pfn(e));
 	atomic_fetch_or(&table->flags, PG_PT_DEAD);
-	atomic_fetch_sub(&virt_to_page(pool, entryp)->pt_count, 1);
+	pt_count_add(virt_to_page(pool, entryp), -1);
 	atomic_fetch_sub(level_counter(mm, table->pt_level), 1);
 	tlb_remove_table(tlb, pte_pfn(e));
 }

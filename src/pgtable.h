@@ -2,7 +2,7 @@
  * pgtable.h - x86-64 page-table entries and levels: 4 levels of 512
  * eight-byte entries, 48-bit addresses; the setters through which every
  * entry is changed, each asserting (debug builds) that the lock guarding
- * the entry is held; installing missing levels (pte_alloc) and freeing
+ * the entry is held; installing missing levels (alloc_level) and freeing
  * tables (unlink_table, free_pgd_range).
  *
  * Which lock guards an entry (docs/LOCKING.md, "Who may change what"): a
@@ -177,12 +177,40 @@ static inline void set_table_entry(struct smm_mm *mm, pteval_t *entryp,
 	__pte_write(entryp, v);
 }
 
-/* A PTE table's count of non-none entries, changed under its ptl. */
+/*
+ * A table's count of entries in use (page->pt_count) changes only under the
+ * lock that guards those entries, so it needs no read-modify-write: a
+ * relaxed load and store, which lockless readers (the schemes' filters)
+ * may read at any time.
+ */
+static inline void pt_count_add(struct page *table, int n)
+{
+	atomic_store_explicit(&table->pt_count,
+			      atomic_load_explicit(&table->pt_count,
+						   memory_order_relaxed) +
+				      n,
+			      memory_order_relaxed);
+}
+
+/*
+ * A PTE table's entries went from none to used (@n > 0) or back, under its
+ * ptl. Scheme "refcount" counts them in pte_refcount too, atomically: its
+ * walkers change it without the ptl. The caller keeps the table mapped, so
+ * that count cannot reach zero here.
+ */
 static inline void pte_table_add(struct smm_mm *mm, pteval_t *ptep, int n)
 {
+	struct page *table = virt_to_page(mm->pool, ptep);
+
 	assert_entry_locked(mm, ptep);
-	atomic_fetch_add_explicit(&virt_to_page(mm->pool, ptep)->pt_count, n,
-				  memory_order_relaxed);
+	pt_count_add(table, n);
+	if (mm->pt_flags & PTF_REFCOUNT) {
+		int old = atomic_fetch_add_explicit(&table->pte_refcount, n,
+						    memory_order_relaxed);
+
+		VM_BUG_ON(old + n <= 0);
+		(void)old;
+	}
 }
 
 struct mmu_gather;
@@ -197,15 +225,6 @@ struct pt_walk;
  * the caller walks again from the top.
  */
 int alloc_level(struct pt_walk *w, pteval_t *entryp, int level, pteval_t *ep);
-
-/*
- * pte_alloc - make sure a PTE table covers @addr, installing missing
- * levels; store the entry for @addr as it was then in *@entry (it may
- * change as soon as this returns: only existence is promised, and the
- * caller maps the table again). 0 or -ENOMEM. Caller holds mmap_lock or a
- * VMA lock covering @addr.
- */
-int pte_alloc(struct smm_mm *mm, uint64_t addr, pteval_t *entry);
 
 /*
  * unlink_table - clear the table entry *@entryp, mark the table it pointed

@@ -27,6 +27,8 @@ static const struct pt_scheme_ops *const schemes[SMM_SCHEME_COUNT] = {
 	[SMM_SCHEME_NONE] = &pt_scheme_none,
 	[SMM_SCHEME_PT_RECLAIM] = &pt_scheme_pt_reclaim,
 	[SMM_SCHEME_EAGER] = &pt_scheme_eager,
+	[SMM_SCHEME_REFCOUNT] = &pt_scheme_refcount,
+	[SMM_SCHEME_PMD_RWSEM] = &pt_scheme_pmd_rwsem,
 };
 
 const struct pt_scheme_ops *pt_scheme_get(int scheme)
@@ -47,6 +49,12 @@ SMM_API const char *smm_scheme_name(int scheme)
 	if (scheme < 0 || scheme >= SMM_SCHEME_COUNT)
 		return NULL;
 	return schemes[scheme]->name;
+}
+
+bool pt_install_alive(struct pt_walk *w, struct page *parent,
+		      struct page *table)
+{
+	return !(atomic_load(&parent->flags) & PG_PT_DEAD);
 }
 
 static bool table_is_empty(pteval_t *pte, struct page *page, bool scan)

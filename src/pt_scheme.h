@@ -9,15 +9,16 @@
  *
  *   locked       pte_offset_map_lock() .. pte_unmap_unlock()
  *   semi-locked  pte_offset_map()      .. pte_unmap()
+ *   installing   pte_alloc_map()       .. pte_unmap()
  *   lockless     pte_offset_lockless() .. pte_lockless_end()
- *   installing   pte_alloc() (and alloc_level() below it)
  *   zapping      walk_page_range_vma() with a zap's mm_walk_ops
  *
  * and those call the hooks below at the points where the scheme must
  * protect the walk. The order for a semi-locked or locked walker is
  *
- *   [rcu_read_lock if walk_rcu]  read PGD, PUD, PMD entries
- *   pte_map   use the table   pte_unmap   [rcu_read_unlock]
+ *   [rcu_read_lock if walk_rcu or map_rcu]  read PGD, PUD, PMD entries
+ *   pte_map [ends RCU if map_rcu]  use the table
+ *   pte_unmap [rcu_read_unlock if walk_rcu]
  *
  * without pte_map and pte_unmap if there was no table. A locked walker
  * takes the table's ptl after pte_map and rechecks under it that the PMD
@@ -34,6 +35,14 @@
  *               read, through RCU.
  *   eager       walk_rcu, which covers the upper levels it frees too, and
  *               pte_install refuses a parent table that is being freed.
+ *   refcount    Qi Zheng's: pte_map takes a reference on the PTE table
+ *               (pte_try_get, under RCU: map_rcu), pte_unmap drops it and
+ *               frees the table when the count (entries + walkers) ends
+ *               at zero.
+ *   pmd-rwsem   Jason Gunthorpe's: pte_map read-locks the PMD table (once
+ *               per walk, under RCU: map_rcu); zap_leave write-locks it to
+ *               free empty PTE tables below, and the PMD and PUD tables
+ *               that empties.
  *
  * Locking: see docs/LOCKING.md, "PTE-table schemes".
  */
@@ -60,7 +69,7 @@ struct pt_scheme_ops {
 	 * mmap_lock or a VMA lock covering the address, and no page-table
 	 * lock when they start) walk inside an RCU read-side section, from
 	 * before they read the PGD entry until they are done with the
-	 * tables (pte_unmap, or the end of pte_alloc). Set by schemes that
+	 * tables (pte_unmap). Set by schemes that
 	 * free tables while such walkers may be on them: the scheme then
 	 * frees tables only through RCU (mmu_gather), so every table the
 	 * walk reaches stays valid memory, possibly unlinked and then
@@ -70,17 +79,55 @@ struct pt_scheme_ops {
 	bool walk_rcu;
 
 	/*
+	 * map_rcu - as walk_rcu, but only until pte_map: the walk holds the
+	 * RCU read lock from before it reads the PGD entry until it finds no
+	 * table, or until pte_map, which ends it whatever it returns. For
+	 * schemes whose pte_map takes a protection of its own (a reference,
+	 * a read lock) that RCU only lets it take safely: the table (and
+	 * its page metadata) cannot be freed and reused between the walker
+	 * reading the entry and taking it.
+	 */
+	bool map_rcu;
+
+	/*
+	 * pte_refcount - the PTE table's pte_refcount counts its non-none
+	 * entries too: every install and clear (pte_table_add, under the
+	 * ptl) adds to it, atomically, as Qi Zheng's design does.
+	 */
+	bool pte_refcount;
+
+	/*
+	 * keeps_linked - a table pte_map kept stays linked until pte_unmap
+	 * (a reference or a read lock, not only valid memory): the locked
+	 * walker's recheck of the PMD entry under the ptl cannot fail, and
+	 * is done in debug builds only, as an assertion of this promise.
+	 */
+	bool keeps_linked;
+
+	/*
+	 * install_maps - a PTE table an installing walker installed itself
+	 * (pte_install said yes, the entry was empty) is already mapped for
+	 * that walker: pte_install set up what pte_map would (the walker's
+	 * reference), and pte_map is not called for it.
+	 */
+	bool install_maps;
+
+	/*
 	 * pte_map - the walk found @w->pmdval, a PMD entry pointing at a PTE
 	 * table, at @w->pmdp. Keep that table (not only its memory) for the
 	 * walker until pte_unmap: what "keep" promises beyond walk_rcu's
 	 * valid memory is the scheme's (a reference, a read lock). Returns
-	 * false to refuse (the table is being freed): the walker then treats
-	 * the range as having no table (and ends its walk). May update
-	 * @w->pmdval if it rereads the entry under its protection.
+	 * 1 if it did; 0 if there is no table to keep (the entry is none, or
+	 * the table is being freed and holds no entry): the walker treats
+	 * the range as having no table; -EAGAIN if the scheme had to wait
+	 * (with no RCU held): the walker walks again from the PGD. May
+	 * update @w->pmdval if it rereads the entry under its protection.
+	 * With map_rcu it ends the walk's RCU section in every case.
 	 */
-	bool (*pte_map)(struct pt_walk *w);
+	int (*pte_map)(struct pt_walk *w);
 	/* pte_unmap - the walker is done with the table pte_map kept; it
-	 * holds its ptl no longer. */
+	 * holds its ptl no longer, nor any page-table lock. May free the
+	 * table (through @w->tlb if set, else a gather of its own). */
 	void (*pte_unmap)(struct pt_walk *w);
 
 	/*
@@ -126,10 +173,24 @@ struct pt_scheme_ops {
 extern __hidden const struct pt_scheme_ops pt_scheme_none;
 extern __hidden const struct pt_scheme_ops pt_scheme_pt_reclaim;
 extern __hidden const struct pt_scheme_ops pt_scheme_eager;
+extern __hidden const struct pt_scheme_ops pt_scheme_refcount;
+extern __hidden const struct pt_scheme_ops pt_scheme_pmd_rwsem;
 const struct pt_scheme_ops *pt_scheme_get(int scheme);
 
 /*
+ * The lock word of scheme pmd-rwsem (page->pmd_rwsem of a PMD table):
+ * readers in the low bits, and three flags. Here for smm_mm_verify().
+ */
+#define RWSEM_READERS 0x0fffffffU
+#define RWSEM_WAITERS 0x20000000U /* someone sleeps on the hitching post */
+#define RWSEM_WWAIT   0x40000000U /* a writer waits: new readers stay out */
+#define RWSEM_WRITER  0x80000000U
+
+/*
  * What the schemes share (pt_scheme.c).
+ *
+ * pt_install_alive - pte_install for schemes that free upper tables under
+ * mmap_lock held for read: refuse a parent marked dead.
  *
  * free_empty_pte_table - unlink the PTE table covering @addr if it holds
  * no entry, rechecking under the PMD-table lock and the table's own ptl
@@ -138,6 +199,8 @@ const struct pt_scheme_ops *pt_scheme_get(int scheme);
  * free_empty_upper - after a PTE table went: free the PMD table above
  * @addr if it is now empty, then the PUD table if that is.
  */
+bool pt_install_alive(struct pt_walk *w, struct page *parent,
+		      struct page *table);
 bool free_empty_pte_table(struct mmu_gather *tlb, uint64_t addr, bool scan);
 void free_empty_upper(struct mmu_gather *tlb, uint64_t addr);
 #ifdef SMM_DEBUG

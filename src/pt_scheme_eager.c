@@ -17,12 +17,6 @@
  */
 #include "pagewalk.h"
 
-static bool eager_pte_install(struct pt_walk *w, struct page *parent,
-			      struct page *table)
-{
-	return !(atomic_load(&parent->flags) & PG_PT_DEAD);
-}
-
 static void eager_zap_leave(struct mmu_gather *tlb, struct pt_walk *w,
 			    uint64_t start, uint64_t end, enum zap_reason why)
 {
@@ -44,6 +38,6 @@ static void eager_zap_leave(struct mmu_gather *tlb, struct pt_walk *w,
 const struct pt_scheme_ops pt_scheme_eager = {
 	.name = "eager",
 	.walk_rcu = true,
-	.pte_install = eager_pte_install,
+	.pte_install = pt_install_alive,
 	.zap_leave = eager_zap_leave,
 };

@@ -10,7 +10,7 @@
  * bits, which it ignores).
  */
 #include <errno.h>
-#include "mm.h"
+#include "pt_scheme.h"
 
 struct vstate {
 	struct smm_mm *mm;
@@ -68,6 +68,21 @@ static void check_count(struct vstate *vs, pteval_t *table, int used, int level)
 		     "level-%d table (frame %llu) is linked but marked dead\n",
 		     level,
 		     (unsigned long long)page_to_pfn(vs->mm->pool, page));
+	/*
+	 * No walker runs while we verify (every VMA is write-locked, and
+	 * lockless walkers take neither): refcount's count is the entries
+	 * alone, and no PMD table is locked (a waiter's mark may stay).
+	 */
+	if (level == 1 && (vs->mm->pt_flags & PTF_REFCOUNT) &&
+	    atomic_load(&page->pte_refcount) != used)
+		VERR(vs, "PTE table (frame %llu) has refcount %d, %d entries\n",
+		     (unsigned long long)page_to_pfn(vs->mm->pool, page),
+		     atomic_load(&page->pte_refcount), used);
+	if (level == 2 && vs->mm->pt_ops == &pt_scheme_pmd_rwsem &&
+	    (atomic_load(&page->pmd_rwsem) & ~RWSEM_WAITERS))
+		VERR(vs, "PMD table (frame %llu) is locked: %#x\n",
+		     (unsigned long long)page_to_pfn(vs->mm->pool, page),
+		     atomic_load(&page->pmd_rwsem));
 }
 
 static void verify_ptes(struct vstate *vs, pteval_t *pte, uint64_t base)
