@@ -236,11 +236,12 @@ static void test_free_pgtables(void **state)
 	const uint64_t K4 = 4096;
 	/*
 	 * Linux's free_pgtables() floor/ceiling rule, as the schemes that
-	 * model Linux keep it. "eager" deliberately frees more (an emptied
-	 * table goes even if a neighbouring VMA still covers it):
-	 * test_reclaim.c checks that.
+	 * model Linux keep it. "eager", "refcount" and "pmd-rwsem"
+	 * deliberately free more (an emptied table goes even if a
+	 * neighbouring VMA still covers it): test_reclaim.c checks that.
 	 */
-	if (test_scheme() == SMM_SCHEME_EAGER)
+	if (test_scheme() != SMM_SCHEME_NONE &&
+	    test_scheme() != SMM_SCHEME_PT_RECLAIM)
 		skip();
 	/* two VMAs in one PTE table: unmapping one keeps the table */
 	map_at(mm, TA, 8 * PG, RW);

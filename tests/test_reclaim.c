@@ -8,9 +8,14 @@
  */
 #include <pthread.h>
 #include <stdatomic.h>
+#include <time.h>
 #include <unistd.h>
 #include "common.h"
 #include "pt_scheme.h" /* the debug hook (internal) */
+
+#ifndef ARRAY_SIZE
+#define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
+#endif
 
 static struct smm_pool *pool;
 
@@ -79,20 +84,30 @@ static void test_qizheng(void **state)
 	assert_int_equal(qizheng(cpu, SMM_SCHEME_PT_RECLAIM, true), 2 * PG);
 	assert_int_equal(qizheng(cpu, SMM_SCHEME_PT_RECLAIM, false),
 			 (65 + 2) * PG);
-	/* eager: everything, up the tree */
+	/* eager and pmd-rwsem: everything, up the tree */
 	assert_int_equal(qizheng(cpu, SMM_SCHEME_EAGER, true), 0);
 	assert_int_equal(qizheng(cpu, SMM_SCHEME_EAGER, false), 0);
+	assert_int_equal(qizheng(cpu, SMM_SCHEME_PMD_RWSEM, true), 0);
+	assert_int_equal(qizheng(cpu, SMM_SCHEME_PMD_RWSEM, false), 0);
+	/* refcount: every PTE table; the PMD and PUD tables stay */
+	assert_int_equal(qizheng(cpu, SMM_SCHEME_REFCOUNT, true), 2 * PG);
+	assert_int_equal(qizheng(cpu, SMM_SCHEME_REFCOUNT, false), 2 * PG);
 	smm_cpu_detach(cpu);
 	assert_pool_clean(pool);
 }
 
-/* Eager: munmap of part of a table other VMAs share frees it once empty;
- * a small DONTNEED that empties a table frees it; data elsewhere stays. */
-static void test_eager_partial(void **state)
+/* The schemes that free every table a zap empties: eager, refcount and
+ * pmd-rwsem; all but refcount free the PMD and PUD tables above too. */
+static const int emptying[] = { SMM_SCHEME_EAGER, SMM_SCHEME_REFCOUNT,
+				SMM_SCHEME_PMD_RWSEM };
+
+/* munmap of part of a table other VMAs share frees it once empty; a small
+ * DONTNEED that empties a table frees it; data elsewhere stays. */
+static void eager_partial(int scheme)
 {
 	struct smm_cpu *cpu = smm_cpu_attach(pool);
-	struct smm_mm *mm = mm_with(SMM_SCHEME_EAGER);
-	uint64_t v = 0;
+	struct smm_mm *mm = mm_with(scheme);
+	uint64_t v = 0, upper = scheme == SMM_SCHEME_REFCOUNT ? 2 * PG : 0;
 
 	smm_cpu_switch_mm(cpu, mm);
 	/* two VMAs in one PTE table, and one page in the next table */
@@ -125,7 +140,7 @@ static void test_eager_partial(void **state)
 	/* and the last page: PTE, PMD and PUD tables all go */
 	assert_int_equal(smm_madvise(mm, TA + 2 * MB, PG, SMM_MADV_DONTNEED),
 			 0);
-	assert_int_equal(stats(mm).pt_bytes, 0);
+	assert_int_equal(stats(mm).pt_bytes, upper);
 	/* a fault afterwards builds the levels again */
 	assert_int_equal(smm_fill(cpu, TA + 2 * MB, 3, 1, NULL), 0);
 	assert_int_equal(stats(mm).pt_bytes, 3 * PG);
@@ -134,12 +149,18 @@ static void test_eager_partial(void **state)
 	assert_pool_clean(pool);
 }
 
+static void test_eager_partial(void **state)
+{
+	for (size_t i = 0; i < ARRAY_SIZE(emptying); i++)
+		eager_partial(emptying[i]);
+}
+
 /* Eager: pages dropped after MADV_FREE (by MADV_PAGEOUT) empty a table,
  * which goes; a page written after MADV_FREE is kept, and so its table. */
-static void test_eager_pageout(void **state)
+static void eager_pageout(int scheme)
 {
 	struct smm_cpu *cpu = smm_cpu_attach(pool);
-	struct smm_mm *mm = mm_with(SMM_SCHEME_EAGER);
+	struct smm_mm *mm = mm_with(scheme);
 	uint64_t v = 0;
 
 	smm_cpu_switch_mm(cpu, mm);
@@ -161,6 +182,12 @@ static void test_eager_pageout(void **state)
 	done(cpu, mm);
 	smm_cpu_detach(cpu);
 	assert_pool_clean(pool);
+}
+
+static void test_eager_pageout(void **state)
+{
+	for (size_t i = 0; i < ARRAY_SIZE(emptying); i++)
+		eager_pageout(emptying[i]);
 }
 
 /* pt-reclaim is Linux's: MADV_FREE, munmap and partial zaps free nothing. */
@@ -213,6 +240,7 @@ struct refill {
 	pthread_cond_t c;
 	int state; /* 0 idle, 1 go, 2 done */
 	int hooked;
+	bool blocked; /* the fault had not completed when the free went on */
 };
 
 static struct refill rf;
@@ -245,12 +273,34 @@ static void refill_hook(struct smm_mm *mm, uint64_t addr)
 	pthread_mutex_lock(&rf.m);
 	rf.state = 1;
 	pthread_cond_broadcast(&rf.c);
-	while (rf.state != 2)
-		pthread_cond_wait(&rf.c, &rf.m);
+	/*
+	 * pt-reclaim and eager: the fault completes while the freer waits
+	 * here, and the freer's recheck must then keep the table. refcount
+	 * and pmd-rwsem: the fault cannot complete (the table's count is at
+	 * zero for good; the PMD table is write-locked): it waits or walks
+	 * again until the free is done, and then installs a new table. We
+	 * let it reach that point, and go on.
+	 */
+	struct timespec until;
+	clock_gettime(CLOCK_REALTIME, &until);
+	until.tv_nsec += 50 * 1000 * 1000;
+	if (until.tv_nsec >= 1000000000) {
+		until.tv_sec++;
+		until.tv_nsec -= 1000000000;
+	}
+	while (rf.state != 2 && !pthread_cond_timedwait(&rf.c, &rf.m, &until))
+		;
+	rf.blocked = rf.state != 2;
 	pthread_mutex_unlock(&rf.m);
 }
 
-static void refill_race(int scheme)
+/*
+ * Seed 003's race: while a zap frees the PTE table covering @addr's 2 MiB
+ * (the hook runs where the freer has decided to), a fault at @off into
+ * that table, or at @off beyond it into an empty slot of the same PMD table
+ * (which eager and pmd-rwsem may free too), installs a page.
+ */
+static void refill_race(int scheme, uint64_t off)
 {
 	struct smm_cpu *cpu = smm_cpu_attach(pool);
 	pthread_t t;
@@ -260,9 +310,9 @@ static void refill_race(int scheme)
 	pthread_mutex_init(&rf.m, NULL);
 	pthread_cond_init(&rf.c, NULL);
 	rf.mm = mm_with(scheme);
-	rf.addr = TA + 100 * PG;
+	rf.addr = TA + off;
 	smm_cpu_switch_mm(cpu, rf.mm);
-	assert_int_equal(smm_mmap(rf.mm, TA, 2 * MB, RW,
+	assert_int_equal(smm_mmap(rf.mm, TA, 4 * MB, RW,
 				  PRIV_ANON | SMM_MAP_FIXED),
 			 (int64_t)TA);
 	for (uint64_t o = 0; o < 2 * MB; o += PG)
@@ -273,10 +323,28 @@ static void refill_race(int scheme)
 	smm_debug_pt_free_hook = NULL;
 	pthread_join(t, NULL);
 	assert_int_equal(rf.hooked, 1);
-	/* the refilled table stayed, with its one page and its data */
+	/* Whatever table holds it now, the page and its data survived, in
+	 * one PTE table, with the tree sound (done() verifies). */
 	assert_int_equal(stats(rf.mm).pte_bytes, PG);
 	assert_int_equal(stats(rf.mm).rss_anon, 1);
-	assert_int_equal(stats(rf.mm).pt_reclaimed, 0);
+	/*
+	 * A fault into the table itself: pt-reclaim's and eager's freer
+	 * rechecks and keeps the refilled table; under refcount and
+	 * pmd-rwsem the fault waits for the free, then installs a new one.
+	 * A fault into the next slot installs its own table at once,
+	 * except under pmd-rwsem, where it waits for the write side before
+	 * it uses it; the emptied table goes in every case.
+	 */
+	assert_int_equal(rf.blocked, scheme == SMM_SCHEME_PMD_RWSEM ||
+					     (scheme == SMM_SCHEME_REFCOUNT &&
+					      off < 2 * MB));
+	if (off >= 2 * MB || scheme == SMM_SCHEME_REFCOUNT)
+		assert_int_equal(stats(rf.mm).pt_reclaimed, 1);
+	else if (scheme == SMM_SCHEME_PMD_RWSEM)
+		/* the PMD and PUD tables went too, before the fault */
+		assert_int_equal(stats(rf.mm).pt_reclaimed, 3);
+	else
+		assert_int_equal(stats(rf.mm).pt_reclaimed, 0);
 	assert_int_equal(smm_read(cpu, rf.addr, &v, 1, NULL), 0);
 	assert_int_equal(v & 0xff, 0x5a);
 	done(cpu, rf.mm);
@@ -286,8 +354,17 @@ static void refill_race(int scheme)
 
 static void test_refill_race(void **state)
 {
-	refill_race(SMM_SCHEME_PT_RECLAIM);
-	refill_race(SMM_SCHEME_EAGER);
+	static const int schemes[] = { SMM_SCHEME_PT_RECLAIM, SMM_SCHEME_EAGER,
+				       SMM_SCHEME_REFCOUNT,
+				       SMM_SCHEME_PMD_RWSEM };
+
+	for (size_t i = 0; i < ARRAY_SIZE(schemes); i++) {
+		/* into the table being freed */
+		refill_race(schemes[i], 100 * PG);
+		/* into the PMD table above it (pt-reclaim frees none) */
+		if (schemes[i] != SMM_SCHEME_PT_RECLAIM)
+			refill_race(schemes[i], 2 * MB + 100 * PG);
+	}
 }
 #else
 static void test_refill_race(void **state)
