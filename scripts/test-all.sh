@@ -39,7 +39,7 @@ for dir in build build/asan; do
 done
 # The same unit tests with address spaces under the reclaim schemes (the
 # tests read SMM_TEST_SCHEME; test_kernel64 knows what each scheme frees).
-for scheme in pt-reclaim eager; do
+for scheme in pt-reclaim eager refcount pmd-rwsem; do
 	echo "unit tests (build/asan, scheme $scheme):"
 	for t in build/asan/tests/test_*; do
 		[ -x "$t" ] || continue
@@ -71,8 +71,12 @@ step "torture none 2 threads seed 1" build/asan/softmm torture --scheme none --t
 step "torture pt-reclaim 4 threads seed 2" build/asan/softmm torture --scheme pt-reclaim --threads 4 --seconds 20 --seed 2
 step "torture eager 4 threads seed 3" build/asan/softmm torture --scheme eager --threads 4 --seconds 30 --seed 3
 step "torture eager 8 threads 3 mms seed 4" build/asan/softmm torture --scheme eager --threads 8 --mms 3 --seconds 30 --seed 4
+step "torture refcount 4 threads seed 7" build/asan/softmm torture --scheme refcount --threads 4 --seconds 30 --seed 7
+step "torture pmd-rwsem 4 threads seed 8" build/asan/softmm torture --scheme pmd-rwsem --threads 4 --seconds 30 --seed 8
 step "torture mmap_lock only seed 5" build/asan/softmm torture --threads 4 --seconds 10 --seed 5 --no-vma-lock
 step "torture catches the missing VMA recheck" scripts/expect-torture-failure.sh build/bug/softmm
+step "torture catches refcount without pte_try_get" scripts/expect-torture-failure.sh build/bug2/softmm 5 --scheme refcount
+step "torture catches pmd-rwsem freeing unlocked" scripts/expect-torture-failure.sh build/bug2/softmm 5 --scheme pmd-rwsem
 
 # ---- ThreadSanitizer (docs/THREADSANITIZER.md) ----
 echo "ThreadSanitizer (build/tsan, suppressions in tests/tsan.supp):"
@@ -95,6 +99,8 @@ done
 if [ "$tsan_full" = 1 ]; then
 	step "tsan torture 4 threads seed 5" scripts/tsan-run.sh build/tsan/softmm torture --threads 4 --seconds 15 --seed 5
 	step "tsan torture 8 threads 3 mms seed 6" scripts/tsan-run.sh build/tsan/softmm torture --threads 8 --mms 3 --seconds 10 --seed 6
+	step "tsan torture refcount seed 9" scripts/tsan-run.sh build/tsan/softmm torture --scheme refcount --threads 4 --seconds 10 --seed 9
+	step "tsan torture pmd-rwsem seed 10" scripts/tsan-run.sh build/tsan/softmm torture --scheme pmd-rwsem --threads 4 --seconds 10 --seed 10
 else
 	printf '  skip  %-44s (needs SMM_TSAN in src/)\n' "tsan torture"
 fi

@@ -1171,7 +1171,8 @@ static int script_usage(FILE *f)
 	fprintf(f,
 		"  --backend softmm  through libsoftmm, in this process\n"
 		"  --backend kernel  through real syscalls, in a child process\n"
-		"  --scheme NAME     eager, pt-reclaim or none (softmm only)\n");
+		"  --scheme NAME     eager, pt-reclaim, none, refcount or\n"
+		"                    pmd-rwsem (softmm only)\n");
 	return f == stdout ? 0 : 2;
 }
 
@@ -1229,7 +1230,7 @@ int cmd_script(int argc, char **argv)
 		if (scheme < 0) {
 			fprintf(stderr,
 				"softmm script: unknown scheme '%s' (eager, "
-				"pt-reclaim, none)\n",
+				"pt-reclaim, none, refcount, pmd-rwsem)\n",
 				cli_quote_str(scheme_name, q, sizeof(q)));
 			return 2;
 		}

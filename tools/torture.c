@@ -885,7 +885,8 @@ static int usage(FILE *f)
 		"  --threads N     worker threads, 1..%d\n"
 		"  --seconds S     run time, 0..%d\n"
 		"  --seed N        0..2^64-1 (decimal or 0x hex)\n"
-		"  --scheme NAME   eager, pt-reclaim or none\n"
+		"  --scheme NAME   eager, pt-reclaim, none, refcount or\n"
+		"                  pmd-rwsem\n"
 		"  --mms N         address spaces, 1..%d\n"
 		"  --gup N         threads that pin pages, 0..%d\n"
 		"  --race PERMILLE yield in marked race windows, 0..%d per mille\n"
@@ -953,7 +954,8 @@ int cmd_torture(int argc, char **argv)
 			if (cfg.scheme < 0) {
 				fprintf(stderr,
 					"softmm torture: unknown scheme '%s' "
-					"(eager, pt-reclaim, none)\n",
+					"(eager, pt-reclaim, none, refcount, "
+					"pmd-rwsem)\n",
 					cli_quote_str(optarg, q, sizeof(q)));
 				return 2;
 			}
