@@ -13,7 +13,7 @@
  *     backend (script_run_softmm(), no fork) under each page-table scheme,
  *     eager, none and pt-reclaim. Each run must end with every frame back
  *     in the pool and pins balanced (else the backend returns
- *     SCRIPT_ERR_LEAK), and the three outputs must agree line by line,
+ *     SCRIPT_ERR_LEAK), and the five outputs must agree line by line,
  *     except the lines of `pt`: the schemes differ only in when they free
  *     page tables, which no other operation can see.
  * Any disagreement aborts, with both sides on stderr; sanitizer reports
@@ -208,8 +208,13 @@ static void check_same(const struct script *s, const struct strbuf *a,
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	static const int schemes[] = { SMM_SCHEME_EAGER, SMM_SCHEME_NONE,
-				       SMM_SCHEME_PT_RECLAIM };
-	struct strbuf out[3];
+				       SMM_SCHEME_PT_RECLAIM,
+				       SMM_SCHEME_REFCOUNT,
+				       SMM_SCHEME_PMD_RWSEM };
+	enum {
+		N = sizeof(schemes) / sizeof(schemes[0])
+	};
+	struct strbuf out[N];
 	struct script s;
 
 	script_init(&s);
@@ -222,7 +227,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		script_free(&s);
 		return 0;
 	}
-	for (int k = 0; k < 3; k++) {
+	for (int k = 0; k < N; k++) {
 		int r;
 
 		sb_init(&out[k]);
@@ -238,9 +243,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			abort();
 		}
 	}
-	check_same(&s, &out[0], "eager", &out[1], "none");
-	check_same(&s, &out[0], "eager", &out[2], "pt-reclaim");
-	for (int k = 0; k < 3; k++)
+	for (int k = 1; k < N; k++)
+		check_same(&s, &out[0], "eager", &out[k],
+			   smm_scheme_name(schemes[k]));
+	for (int k = 0; k < N; k++)
 		sb_free(&out[k]);
 	script_free(&s);
 	return 0;
