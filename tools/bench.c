@@ -992,7 +992,7 @@ static int bench_usage(FILE *f, bool compare)
 		cli_usage(f, "bench", bench_synopsis, bench_summary);
 	fprintf(f,
 		"  --reps N         repetitions, 1..%d (median, min..max)\n"
-		"  --scheme LIST    softmm's schemes: eager, pt-reclaim, none\n"
+		"  --scheme LIST    schemes: " CLI_SCHEMES "\n"
 		"  --only LIST      workloads, by name or by the part before a\n"
 		"                   '-' (dontneed: every dontneed-* row)\n"
 		"  --full           the Qi Zheng rows at full size (50 GiB)\n"
@@ -1070,12 +1070,14 @@ static int parse_opts(int argc, char **argv, struct bench_opts *o, bool compare)
 				int s = smm_scheme_from_name(t);
 
 				if (s < 0 || o->nr_schemes == 8) {
+					char l[128];
+
 					fprintf(stderr,
 						"softmm %s: unknown scheme "
-						"'%s' (eager, pt-reclaim, "
-						"none)\n",
+						"'%s' (%s)\n",
 						cmd,
-						cli_quote_str(t, q, sizeof(q)));
+						cli_quote_str(t, q, sizeof(q)),
+						cli_scheme_list(l, sizeof(l)));
 					free(dup);
 					return -1;
 				}

@@ -1014,7 +1014,7 @@ static int oracle_usage(FILE *f)
 		"  --sequences N  random scripts to run, 1..%d\n"
 		"  --ops N        operations per script, 1..%d\n"
 		"  --seed N       0..2^64-1 (decimal or 0x hex)\n"
-		"  --scheme NAME  eager, pt-reclaim or none\n"
+		"  --scheme NAME  " CLI_SCHEMES "\n"
 		"  --out FILE     where the minimal diverging script goes\n"
 		"  --avoid CLASS  leave out: invalid, unaligned-mmap, bad-bits, "
 		"populate\n"
@@ -1120,10 +1120,11 @@ int cmd_oracle(int argc, char **argv)
 		return 2;
 	int scheme = smm_scheme_from_name(scheme_name);
 	if (scheme < 0) {
-		fprintf(stderr,
-			"softmm oracle: unknown scheme '%s' (eager, pt-reclaim, "
-			"none)\n",
-			cli_quote_str(scheme_name, q, sizeof(q)));
+		char l[128];
+
+		fprintf(stderr, "softmm oracle: unknown scheme '%s' (%s)\n",
+			cli_quote_str(scheme_name, q, sizeof(q)),
+			cli_scheme_list(l, sizeof(l)));
 		return 2;
 	}
 	bool reclaim_ok = scheme_reclaims_on_dontneed(scheme_name);
