@@ -37,7 +37,7 @@
 
 struct bench_opts {
 	int reps;
-	int schemes[8];
+	int schemes[CLI_MAX_SCHEMES];
 	int nr_schemes;
 	bool json;
 	bool full;	  /* the full-size Qi Zheng test */
@@ -802,9 +802,9 @@ struct row {
 	const char *unit;
 	struct summary linux_s;
 	bool host_only;
-	struct summary smm[8];
+	struct summary smm[CLI_MAX_SCHEMES];
 	/* softmm / linux of each repetition (they alternate): the spread */
-	double ratio_min[8], ratio_max[8];
+	double ratio_min[CLI_MAX_SCHEMES], ratio_max[CLI_MAX_SCHEMES];
 };
 
 static void print_json(const char *workload, const char *system, int scheme,
@@ -832,7 +832,7 @@ static int run_all(const struct bench_opts *o, struct row *rows, int *nrows)
 	prctl(PR_SET_THP_DISABLE, 1, 0, 0, 0);
 	for (size_t w = 0; w < sizeof(workloads) / sizeof(workloads[0]); w++) {
 		const struct workload *wl = &workloads[w];
-		struct result lr[MAX_REPS], sr[8][MAX_REPS];
+		struct result lr[MAX_REPS], sr[CLI_MAX_SCHEMES][MAX_REPS];
 		struct row *row = &rows[n];
 
 		if (!selected(o, wl->name) ||
@@ -950,14 +950,14 @@ static void print_table(const struct bench_opts *o, struct row *rows, int n)
 }
 
 const char bench_synopsis[] =
-	"[--reps N (5)] [--scheme NAME,... (none,pt-reclaim,eager)]\n"
-	"[--only WORKLOAD,... (all)] [--full] [--json]";
+	"[--reps N (5)] [--only WORKLOAD,... (all)] [--full] [--json]\n"
+	"[--scheme NAME,... (none,pt-reclaim,eager,refcount,pmd-rwsem)]";
 const char bench_summary[] =
 	"benchmarks: each workload on the kernel and on softmm";
 const char compare_synopsis[] =
-	"[--reps N (3)] [--scheme NAME,... (none,pt-reclaim,eager)]\n"
-	"[--only WORKLOAD,... (the set marked *)] [--full] [--json]\n"
-	"[--out PATH (compare.svg)]";
+	"[--reps N (3)] [--only WORKLOAD,... (the set marked *)]\n"
+	"[--scheme NAME,... (none,pt-reclaim,eager,refcount,pmd-rwsem)]\n"
+	"[--full] [--json] [--out PATH (compare.svg)]";
 const char compare_summary[] =
 	"the main comparison: the table, and an SVG chart of softmm / Linux";
 
@@ -993,6 +993,7 @@ static int bench_usage(FILE *f, bool compare)
 	fprintf(f,
 		"  --reps N         repetitions, 1..%d (median, min..max)\n"
 		"  --scheme LIST    schemes: " CLI_SCHEMES "\n"
+		"                   (default: all of them this library knows)\n"
 		"  --only LIST      workloads, by name or by the part before a\n"
 		"                   '-' (dontneed: every dontneed-* row)\n"
 		"  --full           the Qi Zheng rows at full size (50 GiB)\n"
@@ -1069,7 +1070,7 @@ static int parse_opts(int argc, char **argv, struct bench_opts *o, bool compare)
 			     t = strtok_r(NULL, ",", &save)) {
 				int s = smm_scheme_from_name(t);
 
-				if (s < 0 || o->nr_schemes == 8) {
+				if (s < 0 || o->nr_schemes == CLI_MAX_SCHEMES) {
 					char l[128];
 
 					fprintf(stderr,
@@ -1116,11 +1117,8 @@ static int parse_opts(int argc, char **argv, struct bench_opts *o, bool compare)
 	}
 	if (cli_no_args(cmd, argc, argv, optind))
 		return -1;
-	if (!o->nr_schemes) { /* Linux's two, then softmm's own */
-		o->schemes[o->nr_schemes++] = SMM_SCHEME_NONE;
-		o->schemes[o->nr_schemes++] = SMM_SCHEME_PT_RECLAIM;
-		o->schemes[o->nr_schemes++] = SMM_SCHEME_EAGER;
-	}
+	if (!o->nr_schemes) /* Linux's two, softmm's own, the newer ones */
+		o->nr_schemes = cli_known_schemes(o->schemes, CLI_MAX_SCHEMES);
 	return 0;
 }
 
@@ -1214,8 +1212,9 @@ static int write_chart_files(const char *dir, const struct bench_opts *o,
 	f = fopen(in_dir(path, sizeof(path), dir, "chart.gp"), "w");
 	if (!f)
 		return -1;
+	/* wider with more schemes: each workload has a bar per scheme */
 	fprintf(f,
-		"set terminal svg size 900,480 dynamic font 'sans,11' background rgb 'white'\n"
+		"set terminal svg size %d,480 dynamic font 'sans,11' background rgb 'white'\n"
 		"set output 'chart.svg'\n"
 		"set title \"softmm's time per operation relative to Linux's "
 		"(lower is faster)\\n{/*0.8 bars: ratio of the medians; "
@@ -1228,6 +1227,7 @@ static int write_chart_files(const char *dir, const struct bench_opts *o,
 		"set key outside right top\n"
 		"plot 1 with lines lc rgb '#444444' dt 2 "
 		"title 'Linux = 1 (same speed)'",
+		o->nr_schemes > 3 ? 900 + 150 * (o->nr_schemes - 3) : 900,
 		o->reps);
 	for (int s = 0; s < o->nr_schemes; s++)
 		fprintf(f, ", 'chart.dat' using %d:%d:%d%s title 'softmm %s'",
