@@ -144,7 +144,8 @@ works "[--backend softmm|kernel (softmm)]" "$tool" script --help
 # The bench usage lists every workload bench.c knows.
 for w in fault-anon fault-zero memset-4k dontneed-aligned dontneed-unaligned \
 	dontneed-refault mmap-munmap mmap-many-1k mmap-many-10k mmap-many-60k \
-	access-hit gup-fast gup-slow fault-threads fault-vs-mmap \
+	access-hit gup-fast gup-slow fault-threads fault-shared-pte \
+	fault-shared-pmd fault-vs-mmap \
 	fault-vs-mmap-mmaplock fault-threads-mmaplock; do
 	works " $w" "$tool" bench --help
 done

@@ -693,6 +693,115 @@ static struct result w_fault_vs_mmap(struct env *e)
 	return r;
 }
 
+/*
+ * fault-shared-pte/N, fault-shared-pmd/N: N threads fault disjoint parts
+ * of one 64 MiB region whose page tables they share. -pte: thread i
+ * stores to pages i, i + N, ...: every PTE table is filled by all the
+ * threads at once (its lock is contended). -pmd: thread i faults every
+ * page of the 2 MiB chunks i, i + N, ...: the threads allocate PTE tables
+ * into one PMD table at once. The region lies in one PMD table: at a fixed
+ * 1 GiB-aligned address on softmm, over-mapped and aligned to 64 MiB on
+ * the kernel. ns per page of all threads together.
+ */
+#define SHARED_LEN (64 * MiB)
+
+struct shared_thr {
+	struct env *e;
+	pthread_barrier_t *bar;
+	uint64_t base; /* softmm address, or host address */
+	uint64_t unit; /* what one thread takes in turn: a page, a chunk */
+	int idx;
+	double t_end;
+};
+
+static void *shared_thread(void *arg)
+{
+	struct shared_thr *t = arg;
+	struct env *e = t->e;
+	uint64_t stride = (uint64_t)e->threads * t->unit;
+	struct smm_cpu *cpu = NULL;
+
+	if (!e->kernel) {
+		cpu = smm_cpu_attach(pool);
+		die_if(!cpu, "attach");
+		smm_cpu_switch_mm(cpu, e->mm);
+	}
+	pthread_barrier_wait(t->bar);
+	for (uint64_t o = (uint64_t)t->idx * t->unit; o < SHARED_LEN;
+	     o += stride) {
+		if (e->kernel)
+			k_touch((char *)(uintptr_t)(t->base + o), t->unit);
+		else
+			smm_touch(cpu, t->base + o, t->unit);
+	}
+	t->t_end = now_ns();
+	if (cpu) {
+		smm_cpu_switch_mm(cpu, NULL);
+		smm_cpu_detach(cpu);
+	}
+	return NULL;
+}
+
+static struct result w_fault_shared(struct env *e, uint64_t unit)
+{
+	struct shared_thr t[MAX_THREADS];
+	pthread_t tid[MAX_THREADS];
+	pthread_barrier_t bar;
+	struct result r = { 0, SHARED_LEN / PAGE, -1 };
+	char *map = NULL;
+	uint64_t base;
+	double t0, end = 0;
+
+	if (e->kernel) {
+		map = mmap(NULL, 2 * SHARED_LEN, PROT_READ | PROT_WRITE,
+			   MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+		die_if(map == MAP_FAILED, "mmap");
+		base = ((uintptr_t)map + SHARED_LEN - 1) & ~(SHARED_LEN - 1);
+	} else {
+		struct smm_mm_opts o = { .scheme = e->scheme,
+					 .flags = e->mm_flags };
+		int64_t a;
+
+		e->mm = smm_mm_create(pool, &o);
+		die_if(!e->mm, "mm");
+		a = smm_mmap(e->mm, 0x200000000000ULL, SHARED_LEN,
+			     SMM_PROT_READ | SMM_PROT_WRITE,
+			     SMM_MAP_PRIVATE | SMM_MAP_ANONYMOUS |
+				     SMM_MAP_FIXED_NOREPLACE);
+		die_if(a < 0, "smm_mmap");
+		base = (uint64_t)a;
+	}
+	pthread_barrier_init(&bar, NULL, (unsigned)e->threads + 1);
+	for (int i = 0; i < e->threads; i++) {
+		t[i] = (struct shared_thr){ e, &bar, base, unit, i, 0 };
+		pthread_create(&tid[i], NULL, shared_thread, &t[i]);
+	}
+	pthread_barrier_wait(&bar);
+	t0 = now_ns();
+	for (int i = 0; i < e->threads; i++) {
+		pthread_join(tid[i], NULL);
+		if (t[i].t_end > end)
+			end = t[i].t_end;
+	}
+	r.ns = end - t0;
+	pthread_barrier_destroy(&bar);
+	if (e->kernel)
+		munmap(map, 2 * SHARED_LEN);
+	else
+		smm_mm_destroy(e->mm);
+	return r;
+}
+
+static struct result w_fault_shared_pte(struct env *e)
+{
+	return w_fault_shared(e, PAGE);
+}
+
+static struct result w_fault_shared_pmd(struct env *e)
+{
+	return w_fault_shared(e, 2 * MiB);
+}
+
 /* ---- the table of workloads ---- */
 
 struct workload {
@@ -725,6 +834,11 @@ static const struct workload workloads[] = {
 	{ "gup-slow", w_gup_slow, "pin", 1, -1, false, true, 0, 0 },
 	{ "fault-threads", w_fault_threads, "page", 1, -1, false, true, 0, 0 },
 	{ "fault-threads", w_fault_threads, "page", 2, -1, false, true, 0, 0 },
+	/* Two threads faulting in the same PTE tables, the same PMD table. */
+	{ "fault-shared-pte", w_fault_shared_pte, "page", 2, -1, false, true, 0,
+	  0 },
+	{ "fault-shared-pmd", w_fault_shared_pmd, "page", 2, -1, false, true, 0,
+	  0 },
 	{ "fault-vs-mmap", w_fault_vs_mmap, "page", 1, -1, false, false, 0, 0 },
 	{ "fault-vs-mmap-mmaplock", w_fault_vs_mmap, "page", 1, -1, false,
 	  false, SMM_MM_NO_VMA_LOCK, 0 },
@@ -838,7 +952,8 @@ static int run_all(const struct bench_opts *o, struct row *rows, int *nrows)
 		if (!selected(o, wl->name) ||
 		    (!o->only && o->compare && !wl->in_compare))
 			continue;
-		if (!strncmp(wl->name, "fault-threads", 13))
+		if (!strncmp(wl->name, "fault-threads", 13) ||
+		    !strncmp(wl->name, "fault-shared", 12))
 			snprintf(row->name, sizeof(row->name), "%s/%d",
 				 wl->name, wl->threads);
 		else
