@@ -802,6 +802,136 @@ static struct result w_fault_shared_pmd(struct env *e)
 	return w_fault_shared(e, 2 * MiB);
 }
 
+/* xorshift64: the fixed-seed random numbers of the workloads below. */
+static uint64_t xorshift64(uint64_t *s)
+{
+	uint64_t x = *s;
+
+	x ^= x << 13;
+	x ^= x >> 7;
+	x ^= x << 17;
+	return *s = x;
+}
+
+/*
+ * alloc-dontneed: what a memory allocator does to a heap. In a 1 GiB
+ * MAP_NORESERVE region, this thread stores one byte per page of 20,000
+ * random 64 KiB blocks while a second thread MADV_DONTNEEDs random 64 KiB
+ * blocks of the same region, until the first is done. Both pick blocks
+ * with fixed seeds. ns per page stored to by the first thread (a fault,
+ * unless its block is still present from an earlier store); the
+ * page-table bytes at the end.
+ */
+#define AD_LEN	  GiB
+#define AD_BLOCK  (64 * 1024ULL)
+#define AD_BLOCKS 20000
+
+struct ad_thr {
+	struct env *e;
+	pthread_barrier_t *bar;
+	uint64_t base;
+	atomic_bool *stop;
+};
+
+static void *ad_dontneed_thread(void *arg)
+{
+	struct ad_thr *t = arg;
+	struct env *e = t->e;
+	struct smm_cpu *cpu = NULL;
+	uint64_t seed = 0x2545f4914f6cdd1dULL;
+
+	if (!e->kernel) {
+		cpu = smm_cpu_attach(pool);
+		die_if(!cpu, "attach");
+		smm_cpu_switch_mm(cpu, e->mm);
+	}
+	pthread_barrier_wait(t->bar);
+	while (!atomic_load_explicit(t->stop, memory_order_relaxed)) {
+		uint64_t o = xorshift64(&seed) % (AD_LEN / AD_BLOCK) * AD_BLOCK;
+
+		if (e->kernel)
+			die_if(madvise((void *)(uintptr_t)(t->base + o),
+				       AD_BLOCK, MADV_DONTNEED),
+			       "madvise");
+		else
+			die_if(smm_madvise(e->mm, t->base + o, AD_BLOCK,
+					   SMM_MADV_DONTNEED),
+			       "smm_madvise");
+	}
+	if (cpu) {
+		smm_cpu_switch_mm(cpu, NULL);
+		smm_cpu_detach(cpu);
+	}
+	return NULL;
+}
+
+static struct result w_alloc_dontneed(struct env *e)
+{
+	struct result r = { 0, AD_BLOCKS * (AD_BLOCK / PAGE), -1 };
+	pthread_barrier_t bar;
+	atomic_bool stop = false;
+	struct ad_thr t = { e, &bar, 0, &stop };
+	uint64_t seed = 0x9e3779b97f4a7c15ULL;
+	struct smm_cpu *cpu = NULL;
+	char *map = NULL;
+	pthread_t tid;
+	long pt0 = 0;
+	double t0;
+
+	if (e->kernel) {
+		map = mmap(NULL, AD_LEN, PROT_READ | PROT_WRITE,
+			   MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+		die_if(map == MAP_FAILED, "mmap");
+		t.base = (uintptr_t)map;
+	} else {
+		struct smm_mm_opts o = { .scheme = e->scheme,
+					 .flags = e->mm_flags };
+		int64_t a;
+
+		e->mm = smm_mm_create(pool, &o);
+		cpu = smm_cpu_attach(pool);
+		die_if(!e->mm || !cpu, "setup");
+		smm_cpu_switch_mm(cpu, e->mm);
+		a = smm_mmap(e->mm, 0, AD_LEN, SMM_PROT_READ | SMM_PROT_WRITE,
+			     SMM_MAP_PRIVATE | SMM_MAP_ANONYMOUS |
+				     SMM_MAP_NORESERVE);
+		die_if(a < 0, "smm_mmap");
+		t.base = (uint64_t)a;
+	}
+	pthread_barrier_init(&bar, NULL, 2);
+	pthread_create(&tid, NULL, ad_dontneed_thread, &t);
+	pthread_barrier_wait(&bar);
+	/* after the second thread's stack got its page tables */
+	if (e->kernel)
+		pt0 = vmpte_bytes();
+	t0 = now_ns();
+	for (int i = 0; i < AD_BLOCKS; i++) {
+		uint64_t o = xorshift64(&seed) % (AD_LEN / AD_BLOCK) * AD_BLOCK;
+
+		if (e->kernel)
+			k_touch(map + o, AD_BLOCK);
+		else
+			smm_touch(cpu, t.base + o, AD_BLOCK);
+	}
+	r.ns = now_ns() - t0;
+	atomic_store(&stop, true);
+	pthread_join(tid, NULL);
+	pthread_barrier_destroy(&bar);
+	if (e->kernel) {
+		r.pt_bytes = vmpte_bytes() - pt0;
+		munmap(map, AD_LEN);
+	} else {
+		struct smm_mm_stats st;
+
+		smm_mm_stats(e->mm, &st);
+		r.pt_bytes = (long)st.pt_bytes;
+		smm_cpu_switch_mm(cpu, NULL);
+		smm_mm_destroy(e->mm);
+		smm_cpu_detach(cpu);
+	}
+	return r;
+}
+
 /* ---- the table of workloads ---- */
 
 struct workload {
@@ -838,6 +968,8 @@ static const struct workload workloads[] = {
 	{ "fault-shared-pte", w_fault_shared_pte, "page", 2, -1, false, true, 0,
 	  0 },
 	{ "fault-shared-pmd", w_fault_shared_pmd, "page", 2, -1, false, true, 0,
+	  0 },
+	{ "alloc-dontneed", w_alloc_dontneed, "page", 1, -1, false, true, 0,
 	  0 },
 	{ "fault-vs-mmap", w_fault_vs_mmap, "page", 1, -1, false, false, 0, 0 },
 	{ "fault-vs-mmap-mmaplock", w_fault_vs_mmap, "page", 1, -1, false,
