@@ -180,6 +180,11 @@ fails 2 "softmm torture: --race must be 0..1000 (got '1001')" \
 fails 2 "softmm torture: --seed must be 0..18446744073709551615 (got '18446744073709551616')" \
 	"$tool" torture --seed 18446744073709551616
 fails 2 "softmm bench: --reps must be 1..64 (got '0')" "$tool" bench --reps 0
+# --atomics counts only in the counter build (build/count/softmm).
+fails 2 "softmm bench: --atomics counts only in the counter build" \
+	"$tool" bench --atomics
+fails 2 "softmm compare: --atomics is for \`softmm bench\`" \
+	"$tool" compare --atomics
 fails 2 "softmm compare: --reps must be 1..64 (got '65')" "$tool" compare --reps 65
 
 # Stray arguments, unknown names (quoted).

@@ -40,6 +40,7 @@ struct bench_opts {
 	int schemes[CLI_MAX_SCHEMES];
 	int nr_schemes;
 	bool json;
+	bool atomics;	  /* bench --atomics: count RMWs, time nothing */
 	bool full;	  /* the full-size Qi Zheng test */
 	bool compare;	  /* compare: the default selection only */
 	const char *only; /* comma list of workloads, or NULL */
@@ -1253,9 +1254,181 @@ static void print_table(const struct bench_opts *o, struct row *rows, int n)
 	}
 }
 
+/* ---- --atomics: atomic read-modify-writes per operation ---- */
+
+#ifdef SMM_COUNT_ATOMICS
+/* The calling thread's count (src/compiler.h, the counter build). */
+extern __thread unsigned long smm_atomic_rmw;
+
+/*
+ * Each case runs one operation many times on the calling thread and
+ * returns the RMWs it counted per operation, setup left out. Only this
+ * thread's RMWs count: liburcu's worker, which frees tables and VMAs after
+ * a grace period, is not in the figures, nor are liburcu's own atomics.
+ */
+static double a_fault_anon(struct env *e)
+{
+	const uint64_t len = 128 * MiB; /* tables allocated on the way */
+	int64_t a = smm_mmap(e->mm, 0, len, SMM_PROT_READ | SMM_PROT_WRITE,
+			     SMM_MAP_PRIVATE | SMM_MAP_ANONYMOUS);
+	unsigned long c0;
+
+	die_if(a < 0, "smm_mmap");
+	c0 = smm_atomic_rmw;
+	smm_touch(e->cpu, (uint64_t)a, len);
+	return (double)(smm_atomic_rmw - c0) / (double)(len / PAGE);
+}
+
+static double a_fault_zero(struct env *e)
+{
+	const uint64_t len = 128 * MiB;
+	int64_t a = smm_mmap(e->mm, 0, len, SMM_PROT_READ | SMM_PROT_WRITE,
+			     SMM_MAP_PRIVATE | SMM_MAP_ANONYMOUS);
+	unsigned long c0;
+	char c;
+
+	die_if(a < 0, "smm_mmap");
+	c0 = smm_atomic_rmw;
+	for (uint64_t o = 0; o < len; o += PAGE)
+		die_if(smm_read(e->cpu, (uint64_t)a + o, &c, 1, NULL), "load");
+	return (double)(smm_atomic_rmw - c0) / (double)(len / PAGE);
+}
+
+/* As dontneed-refault: per page of 8 cycles of DONTNEED 64 MiB, touch it. */
+static double a_dontneed_refault(struct env *e)
+{
+	const uint64_t len = 64 * MiB;
+	const int cycles = 8;
+	int64_t a = smm_mmap(
+		e->mm, 0x200000000000ULL, len, SMM_PROT_READ | SMM_PROT_WRITE,
+		SMM_MAP_PRIVATE | SMM_MAP_ANONYMOUS | SMM_MAP_FIXED_NOREPLACE);
+	unsigned long c0;
+
+	die_if(a < 0, "smm_mmap");
+	smm_touch(e->cpu, (uint64_t)a, len);
+	c0 = smm_atomic_rmw;
+	for (int i = 0; i < cycles; i++) {
+		smm_madvise(e->mm, (uint64_t)a, len, SMM_MADV_DONTNEED);
+		smm_touch(e->cpu, (uint64_t)a, len);
+	}
+	return (double)(smm_atomic_rmw - c0) / (double)(cycles * (len / PAGE));
+}
+
+/* As gup-fast: a pin and its unpin of one present page. */
+static double a_gup_fast(struct env *e)
+{
+	const int iters = 100000;
+	int64_t a = smm_mmap(e->mm, 0, PAGE, SMM_PROT_READ | SMM_PROT_WRITE,
+			     SMM_MAP_PRIVATE | SMM_MAP_ANONYMOUS |
+				     SMM_MAP_POPULATE);
+	struct smm_page *pg;
+	unsigned long c0;
+
+	die_if(a < 0, "smm_mmap");
+	c0 = smm_atomic_rmw;
+	for (int i = 0; i < iters; i++) {
+		die_if(smm_pin_user_pages_fast(e->cpu, (uint64_t)a, 1,
+					       SMM_FOLL_WRITE, &pg) != 1,
+		       "pin");
+		smm_unpin_user_pages(&pg, 1);
+	}
+	return (double)(smm_atomic_rmw - c0) / iters;
+}
+
+/* One DONTNEED of 64 whole PTE tables, each with @pages pages present:
+ * per table. */
+static double a_zap(struct env *e, uint64_t pages)
+{
+	const uint64_t tables = 64;
+	int64_t a = smm_mmap(e->mm, 0x200000000000ULL, tables * 2 * MiB,
+			     SMM_PROT_READ | SMM_PROT_WRITE,
+			     SMM_MAP_PRIVATE | SMM_MAP_ANONYMOUS |
+				     SMM_MAP_FIXED_NOREPLACE);
+	unsigned long c0;
+
+	die_if(a < 0, "smm_mmap");
+	for (uint64_t t = 0; t < tables; t++)
+		smm_touch(e->cpu, (uint64_t)a + t * 2 * MiB, pages * PAGE);
+	c0 = smm_atomic_rmw;
+	die_if(smm_madvise(e->mm, (uint64_t)a, tables * 2 * MiB,
+			   SMM_MADV_DONTNEED),
+	       "smm_madvise");
+	return (double)(smm_atomic_rmw - c0) / (double)tables;
+}
+
+static double a_zap_full(struct env *e)
+{
+	return a_zap(e, 512);
+}
+
+static double a_zap_one(struct env *e)
+{
+	return a_zap(e, 1);
+}
+
+static const struct {
+	const char *name, *what;
+	double (*fn)(struct env *e);
+} atomics_cases[] = {
+	{ "fault-anon", "write fault, per page (128 MiB)", a_fault_anon },
+	{ "fault-zero", "zero-page read fault, per page", a_fault_zero },
+	{ "dontneed-refault", "DONTNEED + refault, per page",
+	  a_dontneed_refault },
+	{ "gup-fast", "GUP-fast pin + unpin", a_gup_fast },
+	{ "zap-full-table", "DONTNEED, per full PTE table", a_zap_full },
+	{ "zap-one-page-table", "DONTNEED, per table of 1 page", a_zap_one },
+};
+
+static int run_atomics(const struct bench_opts *o)
+{
+	const size_t nc = sizeof(atomics_cases) / sizeof(atomics_cases[0]);
+	double v[sizeof(atomics_cases) / sizeof(atomics_cases[0])]
+		[CLI_MAX_SCHEMES];
+
+	for (size_t c = 0; c < nc; c++) {
+		for (int s = 0; s < o->nr_schemes; s++) {
+			struct env e = { .scheme = o->schemes[s] };
+
+			smm_setup(&e);
+			v[c][s] = atomics_cases[c].fn(&e);
+			smm_teardown(&e);
+			if (o->json)
+				printf("{\"atomics\": \"%s\", \"scheme\": "
+				       "\"%s\", \"rmw_per_op\": %.3f}\n",
+				       atomics_cases[c].name,
+				       smm_scheme_name(o->schemes[s]), v[c][s]);
+		}
+	}
+	if (o->json)
+		return 0;
+	printf("atomic read-modify-writes per operation, calling thread only "
+	       "(build/count)\n\n%-20s %-32s",
+	       "case", "operation");
+	for (int s = 0; s < o->nr_schemes; s++)
+		printf(" %10s", smm_scheme_name(o->schemes[s]));
+	printf("\n");
+	for (size_t c = 0; c < nc; c++) {
+		printf("%-20s %-32s", atomics_cases[c].name,
+		       atomics_cases[c].what);
+		for (int s = 0; s < o->nr_schemes; s++)
+			printf(" %10.2f", v[c][s]);
+		printf("\n");
+	}
+	return 0;
+}
+#else
+static int run_atomics(const struct bench_opts *o)
+{
+	fprintf(stderr, "softmm bench: --atomics counts only in the counter "
+			"build: make build/count/softmm\n");
+	return 2;
+}
+#endif
+
 const char bench_synopsis[] =
 	"[--reps N (5)] [--only WORKLOAD,... (all)] [--full] [--json]\n"
-	"[--scheme NAME,... (none,pt-reclaim,eager,refcount,pmd-rwsem)]";
+	"[--scheme NAME,... (none,pt-reclaim,eager,refcount,pmd-rwsem)]\n"
+	"[--atomics]";
 const char bench_summary[] =
 	"benchmarks: each workload on the kernel and on softmm";
 const char compare_synopsis[] =
@@ -1306,6 +1479,13 @@ static int bench_usage(FILE *f, bool compare)
 	if (compare)
 		fprintf(f,
 			"  --out PATH       the chart, written by gnuplot\n");
+	else
+		fprintf(f,
+			"  --atomics        no timing: the atomic read-modify-"
+			"writes per fault, pin,\n"
+			"                   zapped table, per scheme (only in "
+			"the counter build,\n"
+			"                   build/count/softmm)\n");
 	fprintf(f, "workloads (* = in `softmm compare` by default):\n");
 	print_workloads(f);
 	return f == stdout ? 0 : 2;
@@ -1346,6 +1526,7 @@ static int parse_opts(int argc, char **argv, struct bench_opts *o, bool compare)
 		{ "reps", required_argument, NULL, 'r' },
 		{ "scheme", required_argument, NULL, 's' },
 		{ "json", no_argument, NULL, 'j' },
+		{ "atomics", no_argument, NULL, 'a' },
 		{ "full", no_argument, NULL, 'f' },
 		{ "only", required_argument, NULL, 'o' },
 		{ "out", required_argument, NULL, 'O' },
@@ -1393,6 +1574,15 @@ static int parse_opts(int argc, char **argv, struct bench_opts *o, bool compare)
 		}
 		case 'j':
 			o->json = true;
+			break;
+		case 'a':
+			if (compare) {
+				fprintf(stderr,
+					"softmm compare: --atomics is for "
+					"`softmm bench`\n");
+				return -1;
+			}
+			o->atomics = true;
 			break;
 		case 'f':
 			o->full = true;
@@ -1448,8 +1638,17 @@ int cmd_bench(int argc, char **argv)
 	r = parse_opts(argc, argv, &o, false);
 	if (r)
 		return r > 0 ? 0 : 2;
+#ifndef SMM_COUNT_ATOMICS
+	if (o.atomics)
+		return run_atomics(&o);
+#endif
 	if (open_pool())
 		return 2;
+	if (o.atomics) {
+		r = run_atomics(&o);
+		smm_pool_destroy(pool);
+		return r;
+	}
 	run_all(&o, rows, &n);
 	if (!o.json)
 		print_table(&o, rows, n);
