@@ -4,6 +4,8 @@
 #
 # Build trees:  build/        release (-O2), what benchmarks use
 #               build/asan/   SMM_DEBUG lock assertions + ASan + UBSan
+#               build/count/  release + SMM_COUNT_ATOMICS (atomic RMWs
+#                             counted: `build/count/softmm bench --atomics`)
 
 CC      ?= gcc
 PREFIX  ?= /usr/local
@@ -73,6 +75,18 @@ build/bug2/libsoftmm.a: $(BUG2_OBJ)
 	@rm -f $@; ar rcs $@ $^
 build/bug2/softmm: $(TOOLSRC) $(TOOLHDR) build/bug2/libsoftmm.a
 	$(CC) $(ASANFLAGS) $(CFLAGS) -Itools $(TOOLSRC) build/bug2/libsoftmm.a -o $@ $(LIBS)
+
+# The counter build: the release flags, and every atomic read-modify-write
+# of the library counted per thread (src/compiler.h). Not built by `make`.
+COUNTFLAGS := $(RELFLAGS) -DSMM_COUNT_ATOMICS
+COUNT_OBJ  := $(patsubst src/%.c,build/count/obj/%.o,$(SRC))
+build/count/obj/%.o: src/%.c
+	@mkdir -p $(dir $@)
+	$(CC) $(COUNTFLAGS) $(DEPFLAGS) $(CFLAGS) -c $< -o $@
+build/count/libsoftmm.a: $(COUNT_OBJ)
+	@rm -f $@; ar rcs $@ $^
+build/count/softmm: $(TOOLSRC) $(TOOLHDR) build/count/libsoftmm.a
+	$(CC) $(COUNTFLAGS) $(CFLAGS) -Itools $(TOOLSRC) build/count/libsoftmm.a -o $@ $(LIBS)
 
 build/libsoftmm.a: $(REL_OBJ)
 	@rm -f $@; ar rcs $@ $^
@@ -207,4 +221,4 @@ fuzz: fuzz-build
 
 # Header dependencies of the library objects (written by -MMD). Tools and
 # tests are rebuilt when the library archive they link is.
--include $(wildcard build/obj/*.d build/asan/obj/*.d build/bug/obj/*.d build/bug2/obj/*.d build/tsan/obj/*.d build/fuzz/obj/*.d)
+-include $(wildcard build/obj/*.d build/asan/obj/*.d build/bug/obj/*.d build/bug2/obj/*.d build/count/obj/*.d build/tsan/obj/*.d build/fuzz/obj/*.d)

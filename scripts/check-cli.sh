@@ -144,7 +144,8 @@ works "[--backend softmm|kernel (softmm)]" "$tool" script --help
 # The bench usage lists every workload bench.c knows.
 for w in fault-anon fault-zero memset-4k dontneed-aligned dontneed-unaligned \
 	dontneed-refault mmap-munmap mmap-many-1k mmap-many-10k mmap-many-60k \
-	access-hit gup-fast gup-slow fault-threads fault-vs-mmap \
+	access-hit gup-fast gup-slow fault-threads fault-shared-pte \
+	fault-shared-pmd alloc-dontneed sparse-dontneed fault-vs-mmap \
 	fault-vs-mmap-mmaplock fault-threads-mmaplock; do
 	works " $w" "$tool" bench --help
 done
@@ -179,6 +180,11 @@ fails 2 "softmm torture: --race must be 0..1000 (got '1001')" \
 fails 2 "softmm torture: --seed must be 0..18446744073709551615 (got '18446744073709551616')" \
 	"$tool" torture --seed 18446744073709551616
 fails 2 "softmm bench: --reps must be 1..64 (got '0')" "$tool" bench --reps 0
+# --atomics counts only in the counter build (build/count/softmm).
+fails 2 "softmm bench: --atomics counts only in the counter build" \
+	"$tool" bench --atomics
+fails 2 "softmm compare: --atomics is for \`softmm bench\`" \
+	"$tool" compare --atomics
 fails 2 "softmm compare: --reps must be 1..64 (got '65')" "$tool" compare --reps 65
 
 # Stray arguments, unknown names (quoted).

@@ -59,9 +59,11 @@ if ! c=$(cycle "$tmp/call"); then
 	echo "call cycle: $c"; fail=1
 fi
 
-# 3. raw entry stores outside the setters
+# 3. raw entry stores outside the setters (compiler.h: the counter build
+# wraps the builtins, it stores nothing)
 bad=$(grep -n '__pte_write\|__pte_xchg\|__atomic_compare_exchange_n\|__atomic_store_n(ptep\|pgd\[[^]]*\] *= ' src/*.c src/*.h |
       grep -v '^src/pgtable\.h:' |
+      grep -v '^src/compiler\.h:' |
       grep -v '^src/pgtable\.c:.*e = __pte_xchg(entryp, 0);' |
       grep -v '^src/uaccess\.c:.*__atomic_compare_exchange_n($')
 if [ -n "$bad" ]; then

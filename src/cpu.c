@@ -1,6 +1,7 @@
 /*
  * cpu.c - CPUs: attaching a thread to a pool as a CPU, detaching it (also
- * at thread exit), and switching the address space it runs on.
+ * at thread exit), and switching the address space it runs on. In the
+ * counter build, each thread's count of atomic RMWs (compiler.h).
  *
  * Locking: pool->cpus[] slots are claimed with cmpxchg and cleared at
  * detach; a detached CPU is freed after an RCU grace period, because
@@ -12,6 +13,11 @@
 #include <string.h>
 #include "tlb.h"
 #include "mm.h"
+
+#ifdef SMM_COUNT_ATOMICS
+/* The calling thread's atomic read-modify-writes (compiler.h). */
+__thread unsigned long smm_atomic_rmw;
+#endif
 
 /* initial-exec: the library is built -fPIC, and the general-dynamic model
  * would call __tls_get_addr on every access. */

@@ -37,9 +37,10 @@
 
 struct bench_opts {
 	int reps;
-	int schemes[8];
+	int schemes[CLI_MAX_SCHEMES];
 	int nr_schemes;
 	bool json;
+	bool atomics;	  /* bench --atomics: count RMWs, time nothing */
 	bool full;	  /* the full-size Qi Zheng test */
 	bool compare;	  /* compare: the default selection only */
 	const char *only; /* comma list of workloads, or NULL */
@@ -693,6 +694,300 @@ static struct result w_fault_vs_mmap(struct env *e)
 	return r;
 }
 
+/*
+ * fault-shared-pte/N, fault-shared-pmd/N: N threads fault disjoint parts
+ * of one 64 MiB region whose page tables they share. -pte: thread i
+ * stores to pages i, i + N, ...: every PTE table is filled by all the
+ * threads at once (its lock is contended). -pmd: thread i faults every
+ * page of the 2 MiB chunks i, i + N, ...: the threads allocate PTE tables
+ * into one PMD table at once. The region lies in one PMD table: at a fixed
+ * 1 GiB-aligned address on softmm, over-mapped and aligned to 64 MiB on
+ * the kernel. ns per page of all threads together.
+ */
+#define SHARED_LEN (64 * MiB)
+
+struct shared_thr {
+	struct env *e;
+	pthread_barrier_t *bar;
+	uint64_t base; /* softmm address, or host address */
+	uint64_t unit; /* what one thread takes in turn: a page, a chunk */
+	int idx;
+	double t_end;
+};
+
+static void *shared_thread(void *arg)
+{
+	struct shared_thr *t = arg;
+	struct env *e = t->e;
+	uint64_t stride = (uint64_t)e->threads * t->unit;
+	struct smm_cpu *cpu = NULL;
+
+	if (!e->kernel) {
+		cpu = smm_cpu_attach(pool);
+		die_if(!cpu, "attach");
+		smm_cpu_switch_mm(cpu, e->mm);
+	}
+	pthread_barrier_wait(t->bar);
+	for (uint64_t o = (uint64_t)t->idx * t->unit; o < SHARED_LEN;
+	     o += stride) {
+		if (e->kernel)
+			k_touch((char *)(uintptr_t)(t->base + o), t->unit);
+		else
+			smm_touch(cpu, t->base + o, t->unit);
+	}
+	t->t_end = now_ns();
+	if (cpu) {
+		smm_cpu_switch_mm(cpu, NULL);
+		smm_cpu_detach(cpu);
+	}
+	return NULL;
+}
+
+static struct result w_fault_shared(struct env *e, uint64_t unit)
+{
+	struct shared_thr t[MAX_THREADS];
+	pthread_t tid[MAX_THREADS];
+	pthread_barrier_t bar;
+	struct result r = { 0, SHARED_LEN / PAGE, -1 };
+	char *map = NULL;
+	uint64_t base;
+	double t0, end = 0;
+
+	if (e->kernel) {
+		map = mmap(NULL, 2 * SHARED_LEN, PROT_READ | PROT_WRITE,
+			   MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+		die_if(map == MAP_FAILED, "mmap");
+		base = ((uintptr_t)map + SHARED_LEN - 1) & ~(SHARED_LEN - 1);
+	} else {
+		struct smm_mm_opts o = { .scheme = e->scheme,
+					 .flags = e->mm_flags };
+		int64_t a;
+
+		e->mm = smm_mm_create(pool, &o);
+		die_if(!e->mm, "mm");
+		a = smm_mmap(e->mm, 0x200000000000ULL, SHARED_LEN,
+			     SMM_PROT_READ | SMM_PROT_WRITE,
+			     SMM_MAP_PRIVATE | SMM_MAP_ANONYMOUS |
+				     SMM_MAP_FIXED_NOREPLACE);
+		die_if(a < 0, "smm_mmap");
+		base = (uint64_t)a;
+	}
+	pthread_barrier_init(&bar, NULL, (unsigned)e->threads + 1);
+	for (int i = 0; i < e->threads; i++) {
+		t[i] = (struct shared_thr){ e, &bar, base, unit, i, 0 };
+		pthread_create(&tid[i], NULL, shared_thread, &t[i]);
+	}
+	pthread_barrier_wait(&bar);
+	t0 = now_ns();
+	for (int i = 0; i < e->threads; i++) {
+		pthread_join(tid[i], NULL);
+		if (t[i].t_end > end)
+			end = t[i].t_end;
+	}
+	r.ns = end - t0;
+	pthread_barrier_destroy(&bar);
+	if (e->kernel)
+		munmap(map, 2 * SHARED_LEN);
+	else
+		smm_mm_destroy(e->mm);
+	return r;
+}
+
+static struct result w_fault_shared_pte(struct env *e)
+{
+	return w_fault_shared(e, PAGE);
+}
+
+static struct result w_fault_shared_pmd(struct env *e)
+{
+	return w_fault_shared(e, 2 * MiB);
+}
+
+/* xorshift64: the fixed-seed random numbers of the workloads below. */
+static uint64_t xorshift64(uint64_t *s)
+{
+	uint64_t x = *s;
+
+	x ^= x << 13;
+	x ^= x >> 7;
+	x ^= x << 17;
+	return *s = x;
+}
+
+/*
+ * alloc-dontneed: what a memory allocator does to a heap. In a 1 GiB
+ * MAP_NORESERVE region, this thread stores one byte per page of 20,000
+ * random 64 KiB blocks while a second thread MADV_DONTNEEDs random 64 KiB
+ * blocks of the same region, until the first is done. Both pick blocks
+ * with fixed seeds. ns per page stored to by the first thread (a fault,
+ * unless its block is still present from an earlier store); the
+ * page-table bytes at the end.
+ */
+#define AD_LEN	  GiB
+#define AD_BLOCK  (64 * 1024ULL)
+#define AD_BLOCKS 20000
+
+struct ad_thr {
+	struct env *e;
+	pthread_barrier_t *bar;
+	uint64_t base;
+	atomic_bool *stop;
+};
+
+static void *ad_dontneed_thread(void *arg)
+{
+	struct ad_thr *t = arg;
+	struct env *e = t->e;
+	struct smm_cpu *cpu = NULL;
+	uint64_t seed = 0x2545f4914f6cdd1dULL;
+
+	if (!e->kernel) {
+		cpu = smm_cpu_attach(pool);
+		die_if(!cpu, "attach");
+		smm_cpu_switch_mm(cpu, e->mm);
+	}
+	pthread_barrier_wait(t->bar);
+	while (!atomic_load_explicit(t->stop, memory_order_relaxed)) {
+		uint64_t o = xorshift64(&seed) % (AD_LEN / AD_BLOCK) * AD_BLOCK;
+
+		if (e->kernel)
+			die_if(madvise((void *)(uintptr_t)(t->base + o),
+				       AD_BLOCK, MADV_DONTNEED),
+			       "madvise");
+		else
+			die_if(smm_madvise(e->mm, t->base + o, AD_BLOCK,
+					   SMM_MADV_DONTNEED),
+			       "smm_madvise");
+	}
+	if (cpu) {
+		smm_cpu_switch_mm(cpu, NULL);
+		smm_cpu_detach(cpu);
+	}
+	return NULL;
+}
+
+static struct result w_alloc_dontneed(struct env *e)
+{
+	struct result r = { 0, AD_BLOCKS * (AD_BLOCK / PAGE), -1 };
+	pthread_barrier_t bar;
+	atomic_bool stop = false;
+	struct ad_thr t = { e, &bar, 0, &stop };
+	uint64_t seed = 0x9e3779b97f4a7c15ULL;
+	struct smm_cpu *cpu = NULL;
+	char *map = NULL;
+	pthread_t tid;
+	long pt0 = 0;
+	double t0;
+
+	if (e->kernel) {
+		map = mmap(NULL, AD_LEN, PROT_READ | PROT_WRITE,
+			   MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+		die_if(map == MAP_FAILED, "mmap");
+		t.base = (uintptr_t)map;
+	} else {
+		struct smm_mm_opts o = { .scheme = e->scheme,
+					 .flags = e->mm_flags };
+		int64_t a;
+
+		e->mm = smm_mm_create(pool, &o);
+		cpu = smm_cpu_attach(pool);
+		die_if(!e->mm || !cpu, "setup");
+		smm_cpu_switch_mm(cpu, e->mm);
+		a = smm_mmap(e->mm, 0, AD_LEN, SMM_PROT_READ | SMM_PROT_WRITE,
+			     SMM_MAP_PRIVATE | SMM_MAP_ANONYMOUS |
+				     SMM_MAP_NORESERVE);
+		die_if(a < 0, "smm_mmap");
+		t.base = (uint64_t)a;
+	}
+	pthread_barrier_init(&bar, NULL, 2);
+	pthread_create(&tid, NULL, ad_dontneed_thread, &t);
+	pthread_barrier_wait(&bar);
+	/* after the second thread's stack got its page tables */
+	if (e->kernel)
+		pt0 = vmpte_bytes();
+	t0 = now_ns();
+	for (int i = 0; i < AD_BLOCKS; i++) {
+		uint64_t o = xorshift64(&seed) % (AD_LEN / AD_BLOCK) * AD_BLOCK;
+
+		if (e->kernel)
+			k_touch(map + o, AD_BLOCK);
+		else
+			smm_touch(cpu, t.base + o, AD_BLOCK);
+	}
+	r.ns = now_ns() - t0;
+	atomic_store(&stop, true);
+	pthread_join(tid, NULL);
+	pthread_barrier_destroy(&bar);
+	if (e->kernel) {
+		r.pt_bytes = vmpte_bytes() - pt0;
+		munmap(map, AD_LEN);
+	} else {
+		struct smm_mm_stats st;
+
+		smm_mm_stats(e->mm, &st);
+		r.pt_bytes = (long)st.pt_bytes;
+		smm_cpu_switch_mm(cpu, NULL);
+		smm_mm_destroy(e->mm);
+		smm_cpu_detach(cpu);
+	}
+	return r;
+}
+
+/*
+ * sparse-dontneed: reserve 1 TiB (MAP_NORESERVE, 1 GiB-aligned: at a fixed
+ * address on softmm, over-mapped and aligned on the kernel), load one byte
+ * per 2 MiB (524,288 zero-page faults, each in a PTE table of its own: 2 GiB
+ * of tables), then MADV_DONTNEED the whole 1 TiB at once. ns per page
+ * loaded, the DONTNEED included; the point is the page-table bytes left,
+ * what each scheme frees of a sparse region's tables.
+ */
+#define SPARSE_LEN (1ULL << 40)
+
+static struct result w_sparse_dontneed(struct env *e)
+{
+	struct result r = { 0, SPARSE_LEN / (2 * MiB), -1 };
+	double t0;
+	char c;
+
+	if (e->kernel) {
+		volatile char sink;
+		long pt0 = vmpte_bytes();
+		char *map = mmap(NULL, SPARSE_LEN + GiB, PROT_READ | PROT_WRITE,
+				 MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE,
+				 -1, 0);
+		die_if(map == MAP_FAILED, "mmap");
+		char *p = (char *)(((uintptr_t)map + GiB - 1) & ~(GiB - 1));
+
+		t0 = now_ns();
+		for (uint64_t o = 0; o < SPARSE_LEN; o += 2 * MiB)
+			sink = ((volatile char *)p)[o];
+		die_if(madvise(p, SPARSE_LEN, MADV_DONTNEED), "madvise");
+		r.ns = now_ns() - t0;
+		r.pt_bytes = vmpte_bytes() - pt0;
+		munmap(map, SPARSE_LEN + GiB);
+		(void)sink;
+		return r;
+	}
+	smm_setup(e);
+	int64_t a =
+		smm_mmap(e->mm, 0x200000000000ULL, SPARSE_LEN,
+			 SMM_PROT_READ | SMM_PROT_WRITE,
+			 SMM_MAP_PRIVATE | SMM_MAP_ANONYMOUS |
+				 SMM_MAP_NORESERVE | SMM_MAP_FIXED_NOREPLACE);
+	die_if(a < 0, "smm_mmap");
+	t0 = now_ns();
+	for (uint64_t o = 0; o < SPARSE_LEN; o += 2 * MiB)
+		die_if(smm_read(e->cpu, (uint64_t)a + o, &c, 1, NULL), "load");
+	die_if(smm_madvise(e->mm, (uint64_t)a, SPARSE_LEN, SMM_MADV_DONTNEED),
+	       "smm_madvise");
+	r.ns = now_ns() - t0;
+	struct smm_mm_stats st;
+	smm_mm_stats(e->mm, &st);
+	r.pt_bytes = (long)st.pt_bytes;
+	smm_teardown(e);
+	return r;
+}
+
 /* ---- the table of workloads ---- */
 
 struct workload {
@@ -725,6 +1020,15 @@ static const struct workload workloads[] = {
 	{ "gup-slow", w_gup_slow, "pin", 1, -1, false, true, 0, 0 },
 	{ "fault-threads", w_fault_threads, "page", 1, -1, false, true, 0, 0 },
 	{ "fault-threads", w_fault_threads, "page", 2, -1, false, true, 0, 0 },
+	/* Two threads faulting in the same PTE tables, the same PMD table. */
+	{ "fault-shared-pte", w_fault_shared_pte, "page", 2, -1, false, true, 0,
+	  0 },
+	{ "fault-shared-pmd", w_fault_shared_pmd, "page", 2, -1, false, true, 0,
+	  0 },
+	{ "alloc-dontneed", w_alloc_dontneed, "page", 1, -1, false, true, 0,
+	  0 },
+	{ "sparse-dontneed", w_sparse_dontneed, "page", 1, -1, false, true, 0,
+	  0 },
 	{ "fault-vs-mmap", w_fault_vs_mmap, "page", 1, -1, false, false, 0, 0 },
 	{ "fault-vs-mmap-mmaplock", w_fault_vs_mmap, "page", 1, -1, false,
 	  false, SMM_MM_NO_VMA_LOCK, 0 },
@@ -802,9 +1106,9 @@ struct row {
 	const char *unit;
 	struct summary linux_s;
 	bool host_only;
-	struct summary smm[8];
+	struct summary smm[CLI_MAX_SCHEMES];
 	/* softmm / linux of each repetition (they alternate): the spread */
-	double ratio_min[8], ratio_max[8];
+	double ratio_min[CLI_MAX_SCHEMES], ratio_max[CLI_MAX_SCHEMES];
 };
 
 static void print_json(const char *workload, const char *system, int scheme,
@@ -832,13 +1136,14 @@ static int run_all(const struct bench_opts *o, struct row *rows, int *nrows)
 	prctl(PR_SET_THP_DISABLE, 1, 0, 0, 0);
 	for (size_t w = 0; w < sizeof(workloads) / sizeof(workloads[0]); w++) {
 		const struct workload *wl = &workloads[w];
-		struct result lr[MAX_REPS], sr[8][MAX_REPS];
+		struct result lr[MAX_REPS], sr[CLI_MAX_SCHEMES][MAX_REPS];
 		struct row *row = &rows[n];
 
 		if (!selected(o, wl->name) ||
 		    (!o->only && o->compare && !wl->in_compare))
 			continue;
-		if (!strncmp(wl->name, "fault-threads", 13))
+		if (!strncmp(wl->name, "fault-threads", 13) ||
+		    !strncmp(wl->name, "fault-shared", 12))
 			snprintf(row->name, sizeof(row->name), "%s/%d",
 				 wl->name, wl->threads);
 		else
@@ -949,15 +1254,187 @@ static void print_table(const struct bench_opts *o, struct row *rows, int n)
 	}
 }
 
+/* ---- --atomics: atomic read-modify-writes per operation ---- */
+
+#ifdef SMM_COUNT_ATOMICS
+/* The calling thread's count (src/compiler.h, the counter build). */
+extern __thread unsigned long smm_atomic_rmw;
+
+/*
+ * Each case runs one operation many times on the calling thread and
+ * returns the RMWs it counted per operation, setup left out. Only this
+ * thread's RMWs count: liburcu's worker, which frees tables and VMAs after
+ * a grace period, is not in the figures, nor are liburcu's own atomics.
+ */
+static double a_fault_anon(struct env *e)
+{
+	const uint64_t len = 128 * MiB; /* tables allocated on the way */
+	int64_t a = smm_mmap(e->mm, 0, len, SMM_PROT_READ | SMM_PROT_WRITE,
+			     SMM_MAP_PRIVATE | SMM_MAP_ANONYMOUS);
+	unsigned long c0;
+
+	die_if(a < 0, "smm_mmap");
+	c0 = smm_atomic_rmw;
+	smm_touch(e->cpu, (uint64_t)a, len);
+	return (double)(smm_atomic_rmw - c0) / (double)(len / PAGE);
+}
+
+static double a_fault_zero(struct env *e)
+{
+	const uint64_t len = 128 * MiB;
+	int64_t a = smm_mmap(e->mm, 0, len, SMM_PROT_READ | SMM_PROT_WRITE,
+			     SMM_MAP_PRIVATE | SMM_MAP_ANONYMOUS);
+	unsigned long c0;
+	char c;
+
+	die_if(a < 0, "smm_mmap");
+	c0 = smm_atomic_rmw;
+	for (uint64_t o = 0; o < len; o += PAGE)
+		die_if(smm_read(e->cpu, (uint64_t)a + o, &c, 1, NULL), "load");
+	return (double)(smm_atomic_rmw - c0) / (double)(len / PAGE);
+}
+
+/* As dontneed-refault: per page of 8 cycles of DONTNEED 64 MiB, touch it. */
+static double a_dontneed_refault(struct env *e)
+{
+	const uint64_t len = 64 * MiB;
+	const int cycles = 8;
+	int64_t a = smm_mmap(
+		e->mm, 0x200000000000ULL, len, SMM_PROT_READ | SMM_PROT_WRITE,
+		SMM_MAP_PRIVATE | SMM_MAP_ANONYMOUS | SMM_MAP_FIXED_NOREPLACE);
+	unsigned long c0;
+
+	die_if(a < 0, "smm_mmap");
+	smm_touch(e->cpu, (uint64_t)a, len);
+	c0 = smm_atomic_rmw;
+	for (int i = 0; i < cycles; i++) {
+		smm_madvise(e->mm, (uint64_t)a, len, SMM_MADV_DONTNEED);
+		smm_touch(e->cpu, (uint64_t)a, len);
+	}
+	return (double)(smm_atomic_rmw - c0) / (double)(cycles * (len / PAGE));
+}
+
+/* As gup-fast: a pin and its unpin of one present page. */
+static double a_gup_fast(struct env *e)
+{
+	const int iters = 100000;
+	int64_t a = smm_mmap(e->mm, 0, PAGE, SMM_PROT_READ | SMM_PROT_WRITE,
+			     SMM_MAP_PRIVATE | SMM_MAP_ANONYMOUS |
+				     SMM_MAP_POPULATE);
+	struct smm_page *pg;
+	unsigned long c0;
+
+	die_if(a < 0, "smm_mmap");
+	c0 = smm_atomic_rmw;
+	for (int i = 0; i < iters; i++) {
+		die_if(smm_pin_user_pages_fast(e->cpu, (uint64_t)a, 1,
+					       SMM_FOLL_WRITE, &pg) != 1,
+		       "pin");
+		smm_unpin_user_pages(&pg, 1);
+	}
+	return (double)(smm_atomic_rmw - c0) / iters;
+}
+
+/* One DONTNEED of 64 whole PTE tables, each with @pages pages present:
+ * per table. */
+static double a_zap(struct env *e, uint64_t pages)
+{
+	const uint64_t tables = 64;
+	int64_t a = smm_mmap(e->mm, 0x200000000000ULL, tables * 2 * MiB,
+			     SMM_PROT_READ | SMM_PROT_WRITE,
+			     SMM_MAP_PRIVATE | SMM_MAP_ANONYMOUS |
+				     SMM_MAP_FIXED_NOREPLACE);
+	unsigned long c0;
+
+	die_if(a < 0, "smm_mmap");
+	for (uint64_t t = 0; t < tables; t++)
+		smm_touch(e->cpu, (uint64_t)a + t * 2 * MiB, pages * PAGE);
+	c0 = smm_atomic_rmw;
+	die_if(smm_madvise(e->mm, (uint64_t)a, tables * 2 * MiB,
+			   SMM_MADV_DONTNEED),
+	       "smm_madvise");
+	return (double)(smm_atomic_rmw - c0) / (double)tables;
+}
+
+static double a_zap_full(struct env *e)
+{
+	return a_zap(e, 512);
+}
+
+static double a_zap_one(struct env *e)
+{
+	return a_zap(e, 1);
+}
+
+static const struct {
+	const char *name, *what;
+	double (*fn)(struct env *e);
+} atomics_cases[] = {
+	{ "fault-anon", "write fault, per page (128 MiB)", a_fault_anon },
+	{ "fault-zero", "zero-page read fault, per page", a_fault_zero },
+	{ "dontneed-refault", "DONTNEED + refault, per page",
+	  a_dontneed_refault },
+	{ "gup-fast", "GUP-fast pin + unpin", a_gup_fast },
+	{ "zap-full-table", "DONTNEED, per full PTE table", a_zap_full },
+	{ "zap-one-page-table", "DONTNEED, per table of 1 page", a_zap_one },
+};
+
+static int run_atomics(const struct bench_opts *o)
+{
+	const size_t nc = sizeof(atomics_cases) / sizeof(atomics_cases[0]);
+	double v[sizeof(atomics_cases) / sizeof(atomics_cases[0])]
+		[CLI_MAX_SCHEMES];
+
+	for (size_t c = 0; c < nc; c++) {
+		for (int s = 0; s < o->nr_schemes; s++) {
+			struct env e = { .scheme = o->schemes[s] };
+
+			smm_setup(&e);
+			v[c][s] = atomics_cases[c].fn(&e);
+			smm_teardown(&e);
+			if (o->json)
+				printf("{\"atomics\": \"%s\", \"scheme\": "
+				       "\"%s\", \"rmw_per_op\": %.3f}\n",
+				       atomics_cases[c].name,
+				       smm_scheme_name(o->schemes[s]), v[c][s]);
+		}
+	}
+	if (o->json)
+		return 0;
+	printf("atomic read-modify-writes per operation, calling thread only "
+	       "(build/count)\n\n%-20s %-32s",
+	       "case", "operation");
+	for (int s = 0; s < o->nr_schemes; s++)
+		printf(" %10s", smm_scheme_name(o->schemes[s]));
+	printf("\n");
+	for (size_t c = 0; c < nc; c++) {
+		printf("%-20s %-32s", atomics_cases[c].name,
+		       atomics_cases[c].what);
+		for (int s = 0; s < o->nr_schemes; s++)
+			printf(" %10.2f", v[c][s]);
+		printf("\n");
+	}
+	return 0;
+}
+#else
+static int run_atomics(const struct bench_opts *o)
+{
+	fprintf(stderr, "softmm bench: --atomics counts only in the counter "
+			"build: make build/count/softmm\n");
+	return 2;
+}
+#endif
+
 const char bench_synopsis[] =
-	"[--reps N (5)] [--scheme NAME,... (none,pt-reclaim,eager)]\n"
-	"[--only WORKLOAD,... (all)] [--full] [--json]";
+	"[--reps N (5)] [--only WORKLOAD,... (all)] [--full] [--json]\n"
+	"[--scheme NAME,... (none,pt-reclaim,eager,refcount,pmd-rwsem)]\n"
+	"[--atomics]";
 const char bench_summary[] =
 	"benchmarks: each workload on the kernel and on softmm";
 const char compare_synopsis[] =
-	"[--reps N (3)] [--scheme NAME,... (none,pt-reclaim,eager)]\n"
-	"[--only WORKLOAD,... (the set marked *)] [--full] [--json]\n"
-	"[--out PATH (compare.svg)]";
+	"[--reps N (3)] [--only WORKLOAD,... (the set marked *)]\n"
+	"[--scheme NAME,... (none,pt-reclaim,eager,refcount,pmd-rwsem)]\n"
+	"[--full] [--json] [--out PATH (compare.svg)]";
 const char compare_summary[] =
 	"the main comparison: the table, and an SVG chart of softmm / Linux";
 
@@ -992,7 +1469,8 @@ static int bench_usage(FILE *f, bool compare)
 		cli_usage(f, "bench", bench_synopsis, bench_summary);
 	fprintf(f,
 		"  --reps N         repetitions, 1..%d (median, min..max)\n"
-		"  --scheme LIST    softmm's schemes: eager, pt-reclaim, none\n"
+		"  --scheme LIST    schemes: " CLI_SCHEMES "\n"
+		"                   (default: all of them this library knows)\n"
 		"  --only LIST      workloads, by name or by the part before a\n"
 		"                   '-' (dontneed: every dontneed-* row)\n"
 		"  --full           the Qi Zheng rows at full size (50 GiB)\n"
@@ -1001,6 +1479,13 @@ static int bench_usage(FILE *f, bool compare)
 	if (compare)
 		fprintf(f,
 			"  --out PATH       the chart, written by gnuplot\n");
+	else
+		fprintf(f,
+			"  --atomics        no timing: the atomic read-modify-"
+			"writes per fault, pin,\n"
+			"                   zapped table, per scheme (only in "
+			"the counter build,\n"
+			"                   build/count/softmm)\n");
 	fprintf(f, "workloads (* = in `softmm compare` by default):\n");
 	print_workloads(f);
 	return f == stdout ? 0 : 2;
@@ -1041,6 +1526,7 @@ static int parse_opts(int argc, char **argv, struct bench_opts *o, bool compare)
 		{ "reps", required_argument, NULL, 'r' },
 		{ "scheme", required_argument, NULL, 's' },
 		{ "json", no_argument, NULL, 'j' },
+		{ "atomics", no_argument, NULL, 'a' },
 		{ "full", no_argument, NULL, 'f' },
 		{ "only", required_argument, NULL, 'o' },
 		{ "out", required_argument, NULL, 'O' },
@@ -1069,13 +1555,15 @@ static int parse_opts(int argc, char **argv, struct bench_opts *o, bool compare)
 			     t = strtok_r(NULL, ",", &save)) {
 				int s = smm_scheme_from_name(t);
 
-				if (s < 0 || o->nr_schemes == 8) {
+				if (s < 0 || o->nr_schemes == CLI_MAX_SCHEMES) {
+					char l[128];
+
 					fprintf(stderr,
 						"softmm %s: unknown scheme "
-						"'%s' (eager, pt-reclaim, "
-						"none)\n",
+						"'%s' (%s)\n",
 						cmd,
-						cli_quote_str(t, q, sizeof(q)));
+						cli_quote_str(t, q, sizeof(q)),
+						cli_scheme_list(l, sizeof(l)));
 					free(dup);
 					return -1;
 				}
@@ -1086,6 +1574,15 @@ static int parse_opts(int argc, char **argv, struct bench_opts *o, bool compare)
 		}
 		case 'j':
 			o->json = true;
+			break;
+		case 'a':
+			if (compare) {
+				fprintf(stderr,
+					"softmm compare: --atomics is for "
+					"`softmm bench`\n");
+				return -1;
+			}
+			o->atomics = true;
 			break;
 		case 'f':
 			o->full = true;
@@ -1114,17 +1611,16 @@ static int parse_opts(int argc, char **argv, struct bench_opts *o, bool compare)
 	}
 	if (cli_no_args(cmd, argc, argv, optind))
 		return -1;
-	if (!o->nr_schemes) { /* Linux's two, then softmm's own */
-		o->schemes[o->nr_schemes++] = SMM_SCHEME_NONE;
-		o->schemes[o->nr_schemes++] = SMM_SCHEME_PT_RECLAIM;
-		o->schemes[o->nr_schemes++] = SMM_SCHEME_EAGER;
-	}
+	if (!o->nr_schemes) /* Linux's two, softmm's own, the newer ones */
+		o->nr_schemes = cli_known_schemes(o->schemes, CLI_MAX_SCHEMES);
 	return 0;
 }
 
 static int open_pool(void)
 {
-	pool = smm_pool_create(2 * GiB, 0);
+	/* sparse-dontneed alone needs 2 GiB of PTE tables; frames are host
+	 * memory only once used */
+	pool = smm_pool_create(4 * GiB, 0);
 	if (!pool) {
 		fprintf(stderr, "bench: cannot create the frame pool: %s\n",
 			strerror(errno));
@@ -1142,8 +1638,17 @@ int cmd_bench(int argc, char **argv)
 	r = parse_opts(argc, argv, &o, false);
 	if (r)
 		return r > 0 ? 0 : 2;
+#ifndef SMM_COUNT_ATOMICS
+	if (o.atomics)
+		return run_atomics(&o);
+#endif
 	if (open_pool())
 		return 2;
+	if (o.atomics) {
+		r = run_atomics(&o);
+		smm_pool_destroy(pool);
+		return r;
+	}
 	run_all(&o, rows, &n);
 	if (!o.json)
 		print_table(&o, rows, n);
@@ -1212,8 +1717,9 @@ static int write_chart_files(const char *dir, const struct bench_opts *o,
 	f = fopen(in_dir(path, sizeof(path), dir, "chart.gp"), "w");
 	if (!f)
 		return -1;
+	/* wider with more schemes: each workload has a bar per scheme */
 	fprintf(f,
-		"set terminal svg size 900,480 dynamic font 'sans,11' background rgb 'white'\n"
+		"set terminal svg size %d,480 dynamic font 'sans,11' background rgb 'white'\n"
 		"set output 'chart.svg'\n"
 		"set title \"softmm's time per operation relative to Linux's "
 		"(lower is faster)\\n{/*0.8 bars: ratio of the medians; "
@@ -1226,6 +1732,7 @@ static int write_chart_files(const char *dir, const struct bench_opts *o,
 		"set key outside right top\n"
 		"plot 1 with lines lc rgb '#444444' dt 2 "
 		"title 'Linux = 1 (same speed)'",
+		o->nr_schemes > 3 ? 900 + 150 * (o->nr_schemes - 3) : 900,
 		o->reps);
 	for (int s = 0; s < o->nr_schemes; s++)
 		fprintf(f, ", 'chart.dat' using %d:%d:%d%s title 'softmm %s'",

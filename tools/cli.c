@@ -7,6 +7,7 @@
 #include <limits.h>
 #include <stdbool.h>
 #include <string.h>
+#include "softmm.h"
 
 static int digit(char c, int base)
 {
@@ -149,4 +150,34 @@ void cli_usage(FILE *f, const char *cmd, const char *synopsis,
 	if (nl)
 		cli_print_indented(f, 8, nl + 1);
 	fprintf(f, "%s\n", summary);
+}
+
+const char *const cli_scheme_order[] = {
+	"none", "pt-reclaim", "eager", "refcount", "pmd-rwsem", NULL,
+};
+
+int cli_known_schemes(int *out, int max)
+{
+	int n = 0;
+
+	for (int i = 0; cli_scheme_order[i] && n < max; i++) {
+		int s = smm_scheme_from_name(cli_scheme_order[i]);
+
+		if (s >= 0)
+			out[n++] = s;
+	}
+	return n;
+}
+
+const char *cli_scheme_list(char *buf, size_t size)
+{
+	int s[CLI_MAX_SCHEMES], n = cli_known_schemes(s, CLI_MAX_SCHEMES);
+	size_t o = 0;
+
+	if (size)
+		buf[0] = 0;
+	for (int i = 0; i < n && o < size; i++)
+		o += (size_t)snprintf(buf + o, size - o, "%s%s", i ? ", " : "",
+				      smm_scheme_name(s[i]));
+	return buf;
 }

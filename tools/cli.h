@@ -62,6 +62,26 @@ extern const char torture_synopsis[], torture_summary[];
 void cli_usage(FILE *f, const char *cmd, const char *synopsis,
 	       const char *summary);
 
+/*
+ * The page-table schemes in the order the tools show them: Linux's two,
+ * softmm's own, then the newer ones. A name the library does not know (an
+ * older library) is skipped wherever the list is resolved.
+ */
+#define CLI_SCHEMES	"none, pt-reclaim, eager, refcount, pmd-rwsem"
+#define CLI_MAX_SCHEMES 8
+extern const char *const cli_scheme_order[];
+
+/*
+ * cli_known_schemes - the schemes of cli_scheme_order that
+ * smm_scheme_from_name() knows, in that order, into @out (at most @max).
+ * Returns how many.
+ */
+int cli_known_schemes(int *out, int max);
+
+/* cli_scheme_list - the names of the known schemes, ", " between them,
+ * into @buf; returns @buf. For messages about an unknown scheme. */
+const char *cli_scheme_list(char *buf, size_t size);
+
 /* cli_print_indented - print @text with @indent spaces before every line. */
 void cli_print_indented(FILE *f, int indent, const char *text);
 

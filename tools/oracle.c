@@ -21,6 +21,7 @@
  *  - for schemes that do not model CONFIG_PT_RECLAIM (`none`: Linux before
  *    6.14) MADV_DONTNEED ranges stay under 2 MiB, since the kernel frees a
  *    PTE table that one DONTNEED covers entirely and `pt` would then differ;
+ *    with --mask-pt, which compares every line but `pt`, they need not;
  *  - invalid arguments (unaligned, zero length, overflow, unknown prot, flag
  *    and advice bits, unmapped ranges) make up ~10% of the operations;
  *  - every advice softmm knows is generated except MADV_PAGEOUT (what it
@@ -768,6 +769,10 @@ struct verdict {
 
 static const char *line_at(const struct strbuf *sb, size_t idx, size_t *len);
 
+/* --mask-pt: the results of `pt` are printed but never a divergence (the
+ * schemes other than pt-reclaim free page tables as the kernel does not). */
+static bool mask_pt;
+
 static bool outside_window(const char *l, size_t n)
 {
 	if (n < 3 || l[0] != '0' || l[1] != 'x')
@@ -780,7 +785,7 @@ static bool outside_window(const char *l, size_t n)
  * Two output lines of op @op agree. A non-fixed mmap that both place outside
  * the window agrees whatever the addresses: the kernel randomizes them (the
  * generator never emits one, but shrinking may remove the mapping that made
- * the hint unusable).
+ * the hint unusable). With --mask-pt, any two results of `pt` agree.
  */
 static bool lines_agree(const struct op *op, const char *a, size_t la,
 			const char *b, size_t lb)
@@ -788,6 +793,8 @@ static bool lines_agree(const struct op *op, const char *a, size_t la,
 	if (!a || !b)
 		return false;
 	if (la == lb && !memcmp(a, b, la))
+		return true;
+	if (mask_pt && op->kind == OP_PT)
 		return true;
 	return op->kind == OP_MMAP &&
 	       !(op->flags & (SMM_MAP_FIXED | SMM_MAP_FIXED_NOREPLACE)) &&
@@ -952,7 +959,8 @@ static int write_script(const char *path, const struct script *s,
 	}
 	fprintf(f, "# softmm oracle divergence: seed %llu, sequence %zu\n",
 		(unsigned long long)seed, idx);
-	fprintf(f, "# scheme: %s\n", scheme);
+	fprintf(f, "# scheme: %s%s\n", scheme,
+		mask_pt ? " (--mask-pt: pt lines not compared)" : "");
 	fprintf(f,
 		"# reproduce: softmm script --scheme %s FILE; "
 		"softmm script --backend kernel FILE\n",
@@ -1002,8 +1010,8 @@ static bool scheme_reclaims_on_dontneed(const char *name)
 const char oracle_synopsis[] =
 	"[--sequences N (200)] [--ops N (200)] [--seed N (1)]\n"
 	"[--scheme NAME (pt-reclaim)] [--out FILE (oracle-fail-SEED-N.smm)]\n"
-	"[--avoid CLASS,... (none)] [--verbose] [--keep-going] [--self-test]\n"
-	"[--dump]";
+	"[--avoid CLASS,... (none)] [--mask-pt] [--verbose] [--keep-going]\n"
+	"[--self-test] [--dump]";
 const char oracle_summary[] =
 	"compare random scripts on softmm against the kernel";
 
@@ -1014,10 +1022,13 @@ static int oracle_usage(FILE *f)
 		"  --sequences N  random scripts to run, 1..%d\n"
 		"  --ops N        operations per script, 1..%d\n"
 		"  --seed N       0..2^64-1 (decimal or 0x hex)\n"
-		"  --scheme NAME  eager, pt-reclaim or none\n"
+		"  --scheme NAME  " CLI_SCHEMES "\n"
 		"  --out FILE     where the minimal diverging script goes\n"
 		"  --avoid CLASS  leave out: invalid, unaligned-mmap, bad-bits, "
 		"populate\n"
+		"  --mask-pt      compare every line but the results of `pt`\n"
+		"                 (for the schemes other than pt-reclaim, which\n"
+		"                 free other page tables than the kernel)\n"
 		"  --keep-going   go on after a divergence\n"
 		"  --self-test    run both sides on the kernel\n"
 		"  --dump         print the scripts, run nothing\n",
@@ -1045,6 +1056,7 @@ int cmd_oracle(int argc, char **argv)
 		{ "self-test", no_argument, NULL, 'T' },
 		{ "dump", no_argument, NULL, 'D' },
 		{ "avoid", required_argument, NULL, 'A' },
+		{ "mask-pt", no_argument, NULL, 'P' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -1086,6 +1098,9 @@ int cmd_oracle(int argc, char **argv)
 		case 'D':
 			dump = true;
 			break;
+		case 'P':
+			mask_pt = true;
+			break;
 		case 'A': {
 			char *save = NULL, *list = strdup(optarg);
 			for (char *t = strtok_r(list, ",", &save); t;
@@ -1120,13 +1135,16 @@ int cmd_oracle(int argc, char **argv)
 		return 2;
 	int scheme = smm_scheme_from_name(scheme_name);
 	if (scheme < 0) {
-		fprintf(stderr,
-			"softmm oracle: unknown scheme '%s' (eager, pt-reclaim, "
-			"none)\n",
-			cli_quote_str(scheme_name, q, sizeof(q)));
+		char l[128];
+
+		fprintf(stderr, "softmm oracle: unknown scheme '%s' (%s)\n",
+			cli_quote_str(scheme_name, q, sizeof(q)),
+			cli_scheme_list(l, sizeof(l)));
 		return 2;
 	}
-	bool reclaim_ok = scheme_reclaims_on_dontneed(scheme_name);
+	/* With pt masked, DONTNEEDs of whole tables cannot diverge: generate
+	 * them under every scheme. */
+	bool reclaim_ok = scheme_reclaims_on_dontneed(scheme_name) || mask_pt;
 	double t0 = now_sec();
 	struct verdict v;
 	sb_init(&v.soft);
@@ -1167,9 +1185,10 @@ int cmd_oracle(int argc, char **argv)
 		snprintf(defpath, sizeof(defpath), "oracle-fail-%llu-%llu.smm",
 			 seed, i);
 		const char *path = outpath && !keep_going ? outpath : defpath;
-		printf("divergence in sequence %llu (seed %llu, scheme %s), "
+		printf("divergence in sequence %llu (seed %llu, scheme %s%s), "
 		       "minimal script (%zu ops) written to %s:\n",
-		       i, seed, scheme_name, s.n, path);
+		       i, seed, scheme_name, mask_pt ? ", pt masked" : "", s.n,
+		       path);
 		print_side_by_side(stdout, &s, &v);
 		write_script(path, &s, scheme_name, seed, (size_t)i, &v);
 		fflush(stdout);
@@ -1178,10 +1197,11 @@ int cmd_oracle(int argc, char **argv)
 			break;
 	}
 	if (!dump)
-		printf("oracle: %llu sequences x %llu ops, scheme %s, seed %llu: "
-		       "%d divergence%s, %.1f s\n",
-		       done, nops, scheme_name, seed, divergences,
-		       divergences == 1 ? "" : "s", now_sec() - t0);
+		printf("oracle: %llu sequences x %llu ops, scheme %s%s, seed "
+		       "%llu: %d divergence%s, %.1f s\n",
+		       done, nops, scheme_name, mask_pt ? " (pt masked)" : "",
+		       seed, divergences, divergences == 1 ? "" : "s",
+		       now_sec() - t0);
 	sb_free(&v.soft);
 	sb_free(&v.kern);
 	return divergences ? 1 : 0;

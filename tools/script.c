@@ -1171,8 +1171,7 @@ static int script_usage(FILE *f)
 	fprintf(f,
 		"  --backend softmm  through libsoftmm, in this process\n"
 		"  --backend kernel  through real syscalls, in a child process\n"
-		"  --scheme NAME     eager, pt-reclaim, none, refcount or\n"
-		"                    pmd-rwsem (softmm only)\n");
+		"  --scheme NAME     softmm only: " CLI_SCHEMES "\n");
 	return f == stdout ? 0 : 2;
 }
 
@@ -1228,10 +1227,12 @@ int cmd_script(int argc, char **argv)
 	if (scheme_name) {
 		scheme = smm_scheme_from_name(scheme_name);
 		if (scheme < 0) {
+			char l[128];
+
 			fprintf(stderr,
-				"softmm script: unknown scheme '%s' (eager, "
-				"pt-reclaim, none, refcount, pmd-rwsem)\n",
-				cli_quote_str(scheme_name, q, sizeof(q)));
+				"softmm script: unknown scheme '%s' (%s)\n",
+				cli_quote_str(scheme_name, q, sizeof(q)),
+				cli_scheme_list(l, sizeof(l)));
 			return 2;
 		}
 	}

@@ -885,8 +885,7 @@ static int usage(FILE *f)
 		"  --threads N     worker threads, 1..%d\n"
 		"  --seconds S     run time, 0..%d\n"
 		"  --seed N        0..2^64-1 (decimal or 0x hex)\n"
-		"  --scheme NAME   eager, pt-reclaim, none, refcount or\n"
-		"                  pmd-rwsem\n"
+		"  --scheme NAME   " CLI_SCHEMES "\n"
 		"  --mms N         address spaces, 1..%d\n"
 		"  --gup N         threads that pin pages, 0..%d\n"
 		"  --race PERMILLE yield in marked race windows, 0..%d per mille\n"
@@ -952,11 +951,13 @@ int cmd_torture(int argc, char **argv)
 		case 'c':
 			cfg.scheme = smm_scheme_from_name(optarg);
 			if (cfg.scheme < 0) {
+				char l[128];
+
 				fprintf(stderr,
 					"softmm torture: unknown scheme '%s' "
-					"(eager, pt-reclaim, none, refcount, "
-					"pmd-rwsem)\n",
-					cli_quote_str(optarg, q, sizeof(q)));
+					"(%s)\n",
+					cli_quote_str(optarg, q, sizeof(q)),
+					cli_scheme_list(l, sizeof(l)));
 				return 2;
 			}
 			break;
