@@ -61,6 +61,8 @@ step "cli build/softmm" scripts/check-cli.sh build/softmm
 step "cli build/asan/softmm" scripts/check-cli.sh build/asan/softmm
 echo "Qi Zheng's page-table reclaim test (50 GiB, 25,600 chunks; kernel and every scheme):"
 step "qizheng aligned and unaligned" scripts/qizheng-test.sh build/softmm
+echo "sparse test (1 TiB, a page per 2 MiB, one DONTNEED; kernel and every scheme):"
+step "sparse 1 TiB DONTNEED" scripts/sparse-test.sh build/softmm
 if [ -x scripts/oracle-tests.sh ]; then
 	echo "random oracle:"
 	step "oracle random" scripts/oracle-tests.sh build/softmm
