@@ -7,6 +7,10 @@
 #include <stdbool.h>
 #include "rcu.h"
 
+#ifdef SMM_TSAN
+char smm_tsan_rcu_readers; /* rcu.h: the readers' release object */
+#endif
+
 static pthread_key_t rcu_key;
 static pthread_once_t rcu_key_once = PTHREAD_ONCE_INIT;
 static __thread bool rcu_registered __attribute__((tls_model("initial-exec")));

@@ -35,8 +35,29 @@
 #ifdef SMM_TSAN
 void __tsan_acquire(void *addr);
 void __tsan_release(void *addr);
+/*
+ * And the readers' side, which RCU orders before every callback that runs
+ * after their section: each rcu_read_unlock() releases one object, every
+ * callback acquires it. Without this edge TSan reports a reader's plain
+ * read of a page table's metadata (alloc_level() reads the parent's
+ * level, under RCU) against the next owner of the frame, which the
+ * callback freed and the pool handed out: neither access is in liburcu,
+ * so the suppression cannot match. A reader that used the object after
+ * its grace period (an RCU bug) is still reported: its release comes
+ * after the callback's acquire.
+ */
+extern __hidden char smm_tsan_rcu_readers;
+#define urcu_memb_read_unlock()                        \
+	do {                                           \
+		__tsan_release(&smm_tsan_rcu_readers); \
+		urcu_memb_read_unlock();               \
+	} while (0)
 #define tsan_release(p) __tsan_release(p)
-#define tsan_acquire(p) __tsan_acquire(p)
+#define tsan_acquire(p)                                \
+	do {                                           \
+		__tsan_acquire(p);                     \
+		__tsan_acquire(&smm_tsan_rcu_readers); \
+	} while (0)
 #else
 #define tsan_release(p)    \
 	do {               \
