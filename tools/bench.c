@@ -696,15 +696,15 @@ static struct result w_fault_vs_mmap(struct env *e)
 
 /*
  * fault-shared-pte/N, fault-shared-pmd/N: N threads fault disjoint parts
- * of one 64 MiB region whose page tables they share. -pte: thread i
+ * of one 256 MiB region whose page tables they share. -pte: thread i
  * stores to pages i, i + N, ...: every PTE table is filled by all the
  * threads at once (its lock is contended). -pmd: thread i faults every
  * page of the 2 MiB chunks i, i + N, ...: the threads allocate PTE tables
  * into one PMD table at once. The region lies in one PMD table: at a fixed
- * 1 GiB-aligned address on softmm, over-mapped and aligned to 64 MiB on
+ * 1 GiB-aligned address on softmm, over-mapped and aligned to 256 MiB on
  * the kernel. ns per page of all threads together.
  */
-#define SHARED_LEN (64 * MiB)
+#define SHARED_LEN (256 * MiB)
 
 struct shared_thr {
 	struct env *e;
