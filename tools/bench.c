@@ -520,13 +520,47 @@ static struct result w_memset(struct env *e)
 	return r;
 }
 
-/* fault-threads: fault-anon on N threads over disjoint regions. */
+/* One thread of a multi-threaded workload (run_threads()). */
 struct thr {
 	struct env *e;
-	pthread_barrier_t *bar;
-	uint64_t len;
-	double t_end;
+	pthread_barrier_t *bar; /* wait on it once set up: the start */
+	int idx;
+	uint64_t len;  /* fault-threads: per thread */
+	uint64_t base; /* fault-shared: softmm address, or host address */
+	uint64_t unit; /* fault-shared: a page, or a chunk, in turn */
+	double t_end;  /* set by the thread when its timed part is done */
 };
+
+/*
+ * Start e->threads threads of @fn on @t, release them together once each
+ * is set up (the barrier), and return the ns from the release to the end
+ * of the last one. The caller fills what @fn needs beyond e, bar and idx.
+ */
+static double run_threads(struct env *e, void *(*fn)(void *), struct thr *t)
+{
+	pthread_t tid[MAX_THREADS];
+	pthread_barrier_t bar;
+	double t0, end = 0;
+
+	pthread_barrier_init(&bar, NULL, (unsigned)e->threads + 1);
+	for (int i = 0; i < e->threads; i++) {
+		t[i].e = e;
+		t[i].bar = &bar;
+		t[i].idx = i;
+		pthread_create(&tid[i], NULL, fn, &t[i]);
+	}
+	pthread_barrier_wait(&bar);
+	t0 = now_ns();
+	for (int i = 0; i < e->threads; i++) {
+		pthread_join(tid[i], NULL);
+		if (t[i].t_end > end)
+			end = t[i].t_end;
+	}
+	pthread_barrier_destroy(&bar);
+	return end - t0;
+}
+
+/* fault-threads: fault-anon on N threads over disjoint regions. */
 
 static void *fault_thread(void *arg)
 {
@@ -563,10 +597,7 @@ static struct result w_fault_threads(struct env *e)
 {
 	const uint64_t len = 128 * MiB; /* per thread, as fault-anon */
 	struct thr t[MAX_THREADS];
-	pthread_t tid[MAX_THREADS];
-	pthread_barrier_t bar;
 	struct result r = { 0, (uint64_t)e->threads * (len / PAGE), -1 };
-	double t0, end = 0;
 
 	if (!e->kernel) {
 		struct smm_mm_opts o = { .scheme = e->scheme,
@@ -575,20 +606,9 @@ static struct result w_fault_threads(struct env *e)
 		e->mm = smm_mm_create(pool, &o);
 		die_if(!e->mm, "mm");
 	}
-	pthread_barrier_init(&bar, NULL, (unsigned)e->threads + 1);
-	for (int i = 0; i < e->threads; i++) {
-		t[i] = (struct thr){ e, &bar, len, 0 };
-		pthread_create(&tid[i], NULL, fault_thread, &t[i]);
-	}
-	pthread_barrier_wait(&bar);
-	t0 = now_ns();
-	for (int i = 0; i < e->threads; i++) {
-		pthread_join(tid[i], NULL);
-		if (t[i].t_end > end)
-			end = t[i].t_end;
-	}
-	r.ns = end - t0;
-	pthread_barrier_destroy(&bar);
+	for (int i = 0; i < e->threads; i++)
+		t[i] = (struct thr){ .len = len };
+	r.ns = run_threads(e, fault_thread, t);
 	if (!e->kernel)
 		smm_mm_destroy(e->mm);
 	return r;
@@ -706,18 +726,9 @@ static struct result w_fault_vs_mmap(struct env *e)
  */
 #define SHARED_LEN (256 * MiB)
 
-struct shared_thr {
-	struct env *e;
-	pthread_barrier_t *bar;
-	uint64_t base; /* softmm address, or host address */
-	uint64_t unit; /* what one thread takes in turn: a page, a chunk */
-	int idx;
-	double t_end;
-};
-
 static void *shared_thread(void *arg)
 {
-	struct shared_thr *t = arg;
+	struct thr *t = arg;
 	struct env *e = t->e;
 	uint64_t stride = (uint64_t)e->threads * t->unit;
 	struct smm_cpu *cpu = NULL;
@@ -745,13 +756,10 @@ static void *shared_thread(void *arg)
 
 static struct result w_fault_shared(struct env *e, uint64_t unit)
 {
-	struct shared_thr t[MAX_THREADS];
-	pthread_t tid[MAX_THREADS];
-	pthread_barrier_t bar;
+	struct thr t[MAX_THREADS];
 	struct result r = { 0, SHARED_LEN / PAGE, -1 };
 	char *map = NULL;
 	uint64_t base;
-	double t0, end = 0;
 
 	if (e->kernel) {
 		map = mmap(NULL, 2 * SHARED_LEN, PROT_READ | PROT_WRITE,
@@ -772,20 +780,9 @@ static struct result w_fault_shared(struct env *e, uint64_t unit)
 		die_if(a < 0, "smm_mmap");
 		base = (uint64_t)a;
 	}
-	pthread_barrier_init(&bar, NULL, (unsigned)e->threads + 1);
-	for (int i = 0; i < e->threads; i++) {
-		t[i] = (struct shared_thr){ e, &bar, base, unit, i, 0 };
-		pthread_create(&tid[i], NULL, shared_thread, &t[i]);
-	}
-	pthread_barrier_wait(&bar);
-	t0 = now_ns();
-	for (int i = 0; i < e->threads; i++) {
-		pthread_join(tid[i], NULL);
-		if (t[i].t_end > end)
-			end = t[i].t_end;
-	}
-	r.ns = end - t0;
-	pthread_barrier_destroy(&bar);
+	for (int i = 0; i < e->threads; i++)
+		t[i] = (struct thr){ .base = base, .unit = unit };
+	r.ns = run_threads(e, shared_thread, t);
 	if (e->kernel)
 		munmap(map, 2 * SHARED_LEN);
 	else
