@@ -34,10 +34,7 @@ fault_lock_recheck(struct vm_fault *vmf)
 	if (unlikely(!pte_map_lock(&vmf->pt)))
 		return false;
 	if (unlikely(pte_read(vmf->pte) != vmf->orig_pte)) {
-		spin_unlock(vmf->pt.ptl);
-#ifdef SMM_DEBUG
-		vmf->pt.ptl = NULL;
-#endif
+		pte_unlock(&vmf->pt);
 		return false;
 	}
 	return true;

@@ -40,8 +40,19 @@ scheme_pte_map(struct pt_walk *w)
 	return r;
 }
 
+/*
+ * The walk of the semi-locked and locked classes and, with @alloc, of the
+ * installing one: down to the PMD entry for @addr (installing what is
+ * missing with @alloc), then the scheme's pte_map. Without @alloc, NULL
+ * when there is no table or the scheme refused one (a table at zero holds
+ * no entry). With @alloc, NULL only with *@err set (-ENOMEM): a table
+ * being freed, or a parent that is (-EAGAIN), is waited out by walking
+ * again, and a new one installed. Inline: each entry point is this with
+ * @alloc constant.
+ */
 static inline __attribute__((always_inline)) pteval_t *
-__pte_offset_map(struct smm_mm *mm, uint64_t addr, struct pt_walk *w)
+__pte_offset_map(struct smm_mm *mm, uint64_t addr, struct pt_walk *w,
+		 bool alloc, int *err)
 {
 	pteval_t *pmdp, pmdval;
 	int r;
@@ -50,36 +61,58 @@ __pte_offset_map(struct smm_mm *mm, uint64_t addr, struct pt_walk *w)
 	w->mm = mm;
 	w->addr = addr;
 	w->tlb = NULL;
-	w->installing = false;
-	w->installed = false;
+	w->installing = alloc;
 #ifdef SMM_DEBUG
 	w->ptl = NULL;
 #endif
-again:
-	pt_walk_begin(mm);
-	w->pmdp = pmdp = walk_to_pmd(w);
-	if (likely(pmdp)) {
-		w->pmdval = pmdval = table_read(pmdp);
-		if (likely(pt_entry_table(pmdval))) {
+	for (;; cpu_relax()) {
+		if (alloc)
+			*err = 0;
+		w->installed = false;
+		pt_walk_begin(mm);
+		w->pmdp = pmdp = __walk_to_pmd(w, false, alloc, err);
+		if (unlikely(!pmdp))
+			goto none;
+		pmdval = table_read(pmdp);
+		if (unlikely(!pt_entry_table(pmdval))) {
+			if (!alloc)
+				goto none;
+			*err = alloc_level(w, pmdp, 1, &pmdval);
+			if (*err)
+				goto none;
+		}
+		w->pmdval = pmdval;
+		if (alloc && unlikely(w->installed) &&
+		    (mm->pt_flags & PTF_INSTALL_MAPS)) {
+			/* pte_install kept it for us: the map_rcu section
+			 * is ours to end. */
+			if (mm->pt_flags & PTF_MAP_RCU)
+				urcu_memb_read_unlock();
+		} else {
 			/* The scheme's pte_map may reread the entry. */
 			r = scheme_pte_map(w);
 			if (unlikely(r <= 0)) {
-				if (r == -EAGAIN)
-					goto again;
+				/* -EAGAIN: the scheme waited; 0: the table
+				 * is at zero (refcount), and its freer
+				 * unlinks it at once: an installer walks
+				 * again and installs a new one. */
+				if (r == -EAGAIN || alloc)
+					continue;
 				return NULL;
 			}
-			pmdval = w->pmdval;
-			check_locked_entry(w, pmdval);
-			return pt_walk_pte(mm, pmdval, addr);
 		}
+		check_locked_entry(w, w->pmdval);
+		return pt_walk_pte(mm, w->pmdval, addr);
+none:
+		pt_walk_end(mm);
+		if (!alloc || *err != -EAGAIN)
+			return NULL;
 	}
-	pt_walk_end(mm);
-	return NULL;
 }
 
 pteval_t *pte_offset_map(struct smm_mm *mm, uint64_t addr, struct pt_walk *w)
 {
-	return __pte_offset_map(mm, addr, w);
+	return __pte_offset_map(mm, addr, w, false, NULL);
 }
 
 pteval_t *pte_offset_map_lock(struct smm_mm *mm, uint64_t addr,
@@ -88,7 +121,7 @@ pteval_t *pte_offset_map_lock(struct smm_mm *mm, uint64_t addr,
 	pteval_t *pte;
 
 	for (;;) {
-		pte = __pte_offset_map(mm, addr, w);
+		pte = __pte_offset_map(mm, addr, w, false, NULL);
 		if (!pte)
 			return NULL;
 		race_point();
@@ -111,52 +144,5 @@ pteval_t *pte_offset_map_lock(struct smm_mm *mm, uint64_t addr,
 pteval_t *pte_alloc_map(struct smm_mm *mm, uint64_t addr, struct pt_walk *w,
 			int *err)
 {
-	pteval_t *pmdp, pmdval;
-	int r;
-
-	assert_fault_locked(mm);
-	w->mm = mm;
-	w->addr = addr;
-	w->tlb = NULL;
-	w->installing = true;
-#ifdef SMM_DEBUG
-	w->ptl = NULL;
-#endif
-	for (;; cpu_relax()) {
-		*err = 0;
-		w->installed = false;
-		pt_walk_begin(mm);
-		w->pmdp = pmdp = __walk_to_pmd(w, false, true, err);
-		if (unlikely(!pmdp))
-			goto end;
-		pmdval = table_read(pmdp);
-		if (unlikely(!pt_entry_table(pmdval))) {
-			*err = alloc_level(w, pmdp, 1, &pmdval);
-			if (*err)
-				goto end;
-		}
-		w->pmdval = pmdval;
-		if (unlikely(w->installed) &&
-		    (mm->pt_flags & PTF_INSTALL_MAPS)) {
-			/* pte_install kept it for us: the map_rcu section
-			 * is ours to end. */
-			if (mm->pt_flags & PTF_MAP_RCU)
-				urcu_memb_read_unlock();
-		} else {
-			r = scheme_pte_map(w);
-			/*
-			 * 0: the table we found is being freed (refcount: its
-			 * count reached zero). The freer unlinks it at once;
-			 * walk again and install a new one.
-			 */
-			if (unlikely(r <= 0))
-				continue;
-		}
-		check_locked_entry(w, w->pmdval);
-		return pt_walk_pte(mm, w->pmdval, addr);
-end:
-		pt_walk_end(mm);
-		if (*err != -EAGAIN)
-			return NULL;
-	}
+	return __pte_offset_map(mm, addr, w, true, err);
 }

@@ -40,7 +40,6 @@ struct pt_walk {
 	struct mmu_gather *tlb;
 	bool installing; /* the installing class (pte_alloc_map) */
 	bool installed;	 /* pte_alloc_map installed the PTE table itself */
-	unsigned char scheme_state; /* the scheme's, from pte_map to unmap */
 };
 
 void pt_bad_entry(struct pt_walk *w, pteval_t e) __attribute__((noreturn));
@@ -243,15 +242,21 @@ pte_map_lock(struct pt_walk *w)
 	if (w->mm->pt_flags & PTF_KEEPS_LINKED) {
 		/* The scheme keeps it linked: debug builds check. */
 		VM_BUG_ON(table_read(w->pmdp) != w->pmdval);
-		w->ptl = ptl;
-		return true;
+	} else if (unlikely(table_read(w->pmdp) != w->pmdval)) {
+		spin_unlock(ptl);
+		return false;
 	}
-	if (likely(table_read(w->pmdp) == w->pmdval)) {
-		w->ptl = ptl;
-		return true;
-	}
-	spin_unlock(ptl);
-	return false;
+	w->ptl = ptl;
+	return true;
+}
+
+/* Drop the ptl pte_map_lock() took; the table stays mapped. */
+static inline __attribute__((always_inline)) void pte_unlock(struct pt_walk *w)
+{
+	spin_unlock(w->ptl);
+#ifdef SMM_DEBUG
+	w->ptl = NULL; /* for pte_unmap()'s check */
+#endif
 }
 
 /*
@@ -267,10 +272,7 @@ pteval_t *pte_offset_map_lock(struct smm_mm *mm, uint64_t addr,
 static inline __attribute__((always_inline)) void
 pte_unmap_unlock(struct pt_walk *w)
 {
-	spin_unlock(w->ptl);
-#ifdef SMM_DEBUG
-	w->ptl = NULL; /* for pte_unmap()'s check */
-#endif
+	pte_unlock(w);
 	pte_unmap(w);
 }
 

@@ -57,6 +57,15 @@ bool pt_install_alive(struct pt_walk *w, struct page *parent,
 	return !(atomic_load(&parent->flags) & PG_PT_DEAD);
 }
 
+bool zap_left_empty(struct mmu_gather *tlb, struct pt_walk *w,
+		    enum zap_reason why)
+{
+	struct page *table = pfn_to_page(tlb->mm->pool, pte_pfn(w->pmdval));
+
+	return why != ZAP_EXIT &&
+	       !atomic_load_explicit(&table->pt_count, memory_order_relaxed);
+}
+
 static bool table_is_empty(pteval_t *pte, struct page *page, bool scan)
 {
 	if (!scan)

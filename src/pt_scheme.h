@@ -201,6 +201,16 @@ const struct pt_scheme_ops *pt_scheme_get(int scheme);
  */
 bool pt_install_alive(struct pt_walk *w, struct page *parent,
 		      struct page *table);
+/*
+ * zap_left_empty - for a zap_leave that frees what a zap emptied: whether
+ * the table the zap left (@w->pmdval) may be empty and worth the locks.
+ * Not at exit (free_all_pgtables() follows). The table is no longer the
+ * zap's: its page's metadata is still valid memory, but the count may be
+ * stale or even another page's. It is only a filter; the scheme decides
+ * under its locks.
+ */
+bool zap_left_empty(struct mmu_gather *tlb, struct pt_walk *w,
+		    enum zap_reason why);
 bool free_empty_pte_table(struct mmu_gather *tlb, uint64_t addr, bool scan);
 void free_empty_upper(struct mmu_gather *tlb, uint64_t addr);
 #ifdef SMM_DEBUG

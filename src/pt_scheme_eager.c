@@ -20,16 +20,7 @@
 static void eager_zap_leave(struct mmu_gather *tlb, struct pt_walk *w,
 			    uint64_t start, uint64_t end, enum zap_reason why)
 {
-	struct page *table = pfn_to_page(tlb->mm->pool, pte_pfn(w->pmdval));
-
-	if (why == ZAP_EXIT)
-		return; /* free_all_pgtables() follows */
-	/*
-	 * The table is no longer ours: its page's metadata is still valid
-	 * memory, but the count may be stale or even another page's. It is
-	 * only a filter; free_empty_pte_table() decides under the locks.
-	 */
-	if (atomic_load_explicit(&table->pt_count, memory_order_relaxed))
+	if (!zap_left_empty(tlb, w, why))
 		return;
 	if (free_empty_pte_table(tlb, start, false))
 		free_empty_upper(tlb, start);

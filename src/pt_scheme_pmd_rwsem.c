@@ -46,6 +46,13 @@
 #include <pthread.h>
 #include "pagewalk.h"
 
+/* The planted bug of docs/SCHEMES.md: free with no write side. */
+#ifdef SMM_BUG_PMD_RWSEM_NO_WRITE
+#define BUG_NO_WRITE 1
+#else
+#define BUG_NO_WRITE 0
+#endif
+
 #define SPIN_READ  128
 #define SPIN_WRITE 1024
 
@@ -168,7 +175,7 @@ static bool write_lock_rcu(atomic_uint *word)
 	}
 }
 
-static __attribute__((unused)) void write_unlock(atomic_uint *word)
+static void write_unlock(atomic_uint *word)
 {
 	unsigned int v = atomic_fetch_and_explicit(
 		word, ~(RWSEM_WRITER | RWSEM_WAITERS), memory_order_release);
@@ -240,11 +247,7 @@ static void pmd_rwsem_free_empty(struct mmu_gather *tlb, uint64_t addr)
 			return;
 		}
 		pmd_page = virt_to_page(mm->pool, pmdp);
-#ifdef SMM_BUG_PMD_RWSEM_NO_WRITE
-		/* Planted bug (docs/SCHEMES.md): free with no write side. */
-		break;
-#endif
-		if (write_lock_rcu(&pmd_page->pmd_rwsem))
+		if (BUG_NO_WRITE || write_lock_rcu(&pmd_page->pmd_rwsem))
 			break;
 	}
 	dead = atomic_load(&pmd_page->flags) & PG_PT_DEAD;
@@ -280,22 +283,15 @@ static void pmd_rwsem_free_empty(struct mmu_gather *tlb, uint64_t addr)
 	}
 out:
 	lockdep_release(&pmd_page->pmd_rwsem);
-#ifndef SMM_BUG_PMD_RWSEM_NO_WRITE
-	write_unlock(&pmd_page->pmd_rwsem);
-#endif
+	if (!BUG_NO_WRITE)
+		write_unlock(&pmd_page->pmd_rwsem);
 }
 
 static void pmd_rwsem_zap_leave(struct mmu_gather *tlb, struct pt_walk *w,
 				uint64_t start, uint64_t end,
 				enum zap_reason why)
 {
-	struct page *table = pfn_to_page(tlb->mm->pool, pte_pfn(w->pmdval));
-
-	if (why == ZAP_EXIT)
-		return; /* free_all_pgtables() follows */
-	/* A filter, as eager's: the table's page metadata is valid memory,
-	 * whatever became of the table; the write side decides. */
-	if (atomic_load_explicit(&table->pt_count, memory_order_relaxed))
+	if (!zap_left_empty(tlb, w, why))
 		return;
 	pmd_rwsem_free_empty(tlb, start);
 }

@@ -55,11 +55,9 @@ static int refcount_pte_map(struct pt_walk *w)
 	 * without a reference. The torture must catch it.
 	 */
 	if (w->installing) {
-		w->scheme_state = 1;
 		urcu_memb_read_unlock();
 		return 1;
 	}
-	w->scheme_state = 0;
 #endif
 	got = pte_try_get(table);
 	race_point();
@@ -109,7 +107,8 @@ static void refcount_pte_unmap(struct pt_walk *w)
 	struct page *table = pfn_to_page(w->mm->pool, pte_pfn(w->pmdval));
 
 #ifdef SMM_BUG_REFCOUNT_NO_TRYGET
-	if (w->scheme_state == 1)
+	/* Installers took a reference only on a table they installed. */
+	if (w->installing && !w->installed)
 		return;
 #endif
 	/* Release: our use of the table happens before its freeing;
