@@ -98,6 +98,11 @@ extern "C" {
 #define SMM_MADV_POPULATE_WRITE	 23
 #define SMM_MADV_DONTNEED_LOCKED 24
 
+/* Flags for smm_msync(): Linux's values. */
+#define SMM_MS_ASYNC	  1
+#define SMM_MS_INVALIDATE 2
+#define SMM_MS_SYNC	  4
+
 /* Flags for smm_mlock2(): Linux's value. */
 #define SMM_MLOCK_ONFAULT 0x01
 
@@ -142,12 +147,14 @@ struct smm_pool_stats {
 	uint64_t pt_pages;   /* frames holding page tables (all four levels) */
 	uint64_t pins_acquired; /* GUP pins taken (zero page excluded) ... */
 	uint64_t pins_released; /* ... and released: equal when none is held */
+	uint64_t file_pages;	/* frames in page caches (files and shared
+				 * anonymous memory) */
 };
 
 /*
  * smm_pool_stats - a snapshot of the pool's counters. Exact when no
  * operation runs concurrently; always frames == 1 + free + anon_pages +
- * pt_pages once every deferred (RCU) free has run (smm_mm_destroy() waits
+ * pt_pages + file_pages once every deferred (RCU) free has run (smm_mm_destroy() waits
  * for them). Returns 0, or -EINVAL for a NULL argument.
  */
 SMM_API int smm_pool_stats(struct smm_pool *pool, struct smm_pool_stats *st);
@@ -175,6 +182,7 @@ SMM_API int smm_debug_race_yield(unsigned int permille);
 /* ------------------------------------------------------------------ */
 
 struct smm_mm;
+struct smm_file;
 
 /* How a PTE table is kept alive while walked and when an empty one is
  * freed (docs/LOCKING.md). */
@@ -252,8 +260,11 @@ SMM_API void smm_mm_destroy(struct smm_mm *mm);
  * ordinary neighbour. MAP_LOCKED locks it (smm_mlock()) and faults it in,
  * -EAGAIN if that would pass SMM_MLOCK_LIMIT. Unknown protection bits are
  * ignored, as Linux's
- * mmap ignores them. MAP_SHARED returns -EINVAL for now; a mapping without
- * MAP_ANONYMOUS returns -EBADF (no files yet: what Linux answers for fd -1).
+ * mmap ignores them. MAP_SHARED | MAP_ANONYMOUS creates a file of its own
+ * (smm_file_create() of the length, as Linux's shmem_zero_setup()) and
+ * maps it shared at offset 0; a mapping without MAP_ANONYMOUS returns
+ * -EBADF (what Linux answers for fd -1: files are mapped with
+ * smm_mmap_file()).
  * Returns the start address or a negative errno (-EINVAL: zero length,
  * unaligned fixed address, neither PRIVATE nor SHARED; -ENOMEM: length
  * overflows or no room, or the address space already holds more than
@@ -351,6 +362,8 @@ SMM_API int smm_mincore(struct smm_mm *mm, uint64_t addr, uint64_t len,
 			unsigned char *vec);
 
 /* smm_vma_info.flags: Linux's VM_* bits that softmm models. */
+#define SMM_VM_SHARED	   0x00000008UL /* MAP_SHARED: `s` in maps */
+#define SMM_VM_MAYSHARE	   0x00000080UL
 #define SMM_VM_GROWSDOWN   0x00000100UL
 #define SMM_VM_LOCKED	   0x00002000UL
 #define SMM_VM_SEQ_READ	   0x00008000UL
@@ -370,6 +383,11 @@ struct smm_vma_info {
 	uint64_t start, end;
 	int prot;	/* SMM_PROT_* */
 	uint64_t flags; /* SMM_VM_* (what /proc/PID/smaps calls VmFlags) */
+	uint64_t pgoff;	/* file offset of start, in pages (anonymous
+			 * private memory: start >> SMM_PAGE_SHIFT) */
+	struct smm_file *file; /* the file mapped, NULL for private
+				* anonymous memory; shared anonymous memory
+				* has a file of its own */
 };
 
 /*
@@ -394,6 +412,8 @@ struct smm_mm_stats {
 				* by munmap's free_pgtables or teardown) */
 	uint64_t pins_acquired; /* GUP pins taken on this mm's pages ... */
 	uint64_t pins_released; /* ... and released (also after destroy) */
+	uint64_t rss_file; /* page-cache pages mapped (files and shared
+			    * anonymous memory: Linux's RssFile + RssShmem) */
 };
 
 /* smm_mm_stats - a snapshot of @mm's counters. Returns 0, or -EINVAL for a
@@ -409,6 +429,131 @@ SMM_API int smm_mm_stats(struct smm_mm *mm, struct smm_mm_stats *st);
  * problems to stderr; -ESRCH on a destroyed mm.
  */
 SMM_API int smm_mm_verify(struct smm_mm *mm);
+
+/* ------------------------------------------------------------------ */
+/* Files, shared memory and the page cache                             */
+/* ------------------------------------------------------------------ */
+
+/*
+ * A file of a pool: a page cache (its pages are frames of the pool,
+ * smm_pool_stats().file_pages) in front of either a host file or nothing
+ * at all (shared anonymous memory, like memfd and shmem). Any number of
+ * address spaces of the pool may map it; a store through one mapping is
+ * seen at once by loads through the others and by smm_file_pread(). A
+ * file lives while the caller's reference (dropped by smm_file_close())
+ * or any mapping of it remains.
+ */
+
+/*
+ * smm_file_open - a file of @pool in front of the host file @fd, which
+ * must be a regular file (-ENODEV otherwise, as mmap(2) answers). softmm
+ * keeps a duplicate of @fd: the caller may close its own. What mappings
+ * may do follows @fd's access mode, as mmap(2)'s checks do: a shared
+ * writable mapping needs it open for reading and writing. Pages are read
+ * with pread(2) when first needed and written with pwrite(2) by writeback
+ * (smm_file_writeback(), smm_msync()); the size is the host file's at
+ * open, and changes with smm_file_truncate() and smm_file_pwrite() only.
+ * Returns NULL with errno set: EINVAL (NULL or destroyed pool), EBADF
+ * (@fd not open), EACCES (@fd open for writing only), ENODEV, ENOMEM.
+ */
+SMM_API struct smm_file *smm_file_open(struct smm_pool *pool, int fd);
+
+/*
+ * smm_file_create - an anonymous file of @size bytes (Linux's memfd or
+ * shmem): its pages read as zeros until written and live only in the page
+ * cache, never written anywhere. Returns NULL with errno set: EINVAL (NULL
+ * or destroyed pool), EFBIG (@size above 2^52), ENOMEM.
+ */
+SMM_API struct smm_file *smm_file_create(struct smm_pool *pool, uint64_t size);
+
+/*
+ * smm_file_close - drop the caller's reference. When no mapping holds the
+ * file either, its dirty pages are written back, its page cache returns to
+ * the pool (a pinned page is returned at its last unpin) and the duplicate
+ * descriptor is closed. Returns 0, -EINVAL (NULL), or the first error
+ * writeback met (-EIO and the like; the file is released anyway). Closing
+ * a file twice is a use after free, the caller's duty.
+ */
+SMM_API int smm_file_close(struct smm_file *file);
+
+/* smm_file_size - the file's size in bytes, or -EINVAL for NULL. */
+SMM_API int64_t smm_file_size(struct smm_file *file);
+
+/*
+ * smm_file_truncate - Linux's ftruncate(2): set the size to @size. Shrinking
+ * unmaps every page beyond the new end from every address space that maps
+ * the file (private copies too, as Linux's truncate_pagecache() does),
+ * frees those pages, zeroes the tail of the new last page, and truncates
+ * the host file; accesses beyond the end are then bus errors. Growing maps
+ * nothing; the new range reads as zeros. Returns 0, -EINVAL (NULL), -EFBIG
+ * (above 2^52), -ENOMEM (the host refused), or the host's errno.
+ */
+SMM_API int smm_file_truncate(struct smm_file *file, uint64_t size);
+
+/*
+ * smm_file_pread / smm_file_pwrite - pread(2) and pwrite(2) through the
+ * page cache: coherent with every mapping of the file. pread stops at the
+ * end of the file (0 at or past it); pwrite extends the file when it
+ * writes past the end, and its pages become dirty (written back later).
+ * Return the number of bytes copied, or -EINVAL (NULL file), -EFAULT (NULL
+ * buffer with a nonzero length), -EFBIG (an offset past 2^52), -ENOMEM (the
+ * pool ran out before anything was copied), -EIO (the host read failed).
+ */
+SMM_API int64_t smm_file_pread(struct smm_file *file, void *buf, size_t len,
+			       uint64_t off);
+SMM_API int64_t smm_file_pwrite(struct smm_file *file, const void *buf,
+				size_t len, uint64_t off);
+
+/* smm_file_writeback() flags */
+#define SMM_WB_SYNC 0x1 /* also wait for writeback others started, and
+			 * fdatasync(2) the host file: data integrity */
+
+/*
+ * smm_file_writeback - write the file's dirty pages back to the host file
+ * in index order, each as Linux does: write-protect and clean every
+ * page-table entry that maps it (page_mkclean, with TLB shootdowns), mark
+ * it under writeback, pwrite(2) it, end the writeback. Safe from any
+ * thread, concurrently with faults, stores and other writebacks: a page
+ * stored to during its writeback is dirty again and written next time.
+ * With SMM_WB_SYNC, every byte stored before the call is in the host file
+ * when it returns. Anonymous files have nothing to write: 0. Returns 0,
+ * -EINVAL (NULL, unknown flag), or the first I/O error (-EIO, -ENOSPC...).
+ */
+SMM_API int smm_file_writeback(struct smm_file *file, unsigned int flags);
+
+/*
+ * smm_mmap_file - Linux's mmap(2) of a file: map @len bytes of @file from
+ * byte @offset, MAP_SHARED (stores reach the file, and other mappings) or
+ * MAP_PRIVATE (a store copies the page into an anonymous page of this
+ * address space; until then the mapping sees the file's changes). Placement
+ * and the other flags as smm_mmap(). A read fault maps the page-cache
+ * page; a shared writable mapping maps clean pages read-only, so that the
+ * first store dirties the page (Linux's writenotify). An access to a page
+ * wholly beyond the end of the file is a bus error (smm_read() and
+ * smm_write() answer -ENXIO). Returns the address, or -EINVAL (as
+ * smm_mmap(), and @offset not page-aligned, MAP_GROWSDOWN), -EBADF (NULL
+ * @file), -EACCES (a shared mapping with PROT_WRITE of a file not open for
+ * writing), -EOVERFLOW (@offset + @len beyond what a page offset holds),
+ * -ENOMEM, -EEXIST, -EAGAIN as smm_mmap(). MAP_ANONYMOUS with a file is
+ * -EINVAL (Linux would ignore the descriptor; passing both is a mistake).
+ */
+SMM_API int64_t smm_mmap_file(struct smm_mm *mm, uint64_t addr, uint64_t len,
+			      int prot, int flags, struct smm_file *file,
+			      uint64_t offset);
+
+/*
+ * smm_msync - Linux's msync(2) on [addr, addr + len): with SMM_MS_SYNC,
+ * write back the dirty pages that shared file mappings of the range map
+ * (smm_file_writeback(SMM_WB_SYNC) of each file's part), so that the host
+ * file holds every byte stored before the call; SMM_MS_ASYNC and
+ * SMM_MS_INVALIDATE do nothing more, as in Linux since 2.6.19. Returns 0,
+ * -EINVAL (unaligned @addr, unknown flags, ASYNC with SYNC), -ENOMEM (the
+ * range wraps, or part of it is not mapped: the mapped parts are still
+ * synced; with SMM_MS_ASYNC alone the walk stops at the hole), -EBUSY
+ * (INVALIDATE on a VM_LOCKED mapping), or an I/O error.
+ */
+SMM_API int smm_msync(struct smm_mm *mm, uint64_t addr, uint64_t len,
+		      int flags);
 
 /* ------------------------------------------------------------------ */
 /* CPUs and user access                                                */
@@ -447,8 +592,10 @@ SMM_API int smm_cpu_switch_mm(struct smm_cpu *cpu, struct smm_mm *mm);
  * smm_read / smm_write - copy @len bytes between @buf and the current
  * address space at @addr, in address order, as user-mode loads and stores:
  * software TLB, then a lockless page-table walk, then a page fault. Returns
- * 0; or -EFAULT (no VMA, or its protection forbids the access: SIGSEGV) or
- * -ENOMEM (the pool ran out while faulting), with *@fault_addr (if not NULL)
+ * 0; or -EFAULT (no VMA, or its protection forbids the access: SIGSEGV),
+ * -ENXIO (a file mapping's page wholly beyond the end of the file, or its
+ * host read failed: SIGBUS) or -ENOMEM (the pool ran out while faulting),
+ * with *@fault_addr (if not NULL)
  * set to the first byte not copied; bytes before it were copied. -EINVAL if
  * the CPU has no address space or is not the calling thread's; -EFAULT if
  * @buf is NULL and @len is not 0.
