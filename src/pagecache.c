@@ -76,7 +76,8 @@ struct page *pc_load(struct page_tree *t, uint64_t index)
 /* The leaf node that holds @index, which must be in the tree. */
 static struct pc_node *leaf_of(struct page_tree *t, uint64_t index)
 {
-	struct pc_node *n = atomic_load_explicit(&t->root, memory_order_relaxed);
+	struct pc_node *n =
+		atomic_load_explicit(&t->root, memory_order_relaxed);
 
 	BUG_ON(!n || index > node_max(n));
 	while (n->shift) {
@@ -107,8 +108,8 @@ static void undo_chain(struct pc_node *n)
 
 int pc_insert(struct page_tree *t, uint64_t index, struct page *page)
 {
-	struct pc_node *root = atomic_load_explicit(&t->root,
-						    memory_order_relaxed);
+	struct pc_node *root =
+		atomic_load_explicit(&t->root, memory_order_relaxed);
 	struct pc_node *n, *first_new = NULL;
 	unsigned int shift = 0;
 
@@ -128,8 +129,8 @@ int pc_insert(struct page_tree *t, uint64_t index, struct page *page)
 	 * undone on a later failure.
 	 */
 	while (root->shift < shift) {
-		struct pc_node *up = node_alloc(t, root->shift + PC_SHIFT,
-						NULL, 0);
+		struct pc_node *up =
+			node_alloc(t, root->shift + PC_SHIFT, NULL, 0);
 
 		if (!up)
 			return -ENOMEM;
@@ -245,7 +246,8 @@ static uint64_t slot_bits(struct pc_node *n, unsigned int off, int m)
 
 struct page *pc_find(struct page_tree *t, uint64_t *index, int m)
 {
-	struct pc_node *n = atomic_load_explicit(&t->root, memory_order_relaxed);
+	struct pc_node *n =
+		atomic_load_explicit(&t->root, memory_order_relaxed);
 	uint64_t start = *index;
 
 	if (!n || start > node_max(n))
