@@ -13,6 +13,7 @@
 struct mmu_gather {
 	struct smm_mm *mm;
 	bool need_flush; /* entries cleared or downgraded */
+	bool file_pending; /* counted in mm->zap_file_pending */
 	bool freed_tables;
 	int nr_pages;
 	pfn_t pages[GATHER_BATCH];

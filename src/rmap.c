@@ -173,6 +173,9 @@ int page_mkclean(struct page *page)
 					   &pt);
 		if (!ptep) {
 			rmap_end(mm);
+			/* A zap may have freed the table it emptied. */
+			if (atomic_load(&mm->zap_file_pending))
+				flush_tlb_mm(mm);
 			continue;
 		}
 		pte = pte_read(ptep);
@@ -194,6 +197,9 @@ int page_mkclean(struct page *page)
 			changed = true;
 			cleaned++;
 		}
+		/* A zap's entry may be gone, its translation not yet. */
+		if (atomic_load(&mm->zap_file_pending))
+			changed = true;
 		pte_unmap_unlock(&pt);
 		rmap_end(mm);
 		if (changed)
