@@ -92,18 +92,6 @@ int __anon_vma_prepare(struct vm_area_struct *vma, bool vma_locked)
 
 /* ---- the reverse map of file pages (filemap.h) ---- */
 
-void i_mmap_insert(struct vm_area_struct *vma)
-{
-	vma->shared.start = vma->vm_pgoff;
-	vma->shared.last = vma_last_pgoff(vma);
-	itree_insert(&vma->vm_file->i_mmap, &vma->shared);
-}
-
-void i_mmap_remove(struct vm_area_struct *vma)
-{
-	itree_remove(&vma->vm_file->i_mmap, &vma->shared);
-}
-
 /* A reverse-map walker is at work on @mm's entries (smm_mm_verify()). */
 static inline void rmap_begin(struct smm_mm *mm)
 {

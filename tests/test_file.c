@@ -543,15 +543,15 @@ static void *race_truncate_fn(void *arg)
 		atomic_fetch_add(&r->epoch, 1);
 		assert_int_equal(smm_file_truncate(r->f, size), 0);
 		if (rand_r(&seed) % 4 == 0)
-			assert_int_equal(smm_file_truncate(r->f, RACE_PAGES * PG),
-					 0);
+			assert_int_equal(
+				smm_file_truncate(r->f, RACE_PAGES * PG), 0);
 		atomic_fetch_add(&r->epoch, 1);
 		usleep(200);
 		atomic_fetch_add(&r->epoch, 1);
 		assert_int_equal(smm_file_truncate(r->f, RACE_PAGES * PG), 0);
 		if (rand_r(&seed) % 2)
-			assert_int_equal(smm_madvise(r->mm[1], TA + PG,
-						     2 * PG, SMM_MADV_REMOVE),
+			assert_int_equal(smm_madvise(r->mm[1], TA + PG, 2 * PG,
+						     SMM_MADV_REMOVE),
 					 0);
 		atomic_fetch_add(&r->epoch, 1);
 		usleep(500);
