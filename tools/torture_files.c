@@ -33,7 +33,10 @@
  *   mismatch is a lost store, reported with its offset, address, expected
  *   and found values. Half of the stores, msyncs and pins go to the first
  *   4 pages, so that writeback, stores through every mm and msyncs meet
- *   on the same pages many times a second.
+ *   on the same pages many times a second; and some stores are followed
+ *   at once by an msync of their page, before another store can dirty it
+ *   again: a store that left its page clean (a writable entry that
+ *   page_mkclean() missed) is then found stale in the host file.
  * - The first worker of each mm also stores private values (a tag no
  *   owner has) through the MAP_PRIVATE mapping, with an exact model of
  *   them and of which pages were copied; they must never reach the file
@@ -771,20 +774,32 @@ static void worker_op(struct fthread *t)
 
 		t->cnt[C_LOAD_CROSS]++;
 		load_check(t, m, w0, n);
-	} else if (dice < 700) {
+	} else if (dice < 630) {
 		msync_op(t);
-	} else if (dice < 715) {
+	} else if (dice < 650) {
+		/*
+		 * Store, then msync that page at once: little time for
+		 * another store to dirty the page again, so a store that
+		 * left it clean (a writable entry page_mkclean missed) is
+		 * found stale in the host file.
+		 */
+		uint64_t p = pick_page(t);
+		int m = rndn(t, 2) ? t->home : other_mm(t);
+
+		store_words(t, own_slot(t, p), SLOT_WORDS);
+		msync_check(t, m, p, 1, "a worker");
+	} else if (dice < 665) {
 		chunk_op(t, false);
-	} else if (dice < 725) {
+	} else if (dice < 675) {
 		chunk_op(t, true);
-	} else if (dice < 775) {
+	} else if (dice < 725) {
 		if (t->priv_owner)
 			private_op(t);
 		else
 			store_words(t, own_slot(t, pick_page(t)), SLOT_WORDS);
-	} else if (dice < 778) {
+	} else if (dice < 728) {
 		eof_op(t);
-	} else if (dice < 779) {
+	} else if (dice < 729) {
 		t->cnt[C_VERIFY]++;
 		if (smm_mm_verify(mms[t->home]))
 			violation("smm_mm_verify failed on mm %d", t->home);
