@@ -7,8 +7,8 @@
  * The host file (--file-pages pages, a temporary file under /var/tmp,
  * unlinked as soon as it is open) is opened with smm_file_open(). Each mm
  * maps all of it MAP_SHARED read-write at an address of its own, plus one
- * page past the end of the file (a bus error: -ENXIO), and its first
- * pages MAP_PRIVATE somewhere else.
+ * page past the end of the file (a bus error: -ENXIO), and 8 pages of it
+ * (after the 4 hot ones) MAP_PRIVATE somewhere else.
  *
  * - Every 32-byte slot of the file has one owner (the slots of a page go
  *   round the owners, so every thread owns bytes of every page and the
@@ -80,7 +80,7 @@
 #define SLOTS_PER_PAGE (WORDS_PER_PAGE / SLOT_WORDS)
 #define CHUNK_PAGES    4 /* what DONTNEED and remap work on */
 #define HOT_PAGES      4 /* where half of the stores go */
-#define PRIV_PAGES     8 /* the MAP_PRIVATE mapping: the file's first pages */
+#define PRIV_PAGES     8 /* the MAP_PRIVATE mapping: 8 pages after the hot ones */
 #define MAX_OWNERS     (TORTURE_MAX_THREADS + TORTURE_MAX_GUP)
 /* Each mm maps the file at its own address, not 2 MiB-aligned. */
 #define SHARED_BASE(m) \
@@ -111,7 +111,7 @@ static struct torture_opts o;
 static struct smm_pool *pool;
 static struct smm_file *file;
 static int hostfd = -1;
-static uint64_t npages, nwords, fsize, nchunks, priv_pages;
+static uint64_t npages, nwords, fsize, nchunks, priv_pages, priv_first;
 static int nowners;
 static struct smm_mm *mms[TORTURE_MAX_MMS];
 static atomic_ulong *cstate;	  /* [m * nchunks + c]: version, odd = busy */
@@ -679,10 +679,11 @@ static void private_op(struct fthread *t)
 		uint64_t p = rndn(t, (unsigned)priv_pages);
 		uint64_t w0 =
 			p * WORDS_PER_PAGE + rndn(t, WORDS_PER_PAGE / 64) * 64;
+		uint64_t fw0 = priv_first * WORDS_PER_PAGE + w0; /* file's */
 		uint64_t lo0[64], hi1[64], v[64];
 
 		for (int i = 0; i < 64; i++)
-			lo0[i] = atomic_load(&lo[w0 + i]);
+			lo0[i] = atomic_load(&lo[fw0 + i]);
 		ret = smm_read(t->cpu, PRIV_BASE(m) + w0 * 8, v, sizeof(v),
 			       &fa);
 		if (ret == -ENOMEM) {
@@ -696,7 +697,7 @@ static void private_op(struct fthread *t)
 			return;
 		}
 		for (int i = 0; i < 64; i++)
-			hi1[i] = atomic_load(&hi[w0 + i]);
+			hi1[i] = atomic_load(&hi[fw0 + i]);
 		for (int i = 0; i < 64; i++) {
 			uint64_t w = w0 + (uint64_t)i;
 
@@ -714,12 +715,14 @@ static void private_op(struct fthread *t)
 						(unsigned long long)t->priv[w]);
 			} else if (t->cow[p]) {
 				/* a copy of some earlier file contents */
-				check_word(t, "private load (copied page)", w,
-					   v[i], 0, hi1[i], true);
+				check_word(t, "private load (copied page)",
+					   fw0 + (uint64_t)i, v[i], 0, hi1[i],
+					   true);
 			} else {
 				/* not copied: the file's page itself */
-				check_word(t, "private load (file page)", w,
-					   v[i], lo0[i], hi1[i], false);
+				check_word(t, "private load (file page)",
+					   fw0 + (uint64_t)i, v[i], lo0[i],
+					   hi1[i], false);
 			}
 		}
 	}
@@ -1145,6 +1148,13 @@ int torture_files(const struct torture_opts *opts)
 	nwords = npages * WORDS_PER_PAGE;
 	nchunks = (npages + CHUNK_PAGES - 1) / CHUNK_PAGES;
 	priv_pages = npages < PRIV_PAGES ? npages : PRIV_PAGES;
+	/*
+	 * Beside the hot pages if there is room: the bug build of
+	 * page_mkclean() skips the first mapping of a page in the file's
+	 * interval tree, and if that were a private one (never cleaned
+	 * anyway) the hot pages would hide the bug.
+	 */
+	priv_first = npages >= HOT_PAGES + priv_pages ? HOT_PAGES : 0;
 	nthreads = o.threads + o.gup;
 	nowners = nthreads;
 	ts = calloc((size_t)nthreads, sizeof(*ts));
@@ -1207,7 +1217,8 @@ int torture_files(const struct torture_opts *opts)
 				  SMM_MAP_SHARED | SMM_MAP_FIXED, file, 0);
 		b = smm_mmap_file(mms[m], PRIV_BASE(m), priv_pages * PAGE,
 				  SMM_PROT_READ | SMM_PROT_WRITE,
-				  SMM_MAP_PRIVATE | SMM_MAP_FIXED, file, 0);
+				  SMM_MAP_PRIVATE | SMM_MAP_FIXED, file,
+				  priv_first * PAGE);
 		if (a != (int64_t)SHARED_BASE(m) ||
 		    b != (int64_t)PRIV_BASE(m)) {
 			fprintf(stderr,
