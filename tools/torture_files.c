@@ -972,6 +972,7 @@ static void *writeback_thread(void *arg)
 			violation("smm_file_writeback(%s): %d",
 				  sync ? "SMM_WB_SYNC" : "0", ret);
 		t->cnt[C_WRITEBACK]++;
+		sched_yield(); /* mostly nothing to write: let stores run */
 	}
 	atomic_fetch_add(&counts[C_WRITEBACK], t->cnt[C_WRITEBACK]);
 	return NULL;
