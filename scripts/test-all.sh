@@ -122,6 +122,10 @@ if [ "$tsan_full" = 1 ]; then
 	step "tsan torture pmd-rwsem seed 10" scripts/tsan-run.sh build/tsan/softmm torture --scheme pmd-rwsem --threads 4 --seconds 10 --seed 10
 	step "tsan torture --files eager seed 33" scripts/tsan-run.sh build/tsan/softmm torture --files --threads 4 --seconds 8 --seed 33
 	step "tsan torture --files refcount seed 34" scripts/tsan-run.sh build/tsan/softmm torture --files --scheme refcount --threads 4 --seconds 8 --seed 34
+	# the other three schemes, shorter: every scheme under TSan too
+	for s in none:35 pt-reclaim:36 pmd-rwsem:37; do
+		step "tsan torture --files ${s%:*} seed ${s#*:}" scripts/tsan-run.sh build/tsan/softmm torture --files --scheme "${s%:*}" --threads 4 --seconds 4 --seed "${s#*:}"
+	done
 else
 	printf '  skip  %-44s (needs SMM_TSAN in src/)\n' "tsan torture"
 fi
