@@ -383,7 +383,7 @@ struct smm_vma_info {
 	uint64_t start, end;
 	int prot;	/* SMM_PROT_* */
 	uint64_t flags; /* SMM_VM_* (what /proc/PID/smaps calls VmFlags) */
-	uint64_t pgoff;	/* file offset of start, in pages (anonymous
+	uint64_t pgoff; /* file offset of start, in pages (anonymous
 			 * private memory: start >> SMM_PAGE_SHIFT) */
 	struct smm_file *file; /* the file mapped, NULL for private
 				* anonymous memory; shared anonymous memory
@@ -412,8 +412,9 @@ struct smm_mm_stats {
 				* by munmap's free_pgtables or teardown) */
 	uint64_t pins_acquired; /* GUP pins taken on this mm's pages ... */
 	uint64_t pins_released; /* ... and released (also after destroy) */
-	uint64_t rss_file; /* page-cache pages mapped (files and shared
-			    * anonymous memory: Linux's RssFile + RssShmem) */
+	/* page-cache pages mapped (files and shared anonymous memory:
+	 * Linux's RssFile + RssShmem) */
+	uint64_t rss_file;
 };
 
 /* smm_mm_stats - a snapshot of @mm's counters. Returns 0, or -EINVAL for a
@@ -504,9 +505,9 @@ SMM_API int64_t smm_file_pread(struct smm_file *file, void *buf, size_t len,
 SMM_API int64_t smm_file_pwrite(struct smm_file *file, const void *buf,
 				size_t len, uint64_t off);
 
-/* smm_file_writeback() flags */
-#define SMM_WB_SYNC 0x1 /* also wait for writeback others started, and
-			 * fdatasync(2) the host file: data integrity */
+/* smm_file_writeback() flags. SMM_WB_SYNC: also wait for writeback that
+ * others started, and fdatasync(2) the host file (data integrity). */
+#define SMM_WB_SYNC 0x1
 
 /*
  * smm_file_writeback - write the file's dirty pages back to the host file

@@ -11,6 +11,7 @@
  */
 #include "mm.h"
 #include "tlb.h"
+#include "filemap.h"
 
 void tlb_gather_mmu(struct mmu_gather *tlb, struct smm_mm *mm)
 {
@@ -73,8 +74,15 @@ void tlb_flush_mmu(struct mmu_gather *tlb)
 		flush_tlb_mm(tlb->mm);
 		tlb->need_flush = false;
 	}
-	for (int i = 0; i < tlb->nr_pages; i++)
-		put_page(pool, tlb->pages[i]);
+	for (int i = 0; i < tlb->nr_pages; i++) {
+		pfn_t pfn = tlb->pages[i];
+
+		if (pfn & GATHER_DIRTY) {
+			pfn &= ~GATHER_DIRTY;
+			set_page_dirty(pfn_to_page(pool, pfn));
+		}
+		put_page(pool, pfn);
+	}
 	tlb->nr_pages = 0;
 }
 
