@@ -325,28 +325,7 @@ void filemap_unlock_put(struct smm_file *f, struct page *page)
 	file_put_page(f, page);
 }
 
-/* ---- dirtiness ---- */
-
-void set_page_dirty(struct page *page)
-{
-	struct smm_file *f;
-
-	if (atomic_load(&page->flags) & PG_DIRTY)
-		return;
-	f = READ_ONCE(page->mapping);
-	if (!f)
-		return;
-	if (f->shmem) {
-		atomic_fetch_or(&page->flags, PG_DIRTY);
-		return;
-	}
-	spin_lock_class(&f->i_pages_lock, LC_I_PAGES);
-	/* Still in the cache (truncation erases under this lock)? */
-	if (page->mapping == f &&
-	    !(atomic_fetch_or(&page->flags, PG_DIRTY) & PG_DIRTY))
-		pc_set_mark(&f->pages, page->index, PC_MARK_DIRTY);
-	spin_unlock(&f->i_pages_lock);
-}
+/* ---- dirtiness (set_page_dirty() is in pagecache.c) ---- */
 
 void set_page_dirty_lock(struct page *page)
 {

@@ -139,9 +139,18 @@ static inline uint64_t vma_last_pgoff(const struct vm_area_struct *vma)
 	       1;
 }
 
-/* rmap.c: i_mmap; the caller holds the file's i_mmap_lock for write. */
-void i_mmap_insert(struct vm_area_struct *vma);
-void i_mmap_remove(struct vm_area_struct *vma);
+/* i_mmap: the caller holds the file's i_mmap_lock for write. */
+static inline void i_mmap_insert(struct vm_area_struct *vma)
+{
+	vma->shared.start = vma->vm_pgoff;
+	vma->shared.last = vma_last_pgoff(vma);
+	itree_insert(&vma->vm_file->i_mmap, &vma->shared);
+}
+
+static inline void i_mmap_remove(struct vm_area_struct *vma)
+{
+	itree_remove(&vma->vm_file->i_mmap, &vma->shared);
+}
 /*
  * unmap_mapping_range - zap the entries that map the file's pages
  * [first, last] in every VMA that maps them; @even_cows: also the private

@@ -154,6 +154,14 @@ struct smm_mm {
 	 */
 	atomic_int rmap_active;
 	atomic_ulong rmap_gen;
+	/*
+	 * Gathers that cleared a writable entry of a page-cache page and have
+	 * not flushed yet: a CPU may still store through the old translation,
+	 * so page_mkclean() must flush this mm even where it finds no entry
+	 * (Linux flushes such zaps before it drops the ptl; here a flush may
+	 * not run under a ptl). Raised under the ptl, before the entry goes.
+	 */
+	atomic_int zap_file_pending;
 
 	atomic_long tlb_flushes;
 	/* MC_*: updated on every fault, so striped by CPU */

@@ -17,6 +17,7 @@ void tlb_gather_mmu(struct mmu_gather *tlb, struct smm_mm *mm)
 {
 	tlb->mm = mm;
 	tlb->need_flush = false;
+	tlb->file_pending = false;
 	tlb->freed_tables = false;
 	tlb->nr_pages = 0;
 	tlb->tables = NO_PFN;
@@ -73,6 +74,10 @@ void tlb_flush_mmu(struct mmu_gather *tlb)
 	if (tlb->need_flush || tlb->freed_tables) {
 		flush_tlb_mm(tlb->mm);
 		tlb->need_flush = false;
+	}
+	if (tlb->file_pending) {
+		atomic_fetch_sub(&tlb->mm->zap_file_pending, 1);
+		tlb->file_pending = false;
 	}
 	for (int i = 0; i < tlb->nr_pages; i++) {
 		pfn_t pfn = tlb->pages[i];

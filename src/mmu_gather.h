@@ -12,7 +12,8 @@
 #define GATHER_BATCH 512
 struct mmu_gather {
 	struct smm_mm *mm;
-	bool need_flush; /* entries cleared or downgraded */
+	bool need_flush;   /* entries cleared or downgraded */
+	bool file_pending; /* counted in mm->zap_file_pending */
 	bool freed_tables;
 	int nr_pages;
 	pfn_t pages[GATHER_BATCH];

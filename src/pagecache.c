@@ -1,7 +1,8 @@
 /*
  * pagecache.c - the page cache's radix tree (pagecache.h): 64 slots a
  * node, as many levels as the highest index needs, marks propagated up so
- * that a search for a dirty page skips whole clean subtrees.
+ * that a search for a dirty page skips whole clean subtrees; and
+ * set_page_dirty(), which sets the dirty mark of a page's index.
  *
  * Locking: writers hold the owner's i_pages_lock; pc_load() runs under the
  * RCU read lock only. A slot or the root changes with a release store of a
@@ -10,7 +11,7 @@
  */
 #include <errno.h>
 #include <stdlib.h>
-#include "pagecache.h"
+#include "filemap.h"
 
 #define PC_MAX_INDEX ((1ULL << 40) - 1) /* 2^52 bytes */
 
@@ -295,4 +296,29 @@ void pc_destroy(struct page_tree *t)
 {
 	BUG_ON(atomic_load_explicit(&t->root, memory_order_relaxed));
 	BUG_ON(t->nr_pages);
+}
+
+/*
+ * set_page_dirty (filemap.h) lives here, with the marks it sets, below the
+ * mmu_gather that calls it after a flush (GATHER_DIRTY).
+ */
+void set_page_dirty(struct page *page)
+{
+	struct smm_file *f;
+
+	if (atomic_load(&page->flags) & PG_DIRTY)
+		return;
+	f = READ_ONCE(page->mapping);
+	if (!f)
+		return;
+	if (f->shmem) {
+		atomic_fetch_or(&page->flags, PG_DIRTY);
+		return;
+	}
+	spin_lock_class(&f->i_pages_lock, LC_I_PAGES);
+	/* Still in the cache (truncation erases under this lock)? */
+	if (page->mapping == f &&
+	    !(atomic_fetch_or(&page->flags, PG_DIRTY) & PG_DIRTY))
+		pc_set_mark(&f->pages, page->index, PC_MARK_DIRTY);
+	spin_unlock(&f->i_pages_lock);
 }

@@ -92,18 +92,6 @@ int __anon_vma_prepare(struct vm_area_struct *vma, bool vma_locked)
 
 /* ---- the reverse map of file pages (filemap.h) ---- */
 
-void i_mmap_insert(struct vm_area_struct *vma)
-{
-	vma->shared.start = vma->vm_pgoff;
-	vma->shared.last = vma_last_pgoff(vma);
-	itree_insert(&vma->vm_file->i_mmap, &vma->shared);
-}
-
-void i_mmap_remove(struct vm_area_struct *vma)
-{
-	itree_remove(&vma->vm_file->i_mmap, &vma->shared);
-}
-
 /* A reverse-map walker is at work on @mm's entries (smm_mm_verify()). */
 static inline void rmap_begin(struct smm_mm *mm)
 {
@@ -173,6 +161,9 @@ int page_mkclean(struct page *page)
 					   &pt);
 		if (!ptep) {
 			rmap_end(mm);
+			/* A zap may have freed the table it emptied. */
+			if (atomic_load(&mm->zap_file_pending))
+				flush_tlb_mm(mm);
 			continue;
 		}
 		pte = pte_read(ptep);
@@ -194,6 +185,9 @@ int page_mkclean(struct page *page)
 			changed = true;
 			cleaned++;
 		}
+		/* A zap's entry may be gone, its translation not yet. */
+		if (atomic_load(&mm->zap_file_pending))
+			changed = true;
 		pte_unmap_unlock(&pt);
 		rmap_end(mm);
 		if (changed)

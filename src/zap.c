@@ -30,6 +30,10 @@ zap_pte_entry(struct mm_walk *walk, pteval_t *ptep, pteval_t pte, uint64_t addr)
 	flags = atomic_load_explicit(&page->flags, memory_order_relaxed);
 	if (unlikely(walk->skip_anon) && (flags & PG_ANON))
 		return WALK_CONTINUE;
+	if ((flags & PG_FILE) && (pte & _PAGE_RW) && !walk->tlb->file_pending) {
+		walk->tlb->file_pending = true;
+		atomic_fetch_add(&walk->mm->zap_file_pending, 1);
+	}
 	/* xchg: the hardware walk may set A/D bits until it is gone */
 	pte = ptep_get_and_clear(walk->mm, ptep);
 	walk->tlb->need_flush = true;
@@ -132,6 +136,13 @@ void unmap_region(struct smm_mm *mm, struct vm_area_struct *first,
 		if (v == last)
 			break;
 	}
+	/*
+	 * No CPU may store through a cleared entry of a file page once the
+	 * VMA is out of the reverse map, where page_mkclean() could no longer
+	 * find this mm to flush it (mm->zap_file_pending).
+	 */
+	if (tlb.file_pending)
+		tlb_flush_mmu(&tlb);
 	/*
 	 * Out of the reverse map before the tables go (Linux's
 	 * unlink_file_vma() in free_pgtables()): a walker under i_mmap_lock

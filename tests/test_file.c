@@ -8,6 +8,8 @@
 #include <fcntl.h>
 #include <unistd.h>
 #include <sys/stat.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include "common.h"
 
 #define SH   (SMM_MAP_SHARED)
@@ -469,6 +471,149 @@ static void test_fault_injection(void **state)
 	close(fd);
 }
 
+/*
+ * Races: CPUs of two address spaces store to and load from one shared
+ * mapping and a private one, while a thread truncates the file down and
+ * back up, one writes it back, and one punches holes. Every access must
+ * end in data, zeros or a bus error (never a crash, a lock-order report or
+ * a bad entry); a byte stored by a thread into a page that no truncation
+ * or hole touched since must read back. At the end both address spaces
+ * verify and every frame returns to the pool.
+ */
+#define RACE_PAGES 16
+struct race {
+	struct smm_pool *pool;
+	struct smm_mm *mm[2];
+	struct smm_file *f;
+	atomic_bool stop;
+	atomic_ulong epoch; /* bumped around every truncate and punch */
+	atomic_long ops, bus;
+};
+
+struct race_cpu {
+	struct race *r;
+	int id;
+};
+
+static void *race_cpu_fn(void *arg)
+{
+	struct race_cpu *c = arg;
+	struct race *r = c->r;
+	struct smm_cpu *cpu = smm_cpu_attach(r->pool);
+	unsigned int seed = (unsigned int)c->id * 7919u + 1;
+
+	assert_non_null(cpu);
+	smm_cpu_switch_mm(cpu, r->mm[c->id & 1]);
+	while (!atomic_load(&r->stop)) {
+		int page = (int)(rand_r(&seed) % RACE_PAGES);
+		uint64_t base = rand_r(&seed) & 1 ? TA : TA + 64 * PG;
+		uint64_t a = base + (uint64_t)page * PG + (uint64_t)c->id * 8;
+		uint8_t v = (uint8_t)rand_r(&seed), got;
+		unsigned long e0 = atomic_load(&r->epoch);
+		int err = smm_write(cpu, a, &v, 1, NULL);
+
+		if (err) {
+			assert_int_equal(err, -ENXIO);
+			atomic_fetch_add(&r->bus, 1);
+			continue;
+		}
+		err = smm_read(cpu, a, &got, 1, NULL);
+		if (err) {
+			assert_int_equal(err, -ENXIO);
+			continue;
+		}
+		/* nothing truncated or punched meanwhile: our byte is there */
+		if (!(e0 & 1) && atomic_load(&r->epoch) == e0)
+			assert_int_equal(got, v);
+		atomic_fetch_add(&r->ops, 1);
+	}
+	smm_cpu_switch_mm(cpu, NULL);
+	smm_cpu_detach(cpu);
+	return NULL;
+}
+
+static void *race_truncate_fn(void *arg)
+{
+	struct race *r = arg;
+	unsigned int seed = 99;
+
+	while (!atomic_load(&r->stop)) {
+		uint64_t size = (rand_r(&seed) % (RACE_PAGES * PG + 1));
+
+		atomic_fetch_add(&r->epoch, 1);
+		assert_int_equal(smm_file_truncate(r->f, size), 0);
+		if (rand_r(&seed) % 4 == 0)
+			assert_int_equal(
+				smm_file_truncate(r->f, RACE_PAGES * PG), 0);
+		atomic_fetch_add(&r->epoch, 1);
+		usleep(200);
+		atomic_fetch_add(&r->epoch, 1);
+		assert_int_equal(smm_file_truncate(r->f, RACE_PAGES * PG), 0);
+		if (rand_r(&seed) % 2)
+			assert_int_equal(smm_madvise(r->mm[1], TA + PG, 2 * PG,
+						     SMM_MADV_REMOVE),
+					 0);
+		atomic_fetch_add(&r->epoch, 1);
+		usleep(500);
+	}
+	return NULL;
+}
+
+static void *race_writeback_fn(void *arg)
+{
+	struct race *r = arg;
+
+	while (!atomic_load(&r->stop)) {
+		assert_int_equal(smm_file_writeback(r->f, 0), 0);
+		assert_int_equal(smm_msync(r->mm[0], TA, RACE_PAGES * PG,
+					   SMM_MS_SYNC),
+				 0);
+	}
+	return NULL;
+}
+
+static void test_races(void **state)
+{
+	struct env *e = *state;
+	int fd = host_file(RACE_PAGES * PG, O_RDWR);
+	struct race r = { .pool = e->pool };
+	struct race_cpu c[4];
+	pthread_t t[6];
+
+	r.f = smm_file_open(e->pool, fd);
+	r.mm[0] = e->mm;
+	r.mm[1] = new_mm(e->pool, 0);
+	for (int m = 0; m < 2; m++) {
+		assert_int_equal(smm_mmap_file(r.mm[m], TA, RACE_PAGES * PG, RW,
+					       SH | SMM_MAP_FIXED, r.f, 0),
+				 (int64_t)TA);
+		assert_int_equal(smm_mmap_file(r.mm[m], TA + 64 * PG,
+					       RACE_PAGES * PG, RW,
+					       PRIV | SMM_MAP_FIXED, r.f, 0),
+				 (int64_t)(TA + 64 * PG));
+	}
+	for (int i = 0; i < 4; i++) {
+		c[i] = (struct race_cpu){ &r, i };
+		pthread_create(&t[i], NULL, race_cpu_fn, &c[i]);
+	}
+	pthread_create(&t[4], NULL, race_truncate_fn, &r);
+	pthread_create(&t[5], NULL, race_writeback_fn, &r);
+	usleep(1500 * 1000);
+	atomic_store(&r.stop, true);
+	for (int i = 0; i < 6; i++)
+		pthread_join(t[i], NULL);
+	print_message("races: %ld accesses, %ld bus errors\n",
+		      atomic_load(&r.ops), atomic_load(&r.bus));
+	assert_true(atomic_load(&r.ops) > 0);
+	assert_true(atomic_load(&r.bus) > 0);
+	assert_int_equal(smm_mm_verify(r.mm[0]), 0);
+	assert_int_equal(smm_mm_verify(r.mm[1]), 0);
+	smm_mm_destroy(r.mm[1]);
+	assert_int_equal(smm_file_close(r.f), 0);
+	assert_int_equal(smm_munmap(e->mm, TA, 128 * PG), 0);
+	close(fd);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -491,6 +636,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_gup_file, env_setup,
 						env_teardown),
 		cmocka_unit_test_setup_teardown(test_fault_injection, env_setup,
+						env_teardown),
+		cmocka_unit_test_setup_teardown(test_races, env_setup,
 						env_teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
