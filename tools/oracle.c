@@ -47,6 +47,10 @@
  *       advice), and no NORMAL, SEQUENTIAL or HUGEPAGE advice on ranges
  *       that may hold file mappings (they bring reading around back; for
  *       HUGEPAGE, 2 MiB of it even with VM_RAND_READ and THP disabled);
+ *       no PROT_EXEC on file mappings, by mmap or mprotect: a fault in an
+ *       executable file mapping reads ahead the read-ahead window from
+ *       the page (for large folios of code, Linux 6.16+), VM_RAND_READ
+ *       or not;
  *     - pwrite writes less than two pages: ext4 caches larger writes in
  *       large folios, and a truncate through a dirty large folio cannot
  *       split it, so its pages beyond the new end stay cached until
@@ -1051,6 +1055,11 @@ static void gen_script(uint64_t seed, size_t nops, bool reclaim_ok,
 	for (size_t i = 0; i < nops; i++) {
 		struct op op;
 		gen_op(&g, &op);
+		/* no PROT_EXEC on file mappings (the top of this file) */
+		if ((op.kind == OP_MMAP && op.file) ||
+		    (op.kind == OP_MPROTECT &&
+		     !sh_free(&g.fsh, op.addr, op.addr + page_up(op.len))))
+			op.arg &= ~(uint64_t)SMM_PROT_EXEC;
 		if (op.kind == OP_MMAP && op.file &&
 		    (op.flags & SMM_MAP_ANONYMOUS))
 			abort(); /* the parser refuses it: a generator bug */
@@ -1159,13 +1168,37 @@ static bool diverges(const struct script *s, int scheme, struct verdict *v)
 	return false;
 }
 
+/*
+ * Op @k of @s is the MADV_RANDOM that the generator put right after a file
+ * mmap (gen_file_mmap()): it goes with its mmap when shrinking, since
+ * without it the kernel reads around faults and the shrunk script would
+ * diverge for that reason, not the one it was shrunk for.
+ */
+static bool glued(const struct script *s, size_t k)
+{
+	const struct op *a, *b;
+
+	if (!k)
+		return false;
+	a = &s->ops[k - 1];
+	b = &s->ops[k];
+	return b->kind == OP_MADVISE && b->arg == SMM_MADV_RANDOM &&
+	       a->kind == OP_MMAP && a->file && a->addr == b->addr;
+}
+
+/* @src without its ops [from, from + n) (glued ones go with their mmap). */
 static void script_remove(const struct script *src, size_t from, size_t n,
 			  struct script *dst)
 {
+	bool gone = false;
+
 	dst->n = 0;
-	for (size_t i = 0; i < src->n; i++)
-		if (i < from || i >= from + n)
+	for (size_t i = 0; i < src->n; i++) {
+		if (!glued(src, i))
+			gone = i >= from && i < from + n;
+		if (!gone)
 			script_push(dst, &src->ops[i]);
+	}
 }
 
 /* Delta debugging down to a 1-minimal script (no single op removable). */
@@ -1183,6 +1216,10 @@ static void shrink(struct script *s, int scheme, struct verdict *v,
 			if (i + n > s->n)
 				n = s->n - i;
 			script_remove(s, i, n, &t);
+			if (t.n == s->n) { /* only glued ops: nothing removed */
+				i += n;
+				continue;
+			}
 			runs++;
 			if (diverges(&t, scheme, v)) {
 				struct script tmp = *s;
