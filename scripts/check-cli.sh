@@ -116,6 +116,21 @@ printf 'A%.0s' $(seq 300) >"$tmp/As.smm"
 fails 2 "unknown operation 'AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA...'" \
 	"$tool" script "$tmp/As.smm"
 
+# The file operations' arguments.
+echo "mmap 0x200000000000 4K rw shared,anon,fixed 0 0" >"$tmp/f1.smm"
+fails 2 "$tmp/f1.smm:1: a file mapping is not anon" "$tool" script "$tmp/f1.smm"
+echo "file 8 4K" >"$tmp/f2.smm"
+fails 2 "$tmp/f2.smm:1: bad file number N (0-7): usage: file N SIZE" \
+	"$tool" script "$tmp/f2.smm"
+echo "pread 0 0 2M" >"$tmp/f3.smm"
+fails 2 "$tmp/f3.smm:1: bad LEN (at most 1M): usage: pread N OFF LEN" \
+	"$tool" script "$tmp/f3.smm"
+echo "ftruncate 0 0x8000000000000000" >"$tmp/f4.smm"
+fails 2 "$tmp/f4.smm:1: bad SIZE (0 to 2^63-1)" "$tool" script "$tmp/f4.smm"
+echo "msync 0x200000000000 4K sync," >"$tmp/f5.smm"
+fails 2 "$tmp/f5.smm:1: bad FLAGS (sync, async, invalidate or a number)" \
+	"$tool" script "$tmp/f5.smm"
+
 # ---- command-line conventions ----
 # --help and -h: the usage on stdout, exit status 0, for every subcommand.
 works "usage: softmm COMMAND" "$tool" --help

@@ -1,7 +1,9 @@
 #!/bin/sh
 # oracle-tests.sh TOOL: the random kernel oracle of `make test`. Runs
 # `TOOL oracle` on a few seeds (in parallel, one per core), each random
-# scripts compared line by line against the Linux kernel:
+# scripts compared line by line against the Linux kernel, about a fifth of
+# their operations on files and shared memory (1,400 scripts of 200
+# operations in all; about 40 s on 2 cores):
 #  - under pt-reclaim, which models this kernel (6.18, CONFIG_PT_RECLAIM),
 #    every line: seeds 1 2 3, 200 scripts of 200 operations each;
 #  - under each other scheme the tool knows (none, eager, refcount,

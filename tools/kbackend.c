@@ -5,8 +5,15 @@
  *
  * The child must not change its own page tables except through the script:
  * everything it needs (output line, mincore vector, /proc buffer, signal
- * stack) is allocated and touched before it takes its VmPTE baseline, and
- * it formats numbers itself and talks to files with raw read()/write().
+ * stack, pread/pwrite buffer) is allocated and touched before it takes its
+ * VmPTE baseline, and it formats numbers itself and talks to files with raw
+ * read()/write().
+ *
+ * The script's files (`file N SIZE`) are unnamed files on a disk
+ * filesystem (script_host_file(): O_TMPFILE in /var/tmp), so nothing is
+ * left behind however the child ends, advised POSIX_FADV_RANDOM so that
+ * reads do not read ahead: what is in the page cache (what `resident`
+ * shows of a file mapping) is then what the script touched, as in softmm.
  */
 #define _GNU_SOURCE
 #include "script.h"
@@ -34,6 +41,8 @@
 
 static sigjmp_buf kjb;
 static volatile uint64_t kcur; /* start of the chunk being accessed */
+static volatile int ksig;      /* SIGSEGV or SIGBUS: what the fault was */
+static int kfd[SCRIPT_FILES];  /* the script's files, -1: not created */
 static char altstack[ALTSTACK_SIZE] __attribute__((aligned(4096)));
 static char procbuf[PROCBUF_SIZE + 1];
 
@@ -45,9 +54,9 @@ struct kout {
 
 static void on_fault(int sig, siginfo_t *si, void *uc)
 {
-	(void)sig;
 	(void)si;
 	(void)uc;
+	ksig = sig;
 	siglongjmp(kjb, 1);
 }
 
@@ -118,10 +127,39 @@ static void k_ret(struct kout *o, long r)
 		k_putc(o, '0');
 }
 
+/* A load or store faulted: SEGV 0x..., or BUS 0x... for SIGBUS (a file
+ * page beyond the end of the file). */
 static void k_segv(struct kout *o)
 {
-	k_puts(o, "SEGV 0x");
+	k_puts(o, ksig == SIGBUS ? "BUS 0x" : "SEGV 0x");
 	k_hex(o, kcur, 0);
+}
+
+/* file N SIZE: create file N (unnamed, FADV_RANDOM) if need be; ftruncate. */
+static void k_file(const struct op *op, struct kout *o)
+{
+	int *fd = &kfd[op->file - 1];
+
+	if (*fd < 0) {
+		int r = script_host_file();
+
+		if (r < 0) {
+			static const char msg[] = "softmm: kernel backend: no "
+						  "disk file for `file`\n";
+
+			(void)!write(2, msg, sizeof(msg) - 1);
+			_exit(SCRIPT_ERR_SETUP);
+		}
+		posix_fadvise(r, 0, 0, POSIX_FADV_RANDOM);
+		*fd = r;
+	}
+	k_ret(o, ftruncate(*fd, (off_t)op->len));
+}
+
+/* The fd of the op's file, -1 (EBADF) if not created. */
+static int op_fd(const struct op *op)
+{
+	return op->file ? kfd[op->file - 1] : -1;
 }
 
 /* Read a whole /proc file into procbuf (truncated at PROCBUF_SIZE). */
@@ -391,7 +429,7 @@ static __attribute__((noinline)) int guarded_access(const struct op *op)
 }
 
 static void k_op(const struct op *op, struct kout *o, unsigned char *vec,
-		 uint64_t pt_base)
+		 unsigned char *iobuf, uint64_t pt_base)
 {
 	long r;
 	if (!script_op_allowed(op)) {
@@ -399,9 +437,40 @@ static void k_op(const struct op *op, struct kout *o, unsigned char *vec,
 		return;
 	}
 	switch (op->kind) {
+	case OP_FILE:
+		k_file(op, o);
+		return;
+	case OP_FTRUNCATE:
+		k_ret(o, ftruncate(op_fd(op), (off_t)op->len));
+		return;
+	case OP_MSYNC:
+		k_ret(o, msync((void *)op->addr, op->len, (int)op->arg));
+		return;
+	case OP_PREAD:
+	case OP_PWRITE: {
+		ssize_t n;
+
+		if (op->kind == OP_PREAD) {
+			n = pread(op_fd(op), iobuf, op->len, (off_t)op->off);
+		} else {
+			memset(iobuf, (int)op->arg, op->len);
+			n = pwrite(op_fd(op), iobuf, op->len, (off_t)op->off);
+		}
+		if (n < 0) {
+			k_err(o, errno);
+			return;
+		}
+		k_dec(o, (uint64_t)n);
+		if (op->kind == OP_PREAD) {
+			k_putc(o, ' ');
+			k_hex(o, fnv1a_update(fnv1a_init(), iobuf, (size_t)n),
+			      16);
+		}
+		return;
+	}
 	case OP_MMAP: {
 		void *p = mmap((void *)op->addr, op->len, (int)op->arg,
-			       (int)op->flags, -1, 0);
+			       (int)op->flags, op_fd(op), (off_t)op->off);
 		if (p == MAP_FAILED) {
 			k_err(o, errno);
 		} else {
@@ -482,8 +551,27 @@ static void k_op(const struct op *op, struct kout *o, unsigned char *vec,
 /* Exercise every path the child will use, so that faulting in its text,
  * data and stack does not show up in VmPTE later. */
 static void warm_up(unsigned char *vec, size_t vecsz, char *line, size_t linesz,
-		    const struct script *s)
+		    unsigned char *iobuf, size_t iosz, const struct script *s)
 {
+	memset(iobuf, 0, iosz);
+	(void)fnv1a_update(fnv1a_init(), iobuf, 1);
+	for (size_t i = 0; i < s->n; i++)
+		if (s->ops[i].kind == OP_FILE) {
+			int fd = script_host_file();
+
+			if (fd >= 0) {
+				posix_fadvise(fd, 0, 0, POSIX_FADV_RANDOM);
+				(void)!ftruncate(fd, KPAGE);
+				(void)!pwrite(fd, iobuf, 1, 0);
+				(void)!pread(fd, iobuf, 1, 0);
+				close(fd);
+			}
+			break;
+		}
+	(void)!ftruncate(-1, 0);
+	(void)!pread(-1, iobuf, 0, 0);
+	(void)!pwrite(-1, iobuf, 0, 0);
+	(void)msync((void *)SCRIPT_WIN_START, 0, 0);
 	memset(vec, 0, vecsz);
 	memset(line, 0, linesz);
 	memset(procbuf, 0, sizeof(procbuf));
@@ -556,8 +644,11 @@ static void drop_to_softmm_limits(void)
 }
 
 static void kernel_child(const struct script *s, int fd, char *line,
-			 size_t linesz, unsigned char *vec, size_t vecsz)
+			 size_t linesz, unsigned char *vec, size_t vecsz,
+			 unsigned char *iobuf, size_t iosz)
 {
+	for (int i = 0; i < SCRIPT_FILES; i++)
+		kfd[i] = -1;
 	prctl(PR_SET_THP_DISABLE, 1, 0, 0, 0);
 	drop_to_softmm_limits();
 	stack_t ss = { .ss_sp = altstack, .ss_size = sizeof(altstack) };
@@ -571,11 +662,11 @@ static void kernel_child(const struct script *s, int fd, char *line,
 	sigaction(SIGBUS, &sa, NULL);
 	/* Nothing of ours may live in the window. */
 	munmap((void *)SCRIPT_WIN_START, SCRIPT_WIN_END - SCRIPT_WIN_START);
-	warm_up(vec, vecsz, line, linesz, s);
+	warm_up(vec, vecsz, line, linesz, iobuf, iosz, s);
 	uint64_t pt_base = vmpte_bytes();
 	struct kout o = { .fd = fd, .line = line, .len = 0 };
 	for (size_t i = 0; i < s->n; i++) {
-		k_op(&s->ops[i], &o, vec, pt_base);
+		k_op(&s->ops[i], &o, vec, iobuf, pt_base);
 		k_flush(&o);
 	}
 	_exit(0);
@@ -589,17 +680,24 @@ int script_run_kernel(const struct script *s, struct strbuf *out)
 		if (s->ops[i].kind == OP_RESIDENT &&
 		    script_resident_pages(s->ops[i].len) + 4096 > vecsz)
 			vecsz = script_resident_pages(s->ops[i].len) + 4096;
+	size_t iosz = KPAGE;
+	for (size_t i = 0; i < s->n; i++)
+		if (s->ops[i].kind == OP_PREAD || s->ops[i].kind == OP_PWRITE)
+			iosz = SCRIPT_IO_MAX;
 	char *line = malloc(linesz);
 	unsigned char *vec = malloc(vecsz);
-	if (!line || !vec) {
+	unsigned char *iobuf = malloc(iosz);
+	if (!line || !vec || !iobuf) {
 		free(line);
 		free(vec);
+		free(iobuf);
 		return SCRIPT_ERR_SETUP;
 	}
 	int pfd[2];
 	if (pipe2(pfd, O_CLOEXEC)) {
 		free(line);
 		free(vec);
+		free(iobuf);
 		return SCRIPT_ERR_SETUP;
 	}
 	fflush(NULL);
@@ -609,14 +707,16 @@ int script_run_kernel(const struct script *s, struct strbuf *out)
 		close(pfd[1]);
 		free(line);
 		free(vec);
+		free(iobuf);
 		return SCRIPT_ERR_SETUP;
 	}
 	if (!pid) {
 		close(pfd[0]);
-		kernel_child(s, pfd[1], line, linesz, vec, vecsz);
+		kernel_child(s, pfd[1], line, linesz, vec, vecsz, iobuf, iosz);
 	}
 	close(pfd[1]);
 	free(line);
 	free(vec);
+	free(iobuf);
 	return collect_child(pid, pfd[0], out);
 }

@@ -16,7 +16,6 @@
  *  - a non-fixed mmap is only emitted with a hint whose whole range is free
  *    (tracked in a shadow interval set), otherwise the kernel would place it
  *    outside the window at a random address; else it becomes MAP_FIXED;
- *  - MAP_SHARED is never generated (softmm answers -EINVAL for now);
  *  - resident covers at most 4096 pages;
  *  - for schemes that do not model CONFIG_PT_RECLAIM (`none`: Linux before
  *    6.14) MADV_DONTNEED ranges stay under 2 MiB, since the kernel frees a
@@ -32,7 +31,36 @@
  *    (the kernel backend runs with softmm's RLIMIT_MEMLOCK and without
  *    CAP_IPC_LOCK, so the 8 MiB limit holds on both sides); loads and
  *    stores go now and then just below a growsdown mapping, so that the
- *    stack grows, or runs into the guard gap or the 8 MiB stack limit.
+ *    stack grows, or runs into the guard gap or the 8 MiB stack limit;
+ *  - about a fifth of the operations work on files (gen_file_op()): `file`
+ *    creating and resizing up to 8 files of 0 to 64 pages (often not page
+ *    multiples), shared and private file mappings and shared anonymous
+ *    ones, loads and stores into them (beyond the end of the file too: bus
+ *    errors), msync, ftruncate, pread, pwrite, madvise WILLNEED, DONTNEED,
+ *    REMOVE and POPULATE_* on them, and their errors. What the page cache
+ *    holds (`resident` of a file mapping) must not depend on kernel
+ *    heuristics softmm does not model, hence:
+ *     - every file mapping is advised MADV_RANDOM (the next operation):
+ *       without VM_RAND_READ a fault reads around the page, the read-ahead
+ *       window of the device (fadvise RANDOM on the file does not stop
+ *       it); no populate or locked on file mmaps (that faults before the
+ *       advice), and no NORMAL, SEQUENTIAL or HUGEPAGE advice on ranges
+ *       that may hold file mappings (they bring reading around back; for
+ *       HUGEPAGE, 2 MiB of it even with VM_RAND_READ and THP disabled);
+ *       no PROT_EXEC on file mappings, by mmap or mprotect: a fault in an
+ *       executable file mapping reads ahead the read-ahead window from
+ *       the page (for large folios of code, Linux 6.16+), VM_RAND_READ
+ *       or not;
+ *     - pwrite writes less than two pages: ext4 caches larger writes in
+ *       large folios, and a truncate through a dirty large folio cannot
+ *       split it, so its pages beyond the new end stay cached until
+ *       writeback has run (timing);
+ *     - no MADV_COLD or MADV_PAGEOUT on ranges that may hold file or shared
+ *       mappings: which clean file pages the kernel then evicts depends on
+ *       writeback timing, which softmm does not model;
+ *     - sizes and offsets stay far below ext4's 16 TiB limit;
+ *     - shared anonymous mappings stay small (<= 4 MiB): a load there
+ *       allocates a page (shmem has no zero page), outside the budget.
  * Addresses cluster around a few anchors per script, placed just below and
  * above 2 MiB, 1 GiB and 512 GiB boundaries, so PTE, PMD and PUD tables get
  * allocated, shared by neighbours and freed.
@@ -178,14 +206,20 @@ struct gen {
 	uint64_t budget; /* bytes that may still be touched */
 	bool reclaim_ok; /* scheme models PT_RECLAIM: big DONTNEEDs are fine */
 	unsigned avoid;	 /* AVOID_* classes not to generate */
+	struct shadow fsh; /* ranges that may hold file or shared mappings */
+	bool fexists[SCRIPT_FILES];
+	uint64_t fsize[SCRIPT_FILES]; /* as far as the generator knows */
+	struct op pending; /* emitted next (MADV_RANDOM after a file mmap) */
+	bool has_pending;
 };
 
 /* --avoid: classes of operations to leave out, to look past a known
  * divergence until it is fixed. */
-#define AVOID_INVALID	     0x1 /* all deliberately invalid operations */
-#define AVOID_UNALIGNED_MMAP 0x2 /* mmap fixed/noreplace at unaligned ADDR */
-#define AVOID_BAD_BITS	     0x4 /* unknown prot/flag/advice bits */
-#define AVOID_POPULATE	     0x8 /* MAP_POPULATE and MADV_POPULATE_* */
+#define AVOID_INVALID	     0x1  /* all deliberately invalid operations */
+#define AVOID_UNALIGNED_MMAP 0x2  /* mmap fixed/noreplace at unaligned ADDR */
+#define AVOID_BAD_BITS	     0x4  /* unknown prot/flag/advice bits */
+#define AVOID_POPULATE	     0x8  /* MAP_POPULATE and MADV_POPULATE_* */
+#define AVOID_FILES	     0x10 /* every file operation, MAP_SHARED */
 static const struct {
 	const char *name;
 	unsigned bit;
@@ -194,6 +228,7 @@ static const struct {
 	{ "unaligned-mmap", AVOID_UNALIGNED_MMAP },
 	{ "bad-bits", AVOID_BAD_BITS },
 	{ "populate", AVOID_POPULATE },
+	{ "files", AVOID_FILES },
 };
 
 static uint64_t clamp_addr(uint64_t a)
@@ -417,6 +452,12 @@ static void gen_mmap(struct gen *g, struct op *op)
 	if (chance(&g->r, 5)) {
 		flags |= SMM_MAP_GROWSDOWN;
 		g->stacks[g->nstacks++ % 8] = addr;
+	} else if (!(g->avoid & AVOID_FILES) && page_up(len) <= 4 * MiB &&
+		   chance(&g->r, 8)) {
+		/* shared anonymous memory (shmem), small: a load allocates
+		 * a page there, not the zero page */
+		flags = (flags & ~(uint64_t)SMM_MAP_PRIVATE) | SMM_MAP_SHARED;
+		sh_map(&g->fsh, addr, end);
 	}
 	/* MAP_LOCKED populates: within the budget; past 8 MiB locked the
 	 * mapping fails with EAGAIN on both sides. */
@@ -486,6 +527,16 @@ static void gen_madvise(struct gen *g, struct op *op)
 							sizeof(flag_adv[0]))];
 	else
 		op->arg = adv[below(&g->r, sizeof(adv) / sizeof(adv[0]))];
+	/* ranges that may hold file mappings: no advice that brings the
+	 * kernel's reading around back, nor eviction (see the top) */
+	if (!sh_free(&g->fsh, addr, addr + page_up(len))) {
+		if (op->arg == SMM_MADV_NORMAL ||
+		    op->arg == SMM_MADV_SEQUENTIAL ||
+		    op->arg == SMM_MADV_HUGEPAGE)
+			op->arg = SMM_MADV_DONTDUMP;
+		if (op->arg == SMM_MADV_COLD)
+			op->arg = SMM_MADV_WILLNEED;
+	}
 	zap = op->arg == SMM_MADV_DONTNEED ||
 	      op->arg == SMM_MADV_DONTNEED_LOCKED;
 	if (zap && g->reclaim_ok && chance(&g->r, 40)) {
@@ -644,9 +695,271 @@ static void gen_invalid(struct gen *g, struct op *op)
 	}
 }
 
+/* A file number: usually one of the first four, the ones made first. */
+static int pick_file(struct gen *g)
+{
+	return (int)below(&g->r, chance(&g->r, 80) ? 4 : SCRIPT_FILES);
+}
+
+/* A file size: 0 to 64 pages, often not a page multiple. */
+static uint64_t file_size(struct gen *g)
+{
+	uint64_t sz = below(&g->r, 65) * PG;
+
+	if (chance(&g->r, 60))
+		sz += below(&g->r, PG);
+	return sz;
+}
+
+/* A range that may hold a file or shared mapping (else any range). */
+static void pick_file_range(struct gen *g, uint64_t *addr, uint64_t *len)
+{
+	if (g->fsh.n && chance(&g->r, 85)) {
+		struct iv x = g->fsh.v[below(&g->r, g->fsh.n)];
+		uint64_t vl = x.e - x.s;
+
+		*addr = x.s + below(&g->r, vl / PG) * PG;
+		if (chance(&g->r, 25))
+			*addr = x.s;
+		*len = (1 + below(&g->r, (x.e - *addr) / PG + 2)) * PG;
+		*len = fit(*addr, *len);
+		return;
+	}
+	pick_range(g, addr, len, false);
+	if (*len > 128 * PG)
+		*len = (1 + below(&g->r, 128)) * PG;
+}
+
+/*
+ * mmap of file N (or shared anonymous memory) at a page-aligned offset,
+ * sometimes an invalid one; a successful one is then advised MADV_RANDOM
+ * (g->pending; why: the top of this file).
+ */
+static void gen_file_mmap(struct gen *g, struct op *op)
+{
+	int n = pick_file(g);
+	uint64_t addr, len, end, pages = g->fsize[n] / PG + 1;
+	uint64_t flags;
+	unsigned mode = (unsigned)below(&g->r, 100);
+
+	op->kind = OP_MMAP;
+	if (g->sh.n && chance(&g->r, 30)) {
+		/* next to a VMA: file mappings merge when the offsets follow */
+		struct iv x = g->sh.v[below(&g->r, g->sh.n)];
+
+		addr = clamp_addr(x.e);
+	} else {
+		addr = pick_addr(g);
+	}
+	len = (1 + below(&g->r, pages + 8)) * PG;
+	if (chance(&g->r, 5))
+		len = (1 + below(&g->r, 512)) * PG; /* up to 2 MiB */
+	if (chance(&g->r, 8))
+		len -= below(&g->r, PG - 1) + 1;
+	len = fit(addr, len);
+	if (!len)
+		len = PG;
+	end = addr + page_up(len);
+	flags = chance(&g->r, 55) ? SMM_MAP_SHARED : SMM_MAP_PRIVATE;
+	if (mode < 70)
+		flags |= SMM_MAP_FIXED;
+	else if (mode < 85)
+		flags |= SMM_MAP_FIXED_NOREPLACE;
+	else if (!sh_free(&g->sh, addr, end))
+		flags |= SMM_MAP_FIXED;
+	if (chance(&g->r, 10))
+		flags |= SMM_MAP_NORESERVE;
+	op->addr = addr;
+	op->len = len;
+	op->arg = random_prot(g);
+	op->flags = flags;
+	op->file = n + 1;
+	op->off = below(&g->r, pages + 2) * PG;
+	if (chance(&g->r, 15)) {
+		/* shared anonymous memory, the 4-argument form */
+		op->file = 0;
+		op->off = 0;
+		op->flags |= SMM_MAP_SHARED | SMM_MAP_ANONYMOUS;
+		op->flags &= ~(uint64_t)SMM_MAP_PRIVATE;
+	} else if (!(g->avoid & AVOID_INVALID) && chance(&g->r, 12)) {
+		switch (below(&g->r, 4)) {
+		case 0: /* unaligned offset: EINVAL */
+			op->off += 1 + below(&g->r, PG - 1);
+			break;
+		case 1: /* offset + length overflows the page offset */
+			op->off = (uint64_t[]){
+				0xfffffffffffff000ULL, 0x7ffffffffffff000ULL,
+				0xfffffffffff00000ULL
+			}[below(&g->r, 3)];
+			break;
+		case 2: /* a file stack: EINVAL */
+			op->flags |= SMM_MAP_GROWSDOWN;
+			break;
+		default: /* far beyond the end: maps, then bus errors */
+			op->off = (1 + below(&g->r, 1 << 20)) * PG;
+			break;
+		}
+	}
+	if ((flags & SMM_MAP_FIXED) || sh_free(&g->sh, addr, end)) {
+		sh_map(&g->sh, addr, end);
+		sh_map(&g->fsh, addr, end);
+	} else if (!sh_free(&g->fsh, addr, end)) {
+		sh_map(&g->fsh, addr, end); /* conservative */
+	}
+	if (op->file) {
+		g->pending = (struct op){ .kind = OP_MADVISE,
+					  .addr = addr,
+					  .len = page_up(len),
+					  .arg = SMM_MADV_RANDOM };
+		g->has_pending = true;
+	}
+}
+
+/* One operation on files or shared mappings (about 18% of them). */
+static void gen_file_op(struct gen *g, struct op *op)
+{
+	unsigned c = (unsigned)below(&g->r, 100);
+	uint64_t addr, len;
+	int n;
+
+	if (c < 12 || (c < 40 && !g->fexists[0])) {
+		/* create or resize */
+		n = pick_file(g);
+		op->kind = OP_FILE;
+		op->file = n + 1;
+		op->len = file_size(g);
+		g->fexists[n] = true;
+		g->fsize[n] = op->len;
+		return;
+	}
+	if (c < 38) {
+		gen_file_mmap(g, op);
+		return;
+	}
+	if (c < 62) {
+		/* loads and stores, past the end of the file too */
+		static const int kinds[] = { OP_READ, OP_PEEK, OP_WRITE,
+					     OP_TOUCH };
+
+		op->kind = kinds[below(&g->r, 4)];
+		pick_file_range(g, &addr, &len);
+		if (op->kind == OP_READ || op->kind == OP_WRITE) {
+			if (chance(&g->r, 50))
+				addr += below(&g->r, PG);
+			len = 1 + below(&g->r, chance(&g->r, 70) ? PG : 8 * PG);
+		}
+		len = fit(addr, len);
+		if ((op->kind == OP_WRITE || op->kind == OP_TOUCH) &&
+		    g->budget < page_up(len) + PG)
+			op->kind = OP_PEEK;
+		else if (op->kind == OP_WRITE || op->kind == OP_TOUCH)
+			g->budget -= page_up(len) + PG;
+		op->addr = addr;
+		op->len = len;
+		op->arg = below(&g->r, 256);
+		if (op->kind != OP_WRITE)
+			op->arg = 0;
+		return;
+	}
+	if (c < 70) {
+		static const uint64_t fl[] = {
+			SCRIPT_MS_SYNC,
+			SCRIPT_MS_SYNC,
+			SCRIPT_MS_ASYNC,
+			SCRIPT_MS_INVALIDATE,
+			SCRIPT_MS_SYNC | SCRIPT_MS_INVALIDATE,
+			SCRIPT_MS_ASYNC | SCRIPT_MS_INVALIDATE,
+			0,
+		};
+		static const uint64_t bad[] = {
+			SCRIPT_MS_SYNC | SCRIPT_MS_ASYNC,
+			8,
+			0x10,
+			0x7fffffff,
+		};
+
+		op->kind = OP_MSYNC;
+		pick_file_range(g, &addr, &len);
+		op->arg = fl[below(&g->r, sizeof(fl) / sizeof(fl[0]))];
+		if (!(g->avoid & AVOID_INVALID) && chance(&g->r, 20)) {
+			if (chance(&g->r, 50))
+				op->arg = bad[below(&g->r, 4)];
+			else
+				addr += 1 + below(&g->r, PG - 1);
+		}
+		if (chance(&g->r, 10)) /* across holes: ENOMEM */
+			len += below(&g->r, 64) * PG;
+		op->addr = addr;
+		op->len = fit(addr, len);
+		return;
+	}
+	if (c < 78) {
+		n = pick_file(g);
+		op->kind = OP_FTRUNCATE;
+		op->file = n + 1;
+		op->len = file_size(g);
+		if (g->fexists[n])
+			g->fsize[n] = op->len;
+		return;
+	}
+	if (c < 90) {
+		/* pread/pwrite around the file: pwrite less than two pages
+		 * (large folios, the top of this file) */
+		n = pick_file(g);
+		op->kind = chance(&g->r, 50) ? OP_PREAD : OP_PWRITE;
+		op->file = n + 1;
+		op->off = below(&g->r, g->fsize[n] + 4 * PG);
+		if (chance(&g->r, 40))
+			op->off &= ~(PG - 1);
+		if (op->kind == OP_PREAD && chance(&g->r, 5))
+			op->off = (1 + below(&g->r, 64)) * GiB;
+		op->len = 1 + below(&g->r, 2 * PG - 1);
+		if (op->kind == OP_PREAD && chance(&g->r, 30))
+			op->len = below(&g->r, 16 * PG + 1);
+		if (op->kind == OP_PWRITE) {
+			op->arg = below(&g->r, 256);
+			if (g->fexists[n] && op->off + op->len > g->fsize[n])
+				g->fsize[n] = op->off + op->len;
+		}
+		return;
+	}
+	/* madvise on file ranges */
+	{
+		static const uint64_t adv[] = {
+			SMM_MADV_WILLNEED,	  SMM_MADV_WILLNEED,
+			SMM_MADV_DONTNEED,	  SMM_MADV_DONTNEED,
+			SMM_MADV_REMOVE,	  SMM_MADV_REMOVE,
+			SMM_MADV_POPULATE_READ,	  SMM_MADV_POPULATE_WRITE,
+			SMM_MADV_DONTNEED_LOCKED, SMM_MADV_FREE,
+		};
+
+		op->kind = OP_MADVISE;
+		pick_file_range(g, &addr, &len);
+		op->arg = adv[below(&g->r, sizeof(adv) / sizeof(adv[0]))];
+		if ((op->arg == SMM_MADV_POPULATE_READ ||
+		     op->arg == SMM_MADV_POPULATE_WRITE) &&
+		    (g->budget < page_up(len) || (g->avoid & AVOID_POPULATE)))
+			op->arg = SMM_MADV_WILLNEED;
+		else if (op->arg == SMM_MADV_POPULATE_READ ||
+			 op->arg == SMM_MADV_POPULATE_WRITE)
+			g->budget -= page_up(len);
+		op->addr = addr;
+		op->len = len;
+	}
+}
+
 static void gen_op(struct gen *g, struct op *op)
 {
 	memset(op, 0, sizeof(*op));
+	if (g->has_pending) {
+		*op = g->pending;
+		g->has_pending = false;
+		return;
+	}
+	if (!(g->avoid & AVOID_FILES) && chance(&g->r, 18)) {
+		gen_file_op(g, op);
+		return;
+	}
 	if (chance(&g->r, 10) && !(g->avoid & AVOID_INVALID)) {
 		gen_invalid(g, op);
 		return;
@@ -661,6 +974,7 @@ static void gen_op(struct gen *g, struct op *op)
 		op->addr = addr;
 		op->len = len;
 		sh_unmap(&g->sh, addr, addr + page_up(len));
+		sh_unmap(&g->fsh, addr, addr + page_up(len));
 	} else if (c < 41) {
 		op->kind = OP_MPROTECT;
 		pick_range(g, &addr, &len, true);
@@ -741,6 +1055,14 @@ static void gen_script(uint64_t seed, size_t nops, bool reclaim_ok,
 	for (size_t i = 0; i < nops; i++) {
 		struct op op;
 		gen_op(&g, &op);
+		/* no PROT_EXEC on file mappings (the top of this file) */
+		if ((op.kind == OP_MMAP && op.file) ||
+		    (op.kind == OP_MPROTECT &&
+		     !sh_free(&g.fsh, op.addr, op.addr + page_up(op.len))))
+			op.arg &= ~(uint64_t)SMM_PROT_EXEC;
+		if (op.kind == OP_MMAP && op.file &&
+		    (op.flags & SMM_MAP_ANONYMOUS))
+			abort(); /* the parser refuses it: a generator bug */
 		if (!script_op_allowed(&op)) {
 			/* never hand the kernel backend a range outside the
 			 * window: that would hit the process itself */
@@ -756,6 +1078,7 @@ static void gen_script(uint64_t seed, size_t nops, bool reclaim_ok,
 		script_push(s, &op);
 	}
 	free(g.sh.v);
+	free(g.fsh.v);
 }
 
 /* ------------------------------------------------------------------ */
@@ -845,13 +1168,37 @@ static bool diverges(const struct script *s, int scheme, struct verdict *v)
 	return false;
 }
 
+/*
+ * Op @k of @s is the MADV_RANDOM that the generator put right after a file
+ * mmap (gen_file_mmap()): it goes with its mmap when shrinking, since
+ * without it the kernel reads around faults and the shrunk script would
+ * diverge for that reason, not the one it was shrunk for.
+ */
+static bool glued(const struct script *s, size_t k)
+{
+	const struct op *a, *b;
+
+	if (!k)
+		return false;
+	a = &s->ops[k - 1];
+	b = &s->ops[k];
+	return b->kind == OP_MADVISE && b->arg == SMM_MADV_RANDOM &&
+	       a->kind == OP_MMAP && a->file && a->addr == b->addr;
+}
+
+/* @src without its ops [from, from + n) (glued ones go with their mmap). */
 static void script_remove(const struct script *src, size_t from, size_t n,
 			  struct script *dst)
 {
+	bool gone = false;
+
 	dst->n = 0;
-	for (size_t i = 0; i < src->n; i++)
-		if (i < from || i >= from + n)
+	for (size_t i = 0; i < src->n; i++) {
+		if (!glued(src, i))
+			gone = i >= from && i < from + n;
+		if (!gone)
 			script_push(dst, &src->ops[i]);
+	}
 }
 
 /* Delta debugging down to a 1-minimal script (no single op removable). */
@@ -869,6 +1216,10 @@ static void shrink(struct script *s, int scheme, struct verdict *v,
 			if (i + n > s->n)
 				n = s->n - i;
 			script_remove(s, i, n, &t);
+			if (t.n == s->n) { /* only glued ops: nothing removed */
+				i += n;
+				continue;
+			}
 			runs++;
 			if (diverges(&t, scheme, v)) {
 				struct script tmp = *s;
@@ -1025,7 +1376,8 @@ static int oracle_usage(FILE *f)
 		"  --scheme NAME  " CLI_SCHEMES "\n"
 		"  --out FILE     where the minimal diverging script goes\n"
 		"  --avoid CLASS  leave out: invalid, unaligned-mmap, bad-bits, "
-		"populate\n"
+		"populate,\n"
+		"                 files\n"
 		"  --mask-pt      compare every line but the results of `pt`\n"
 		"                 (for the schemes other than pt-reclaim, which\n"
 		"                 free other page tables than the kernel)\n"
@@ -1115,7 +1467,7 @@ int cmd_oracle(int argc, char **argv)
 						"softmm oracle: unknown "
 						"--avoid class '%s' "
 						"(invalid, unaligned-mmap, "
-						"bad-bits, populate)\n",
+						"bad-bits, populate, files)\n",
 						cli_quote_str(t, q, sizeof(q)));
 					free(list);
 					return 2;

@@ -1,7 +1,8 @@
 /*
  * tools/script.c - the script language (parser and printer), the softmm
- * backend that runs a script through libsoftmm, and the `softmm script`
- * command. The kernel backend lives in tools/kbackend.c.
+ * backend that runs a script through libsoftmm (its files are unnamed host
+ * files opened with smm_file_open(), script_host_file()), and the `softmm
+ * script` command. The kernel backend lives in tools/kbackend.c.
  */
 #define _GNU_SOURCE
 #include "script.h"
@@ -14,6 +15,9 @@
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <sys/statfs.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -151,6 +155,49 @@ const char *script_errname(int err)
 	return n ? n : "E?";
 }
 
+#define TMPFS_MAGIC_NR 0x01021994
+
+/* An unnamed file in @dir, or -errno; -ENOTSUP on tmpfs. */
+static int host_file_in(const char *dir)
+{
+	struct statfs sf;
+	int fd = open(dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+
+	if (fd < 0 && (errno == EOPNOTSUPP || errno == EISDIR)) {
+		/* no O_TMPFILE here: a name, unlinked at once */
+		char path[4096];
+
+		if (snprintf(path, sizeof(path), "%s/softmm-file-XXXXXX",
+			     dir) >= (int)sizeof(path))
+			return -ENAMETOOLONG;
+		fd = mkostemp(path, O_CLOEXEC);
+		if (fd >= 0)
+			unlink(path);
+	}
+	if (fd < 0)
+		return -errno;
+	if (fstatfs(fd, &sf) || sf.f_type == TMPFS_MAGIC_NR) {
+		close(fd);
+		return -ENOTSUP;
+	}
+	return fd;
+}
+
+int script_host_file(void)
+{
+	const char *dirs[] = { "/var/tmp", "/tmp", getenv("TMPDIR") };
+	int r = -ENOTSUP;
+
+	for (size_t i = 0; i < sizeof(dirs) / sizeof(dirs[0]); i++) {
+		if (!dirs[i] || !*dirs[i])
+			continue;
+		r = host_file_in(dirs[i]);
+		if (r >= 0)
+			return r;
+	}
+	return r;
+}
+
 static const char *const op_names[OP_NR] = {
 	[OP_MMAP] = "mmap",
 	[OP_MUNMAP] = "munmap",
@@ -168,6 +215,11 @@ static const char *const op_names[OP_NR] = {
 	[OP_MLOCK] = "mlock",
 	[OP_MUNLOCK] = "munlock",
 	[OP_VMFLAGS] = "vmflags",
+	[OP_FILE] = "file",
+	[OP_MSYNC] = "msync",
+	[OP_FTRUNCATE] = "ftruncate",
+	[OP_PREAD] = "pread",
+	[OP_PWRITE] = "pwrite",
 };
 
 const char *script_op_name(int kind)
@@ -399,27 +451,77 @@ static bool parse_pin_flags(const char *t, uint64_t *out)
 }
 
 static const struct {
+	const char *name;
+	uint64_t val;
+} msync_flag_names[] = {
+	/* in the order format_msync() prints them */
+	{ "async", SCRIPT_MS_ASYNC },
+	{ "invalidate", SCRIPT_MS_INVALIDATE },
+	{ "sync", SCRIPT_MS_SYNC },
+};
+#define N_MSYNC_FLAGS (sizeof(msync_flag_names) / sizeof(msync_flag_names[0]))
+
+/* msync FLAGS: a comma list of async, invalidate, sync; or a number. */
+static bool parse_msync_flags(const char *t, uint64_t *out)
+{
+	uint64_t v = 0;
+	const char *p = t;
+
+	if (t[0] >= '0' && t[0] <= '9')
+		return parse_num(t, out);
+	while (*p) {
+		const char *c = strchr(p, ',');
+		size_t l = c ? (size_t)(c - p) : strlen(p), i;
+
+		for (i = 0; i < N_MSYNC_FLAGS; i++)
+			if (strlen(msync_flag_names[i].name) == l &&
+			    !strncmp(p, msync_flag_names[i].name, l))
+				break;
+		if (i == N_MSYNC_FLAGS)
+			return false;
+		v |= msync_flag_names[i].val;
+		if (c && !c[1])
+			return false;
+		p += l + (c ? 1 : 0);
+	}
+	*out = v;
+	return true;
+}
+
+/*
+ * The operations' syntax. @nargs counts the arguments (mmap also has a
+ * 6-argument form, mlock and unpin_all an optional one, handled in the
+ * parser); @ranged: the first two are ADDR LEN, a range of the window.
+ */
+static const struct {
 	int kind;
 	int nargs;
+	bool ranged;
 	const char *usage;
 } op_syntax[OP_NR] = {
-	[OP_MMAP] = { OP_MMAP, 4, "mmap ADDR LEN PROT FLAGS" },
-	[OP_MUNMAP] = { OP_MUNMAP, 2, "munmap ADDR LEN" },
-	[OP_MPROTECT] = { OP_MPROTECT, 3, "mprotect ADDR LEN PROT" },
-	[OP_MADVISE] = { OP_MADVISE, 3, "madvise ADDR LEN ADVICE" },
-	[OP_WRITE] = { OP_WRITE, 3, "write ADDR LEN BYTE" },
-	[OP_TOUCH] = { OP_TOUCH, 2, "touch ADDR LEN" },
-	[OP_READ] = { OP_READ, 2, "read ADDR LEN" },
-	[OP_PEEK] = { OP_PEEK, 2, "peek ADDR LEN" },
-	[OP_MAPS] = { OP_MAPS, 0, "maps" },
-	[OP_RESIDENT] = { OP_RESIDENT, 2, "resident ADDR LEN" },
-	[OP_PT] = { OP_PT, 0, "pt" },
-	[OP_PIN] = { OP_PIN, 3, "pin ADDR LEN FLAGS" },
+	[OP_MMAP] = { OP_MMAP, 4, true,
+		      "mmap ADDR LEN PROT FLAGS [FILE OFFSET]" },
+	[OP_MUNMAP] = { OP_MUNMAP, 2, true, "munmap ADDR LEN" },
+	[OP_MPROTECT] = { OP_MPROTECT, 3, true, "mprotect ADDR LEN PROT" },
+	[OP_MADVISE] = { OP_MADVISE, 3, true, "madvise ADDR LEN ADVICE" },
+	[OP_WRITE] = { OP_WRITE, 3, true, "write ADDR LEN BYTE" },
+	[OP_TOUCH] = { OP_TOUCH, 2, true, "touch ADDR LEN" },
+	[OP_READ] = { OP_READ, 2, true, "read ADDR LEN" },
+	[OP_PEEK] = { OP_PEEK, 2, true, "peek ADDR LEN" },
+	[OP_MAPS] = { OP_MAPS, 0, false, "maps" },
+	[OP_RESIDENT] = { OP_RESIDENT, 2, true, "resident ADDR LEN" },
+	[OP_PT] = { OP_PT, 0, false, "pt" },
+	[OP_PIN] = { OP_PIN, 3, true, "pin ADDR LEN FLAGS" },
 	/* one optional argument, handled in the parser */
-	[OP_UNPIN_ALL] = { OP_UNPIN_ALL, 0, "unpin_all [dirty]" },
-	[OP_MLOCK] = { OP_MLOCK, 2, "mlock ADDR LEN [onfault]" },
-	[OP_MUNLOCK] = { OP_MUNLOCK, 2, "munlock ADDR LEN" },
-	[OP_VMFLAGS] = { OP_VMFLAGS, 0, "vmflags" },
+	[OP_UNPIN_ALL] = { OP_UNPIN_ALL, 0, false, "unpin_all [dirty]" },
+	[OP_MLOCK] = { OP_MLOCK, 2, true, "mlock ADDR LEN [onfault]" },
+	[OP_MUNLOCK] = { OP_MUNLOCK, 2, true, "munlock ADDR LEN" },
+	[OP_VMFLAGS] = { OP_VMFLAGS, 0, false, "vmflags" },
+	[OP_FILE] = { OP_FILE, 2, false, "file N SIZE" },
+	[OP_MSYNC] = { OP_MSYNC, 3, true, "msync ADDR LEN FLAGS" },
+	[OP_FTRUNCATE] = { OP_FTRUNCATE, 2, false, "ftruncate N SIZE" },
+	[OP_PREAD] = { OP_PREAD, 3, false, "pread N OFF LEN" },
+	[OP_PWRITE] = { OP_PWRITE, 4, false, "pwrite N OFF LEN BYTE" },
 };
 
 /* smaps' VmFlags names, in bit order (fs/proc/task_mmu.c prints them so) */
@@ -467,7 +569,7 @@ static bool range_allowed(int kind, uint64_t addr, uint64_t len)
 
 bool script_op_allowed(const struct op *op)
 {
-	if (op_syntax[op->kind].nargs < 2)
+	if (!op_syntax[op->kind].ranged)
 		return true;
 	if (op->kind == OP_MMAP &&
 	    !(op->flags & (SMM_MAP_FIXED | SMM_MAP_FIXED_NOREPLACE)))
@@ -535,8 +637,9 @@ int script_parse_buf(const char *text, size_t len, const char *name,
 				   !strcmp(tok[1], "dirty");
 		bool onfault = kind == OP_MLOCK && nt == 4 &&
 			       !strcmp(tok[3], "onfault");
+		bool mmap_file = kind == OP_MMAP && nt == 7;
 		if (nt - 1 != op_syntax[kind].nargs && !unpin_dirty &&
-		    !onfault) {
+		    !onfault && !mmap_file) {
 			fprintf(err, "%s:%d: usage: %s\n", name, lineno,
 				op_syntax[kind].usage);
 			return -1;
@@ -544,10 +647,37 @@ int script_parse_buf(const char *text, size_t len, const char *name,
 		struct op op = { .kind = kind };
 		bool ok = true;
 		const char *what = "";
-		if (op_syntax[kind].nargs >= 2) {
+		if (op_syntax[kind].ranged) {
 			ok = parse_num(tok[1], &op.addr) &&
 			     parse_num(tok[2], &op.len);
 			what = "bad number";
+		}
+		if (kind == OP_FILE || kind == OP_FTRUNCATE ||
+		    kind == OP_PREAD || kind == OP_PWRITE) {
+			uint64_t n;
+
+			ok = parse_num(tok[1], &n) && n < SCRIPT_FILES;
+			what = "bad file number N (0-7)";
+			op.file = (int)n + 1;
+			if (ok && (kind == OP_FILE || kind == OP_FTRUNCATE)) {
+				ok = parse_num(tok[2], &op.len) &&
+				     op.len <= SCRIPT_OFF_MAX;
+				what = "bad SIZE (0 to 2^63-1)";
+			} else if (ok) {
+				ok = parse_num(tok[2], &op.off) &&
+				     op.off <= SCRIPT_OFF_MAX;
+				what = "bad OFF (0 to 2^63-1)";
+				if (ok) {
+					ok = parse_num(tok[3], &op.len) &&
+					     op.len <= SCRIPT_IO_MAX;
+					what = "bad LEN (at most 1M)";
+				}
+				if (ok && kind == OP_PWRITE) {
+					ok = parse_num(tok[4], &op.arg) &&
+					     op.arg <= 255;
+					what = "bad BYTE";
+				}
+			}
 		}
 		if (ok && kind == OP_MMAP) {
 			ok = parse_prot(tok[3], &op.arg);
@@ -555,6 +685,28 @@ int script_parse_buf(const char *text, size_t len, const char *name,
 			if (ok) {
 				ok = parse_flags(tok[4], &op.flags);
 				what = "bad FLAGS";
+			}
+			if (ok && mmap_file) {
+				uint64_t n;
+
+				ok = parse_num(tok[5], &n) && n < SCRIPT_FILES;
+				what = "bad FILE (0-7)";
+				op.file = (int)n + 1;
+				if (ok) {
+					ok = parse_num(tok[6], &op.off);
+					what = "bad OFFSET";
+				}
+				if (ok && (op.flags & SMM_MAP_ANONYMOUS)) {
+					ok = false;
+					what = "a file mapping is not anon";
+				}
+			}
+		} else if (ok && kind == OP_MSYNC) {
+			ok = parse_msync_flags(tok[3], &op.arg);
+			what = "bad FLAGS (sync, async, invalidate or a number)";
+			if (ok && op.arg > 0x7fffffffULL) {
+				ok = false;
+				what = "FLAGS do not fit in an int";
 			}
 		} else if (ok && kind == OP_MPROTECT) {
 			ok = parse_prot(tok[3], &op.arg);
@@ -665,10 +817,26 @@ static void format_advice(uint64_t adv, struct strbuf *sb)
 	sb_printf(sb, "%llu", (unsigned long long)adv);
 }
 
+static void format_msync(uint64_t flags, struct strbuf *sb)
+{
+	uint64_t known = 0;
+
+	for (size_t i = 0; i < N_MSYNC_FLAGS; i++)
+		known |= msync_flag_names[i].val;
+	if (!flags || (flags & ~known)) {
+		sb_printf(sb, "%llu", (unsigned long long)flags);
+		return;
+	}
+	for (size_t i = 0, n = 0; i < N_MSYNC_FLAGS; i++)
+		if (flags & msync_flag_names[i].val)
+			sb_printf(sb, "%s%s", n++ ? "," : "",
+				  msync_flag_names[i].name);
+}
+
 void script_format_op(const struct op *op, struct strbuf *sb)
 {
 	sb_printf(sb, "%s", op_names[op->kind]);
-	if (op_syntax[op->kind].nargs >= 2)
+	if (op_syntax[op->kind].ranged)
 		sb_printf(sb, " 0x%llx 0x%llx", (unsigned long long)op->addr,
 			  (unsigned long long)op->len);
 	switch (op->kind) {
@@ -677,6 +845,26 @@ void script_format_op(const struct op *op, struct strbuf *sb)
 		format_prot(op->arg, sb);
 		sb_add(sb, " ", 1);
 		format_flags(op->flags, sb);
+		if (op->file)
+			sb_printf(sb, " %d 0x%llx", op->file - 1,
+				  (unsigned long long)op->off);
+		break;
+	case OP_MSYNC:
+		sb_add(sb, " ", 1);
+		format_msync(op->arg, sb);
+		break;
+	case OP_FILE:
+	case OP_FTRUNCATE:
+		sb_printf(sb, " %d 0x%llx", op->file - 1,
+			  (unsigned long long)op->len);
+		break;
+	case OP_PREAD:
+	case OP_PWRITE:
+		sb_printf(sb, " %d 0x%llx 0x%llx", op->file - 1,
+			  (unsigned long long)op->off,
+			  (unsigned long long)op->len);
+		if (op->kind == OP_PWRITE)
+			sb_printf(sb, " 0x%02llx", (unsigned long long)op->arg);
 		break;
 	case OP_MPROTECT:
 		sb_add(sb, " ", 1);
@@ -723,11 +911,13 @@ static void put_err(struct strbuf *out, long r)
 	sb_printf(out, "-%s\n", script_errname((int)-r));
 }
 
-/* Print SEGV/OOM/other error for a failed user access. */
+/* Print SEGV/BUS/OOM/other error for a failed user access. */
 static void put_access_err(struct strbuf *out, int r, uint64_t fa)
 {
 	if (r == -EFAULT)
 		sb_printf(out, "SEGV 0x%llx\n", (unsigned long long)fa);
+	else if (r == -ENXIO)
+		sb_printf(out, "BUS 0x%llx\n", (unsigned long long)fa);
 	else if (r == -ENOMEM)
 		sb_printf(out, "OOM 0x%llx\n", (unsigned long long)fa);
 	else
@@ -785,6 +975,55 @@ static void pin_op(const struct op *op, struct smm_mm *mm, struct smm_cpu *cpu,
 	sb_printf(out, "%ld\n", r);
 }
 
+/* The script's files (softmm backend), by N; NULL: not created yet. */
+static struct smm_file *sfiles[SCRIPT_FILES];
+
+/* file N SIZE: a new unnamed host file opened with smm_file_open(), or the
+ * existing one; then smm_file_truncate() to SIZE. */
+static void file_op(const struct op *op, struct smm_pool *pool,
+		    struct strbuf *out)
+{
+	struct smm_file **f = &sfiles[op->file - 1];
+	int r;
+
+	if (!*f) {
+		int fd = script_host_file();
+
+		if (fd < 0) {
+			fprintf(stderr, "softmm: no host file: %s\n",
+				strerror(-fd));
+			exit(SCRIPT_ERR_SETUP);
+		}
+		*f = smm_file_open(pool, fd);
+		r = -errno;
+		close(fd); /* softmm keeps its own duplicate */
+		if (!*f) {
+			put_err(out, r);
+			return;
+		}
+	}
+	r = smm_file_truncate(*f, op->len);
+	if (r)
+		put_err(out, r);
+	else
+		sb_add(out, "0\n", 2);
+}
+
+/* Close the script's files; returns the first error. */
+static int close_files(void)
+{
+	int ret = 0;
+
+	for (int i = 0; i < SCRIPT_FILES; i++) {
+		int r = sfiles[i] ? smm_file_close(sfiles[i]) : 0;
+
+		if (r && !ret)
+			ret = r;
+		sfiles[i] = NULL;
+	}
+	return ret;
+}
+
 static size_t unpin_all(bool dirty)
 {
 	size_t n = pinned.n;
@@ -815,17 +1054,59 @@ static size_t window_vmas(struct smm_mm *mm, struct smm_vma_info **vmas,
 	return n;
 }
 
-static void run_softmm_op(const struct op *op, struct smm_mm *mm,
-			  struct smm_cpu *cpu, struct strbuf *out,
-			  unsigned char *iobuf, unsigned char *vec,
-			  struct smm_vma_info **vmas, size_t *nvmas)
+static void run_softmm_op(const struct op *op, struct smm_pool *pool,
+			  struct smm_mm *mm, struct smm_cpu *cpu,
+			  struct strbuf *out, unsigned char *iobuf,
+			  unsigned char *vec, struct smm_vma_info **vmas,
+			  size_t *nvmas)
 {
 	uint64_t fa = 0;
 	int r;
 	switch (op->kind) {
+	case OP_FILE:
+		file_op(op, pool, out);
+		return;
+	case OP_FTRUNCATE:
+		r = sfiles[op->file - 1] ?
+			    smm_file_truncate(sfiles[op->file - 1], op->len) :
+			    -EBADF;
+		goto ret;
+	case OP_MSYNC:
+		r = smm_msync(mm, op->addr, op->len, (int)op->arg);
+		goto ret;
+	case OP_PREAD:
+	case OP_PWRITE: {
+		struct smm_file *f = sfiles[op->file - 1];
+		int64_t n;
+
+		if (!f) {
+			put_err(out, -EBADF);
+			return;
+		}
+		if (op->kind == OP_PREAD) {
+			n = smm_file_pread(f, iobuf, (size_t)op->len, op->off);
+		} else {
+			memset(iobuf, (int)op->arg, (size_t)op->len);
+			n = smm_file_pwrite(f, iobuf, (size_t)op->len, op->off);
+		}
+		if (n < 0)
+			put_err(out, n);
+		else if (op->kind == OP_PWRITE)
+			sb_printf(out, "%lld\n", (long long)n);
+		else
+			sb_printf(out, "%lld %016llx\n", (long long)n,
+				  (unsigned long long)fnv1a_update(
+					  fnv1a_init(), iobuf, (size_t)n));
+		return;
+	}
 	case OP_MMAP: {
-		int64_t a = smm_mmap(mm, op->addr, op->len, (int)op->arg,
-				     (int)op->flags);
+		int64_t a = op->file ?
+				    smm_mmap_file(mm, op->addr, op->len,
+						  (int)op->arg, (int)op->flags,
+						  sfiles[op->file - 1],
+						  op->off) :
+				    smm_mmap(mm, op->addr, op->len,
+					     (int)op->arg, (int)op->flags);
 		if (a < 0 && a > -4096)
 			put_err(out, a);
 		else
@@ -924,12 +1205,13 @@ ret:
 			sb_add(out, "-", 1);
 		for (size_t i = 0; i < n && i < *nvmas; i++) {
 			const struct smm_vma_info *v = &(*vmas)[i];
-			sb_printf(out, "%s%llx-%llx %c%c%cp", i ? ";" : "",
+			sb_printf(out, "%s%llx-%llx %c%c%c%c", i ? ";" : "",
 				  (unsigned long long)v->start,
 				  (unsigned long long)v->end,
 				  v->prot & SMM_PROT_READ ? 'r' : '-',
 				  v->prot & SMM_PROT_WRITE ? 'w' : '-',
-				  v->prot & SMM_PROT_EXEC ? 'x' : '-');
+				  v->prot & SMM_PROT_EXEC ? 'x' : '-',
+				  v->flags & SMM_VM_SHARED ? 's' : 'p');
 		}
 		sb_add(out, "\n", 1);
 		return;
@@ -993,7 +1275,11 @@ int script_run_softmm(const struct script *s, int scheme, struct strbuf *out)
 		if (s->ops[i].kind == OP_RESIDENT &&
 		    script_resident_pages(s->ops[i].len) > maxpages)
 			maxpages = script_resident_pages(s->ops[i].len);
-	unsigned char *iobuf = malloc(IO_CHUNK);
+	size_t iosz = IO_CHUNK;
+	for (size_t i = 0; i < s->n; i++)
+		if (s->ops[i].kind == OP_PREAD || s->ops[i].kind == OP_PWRITE)
+			iosz = SCRIPT_IO_MAX;
+	unsigned char *iobuf = malloc(iosz);
 	unsigned char *vec = malloc(maxpages + 4096);
 	size_t nvmas = 256;
 	struct smm_vma_info *vmas = calloc(nvmas, sizeof(*vmas));
@@ -1021,7 +1307,7 @@ int script_run_softmm(const struct script *s, int scheme, struct strbuf *out)
 
 	pinned.n = 0;
 	for (size_t i = 0; i < s->n; i++)
-		run_softmm_op(&s->ops[i], mm, cpu, out, iobuf, vec, &vmas,
+		run_softmm_op(&s->ops[i], pool, mm, cpu, out, iobuf, vec, &vmas,
 			      &nvmas);
 	unpin_all(false); /* pins left at the end */
 	free(pinned.pages);
@@ -1034,23 +1320,31 @@ int script_run_softmm(const struct script *s, int scheme, struct strbuf *out)
 			"softmm: pins unbalanced: %llu acquired, %llu released\n",
 			(unsigned long long)mst.pins_acquired,
 			(unsigned long long)mst.pins_released);
+		close_files();
 		return SCRIPT_ERR_LEAK;
 	}
 
 	smm_cpu_switch_mm(cpu, NULL);
 	smm_mm_destroy(mm);
 	smm_cpu_detach(cpu);
+	int ret = 0;
+	int cr = close_files(); /* the last references: caches to the pool */
+	if (cr) {
+		fprintf(stderr, "softmm: smm_file_close: %s\n",
+			script_errname(-cr));
+		ret = SCRIPT_ERR_LEAK;
+	}
 	struct smm_pool_stats st;
 	smm_pool_stats(pool, &st);
-	int ret = 0;
-	if (st.frames != 1 + st.free) {
+	if (st.frames != 1 + st.free || st.file_pages) {
 		fprintf(stderr,
 			"softmm: leak: pool frames %llu != 1 + free %llu "
-			"(anon %llu, page tables %llu)\n",
+			"(anon %llu, page tables %llu, page cache %llu)\n",
 			(unsigned long long)st.frames,
 			(unsigned long long)st.free,
 			(unsigned long long)st.anon_pages,
-			(unsigned long long)st.pt_pages);
+			(unsigned long long)st.pt_pages,
+			(unsigned long long)st.file_pages);
 		ret = SCRIPT_ERR_LEAK;
 	}
 	int r = smm_pool_destroy(pool);

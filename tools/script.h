@@ -1,7 +1,9 @@
 /*
  * tools/script.h - the softmm script language: parsed form, parser, printer,
  * and the two backends (softmm in tools/script.c, the Linux kernel in
- * tools/kbackend.c) behind one run function. Owned by the oracle tooling.
+ * tools/kbackend.c) behind one run function, with the helpers both share
+ * (output hashing, the host files that `file` creates). Owned by the oracle
+ * tooling.
  */
 #ifndef SOFTMM_TOOLS_SCRIPT_H
 #define SOFTMM_TOOLS_SCRIPT_H
@@ -23,6 +25,17 @@
 #define SCRIPT_RESIDENT_MAX (16ULL << 30)
 /* `pin` may cover at most this many bytes (unless the range wraps). */
 #define SCRIPT_PIN_MAX (1ULL << 30)
+/* Files a script may create (`file N SIZE`, N < SCRIPT_FILES). */
+#define SCRIPT_FILES 8
+/* `pread`/`pwrite` move at most this many bytes. */
+#define SCRIPT_IO_MAX (1ULL << 20)
+/* Sizes and offsets of file, ftruncate, pread and pwrite are off_t. */
+#define SCRIPT_OFF_MAX 0x7fffffffffffffffULL
+
+/* msync FLAGS: Linux's MS_* values */
+#define SCRIPT_MS_ASYNC	     1
+#define SCRIPT_MS_INVALIDATE 2
+#define SCRIPT_MS_SYNC	     4
 
 enum op_kind {
 	OP_MMAP,
@@ -41,16 +54,26 @@ enum op_kind {
 	OP_MLOCK,     /* mlock ADDR LEN [onfault] */
 	OP_MUNLOCK,   /* munlock ADDR LEN */
 	OP_VMFLAGS,   /* vmflags: each VMA's flags, as smaps' VmFlags */
+	OP_FILE,      /* file N SIZE: create file N, or truncate it */
+	OP_MSYNC,     /* msync ADDR LEN FLAGS */
+	OP_FTRUNCATE, /* ftruncate N SIZE */
+	OP_PREAD,     /* pread N OFF LEN */
+	OP_PWRITE,    /* pwrite N OFF LEN BYTE */
 	OP_NR
 };
 
 struct op {
-	int kind; /* enum op_kind */
-	uint64_t addr, len;
-	uint64_t arg;	/* mmap/mprotect: prot; madvise: advice; write: byte;
-			 * pin: PIN_* flags; unpin_all: 1 for dirty;
-			 * mlock: 1 for onfault (mlock2 MLOCK_ONFAULT) */
-	uint64_t flags; /* mmap: flags */
+	int kind;	    /* enum op_kind */
+	uint64_t addr, len; /* the range; file, ftruncate: len is SIZE;
+			     * pread, pwrite: len is LEN */
+	uint64_t arg;	    /* mmap/mprotect: prot; madvise: advice; write,
+			 * pwrite: byte; pin: PIN_* flags; unpin_all: 1 for
+			 * dirty; mlock: 1 for onfault (mlock2
+			 * MLOCK_ONFAULT); msync: MS_* flags */
+	uint64_t flags;	    /* mmap: flags */
+	uint64_t off;	    /* mmap of a file: OFFSET; pread, pwrite: OFF */
+	int file;	    /* 1 + N of the file used (mmap's 6-argument form,
+			 * file, ftruncate, pread, pwrite); 0: none */
 };
 
 struct script {
@@ -147,6 +170,17 @@ extern const size_t script_nr_vmflags;
 
 /* The limits the kernel backend's child runs under, softmm's own:
  * RLIMIT_MEMLOCK (SMM_MLOCK_LIMIT) and RLIMIT_STACK (SMM_STACK_LIMIT). */
+
+/*
+ * script_host_file - a new, empty, unnamed host file for `file N SIZE`,
+ * open for reading and writing (O_TMPFILE, or a name unlinked at once, so
+ * that nothing is left behind however the process ends), on a disk
+ * filesystem: /var/tmp, else /tmp, else $TMPDIR, the first one that is not
+ * tmpfs (page-cache residency on tmpfs follows shmem's rules, not a disk
+ * file's). Returns the descriptor (close-on-exec), or -errno; -ENOTSUP if
+ * all of them are tmpfs.
+ */
+int script_host_file(void);
 
 /* Errno name ("EINVAL") for a positive errno value. */
 const char *script_errname(int err);

@@ -12,10 +12,12 @@
  *  3. If it is within the bounds below: the script runs on the softmm
  *     backend (script_run_softmm(), no fork) under each page-table scheme,
  *     eager, none and pt-reclaim. Each run must end with every frame back
- *     in the pool and pins balanced (else the backend returns
- *     SCRIPT_ERR_LEAK), and the five outputs must agree line by line,
- *     except the lines of `pt`: the schemes differ only in when they free
- *     page tables, which no other operation can see.
+ *     in the pool (page caches too, once the files are closed) and pins
+ *     balanced (else the backend returns SCRIPT_ERR_LEAK), and the five
+ *     outputs must agree line by line, except the lines of `pt`: the
+ *     schemes differ only in when they free page tables, which no other
+ *     operation can see. The script's files (`file N SIZE`) are unnamed
+ *     host files (script_host_file()): nothing is left behind.
  * Any disagreement aborts, with both sides on stderr; sanitizer reports
  * (ASan, UBSan, LeakSanitizer) and the library's own assertions (SMM_DEBUG)
  * are crashes too.
@@ -25,8 +27,9 @@
  *  - at most FUZZ_MAX_OPS (128) operations;
  *  - the bytes that operations may access or fault in, summed over the
  *    script, at most FUZZ_MAX_BYTES (8 MiB): LEN of write, touch, read,
- *    peek, resident and pin, of mmap with populate or locked, of mlock
- *    (not onfault) and of madvise populate_read/populate_write (mprotect
+ *    peek, resident, pin, pread and pwrite, of mmap with populate or
+ *    locked, of mlock (not onfault) and of madvise populate_read,
+ *    populate_write and willneed (which reads a file in) (mprotect
  *    faults in a locked mapping it makes writable, but what is locked
  *    stays under SMM_MLOCK_LIMIT); a range that wraps around counts as
  *    all of memory (out of bounds), except for pin, which the library
@@ -84,9 +87,13 @@ static uint64_t op_bytes(const struct op *op)
 		break;
 	case OP_MADVISE:
 		if (op->arg != SMM_MADV_POPULATE_READ &&
-		    op->arg != SMM_MADV_POPULATE_WRITE)
+		    op->arg != SMM_MADV_POPULATE_WRITE &&
+		    op->arg != SMM_MADV_WILLNEED)
 			return 0;
 		break;
+	case OP_PREAD:
+	case OP_PWRITE: /* at most SCRIPT_IO_MAX, never wraps */
+		return op->len;
 	case OP_WRITE:
 	case OP_TOUCH:
 	case OP_READ:
@@ -118,7 +125,8 @@ static bool in_bounds(const struct script *s)
 static bool same_op(const struct op *a, const struct op *b)
 {
 	return a->kind == b->kind && a->addr == b->addr && a->len == b->len &&
-	       a->arg == b->arg && a->flags == b->flags;
+	       a->arg == b->arg && a->flags == b->flags && a->off == b->off &&
+	       a->file == b->file;
 }
 
 /* Printing each operation and parsing it again gives it back. */
