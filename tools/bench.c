@@ -11,6 +11,7 @@
 #include <fcntl.h>
 #include <getopt.h>
 #include <limits.h>
+#include <linux/magic.h>
 #include <pthread.h>
 #include <spawn.h>
 #include <stdatomic.h>
@@ -20,6 +21,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
+#include <sys/statfs.h>
 #include <sys/uio.h>
 #include <sys/utsname.h>
 #include <sys/wait.h>
@@ -985,6 +987,222 @@ static struct result w_sparse_dontneed(struct env *e)
 	return r;
 }
 
+/*
+ * File workloads: will-it-scale's page_fault2 and page_fault3, read faults
+ * on a cached file, msync. Each call makes its own host file of FILE_LEN
+ * bytes in FILE_DIR, a hole sized with ftruncate() as will-it-scale's, and
+ * unlinks it at once: it is gone from the disk when the last descriptor
+ * closes (softmm keeps a duplicate until smm_file_close()), whatever way
+ * the bench ends. The kernel maps it with mmap(2); softmm with
+ * smm_file_open() of the same kind of host file and smm_mmap_file(), its
+ * page cache in front of the host file. FILE_DIR must be a disk filesystem,
+ * not tmpfs, or msync writes nothing anywhere: said once if it is.
+ */
+#define FILE_DIR "/var/tmp"
+#define FILE_LEN (128 * MiB)
+
+static int host_file(uint64_t len)
+{
+	static bool checked;
+	char path[] = FILE_DIR "/softmm-bench.XXXXXX";
+	struct statfs sf;
+	int fd;
+
+	if (!checked && !statfs(FILE_DIR, &sf) && sf.f_type == TMPFS_MAGIC)
+		fprintf(stderr, "bench: %s is tmpfs: msync writes to no disk\n",
+			FILE_DIR);
+	checked = true;
+	fd = mkostemp(path, O_CLOEXEC);
+	if (fd < 0) {
+		fprintf(stderr, "bench: cannot create a file in %s: %s\n",
+			FILE_DIR, strerror(errno));
+		exit(1);
+	}
+	unlink(path);
+	die_if(ftruncate(fd, (off_t)len), "ftruncate");
+	return fd;
+}
+
+/* The file workloads' softmm side: a file in front of a new host file, and
+ * after it, every frame back in the pool (the page cache included). */
+static struct smm_file *smm_file_setup(struct env *e, uint64_t len)
+{
+	int fd = host_file(len);
+	struct smm_file *f;
+
+	smm_setup(e);
+	f = smm_file_open(pool, fd);
+	if (!f) {
+		fprintf(stderr, "bench: smm_file_open: %s\n", strerror(errno));
+		exit(1);
+	}
+	close(fd); /* softmm holds its own */
+	return f;
+}
+
+static void smm_file_teardown(struct env *e, struct smm_file *f)
+{
+	struct smm_pool_stats ps;
+
+	die_if(smm_file_close(f), "smm_file_close");
+	smm_teardown(e); /* waits for deferred frees: the mappings' ones */
+	smm_pool_stats(pool, &ps);
+	if (ps.file_pages || ps.anon_pages || ps.pt_pages) {
+		fprintf(stderr,
+			"bench: pool not empty after a file workload: %llu "
+			"page-cache, %llu anonymous, %llu page-table frames\n",
+			(unsigned long long)ps.file_pages,
+			(unsigned long long)ps.anon_pages,
+			(unsigned long long)ps.pt_pages);
+		exit(1);
+	}
+}
+
+enum file_access {
+	FA_PRIVATE_WRITE, /* page-fault2: COW from the page cache */
+	FA_SHARED_WRITE,  /* page-fault3: dirty the page-cache page */
+	FA_SHARED_READ,	  /* read-fault-file: map the page-cache page */
+};
+
+/*
+ * One pass: map the file, one access per page, unmap; the mmap is not
+ * timed, the accesses and the munmap are (as fault-anon). Returns the ns.
+ */
+static double k_file_pass(int fd, uint64_t len, enum file_access how)
+{
+	int prot = how == FA_SHARED_READ ? PROT_READ : PROT_READ | PROT_WRITE;
+	int flags = how == FA_PRIVATE_WRITE ? MAP_PRIVATE : MAP_SHARED;
+	char *p = mmap(NULL, len, prot, flags, fd, 0);
+	volatile char sink;
+	double t0;
+
+	die_if(p == MAP_FAILED, "mmap");
+	t0 = now_ns();
+	if (how == FA_SHARED_READ)
+		for (uint64_t o = 0; o < len; o += PAGE)
+			sink = ((volatile char *)p)[o];
+	else
+		k_touch(p, len);
+	munmap(p, len);
+	(void)sink;
+	return now_ns() - t0;
+}
+
+static double smm_file_pass(struct env *e, struct smm_file *f, uint64_t len,
+			    enum file_access how)
+{
+	int prot = how == FA_SHARED_READ ? SMM_PROT_READ :
+					   SMM_PROT_READ | SMM_PROT_WRITE;
+	int flags = how == FA_PRIVATE_WRITE ? SMM_MAP_PRIVATE : SMM_MAP_SHARED;
+	int64_t a = smm_mmap_file(e->mm, 0, len, prot, flags, f, 0);
+	double t0;
+	char c;
+
+	if (a < 0) {
+		fprintf(stderr, "bench: smm_mmap_file: %s\n",
+			strerror((int)-a));
+		exit(1);
+	}
+	t0 = now_ns();
+	if (how == FA_SHARED_READ)
+		for (uint64_t o = 0; o < len; o += PAGE)
+			die_if(smm_read(e->cpu, (uint64_t)a + o, &c, 1, NULL),
+			       "load");
+	else
+		smm_touch(e->cpu, (uint64_t)a, len);
+	die_if(smm_munmap(e->mm, (uint64_t)a, len), "smm_munmap");
+	return now_ns() - t0;
+}
+
+/*
+ * page-fault2, page-fault3, read-fault-file: a first, untimed pass brings
+ * every page of the file into the page cache (will-it-scale's steady
+ * state: its file stays cached from one iteration to the next); the
+ * second pass is timed. ns per page. page-fault3's stores leave the page
+ * cache dirty on both sides and neither side's writeback is timed: the
+ * kernel writes back in the background only after 30 s (dirty_expire) or
+ * under memory pressure, neither of which a run meets, and drops the dirty
+ * pages of the unlinked file at its close; softmm writes them back to the
+ * host file in smm_file_close(), after the clock stopped.
+ */
+static struct result w_file_fault(struct env *e, enum file_access how)
+{
+	const uint64_t len = FILE_LEN;
+	struct result r = { 0, len / PAGE, -1 };
+
+	if (e->kernel) {
+		int fd = host_file(len);
+
+		k_file_pass(fd, len, how);
+		r.ns = k_file_pass(fd, len, how);
+		close(fd);
+		return r;
+	}
+	struct smm_file *f = smm_file_setup(e, len);
+
+	smm_file_pass(e, f, len, how);
+	r.ns = smm_file_pass(e, f, len, how);
+	smm_file_teardown(e, f);
+	return r;
+}
+
+static struct result w_page_fault2(struct env *e)
+{
+	return w_file_fault(e, FA_PRIVATE_WRITE);
+}
+
+static struct result w_page_fault3(struct env *e)
+{
+	return w_file_fault(e, FA_SHARED_WRITE);
+}
+
+static struct result w_read_fault_file(struct env *e)
+{
+	return w_file_fault(e, FA_SHARED_READ);
+}
+
+/*
+ * msync-128m: map a new 128 MiB file MAP_SHARED, store one byte in every
+ * page (not timed), then msync(MS_SYNC) all of it, timed alone: ns per
+ * page written back. The kernel writes the pages to the disk and waits;
+ * softmm pwrite()s each dirty page to the host file and fdatasync()s it:
+ * the same disk writes, plus softmm's copies into the host's page cache.
+ * On both sides the file is new, so the disk blocks are allocated too.
+ */
+static struct result w_msync(struct env *e)
+{
+	const uint64_t len = FILE_LEN;
+	struct result r = { 0, len / PAGE, -1 };
+	double t0;
+
+	if (e->kernel) {
+		int fd = host_file(len);
+		char *p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED,
+			       fd, 0);
+
+		die_if(p == MAP_FAILED, "mmap");
+		k_touch(p, len);
+		t0 = now_ns();
+		die_if(msync(p, len, MS_SYNC), "msync");
+		r.ns = now_ns() - t0;
+		munmap(p, len);
+		close(fd);
+		return r;
+	}
+	struct smm_file *f = smm_file_setup(e, len);
+	int64_t a = smm_mmap_file(e->mm, 0, len, SMM_PROT_READ | SMM_PROT_WRITE,
+				  SMM_MAP_SHARED, f, 0);
+
+	die_if(a < 0, "smm_mmap_file");
+	smm_touch(e->cpu, (uint64_t)a, len);
+	t0 = now_ns();
+	die_if(smm_msync(e->mm, (uint64_t)a, len, SMM_MS_SYNC), "smm_msync");
+	r.ns = now_ns() - t0;
+	die_if(smm_munmap(e->mm, (uint64_t)a, len), "smm_munmap");
+	smm_file_teardown(e, f);
+	return r;
+}
+
 /* ---- the table of workloads ---- */
 
 struct workload {
@@ -1026,6 +1244,13 @@ static const struct workload workloads[] = {
 	  0 },
 	{ "sparse-dontneed", w_sparse_dontneed, "page", 1, -1, false, true, 0,
 	  0 },
+	/* Files: page_fault2 (private) and page_fault3 (shared), read faults
+	 * on a cached file, msync of a dirty 128 MiB to the disk. */
+	{ "page-fault2", w_page_fault2, "page", 1, -1, false, true, 0, 0 },
+	{ "page-fault3", w_page_fault3, "page", 1, -1, false, true, 0, 0 },
+	{ "read-fault-file", w_read_fault_file, "page", 1, -1, false, true, 0,
+	  0 },
+	{ "msync-128m", w_msync, "page", 1, -1, false, true, 0, 0 },
 	{ "fault-vs-mmap", w_fault_vs_mmap, "page", 1, -1, false, false, 0, 0 },
 	{ "fault-vs-mmap-mmaplock", w_fault_vs_mmap, "page", 1, -1, false,
 	  false, SMM_MM_NO_VMA_LOCK, 0 },
