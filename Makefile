@@ -76,6 +76,22 @@ build/bug2/libsoftmm.a: $(BUG2_OBJ)
 build/bug2/softmm: $(TOOLSRC) $(TOOLHDR) build/bug2/libsoftmm.a
 	$(CC) $(ASANFLAGS) $(CFLAGS) -Itools $(TOOLSRC) build/bug2/libsoftmm.a -o $@ $(LIBS)
 
+# The planted bug of the reverse map (issue 13): page_mkclean() skips the
+# first shared mapping of a page, which stays writable while writeback
+# cleans the page; the file torture must find the store that is lost. The
+# ASan build with rmap.c compiled again.
+BUG3_SRC   := src/rmap.c
+BUG3FLAGS  := $(ASANFLAGS) -DSMM_BUG_MKCLEAN_SKIP
+BUG3_OBJ   := $(filter-out $(patsubst src/%.c,build/asan/obj/%.o,$(BUG3_SRC)),$(ASAN_OBJ)) \
+              $(patsubst src/%.c,build/bug3/obj/%.o,$(BUG3_SRC))
+build/bug3/obj/%.o: src/%.c
+	@mkdir -p $(dir $@)
+	$(CC) $(BUG3FLAGS) $(DEPFLAGS) $(CFLAGS) -c $< -o $@
+build/bug3/libsoftmm.a: $(BUG3_OBJ)
+	@rm -f $@; ar rcs $@ $^
+build/bug3/softmm: $(TOOLSRC) $(TOOLHDR) build/bug3/libsoftmm.a
+	$(CC) $(ASANFLAGS) $(CFLAGS) -Itools $(TOOLSRC) build/bug3/libsoftmm.a -o $@ $(LIBS)
+
 # The counter build: the release flags, and every atomic read-modify-write
 # of the library counted per thread (src/compiler.h). Not built by `make`.
 COUNTFLAGS := $(RELFLAGS) -DSMM_COUNT_ATOMICS
@@ -125,7 +141,7 @@ install: all
 check-release: $(addprefix build/tests/,$(TESTS)) build/softmm
 	@true
 check-asan: $(addprefix build/asan/tests/,$(TESTS)) build/asan/softmm build/bug/softmm \
-	build/bug2/softmm
+	build/bug2/softmm build/bug3/softmm
 	@true
 
 test: deps
@@ -221,4 +237,4 @@ fuzz: fuzz-build
 
 # Header dependencies of the library objects (written by -MMD). Tools and
 # tests are rebuilt when the library archive they link is.
--include $(wildcard build/obj/*.d build/asan/obj/*.d build/bug/obj/*.d build/bug2/obj/*.d build/count/obj/*.d build/tsan/obj/*.d build/fuzz/obj/*.d)
+-include $(wildcard build/obj/*.d build/asan/obj/*.d build/bug/obj/*.d build/bug2/obj/*.d build/bug3/obj/*.d build/count/obj/*.d build/tsan/obj/*.d build/fuzz/obj/*.d)

@@ -313,7 +313,12 @@ SMM_API int smm_mprotect(struct smm_mm *mm, uint64_t addr, uint64_t len,
  * without swap, as Linux does: pages freed with FREE and not written since
  * are dropped (they read back as zeros), other pages stay (pinned pages
  * too); POPULATE_READ/WRITE fault the range in; WILLNEED and COLD do
- * nothing for anonymous memory; REMOVE needs a file (-EINVAL). DONTNEED,
+ * nothing for anonymous memory (WILLNEED reads a file's pages into its
+ * page cache); REMOVE punches a hole in the file of a shared writable
+ * mapping (the range reads back as zeros; -EINVAL without a file,
+ * -EACCES for a private or read-only one); FREE is for anonymous memory
+ * only (-EINVAL on a file mapping); PAGEOUT drops no page-cache page (Linux
+ * drops clean ones; softmm has no reclaim of files). DONTNEED,
  * FREE, PAGEOUT and COLD refuse a VM_LOCKED VMA (-EINVAL, after the VMAs
  * before it were advised); DONTNEED_LOCKED zaps it too. NORMAL, RANDOM,
  * SEQUENTIAL, DONTFORK, DOFORK, DONTDUMP, DODUMP, HUGEPAGE, NOHUGEPAGE,
@@ -352,8 +357,9 @@ SMM_API int smm_munlock(struct smm_mm *mm, uint64_t addr, uint64_t len);
 
 /*
  * smm_mincore - for each page of [addr, addr + len) store 1 in @vec if its
- * page-table entry is present (a zero-page mapping counts), else 0: what
- * Linux's mincore(2) reports for anonymous memory. Returns 0, -EINVAL
+ * page-table entry is present (a zero-page mapping counts), or, in a file
+ * mapping, if the file's page is in its page cache, mapped here or not;
+ * else 0: what Linux's mincore(2) reports. Returns 0, -EINVAL
  * (unaligned address), -ENOMEM (part of the range unmapped, or the range
  * runs past SMM_TASK_SIZE: a length is checked before it is rounded up, so
  * that it cannot wrap), -EFAULT (@vec NULL for a non-empty range).
@@ -383,7 +389,7 @@ struct smm_vma_info {
 	uint64_t start, end;
 	int prot;	/* SMM_PROT_* */
 	uint64_t flags; /* SMM_VM_* (what /proc/PID/smaps calls VmFlags) */
-	uint64_t pgoff;	/* file offset of start, in pages (anonymous
+	uint64_t pgoff; /* file offset of start, in pages (anonymous
 			 * private memory: start >> SMM_PAGE_SHIFT) */
 	struct smm_file *file; /* the file mapped, NULL for private
 				* anonymous memory; shared anonymous memory
@@ -412,8 +418,9 @@ struct smm_mm_stats {
 				* by munmap's free_pgtables or teardown) */
 	uint64_t pins_acquired; /* GUP pins taken on this mm's pages ... */
 	uint64_t pins_released; /* ... and released (also after destroy) */
-	uint64_t rss_file; /* page-cache pages mapped (files and shared
-			    * anonymous memory: Linux's RssFile + RssShmem) */
+	/* page-cache pages mapped (files and shared anonymous memory:
+	 * Linux's RssFile + RssShmem) */
+	uint64_t rss_file;
 };
 
 /* smm_mm_stats - a snapshot of @mm's counters. Returns 0, or -EINVAL for a
@@ -423,9 +430,13 @@ SMM_API int smm_mm_stats(struct smm_mm *mm, struct smm_mm_stats *st);
 /*
  * smm_mm_verify - check @mm's internal consistency, under its mmap_lock
  * held for write: VMAs sorted, disjoint and equal to the lookup tree; no
- * page-table entry outside a VMA; every mapped page's metadata (in use,
- * mapcount 1); the counters (rss_anon, zero_ptes, tables per level) equal
- * to what the tables hold. Returns 0, or -EUCLEAN after printing the first
+ * page-table entry outside a VMA; every mapped page's metadata (an
+ * anonymous page: in use, mapcount 1, exclusive, its VMA's anon_vma and
+ * index; a page-cache page: its VMA's file and index, mapped, writable
+ * only in a shared mapping and, where writeback tracks it, only while
+ * dirty); the counters (rss_anon, zero_ptes, rss_file, tables per level)
+ * equal to what the tables hold. A walk that truncation or writeback
+ * raced is done again. Returns 0, or -EUCLEAN after printing the first
  * problems to stderr; -ESRCH on a destroyed mm.
  */
 SMM_API int smm_mm_verify(struct smm_mm *mm);
@@ -504,9 +515,9 @@ SMM_API int64_t smm_file_pread(struct smm_file *file, void *buf, size_t len,
 SMM_API int64_t smm_file_pwrite(struct smm_file *file, const void *buf,
 				size_t len, uint64_t off);
 
-/* smm_file_writeback() flags */
-#define SMM_WB_SYNC 0x1 /* also wait for writeback others started, and
-			 * fdatasync(2) the host file: data integrity */
+/* smm_file_writeback() flags. SMM_WB_SYNC: also wait for writeback that
+ * others started, and fdatasync(2) the host file (data integrity). */
+#define SMM_WB_SYNC 0x1
 
 /*
  * smm_file_writeback - write the file's dirty pages back to the host file

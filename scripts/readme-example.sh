@@ -1,11 +1,16 @@
 #!/bin/sh
-# Extracts the embedding example from README.md (the ```c block after the
-# "Embedding" heading), builds it against build/libsoftmm.a and runs it.
+# Extracts the embedding examples from README.md (the first ```c block
+# after the "Embedding" heading, and the one after "Files and shared
+# memory"), builds each against build/libsoftmm.a and runs it.
 set -e
 cd "$(dirname "$0")/.."
 d=build/readme-example; mkdir -p $d
-awk '/^## Embedding/{e=1} e&&/^```c/{c=1;next} c&&/^```/{exit} c{print}' README.md > $d/example.c
-test -s $d/example.c
-${CC:-gcc} -std=gnu11 -Wall -Wextra -Werror -Iinclude $d/example.c build/libsoftmm.a \
-	-lurcu-memb -lurcu-common -pthread -o $d/example
-$d/example
+for sec in "Embedding" "Files and shared memory"; do
+	n=$(echo "$sec" | tr ' A-Z' '-a-z')
+	awk -v h="## $sec" '$0==h{e=1} e&&/^```c/{c=1;next} c&&/^```/{exit} c{print}' \
+		README.md > $d/$n.c
+	test -s $d/$n.c
+	${CC:-gcc} -std=gnu11 -Wall -Wextra -Werror -Iinclude $d/$n.c \
+		build/libsoftmm.a -lurcu-memb -lurcu-common -pthread -o $d/$n
+	$d/$n
+done

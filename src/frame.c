@@ -203,7 +203,8 @@ SMM_API int smm_pool_destroy(struct smm_pool *pool)
 	/* Checked before any dereference: a destroyed pool is freed. */
 	if (!pool || !pool_is_live(pool))
 		return -EINVAL;
-	if (atomic_load(&pool->nr_mms) || atomic_load(&pool->nr_cpus))
+	if (atomic_load(&pool->nr_mms) || atomic_load(&pool->nr_cpus) ||
+	    atomic_load(&pool->nr_files))
 		return -EBUSY;
 	urcu_memb_barrier(); /* no deferred free may touch the pool now */
 	pool_unregister(pool);
@@ -221,6 +222,7 @@ SMM_API int smm_pool_stats(struct smm_pool *pool, struct smm_pool_stats *st)
 	st->frames = pool->nr_frames;
 	st->free = (uint64_t)stripe_sum(pool->ctr, PC_FREE);
 	st->anon_pages = (uint64_t)stripe_sum(pool->ctr, PC_ANON);
+	st->file_pages = (uint64_t)stripe_sum(pool->ctr, PC_FILE);
 	st->pt_pages = (uint64_t)stripe_sum(pool->ctr, PC_TABLE);
 	st->pins_acquired = (uint64_t)atomic_load(&pool->pins_acquired);
 	st->pins_released = (uint64_t)atomic_load(&pool->pins_released);
@@ -353,6 +355,12 @@ static void prep_frame(struct smm_pool *pool, pfn_t pfn, unsigned int use,
 	memset(pfn_to_virt(pool, pfn), 0, SMM_PAGE_SIZE);
 }
 
+/* The pool counter (PC_*) of a frame in use as @use (its PG_* flags). */
+static inline int use_counter(unsigned int use)
+{
+	return use & PG_TABLE ? PC_TABLE : use & PG_FILE ? PC_FILE : PC_ANON;
+}
+
 pfn_t alloc_frame(struct smm_pool *pool, unsigned int use)
 {
 	struct smm_cpu *cpu = this_cpu_on(pool);
@@ -373,7 +381,7 @@ pfn_t alloc_frame(struct smm_pool *pool, unsigned int use)
 	}
 	prep_frame(pool, pfn, use, 1, 0);
 	stripe_add(pool->ctr, PC_FREE, -1);
-	stripe_add(pool->ctr, use == PG_TABLE ? PC_TABLE : PC_ANON, 1);
+	stripe_add(pool->ctr, use_counter(use), 1);
 	return pfn;
 }
 
@@ -397,7 +405,7 @@ pfn_t alloc_frames(struct smm_pool *pool, unsigned int order, unsigned int use)
 	for (pfn_t i = 1; i < n; i++)
 		prep_frame(pool, pfn + i, use | PG_TAIL, 0, 0);
 	stripe_add(pool->ctr, PC_FREE, -(long)n);
-	stripe_add(pool->ctr, use == PG_TABLE ? PC_TABLE : PC_ANON, (long)n);
+	stripe_add(pool->ctr, use_counter(use), (long)n);
 	return pfn;
 }
 
@@ -410,10 +418,12 @@ release_frame(struct smm_pool *pool, pfn_t pfn, unsigned int tail)
 	unsigned int old = atomic_exchange(&page->flags, PG_FREE);
 
 	BUG_ON((old & (PG_FREE | PG_ZERO | PG_TAIL)) != tail);
-	VM_BUG_ON((old & PG_ANON) && atomic_load(&page->mapcount) != 0);
+	VM_BUG_ON((old & (PG_ANON | PG_FILE)) &&
+		  atomic_load(&page->mapcount) != 0);
+	VM_BUG_ON(old & (PG_LOCKED | PG_WRITEBACK));
 	if (pool->flags & SMM_POOL_POISON)
 		memset(pfn_to_virt(pool, pfn), POISON_BYTE, SMM_PAGE_SIZE);
-	return (old & PG_TABLE) ? PC_TABLE : PC_ANON;
+	return use_counter(old);
 }
 
 void free_frame(struct smm_pool *pool, pfn_t pfn)

@@ -28,6 +28,16 @@ typedef uint64_t pfn_t;
  */
 #define PG_ANON_EXCLUSIVE 0x80
 #define PG_TAIL		  0x100 /* a frame of a block other than its first */
+/* Page-cache pages (filemap.h): page->mapping is the struct smm_file and
+ * page->index the page's offset in it, while the page is in the cache. */
+#define PG_FILE	     0x200
+#define PG_LOCKED    0x400  /* the page lock (lock_page()) */
+#define PG_WAITERS   0x800  /* someone sleeps on PG_LOCKED or PG_WRITEBACK */
+#define PG_UPTODATE  0x1000 /* contents valid (read in, or zeroed) */
+#define PG_WRITEBACK 0x2000 /* being written to the host file */
+/* A page of an anonymous file (shared anonymous memory): no writeback,
+ * so GUP-fast may pin it for long like an anonymous page. */
+#define PG_SWAPBACKED 0x4000
 
 /* Largest block alloc_frames() hands out: 2^9 frames, 2 MiB. */
 #define MAX_ORDER 9
@@ -126,7 +136,8 @@ static inline long stripe_sum(struct stripe *s, int i)
 enum {
 	PC_FREE,
 	PC_ANON,
-	PC_TABLE
+	PC_TABLE,
+	PC_FILE
 };
 
 struct smm_pool {
@@ -154,6 +165,7 @@ struct smm_pool {
 	struct smm_cpu *_Atomic cpus[SMM_MAX_CPUS];
 	atomic_int nr_cpus;
 	atomic_int nr_mms;
+	atomic_int nr_files; /* smm_file objects alive (filemap.c) */
 };
 
 #define POISON_BYTE 0x6b
@@ -187,7 +199,8 @@ static inline bool is_zero_pfn(struct smm_pool *pool, pfn_t pfn)
 	return pfn == pool->zero_pfn;
 }
 
-/* Allocate one zeroed frame for @use (PG_ANON or PG_TABLE), refcount 1.
+/* Allocate one zeroed frame for @use (PG_ANON, PG_TABLE or PG_FILE),
+ * refcount 1.
  * Returns the frame number, or (pfn_t)-1 when the pool is exhausted or a
  * failure was injected. */
 #define NO_PFN ((pfn_t)-1)

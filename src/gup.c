@@ -33,6 +33,7 @@
 #include "gup.h"
 #include "pagewalk.h"
 #include "fault.h"
+#include "filemap.h"
 
 #ifdef SMM_DEBUG
 void (*smm_debug_gup_fast_hook)(struct smm_mm *mm, uint64_t addr,
@@ -101,6 +102,36 @@ static void account_pins(struct smm_mm *mm, long n)
 				  memory_order_relaxed);
 }
 
+/*
+ * A pin was taken on @page for @mm. An anonymous page is exclusive to one
+ * mm: it records that owner, whose counters and reference the pin holds
+ * (account_pins() counts it from *@pinned). A page-cache page may be
+ * pinned through several address spaces at once, so its pins count in
+ * the pool's counters only and hold no mm.
+ */
+static inline void pin_taken(struct smm_mm *mm, struct page *page, long *pinned)
+{
+	if (atomic_load_explicit(&page->flags, memory_order_relaxed) &
+	    PG_FILE) {
+		atomic_fetch_add_explicit(&mm->pool->pins_acquired, 1,
+					  memory_order_relaxed);
+		return;
+	}
+	__atomic_store_n(&page->pin_owner, mm, __ATOMIC_RELAXED);
+	(*pinned)++;
+}
+
+/*
+ * Linux 6.5's rule (writable_file_mapping_allowed()): a long-term writable
+ * pin of a mapping whose pages are written back would let the device
+ * write a page that writeback believes clean; refused.
+ */
+static inline bool vma_needs_dirty_tracking(struct vm_area_struct *vma)
+{
+	return (vma->vm_flags & VM_SHARED) && vma->vm_file &&
+	       !vma->vm_file->shmem;
+}
+
 static int check_flags(unsigned int *flags, unsigned int kind)
 {
 	unsigned int f = *flags;
@@ -126,7 +157,7 @@ static int check_flags(unsigned int *flags, unsigned int kind)
  * with its reference taken, or NULL to leave this page to the slow path.
  */
 static struct page *gup_fast_one(struct smm_mm *mm, uint64_t addr, bool write,
-				 int refs)
+				 bool longterm, int refs)
 {
 	struct smm_pool *pool = mm->pool;
 	struct page *page = NULL;
@@ -157,13 +188,23 @@ static struct page *gup_fast_one(struct smm_mm *mm, uint64_t addr, bool write,
 	/*
 	 * A pin needs an exclusive anonymous page (PageAnonExclusive): a
 	 * shared one must be unshared first, which only the slow path's
-	 * fault can do. Every anonymous page is exclusive until fork.
+	 * fault can do. Every anonymous page is exclusive until fork. A
+	 * page-cache page may be pinned here too, unless the pin is long-term
+	 * and writable and the page is written back (not shared anonymous
+	 * memory): that the slow path refuses (gup_fast_folio_allowed()).
 	 */
-	if (refs == GUP_PIN_COUNTING_BIAS &&
-	    !(atomic_load_explicit(&pfn_to_page(pool, pte_pfn(pte))->flags,
-				   memory_order_relaxed) &
-	      PG_ANON_EXCLUSIVE))
-		goto out;
+	if (refs == GUP_PIN_COUNTING_BIAS) {
+		unsigned int fl = atomic_load_explicit(
+			&pfn_to_page(pool, pte_pfn(pte))->flags,
+			memory_order_relaxed);
+
+		if (fl & PG_FILE) {
+			if (longterm && write && !(fl & PG_SWAPBACKED))
+				goto out;
+		} else if (!(fl & PG_ANON_EXCLUSIVE)) {
+			goto out;
+		}
+	}
 	if (try_grab_page(pfn_to_page(pool, pte_pfn(pte)), refs))
 		goto out;
 	/*
@@ -202,15 +243,13 @@ long gup_fast_only(struct smm_cpu *cpu, uint64_t start, unsigned long nr_pages,
 	access_begin(cpu, mm);
 	for (i = 0; i < nr_pages; i++) {
 		uint64_t addr = start + (i << PAGE_SHIFT);
-		struct page *page = gup_fast_one(mm, addr, write, refs);
+		struct page *page = gup_fast_one(
+			mm, addr, write, gup_flags & SMM_FOLL_LONGTERM, refs);
 
 		if (!page)
 			break;
-		if (pin && !page_is_zero(page)) {
-			__atomic_store_n(&page->pin_owner, mm,
-					 __ATOMIC_RELAXED);
-			pinned++;
-		}
+		if (pin && !page_is_zero(page))
+			pin_taken(mm, page, &pinned);
 		pages[i] = to_handle(page);
 	}
 	access_end(cpu);
@@ -246,6 +285,11 @@ static unsigned long gup_vma(struct smm_mm *mm, struct vm_area_struct *vma,
 		*err = -EFAULT;
 		return 0;
 	}
+	if (write && pin && (flags & SMM_FOLL_LONGTERM) &&
+	    vma_needs_dirty_tracking(vma)) {
+		*err = -EFAULT;
+		return 0;
+	}
 	if (write)
 		fault_flags |= FAULT_WRITE;
 	while (i < nr && addr < vma->vm_end) {
@@ -264,20 +308,23 @@ static unsigned long gup_vma(struct smm_mm *mm, struct vm_area_struct *vma,
 				if (!is_zero_pfn(pool, pte_pfn(e))) {
 					/* mapped under our ptl: never zero */
 					r = try_grab_page(page, refs);
+					unsigned int fl =
+						atomic_load(&page->flags);
+
 					/* no fork yet: nothing to unshare */
-					VM_BUG_ON(pin &&
-						  !(atomic_load(&page->flags) &
-						    PG_ANON_EXCLUSIVE));
+					VM_BUG_ON(pin && (fl & PG_ANON) &&
+						  !(fl & PG_ANON_EXCLUSIVE));
 					BUG_ON(r == -EAGAIN);
-					if (!r && write) /* FOLL_TOUCH */
-						atomic_fetch_or(&page->flags,
+					if (!r && write) { /* FOLL_TOUCH */
+						if (fl & PG_FILE)
+							set_page_dirty(page);
+						else
+							atomic_fetch_or(
+								&page->flags,
 								PG_DIRTY);
-					if (!r && pin) {
-						__atomic_store_n(
-							&page->pin_owner, mm,
-							__ATOMIC_RELAXED);
-						(*pinned)++;
 					}
+					if (!r && pin)
+						pin_taken(mm, page, pinned);
 				}
 				pte_unmap_unlock(&w);
 				if (r) {
@@ -291,6 +338,8 @@ static unsigned long gup_vma(struct smm_mm *mm, struct vm_area_struct *vma,
 			pte_unmap_unlock(&w);
 		}
 		r = handle_mm_fault_locked(mm, vma, addr, fault_flags);
+		if (r == -ENXIO) /* SIGBUS: GUP's answer is -EFAULT */
+			r = -EFAULT;
 		if (r) {
 			*err = r;
 			return i;
@@ -495,6 +544,17 @@ SMM_API void smm_unpin_user_pages_dirty_lock(struct smm_page **pages,
 			pool = page_pool(page);
 		if (page_is_zero(page))
 			continue;
+		if (atomic_load(&page->flags) & PG_FILE) {
+			/* A page-cache page: no owner (pin_taken()). */
+			if (make_dirty)
+				set_page_dirty_lock(page);
+			BUG_ON(atomic_load(&page->refcount) <
+			       GUP_PIN_COUNTING_BIAS);
+			atomic_fetch_add_explicit(&pool->pins_released, 1,
+						  memory_order_relaxed);
+			put_page_refs(pool, page, GUP_PIN_COUNTING_BIAS);
+			continue;
+		}
 		if (make_dirty) {
 			spin_lock_class(&page->ptl, LC_LEAF);
 			atomic_fetch_or(&page->flags, PG_DIRTY);

@@ -14,12 +14,17 @@
 #include "compiler.h"
 
 enum lock_class {
-	LC_MMAP = 1,   /* mm->mmap_lock */
+	LC_WB = 1,     /* file->wb_lock: one writeback of a file at a time */
+	LC_MMAP,       /* mm->mmap_lock */
 	LC_VMA,	       /* per-VMA lock */
+	LC_INVALIDATE, /* file->invalidate_lock: truncation vs new pages */
+	LC_PAGE_LOCK,  /* a page-cache page's lock (PG_LOCKED) */
+	LC_I_MMAP,     /* file->i_mmap_lock: the VMAs mapping a file */
 	LC_PMD_RWSEM,  /* scheme pmd-rwsem: a PMD table's read-write lock */
 	LC_PAGE_TABLE, /* mm->page_table_lock: PGD and PUD entries */
 	LC_PMD,	       /* split PMD-table lock */
 	LC_PTE,	       /* split PTE-table lock (ptl) */
+	LC_I_PAGES,    /* file->i_pages_lock: the page cache's tree, marks */
 	LC_LEAF,       /* pool and allocator internals: nothing nests in */
 };
 
@@ -116,11 +121,15 @@ static inline bool spin_is_locked(spinlock_t *l)
 	return atomic_load_explicit(&l->v, memory_order_relaxed);
 }
 
-/* A TLB flush waits for other CPUs: no page-table lock may be held. */
+/*
+ * A TLB flush waits for other CPUs: no page-table lock may be held. The
+ * file locks above the page tables (invalidate_lock, page locks, i_mmap)
+ * may be: no CPU takes one inside an access section.
+ */
 #ifdef SMM_DEBUG
 bool lockdep_holds_class_above(int cls);
 #define lockdep_assert_none_held_below_mmap() \
-	BUG_ON(lockdep_holds_class_above(LC_VMA))
+	BUG_ON(lockdep_holds_class_above(LC_I_MMAP))
 #else
 #define lockdep_assert_none_held_below_mmap() \
 	do {                                  \

@@ -1,5 +1,5 @@
 /*
- * madvise.c - madvise(2) for anonymous memory: DONTNEED(_LOCKED), FREE,
+ * madvise.c - madvise(2): DONTNEED(_LOCKED), FREE,
  * PAGEOUT, COLD, REMOVE, POPULATE_READ, POPULATE_WRITE, WILLNEED, and the
  * advice that sets VMA flags (NORMAL, RANDOM, SEQUENTIAL, DONTFORK,
  * DOFORK, DONTDUMP, DODUMP, WIPEONFORK, KEEPONFORK, HUGEPAGE,
@@ -16,6 +16,7 @@
 #include "fault.h"
 #include "pagewalk.h"
 #include "gup.h"
+#include "filemap.h"
 
 /*
  * MADV_FREE: mark each anonymous page lazily freeable and clean, so that
@@ -224,7 +225,7 @@ static int madvise_vma(struct mmu_gather *tlb, struct vm_area_struct *vma,
 		zap_page_range(tlb, vma, start, end, ZAP_DONTNEED);
 		break;
 	case SMM_MADV_FREE:
-		if (locked)
+		if (locked || vma->vm_ops) /* anonymous memory only */
 			return -EINVAL;
 		madvise_free_range(tlb, vma, start, end);
 		break;
@@ -238,9 +239,26 @@ static int madvise_vma(struct mmu_gather *tlb, struct vm_area_struct *vma,
 			return -EINVAL;
 		break;
 	case SMM_MADV_REMOVE:
-		/* Punching a hole needs a file: anonymous memory has none. */
-		return -EINVAL;
-	case SMM_MADV_WILLNEED: /* nothing to read ahead for anon memory */
+		/* Linux's madvise_remove(): a hole punched in the file. */
+		if (locked || !vma->vm_file)
+			return -EINVAL;
+		if ((vma->vm_flags & (VM_SHARED | VM_MAYWRITE)) !=
+		    (VM_SHARED | VM_MAYWRITE))
+			return -EACCES;
+		return filemap_punch_hole(
+			vma->vm_file,
+			vma->vm_pgoff + ((start - vma->vm_start) >> PAGE_SHIFT),
+			vma->vm_pgoff + ((end - vma->vm_start) >> PAGE_SHIFT) -
+				1);
+	case SMM_MADV_WILLNEED: /* read-ahead: files only (no swap) */
+		if (vma->vm_file)
+			filemap_willneed(
+				vma->vm_file,
+				vma->vm_pgoff +
+					((start - vma->vm_start) >> PAGE_SHIFT),
+				vma->vm_pgoff +
+					((end - vma->vm_start) >> PAGE_SHIFT) -
+					1);
 		break;
 	}
 	return 0;

@@ -15,6 +15,7 @@
 #include "fault.h"
 #include "pagewalk.h"
 #include "rmap.h"
+#include "filemap.h"
 
 /* x86 entries carry no read or exec bit: every mapping is user-readable. */
 pteval_t vm_page_prot(unsigned long vm_flags)
@@ -139,6 +140,176 @@ unmap:
  * exclusive anonymous page is written in place. Without fork every
  * anonymous page is exclusive; fork will bring the copy of shared ones.
  */
+/* ---- file VMAs ---- */
+
+/*
+ * Whether a shared mapping of @vma must map clean pages read-only, so
+ * that the first store faults and dirties the page (Linux's
+ * vma_wants_writenotify()): writable, of a file that is written back.
+ */
+static inline bool vma_wants_writenotify(struct vm_area_struct *vma)
+{
+	return (vma->vm_flags & (VM_SHARED | VM_WRITE)) ==
+		       (VM_SHARED | VM_WRITE) &&
+	       !vma->vm_file->shmem;
+}
+
+/* The index in its file of the page at vmf->address. */
+static inline uint64_t vmf_pgoff(struct vm_fault *vmf)
+{
+	return vmf->vma->vm_pgoff +
+	       ((vmf->address - vmf->vma->vm_start) >> PAGE_SHIFT);
+}
+
+/*
+ * The entry for vmf->address is none in a file VMA: map the page-cache
+ * page (a read, or a store to a shared mapping, which dirties it), or a
+ * private copy of it (a store to a private mapping, Linux's
+ * do_cow_fault()). The page lock comes before the page tables (filemap.h),
+ * so the table the fault mapped is let go first and walked again once the
+ * page is locked; the page stays locked until its entry is in, so that
+ * truncation, which takes the lock, either sees the entry or makes the
+ * fault see the new size.
+ */
+static int do_file_fault(struct vm_fault *vmf)
+{
+	struct vm_area_struct *vma = vmf->vma;
+	struct smm_mm *mm = vma->vm_mm;
+	struct smm_pool *pool = mm->pool;
+	struct smm_file *f = vma->vm_file;
+	bool write = vmf->flags & FAULT_WRITE;
+	bool cow = write && !(vma->vm_flags & VM_SHARED);
+	struct page *page;
+	pfn_t pfn, new = NO_PFN;
+	pteval_t entry;
+	int err = 0;
+
+	pte_unmap(&vmf->pt);
+	if (cow) {
+		err = anon_vma_prepare(vma, vmf->flags & FAULT_VMA_LOCK);
+		if (err)
+			return err;
+	}
+	page = filemap_lock_page(f, vmf_pgoff(vmf), true, true, &err);
+	if (!page)
+		return err == -EIO ? -ENXIO : err;
+	pfn = page_to_pfn(pool, page);
+	if (cow) {
+		new = alloc_anon_page(vmf);
+		if (new == NO_PFN) {
+			err = -ENOMEM;
+			goto out;
+		}
+		memcpy(pfn_to_virt(pool, new), pfn_to_virt(pool, pfn),
+		       PAGE_SIZE);
+		entry = pfn_pte(new, vm_page_prot(vma->vm_flags) | _PAGE_RW |
+					     _PAGE_DIRTY);
+	} else {
+		entry = pfn_pte(pfn, vm_page_prot(vma->vm_flags));
+		if (write) {
+			wait_for_stable_page(page);
+			set_page_dirty(page);
+			entry |= _PAGE_RW | _PAGE_DIRTY;
+		} else if ((vma->vm_flags & (VM_SHARED | VM_WRITE)) ==
+				   (VM_SHARED | VM_WRITE) &&
+			   !vma_wants_writenotify(vma)) {
+			entry |= _PAGE_RW;
+		}
+	}
+	vmf->pte = pte_alloc_map(mm, vmf->address, &vmf->pt, &err);
+	if (!vmf->pte)
+		goto out;
+	vmf->orig_pte = 0;
+	if (!fault_lock_recheck(vmf)) {
+		pte_unmap(&vmf->pt); /* mapped meanwhile: retry the access */
+		goto out;
+	}
+	if (cow) {
+		atomic_store_explicit(&pfn_to_page(pool, new)->mapcount, 1,
+				      memory_order_relaxed);
+		stripe_add(mm->ctr, MC_RSS, 1);
+		new = NO_PFN;
+	} else {
+		atomic_fetch_add(&page->refcount, 1);
+		atomic_fetch_add(&page->mapcount, 1);
+		stripe_add(mm->ctr, MC_FILE, 1);
+	}
+	set_pte(mm, vmf->pte, entry);
+	pte_table_add(mm, vmf->pte, 1);
+	pte_unmap_unlock(&vmf->pt);
+out:
+	if (new != NO_PFN)
+		put_page(pool, new);
+	filemap_unlock_put(f, page);
+	return err;
+}
+
+const struct vm_operations_struct file_vm_ops = {
+	.name = "file",
+	.fault = do_file_fault,
+};
+
+/*
+ * A store to a present, read-only entry of a page-cache page. A shared
+ * mapping dirties the page and makes the entry writable (Linux's
+ * wp_page_shared(): writenotify), under the page lock and after any
+ * writeback of the page ended; a private one copies it into a new
+ * anonymous page (wp_page_copy()).
+ */
+static int do_wp_file_page(struct vm_fault *vmf, struct page *page)
+{
+	struct vm_area_struct *vma = vmf->vma;
+	struct smm_mm *mm = vma->vm_mm;
+	struct smm_pool *pool = mm->pool;
+	struct smm_file *f = vma->vm_file;
+	pfn_t new;
+	int err = 0;
+
+	if (vma->vm_flags & VM_SHARED) {
+		if (!fault_lock_recheck(vmf))
+			goto unmap;
+		/* Mapped by the entry we hold the lock of: not freed. */
+		atomic_fetch_add(&page->refcount, 1);
+		pte_unmap_unlock(&vmf->pt);
+		lock_page(page);
+		if (page->mapping == f) {
+			wait_for_stable_page(page);
+			set_page_dirty(page);
+			vmf->pte =
+				pte_offset_map_lock(mm, vmf->address, &vmf->pt);
+			if (vmf->pte) {
+				if (pte_read(vmf->pte) == vmf->orig_pte)
+					ptep_xchg(mm, vmf->pte,
+						  vmf->orig_pte | _PAGE_RW |
+							  _PAGE_DIRTY |
+							  _PAGE_ACCESSED);
+				pte_unmap_unlock(&vmf->pt);
+			}
+		}
+		filemap_unlock_put(f, page);
+		return 0;
+	}
+	new = new_anon_page_locked(vmf, &err);
+	if (new == NO_PFN)
+		goto unmap;
+	memcpy(pfn_to_virt(pool, new),
+	       pfn_to_virt(pool, page_to_pfn(pool, page)), PAGE_SIZE);
+	ptep_xchg(mm, vmf->pte,
+		  pfn_pte(new, vm_page_prot(vma->vm_flags) | _PAGE_RW |
+				       _PAGE_DIRTY));
+	atomic_fetch_sub(&page->mapcount, 1);
+	stripe_add(mm->ctr, MC_FILE, -1);
+	stripe_add(mm->ctr, MC_RSS, 1);
+	pte_unmap_unlock(&vmf->pt);
+	flush_tlb_mm(mm);
+	/* The old entry's reference, once no TLB can hold the entry. */
+	put_page(pool, page_to_pfn(pool, page));
+	return 0;
+unmap:
+	pte_unmap(&vmf->pt);
+	return err;
+}
+
 static int do_wp_page(struct vm_fault *vmf)
 {
 	struct vm_area_struct *vma = vmf->vma;
@@ -149,6 +320,10 @@ static int do_wp_page(struct vm_fault *vmf)
 	pfn_t new;
 	int err = 0;
 
+	if (!is_zero_pfn(pool, pte_pfn(orig)) &&
+	    (atomic_load_explicit(&page->flags, memory_order_relaxed) &
+	     PG_FILE))
+		return do_wp_file_page(vmf, page);
 	if (!is_zero_pfn(pool, pte_pfn(orig))) {
 		VM_BUG_ON(!(atomic_load(&page->flags) & PG_ANON_EXCLUSIVE));
 		if (!fault_lock_recheck(vmf))

@@ -12,6 +12,7 @@
 #include <string.h>
 #include "mm.h"
 #include "pagewalk.h"
+#include "filemap.h"
 
 /*
  * Address spaces created and not yet destroyed, hashed by address and
@@ -162,6 +163,8 @@ SMM_API void smm_mm_destroy(struct smm_mm *mm)
 	vma_tree_clear(mm);
 	for (v = mm->vma_head; v; v = n) {
 		n = v->vm_next;
+		if (v->vm_file)
+			fput(v->vm_file);
 		vma_free_rcu(v);
 	}
 	mm->vma_head = mm->vma_tail = NULL;
@@ -171,7 +174,8 @@ SMM_API void smm_mm_destroy(struct smm_mm *mm)
 	mmap_write_unlock(mm);
 	/* Wait for RCU callbacks, so every deferred free is done. */
 	urcu_memb_barrier();
-	BUG_ON(stripe_sum(mm->ctr, MC_RSS) || stripe_sum(mm->ctr, MC_ZERO));
+	BUG_ON(stripe_sum(mm->ctr, MC_RSS) || stripe_sum(mm->ctr, MC_ZERO) ||
+	       stripe_sum(mm->ctr, MC_FILE));
 	BUG_ON(atomic_load(&mm->nr_ptes) || atomic_load(&mm->nr_pmds) ||
 	       atomic_load(&mm->nr_puds));
 	mm_put(mm);
@@ -184,6 +188,7 @@ SMM_API int smm_mm_stats(struct smm_mm *mm, struct smm_mm_stats *st)
 	memset(st, 0, sizeof(*st));
 	st->rss_anon = (uint64_t)stripe_sum(mm->ctr, MC_RSS);
 	st->zero_ptes = (uint64_t)stripe_sum(mm->ctr, MC_ZERO);
+	st->rss_file = (uint64_t)stripe_sum(mm->ctr, MC_FILE);
 	st->pud_bytes = (uint64_t)atomic_load(&mm->nr_puds) * PAGE_SIZE;
 	st->pmd_bytes = (uint64_t)atomic_load(&mm->nr_pmds) * PAGE_SIZE;
 	st->pte_bytes = (uint64_t)atomic_load(&mm->nr_ptes) * PAGE_SIZE;
@@ -238,10 +243,22 @@ SMM_API int smm_mincore(struct smm_mm *mm, uint64_t start, uint64_t len,
 		for (; addr < stop; addr += PAGE_SIZE) {
 			struct pt_walk w;
 			pteval_t *ptep = pte_offset_map(mm, addr, &w);
+			bool present = ptep && pte_mapped(pte_read(ptep));
 
-			*vec++ = ptep && pte_mapped(pte_read(ptep));
 			if (ptep)
 				pte_unmap(&w);
+			/* Linux's mincore_page(): a file's page counts if
+			 * it is in the page cache, mapped here or not. */
+			if (!present && vma->vm_file) {
+				urcu_memb_read_lock();
+				present = pc_load(
+					&vma->vm_file->pages,
+					vma->vm_pgoff +
+						((addr - vma->vm_start) >>
+						 PAGE_SHIFT));
+				urcu_memb_read_unlock();
+			}
+			*vec++ = present;
 		}
 	}
 out:
@@ -270,6 +287,8 @@ SMM_API size_t smm_mm_vmas(struct smm_mm *mm, uint64_t start, uint64_t end,
 				(v->vm_flags & VM_WRITE ? SMM_PROT_WRITE : 0) |
 				(v->vm_flags & VM_EXEC ? SMM_PROT_EXEC : 0);
 			out[n].flags = v->vm_flags & VM_INFO_FLAGS;
+			out[n].pgoff = v->vm_pgoff;
+			out[n].file = v->vm_file;
 		}
 		n++;
 	}

@@ -44,6 +44,10 @@ struct mm_walk;
  * (pt_scheme.h), which the scheme may free tables for. */
 void zap_page_range(struct mmu_gather *tlb, struct vm_area_struct *vma,
 		    uint64_t start, uint64_t end, int why);
+/* The reverse map's zap of [start, end) of @vma, under the file's
+ * i_mmap_lock instead of mmap_lock, with its own gather (filemap.h). */
+void zap_vma_rmap(struct vm_area_struct *vma, uint64_t start, uint64_t end,
+		  bool skip_anon);
 /* munmap's second half (mmap_lock held for write): zap the detached chain
  * [first, last] and free the tables only it needed (free_pgtables). */
 void unmap_region(struct smm_mm *mm, struct vm_area_struct *first,

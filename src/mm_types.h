@@ -8,6 +8,7 @@
 #define SMM_MM_TYPES_H
 
 #include "frame.h"
+#include "interval_tree.h"
 
 /* A page-table entry of any level, x86-64 format (pgtable.h). */
 typedef uint64_t pteval_t;
@@ -20,6 +21,7 @@ typedef uint64_t pteval_t;
 #define VM_MAYREAD     0x00000010UL
 #define VM_MAYWRITE    0x00000020UL
 #define VM_MAYEXEC     0x00000040UL
+#define VM_MAYSHARE    0x00000080UL
 #define VM_GROWSDOWN   0x00000100UL
 #define VM_LOCKED      0x00002000UL
 #define VM_SEQ_READ    0x00008000UL
@@ -35,10 +37,11 @@ typedef uint64_t pteval_t;
 #define VM_MERGEABLE   0x80000000UL
 #define VM_LOCKED_MASK (VM_LOCKED | VM_LOCKONFAULT)
 /* What smm_mm_vmas() reports (the SMM_VM_* bits of softmm.h). */
-#define VM_INFO_FLAGS                                                          \
-	(VM_GROWSDOWN | VM_LOCKED | VM_SEQ_READ | VM_RAND_READ | VM_DONTCOPY | \
-	 VM_LOCKONFAULT | VM_ACCOUNT | VM_NORESERVE | VM_WIPEONFORK |          \
-	 VM_DONTDUMP | VM_HUGEPAGE | VM_NOHUGEPAGE | VM_MERGEABLE)
+#define VM_INFO_FLAGS                                                       \
+	(VM_SHARED | VM_MAYSHARE | VM_GROWSDOWN | VM_LOCKED | VM_SEQ_READ | \
+	 VM_RAND_READ | VM_DONTCOPY | VM_LOCKONFAULT | VM_ACCOUNT |         \
+	 VM_NORESERVE | VM_WIPEONFORK | VM_DONTDUMP | VM_HUGEPAGE |         \
+	 VM_NOHUGEPAGE | VM_MERGEABLE)
 #define VM_ACCESS_FLAGS (VM_READ | VM_WRITE | VM_EXEC)
 
 struct vm_area_struct {
@@ -53,6 +56,16 @@ struct vm_area_struct {
 	struct anon_vma *anon_vma;
 	/* What faults on it do (fault.h); NULL: anonymous memory. */
 	const struct vm_operations_struct *vm_ops;
+	/*
+	 * The file mapped (filemap.h), with a reference; NULL for private
+	 * anonymous memory. Set when the VMA is made, never changed. A file
+	 * VMA is in the file's i_mmap tree through @shared, keyed by the page
+	 * offsets it maps: its vm_start, vm_end and vm_pgoff change only
+	 * under mmap_lock held for write AND the file's i_mmap_lock held
+	 * for write (vma.c), so that the reverse map sees them stable.
+	 */
+	struct smm_file *vm_file;
+	struct itree_node shared;
 	struct smm_mm *vm_mm;
 	struct vm_area_struct *vm_prev, *vm_next; /* mmap_lock */
 	/*
@@ -81,7 +94,8 @@ enum {
 	MC_ZERO,
 	MC_FAULTS,
 	MC_FAULTS_VMA,
-	MC_FAULTS_MMAP
+	MC_FAULTS_MMAP,
+	MC_FILE /* page-cache pages mapped */
 };
 
 /*
@@ -132,6 +146,22 @@ struct smm_mm {
 	bool dead;	    /* destroyed; mmap_lock */
 	uint64_t locked_vm; /* pages in VM_LOCKED VMAs; mmap_lock */
 	struct smm_mm *live_next; /* mm.c's registry of live address spaces */
+
+	/*
+	 * Reverse-map walkers (rmap.c) change entries without mmap_lock:
+	 * rmap_active counts those at work on this mm, rmap_gen counts the
+	 * ones done, so that smm_mm_verify() can tell its walk raced one.
+	 */
+	atomic_int rmap_active;
+	atomic_ulong rmap_gen;
+	/*
+	 * Gathers that cleared a writable entry of a page-cache page and have
+	 * not flushed yet: a CPU may still store through the old translation,
+	 * so page_mkclean() must flush this mm even where it finds no entry
+	 * (Linux flushes such zaps before it drops the ptl; here a flush may
+	 * not run under a ptl). Raised under the ptl, before the entry goes.
+	 */
+	atomic_int zap_file_pending;
 
 	atomic_long tlb_flushes;
 	/* MC_*: updated on every fault, so striped by CPU */

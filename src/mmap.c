@@ -13,12 +13,20 @@
 #include "mm.h"
 #include "fault.h"
 #include "pt_scheme.h"
+#include "filemap.h"
 
 #define MMAP_MIN_ADDR	    0x10000ULL
 #define TASK_UNMAPPED_BASE  PAGE_ALIGN(SMM_TASK_SIZE / 3)
 #define MAP_TYPE	    0x0f
 #define MAP_SHARED_VALIDATE 0x03
 #define MAP_NONBLOCK	    0x10000
+/* The flags MAP_SHARED_VALIDATE accepts (Linux's LEGACY_MAP_MASK, with
+ * MAP_DENYWRITE, MAP_EXECUTABLE, MAP_UNINITIALIZED and MAP_HUGETLB). */
+#define LEGACY_MAP_MASK                                              \
+	(SMM_MAP_SHARED | SMM_MAP_PRIVATE | SMM_MAP_FIXED |          \
+	 SMM_MAP_ANONYMOUS | 0x0800 | 0x1000 | 0x4000000 | 0x40000 | \
+	 SMM_MAP_GROWSDOWN | SMM_MAP_LOCKED | SMM_MAP_NORESERVE |    \
+	 SMM_MAP_POPULATE | MAP_NONBLOCK | SMM_MAP_STACK)
 
 /*
  * Unmap [start, end): split the VMAs at the edges, detach the ones inside,
@@ -69,6 +77,9 @@ static int do_munmap(struct smm_mm *mm, uint64_t start, uint64_t end,
 		if (v->vm_flags & VM_LOCKED)
 			mm->locked_vm -= (v->vm_end - v->vm_start) >>
 					 PAGE_SHIFT;
+		/* unmap_region() took it out of i_mmap. */
+		if (v->vm_file)
+			fput(v->vm_file);
 		vma_free_rcu(v);
 		if (done)
 			break;
@@ -180,17 +191,20 @@ static int64_t get_unmapped_area(struct smm_mm *mm, uint64_t addr, uint64_t len,
 	return (int64_t)addr;
 }
 
-SMM_API int64_t smm_mmap(struct smm_mm *mm, uint64_t addr, uint64_t len,
-			 int prot, int flags)
+/*
+ * Linux's do_mmap() and mmap_region(), in its order of checks: @file NULL
+ * for anonymous memory (MAP_SHARED then makes a file of its own), else
+ * mapped from page offset @pgoff.
+ */
+static int64_t do_mmap(struct smm_mm *mm, uint64_t addr, uint64_t len, int prot,
+		       int flags, struct smm_file *file, uint64_t pgoff)
 {
 	struct vma_prealloc pa;
 	unsigned long vm_flags;
+	struct smm_file *shm = NULL;
+	int orig_flags = flags;
 	int64_t ret;
 
-	if (!mm)
-		return -EINVAL;
-	if (!(flags & SMM_MAP_ANONYMOUS))
-		return -EBADF; /* no file descriptors in softmm yet */
 	if (!len)
 		return -EINVAL;
 	if (flags & SMM_MAP_FIXED_NOREPLACE)
@@ -203,6 +217,8 @@ SMM_API int64_t smm_mmap(struct smm_mm *mm, uint64_t addr, uint64_t len,
 	len = PAGE_ALIGN(len);
 	if (!len)
 		return -ENOMEM;
+	if (pgoff + (len >> PAGE_SHIFT) < pgoff)
+		return -EOVERFLOW;
 	vm_flags = calc_vm_prot_bits(prot) | VM_MAYREAD | VM_MAYWRITE |
 		   VM_MAYEXEC;
 	/* calc_vm_flag_bits(); a stack gets VM_NOHUGEPAGE even with THP
@@ -238,40 +254,116 @@ SMM_API int64_t smm_mmap(struct smm_mm *mm, uint64_t addr, uint64_t len,
 		ret = -EAGAIN;
 		goto out;
 	}
-	switch (flags & MAP_TYPE) {
-	case SMM_MAP_PRIVATE:
-		break;
-	case SMM_MAP_SHARED:
-	case MAP_SHARED_VALIDATE: /* shared memory does not exist yet */
-	default:
-		ret = -EINVAL;
-		goto out;
+	ret = -EINVAL;
+	if (file) {
+		/* file_mmap_ok(): the last byte within a loff_t */
+		if (pgoff > (((uint64_t)INT64_MAX - len) >> PAGE_SHIFT)) {
+			ret = -EOVERFLOW;
+			goto out;
+		}
+		switch (flags & MAP_TYPE) {
+		case MAP_SHARED_VALIDATE:
+			if (orig_flags & ~LEGACY_MAP_MASK) {
+				ret = -EOPNOTSUPP;
+				goto out;
+			}
+			/* fall through */
+		case SMM_MAP_SHARED:
+			if ((prot & SMM_PROT_WRITE) && !file->may_write) {
+				ret = -EACCES;
+				goto out;
+			}
+			vm_flags |= VM_SHARED | VM_MAYSHARE;
+			if (!file->may_write)
+				vm_flags &= ~(VM_MAYWRITE | VM_SHARED);
+			/* fall through */
+		case SMM_MAP_PRIVATE:
+			if (!file->may_read) {
+				ret = -EACCES;
+				goto out;
+			}
+			if (vm_flags & VM_GROWSDOWN)
+				goto out;
+			break;
+		default:
+			goto out;
+		}
+	} else {
+		switch (flags & MAP_TYPE) {
+		case SMM_MAP_SHARED:
+			if (vm_flags & VM_GROWSDOWN)
+				goto out;
+			pgoff = 0;
+			vm_flags |= VM_SHARED | VM_MAYSHARE;
+			break;
+		case SMM_MAP_PRIVATE:
+			pgoff = addr >> PAGE_SHIFT;
+			break;
+		default:
+			goto out;
+		}
 	}
 	if (flags & SMM_MAP_NORESERVE)
 		vm_flags |= VM_NORESERVE;
 	if ((vm_flags & (VM_NORESERVE | VM_SHARED | VM_WRITE)) == VM_WRITE)
 		vm_flags |= VM_ACCOUNT;
 
-	if (vma_prealloc(mm, &pa, 3, 2, 2)) {
-		ret = -ENOMEM;
-		goto out;
+	ret = -ENOMEM;
+	if (!file && (vm_flags & VM_SHARED)) {
+		/* shmem_zero_setup(): a file of the mapping's size */
+		shm = shmem_file_new(mm->pool, len);
+		if (!shm)
+			goto out;
+		file = shm;
 	}
+	if (vma_prealloc(mm, &pa, 3, 2, 2))
+		goto out;
 	if ((flags & SMM_MAP_FIXED) && do_munmap(mm, addr, addr + len, &pa)) {
 		vma_prealloc_free(&pa);
-		ret = -ENOMEM;
 		goto out;
 	}
-	vma_merge_new_range(mm, addr, addr + len, vm_flags, &pa);
+	vma_merge_new_range(mm, addr, addr + len, vm_flags, file, pgoff, &pa);
 	vma_tree_update(mm, addr, addr + len + 1);
 	if (vm_flags & VM_LOCKED)
 		mm->locked_vm += len >> PAGE_SHIFT;
 	vma_prealloc_free(&pa);
 	ret = (int64_t)addr;
 out:
+	/* The mapping holds its own reference now, or failed. */
+	if (shm)
+		fput(shm);
 	mmap_write_unlock(mm);
 	if (ret >= 0 &&
 	    ((vm_flags & VM_LOCKED) ||
 	     (flags & (SMM_MAP_POPULATE | MAP_NONBLOCK)) == SMM_MAP_POPULATE))
 		mm_populate(mm, addr, addr + len, true);
 	return ret;
+}
+
+SMM_API int64_t smm_mmap(struct smm_mm *mm, uint64_t addr, uint64_t len,
+			 int prot, int flags)
+{
+	if (!mm)
+		return -EINVAL;
+	if (!(flags & SMM_MAP_ANONYMOUS))
+		return -EBADF; /* fd -1: files go through smm_mmap_file() */
+	return do_mmap(mm, addr, len, prot, flags, NULL, 0);
+}
+
+SMM_API int64_t smm_mmap_file(struct smm_mm *mm, uint64_t addr, uint64_t len,
+			      int prot, int flags, struct smm_file *file,
+			      uint64_t offset)
+{
+	if (!mm)
+		return -EINVAL;
+	/* x86's sys_mmap() checks the offset before anything else */
+	if (offset & ~PAGE_MASK)
+		return -EINVAL;
+	if (!file)
+		return -EBADF;
+	if (flags & SMM_MAP_ANONYMOUS)
+		return -EINVAL;
+	if (file->pool != mm->pool)
+		return -EXDEV;
+	return do_mmap(mm, addr, len, prot, flags, file, offset >> PAGE_SHIFT);
 }

@@ -106,7 +106,8 @@ static inline void vma_init_locked(struct vm_area_struct *vma)
 bool lockdep_holds_class(int cls);
 #define assert_fault_locked(mm)                         \
 	BUG_ON(!lockdep_is_held(&(mm)->mmap_lock, 0) && \
-	       !lockdep_holds_class(LC_VMA))
+	       !lockdep_holds_class(LC_VMA) &&          \
+	       !lockdep_holds_class(LC_I_MMAP))
 #else
 #define assert_fault_locked(mm) \
 	do {                    \

@@ -11,11 +11,13 @@
  */
 #include "mm.h"
 #include "tlb.h"
+#include "filemap.h"
 
 void tlb_gather_mmu(struct mmu_gather *tlb, struct smm_mm *mm)
 {
 	tlb->mm = mm;
 	tlb->need_flush = false;
+	tlb->file_pending = false;
 	tlb->freed_tables = false;
 	tlb->nr_pages = 0;
 	tlb->tables = NO_PFN;
@@ -73,8 +75,19 @@ void tlb_flush_mmu(struct mmu_gather *tlb)
 		flush_tlb_mm(tlb->mm);
 		tlb->need_flush = false;
 	}
-	for (int i = 0; i < tlb->nr_pages; i++)
-		put_page(pool, tlb->pages[i]);
+	if (tlb->file_pending) {
+		atomic_fetch_sub(&tlb->mm->zap_file_pending, 1);
+		tlb->file_pending = false;
+	}
+	for (int i = 0; i < tlb->nr_pages; i++) {
+		pfn_t pfn = tlb->pages[i];
+
+		if (pfn & GATHER_DIRTY) {
+			pfn &= ~GATHER_DIRTY;
+			set_page_dirty(pfn_to_page(pool, pfn));
+		}
+		put_page(pool, pfn);
+	}
 	tlb->nr_pages = 0;
 }
 

@@ -12,7 +12,8 @@
 #define GATHER_BATCH 512
 struct mmu_gather {
 	struct smm_mm *mm;
-	bool need_flush; /* entries cleared or downgraded */
+	bool need_flush;   /* entries cleared or downgraded */
+	bool file_pending; /* counted in mm->zap_file_pending */
 	bool freed_tables;
 	int nr_pages;
 	pfn_t pages[GATHER_BATCH];
@@ -20,6 +21,13 @@ struct mmu_gather {
 	 * the list): handed to RCU at tlb_finish_mmu(). */
 	pfn_t tables;
 };
+/*
+ * Or'ed into a queued page: a page-cache page whose entry was dirty. It is
+ * marked dirty after the flush, when no CPU can store to it through the
+ * old entry any more, so that a writeback that cleaned it meanwhile
+ * cannot have missed a store (Linux forces a flush for the same reason).
+ */
+#define GATHER_DIRTY (1ULL << 63)
 void tlb_gather_mmu(struct mmu_gather *tlb, struct smm_mm *mm);
 /* Queue a page to put after the flush; true when the batch is full and
  * the caller must tlb_flush_mmu() before queueing more. */

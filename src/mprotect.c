@@ -12,10 +12,37 @@
 #include <errno.h>
 #include "pagewalk.h"
 #include "fault.h"
+#include "filemap.h"
 
 #define PROT_SEM       0x08
 #define PROT_GROWSDOWN 0x01000000
 #define PROT_GROWSUP   0x02000000
+
+/*
+ * Linux's can_change_pte_writable(): may a store go through @pte without
+ * a fault now that the VMA is writable? Not to the zero page (copied on
+ * write), nor to a page-cache page of a private mapping (copied on write),
+ * nor to a clean page-cache page of a shared mapping that writeback
+ * tracks (the store must fault to dirty it: writenotify).
+ */
+static inline bool can_change_pte_writable(struct mm_walk *walk, pteval_t pte)
+{
+	struct smm_pool *pool = walk->mm->pool;
+	struct vm_area_struct *vma = walk->vma;
+	unsigned int fl;
+
+	if (is_zero_pfn(pool, pte_pfn(pte)))
+		return false;
+	if (!vma->vm_file)
+		return true;
+	fl = atomic_load_explicit(&pfn_to_page(pool, pte_pfn(pte))->flags,
+				  memory_order_relaxed);
+	if (!(fl & PG_FILE))
+		return true; /* a private copy, exclusive */
+	if (!(vma->vm_flags & VM_SHARED))
+		return false;
+	return vma->vm_file->shmem || (pte & _PAGE_DIRTY);
+}
 
 /*
  * mprotect: rewrite each mapped entry of [start, end) for @newflags.
@@ -38,8 +65,7 @@ change_pte_entry(struct mm_walk *walk, pteval_t *ptep, pteval_t old,
 		new = (old & ~(_PAGE_PRESENT | _PAGE_RW)) | _PAGE_PROTNONE;
 	} else {
 		new = (old | _PAGE_PRESENT) & ~(_PAGE_PROTNONE | _PAGE_RW);
-		if ((newflags & VM_WRITE) &&
-		    !is_zero_pfn(walk->mm->pool, pte_pfn(old)))
+		if ((newflags & VM_WRITE) && can_change_pte_writable(walk, old))
 			new |= _PAGE_RW;
 	}
 	set_pte(walk->mm, ptep, new);
@@ -117,7 +143,20 @@ static void mprotect_changed(struct vm_area_struct *vma, uint64_t start,
 		populate_vma_range(vma->vm_mm, vma, start, end, true);
 }
 
+/* A protection the VMA may not have (VM_MAY*): a shared mapping of a file
+ * not open for writing cannot be made writable. */
+static int mprotect_check(struct vm_area_struct *vma, void *arg)
+{
+	const struct mprotect_arg *a = arg;
+	unsigned long newflags = calc_vm_prot_bits(a->prot) |
+				 (vma->vm_flags & ~VM_ACCESS_FLAGS);
+
+	/* newflags >> 4 puts the VM_MAY* bits over the VM_* ones */
+	return (newflags & ~(newflags >> 4)) & VM_ACCESS_FLAGS ? -EACCES : 0;
+}
+
 static const struct vma_range_ops mprotect_ops = {
+	.check = mprotect_check,
 	.new_flags = mprotect_flags,
 	.changed = mprotect_changed,
 	.split_errno = -ENOMEM, /* max_map_count, or memory */

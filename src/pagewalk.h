@@ -294,8 +294,9 @@ struct mm_walk_ops {
 	 * table mapped and locked (the locked class: the ptl is held and the
 	 * table linked). @pte is the value read. Change the entry only
 	 * through the setters of pgtable.h; count in @walk->nr_cleared the
-	 * entries made none, and in @walk->rss / @walk->zero the change to
-	 * the mm's anonymous and zero-page entries: the iterator applies them
+	 * entries made none, and in @walk->rss / @walk->zero /
+	 * @walk->rss_file the change to the mm's anonymous, zero-page and
+	 * page-cache entries: the iterator applies them
 	 * to the table's count (under the ptl) and to the mm's counters.
 	 * Returns WALK_CONTINUE or WALK_FLUSH.
 	 */
@@ -316,10 +317,17 @@ struct mm_walk {
 	struct vm_area_struct *vma;
 	struct mmu_gather *tlb; /* for WALK_FLUSH, and what pte_entry frees */
 	enum zap_reason zap;	/* zaps: why, for the scheme's zap_leave */
+	/*
+	 * The caller holds the VMA's file's i_mmap_lock instead of mmap_lock
+	 * (truncation, unmap_mapping_range): the VMA's range cannot change,
+	 * and the zap leaves the tables to the scheme's own accounting.
+	 */
+	bool rmap;
+	bool skip_anon; /* zaps: leave private copies (anonymous pages) */
 	void *private;
 	/* Per table, applied and reset by the iterator (see pte_entry). */
 	int nr_cleared;
-	long rss, zero;
+	long rss, zero, rss_file;
 	struct pt_walk pt; /* the table being walked */
 };
 
@@ -337,7 +345,7 @@ __walk_pte_range(struct mm_walk *walk, const struct mm_walk_ops *ops,
 	int ret = WALK_CONTINUE;
 
 	walk->nr_cleared = 0;
-	walk->rss = walk->zero = 0;
+	walk->rss = walk->zero = walk->rss_file = 0;
 	for (; addr < end; addr += PAGE_SIZE, ptep++) {
 		pteval_t e = pte_read(ptep);
 
@@ -356,6 +364,8 @@ __walk_pte_range(struct mm_walk *walk, const struct mm_walk_ops *ops,
 		stripe_add(mm->ctr, MC_RSS, walk->rss);
 	if (walk->zero)
 		stripe_add(mm->ctr, MC_ZERO, walk->zero);
+	if (walk->rss_file)
+		stripe_add(mm->ctr, MC_FILE, walk->rss_file);
 	if (ret == WALK_FLUSH)
 		tlb_flush_mmu(walk->tlb);
 	return addr;
@@ -378,7 +388,8 @@ walk_page_range_vma(struct mm_walk *walk, const struct mm_walk_ops *ops,
 	uint64_t addr, next, a;
 	pteval_t *ptep;
 
-	mmap_assert_locked(mm);
+	if (!walk->rmap)
+		mmap_assert_locked(mm);
 	VM_BUG_ON(start < walk->vma->vm_start || end > walk->vma->vm_end);
 	for (addr = start; addr < end; addr = next) {
 		next = pmd_addr_end(addr, end);

@@ -11,6 +11,9 @@
 #include <errno.h>
 #include "rmap.h"
 #include "mm.h"
+#include "filemap.h"
+#include "pagewalk.h"
+#include "tlb.h"
 
 static struct anon_vma *anon_vma_alloc(struct smm_mm *mm)
 {
@@ -85,4 +88,111 @@ int __anon_vma_prepare(struct vm_area_struct *vma, bool vma_locked)
 	if (vma_locked)
 		mmap_read_unlock(mm);
 	return err;
+}
+
+/* ---- the reverse map of file pages (filemap.h) ---- */
+
+/* A reverse-map walker is at work on @mm's entries (smm_mm_verify()). */
+static inline void rmap_begin(struct smm_mm *mm)
+{
+	atomic_fetch_add(&mm->rmap_active, 1);
+}
+
+static inline void rmap_end(struct smm_mm *mm)
+{
+	atomic_fetch_add(&mm->rmap_gen, 1);
+	atomic_fetch_sub(&mm->rmap_active, 1);
+}
+
+/* The address at which @vma maps page offset @pgoff (inside it). */
+static inline uint64_t vma_pgoff_address(struct vm_area_struct *vma,
+					 uint64_t pgoff)
+{
+	return vma->vm_start + ((pgoff - vma->vm_pgoff) << PAGE_SHIFT);
+}
+
+void unmap_mapping_range(struct smm_file *f, uint64_t first, uint64_t last,
+			 bool even_cows)
+{
+	struct itree_node *n;
+
+	i_mmap_lock_read(f);
+	for (n = itree_iter_first(&f->i_mmap, first, last); n;
+	     n = itree_iter_next(n, first, last)) {
+		struct vm_area_struct *vma =
+			container_of(n, struct vm_area_struct, shared);
+		uint64_t lo = MAX(first, vma->vm_pgoff);
+		uint64_t hi = MIN(last, vma_last_pgoff(vma));
+
+		rmap_begin(vma->vm_mm);
+		zap_vma_rmap(vma, vma_pgoff_address(vma, lo),
+			     vma_pgoff_address(vma, hi) + PAGE_SIZE,
+			     !even_cows || (vma->vm_flags & VM_MAYSHARE));
+		rmap_end(vma->vm_mm);
+	}
+	i_mmap_unlock_read(f);
+}
+
+int page_mkclean(struct page *page)
+{
+	struct smm_file *f = page->mapping;
+	struct smm_pool *pool = f->pool;
+	pfn_t pfn = page_to_pfn(pool, page);
+	uint64_t index = page->index;
+	struct itree_node *n;
+	int cleaned = 0;
+
+	VM_BUG_ON(!(atomic_load(&page->flags) & PG_LOCKED));
+	i_mmap_lock_read(f);
+	for (n = itree_iter_first(&f->i_mmap, index, index); n;
+	     n = itree_iter_next(n, index, index)) {
+		struct vm_area_struct *vma =
+			container_of(n, struct vm_area_struct, shared);
+		struct smm_mm *mm = vma->vm_mm;
+		struct pt_walk pt;
+		pteval_t *ptep, pte;
+		bool changed = false;
+
+		/* Private mappings map the page read-only, never dirty. */
+		if (!(vma->vm_flags & VM_SHARED))
+			continue;
+		rmap_begin(mm);
+		ptep = pte_offset_map_lock(mm, vma_pgoff_address(vma, index),
+					   &pt);
+		if (!ptep) {
+			rmap_end(mm);
+			/* A zap may have freed the table it emptied. */
+			if (atomic_load(&mm->zap_file_pending))
+				flush_tlb_mm(mm);
+			continue;
+		}
+		pte = pte_read(ptep);
+		if (pte_present(pte) && pte_pfn(pte) == pfn &&
+		    (pte & (_PAGE_RW | _PAGE_DIRTY))) {
+#ifdef SMM_BUG_MKCLEAN_SKIP
+			/* Planted bug: the first shared mapping is skipped. */
+			if (vma == container_of(itree_iter_first(&f->i_mmap,
+								 index, index),
+						struct vm_area_struct,
+						shared)) {
+				pte_unmap_unlock(&pt);
+				rmap_end(mm);
+				continue;
+			}
+#endif
+			/* xchg: the hardware walk may set D meanwhile */
+			ptep_xchg(mm, ptep, pte & ~(_PAGE_RW | _PAGE_DIRTY));
+			changed = true;
+			cleaned++;
+		}
+		/* A zap's entry may be gone, its translation not yet. */
+		if (atomic_load(&mm->zap_file_pending))
+			changed = true;
+		pte_unmap_unlock(&pt);
+		rmap_end(mm);
+		if (changed)
+			flush_tlb_mm(mm);
+	}
+	i_mmap_unlock_read(f);
+	return cleaned;
 }

@@ -11,17 +11,19 @@
  */
 #include <errno.h>
 #include "pt_scheme.h"
+#include "filemap.h"
 
 struct vstate {
 	struct smm_mm *mm;
-	long anon, zero, ptes, pmds, puds;
+	long anon, zero, file, ptes, pmds, puds;
 	int errors;
+	bool quiet;		    /* count errors, print none */
 	struct vm_area_struct *vma; /* cursor: first VMA ending above addr */
 };
 
 #define VERR(vs, ...)                                                   \
 	do {                                                            \
-		if ((vs)->errors++ < 8)                                 \
+		if ((vs)->errors++ < 8 && !(vs)->quiet)                 \
 			fprintf(stderr, "softmm verify: " __VA_ARGS__); \
 	} while (0)
 
@@ -85,6 +87,44 @@ static void check_count(struct vstate *vs, pteval_t *table, int used, int level)
 		     atomic_load(&page->pmd_rwsem));
 }
 
+/* A page-cache page mapped at @addr: the page of the covering VMA's
+ * file at the VMA's index, and writable only as writeback allows. */
+static void verify_file_pte(struct vstate *vs, struct page *page, pteval_t e,
+			    uint64_t addr)
+{
+	struct vm_area_struct *vma = vs->vma;
+	unsigned int fl = atomic_load(&page->flags);
+	uint64_t index;
+
+	vs->file++;
+	if (!covered(vs, addr))
+		return;
+	index = vma->vm_pgoff + ((addr - vma->vm_start) >> PAGE_SHIFT);
+	if (!vma->vm_file || page->mapping != vma->vm_file ||
+	    page->index != index)
+		VERR(vs,
+		     "page-cache page at %#llx: file %p index %#llx, its VMA "
+		     "maps file %p at index %#llx\n",
+		     (unsigned long long)addr, page->mapping,
+		     (unsigned long long)page->index, (void *)vma->vm_file,
+		     (unsigned long long)index);
+	if (atomic_load(&page->mapcount) < 1 ||
+	    atomic_load(&page->refcount) < 2)
+		VERR(vs, "page-cache page at %#llx: mapcount %d refcount %d\n",
+		     (unsigned long long)addr, atomic_load(&page->mapcount),
+		     atomic_load(&page->refcount));
+	if ((e & _PAGE_RW) && !(vma->vm_flags & VM_SHARED))
+		VERR(vs,
+		     "page-cache page at %#llx writable in a private "
+		     "mapping\n",
+		     (unsigned long long)addr);
+	/* writenotify: writable only once dirtied (page_mkclean undoes it) */
+	if ((e & _PAGE_RW) && vma->vm_file && !vma->vm_file->shmem &&
+	    !(fl & PG_DIRTY))
+		VERR(vs, "clean page-cache page at %#llx is writable\n",
+		     (unsigned long long)addr);
+}
+
 static void verify_ptes(struct vstate *vs, pteval_t *pte, uint64_t base)
 {
 	struct smm_pool *pool = vs->mm->pool;
@@ -113,8 +153,12 @@ static void verify_ptes(struct vstate *vs, pteval_t *pte, uint64_t base)
 				     (unsigned long long)addr);
 			continue;
 		}
-		vs->anon++;
 		page = pfn_to_page(pool, pte_pfn(e));
+		if (atomic_load(&page->flags) & PG_FILE) {
+			verify_file_pte(vs, page, e, addr);
+			continue;
+		}
+		vs->anon++;
 		if (atomic_load(&page->flags) != PG_ANON &&
 		    !(atomic_load(&page->flags) & PG_ANON))
 			VERR(vs, "page at %#llx is not anonymous (flags %#x)\n",
@@ -149,16 +193,84 @@ static void verify_ptes(struct vstate *vs, pteval_t *pte, uint64_t base)
 	check_count(vs, pte, used, 1);
 }
 
+/*
+ * The page tables, against the counters. Reverse-map walkers (truncation,
+ * page_mkclean) change entries without mmap_lock: a walk that overlapped
+ * one (mm->rmap_active, mm->rmap_gen) is not conclusive.
+ */
+static void verify_tables(struct vstate *vs)
+{
+	struct smm_mm *mm = vs->mm;
+	struct smm_pool *pool = mm->pool;
+
+	vs->vma = mm->vma_head;
+	int pgd_used = 0;
+	for (int g = 0; g < PTRS_PER_TABLE; g++) {
+		pteval_t ge = mm->pgd[g];
+		pteval_t *pud;
+		int pud_used = 0;
+
+		if (!(ge & _PAGE_PRESENT))
+			continue;
+		pgd_used++;
+		check_table_page(vs, ge, 3);
+		vs->puds++;
+		pud = table_virt(pool, ge);
+		for (int u = 0; u < PTRS_PER_TABLE; u++) {
+			pteval_t ue = pud[u];
+			pteval_t *pmd;
+			int pmd_used = 0;
+
+			if (!(ue & _PAGE_PRESENT))
+				continue;
+			pud_used++;
+			check_table_page(vs, ue, 2);
+			vs->pmds++;
+			pmd = table_virt(pool, ue);
+			for (int m = 0; m < PTRS_PER_TABLE; m++) {
+				pteval_t me = pmd[m];
+				uint64_t base = ((uint64_t)g << PGDIR_SHIFT) |
+						((uint64_t)u << PUD_SHIFT) |
+						((uint64_t)m << PMD_SHIFT);
+
+				if (!(me & _PAGE_PRESENT))
+					continue;
+				pmd_used++;
+				check_table_page(vs, me, 1);
+				vs->ptes++;
+				verify_ptes(vs, table_virt(pool, me), base);
+			}
+			check_count(vs, pmd, pmd_used, 2);
+		}
+		check_count(vs, pud, pud_used, 3);
+	}
+	check_count(vs, mm->pgd, pgd_used, 4);
+	if (vs->anon != stripe_sum(mm->ctr, MC_RSS) ||
+	    vs->zero != stripe_sum(mm->ctr, MC_ZERO) ||
+	    vs->file != stripe_sum(mm->ctr, MC_FILE))
+		VERR(vs,
+		     "counters: rss_anon %ld zero_ptes %ld rss_file %ld, "
+		     "tables hold %ld, %ld and %ld\n",
+		     stripe_sum(mm->ctr, MC_RSS), stripe_sum(mm->ctr, MC_ZERO),
+		     stripe_sum(mm->ctr, MC_FILE), vs->anon, vs->zero,
+		     vs->file);
+	if (vs->ptes != atomic_load(&mm->nr_ptes) ||
+	    vs->pmds != atomic_load(&mm->nr_pmds) ||
+	    vs->puds != atomic_load(&mm->nr_puds))
+		VERR(vs,
+		     "table counters %ld/%ld/%ld (pud/pmd/pte), tables %ld/%ld/%ld\n",
+		     atomic_load(&mm->nr_puds), atomic_load(&mm->nr_pmds),
+		     atomic_load(&mm->nr_ptes), vs->puds, vs->pmds, vs->ptes);
+}
+
 SMM_API int smm_mm_verify(struct smm_mm *mm)
 {
-	struct smm_pool *pool;
 	struct vstate vs = { .mm = mm };
 	struct vm_area_struct *v;
 	uint64_t nr = 0;
 
 	if (!mm)
 		return -EINVAL;
-	pool = mm->pool;
 	rcu_thread_online();
 	mmap_write_lock(mm);
 	if (mm->dead) {
@@ -196,61 +308,30 @@ SMM_API int smm_mm_verify(struct smm_mm *mm)
 			VERR(&vs, "tree lookup of %#llx misses its VMA\n",
 			     (unsigned long long)v->vm_start);
 
-	vs.vma = mm->vma_head;
-	int pgd_used = 0;
-	for (int g = 0; g < PTRS_PER_TABLE; g++) {
-		pteval_t ge = mm->pgd[g];
-		pteval_t *pud;
-		int pud_used = 0;
+	/*
+	 * A walk that a reverse-map walker overlapped is done again; errors
+	 * are printed from a second walk that saw the same quiet state.
+	 */
+	for (int tries = 0; tries < 1000; tries++) {
+		unsigned long gen = atomic_load(&mm->rmap_gen);
+		struct vstate w = vs;
 
-		if (!(ge & _PAGE_PRESENT))
+		if (atomic_load(&mm->rmap_active)) {
+			sched_yield();
 			continue;
-		pgd_used++;
-		check_table_page(&vs, ge, 3);
-		vs.puds++;
-		pud = table_virt(pool, ge);
-		for (int u = 0; u < PTRS_PER_TABLE; u++) {
-			pteval_t ue = pud[u];
-			pteval_t *pmd;
-			int pmd_used = 0;
-
-			if (!(ue & _PAGE_PRESENT))
-				continue;
-			pud_used++;
-			check_table_page(&vs, ue, 2);
-			vs.pmds++;
-			pmd = table_virt(pool, ue);
-			for (int m = 0; m < PTRS_PER_TABLE; m++) {
-				pteval_t me = pmd[m];
-				uint64_t base = ((uint64_t)g << PGDIR_SHIFT) |
-						((uint64_t)u << PUD_SHIFT) |
-						((uint64_t)m << PMD_SHIFT);
-
-				if (!(me & _PAGE_PRESENT))
-					continue;
-				pmd_used++;
-				check_table_page(&vs, me, 1);
-				vs.ptes++;
-				verify_ptes(&vs, table_virt(pool, me), base);
-			}
-			check_count(&vs, pmd, pmd_used, 2);
 		}
-		check_count(&vs, pud, pud_used, 3);
+		w.quiet = !w.errors;
+		verify_tables(&w);
+		if (atomic_load(&mm->rmap_active) ||
+		    atomic_load(&mm->rmap_gen) != gen)
+			continue;
+		if (w.errors && w.quiet) {
+			w = vs;
+			verify_tables(&w);
+		}
+		vs = w;
+		break;
 	}
-	check_count(&vs, mm->pgd, pgd_used, 4);
-	if (vs.anon != stripe_sum(mm->ctr, MC_RSS) ||
-	    vs.zero != stripe_sum(mm->ctr, MC_ZERO))
-		VERR(&vs,
-		     "counters: rss_anon %ld zero_ptes %ld, tables hold %ld and %ld\n",
-		     stripe_sum(mm->ctr, MC_RSS), stripe_sum(mm->ctr, MC_ZERO),
-		     vs.anon, vs.zero);
-	if (vs.ptes != atomic_load(&mm->nr_ptes) ||
-	    vs.pmds != atomic_load(&mm->nr_pmds) ||
-	    vs.puds != atomic_load(&mm->nr_puds))
-		VERR(&vs,
-		     "table counters %ld/%ld/%ld (pud/pmd/pte), tables %ld/%ld/%ld\n",
-		     atomic_load(&mm->nr_puds), atomic_load(&mm->nr_pmds),
-		     atomic_load(&mm->nr_ptes), vs.puds, vs.pmds, vs.ptes);
 	mmap_write_unlock(mm);
 	return vs.errors ? -EUCLEAN : 0;
 }

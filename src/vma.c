@@ -14,6 +14,7 @@
 #include <string.h>
 #include "mm.h"
 #include "rmap.h"
+#include "filemap.h"
 
 struct vm_area_struct *vma_alloc(struct smm_mm *mm)
 {
@@ -229,9 +230,16 @@ void vma_split(struct smm_mm *mm, struct vm_area_struct *vma, uint64_t addr,
 	       struct vma_prealloc *pa)
 {
 	struct vm_area_struct *new = prealloc_take(pa);
+	struct smm_file *f = vma->vm_file;
 
 	VM_BUG_ON(addr <= vma->vm_start || addr >= vma->vm_end);
 	vma_start_write(vma);
+	if (f) {
+		i_mmap_lock_write(f);
+		i_mmap_remove(vma);
+		get_file(f);
+	}
+	new->vm_file = f;
 	new->vm_start = addr;
 	new->vm_end = vma->vm_end;
 	new->vm_flags = vma->vm_flags;
@@ -242,6 +250,11 @@ void vma_split(struct smm_mm *mm, struct vm_area_struct *vma, uint64_t addr,
 	new->vm_ops = vma->vm_ops;
 	WRITE_ONCE(vma->vm_end, addr);
 	vma_link_after(mm, vma, new);
+	if (f) {
+		i_mmap_insert(vma);
+		i_mmap_insert(new);
+		i_mmap_unlock_write(f);
+	}
 }
 
 void vma_tree_update(struct smm_mm *mm, uint64_t lo, uint64_t hi)
@@ -265,6 +278,10 @@ void vma_tree_update(struct smm_mm *mm, uint64_t lo, uint64_t hi)
 void vma_remove(struct smm_mm *mm, struct vm_area_struct *vma)
 {
 	vma_start_write(vma);
+	/* Merged away: the VMA it merged into holds the file too, and the
+	 * caller took it out of i_mmap. */
+	if (vma->vm_file)
+		fput(vma->vm_file);
 	vma_unlink(mm, vma);
 	vma->vm_removed_next = mm->vma_removed;
 	mm->vma_removed = vma;
@@ -292,11 +309,12 @@ static void vma_set_anon_vma(struct vm_area_struct *vma, struct anon_vma *av)
 }
 
 /*
- * The one merge rule, for a range [start, end) with @flags, @ops and
- * anon_vma @anon (NULL for a new range) between @prev and @next (either
- * NULL when it cannot be a candidate): can the range join @prev (*@left),
- * @next (*@right)? A side must touch the range, have the same flags and
- * vm_ops and a compatible anon_vma; joining both also needs the two sides
+ * The one merge rule, for a range [start, end) with @flags, @ops, file
+ * @file from page offset @pgoff and anon_vma @anon (NULL for a new range)
+ * between @prev and @next (either NULL when it cannot be a candidate): can
+ * the range join @prev (*@left), @next (*@right)? A side must touch the
+ * range, have the same flags, vm_ops and file, continue its page offsets
+ * and have a compatible anon_vma; joining both also needs the two sides
  * compatible with each other (Linux's vma_merge_new_range() and
  * vma_merge_existing_range() share these checks).
  */
@@ -304,14 +322,18 @@ static void vma_merge_decide(struct vm_area_struct *prev,
 			     struct vm_area_struct *next, uint64_t start,
 			     uint64_t end, unsigned long flags,
 			     const struct vm_operations_struct *ops,
+			     struct smm_file *file, uint64_t pgoff,
 			     struct anon_vma *anon, bool *left, bool *right)
 {
 	*left = prev && prev->vm_end == start && prev->vm_flags == flags &&
-		prev->vm_ops == ops &&
+		prev->vm_ops == ops && prev->vm_file == file &&
+		prev->vm_pgoff + ((start - prev->vm_start) >> PAGE_SHIFT) ==
+			pgoff &&
 		anon_vma_compatible(prev->anon_vma, anon);
 	*right =
 		next && next->vm_start == end && next->vm_flags == flags &&
-		next->vm_ops == ops &&
+		next->vm_ops == ops && next->vm_file == file &&
+		next->vm_pgoff == pgoff + ((end - start) >> PAGE_SHIFT) &&
 		anon_vma_compatible(next->anon_vma, anon) &&
 		(!*left || anon_vma_compatible(prev->anon_vma, next->anon_vma));
 	if (*left)
@@ -320,12 +342,28 @@ static void vma_merge_decide(struct vm_area_struct *prev,
 		vma_start_write(next);
 }
 
+/* A file VMA's range is about to change: out of i_mmap meanwhile. */
+static void i_mmap_out(struct vm_area_struct *vma)
+{
+	if (vma && vma->vm_file)
+		i_mmap_remove(vma);
+}
+
+static void i_mmap_in(struct vm_area_struct *vma)
+{
+	if (vma && vma->vm_file)
+		i_mmap_insert(vma);
+}
+
 struct vm_area_struct *vma_merge_new_range(struct smm_mm *mm, uint64_t start,
 					   uint64_t end, unsigned long flags,
+					   struct smm_file *file,
+					   uint64_t pgoff,
 					   struct vma_prealloc *pa)
 {
 	struct vm_area_struct *next = vma_find_list(mm, start);
 	struct vm_area_struct *prev = next ? next->vm_prev : NULL;
+	const struct vm_operations_struct *ops = file ? &file_vm_ops : NULL;
 	struct vm_area_struct *vma;
 	bool left, right;
 
@@ -333,30 +371,44 @@ struct vm_area_struct *vma_merge_new_range(struct smm_mm *mm, uint64_t start,
 	if (!next)
 		prev = mm->vma_tail;
 	VM_BUG_ON(next && next->vm_start < end);
-	vma_merge_decide(prev, next, start, end, flags, NULL, NULL, &left,
-			 &right);
+	vma_merge_decide(prev, next, start, end, flags, ops, file, pgoff, NULL,
+			 &left, &right);
+	if (file)
+		i_mmap_lock_write(file);
 	if (left && right) {
+		i_mmap_out(prev);
+		i_mmap_out(next);
 		WRITE_ONCE(prev->vm_end, next->vm_end);
 		if (!prev->anon_vma && next->anon_vma)
 			vma_set_anon_vma(prev, next->anon_vma);
 		vma_remove(mm, next);
-		return prev;
-	}
-	if (left) {
+		vma = prev;
+	} else if (left) {
+		BUG_ON(!prev); /* for the compiler: left needs prev */
+		i_mmap_out(prev);
 		WRITE_ONCE(prev->vm_end, end);
-		return prev;
-	}
-	if (right) {
+		vma = prev;
+	} else if (right) {
+		BUG_ON(!next);
+		i_mmap_out(next);
 		WRITE_ONCE(next->vm_start, start);
-		next->vm_pgoff = start >> PAGE_SHIFT;
-		return next;
+		next->vm_pgoff = pgoff;
+		vma = next;
+	} else {
+		vma = prealloc_take(pa);
+		vma->vm_start = start;
+		vma->vm_end = end;
+		vma->vm_flags = flags;
+		vma->vm_pgoff = pgoff;
+		vma->vm_ops = ops;
+		vma->vm_file = file;
+		if (file)
+			get_file(file);
+		vma_link_after(mm, prev, vma);
 	}
-	vma = prealloc_take(pa);
-	vma->vm_start = start;
-	vma->vm_end = end;
-	vma->vm_flags = flags;
-	vma->vm_pgoff = start >> PAGE_SHIFT;
-	vma_link_after(mm, prev, vma);
+	i_mmap_in(vma);
+	if (file)
+		i_mmap_unlock_write(file);
 	return vma;
 }
 
@@ -374,8 +426,22 @@ vma_modify_flags(struct smm_mm *mm, struct vm_area_struct *prev,
 	vma_start_write(vma);
 	vma_merge_decide(start == vma->vm_start && prev != vma ? prev : NULL,
 			 end == vma->vm_end ? next : NULL, start, end, flags,
-			 vma->vm_ops, vma->anon_vma, &left, &right);
+			 vma->vm_ops, vma->vm_file,
+			 vma->vm_pgoff +
+				 ((start - vma->vm_start) >> PAGE_SHIFT),
+			 vma->anon_vma, &left, &right);
 	if (left || right) {
+		struct smm_file *f = vma->vm_file;
+		bool vma_gone = (left && right) ||
+				(left && end == vma->vm_end) ||
+				(right && start == vma->vm_start);
+
+		if (f) {
+			i_mmap_lock_write(f);
+			i_mmap_out(left ? prev : NULL);
+			i_mmap_out(vma);
+			i_mmap_out(right ? next : NULL);
+		}
 		/* Merged pages keep their entries; only the ranges change. */
 		anon = left && prev->anon_vma ? prev->anon_vma :
 		       vma->anon_vma	      ? vma->anon_vma :
@@ -406,6 +472,13 @@ vma_modify_flags(struct smm_mm *mm, struct vm_area_struct *prev,
 				vma_remove(mm, vma);
 			else
 				WRITE_ONCE(vma->vm_end, start);
+		}
+		if (f) {
+			/* The survivors back in, with their new ranges. */
+			i_mmap_in(left ? prev : NULL);
+			i_mmap_in(vma_gone ? NULL : vma);
+			i_mmap_in(right && !left ? next : NULL);
+			i_mmap_unlock_write(f);
 		}
 		return tgt;
 	}
@@ -461,6 +534,11 @@ int vma_modify_range(struct smm_mm *mm, uint64_t start, uint64_t end,
 			if (nstart >= end)
 				break;
 			prev = vma->vm_prev;
+		}
+		if (ops->check) {
+			err = ops->check(vma, arg);
+			if (err)
+				break;
 		}
 		tmp = MIN(vma->vm_end, end);
 		oldflags = vma->vm_flags;

@@ -70,13 +70,17 @@ void vma_split(struct smm_mm *mm, struct vm_area_struct *vma, uint64_t addr,
  * vma_tree_update() has unpublished it. */
 void vma_remove(struct smm_mm *mm, struct vm_area_struct *vma);
 /*
- * vma_merge_new_range - map the hole [start, end) with @flags: extend the
- * VMA before or after it, or both into one, where Linux would merge
- * (same flags, compatible anon_vma; a new range has none yet), else link a
- * new VMA from @pa. Returns the VMA that covers the range.
+ * vma_merge_new_range - map the hole [start, end) with @flags, of @file
+ * (NULL: anonymous) from page offset @pgoff: extend the VMA before or after
+ * it, or both into one, where Linux would merge (same flags and file,
+ * continuing page offsets, compatible anon_vma; a new range has none
+ * yet), else link a new VMA from @pa, which takes a reference on @file.
+ * Returns the VMA that covers the range.
  */
 struct vm_area_struct *vma_merge_new_range(struct smm_mm *mm, uint64_t start,
 					   uint64_t end, unsigned long flags,
+					   struct smm_file *file,
+					   uint64_t pgoff,
 					   struct vma_prealloc *pa);
 /*
  * vma_modify_flags - give [start, end), which lies in @vma, the flags
@@ -105,6 +109,9 @@ vma_modify_flags(struct smm_mm *mm, struct vm_area_struct *prev,
  * mmap_lock held for write.
  */
 struct vma_range_ops {
+	/* May be NULL; an error stops the walk before @vma (mprotect's
+	 * -EACCES), the VMAs before it staying changed. */
+	int (*check)(struct vm_area_struct *vma, void *arg);
 	unsigned long (*new_flags)(struct vm_area_struct *vma, void *arg);
 	/* @vma covers [start, end) now, with its new flags */
 	void (*changed)(struct vm_area_struct *vma, uint64_t start,

@@ -9,24 +9,43 @@
  * walk); freed pages and tables go through the caller's mmu_gather.
  */
 #include "pagewalk.h"
+#include "filemap.h"
 
 static inline __attribute__((always_inline)) int
 zap_pte_entry(struct mm_walk *walk, pteval_t *ptep, pteval_t pte, uint64_t addr)
 {
 	struct smm_pool *pool = walk->mm->pool;
-	pfn_t pfn;
+	pfn_t pfn = pte_pfn(pte);
+	struct page *page;
+	unsigned int flags;
 
+	if (is_zero_pfn(pool, pfn)) {
+		pte = ptep_get_and_clear(walk->mm, ptep);
+		walk->tlb->need_flush = true;
+		walk->nr_cleared++;
+		walk->zero--;
+		return WALK_CONTINUE;
+	}
+	page = pfn_to_page(pool, pfn);
+	flags = atomic_load_explicit(&page->flags, memory_order_relaxed);
+	if (unlikely(walk->skip_anon) && (flags & PG_ANON))
+		return WALK_CONTINUE;
+	if ((flags & PG_FILE) && (pte & _PAGE_RW) && !walk->tlb->file_pending) {
+		walk->tlb->file_pending = true;
+		atomic_fetch_add(&walk->mm->zap_file_pending, 1);
+	}
 	/* xchg: the hardware walk may set A/D bits until it is gone */
 	pte = ptep_get_and_clear(walk->mm, ptep);
 	walk->tlb->need_flush = true;
 	walk->nr_cleared++;
-	pfn = pte_pfn(pte);
-	if (is_zero_pfn(pool, pfn)) {
-		walk->zero--;
-		return WALK_CONTINUE;
+	atomic_fetch_sub(&page->mapcount, 1);
+	if (flags & PG_FILE) {
+		walk->rss_file--;
+		if (pte & _PAGE_DIRTY)
+			pfn |= GATHER_DIRTY;
+	} else {
+		walk->rss--;
 	}
-	atomic_fetch_sub(&pfn_to_page(pool, pfn)->mapcount, 1);
-	walk->rss--;
 	return tlb_remove_page(walk->tlb, pfn) ? WALK_FLUSH : WALK_CONTINUE;
 }
 
@@ -35,7 +54,12 @@ void zap_table_done(struct mm_walk *walk, uint64_t start, uint64_t end)
 {
 	const struct pt_scheme_ops *ops = walk->mm->pt_ops;
 
-	if (ops->zap_leave)
+	/*
+	 * Not for the reverse map's zaps: without mmap_lock, freeing upper
+	 * tables could race munmap's free_pgtables(). Linux's PT_RECLAIM
+	 * does not reclaim there either.
+	 */
+	if (ops->zap_leave && !walk->rmap)
 		ops->zap_leave(walk->tlb, &walk->pt, start, end, walk->zap);
 }
 
@@ -43,6 +67,24 @@ static const struct mm_walk_ops zap_walk_ops = {
 	.pte_entry = zap_pte_entry,
 	.pte_table_done = zap_table_done,
 };
+
+void zap_vma_rmap(struct vm_area_struct *vma, uint64_t start, uint64_t end,
+		  bool skip_anon)
+{
+	struct mmu_gather tlb;
+	struct mm_walk walk = {
+		.mm = vma->vm_mm,
+		.vma = vma,
+		.tlb = &tlb,
+		.zap = ZAP_DONTNEED,
+		.rmap = true,
+		.skip_anon = skip_anon,
+	};
+
+	tlb_gather_mmu(&tlb, vma->vm_mm);
+	walk_page_range_vma(&walk, &zap_walk_ops, start, end);
+	tlb_finish_mmu(&tlb);
+}
 
 void zap_page_range(struct mmu_gather *tlb, struct vm_area_struct *vma,
 		    uint64_t start, uint64_t end, int why)
@@ -91,6 +133,28 @@ void unmap_region(struct smm_mm *mm, struct vm_area_struct *first,
 	tlb_gather_mmu(&tlb, mm);
 	for (struct vm_area_struct *v = first;; v = v->vm_next) {
 		zap_page_range(&tlb, v, v->vm_start, v->vm_end, why);
+		if (v == last)
+			break;
+	}
+	/*
+	 * No CPU may store through a cleared entry of a file page once the
+	 * VMA is out of the reverse map, where page_mkclean() could no longer
+	 * find this mm to flush it (mm->zap_file_pending).
+	 */
+	if (tlb.file_pending)
+		tlb_flush_mmu(&tlb);
+	/*
+	 * Out of the reverse map before the tables go (Linux's
+	 * unlink_file_vma() in free_pgtables()): a walker under i_mmap_lock
+	 * must not reach a table freed here. The reference on the file goes
+	 * with the VMA (the caller's).
+	 */
+	for (struct vm_area_struct *v = first;; v = v->vm_next) {
+		if (v->vm_file) {
+			i_mmap_lock_write(v->vm_file);
+			i_mmap_remove(v);
+			i_mmap_unlock_write(v->vm_file);
+		}
 		if (v == last)
 			break;
 	}

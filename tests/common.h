@@ -74,6 +74,7 @@ static inline void assert_pool_clean(struct smm_pool *pool)
 			st.frames, st.free, st.anon_pages, st.pt_pages);
 	assert_int_equal(st.anon_pages, 0);
 	assert_int_equal(st.pt_pages, 0);
+	assert_int_equal(st.file_pages, 0);
 	assert_int_equal(st.frames, 1 + st.free);
 }
 

@@ -196,9 +196,10 @@ static void test_mmap_errors(void **state)
 				  SMM_MAP_ANONYMOUS | SMM_MAP_PRIVATE |
 					  SMM_MAP_SHARED),
 			 -EINVAL);
-	/* the contract: shared mappings are -EINVAL for now */
+	/* shared memory cannot be a stack */
 	assert_int_equal(smm_mmap(mm, 0, PG, RW,
-				  SMM_MAP_ANONYMOUS | SMM_MAP_SHARED),
+				  SMM_MAP_ANONYMOUS | SMM_MAP_SHARED |
+					  SMM_MAP_GROWSDOWN),
 			 -EINVAL);
 	/* lengths that overflow or cannot fit */
 	assert_int_equal(smm_mmap(mm, 0, UINT64_MAX, RW, FLAGS), -ENOMEM);
