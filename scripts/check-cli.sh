@@ -5,7 +5,8 @@
 # quoted); --help on stdout with status 0 for every subcommand, and usages
 # that show defaults and every workload; number options checked whole with
 # their limits named; stray arguments; --scheme with the kernel backend;
-# --only with an unknown workload; --race in a release build; compare's
+# --only with an unknown workload; --race in a release build; torture
+# --file-pages without --files; compare's
 # --out. Every case fails before any real work, or is a run of a few
 # milliseconds (the tiniest comparison: ~0.3 s); the whole takes ~1 s.
 set -u
@@ -180,6 +181,10 @@ fails 2 "softmm torture: --race must be 0..1000 (got '1001')" \
 	"$tool" torture --race 1001
 fails 2 "softmm torture: --seed must be 0..18446744073709551615 (got '18446744073709551616')" \
 	"$tool" torture --seed 18446744073709551616
+fails 2 "softmm torture: --file-pages must be 1..4096 (got '0')" \
+	"$tool" torture --files --file-pages 0
+fails 2 "softmm torture: --file-pages needs --files" \
+	"$tool" torture --file-pages 8
 fails 2 "softmm bench: --reps must be 1..64 (got '0')" "$tool" bench --reps 0
 # --atomics counts only in the counter build (build/count/softmm).
 fails 2 "softmm bench: --atomics counts only in the counter build" \

@@ -3,8 +3,12 @@
 # built with a bug put in on purpose (build/bug: the recheck after taking
 # the VMA read lock removed; build/bug2: refcount's walker without
 # pte_try_get() and pmd-rwsem's free without the write side, each run with
-# its --scheme). On three seeds, the torture must notice within SECONDS
-# (default 30): a violation (exit 1) or a library BUG/sanitizer abort.
+# its --scheme; build/bug3: page_mkclean() skipping one page-table entry,
+# run with --files, whose msync check then finds the host file stale).
+# TORTURE-ARGS come after the defaults (--threads 4 --seconds SECONDS
+# --seed N) and may add options or override them. On three seeds, the
+# torture must notice within SECONDS (default 30): a violation (exit 1) or
+# a library BUG/sanitizer abort.
 # Passing means the torture caught the bug every time.
 tool=$1
 secs=${2:-30}

@@ -120,7 +120,9 @@ SMM_API int smm_cpu_switch_mm(struct smm_cpu *cpu, struct smm_mm *mm)
 		atomic_fetch_add(&mm->nr_cpus, 1);
 		cpu->tlb_gen = atomic_load(&mm->tlb_gen);
 	}
-	WRITE_ONCE(cpu->mm, mm);
+	/* Release: a flusher that reads the new value and skips us sees
+	 * every store we made through the old mm (tlb.c). */
+	__atomic_store_n(&cpu->mm, mm, __ATOMIC_RELEASE);
 	tlb_flush_local(cpu);
 	if (old) {
 		atomic_fetch_sub(&old->nr_cpus, 1);

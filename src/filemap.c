@@ -345,6 +345,17 @@ static int write_page(struct smm_file *f, struct page *page, uint64_t index)
 	if (off >= size)
 		return 0;
 	len = (size_t)MIN((uint64_t)PAGE_SIZE, size - off);
+#ifdef SMM_TSAN
+	/*
+	 * A device may write the page through a pin meanwhile (and dirty it
+	 * again at the unpin): pwrite() reads the frame as TSan cannot see
+	 * the guest's relaxed atomics. Write a copy (frame_copy()).
+	 */
+	uint8_t copy[PAGE_SIZE];
+
+	frame_copy(copy, p, len);
+	p = copy;
+#endif
 	while (done < len) {
 		ssize_t n = pwrite(f->fd, p + done, len - done,
 				   (off_t)(off + done));
@@ -496,9 +507,11 @@ static void zero_cached_range(struct smm_file *f, uint64_t from, uint64_t to)
 	if (!page)
 		return;
 	wait_for_stable_page(page);
-	memset((uint8_t *)pfn_to_virt(f->pool, file_page_pfn(f, page)) +
-		       (from & ~PAGE_MASK),
-	       0, to - from);
+	static const uint8_t zeros[PAGE_SIZE];
+
+	frame_copy((uint8_t *)pfn_to_virt(f->pool, file_page_pfn(f, page)) +
+			   (from & ~PAGE_MASK),
+		   zeros, to - from);
 	filemap_unlock_put(f, page);
 }
 
@@ -751,10 +764,11 @@ SMM_API int64_t smm_file_pread(struct smm_file *f, void *buf, size_t len,
 					 &err);
 		if (!page)
 			break;
-		memcpy((uint8_t *)buf + done,
-		       (uint8_t *)pfn_to_virt(f->pool, file_page_pfn(f, page)) +
-			       in,
-		       n);
+		frame_copy((uint8_t *)buf + done,
+			   (uint8_t *)pfn_to_virt(f->pool,
+						  file_page_pfn(f, page)) +
+				   in,
+			   n);
 		filemap_unlock_put(f, page);
 		done += n;
 	}
@@ -796,9 +810,10 @@ SMM_API int64_t smm_file_pwrite(struct smm_file *f, const void *buf, size_t len,
 		if (!page)
 			break;
 		wait_for_stable_page(page);
-		memcpy((uint8_t *)pfn_to_virt(f->pool, file_page_pfn(f, page)) +
-			       (pos & ~PAGE_MASK),
-		       (const uint8_t *)buf + done, n);
+		frame_copy((uint8_t *)pfn_to_virt(f->pool,
+						  file_page_pfn(f, page)) +
+				   (pos & ~PAGE_MASK),
+			   (const uint8_t *)buf + done, n);
 		set_page_dirty(page);
 		filemap_unlock_put(f, page);
 		done += n;

@@ -7,6 +7,7 @@
 #ifndef SMM_FRAME_H
 #define SMM_FRAME_H
 
+#include <string.h>
 #include "rcu.h"
 #include "lock.h"
 #include "softmm.h"
@@ -197,6 +198,38 @@ static inline struct page *virt_to_page(struct smm_pool *pool, const void *p)
 static inline bool is_zero_pfn(struct smm_pool *pool, pfn_t pfn)
 {
 	return pfn == pool->zero_pfn;
+}
+
+/*
+ * frame_copy - memcpy() for a frame that guest CPUs (or a device through a
+ * pin) may be storing to meanwhile: a page-cache page being written back,
+ * copied on write, read by pread. What the hardware gives, some mix of old
+ * and new bytes, each aligned 8-byte word whole. In ThreadSanitizer builds
+ * it uses relaxed atomics, as guest accesses do (uaccess.c), so that TSan
+ * reports races between softmm's own uses of a frame only, never this
+ * copy against a guest's store.
+ */
+static inline void frame_copy(void *dst, const void *src, size_t n)
+{
+#ifdef SMM_TSAN
+	uint8_t *d = dst;
+	const uint8_t *s = src;
+	size_t i = 0;
+
+	for (; i + 8 <= n && !((uintptr_t)(d + i) & 7) &&
+	       !((uintptr_t)(s + i) & 7);
+	     i += 8)
+		__atomic_store_n((uint64_t *)(d + i),
+				 __atomic_load_n((const uint64_t *)(s + i),
+						 __ATOMIC_RELAXED),
+				 __ATOMIC_RELAXED);
+	for (; i < n; i++)
+		__atomic_store_n(d + i,
+				 __atomic_load_n(s + i, __ATOMIC_RELAXED),
+				 __ATOMIC_RELAXED);
+#else
+	memcpy(dst, src, n);
+#endif
 }
 
 /* Allocate one zeroed frame for @use (PG_ANON, PG_TABLE or PG_FILE),

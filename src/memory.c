@@ -200,8 +200,8 @@ static int do_file_fault(struct vm_fault *vmf)
 			err = -ENOMEM;
 			goto out;
 		}
-		memcpy(pfn_to_virt(pool, new), pfn_to_virt(pool, pfn),
-		       PAGE_SIZE);
+		frame_copy(pfn_to_virt(pool, new), pfn_to_virt(pool, pfn),
+			   PAGE_SIZE);
 		entry = pfn_pte(new, vm_page_prot(vma->vm_flags) | _PAGE_RW |
 					     _PAGE_DIRTY);
 	} else {
@@ -292,8 +292,8 @@ static int do_wp_file_page(struct vm_fault *vmf, struct page *page)
 	new = new_anon_page_locked(vmf, &err);
 	if (new == NO_PFN)
 		goto unmap;
-	memcpy(pfn_to_virt(pool, new),
-	       pfn_to_virt(pool, page_to_pfn(pool, page)), PAGE_SIZE);
+	frame_copy(pfn_to_virt(pool, new),
+		   pfn_to_virt(pool, page_to_pfn(pool, page)), PAGE_SIZE);
 	ptep_xchg(mm, vmf->pte,
 		  pfn_pte(new, vm_page_prot(vma->vm_flags) | _PAGE_RW |
 				       _PAGE_DIRTY));

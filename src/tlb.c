@@ -80,7 +80,8 @@ void flush_tlb_mm(struct smm_mm *mm)
 		struct smm_cpu *cpu = atomic_load(&pool->cpus[i]);
 
 		seen[i] = 0;
-		if (!cpu || cpu == self || READ_ONCE(cpu->mm) != mm)
+		if (!cpu || cpu == self ||
+		    __atomic_load_n(&cpu->mm, __ATOMIC_ACQUIRE) != mm)
 			continue;
 		seen[i] = atomic_load_explicit(&cpu->access_seq,
 					       memory_order_acquire);

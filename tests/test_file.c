@@ -468,6 +468,41 @@ static void test_fault_injection(void **state)
 		assert_int_equal(smm_munmap(e->mm, TA, 4 * PG), 0);
 	}
 	assert_int_equal(smm_file_close(f), 0);
+	/* opening and creating files, and shared anonymous mmap */
+	for (unsigned long n = 1; n < 8; n++) {
+		struct smm_pool_stats ps;
+		int64_t r;
+
+		smm_pool_inject_failure(e->pool, n);
+		f = smm_file_open(e->pool, fd);
+		smm_pool_inject_failure(e->pool, 0);
+		if (f)
+			assert_int_equal(smm_file_close(f), 0);
+		else
+			assert_int_equal(errno, ENOMEM);
+		smm_pool_inject_failure(e->pool, n);
+		f = smm_file_create(e->pool, PG);
+		smm_pool_inject_failure(e->pool, 0);
+		if (f)
+			assert_int_equal(smm_file_close(f), 0);
+		else
+			assert_int_equal(errno, ENOMEM);
+		smm_pool_inject_failure(e->pool, n);
+		r = smm_mmap(e->mm, TA, 2 * PG, RW,
+			     SH | SMM_MAP_ANONYMOUS | SMM_MAP_FIXED);
+		smm_pool_inject_failure(e->pool, 0);
+		if (r < 0) {
+			assert_int_equal(r, -ENOMEM);
+			assert_int_equal(smm_mm_vmas(e->mm, 0, SMM_TASK_SIZE,
+						     NULL, 0),
+					 0);
+		} else {
+			wr(e, TA, 1);
+			assert_int_equal(smm_munmap(e->mm, TA, 2 * PG), 0);
+		}
+		ps = pool_stats(e->pool);
+		assert_int_equal(ps.file_pages, 0);
+	}
 	close(fd);
 }
 

@@ -47,6 +47,9 @@
  *   VMA, counters equal to the tables), and after teardown every frame must
  *   be back in the pool.
  *
+ * With --files, cmd_torture() parses the same options and runs the file
+ * torture of torture_files.c instead (files, page cache, writeback, msync).
+ *
  * Owns no library state; all of its own state is in this file.
  */
 #define _GNU_SOURCE
@@ -69,8 +72,8 @@
 #define REGION_PAGES	 256 /* 1 MiB */
 #define OWNED_PER_THREAD 2
 #define SHARED_REGIONS	 8
-#define MAX_THREADS	 64
-#define MAX_MMS		 8
+#define MAX_THREADS	 TORTURE_MAX_THREADS
+#define MAX_MMS		 TORTURE_MAX_MMS
 #define WINDOW_BASE \
 	(0x200000000000ULL + (1ULL << 30) - 8 * (REGION_PAGES * PAGE))
 
@@ -130,10 +133,10 @@ static const char *const op_names[O_NR] = {
 };
 
 static struct {
-	int threads, mms, seconds, race, scheme, gup;
+	int threads, mms, seconds, race, scheme, gup, file_pages;
 	unsigned int mm_flags;
 	uint64_t seed;
-	bool quiet;
+	bool quiet, files;
 } cfg;
 
 static struct smm_pool *pool;
@@ -650,7 +653,7 @@ static void shared_op(struct tstate *t, struct smm_mm *mm, struct region *r)
 
 /* ---- GUP threads ---- */
 
-#define GUP_MAX	    8
+#define GUP_MAX	    TORTURE_MAX_GUP
 #define GUP_WORD(g) (64 + (g)) /* a GUP thread's own word in each page */
 
 /* The "device" reads and writes pinned memory with relaxed atomics: like
@@ -874,7 +877,8 @@ static void *worker(void *arg)
 const char torture_synopsis[] =
 	"[--threads N (4)] [--seconds S (10)] [--seed N (1)]\n"
 	"[--scheme NAME (eager)] [--mms N (2)] [--gup N (2)]\n"
-	"[--race PERMILLE (20)] [--no-vma-lock] [--quiet]";
+	"[--race PERMILLE (20)] [--no-vma-lock] [--quiet]\n"
+	"[--files [--file-pages N (64)]]";
 const char torture_summary[] =
 	"concurrent torture of the library, with invariant checks";
 
@@ -891,8 +895,13 @@ static int usage(FILE *f)
 		"  --race PERMILLE yield in marked race windows, 0..%d per mille\n"
 		"                  (debug builds only, e.g. build/asan/softmm)\n"
 		"  --no-vma-lock   faults take mmap_lock only\n"
-		"  --quiet         no effect (the torture prints one line)\n",
-		MAX_THREADS, MAX_SECONDS, MAX_MMS, GUP_MAX, MAX_RACE);
+		"  --quiet         no effect (the torture prints one line)\n"
+		"  --files         the file torture instead: a host file mapped\n"
+		"                  shared in every mm, stores, msync, writeback,\n"
+		"                  pins; no stored byte may be lost\n"
+		"  --file-pages N  the host file's size in pages, 1..%d\n",
+		MAX_THREADS, MAX_SECONDS, MAX_MMS, GUP_MAX, MAX_RACE,
+		TORTURE_MAX_FILE_PAGES);
 	return f == stdout ? 0 : 2;
 }
 
@@ -908,11 +917,13 @@ int cmd_torture(int argc, char **argv)
 		{ "race", required_argument, NULL, 'r' },
 		{ "quiet", no_argument, NULL, 'q' },
 		{ "gup", required_argument, NULL, 'g' },
+		{ "files", no_argument, NULL, 'f' },
+		{ "file-pages", required_argument, NULL, 'p' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
 	char q[CLI_QUOTE_SIZE];
-	bool race_set = false;
+	bool race_set = false, pages_set = false;
 	struct tstate ts[MAX_THREADS + GUP_MAX];
 	pthread_t tid[MAX_THREADS + GUP_MAX];
 	struct smm_pool_stats ps;
@@ -926,6 +937,7 @@ int cmd_torture(int argc, char **argv)
 	cfg.seed = 1;
 	cfg.race = 20;
 	cfg.gup = 2;
+	cfg.file_pages = 64;
 	optind = 1;
 	while ((c = getopt_long(argc, argv, "h", lo, NULL)) != -1) {
 		switch (c) {
@@ -983,6 +995,15 @@ int cmd_torture(int argc, char **argv)
 				    &cfg.gup))
 				return 2;
 			break;
+		case 'f':
+			cfg.files = true;
+			break;
+		case 'p':
+			if (cli_int("torture", "--file-pages", optarg, 1,
+				    TORTURE_MAX_FILE_PAGES, &cfg.file_pages))
+				return 2;
+			pages_set = true;
+			break;
 		case 'h':
 			return usage(stdout);
 		default:
@@ -996,6 +1017,24 @@ int cmd_torture(int argc, char **argv)
 			"softmm torture: --race does nothing in a release "
 			"build, whose race windows are not marked; use a "
 			"debug build (build/asan/softmm)\n");
+	if (pages_set && !cfg.files) {
+		fprintf(stderr, "softmm torture: --file-pages needs --files\n");
+		return 2;
+	}
+	if (cfg.files) {
+		struct torture_opts o = {
+			.threads = cfg.threads,
+			.mms = cfg.mms,
+			.seconds = cfg.seconds,
+			.scheme = cfg.scheme,
+			.gup = cfg.gup,
+			.file_pages = cfg.file_pages,
+			.mm_flags = cfg.mm_flags,
+			.seed = cfg.seed,
+		};
+
+		return torture_files(&o);
+	}
 
 	pool = smm_pool_create(512ULL << 20, SMM_POOL_POISON);
 	if (!pool) {
