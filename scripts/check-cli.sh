@@ -161,8 +161,9 @@ works "[--backend softmm|kernel (softmm)]" "$tool" script --help
 for w in fault-anon fault-zero memset-4k dontneed-aligned dontneed-unaligned \
 	dontneed-refault mmap-munmap mmap-many-1k mmap-many-10k mmap-many-60k \
 	access-hit gup-fast gup-slow fault-threads fault-shared-pte \
-	fault-shared-pmd alloc-dontneed sparse-dontneed fault-vs-mmap \
-	fault-vs-mmap-mmaplock fault-threads-mmaplock; do
+	fault-shared-pmd alloc-dontneed sparse-dontneed page-fault2 page-fault3 \
+	read-fault-file msync-128m fault-vs-mmap fault-vs-mmap-mmaplock \
+	fault-threads-mmaplock; do
 	works " $w" "$tool" bench --help
 done
 

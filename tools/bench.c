@@ -11,6 +11,7 @@
 #include <fcntl.h>
 #include <getopt.h>
 #include <limits.h>
+#include <linux/magic.h>
 #include <pthread.h>
 #include <spawn.h>
 #include <stdatomic.h>
@@ -20,6 +21,8 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/statfs.h>
 #include <sys/uio.h>
 #include <sys/utsname.h>
 #include <sys/wait.h>
@@ -43,6 +46,7 @@ struct bench_opts {
 	bool atomics;	  /* bench --atomics: count RMWs, time nothing */
 	bool full;	  /* the full-size Qi Zheng test */
 	bool compare;	  /* compare: the default selection only */
+	bool reps_set;	  /* --reps given: it holds for every workload */
 	const char *only; /* comma list of workloads, or NULL */
 	const char *out;  /* compare: where the chart goes */
 };
@@ -78,6 +82,7 @@ struct result {
 	double ns;     /* wall time of the measured part */
 	uint64_t ops;  /* operations of all threads together */
 	long pt_bytes; /* page-table bytes at the end, -1: n/a */
+	double faults; /* page faults taken in the timed part, -1: n/a */
 };
 
 struct env {
@@ -140,7 +145,7 @@ static void k_touch(char *p, uint64_t len)
 static struct result w_fault_anon(struct env *e)
 {
 	const uint64_t len = 128 * MiB;
-	struct result r = { 0, len / PAGE, -1 };
+	struct result r = { 0, len / PAGE, -1, -1 };
 	double t0;
 
 	if (e->kernel) {
@@ -169,7 +174,7 @@ static struct result w_fault_anon(struct env *e)
 static struct result w_fault_zero(struct env *e)
 {
 	const uint64_t len = 128 * MiB;
-	struct result r = { 0, len / PAGE, -1 };
+	struct result r = { 0, len / PAGE, -1, -1 };
 	volatile char sink;
 	double t0;
 
@@ -210,7 +215,7 @@ static struct result w_dontneed(struct env *e)
 	const uint64_t chunk = 2 * MiB;
 	const uint64_t len = chunks * chunk + 2 * MiB;
 	const uint64_t off = e->aligned ? 0 : PAGE;
-	struct result r = { 0, chunks * (chunk / PAGE), -1 };
+	struct result r = { 0, chunks * (chunk / PAGE), -1, -1 };
 	double t0;
 
 	if (e->kernel) {
@@ -265,7 +270,7 @@ static struct result w_dontneed_refault(struct env *e)
 {
 	const uint64_t len = 64 * MiB;
 	const int cycles = 8;
-	struct result r = { 0, cycles * (len / PAGE), -1 };
+	struct result r = { 0, cycles * (len / PAGE), -1, -1 };
 	double t0;
 
 	if (e->kernel) {
@@ -302,7 +307,7 @@ static struct result w_dontneed_refault(struct env *e)
 static struct result w_mmap_munmap(struct env *e)
 {
 	const int iters = 20000;
-	struct result r = { 0, iters, -1 };
+	struct result r = { 0, iters, -1, -1 };
 	double t0;
 
 	if (e->kernel) {
@@ -356,7 +361,7 @@ static int k_nr_vmas(void)
 static struct result w_mmap_many(struct env *e)
 {
 	const int iters = 20000;
-	struct result r = { 0, iters, -1 };
+	struct result r = { 0, iters, -1, -1 };
 	int n = e->nr_vmas;
 	double t0;
 
@@ -410,7 +415,7 @@ static struct result w_mmap_many(struct env *e)
 static struct result w_access_hit(struct env *e)
 {
 	const uint64_t iters = 20000000;
-	struct result r = { 0, iters, -1 };
+	struct result r = { 0, iters, -1, -1 };
 	uint64_t v, sum = 0;
 	double t0;
 
@@ -450,7 +455,7 @@ static struct result w_access_hit(struct env *e)
 static struct result w_gup(struct env *e, bool fast)
 {
 	const uint64_t iters = fast ? 2000000 : 1000000;
-	struct result r = { 0, iters, -1 };
+	struct result r = { 0, iters, -1, -1 };
 	double t0;
 
 	if (e->kernel) {
@@ -503,7 +508,7 @@ static struct result w_gup_slow(struct env *e)
 static struct result w_memset(struct env *e)
 {
 	const uint64_t len = 256 * MiB;
-	struct result r = { 0, len / PAGE, -1 };
+	struct result r = { 0, len / PAGE, -1, -1 };
 	static char *buf;
 	double t0;
 
@@ -597,7 +602,7 @@ static struct result w_fault_threads(struct env *e)
 {
 	const uint64_t len = 128 * MiB; /* per thread, as fault-anon */
 	struct thr t[MAX_THREADS];
-	struct result r = { 0, (uint64_t)e->threads * (len / PAGE), -1 };
+	struct result r = { 0, (uint64_t)e->threads * (len / PAGE), -1, -1 };
 
 	if (!e->kernel) {
 		struct smm_mm_opts o = { .scheme = e->scheme,
@@ -666,7 +671,7 @@ static void *mix_writer(void *arg)
 static struct result w_fault_vs_mmap(struct env *e)
 {
 	const uint64_t len = 64 * MiB;
-	struct result r = { 0, len / PAGE, -1 };
+	struct result r = { 0, len / PAGE, -1, -1 };
 	pthread_barrier_t bar;
 	atomic_bool stop = false;
 	struct mix m = { e, &bar, &stop, 0 };
@@ -757,7 +762,7 @@ static void *shared_thread(void *arg)
 static struct result w_fault_shared(struct env *e, uint64_t unit)
 {
 	struct thr t[MAX_THREADS];
-	struct result r = { 0, SHARED_LEN / PAGE, -1 };
+	struct result r = { 0, SHARED_LEN / PAGE, -1, -1 };
 	char *map = NULL;
 	uint64_t base;
 
@@ -865,7 +870,7 @@ static void *ad_dontneed_thread(void *arg)
 
 static struct result w_alloc_dontneed(struct env *e)
 {
-	struct result r = { 0, AD_BLOCKS * (AD_BLOCK / PAGE), -1 };
+	struct result r = { 0, AD_BLOCKS * (AD_BLOCK / PAGE), -1, -1 };
 	pthread_barrier_t bar;
 	atomic_bool stop = false;
 	struct ad_thr t = { e, &bar, 0, &stop };
@@ -942,7 +947,7 @@ static struct result w_alloc_dontneed(struct env *e)
 
 static struct result w_sparse_dontneed(struct env *e)
 {
-	struct result r = { 0, SPARSE_LEN / (2 * MiB), -1 };
+	struct result r = { 0, SPARSE_LEN / (2 * MiB), -1, -1 };
 	double t0;
 	char c;
 
@@ -985,6 +990,250 @@ static struct result w_sparse_dontneed(struct env *e)
 	return r;
 }
 
+/*
+ * File workloads: will-it-scale's page_fault2 and page_fault3, read faults
+ * on a cached file, msync. Each call makes its own host file of FILE_LEN
+ * bytes in FILE_DIR, a hole sized with ftruncate() as will-it-scale's, and
+ * unlinks it at once: it is gone from the disk when the last descriptor
+ * closes (softmm keeps a duplicate until smm_file_close()), whatever way
+ * the bench ends. The kernel maps it with mmap(2); softmm with
+ * smm_file_open() of the same kind of host file and smm_mmap_file(), its
+ * page cache in front of the host file. FILE_DIR must be a disk filesystem,
+ * not tmpfs, or msync writes nothing anywhere: said once if it is.
+ */
+#define FILE_DIR "/var/tmp"
+#define FILE_LEN (128 * MiB)
+
+static int host_file(uint64_t len)
+{
+	static bool checked;
+	char path[] = FILE_DIR "/softmm-bench.XXXXXX";
+	struct statfs sf;
+	int fd;
+
+	if (!checked && !statfs(FILE_DIR, &sf) && sf.f_type == TMPFS_MAGIC)
+		fprintf(stderr, "bench: %s is tmpfs: msync writes to no disk\n",
+			FILE_DIR);
+	checked = true;
+	fd = mkostemp(path, O_CLOEXEC);
+	if (fd < 0) {
+		fprintf(stderr, "bench: cannot create a file in %s: %s\n",
+			FILE_DIR, strerror(errno));
+		exit(1);
+	}
+	unlink(path);
+	die_if(ftruncate(fd, (off_t)len), "ftruncate");
+	return fd;
+}
+
+/* The file workloads' softmm side: a file in front of a new host file, and
+ * after it, every frame back in the pool (the page cache included). */
+static struct smm_file *smm_file_setup(struct env *e, uint64_t len)
+{
+	int fd = host_file(len);
+	struct smm_file *f;
+
+	smm_setup(e);
+	f = smm_file_open(pool, fd);
+	if (!f) {
+		fprintf(stderr, "bench: smm_file_open: %s\n", strerror(errno));
+		exit(1);
+	}
+	close(fd); /* softmm holds its own */
+	return f;
+}
+
+static void smm_file_teardown(struct env *e, struct smm_file *f)
+{
+	struct smm_pool_stats ps;
+
+	/* The host file is unlinked: the kernel drops its dirty pages at
+	 * its last close, unwritten. Truncating first does the same here,
+	 * rather than have the close write 128 MiB to the host for nothing. */
+	die_if(smm_file_truncate(f, 0), "smm_file_truncate");
+	die_if(smm_file_close(f), "smm_file_close");
+	smm_teardown(e); /* waits for deferred frees: the mappings' ones */
+	smm_pool_stats(pool, &ps);
+	if (ps.file_pages || ps.anon_pages || ps.pt_pages) {
+		fprintf(stderr,
+			"bench: pool not empty after a file workload: %llu "
+			"page-cache, %llu anonymous, %llu page-table frames\n",
+			(unsigned long long)ps.file_pages,
+			(unsigned long long)ps.anon_pages,
+			(unsigned long long)ps.pt_pages);
+		exit(1);
+	}
+}
+
+enum file_access {
+	FA_PRIVATE_WRITE, /* page-fault2: COW from the page cache */
+	FA_SHARED_WRITE,  /* page-fault3: dirty the page-cache page */
+	FA_SHARED_READ,	  /* read-fault-file: map the page-cache page */
+};
+
+/* Page faults the calling thread has taken so far (the kernel's count). */
+static long k_faults(void)
+{
+	struct rusage ru;
+
+	die_if(getrusage(RUSAGE_THREAD, &ru), "getrusage");
+	return ru.ru_minflt + ru.ru_majflt;
+}
+
+static uint64_t smm_faults(struct smm_mm *mm)
+{
+	struct smm_mm_stats st;
+
+	smm_mm_stats(mm, &st);
+	return st.faults;
+}
+
+/*
+ * One pass: map the file, one access per page, unmap; the mmap is not
+ * timed, the accesses and the munmap are (as fault-anon). Returns the ns
+ * and the faults taken in *@r.
+ */
+static void k_file_pass(int fd, uint64_t len, enum file_access how,
+			struct result *r)
+{
+	int prot = how == FA_SHARED_READ ? PROT_READ : PROT_READ | PROT_WRITE;
+	int flags = how == FA_PRIVATE_WRITE ? MAP_PRIVATE : MAP_SHARED;
+	char *p = mmap(NULL, len, prot, flags, fd, 0);
+	volatile char sink;
+	long f0;
+	double t0;
+
+	die_if(p == MAP_FAILED, "mmap");
+	f0 = k_faults();
+	t0 = now_ns();
+	if (how == FA_SHARED_READ)
+		for (uint64_t o = 0; o < len; o += PAGE)
+			sink = ((volatile char *)p)[o];
+	else
+		k_touch(p, len);
+	munmap(p, len);
+	r->ns = now_ns() - t0;
+	r->faults = (double)(k_faults() - f0);
+	(void)sink;
+}
+
+static void smm_file_pass(struct env *e, struct smm_file *f, uint64_t len,
+			  enum file_access how, struct result *r)
+{
+	int prot = how == FA_SHARED_READ ? SMM_PROT_READ :
+					   SMM_PROT_READ | SMM_PROT_WRITE;
+	int flags = how == FA_PRIVATE_WRITE ? SMM_MAP_PRIVATE : SMM_MAP_SHARED;
+	int64_t a = smm_mmap_file(e->mm, 0, len, prot, flags, f, 0);
+	uint64_t f0 = smm_faults(e->mm);
+	double t0;
+	char c;
+
+	if (a < 0) {
+		fprintf(stderr, "bench: smm_mmap_file: %s\n",
+			strerror((int)-a));
+		exit(1);
+	}
+	t0 = now_ns();
+	if (how == FA_SHARED_READ)
+		for (uint64_t o = 0; o < len; o += PAGE)
+			die_if(smm_read(e->cpu, (uint64_t)a + o, &c, 1, NULL),
+			       "load");
+	else
+		smm_touch(e->cpu, (uint64_t)a, len);
+	die_if(smm_munmap(e->mm, (uint64_t)a, len), "smm_munmap");
+	r->ns = now_ns() - t0;
+	r->faults = (double)(smm_faults(e->mm) - f0);
+}
+
+/*
+ * page-fault2, page-fault3, read-fault-file: a first, untimed pass brings
+ * every page of the file into the page cache (will-it-scale's steady
+ * state: its file stays cached from one iteration to the next); the
+ * second pass is timed. ns per page. page-fault3's stores leave the page
+ * cache dirty on both sides and neither side writes them back: the kernel
+ * writes back in the background only after 30 s (dirty_expire) or under
+ * memory pressure, neither of which a run meets, and drops the dirty pages
+ * of the unlinked file at its close; softmm keeps them dirty, and the
+ * truncation before the close drops them (smm_file_teardown()).
+ */
+static struct result w_file_fault(struct env *e, enum file_access how)
+{
+	const uint64_t len = FILE_LEN;
+	struct result r = { 0, len / PAGE, -1, -1 };
+
+	if (e->kernel) {
+		int fd = host_file(len);
+
+		k_file_pass(fd, len, how, &r);
+		k_file_pass(fd, len, how, &r);
+		close(fd);
+		return r;
+	}
+	struct smm_file *f = smm_file_setup(e, len);
+
+	smm_file_pass(e, f, len, how, &r);
+	smm_file_pass(e, f, len, how, &r);
+	smm_file_teardown(e, f);
+	return r;
+}
+
+static struct result w_page_fault2(struct env *e)
+{
+	return w_file_fault(e, FA_PRIVATE_WRITE);
+}
+
+static struct result w_page_fault3(struct env *e)
+{
+	return w_file_fault(e, FA_SHARED_WRITE);
+}
+
+static struct result w_read_fault_file(struct env *e)
+{
+	return w_file_fault(e, FA_SHARED_READ);
+}
+
+/*
+ * msync-128m: map a new 128 MiB file MAP_SHARED, store one byte in every
+ * page (not timed), then msync(MS_SYNC) all of it, timed alone: ns per
+ * page written back. The kernel writes the pages to the disk and waits;
+ * softmm pwrite()s each dirty page to the host file and fdatasync()s it:
+ * the same disk writes, plus softmm's copies into the host's page cache.
+ * On both sides the file is new, so the disk blocks are allocated too.
+ */
+static struct result w_msync(struct env *e)
+{
+	const uint64_t len = FILE_LEN;
+	struct result r = { 0, len / PAGE, -1, -1 };
+	double t0;
+
+	if (e->kernel) {
+		int fd = host_file(len);
+		char *p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED,
+			       fd, 0);
+
+		die_if(p == MAP_FAILED, "mmap");
+		k_touch(p, len);
+		t0 = now_ns();
+		die_if(msync(p, len, MS_SYNC), "msync");
+		r.ns = now_ns() - t0;
+		munmap(p, len);
+		close(fd);
+		return r;
+	}
+	struct smm_file *f = smm_file_setup(e, len);
+	int64_t a = smm_mmap_file(e->mm, 0, len, SMM_PROT_READ | SMM_PROT_WRITE,
+				  SMM_MAP_SHARED, f, 0);
+
+	die_if(a < 0, "smm_mmap_file");
+	smm_touch(e->cpu, (uint64_t)a, len);
+	t0 = now_ns();
+	die_if(smm_msync(e->mm, (uint64_t)a, len, SMM_MS_SYNC), "smm_msync");
+	r.ns = now_ns() - t0;
+	die_if(smm_munmap(e->mm, (uint64_t)a, len), "smm_munmap");
+	smm_file_teardown(e, f);
+	return r;
+}
+
 /* ---- the table of workloads ---- */
 
 struct workload {
@@ -996,44 +1245,60 @@ struct workload {
 	bool host_only; /* measured once, as "linux" (host) */
 	bool in_compare;
 	unsigned int mm_flags;
-	int nr_vmas; /* mmap-many */
+	int nr_vmas;	  /* mmap-many */
+	int compare_reps; /* compare without --reps: this many, 0: as all */
 };
 
 static const struct workload workloads[] = {
-	{ "fault-anon", w_fault_anon, "page", 1, -1, false, true, 0, 0 },
-	{ "fault-zero", w_fault_zero, "page", 1, -1, false, true, 0, 0 },
-	{ "memset-4k", w_memset, "page", 1, -1, true, true, 0, 0 },
-	{ "dontneed-aligned", w_dontneed, "page", 1, 1, false, true, 0, 0 },
-	{ "dontneed-unaligned", w_dontneed, "page", 1, 0, false, true, 0, 0 },
-	{ "dontneed-refault", w_dontneed_refault, "page", 1, -1, false, true, 0,
+	{ "fault-anon", w_fault_anon, "page", 1, -1, false, true, 0, 0, 0 },
+	{ "fault-zero", w_fault_zero, "page", 1, -1, false, true, 0, 0, 0 },
+	{ "memset-4k", w_memset, "page", 1, -1, true, true, 0, 0, 0 },
+	{ "dontneed-aligned", w_dontneed, "page", 1, 1, false, true, 0, 0, 0 },
+	{ "dontneed-unaligned", w_dontneed, "page", 1, 0, false, true, 0, 0,
 	  0 },
-	{ "mmap-munmap", w_mmap_munmap, "op", 1, -1, false, true, 0, 0 },
+	{ "dontneed-refault", w_dontneed_refault, "page", 1, -1, false, true, 0,
+	  0, 0 },
+	{ "mmap-munmap", w_mmap_munmap, "op", 1, -1, false, true, 0, 0, 0 },
 	/* One page mapped and unmapped among 1,000 .. 60,000 VMAs. */
-	{ "mmap-many-1k", w_mmap_many, "op", 1, -1, false, false, 0, 1000 },
-	{ "mmap-many-10k", w_mmap_many, "op", 1, -1, false, false, 0, 10000 },
-	{ "mmap-many-60k", w_mmap_many, "op", 1, -1, false, false, 0, 60000 },
-	{ "access-hit", w_access_hit, "load", 1, -1, false, true, 0, 0 },
-	{ "gup-fast", w_gup_fast, "pin", 1, -1, false, true, 0, 0 },
-	{ "gup-slow", w_gup_slow, "pin", 1, -1, false, true, 0, 0 },
-	{ "fault-threads", w_fault_threads, "page", 1, -1, false, true, 0, 0 },
-	{ "fault-threads", w_fault_threads, "page", 2, -1, false, true, 0, 0 },
+	{ "mmap-many-1k", w_mmap_many, "op", 1, -1, false, false, 0, 1000, 0 },
+	{ "mmap-many-10k", w_mmap_many, "op", 1, -1, false, false, 0, 10000,
+	  0 },
+	{ "mmap-many-60k", w_mmap_many, "op", 1, -1, false, false, 0, 60000,
+	  0 },
+	{ "access-hit", w_access_hit, "load", 1, -1, false, true, 0, 0, 0 },
+	{ "gup-fast", w_gup_fast, "pin", 1, -1, false, true, 0, 0, 0 },
+	{ "gup-slow", w_gup_slow, "pin", 1, -1, false, true, 0, 0, 0 },
+	{ "fault-threads", w_fault_threads, "page", 1, -1, false, true, 0, 0,
+	  0 },
+	{ "fault-threads", w_fault_threads, "page", 2, -1, false, true, 0, 0,
+	  0 },
 	/* Two threads faulting in the same PTE tables, the same PMD table. */
 	{ "fault-shared-pte", w_fault_shared_pte, "page", 2, -1, false, true, 0,
-	  0 },
+	  0, 0 },
 	{ "fault-shared-pmd", w_fault_shared_pmd, "page", 2, -1, false, true, 0,
-	  0 },
-	{ "alloc-dontneed", w_alloc_dontneed, "page", 1, -1, false, true, 0,
+	  0, 0 },
+	{ "alloc-dontneed", w_alloc_dontneed, "page", 1, -1, false, true, 0, 0,
 	  0 },
 	{ "sparse-dontneed", w_sparse_dontneed, "page", 1, -1, false, true, 0,
+	  0, 0 },
+	/* Files: page_fault2 (private) and page_fault3 (shared), read faults
+	 * on a cached file, msync of a dirty 128 MiB to the disk. */
+	{ "page-fault2", w_page_fault2, "page", 1, -1, false, true, 0, 0, 0 },
+	{ "page-fault3", w_page_fault3, "page", 1, -1, false, true, 0, 0, 0 },
+	{ "read-fault-file", w_read_fault_file, "page", 1, -1, false, true, 0,
+	  0, 0 },
+	/* 2 repetitions in compare: each writes 128 MiB to the disk per
+	 * scheme, and softmm's page-by-page writeback takes ~0.4 s. */
+	{ "msync-128m", w_msync, "page", 1, -1, false, true, 0, 0, 2 },
+	{ "fault-vs-mmap", w_fault_vs_mmap, "page", 1, -1, false, false, 0, 0,
 	  0 },
-	{ "fault-vs-mmap", w_fault_vs_mmap, "page", 1, -1, false, false, 0, 0 },
 	{ "fault-vs-mmap-mmaplock", w_fault_vs_mmap, "page", 1, -1, false,
-	  false, SMM_MM_NO_VMA_LOCK, 0 },
+	  false, SMM_MM_NO_VMA_LOCK, 0, 0 },
 	/* The same without per-VMA locks: every fault takes mmap_lock. */
 	{ "fault-threads-mmaplock", w_fault_threads, "page", 1, -1, false,
-	  false, SMM_MM_NO_VMA_LOCK, 0 },
+	  false, SMM_MM_NO_VMA_LOCK, 0, 0 },
 	{ "fault-threads-mmaplock", w_fault_threads, "page", 2, -1, false,
-	  false, SMM_MM_NO_VMA_LOCK, 0 },
+	  false, SMM_MM_NO_VMA_LOCK, 0, 0 },
 };
 
 static int cmp_double(const void *a, const void *b)
@@ -1047,6 +1312,7 @@ struct summary {
 	double med, min, max;
 	uint64_t ops;
 	long pt_bytes;
+	double faults; /* per op, -1: not counted */
 };
 
 static double ns_per_op(const struct result *r)
@@ -1067,6 +1333,8 @@ static struct summary summarize(struct result *r, int n)
 	s.max = v[n - 1];
 	s.ops = r[0].ops;
 	s.pt_bytes = r[n - 1].pt_bytes;
+	s.faults = r[n - 1].faults < 0 ? -1 :
+					 r[n - 1].faults / (double)r[n - 1].ops;
 	return s;
 }
 
@@ -1122,6 +1390,8 @@ static void print_json(const char *workload, const char *system, int scheme,
 	       threads, (unsigned long long)s->ops, s->med, s->min, s->max);
 	if (s->pt_bytes >= 0)
 		printf(", \"pt_bytes\": %ld", s->pt_bytes);
+	if (s->faults >= 0)
+		printf(", \"faults_per_op\": %.4f", s->faults);
 	printf("}\n");
 	fflush(stdout);
 }
@@ -1135,6 +1405,7 @@ static int run_all(const struct bench_opts *o, struct row *rows, int *nrows)
 		const struct workload *wl = &workloads[w];
 		struct result lr[MAX_REPS], sr[CLI_MAX_SCHEMES][MAX_REPS];
 		struct row *row = &rows[n];
+		int reps = o->reps;
 
 		if (!selected(o, wl->name) ||
 		    (!o->only && o->compare && !wl->in_compare))
@@ -1147,11 +1418,14 @@ static int run_all(const struct bench_opts *o, struct row *rows, int *nrows)
 			snprintf(row->name, sizeof(row->name), "%s", wl->name);
 		row->unit = wl->unit;
 		row->host_only = wl->host_only;
+		if (o->compare && !o->reps_set && wl->compare_reps &&
+		    wl->compare_reps < reps)
+			reps = wl->compare_reps;
 		if (!o->json)
 			fprintf(stderr, "  %-24s", row->name);
 		/* One warm-up of each, so the frame pool and the host's memory
 		 * are faulted in before anything is timed. */
-		for (int rep = -1; rep < o->reps; rep++) {
+		for (int rep = -1; rep < reps; rep++) {
 			struct env e = { .kernel = true,
 					 .threads = wl->threads,
 					 .aligned = wl->aligned == 1,
@@ -1184,15 +1458,15 @@ static int run_all(const struct bench_opts *o, struct row *rows, int *nrows)
 		}
 		if (!o->json)
 			fprintf(stderr, "\n");
-		row->linux_s = summarize(lr, o->reps);
+		row->linux_s = summarize(lr, reps);
 		if (o->json)
 			print_json(wl->name, wl->host_only ? "host" : "linux",
 				   -1, wl->threads, &row->linux_s);
 		for (int s = 0; s < o->nr_schemes && !wl->host_only; s++) {
-			row->smm[s] = summarize(sr[s], o->reps);
+			row->smm[s] = summarize(sr[s], reps);
 			row->ratio_min[s] = row->ratio_max[s] =
 				ns_per_op(&sr[s][0]) / ns_per_op(&lr[0]);
-			for (int k = 1; k < o->reps; k++) {
+			for (int k = 1; k < reps; k++) {
 				double x = ns_per_op(&sr[s][k]) /
 					   ns_per_op(&lr[k]);
 
@@ -1246,6 +1520,11 @@ static void print_table(const struct bench_opts *o, struct row *rows, int n)
 			printf("  %ld", r->linux_s.pt_bytes);
 			for (int s = 0; s < o->nr_schemes; s++)
 				printf(" / %ld", r->smm[s].pt_bytes);
+		}
+		if (r->linux_s.faults >= 0) {
+			printf("  faults/%s %.3g", r->unit, r->linux_s.faults);
+			for (int s = 0; s < o->nr_schemes; s++)
+				printf(" / %.3g", r->smm[s].faults);
 		}
 		printf("\n");
 	}
@@ -1544,6 +1823,7 @@ static int parse_opts(int argc, char **argv, struct bench_opts *o, bool compare)
 			if (cli_int(cmd, "--reps", optarg, 1, MAX_REPS,
 				    &o->reps))
 				return -1;
+			o->reps_set = true;
 			break;
 		case 's': {
 			char *dup = strdup(optarg), *save = NULL;
