@@ -209,7 +209,8 @@ int mm_populate(struct smm_mm *mm, uint64_t start, uint64_t end,
 /*
  * Fault in every page of [start, end) within @vma that does not already
  * allow the access, as GUP with FOLL_TOUCH does for populate. Returns 0,
- * or -ENOMEM with the pages before the failing one populated.
+ * or -ENOMEM or -EFAULT (a bus error beyond the end of a file) with the
+ * pages before the failing one populated.
  */
 int populate_vma_range(struct smm_mm *mm, struct vm_area_struct *vma,
 		       uint64_t start, uint64_t end, bool write)
@@ -223,6 +224,8 @@ int populate_vma_range(struct smm_mm *mm, struct vm_area_struct *vma,
 			continue;
 		err = handle_mm_fault_locked(mm, vma, addr,
 					     write ? FAULT_WRITE : 0);
+		if (err == -ENXIO) /* a bus error: GUP says -EFAULT */
+			err = -EFAULT;
 		if (err)
 			return err;
 		/* a retry (0) leaves the entry to be checked again */

@@ -37,6 +37,14 @@ struct vm_operations_struct {
 	 * under mmap_lock.
 	 */
 	int (*fault)(struct vm_fault *vmf);
+	/*
+	 * The page before the table: fault is called with no table mapped
+	 * (vmf->pt unused) when the entry is none or there is no PTE table
+	 * at all, and installs what it needs itself (file VMAs: the page
+	 * lock comes before the page tables, and a bus error installs no
+	 * PTE table, as in Linux).
+	 */
+	bool page_first;
 };
 
 /* Handle a fault at @addr: 0 (retry the access), -EFAULT, -ENOMEM. Takes

@@ -100,6 +100,14 @@ void lock_page(struct page *page)
 	wait_on_page_bit(page, PG_LOCKED);
 }
 
+bool trylock_page(struct page *page)
+{
+	if (atomic_fetch_or(&page->flags, PG_LOCKED) & PG_LOCKED)
+		return false;
+	lockdep_acquire_trylock(page, LC_PAGE_LOCK, false);
+	return true;
+}
+
 void unlock_page(struct page *page)
 {
 	clear_page_bit_wake(page, PG_LOCKED);
@@ -140,7 +148,7 @@ static void file_put_page(struct smm_file *f, struct page *page)
  * freed), and kept only if the slot still holds the page afterwards (the
  * frame may have been freed and reused meanwhile).
  */
-static struct page *filemap_get_page(struct smm_file *f, uint64_t index)
+struct page *filemap_get_page(struct smm_file *f, uint64_t index)
 {
 	struct page *page;
 
@@ -748,8 +756,8 @@ SMM_API int64_t smm_file_pread(struct smm_file *f, void *buf, size_t len,
 		return -EINVAL;
 	if (!buf && len)
 		return -EFAULT;
-	if (off > MAX_FILE_SIZE)
-		return -EFBIG;
+	if (off > INT64_MAX)
+		return -EINVAL; /* a negative loff_t */
 	rcu_thread_online();
 	while (done < len) {
 		uint64_t pos = off + done, size = file_size(f);

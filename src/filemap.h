@@ -84,6 +84,10 @@ static inline void i_mmap_unlock_write(struct smm_file *f)
 /* The page lock. Sleeps; never two at once (one lock class). */
 void lock_page(struct page *page);
 void unlock_page(struct page *page);
+/* The page lock if it is free (any lock may be held then). */
+bool trylock_page(struct page *page);
+/* The page at @index with a reference, or NULL: lockless (RCU). */
+struct page *filemap_get_page(struct smm_file *f, uint64_t index);
 /* Sleep until @page is not under writeback. */
 void wait_on_page_writeback(struct page *page);
 

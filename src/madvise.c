@@ -148,10 +148,10 @@ static int madvise_populate(struct smm_mm *mm, uint64_t start, uint64_t end,
 
 /*
  * The advice that only changes VMA flags (madvise_update_vma()): the flags
- * each sets and clears. DOFORK (-EINVAL on VM_IO), DODUMP (on
- * VM_SPECIAL), WIPEONFORK (on shared or file VMAs) have no such VMA to
- * refuse in softmm; MERGEABLE is what ksm_madvise() does to anonymous
- * private memory, which is always KSM-compatible.
+ * each sets and clears. DOFORK (-EINVAL on VM_IO) and DODUMP (on
+ * VM_SPECIAL) have no such VMA to refuse in softmm; WIPEONFORK refuses
+ * shared and file VMAs (advice_check()); MERGEABLE is what ksm_madvise()
+ * does: shared VMAs are not KSM-compatible, and it leaves them alone.
  */
 static const struct flag_advice {
 	int advice;
@@ -184,10 +184,25 @@ static unsigned long advice_flags(struct vm_area_struct *vma, void *arg)
 {
 	const struct flag_advice *fa = arg;
 
+	if (fa->advice == SMM_MADV_MERGEABLE &&
+	    (vma->vm_flags & (VM_SHARED | VM_MAYSHARE)))
+		return vma->vm_flags; /* vma_ksm_compatible(): ignored */
 	return (vma->vm_flags | fa->set) & ~fa->clear;
 }
 
+/* MADV_WIPEONFORK is for anonymous private memory only. */
+static int advice_check(struct vm_area_struct *vma, void *arg)
+{
+	const struct flag_advice *fa = arg;
+
+	if (fa->advice == SMM_MADV_WIPEONFORK &&
+	    (vma->vm_file || (vma->vm_flags & VM_SHARED)))
+		return -EINVAL;
+	return 0;
+}
+
 static const struct vma_range_ops advice_ops = {
+	.check = advice_check,
 	.new_flags = advice_flags,
 	/* madvise() answers -EAGAIN where a split fails for want of memory
 	 * (madvise_vma_behavior()) */

@@ -161,15 +161,112 @@ static inline uint64_t vmf_pgoff(struct vm_fault *vmf)
 	       ((vmf->address - vmf->vma->vm_start) >> PAGE_SHIFT);
 }
 
+/* The entry a read maps a page-cache page with: writable only in a
+ * shared writable mapping that writeback does not track (shmem). */
+static inline pteval_t file_read_pte(struct vm_area_struct *vma, pfn_t pfn)
+{
+	pteval_t entry = pfn_pte(pfn, vm_page_prot(vma->vm_flags));
+
+	if ((vma->vm_flags & (VM_SHARED | VM_WRITE)) ==
+		    (VM_SHARED | VM_WRITE) &&
+	    !vma_wants_writenotify(vma))
+		entry |= _PAGE_RW;
+	return entry;
+}
+
+/* Fault-around maps at most this many pages (Linux's fault_around_bytes,
+ * 64 KiB), from an aligned group of them. */
+#define FAULT_AROUND_PAGES 16
+
 /*
- * The entry for vmf->address is none in a file VMA: map the page-cache
- * page (a read, or a store to a shared mapping, which dirties it), or a
- * private copy of it (a store to a private mapping, Linux's
- * do_cow_fault()). The page lock comes before the page tables (filemap.h),
- * so the table the fault mapped is let go first and walked again once the
- * page is locked; the page stays locked until its entry is in, so that
- * truncation, which takes the lock, either sees the entry or makes the
- * fault see the new size.
+ * Linux's do_fault_around() and filemap_map_pages(): a read fault maps the
+ * cached pages around vmf->address too, within an aligned group of 16,
+ * the VMA, the PTE table and the file's size, each up to date and not
+ * locked (a trylock, under the ptl); the PTE table is installed only if
+ * there is such a page. True if vmf->address itself got mapped. No table
+ * is mapped on entry or on return.
+ */
+static bool do_fault_around(struct vm_fault *vmf)
+{
+	struct vm_area_struct *vma = vmf->vma;
+	struct smm_mm *mm = vma->vm_mm;
+	struct smm_pool *pool = mm->pool;
+	struct smm_file *f = vma->vm_file;
+	uint64_t pgoff = vmf_pgoff(vmf), end = file_size_pages(f);
+	uint64_t pte_off = (vmf->address >> PAGE_SHIFT) & (PTRS_PER_TABLE - 1);
+	uint64_t vma_off = pgoff - vma->vm_pgoff;
+	uint64_t vma_pages = (vma->vm_end - vma->vm_start) >> PAGE_SHIFT;
+	uint64_t from = MAX(pte_off & ~(uint64_t)(FAULT_AROUND_PAGES - 1),
+			    pte_off - MIN(pte_off, vma_off));
+	uint64_t to =
+		MIN(MIN(from + FAULT_AROUND_PAGES, (uint64_t)PTRS_PER_TABLE),
+		    pte_off + vma_pages - vma_off) -
+		1;
+	uint64_t first = pgoff - (pte_off - from),
+		 last = pgoff + (to - pte_off);
+	bool any = false, done = false;
+	int err;
+
+	if (!end)
+		return false;
+	last = MIN(last, end - 1);
+	urcu_memb_read_lock();
+	for (uint64_t i = first; i <= last && !any; i++)
+		any = pc_load(&f->pages, i);
+	urcu_memb_read_unlock();
+	if (!any)
+		return false;
+	vmf->pte = pte_alloc_map(mm, vmf->address, &vmf->pt, &err);
+	if (!vmf->pte)
+		return false;
+	if (!pte_map_lock(&vmf->pt)) {
+		pte_unmap(&vmf->pt);
+		return false;
+	}
+	for (uint64_t i = first; i <= last; i++) {
+		pteval_t *ptep = vmf->pte + (int64_t)(i - pgoff);
+		struct page *page;
+
+		if (!pte_none(pte_read(ptep)))
+			continue;
+		page = filemap_get_page(f, i);
+		if (!page)
+			continue;
+		if (!trylock_page(page)) {
+			put_page(pool, page_to_pfn(pool, page));
+			continue;
+		}
+		if (page->mapping != f ||
+		    !(atomic_load(&page->flags) & PG_UPTODATE) ||
+		    i >= file_size_pages(f)) {
+			unlock_page(page);
+			put_page(pool, page_to_pfn(pool, page));
+			continue;
+		}
+		/* Our reference becomes the entry's. */
+		atomic_fetch_add(&page->mapcount, 1);
+		set_pte(mm, ptep, file_read_pte(vma, page_to_pfn(pool, page)));
+		pte_table_add(mm, ptep, 1);
+		stripe_add(mm->ctr, MC_FILE, 1);
+		unlock_page(page);
+		done |= i == pgoff;
+	}
+	pte_unmap_unlock(&vmf->pt);
+	return done;
+}
+
+/*
+ * The entry for vmf->address is none in a file VMA, or there is no PTE
+ * table (file_vm_ops.page_first: nothing is mapped on entry): map the
+ * page-cache page (a read, or a store to a shared mapping, which dirties
+ * it), or a private copy of it (a store to a private mapping, Linux's
+ * do_cow_fault()). As in Linux, the tables above the PTE table are
+ * installed first, a read faults around, and only then the page is
+ * locked (the page lock comes before the page tables, filemap.h) and the
+ * PTE table walked to, installed if still missing; a bus error leaves no
+ * PTE table that fault-around did not install. The page stays locked
+ * until its entry is in, so that truncation, which takes the lock, either
+ * sees the entry or makes the fault see the new size.
  */
 static int do_file_fault(struct vm_fault *vmf)
 {
@@ -184,7 +281,11 @@ static int do_file_fault(struct vm_fault *vmf)
 	pteval_t entry;
 	int err = 0;
 
-	pte_unmap(&vmf->pt);
+	err = pmd_alloc(mm, vmf->address);
+	if (err)
+		return err;
+	if (!write && do_fault_around(vmf))
+		return 0;
 	if (cow) {
 		err = anon_vma_prepare(vma, vmf->flags & FAULT_VMA_LOCK);
 		if (err)
@@ -204,17 +305,13 @@ static int do_file_fault(struct vm_fault *vmf)
 			   PAGE_SIZE);
 		entry = pfn_pte(new, vm_page_prot(vma->vm_flags) | _PAGE_RW |
 					     _PAGE_DIRTY);
+	} else if (write) {
+		wait_for_stable_page(page);
+		set_page_dirty(page);
+		entry = pfn_pte(pfn, vm_page_prot(vma->vm_flags) | _PAGE_RW |
+					     _PAGE_DIRTY);
 	} else {
-		entry = pfn_pte(pfn, vm_page_prot(vma->vm_flags));
-		if (write) {
-			wait_for_stable_page(page);
-			set_page_dirty(page);
-			entry |= _PAGE_RW | _PAGE_DIRTY;
-		} else if ((vma->vm_flags & (VM_SHARED | VM_WRITE)) ==
-				   (VM_SHARED | VM_WRITE) &&
-			   !vma_wants_writenotify(vma)) {
-			entry |= _PAGE_RW;
-		}
+		entry = file_read_pte(vma, pfn);
 	}
 	vmf->pte = pte_alloc_map(mm, vmf->address, &vmf->pt, &err);
 	if (!vmf->pte)
@@ -247,6 +344,7 @@ out:
 const struct vm_operations_struct file_vm_ops = {
 	.name = "file",
 	.fault = do_file_fault,
+	.page_first = true,
 };
 
 /*
@@ -361,9 +459,21 @@ unmap:
 int handle_pte_fault(struct vm_fault *vmf)
 {
 	struct vm_area_struct *vma = vmf->vma;
-	pteval_t orig;
+	pteval_t orig = 0;
 	int err;
 
+	if (vma->vm_ops && vma->vm_ops->page_first) {
+		/* Look without installing: the handler installs. */
+		vmf->pte = pte_offset_map(vma->vm_mm, vmf->address, &vmf->pt);
+		if (vmf->pte)
+			vmf->orig_pte = orig = pte_read(vmf->pte);
+		if (!vmf->pte || pte_none(orig)) {
+			if (vmf->pte)
+				pte_unmap(&vmf->pt);
+			return vma->vm_ops->fault(vmf);
+		}
+		goto present;
+	}
 	vmf->pte = pte_alloc_map(vma->vm_mm, vmf->address, &vmf->pt, &err);
 	if (!vmf->pte)
 		return err;
@@ -373,6 +483,7 @@ int handle_pte_fault(struct vm_fault *vmf)
 			return vma->vm_ops->fault(vmf);
 		return do_anonymous_page(vmf);
 	}
+present:
 	/*
 	 * Not present but not none is a PROT_NONE entry, which only a
 	 * PROT_NONE VMA holds, and the caller checked the VMA allows the

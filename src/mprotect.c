@@ -103,8 +103,9 @@ struct mprotect_arg {
 /*
  * The flags a VMA gets: the new protection, and commit accounting as
  * Linux keeps it: making a private mapping writable charges it; making it
- * read-only again uncharges it only while no anonymous page was ever
- * faulted in (no anon_vma). The flag is invisible, but it decides merging.
+ * read-only again uncharges an anonymous one only, and only while no
+ * anonymous page was ever faulted in (no anon_vma). The flag is
+ * invisible, but it decides merging.
  */
 static unsigned long mprotect_flags(struct vm_area_struct *vma, void *arg)
 {
@@ -119,7 +120,7 @@ static unsigned long mprotect_flags(struct vm_area_struct *vma, void *arg)
 		if (!(oldflags &
 		      (VM_ACCOUNT | VM_WRITE | VM_SHARED | VM_NORESERVE)))
 			newflags |= VM_ACCOUNT;
-	} else if ((oldflags & VM_ACCOUNT) && !vma->anon_vma) {
+	} else if ((oldflags & VM_ACCOUNT) && !vma->vm_ops && !vma->anon_vma) {
 		newflags &= ~VM_ACCOUNT;
 	}
 	return newflags;

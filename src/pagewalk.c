@@ -146,3 +146,23 @@ pteval_t *pte_alloc_map(struct smm_mm *mm, uint64_t addr, struct pt_walk *w,
 {
 	return __pte_offset_map(mm, addr, w, true, err);
 }
+
+int pmd_alloc(struct smm_mm *mm, uint64_t addr)
+{
+	struct pt_walk w = {
+		.mm = mm,
+		.addr = addr,
+		.installing = true,
+	};
+	int err;
+
+	assert_fault_locked(mm);
+	do {
+		err = 0;
+		w.installed = false;
+		pt_walk_begin(mm);
+		__walk_to_pmd(&w, false, true, &err);
+		pt_walk_end(mm);
+	} while (err == -EAGAIN);
+	return err;
+}

@@ -223,6 +223,14 @@ static inline __attribute__((always_inline)) void pte_unmap(struct pt_walk *w)
  * being freed when the walk reaches it is waited out: the walk starts
  * again from the PGD and installs a new one.
  */
+/*
+ * pmd_alloc - install what is missing above @addr's PMD entry (the PUD and
+ * PMD tables), not the PTE table: what Linux's __handle_mm_fault() does
+ * before it looks at the entry, so that a file fault ending in a bus error
+ * leaves those tables and no PTE table. mmap_lock or a VMA lock held.
+ * 0 or -ENOMEM.
+ */
+int pmd_alloc(struct smm_mm *mm, uint64_t addr);
 pteval_t *pte_alloc_map(struct smm_mm *mm, uint64_t addr, struct pt_walk *w,
 			int *err);
 

@@ -536,9 +536,12 @@ int vma_modify_range(struct smm_mm *mm, uint64_t start, uint64_t end,
 			prev = vma->vm_prev;
 		}
 		if (ops->check) {
-			err = ops->check(vma, arg);
-			if (err)
+			int e = ops->check(vma, arg);
+
+			if (e) {
+				err = e;
 				break;
+			}
 		}
 		tmp = MIN(vma->vm_end, end);
 		oldflags = vma->vm_flags;
