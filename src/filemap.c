@@ -570,9 +570,9 @@ int filemap_punch_hole(struct smm_file *f, uint64_t first, uint64_t last)
 		invalidate_unlock(f);
 		return err;
 	}
-	unmap_mapping_range(f, first, last, true);
+	/* truncate_pagecache_range(): a hole leaves private copies be */
+	unmap_mapping_range(f, first, last, false);
 	truncate_pages(f, first, last);
-	unmap_mapping_range(f, first, last, true);
 	invalidate_unlock(f);
 	return 0;
 }

@@ -131,7 +131,8 @@ int filemap_writeback(struct smm_file *f, uint64_t first, uint64_t last,
 /* MADV_WILLNEED: read [first, last] into the cache (within the size). */
 void filemap_willneed(struct smm_file *f, uint64_t first, uint64_t last);
 /* MADV_REMOVE: punch [first, last] out of the cache and the host file:
- * unmapped everywhere, read back as zeros. */
+ * its pages unmapped everywhere (private copies stay, as Linux's
+ * truncate_pagecache_range() leaves them), read back as zeros. */
 int filemap_punch_hole(struct smm_file *f, uint64_t first, uint64_t last);
 /* A new anonymous file for MAP_SHARED | MAP_ANONYMOUS. */
 struct smm_file *shmem_file_new(struct smm_pool *pool, uint64_t size);

@@ -58,6 +58,11 @@
  *     - no MADV_COLD or MADV_PAGEOUT on ranges that may hold file or shared
  *       mappings: which clean file pages the kernel then evicts depends on
  *       writeback timing, which softmm does not model;
+ *     - no MADV_WILLNEED on ranges that may hold file mappings: ext4's
+ *       read-ahead leaves out the page that held the end of the file
+ *       when a truncate grew it from a size not a multiple of the page
+ *       size (seen on this kernel, deterministic, not modelled); the
+ *       regression scripts cover WILLNEED on files that did not grow;
  *     - sizes and offsets stay far below ext4's 16 TiB limit;
  *     - shared anonymous mappings stay small (<= 4 MiB): a load there
  *       allocates a page (shmem has no zero page), outside the budget.
@@ -534,8 +539,10 @@ static void gen_madvise(struct gen *g, struct op *op)
 		    op->arg == SMM_MADV_SEQUENTIAL ||
 		    op->arg == SMM_MADV_HUGEPAGE)
 			op->arg = SMM_MADV_DONTDUMP;
-		if (op->arg == SMM_MADV_COLD)
-			op->arg = SMM_MADV_WILLNEED;
+		/* WILLNEED: ext4's read-ahead skips the page of an old,
+		 * unaligned end once the file grew (see the top) */
+		if (op->arg == SMM_MADV_COLD || op->arg == SMM_MADV_WILLNEED)
+			op->arg = SMM_MADV_DONTDUMP;
 	}
 	zap = op->arg == SMM_MADV_DONTNEED ||
 	      op->arg == SMM_MADV_DONTNEED_LOCKED;
@@ -881,16 +888,19 @@ static void gen_file_op(struct gen *g, struct op *op)
 		op->kind = OP_MSYNC;
 		pick_file_range(g, &addr, &len);
 		op->arg = fl[below(&g->r, sizeof(fl) / sizeof(fl[0]))];
-		if (!(g->avoid & AVOID_INVALID) && chance(&g->r, 20)) {
-			if (chance(&g->r, 50))
-				op->arg = bad[below(&g->r, 4)];
-			else
-				addr += 1 + below(&g->r, PG - 1);
-		}
 		if (chance(&g->r, 10)) /* across holes: ENOMEM */
 			len += below(&g->r, 64) * PG;
 		op->addr = addr;
 		op->len = fit(addr, len);
+		if (!(g->avoid & AVOID_INVALID) && chance(&g->r, 20)) {
+			if (chance(&g->r, 50)) {
+				op->arg = bad[below(&g->r, 4)];
+			} else {
+				/* unaligned: EINVAL; within the window */
+				op->addr += 1 + below(&g->r, PG - 1);
+				op->len = op->len > PG ? op->len - PG : 0;
+			}
+		}
 		return;
 	}
 	if (c < 78) {
@@ -925,8 +935,8 @@ static void gen_file_op(struct gen *g, struct op *op)
 	}
 	/* madvise on file ranges */
 	{
+		/* no WILLNEED: see the top (regression scripts cover it) */
 		static const uint64_t adv[] = {
-			SMM_MADV_WILLNEED,	  SMM_MADV_WILLNEED,
 			SMM_MADV_DONTNEED,	  SMM_MADV_DONTNEED,
 			SMM_MADV_REMOVE,	  SMM_MADV_REMOVE,
 			SMM_MADV_POPULATE_READ,	  SMM_MADV_POPULATE_WRITE,
@@ -939,7 +949,7 @@ static void gen_file_op(struct gen *g, struct op *op)
 		if ((op->arg == SMM_MADV_POPULATE_READ ||
 		     op->arg == SMM_MADV_POPULATE_WRITE) &&
 		    (g->budget < page_up(len) || (g->avoid & AVOID_POPULATE)))
-			op->arg = SMM_MADV_WILLNEED;
+			op->arg = SMM_MADV_DONTNEED;
 		else if (op->arg == SMM_MADV_POPULATE_READ ||
 			 op->arg == SMM_MADV_POPULATE_WRITE)
 			g->budget -= page_up(len);
