@@ -18,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/uio.h>
 #include <unistd.h>
 #include "filemap.h"
 #include "fault.h"
@@ -344,56 +345,77 @@ void set_page_dirty_lock(struct page *page)
 
 /* ---- writeback ---- */
 
-static int write_page(struct smm_file *f, struct page *page, uint64_t index)
+/* Up to this many consecutive dirty pages are written with one pwritev(). */
+#define WB_BATCH 64
+
+/*
+ * Write the pages @pages[0..@n) (under writeback, at consecutive indexes
+ * from @index) with one pwritev(2), the last one cut at the size. In TSan
+ * builds each page is copied first: a device may write it through a pin
+ * meanwhile (and dirty it again at the unpin), and pwritev() reads the
+ * frames as TSan cannot see the guest's relaxed atomics (frame_copy()).
+ */
+static int write_pages(struct smm_file *f, struct page **pages, int n,
+		       uint64_t index)
 {
-	const uint8_t *p = pfn_to_virt(f->pool, file_page_pfn(f, page));
 	uint64_t off = index << PAGE_SHIFT, size = file_size(f);
-	size_t len, done = 0;
-
-	if (off >= size)
-		return 0;
-	len = (size_t)MIN((uint64_t)PAGE_SIZE, size - off);
+	struct iovec iov[WB_BATCH];
+	size_t len = 0, done = 0;
+	int cnt = 0;
 #ifdef SMM_TSAN
-	/*
-	 * A device may write the page through a pin meanwhile (and dirty it
-	 * again at the unpin): pwrite() reads the frame as TSan cannot see
-	 * the guest's relaxed atomics. Write a copy (frame_copy()).
-	 */
-	uint8_t copy[PAGE_SIZE];
-
-	frame_copy(copy, p, len);
-	p = copy;
+	static __thread uint8_t copy[WB_BATCH][PAGE_SIZE];
 #endif
-	while (done < len) {
-		ssize_t n = pwrite(f->fd, p + done, len - done,
-				   (off_t)(off + done));
 
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0)
-			return -errno;
-		done += (size_t)n;
+	for (int i = 0; i < n && off + len < size; i++) {
+		uint8_t *p = pfn_to_virt(f->pool, file_page_pfn(f, pages[i]));
+		size_t l = (size_t)MIN((uint64_t)PAGE_SIZE, size - off - len);
+
+#ifdef SMM_TSAN
+		frame_copy(copy[i], p, l);
+		p = copy[i];
+#endif
+		iov[cnt++] = (struct iovec){ .iov_base = p, .iov_len = l };
+		len += l;
 	}
-	f->need_sync = true;
+	while (done < len) {
+		ssize_t w = pwritev(f->fd, iov, cnt, (off_t)(off + done));
+
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w < 0)
+			return -errno;
+		done += (size_t)w;
+		/* A short write: skip what went out. */
+		while (cnt && (size_t)w >= iov[0].iov_len) {
+			w -= (ssize_t)iov[0].iov_len;
+			memmove(iov, iov + 1, (size_t)--cnt * sizeof(iov[0]));
+		}
+		if (cnt) {
+			iov[0].iov_base = (uint8_t *)iov[0].iov_base + w;
+			iov[0].iov_len -= (size_t)w;
+		}
+	}
+	if (len)
+		f->need_sync = true;
 	return 0;
 }
 
 /*
- * Writeback of one page, Linux's order: under the page lock, clean every
- * entry that maps it (so that the next store faults and dirties it again),
- * then trade PG_DIRTY for PG_WRITEBACK; write it without the page lock;
- * end the writeback. Stores after page_mkclean() wait for the end (the
- * write fault waits for stable pages), so the host gets one consistent
+ * Start the writeback of one page, Linux's order: under the page lock,
+ * clean every entry that maps it (so that the next store faults and
+ * dirties it again), then trade PG_DIRTY for PG_WRITEBACK. False if the
+ * page was truncated or cleaned meanwhile. The write happens without the
+ * page lock; stores after page_mkclean() wait for the end of the writeback
+ * (a write fault waits for stable pages), so the host gets one consistent
  * image of the page and a store is never lost between clean and write.
  */
-static int writeback_page(struct smm_file *f, struct page *page, uint64_t index)
+static bool writeback_start(struct smm_file *f, struct page *page,
+			    uint64_t index)
 {
-	int err;
-
 	lock_page(page);
 	if (page->mapping != f || !(atomic_load(&page->flags) & PG_DIRTY)) {
 		unlock_page(page);
-		return 0;
+		return false;
 	}
 	page_mkclean(page);
 	spin_lock_class(&f->i_pages_lock, LC_I_PAGES);
@@ -403,17 +425,24 @@ static int writeback_page(struct smm_file *f, struct page *page, uint64_t index)
 	pc_set_mark(&f->pages, index, PC_MARK_WRITEBACK);
 	spin_unlock(&f->i_pages_lock);
 	unlock_page(page);
-	race_point();
-	err = write_page(f, page, index);
-	/* Truncation waits for the end before it erases the page. */
+	return true;
+}
+
+/* Truncation waits for the end before it erases the page. */
+static void writeback_end(struct smm_file *f, struct page *page, uint64_t index)
+{
 	spin_lock_class(&f->i_pages_lock, LC_I_PAGES);
 	pc_clear_mark(&f->pages, index, PC_MARK_WRITEBACK);
 	spin_unlock(&f->i_pages_lock);
 	clear_page_bit_wake(page, PG_WRITEBACK);
-	return err;
 }
 
-/* The writeback loop: wb_lock held, or the file's last reference. */
+/*
+ * The writeback loop, wb_lock held (or the file's last reference): runs of
+ * up to WB_BATCH consecutive dirty pages, found by the dirty mark in index
+ * order; each page started, the started ones written in as few pwritev()
+ * calls as their gaps allow, each ended.
+ */
 static int __filemap_writeback(struct smm_file *f, uint64_t first,
 			       uint64_t last, bool sync)
 {
@@ -421,24 +450,50 @@ static int __filemap_writeback(struct smm_file *f, uint64_t first,
 	int err = 0, e;
 
 	while (index <= last) {
-		struct page *page;
+		struct page *pages[WB_BATCH], *page;
+		bool started[WB_BATCH];
+		uint64_t base = 0;
+		int n = 0;
 
 		spin_lock_class(&f->i_pages_lock, LC_I_PAGES);
-		page = pc_find(&f->pages, &index, PC_MARK_DIRTY);
-		if (page && index <= last)
-			atomic_fetch_add(&page->refcount, 1); /* the cache's */
-		else
-			page = NULL;
+		while (n < WB_BATCH) {
+			uint64_t i = index;
+
+			page = pc_find(&f->pages, &i, PC_MARK_DIRTY);
+			if (!page || i > last || (n && i != base + n))
+				break;
+			if (!n)
+				base = i;
+			/* the cache's reference keeps it: not zero */
+			atomic_fetch_add(&page->refcount, 1);
+			pages[n++] = page;
+			if (i == UINT64_MAX)
+				break;
+			index = i + 1;
+		}
 		spin_unlock(&f->i_pages_lock);
-		if (!page)
+		if (!n)
 			break;
-		e = writeback_page(f, page, index);
-		if (e && !err)
-			err = e;
-		file_put_page(f, page);
-		if (index == UINT64_MAX)
+		for (int i = 0; i < n; i++)
+			started[i] = writeback_start(f, pages[i], base + i);
+		race_point();
+		for (int i = 0, j; i < n; i = j) {
+			for (j = i; j < n && started[j] == started[i]; j++)
+				;
+			if (!started[i])
+				continue;
+			e = write_pages(f, pages + i, j - i, base + i);
+			if (e && !err)
+				err = e;
+		}
+		for (int i = 0; i < n; i++) {
+			if (started[i])
+				writeback_end(f, pages[i], base + i);
+			file_put_page(f, pages[i]);
+		}
+		if (base + n - 1 == UINT64_MAX)
 			break;
-		index++;
+		index = base + n;
 	}
 	if (sync && f->need_sync) {
 		if (fdatasync(f->fd) && !err)
