@@ -153,12 +153,7 @@ struct tstate {
 
 static uint64_t rnd(struct tstate *t)
 {
-	/* splitmix64 */
-	uint64_t z = (t->rng += 0x9e3779b97f4a7c15ULL);
-
-	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-	z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-	return z ^ (z >> 31);
+	return torture_rnd(&t->rng);
 }
 
 static unsigned int rndn(struct tstate *t, unsigned int n)
@@ -166,15 +161,16 @@ static unsigned int rndn(struct tstate *t, unsigned int n)
 	return (unsigned int)(rnd(t) % n);
 }
 
-static void violation(const char *fmt, ...)
-	__attribute__((format(printf, 1, 2)));
-static void violation(const char *fmt, ...)
+#define violation(...) torture_violation(&violations, "torture", __VA_ARGS__)
+
+void torture_violation(atomic_long *count, const char *who, const char *fmt,
+		       ...)
 {
 	va_list ap;
 
-	if (atomic_fetch_add(&violations, 1) < 20) {
+	if (atomic_fetch_add(count, 1) < 20) {
 		va_start(ap, fmt);
-		fprintf(stderr, "torture: VIOLATION: ");
+		fprintf(stderr, "%s: VIOLATION: ", who);
 		vfprintf(stderr, fmt, ap);
 		fprintf(stderr, "\n");
 		va_end(ap);

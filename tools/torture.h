@@ -6,6 +6,7 @@
 #ifndef SOFTMM_TOOLS_TORTURE_H
 #define SOFTMM_TOOLS_TORTURE_H
 
+#include <stdatomic.h>
 #include <stdint.h>
 
 #define TORTURE_MAX_THREADS    64
@@ -22,6 +23,21 @@ struct torture_opts {
 };
 
 int cmd_torture(int argc, char **argv);
+
+/* splitmix64: the next number of the generator whose state is @rng. */
+static inline uint64_t torture_rnd(uint64_t *rng)
+{
+	uint64_t z = (*rng += 0x9e3779b97f4a7c15ULL);
+
+	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+	z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+	return z ^ (z >> 31);
+}
+
+/* Count a violation in *@count and print the first 20 to stderr, each
+ * as "@who: VIOLATION: " and the message (torture.c). */
+void torture_violation(atomic_long *count, const char *who, const char *fmt,
+		       ...) __attribute__((format(printf, 3, 4)));
 
 /* `softmm torture --files`: returns 0, 1 after a violation, 2 if it could
  * not start. */

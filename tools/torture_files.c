@@ -138,12 +138,7 @@ struct fthread {
 
 static uint64_t rnd(struct fthread *t)
 {
-	/* splitmix64 */
-	uint64_t z = (t->rng += 0x9e3779b97f4a7c15ULL);
-
-	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-	z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-	return z ^ (z >> 31);
+	return torture_rnd(&t->rng);
 }
 
 static unsigned int rndn(struct fthread *t, unsigned int n)
@@ -151,20 +146,8 @@ static unsigned int rndn(struct fthread *t, unsigned int n)
 	return (unsigned int)(rnd(t) % n);
 }
 
-static void violation(const char *fmt, ...)
-	__attribute__((format(printf, 1, 2)));
-static void violation(const char *fmt, ...)
-{
-	va_list ap;
-
-	if (atomic_fetch_add(&violations, 1) < 20) {
-		va_start(ap, fmt);
-		fprintf(stderr, "torture --files: VIOLATION: ");
-		vfprintf(stderr, fmt, ap);
-		fprintf(stderr, "\n");
-		va_end(ap);
-	}
-}
+#define violation(...) \
+	torture_violation(&violations, "torture --files", __VA_ARGS__)
 
 /* ---- the model ---- */
 
