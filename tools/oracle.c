@@ -1070,6 +1070,16 @@ static void gen_script(uint64_t seed, size_t nops, bool reclaim_ok,
 		    (op.kind == OP_MPROTECT &&
 		     !sh_free(&g.fsh, op.addr, op.addr + page_up(op.len))))
 			op.arg &= ~(uint64_t)SMM_PROT_EXEC;
+		/* nor read-ahead or eviction advice where files may be
+		 * mapped, whichever generator made it (the top) */
+		if (op.kind == OP_MADVISE &&
+		    op.addr + page_up(op.len) > op.addr &&
+		    !sh_free(&g.fsh, op.addr, op.addr + page_up(op.len)) &&
+		    (op.arg == SMM_MADV_WILLNEED || op.arg == SMM_MADV_NORMAL ||
+		     op.arg == SMM_MADV_SEQUENTIAL ||
+		     op.arg == SMM_MADV_HUGEPAGE || op.arg == SMM_MADV_COLD ||
+		     op.arg == SMM_MADV_PAGEOUT))
+			op.arg = SMM_MADV_DONTDUMP;
 		if (op.kind == OP_MMAP && op.file &&
 		    (op.flags & SMM_MAP_ANONYMOUS))
 			abort(); /* the parser refuses it: a generator bug */
