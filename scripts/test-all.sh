@@ -8,7 +8,7 @@
 # random oracle; the torture (and proof that it catches a planted bug); the
 # file torture (torture --files) under every scheme (and the planted
 # page_mkclean bug); the unit tests and tortures under ThreadSanitizer;
-# the libFuzzer harness of the script parser and the softmm backend, 60 s;
+# the libFuzzer harness of the script parser and the softmm backend, 30 s;
 # the README's embedding example.
 set -u
 cd "$(dirname "$0")/.."
@@ -73,10 +73,10 @@ fi
 echo "torture (ASan+UBSan, debug build with race-window yields):"
 step "torture none 2 threads seed 1" build/asan/softmm torture --scheme none --threads 2 --seconds 15 --seed 1
 step "torture pt-reclaim 4 threads seed 2" build/asan/softmm torture --scheme pt-reclaim --threads 4 --seconds 20 --seed 2
-step "torture eager 4 threads seed 3" build/asan/softmm torture --scheme eager --threads 4 --seconds 30 --seed 3
-step "torture eager 8 threads 3 mms seed 4" build/asan/softmm torture --scheme eager --threads 8 --mms 3 --seconds 30 --seed 4
-step "torture refcount 4 threads seed 7" build/asan/softmm torture --scheme refcount --threads 4 --seconds 30 --seed 7
-step "torture pmd-rwsem 4 threads seed 8" build/asan/softmm torture --scheme pmd-rwsem --threads 4 --seconds 30 --seed 8
+step "torture eager 4 threads seed 3" build/asan/softmm torture --scheme eager --threads 4 --seconds 20 --seed 3
+step "torture eager 8 threads 3 mms seed 4" build/asan/softmm torture --scheme eager --threads 8 --mms 3 --seconds 20 --seed 4
+step "torture refcount 4 threads seed 7" build/asan/softmm torture --scheme refcount --threads 4 --seconds 20 --seed 7
+step "torture pmd-rwsem 4 threads seed 8" build/asan/softmm torture --scheme pmd-rwsem --threads 4 --seconds 20 --seed 8
 step "torture mmap_lock only seed 5" build/asan/softmm torture --threads 4 --seconds 10 --seed 5 --no-vma-lock
 step "torture catches the missing VMA recheck" scripts/expect-torture-failure.sh build/bug/softmm
 step "torture catches refcount without pte_try_get" scripts/expect-torture-failure.sh build/bug2/softmm 5 --scheme refcount
@@ -133,7 +133,7 @@ fi
 
 echo "libFuzzer (tests/fuzz/README.md; findings under build/fuzz/findings/):"
 step "fuzz build" make --no-print-directory -j2 fuzz-build
-step "fuzz 60 s (script parser, softmm backend)" scripts/fuzz-run.sh build/fuzz/fuzz_script 60
+step "fuzz 30 s (script parser, softmm backend)" scripts/fuzz-run.sh build/fuzz/fuzz_script 30
 
 echo "embedding example:"
 step "readme-example" scripts/readme-example.sh
