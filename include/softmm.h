@@ -435,8 +435,8 @@ SMM_API int smm_mm_stats(struct smm_mm *mm, struct smm_mm_stats *st);
  * index; a page-cache page: its VMA's file and index, mapped, writable
  * only in a shared mapping and, where writeback tracks it, only while
  * dirty); the counters (rss_anon, zero_ptes, rss_file, tables per level)
- * equal to what the tables hold. A walk that truncation or writeback
- * raced is done again. Returns 0, or -EUCLEAN after printing the first
+ * equal to what the tables hold. Truncation and writeback, which change
+ * entries without mmap_lock, wait while it walks. Returns 0, or -EUCLEAN after printing the first
  * problems to stderr; -ESRCH on a destroyed mm.
  */
 SMM_API int smm_mm_verify(struct smm_mm *mm);

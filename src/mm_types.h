@@ -149,11 +149,11 @@ struct smm_mm {
 
 	/*
 	 * Reverse-map walkers (rmap.c) change entries without mmap_lock:
-	 * rmap_active counts those at work on this mm, rmap_gen counts the
-	 * ones done, so that smm_mm_verify() can tell its walk raced one.
+	 * rmap_active counts those at work on this mm; while
+	 * rmap_verifying is set, smm_mm_verify() walks and new ones wait.
 	 */
 	atomic_int rmap_active;
-	atomic_ulong rmap_gen;
+	atomic_int rmap_verifying;
 	/*
 	 * Gathers that cleared a writable entry of a page-cache page and have
 	 * not flushed yet: a CPU may still store through the old translation,

@@ -92,15 +92,25 @@ int __anon_vma_prepare(struct vm_area_struct *vma, bool vma_locked)
 
 /* ---- the reverse map of file pages (filemap.h) ---- */
 
-/* A reverse-map walker is at work on @mm's entries (smm_mm_verify()). */
+/*
+ * A reverse-map walker is at work on @mm's entries. smm_mm_verify() holds
+ * new ones off while it walks (it takes no lock a walker may hold), and
+ * waits for those already counted.
+ */
 static inline void rmap_begin(struct smm_mm *mm)
 {
-	atomic_fetch_add(&mm->rmap_active, 1);
+	for (;;) {
+		atomic_fetch_add(&mm->rmap_active, 1);
+		if (likely(!atomic_load(&mm->rmap_verifying)))
+			return;
+		atomic_fetch_sub(&mm->rmap_active, 1);
+		while (atomic_load(&mm->rmap_verifying))
+			sched_yield();
+	}
 }
 
 static inline void rmap_end(struct smm_mm *mm)
 {
-	atomic_fetch_add(&mm->rmap_gen, 1);
 	atomic_fetch_sub(&mm->rmap_active, 1);
 }
 

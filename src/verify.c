@@ -17,13 +17,12 @@ struct vstate {
 	struct smm_mm *mm;
 	long anon, zero, file, ptes, pmds, puds;
 	int errors;
-	bool quiet;		    /* count errors, print none */
 	struct vm_area_struct *vma; /* cursor: first VMA ending above addr */
 };
 
 #define VERR(vs, ...)                                                   \
 	do {                                                            \
-		if ((vs)->errors++ < 8 && !(vs)->quiet)                 \
+		if ((vs)->errors++ < 8)                                 \
 			fprintf(stderr, "softmm verify: " __VA_ARGS__); \
 	} while (0)
 
@@ -193,11 +192,7 @@ static void verify_ptes(struct vstate *vs, pteval_t *pte, uint64_t base)
 	check_count(vs, pte, used, 1);
 }
 
-/*
- * The page tables, against the counters. Reverse-map walkers (truncation,
- * page_mkclean) change entries without mmap_lock: a walk that overlapped
- * one (mm->rmap_active, mm->rmap_gen) is not conclusive.
- */
+/* The page tables, against the counters; no reverse-map walker runs. */
 static void verify_tables(struct vstate *vs)
 {
 	struct smm_mm *mm = vs->mm;
@@ -309,29 +304,15 @@ SMM_API int smm_mm_verify(struct smm_mm *mm)
 			     (unsigned long long)v->vm_start);
 
 	/*
-	 * A walk that a reverse-map walker overlapped is done again; errors
-	 * are printed from a second walk that saw the same quiet state.
+	 * Reverse-map walkers (truncation, page_mkclean) change entries
+	 * without mmap_lock: hold new ones off and wait for those at work
+	 * (rmap_begin() in rmap.c), so that the walk sees still tables.
 	 */
-	for (int tries = 0; tries < 1000; tries++) {
-		unsigned long gen = atomic_load(&mm->rmap_gen);
-		struct vstate w = vs;
-
-		if (atomic_load(&mm->rmap_active)) {
-			sched_yield();
-			continue;
-		}
-		w.quiet = !w.errors;
-		verify_tables(&w);
-		if (atomic_load(&mm->rmap_active) ||
-		    atomic_load(&mm->rmap_gen) != gen)
-			continue;
-		if (w.errors && w.quiet) {
-			w = vs;
-			verify_tables(&w);
-		}
-		vs = w;
-		break;
-	}
+	atomic_store(&mm->rmap_verifying, 1);
+	while (atomic_load(&mm->rmap_active))
+		sched_yield();
+	verify_tables(&vs);
+	atomic_store(&mm->rmap_verifying, 0);
 	mmap_write_unlock(mm);
 	return vs.errors ? -EUCLEAN : 0;
 }
