@@ -246,6 +246,35 @@ SMM_API struct smm_mm *smm_mm_create(struct smm_pool *pool,
 SMM_API void smm_mm_destroy(struct smm_mm *mm);
 
 /*
+ * smm_fork - Linux's fork(2) for an address space: a new address space on
+ * the same pool and scheme with a copy of @mm's VMAs (not those advised
+ * MADV_DONTFORK; those advised MADV_WIPEONFORK empty) and its page tables:
+ * private anonymous pages are shared read-only and copied on the first
+ * write of either side; a page that may be DMA-pinned is copied for the
+ * child at once; shared and file mappings stay shared. Returns the child,
+ * or NULL with errno set (EINVAL: NULL or destroyed @mm; ENOMEM, and then
+ * @mm is untouched).
+ */
+SMM_API struct smm_mm *smm_fork(struct smm_mm *mm);
+
+/* Flags for smm_mremap(): Linux's values. */
+#define SMM_MREMAP_MAYMOVE   1
+#define SMM_MREMAP_FIXED     2
+#define SMM_MREMAP_DONTUNMAP 4
+
+/*
+ * smm_mremap - Linux's mremap(2): shrink [old, old + old_len), grow it in
+ * place, or move it (MAYMOVE; FIXED to @new_addr; DONTUNMAP keeps the old
+ * range mapped and empty). A move moves page-table entries, not pages: a
+ * whole aligned PTE or PMD table moves as one entry. Returns the new
+ * address, or -EINVAL, -ENOMEM, -EFAULT, -EAGAIN as Linux gives them; a
+ * failed call leaves the source as it was.
+ */
+SMM_API int64_t smm_mremap(struct smm_mm *mm, uint64_t old_addr,
+			   uint64_t old_len, uint64_t new_len, int flags,
+			   uint64_t new_addr);
+
+/*
  * smm_mmap - map anonymous memory, Linux's mmap(2) for MAP_PRIVATE |
  * MAP_ANONYMOUS. @addr is a hint unless MAP_FIXED (replace whatever is
  * there) or MAP_FIXED_NOREPLACE (-EEXIST if anything is there) is given;
