@@ -57,6 +57,14 @@ void unmap_region(struct smm_mm *mm, struct vm_area_struct *first,
  * (zap_leave, with walk->zap) that the walk left a table. */
 void zap_table_done(struct mm_walk *walk, uint64_t start, uint64_t end);
 
+/* mmap.c, for mremap: munmap's core (mmap_lock held for write; takes up
+ * to two VMAs from @pa and one tree update), and placement. */
+struct vma_prealloc;
+int do_munmap(struct smm_mm *mm, uint64_t start, uint64_t end,
+	      struct vma_prealloc *pa);
+int64_t get_unmapped_area(struct smm_mm *mm, uint64_t addr, uint64_t len,
+			  int flags);
+
 /* mm.c */
 void mm_put(struct smm_mm *mm);
 /* memory.c: the entry bits a VMA's flags give a page. */

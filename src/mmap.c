@@ -33,8 +33,8 @@
  * zap them and free the page tables only they needed. Takes up to two VMAs
  * from @pa and one tree update.
  */
-static int do_munmap(struct smm_mm *mm, uint64_t start, uint64_t end,
-		     struct vma_prealloc *pa)
+int do_munmap(struct smm_mm *mm, uint64_t start, uint64_t end,
+	      struct vma_prealloc *pa)
 {
 	struct vm_area_struct *vma, *last, *prev, *next, *v;
 	uint64_t lo;
@@ -162,8 +162,8 @@ static uint64_t unmapped_area(struct smm_mm *mm, uint64_t len, uint64_t low,
 
 /* x86-64's arch_get_unmapped_area_topdown() and the generic checks
  * around it. Returns an address or a negative errno. */
-static int64_t get_unmapped_area(struct smm_mm *mm, uint64_t addr, uint64_t len,
-				 int flags)
+int64_t get_unmapped_area(struct smm_mm *mm, uint64_t addr, uint64_t len,
+			  int flags)
 {
 	if (len > SMM_TASK_SIZE)
 		return -ENOMEM;
@@ -322,7 +322,8 @@ static int64_t do_mmap(struct smm_mm *mm, uint64_t addr, uint64_t len, int prot,
 		vma_prealloc_free(&pa);
 		goto out;
 	}
-	vma_merge_new_range(mm, addr, addr + len, vm_flags, file, pgoff, &pa);
+	vma_merge_new_range(mm, addr, addr + len, vm_flags, file, pgoff, NULL,
+			    &pa);
 	vma_tree_update(mm, addr, addr + len + 1);
 	if (vm_flags & VM_LOCKED)
 		mm->locked_vm += len >> PAGE_SHIFT;

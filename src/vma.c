@@ -355,11 +355,10 @@ static void i_mmap_in(struct vm_area_struct *vma)
 		i_mmap_insert(vma);
 }
 
-struct vm_area_struct *vma_merge_new_range(struct smm_mm *mm, uint64_t start,
-					   uint64_t end, unsigned long flags,
-					   struct smm_file *file,
-					   uint64_t pgoff,
-					   struct vma_prealloc *pa)
+struct vm_area_struct *
+vma_merge_new_range(struct smm_mm *mm, uint64_t start, uint64_t end,
+		    unsigned long flags, struct smm_file *file, uint64_t pgoff,
+		    struct anon_vma *anon, struct vma_prealloc *pa)
 {
 	struct vm_area_struct *next = vma_find_list(mm, start);
 	struct vm_area_struct *prev = next ? next->vm_prev : NULL;
@@ -371,7 +370,7 @@ struct vm_area_struct *vma_merge_new_range(struct smm_mm *mm, uint64_t start,
 	if (!next)
 		prev = mm->vma_tail;
 	VM_BUG_ON(next && next->vm_start < end);
-	vma_merge_decide(prev, next, start, end, flags, ops, file, pgoff, NULL,
+	vma_merge_decide(prev, next, start, end, flags, ops, file, pgoff, anon,
 			 &left, &right);
 	if (file)
 		i_mmap_lock_write(file);
@@ -379,20 +378,25 @@ struct vm_area_struct *vma_merge_new_range(struct smm_mm *mm, uint64_t start,
 		i_mmap_out(prev);
 		i_mmap_out(next);
 		WRITE_ONCE(prev->vm_end, next->vm_end);
-		if (!prev->anon_vma && next->anon_vma)
-			vma_set_anon_vma(prev, next->anon_vma);
+		if (!prev->anon_vma && (next->anon_vma || anon))
+			vma_set_anon_vma(prev, next->anon_vma ? next->anon_vma :
+								anon);
 		vma_remove(mm, next);
 		vma = prev;
 	} else if (left) {
 		BUG_ON(!prev); /* for the compiler: left needs prev */
 		i_mmap_out(prev);
 		WRITE_ONCE(prev->vm_end, end);
+		if (anon)
+			vma_set_anon_vma(prev, anon);
 		vma = prev;
 	} else if (right) {
 		BUG_ON(!next);
 		i_mmap_out(next);
 		WRITE_ONCE(next->vm_start, start);
 		next->vm_pgoff = pgoff;
+		if (anon)
+			vma_set_anon_vma(next, anon);
 		vma = next;
 	} else {
 		vma = prealloc_take(pa);
@@ -404,6 +408,10 @@ struct vm_area_struct *vma_merge_new_range(struct smm_mm *mm, uint64_t start,
 		vma->vm_file = file;
 		if (file)
 			get_file(file);
+		if (anon) {
+			anon_vma_get(anon);
+			vma->anon_vma = anon;
+		}
 		vma_link_after(mm, prev, vma);
 	}
 	i_mmap_in(vma);

@@ -1,0 +1,180 @@
+/*
+ * test_mremap.c - smm_mremap(): shrink, grow in place, move (data, page
+ * tables, pins kept valid), MREMAP_FIXED and MREMAP_DONTUNMAP, Linux's
+ * errno values, and fault injection (a failed move leaves the source as
+ * it was).
+ */
+#include "common.h"
+
+#define MAYMOVE	  SMM_MREMAP_MAYMOVE
+#define FIXED	  SMM_MREMAP_FIXED
+#define DONTUNMAP SMM_MREMAP_DONTUNMAP
+
+static void fill(struct env *e, uint64_t a, size_t pages, int seed)
+{
+	for (size_t i = 0; i < pages; i++) {
+		uint64_t v = (uint64_t)seed << 32 | i;
+
+		assert_int_equal(smm_write(e->cpu, a + i * PG, &v, 8, NULL), 0);
+	}
+}
+
+static void check(struct env *e, uint64_t a, size_t pages, int seed)
+{
+	for (size_t i = 0; i < pages; i++) {
+		uint64_t v = 0;
+
+		assert_int_equal(smm_read(e->cpu, a + i * PG, &v, 8, NULL), 0);
+		assert_int_equal(v, (uint64_t)seed << 32 | i);
+	}
+}
+
+static void test_shrink_grow(void **state)
+{
+	struct env *e = *state;
+	struct smm_mm_stats st;
+
+	assert_int_equal(smm_mmap(e->mm, TA, 8 * PG, RW,
+				  PRIV_ANON | SMM_MAP_FIXED),
+			 (int64_t)TA);
+	fill(e, TA, 8, 1);
+	assert_int_equal(smm_mremap(e->mm, TA, 8 * PG, 4 * PG, 0, 0),
+			 (int64_t)TA);
+	smm_mm_stats(e->mm, &st);
+	assert_int_equal(st.rss_anon, 4);
+	assert_int_equal(smm_mremap(e->mm, TA, 4 * PG, 16 * PG, 0, 0),
+			 (int64_t)TA); /* in place: nothing after */
+	check(e, TA, 4, 1);
+	uint64_t z = 1;
+	assert_int_equal(smm_read(e->cpu, TA + 10 * PG, &z, 8, NULL), 0);
+	assert_int_equal(z, 0);
+	/* something in the way: -ENOMEM without MAYMOVE */
+	assert_int_equal(smm_mmap(e->mm, TA + 16 * PG, PG, RW,
+				  PRIV_ANON | SMM_MAP_FIXED),
+			 (int64_t)(TA + 16 * PG));
+	assert_int_equal(smm_mremap(e->mm, TA, 16 * PG, 32 * PG, 0, 0),
+			 -ENOMEM);
+	assert_int_equal(smm_mm_verify(e->mm), 0);
+}
+
+static void test_move(void **state)
+{
+	struct env *e = *state;
+	struct smm_page *pin;
+	struct smm_mm_stats st;
+	int64_t r;
+
+	assert_int_equal(smm_mmap(e->mm, TA + 3 * PG, 600 * PG, RW,
+				  PRIV_ANON | SMM_MAP_FIXED),
+			 (int64_t)(TA + 3 * PG));
+	assert_int_equal(smm_mmap(e->mm, TA + 603 * PG, PG, RW,
+				  PRIV_ANON | SMM_MAP_FIXED),
+			 (int64_t)(TA + 603 * PG));
+	fill(e, TA + 3 * PG, 600, 2);
+	assert_int_equal(smm_pin_user_pages(e->mm, TA + 5 * PG, 1,
+					    SMM_FOLL_WRITE, &pin),
+			 1);
+	/* grow: cannot in place, moves */
+	r = smm_mremap(e->mm, TA + 3 * PG, 600 * PG, 700 * PG, MAYMOVE, 0);
+	assert_true(r > 0 && (uint64_t)r != TA + 3 * PG);
+	check(e, (uint64_t)r, 600, 2);
+	uint64_t v;
+	assert_int_equal(smm_read(e->cpu, TA + 3 * PG, &v, 8, NULL), -EFAULT);
+	/* the pin still reaches the page the new address maps */
+	*(uint64_t *)smm_page_address(pin) = 0x77;
+	assert_int_equal(smm_read(e->cpu, (uint64_t)r + 2 * PG, &v, 8, NULL),
+			 0);
+	assert_int_equal(v, 0x77);
+	smm_unpin_user_pages(&pin, 1);
+	smm_mm_stats(e->mm, &st);
+	assert_int_equal(st.rss_anon, 600);
+	assert_int_equal(smm_mm_verify(e->mm), 0);
+	/* FIXED, aligned to 2 MiB: entries move, tables follow */
+	assert_int_equal(smm_mremap(e->mm, (uint64_t)r, 700 * PG, 700 * PG,
+				    MAYMOVE | FIXED, TA + 64 * MB),
+			 (int64_t)(TA + 64 * MB));
+	v = 0x77;
+	assert_int_equal(smm_read(e->cpu, TA + 64 * MB + 2 * PG, &v, 8, NULL),
+			 0);
+	assert_int_equal(v, 0x77);
+	assert_int_equal(smm_mm_verify(e->mm), 0);
+	/* DONTUNMAP: the old range stays mapped, empty */
+	r = smm_mremap(e->mm, TA + 64 * MB, 4 * PG, 4 * PG, MAYMOVE | DONTUNMAP,
+		       0);
+	assert_true(r > 0);
+	check(e, (uint64_t)r, 1, 2);
+	v = 1;
+	assert_int_equal(smm_read(e->cpu, TA + 64 * MB, &v, 8, NULL), 0);
+	assert_int_equal(v, 0);
+	assert_int_equal(smm_mm_verify(e->mm), 0);
+}
+
+static void test_errors(void **state)
+{
+	struct env *e = *state;
+
+	assert_int_equal(smm_mmap(e->mm, TA, 4 * PG, RW,
+				  PRIV_ANON | SMM_MAP_FIXED),
+			 (int64_t)TA);
+	assert_int_equal(smm_mremap(e->mm, TA, PG, PG, 8, 0), -EINVAL);
+	assert_int_equal(smm_mremap(e->mm, TA + 1, PG, PG, 0, 0), -EINVAL);
+	assert_int_equal(smm_mremap(e->mm, TA, PG, 0, 0, 0), -EINVAL);
+	assert_int_equal(smm_mremap(e->mm, TA, PG, PG, FIXED, TA + GB),
+			 -EINVAL);
+	assert_int_equal(smm_mremap(e->mm, TA, PG, PG, MAYMOVE | FIXED,
+				    TA + GB + 1),
+			 -EINVAL);
+	assert_int_equal(smm_mremap(e->mm, TA, PG, 2 * PG, MAYMOVE | DONTUNMAP,
+				    0),
+			 -EINVAL);
+	assert_int_equal(smm_mremap(e->mm, TA, 2 * PG, 2 * PG, MAYMOVE | FIXED,
+				    TA + PG),
+			 -EINVAL); /* overlap */
+	assert_int_equal(smm_mremap(e->mm, TA + GB, PG, PG, 0, 0), -EFAULT);
+	assert_int_equal(smm_mremap(e->mm, TA, 8 * PG, 8 * PG, 0, 0), -EFAULT);
+	assert_int_equal(smm_mremap(e->mm, TA, 0, PG, MAYMOVE, 0), -EINVAL);
+}
+
+/* Each allocation of a move fails in turn: -ENOMEM, source intact. */
+static void test_fault_injection(void **state)
+{
+	struct env *e = *state;
+
+	assert_int_equal(smm_mmap(e->mm, TA, 64 * PG, RW,
+				  PRIV_ANON | SMM_MAP_FIXED),
+			 (int64_t)TA);
+	fill(e, TA, 64, 3);
+	for (unsigned long n = 1; n < 30; n++) {
+		int64_t r;
+
+		smm_pool_inject_failure(e->pool, n);
+		r = smm_mremap(e->mm, TA, 64 * PG, 64 * PG, MAYMOVE | FIXED,
+			       TA + 8 * GB);
+		smm_pool_inject_failure(e->pool, 0);
+		assert_int_equal(smm_mm_verify(e->mm), 0);
+		if (r < 0) {
+			assert_int_equal(r, -ENOMEM);
+			check(e, TA, 64, 3);
+			continue;
+		}
+		check(e, TA + 8 * GB, 64, 3);
+		assert_int_equal(smm_mremap(e->mm, TA + 8 * GB, 64 * PG,
+					    64 * PG, MAYMOVE | FIXED, TA),
+				 (int64_t)TA);
+	}
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_shrink_grow, env_setup,
+						env_teardown),
+		cmocka_unit_test_setup_teardown(test_move, env_setup,
+						env_teardown),
+		cmocka_unit_test_setup_teardown(test_errors, env_setup,
+						env_teardown),
+		cmocka_unit_test_setup_teardown(test_fault_injection, env_setup,
+						env_teardown),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
