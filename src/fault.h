@@ -10,6 +10,9 @@
 
 #define FAULT_WRITE    0x1
 #define FAULT_VMA_LOCK 0x2 /* only the VMA lock is held */
+/* GUP pins an anonymous page that fork shares: copy it (readable only,
+ * without FAULT_WRITE), Linux's FAULT_FLAG_UNSHARE. */
+#define FAULT_UNSHARE 0x4
 
 /* One fault, as memory.c and the vm_ops see it. */
 struct vm_fault {

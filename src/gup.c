@@ -237,9 +237,24 @@ long gup_fast_only(struct smm_cpu *cpu, uint64_t start, unsigned long nr_pages,
 
 	BUG_ON(cpu != this_cpu);
 	BUG_ON(!(gup_flags & SMM_FOLL_PIN) == !(gup_flags & SMM_FOLL_GET));
+	unsigned long seq = 0;
+
 	if (!mm)
 		return 0;
 	start &= PAGE_MASK;
+	/*
+	 * write_protect_seq (Linux 5.11): while fork copies this mm it is
+	 * odd, and a pin must not be taken on a page fork may be sharing
+	 * with the child; one taken across a change is given back, and the
+	 * slow path (which unshares) does the work.
+	 */
+	if (pin) {
+		seq = atomic_load(&mm->write_protect_seq);
+#ifndef SMM_BUG_GUP_NO_WP_SEQ
+		if (seq & 1)
+			return 0;
+#endif
+	}
 	access_begin(cpu, mm);
 	for (i = 0; i < nr_pages; i++) {
 		uint64_t addr = start + (i << PAGE_SHIFT);
@@ -255,6 +270,12 @@ long gup_fast_only(struct smm_cpu *cpu, uint64_t start, unsigned long nr_pages,
 	access_end(cpu);
 	if (pin)
 		account_pins(mm, pinned);
+#ifndef SMM_BUG_GUP_NO_WP_SEQ
+	if (pin && i && atomic_load(&mm->write_protect_seq) != seq) {
+		smm_unpin_user_pages(pages, i);
+		return 0;
+	}
+#endif
 	return (long)i;
 }
 
@@ -305,13 +326,28 @@ static unsigned long gup_vma(struct smm_mm *mm, struct vm_area_struct *vma,
 					pfn_to_page(pool, pte_pfn(e));
 
 				r = 0;
+				if (pin && !is_zero_pfn(pool, pte_pfn(e)) &&
+				    (atomic_load(&page->flags) &
+				     (PG_ANON | PG_ANON_EXCLUSIVE)) ==
+					    PG_ANON) {
+					/* shared since fork: unshare first */
+					pte_unmap_unlock(&w);
+					r = handle_mm_fault_locked(
+						mm, vma, addr,
+						fault_flags | FAULT_UNSHARE);
+					if (r) {
+						*err = r;
+						return i;
+					}
+					continue;
+				}
 				if (!is_zero_pfn(pool, pte_pfn(e))) {
 					/* mapped under our ptl: never zero */
 					r = try_grab_page(page, refs);
 					unsigned int fl =
 						atomic_load(&page->flags);
 
-					/* no fork yet: nothing to unshare */
+					/* unshared above, under this ptl */
 					VM_BUG_ON(pin && (fl & PG_ANON) &&
 						  !(fl & PG_ANON_EXCLUSIVE));
 					BUG_ON(r == -EAGAIN);

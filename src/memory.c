@@ -429,12 +429,46 @@ static int do_wp_page(struct vm_fault *vmf)
 	     PG_FILE))
 		return do_wp_file_page(vmf, page);
 	if (!is_zero_pfn(pool, pte_pfn(orig))) {
-		VM_BUG_ON(!(atomic_load(&page->flags) & PG_ANON_EXCLUSIVE));
 		if (!fault_lock_recheck(vmf))
 			goto unmap;
-		set_pte(mm, vmf->pte,
-			orig | _PAGE_RW | _PAGE_DIRTY | _PAGE_ACCESSED);
+		/*
+		 * Reuse the page if it is exclusive to this mm
+		 * (PageAnonExclusive), or has become so: no other mapping
+		 * and no other reference, so no pin either (Linux's
+		 * wp_can_reuse_anon_folio(); the page's count is stable
+		 * under our ptl only for this entry's reference, and a
+		 * reference taken meanwhile by GUP-fast is a pin it must
+		 * drop again, as write_protect_seq tells it).
+		 */
+		if (!(atomic_load(&page->flags) & PG_ANON_EXCLUSIVE) &&
+		    atomic_load(&page->mapcount) == 1 &&
+		    atomic_load(&page->refcount) == 1)
+			atomic_fetch_or(&page->flags, PG_ANON_EXCLUSIVE);
+		if (atomic_load(&page->flags) & PG_ANON_EXCLUSIVE) {
+			if (vmf->flags & FAULT_WRITE)
+				set_pte(mm, vmf->pte,
+					orig | _PAGE_RW | _PAGE_DIRTY |
+						_PAGE_ACCESSED);
+			pte_unmap_unlock(&vmf->pt);
+			return 0;
+		}
+		pte_unlock(&vmf->pt);
+		/* Shared with another mm since fork: copy it. */
+		new = new_anon_page_locked(vmf, &err);
+		if (new == NO_PFN)
+			goto unmap;
+		frame_copy(pfn_to_virt(pool, new),
+			   pfn_to_virt(pool, pte_pfn(orig)), PAGE_SIZE);
+		ptep_xchg(mm, vmf->pte,
+			  pfn_pte(new, vm_page_prot(vma->vm_flags) |
+					       ((vmf->flags & FAULT_WRITE) ?
+							_PAGE_RW | _PAGE_DIRTY :
+							0)));
+		atomic_fetch_sub(&page->mapcount, 1);
 		pte_unmap_unlock(&vmf->pt);
+		flush_tlb_mm(mm);
+		/* the old entry's reference, once no TLB holds it */
+		put_page(pool, pte_pfn(orig));
 		return 0;
 	}
 	new = new_anon_page_locked(vmf, &err);
@@ -497,6 +531,12 @@ present:
 	 */
 	VM_BUG_ON(!pte_present(orig));
 	if ((vmf->flags & FAULT_WRITE) && !(orig & _PAGE_RW))
+		return do_wp_page(vmf);
+	/* GUP's pin of a page fork shares: unshare it (FAULT_UNSHARE). */
+	if ((vmf->flags & FAULT_UNSHARE) &&
+	    !is_zero_pfn(vma->vm_mm->pool, pte_pfn(orig)) &&
+	    (atomic_load(&pfn_to_page(vma->vm_mm->pool, pte_pfn(orig))->flags) &
+	     (PG_ANON | PG_ANON_EXCLUSIVE)) == PG_ANON)
 		return do_wp_page(vmf);
 	/* Spurious: another CPU fixed it first, or a stale TLB entry. */
 	pte_unmap(&vmf->pt);

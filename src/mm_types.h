@@ -163,6 +163,13 @@ struct smm_mm {
 	 */
 	atomic_int zap_file_pending;
 
+	/*
+	 * Odd while fork copies this mm's page tables (Linux's
+	 * write_protect_seq): GUP-fast may not pin then, and a pin taken
+	 * across a change of it is dropped again (gup.c).
+	 */
+	atomic_ulong write_protect_seq;
+
 	atomic_long tlb_flushes;
 	/* MC_*: updated on every fault, so striped by CPU */
 	struct stripe ctr[NR_STRIPES];

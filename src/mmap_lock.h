@@ -34,6 +34,13 @@ static inline void mmap_write_lock(struct smm_mm *mm)
 	lockdep_acquire(&mm->mmap_lock, LC_MMAP, false);
 	pthread_rwlock_wrlock(&mm->mmap_lock);
 }
+/* A new address space's lock, taken while another mm's is held (fork):
+ * nobody else knows the new one, so the trylock cannot fail. */
+static inline void mmap_write_lock_new(struct smm_mm *mm)
+{
+	BUG_ON(pthread_rwlock_trywrlock(&mm->mmap_lock));
+	lockdep_acquire_trylock(&mm->mmap_lock, LC_MMAP, false);
+}
 static inline void mmap_write_unlock(struct smm_mm *mm)
 {
 	/* Every VMA removed was unpublished by a tree update (vma.c). */

@@ -32,8 +32,23 @@ void anon_vma_put(struct anon_vma *av)
 					     memory_order_acq_rel);
 
 	BUG_ON(old <= 0);
-	if (old == 1)
+	if (old == 1) {
+		if (av->parent)
+			anon_vma_put(av->parent);
 		free(av);
+	}
+}
+
+struct anon_vma *anon_vma_fork(struct smm_mm *mm, struct anon_vma *parent)
+{
+	struct anon_vma *av = anon_vma_alloc(mm);
+
+	if (av) {
+		av->root = parent->root;
+		av->parent = parent;
+		anon_vma_get(parent);
+	}
+	return av;
 }
 
 /*

@@ -13,8 +13,11 @@
 #include "mm_types.h"
 
 struct anon_vma {
-	struct anon_vma *root; /* itself, until fork builds a hierarchy */
-	atomic_long refcount;  /* VMAs pointing at it */
+	struct anon_vma *root; /* the parent's root after fork, else itself */
+	/* After fork: the parent VMA's anon_vma, with a reference, so that
+	 * every anon_vma a page of this tree can point at stays alive. */
+	struct anon_vma *parent;
+	atomic_long refcount; /* VMAs pointing at it */
 };
 
 static inline void anon_vma_get(struct anon_vma *av)
@@ -22,8 +25,19 @@ static inline void anon_vma_get(struct anon_vma *av)
 	atomic_fetch_add_explicit(&av->refcount, 1, memory_order_relaxed);
 }
 
-/* Drop a VMA's reference; the last one frees the anon_vma. */
+/* Drop a VMA's reference; the last one frees the anon_vma (and drops its
+ * reference on its root). */
 void anon_vma_put(struct anon_vma *av);
+
+/*
+ * anon_vma_fork - the child VMA's anon_vma at fork: a new one in the
+ * parent's tree (the same root; it holds a reference on the parent's,
+ * which holds one on its own parent, up to the root). Pages the
+ * two share keep the parent's as their mapping; the root tells whose they
+ * are (Linux's anon_vma chains, reduced to what softmm asks of them).
+ * NULL if memory is short.
+ */
+struct anon_vma *anon_vma_fork(struct smm_mm *mm, struct anon_vma *parent);
 
 /*
  * anon_vma_prepare - give @vma an anon_vma before its first anonymous page:

@@ -12,6 +12,7 @@
 #include <errno.h>
 #include "pt_scheme.h"
 #include "filemap.h"
+#include "rmap.h"
 
 struct vstate {
 	struct smm_mm *mm;
@@ -163,19 +164,33 @@ static void verify_ptes(struct vstate *vs, pteval_t *pte, uint64_t base)
 			VERR(vs, "page at %#llx is not anonymous (flags %#x)\n",
 			     (unsigned long long)addr,
 			     atomic_load(&page->flags));
-		if (atomic_load(&page->mapcount) != 1 ||
-		    atomic_load(&page->refcount) < 1)
-			VERR(vs, "page at %#llx: mapcount %d refcount %d\n",
+		/*
+		 * Exclusive (PageAnonExclusive): mapped once, here, and
+		 * writable only then; shared with a fork child or parent:
+		 * mapped at least here, read-only. Anchored in the tree of
+		 * its VMA's anon_vma (the same root), at the VMA's linear
+		 * index.
+		 */
+		if ((atomic_load(&page->flags) & PG_ANON_EXCLUSIVE) ?
+			    atomic_load(&page->mapcount) != 1 :
+			    atomic_load(&page->mapcount) < 1 ||
+				    (e & _PAGE_RW) ||
+				    atomic_load(&page->refcount) <
+					    atomic_load(&page->mapcount))
+			VERR(vs,
+			     "page at %#llx: mapcount %d refcount %d, %s, "
+			     "entry %#llx\n",
 			     (unsigned long long)addr,
 			     atomic_load(&page->mapcount),
-			     atomic_load(&page->refcount));
-		/* Mapped once, in this mm: exclusive, and anchored where
-		 * its VMA is, at the VMA's linear index. */
-		if (!(atomic_load(&page->flags) & PG_ANON_EXCLUSIVE))
-			VERR(vs, "page at %#llx is not exclusive\n",
-			     (unsigned long long)addr);
+			     atomic_load(&page->refcount),
+			     atomic_load(&page->flags) & PG_ANON_EXCLUSIVE ?
+				     "exclusive" :
+				     "shared",
+			     (unsigned long long)e);
 		if (covered(vs, addr) &&
-		    (page->mapping != (void *)vs->vma->anon_vma ||
+		    (!page->mapping || !vs->vma->anon_vma ||
+		     ((struct anon_vma *)page->mapping)->root !=
+			     vs->vma->anon_vma->root ||
 		     page->index !=
 			     vs->vma->vm_pgoff + ((addr - vs->vma->vm_start) >>
 						  PAGE_SHIFT)))
