@@ -220,6 +220,9 @@ static const char *const op_names[OP_NR] = {
 	[OP_FTRUNCATE] = "ftruncate",
 	[OP_PREAD] = "pread",
 	[OP_PWRITE] = "pwrite",
+	[OP_FORK] = "fork",
+	[OP_MM] = "mm",
+	[OP_MREMAP] = "mremap",
 };
 
 const char *script_op_name(int kind)
@@ -488,10 +491,54 @@ static bool parse_msync_flags(const char *t, uint64_t *out)
 	return true;
 }
 
+static const struct {
+	const char *name;
+	uint64_t val;
+} mremap_flag_names[] = {
+	/* in the order format_mremap() prints them */
+	{ "maymove", SMM_MREMAP_MAYMOVE },
+	{ "fixed", SMM_MREMAP_FIXED },
+	{ "dontunmap", SMM_MREMAP_DONTUNMAP },
+};
+#define N_MREMAP_FLAGS \
+	(sizeof(mremap_flag_names) / sizeof(mremap_flag_names[0]))
+
+/* mremap FLAGS: a comma list of maymove, fixed, dontunmap (each at most
+ * once); - for none; or a number. */
+static bool parse_mremap_flags(const char *t, uint64_t *out)
+{
+	uint64_t v = 0;
+	const char *p = t;
+
+	if (t[0] >= '0' && t[0] <= '9')
+		return parse_num(t, out);
+	if (!strcmp(t, "-")) {
+		*out = 0;
+		return true;
+	}
+	while (*p) {
+		const char *c = strchr(p, ',');
+		size_t l = c ? (size_t)(c - p) : strlen(p), i;
+
+		for (i = 0; i < N_MREMAP_FLAGS; i++)
+			if (strlen(mremap_flag_names[i].name) == l &&
+			    !strncmp(p, mremap_flag_names[i].name, l))
+				break;
+		if (i == N_MREMAP_FLAGS || (v & mremap_flag_names[i].val))
+			return false;
+		v |= mremap_flag_names[i].val;
+		if (c && !c[1])
+			return false;
+		p += l + (c ? 1 : 0);
+	}
+	*out = v;
+	return true;
+}
+
 /*
  * The operations' syntax. @nargs counts the arguments (mmap also has a
- * 6-argument form, mlock and unpin_all an optional one, handled in the
- * parser); @ranged: the first two are ADDR LEN, a range of the window.
+ * 6-argument form, mlock, unpin_all and mremap an optional one, handled in
+ * the parser); @ranged: the first two are ADDR LEN, a range of the window.
  */
 static const struct {
 	int kind;
@@ -522,6 +569,11 @@ static const struct {
 	[OP_FTRUNCATE] = { OP_FTRUNCATE, 2, false, "ftruncate N SIZE" },
 	[OP_PREAD] = { OP_PREAD, 3, false, "pread N OFF LEN" },
 	[OP_PWRITE] = { OP_PWRITE, 4, false, "pwrite N OFF LEN BYTE" },
+	[OP_FORK] = { OP_FORK, 0, false, "fork" },
+	[OP_MM] = { OP_MM, 1, false, "mm N" },
+	/* NEWADDR optional, handled in the parser */
+	[OP_MREMAP] = { OP_MREMAP, 4, true,
+			"mremap OLD OLDLEN NEWLEN FLAGS [NEWADDR]" },
 };
 
 /* smaps' VmFlags names, in bit order (fs/proc/task_mmu.c prints them so) */
@@ -574,6 +626,15 @@ bool script_op_allowed(const struct op *op)
 	if (op->kind == OP_MMAP &&
 	    !(op->flags & (SMM_MAP_FIXED | SMM_MAP_FIXED_NOREPLACE)))
 		return true;
+	/* mremap: the old range, the range it would grow into in place,
+	 * and with MREMAP_FIXED the new one. Without FIXED, NEWADDR is at
+	 * most a hint (DONTUNMAP) and a move goes where the kernel finds
+	 * room: never over anything mapped. */
+	if (op->kind == OP_MREMAP &&
+	    (!range_allowed(op->kind, op->addr, op->arg) ||
+	     ((op->flags & SMM_MREMAP_FIXED) &&
+	      !range_allowed(op->kind, op->off, op->arg))))
+		return false;
 	return range_allowed(op->kind, op->addr, op->len);
 }
 
@@ -638,8 +699,9 @@ int script_parse_buf(const char *text, size_t len, const char *name,
 		bool onfault = kind == OP_MLOCK && nt == 4 &&
 			       !strcmp(tok[3], "onfault");
 		bool mmap_file = kind == OP_MMAP && nt == 7;
+		bool newaddr = kind == OP_MREMAP && nt == 6;
 		if (nt - 1 != op_syntax[kind].nargs && !unpin_dirty &&
-		    !onfault && !mmap_file) {
+		    !onfault && !mmap_file && !newaddr) {
 			fprintf(err, "%s:%d: usage: %s\n", name, lineno,
 				op_syntax[kind].usage);
 			return -1;
@@ -701,6 +763,29 @@ int script_parse_buf(const char *text, size_t len, const char *name,
 					what = "a file mapping is not anon";
 				}
 			}
+		} else if (ok && kind == OP_MREMAP) {
+			ok = parse_num(tok[3], &op.arg);
+			what = "bad NEWLEN";
+			if (ok) {
+				ok = parse_mremap_flags(tok[4], &op.flags) &&
+				     op.flags <= 0xffffffffULL;
+				what = "bad FLAGS (maymove,fixed,dontunmap, - "
+				       "or a number that fits in an int)";
+			}
+			if (ok && newaddr) {
+				ok = parse_num(tok[5], &op.off);
+				what = "bad NEWADDR";
+			}
+		} else if (ok && kind == OP_MM) {
+			ok = parse_num(tok[1], &op.arg);
+			what = "bad N";
+		} else if (ok && kind == OP_FORK) {
+			size_t forks = 0;
+
+			for (size_t i = 0; i < s->n; i++)
+				forks += s->ops[i].kind == OP_FORK;
+			ok = forks < SCRIPT_MMS - 1;
+			what = "too many forks (at most 15 in a script)";
 		} else if (ok && kind == OP_MSYNC) {
 			ok = parse_msync_flags(tok[3], &op.arg);
 			what = "bad FLAGS (sync, async, invalidate or a number)";
@@ -817,6 +902,26 @@ static void format_advice(uint64_t adv, struct strbuf *sb)
 	sb_printf(sb, "%llu", (unsigned long long)adv);
 }
 
+static void format_mremap(uint64_t flags, struct strbuf *sb)
+{
+	uint64_t known = 0;
+
+	for (size_t i = 0; i < N_MREMAP_FLAGS; i++)
+		known |= mremap_flag_names[i].val;
+	if (flags & ~known) {
+		sb_printf(sb, "0x%llx", (unsigned long long)flags);
+		return;
+	}
+	if (!flags) {
+		sb_add(sb, "-", 1);
+		return;
+	}
+	for (size_t i = 0, n = 0; i < N_MREMAP_FLAGS; i++)
+		if (flags & mremap_flag_names[i].val)
+			sb_printf(sb, "%s%s", n++ ? "," : "",
+				  mremap_flag_names[i].name);
+}
+
 static void format_msync(uint64_t flags, struct strbuf *sb)
 {
 	uint64_t known = 0;
@@ -852,6 +957,15 @@ void script_format_op(const struct op *op, struct strbuf *sb)
 	case OP_MSYNC:
 		sb_add(sb, " ", 1);
 		format_msync(op->arg, sb);
+		break;
+	case OP_MREMAP:
+		sb_printf(sb, " 0x%llx ", (unsigned long long)op->arg);
+		format_mremap(op->flags, sb);
+		if (op->off || (op->flags & SMM_MREMAP_FIXED))
+			sb_printf(sb, " 0x%llx", (unsigned long long)op->off);
+		break;
+	case OP_MM:
+		sb_printf(sb, " %llu", (unsigned long long)op->arg);
 		break;
 	case OP_FILE:
 	case OP_FTRUNCATE:
@@ -1054,15 +1168,55 @@ static size_t window_vmas(struct smm_mm *mm, struct smm_vma_info **vmas,
 	return n;
 }
 
+/* The script's address spaces (softmm backend): mm[0] first, then one per
+ * `fork` that succeeded, in that order; mm[cur] is current, the one the
+ * CPU has switched to. */
+struct smm_mms {
+	struct smm_mm *mm[SCRIPT_MMS];
+	size_t n, cur;
+};
+
 static void run_softmm_op(const struct op *op, struct smm_pool *pool,
-			  struct smm_mm *mm, struct smm_cpu *cpu,
+			  struct smm_mms *mms, struct smm_cpu *cpu,
 			  struct strbuf *out, unsigned char *iobuf,
 			  unsigned char *vec, struct smm_vma_info **vmas,
 			  size_t *nvmas)
 {
+	struct smm_mm *mm = mms->mm[mms->cur];
 	uint64_t fa = 0;
 	int r;
 	switch (op->kind) {
+	case OP_FORK: {
+		struct smm_mm *child = smm_fork(mm);
+
+		if (!child) {
+			put_err(out, -(errno ? errno : ENOMEM));
+			return;
+		}
+		/* the parser allows at most SCRIPT_MMS - 1 forks */
+		mms->mm[mms->n] = child;
+		sb_printf(out, "%zu\n", mms->n++);
+		return;
+	}
+	case OP_MM:
+		if (op->arg >= mms->n) {
+			put_err(out, -EINVAL);
+			return;
+		}
+		mms->cur = (size_t)op->arg;
+		smm_cpu_switch_mm(cpu, mms->mm[mms->cur]);
+		sb_add(out, "0\n", 2);
+		return;
+	case OP_MREMAP: {
+		int64_t a = smm_mremap(mm, op->addr, op->len, op->arg,
+				       (int)op->flags, op->off);
+
+		if (a < 0 && a > -4096)
+			put_err(out, a);
+		else
+			sb_printf(out, "0x%llx\n", (unsigned long long)a);
+		return;
+	}
 	case OP_FILE:
 		file_op(op, pool, out);
 		return;
@@ -1293,7 +1447,9 @@ int script_run_softmm(const struct script *s, int scheme, struct strbuf *out)
 		return SCRIPT_ERR_SETUP;
 	}
 	struct smm_mm_opts opts = { .scheme = scheme };
+	struct smm_mms mms = { .n = 1 };
 	struct smm_mm *mm = smm_mm_create(pool, &opts);
+	mms.mm[0] = mm;
 	if (!mm) {
 		perror("smm_mm_create");
 		return SCRIPT_ERR_SETUP;
@@ -1307,25 +1463,33 @@ int script_run_softmm(const struct script *s, int scheme, struct strbuf *out)
 
 	pinned.n = 0;
 	for (size_t i = 0; i < s->n; i++)
-		run_softmm_op(&s->ops[i], pool, mm, cpu, out, iobuf, vec, &vmas,
-			      &nvmas);
+		run_softmm_op(&s->ops[i], pool, &mms, cpu, out, iobuf, vec,
+			      &vmas, &nvmas);
 	unpin_all(false); /* pins left at the end */
 	free(pinned.pages);
 	pinned.pages = NULL;
 	pinned.cap = 0;
-	struct smm_mm_stats mst;
-	smm_mm_stats(mm, &mst);
-	if (mst.pins_acquired != mst.pins_released) {
+	uint64_t acquired = 0, released = 0;
+	for (size_t k = 0; k < mms.n; k++) {
+		struct smm_mm_stats mst;
+
+		smm_mm_stats(mms.mm[k], &mst);
+		acquired += mst.pins_acquired;
+		released += mst.pins_released;
+	}
+	if (acquired != released) {
 		fprintf(stderr,
 			"softmm: pins unbalanced: %llu acquired, %llu released\n",
-			(unsigned long long)mst.pins_acquired,
-			(unsigned long long)mst.pins_released);
+			(unsigned long long)acquired,
+			(unsigned long long)released);
 		close_files();
 		return SCRIPT_ERR_LEAK;
 	}
 
+	/* every address space goes, the children first */
 	smm_cpu_switch_mm(cpu, NULL);
-	smm_mm_destroy(mm);
+	for (size_t k = mms.n; k-- > 0;)
+		smm_mm_destroy(mms.mm[k]);
 	smm_cpu_detach(cpu);
 	int ret = 0;
 	int cr = close_files(); /* the last references: caches to the pool */

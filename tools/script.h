@@ -32,6 +32,10 @@
 /* Sizes and offsets of file, ftruncate, pread and pwrite are off_t. */
 #define SCRIPT_OFF_MAX 0x7fffffffffffffffULL
 
+/* Address spaces a script may have: the first one and at most
+ * SCRIPT_MMS - 1 `fork` lines (the parser refuses more). */
+#define SCRIPT_MMS 16
+
 /* msync FLAGS: Linux's MS_* values */
 #define SCRIPT_MS_ASYNC	     1
 #define SCRIPT_MS_INVALIDATE 2
@@ -59,19 +63,25 @@ enum op_kind {
 	OP_FTRUNCATE, /* ftruncate N SIZE */
 	OP_PREAD,     /* pread N OFF LEN */
 	OP_PWRITE,    /* pwrite N OFF LEN BYTE */
+	OP_FORK,      /* fork: a child of the current address space */
+	OP_MM,	      /* mm N: address space N becomes current */
+	OP_MREMAP,    /* mremap OLD OLDLEN NEWLEN FLAGS [NEWADDR] */
 	OP_NR
 };
 
 struct op {
 	int kind;	    /* enum op_kind */
 	uint64_t addr, len; /* the range; file, ftruncate: len is SIZE;
-			     * pread, pwrite: len is LEN */
+			     * pread, pwrite: len is LEN; mremap: OLD
+			     * OLDLEN */
 	uint64_t arg;	    /* mmap/mprotect: prot; madvise: advice; write,
 			 * pwrite: byte; pin: PIN_* flags; unpin_all: 1 for
 			 * dirty; mlock: 1 for onfault (mlock2
-			 * MLOCK_ONFAULT); msync: MS_* flags */
-	uint64_t flags;	    /* mmap: flags */
-	uint64_t off;	    /* mmap of a file: OFFSET; pread, pwrite: OFF */
+			 * MLOCK_ONFAULT); msync: MS_* flags; mm: N;
+			 * mremap: NEWLEN */
+	uint64_t flags;	    /* mmap: flags; mremap: MREMAP_* flags */
+	uint64_t off;	    /* mmap of a file: OFFSET; pread, pwrite: OFF;
+			     * mremap: NEWADDR (0 if not given) */
 	int file;	    /* 1 + N of the file used (mmap's 6-argument form,
 			 * file, ftruncate, pread, pwrite); 0: none */
 };
