@@ -14,6 +14,29 @@
  * left behind however the child ends, advised POSIX_FADV_RANDOM so that
  * reads do not read ahead: what is in the page cache (what `resident`
  * shows of a file mapping) is then what the script touched, as in softmm.
+ * They are opened before the first line (one per N that a `file` line
+ * names) and marked created when `file` first names them, so that every
+ * process below has the same descriptors, as after a fork.
+ *
+ * Address spaces (`fork`, `mm N`): one process per address space. Process
+ * 0 is the child forked by script_run_kernel(); `fork` forks the process
+ * of the current address space, and the new process waits. Exactly one
+ * process runs the script at a time, the current address space's: `mm N`
+ * prints its line, writes the index of the next line to process N's
+ * control pipe and waits on its own. Every process has every control pipe
+ * and the output pipe (made before the first fork), and a page of shared
+ * memory (struct kshared) says how many address spaces exist and which
+ * files are created. At the end the process that ran the last line tells
+ * the others to exit; process 0, a child subreaper, reaps every one of
+ * them (orphans come to it) before it exits with the first failure seen.
+ * A waiting process that finds a child of its own dead, or its parent
+ * gone, before the end, tells everyone to exit (no hang).
+ *
+ * `pt` of a forked process: the growth of its VmPTE over what the process
+ * would have with an empty window. `fork` first forks a probe that unmaps
+ * the whole window (which frees all of its page tables: the window is
+ * aligned to PGD entries), runs the same warm-up as the real child, and
+ * reports its VmPTE; then forks the real child, whose baseline that is.
  */
 #define _GNU_SOURCE
 #include "script.h"
@@ -25,6 +48,7 @@
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
+#include <poll.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
@@ -42,7 +66,21 @@
 static sigjmp_buf kjb;
 static volatile uint64_t kcur; /* start of the chunk being accessed */
 static volatile int ksig;      /* SIGSEGV or SIGBUS: what the fault was */
-static int kfd[SCRIPT_FILES];  /* the script's files, -1: not created */
+static int kfd[SCRIPT_FILES];  /* the script's files, -1: not opened */
+
+/* Shared by all the processes of a script (MAP_SHARED, made before the
+ * first fork); only the process running the script writes it. */
+struct kshared {
+	size_t nmm;		    /* address spaces that exist */
+	bool created[SCRIPT_FILES]; /* `file N` has run */
+	int status;		    /* first failure seen, for the exit */
+	uint64_t probe_pte;	    /* VmPTE of the last fork's probe */
+};
+static struct kshared *ksh;
+static int kctl[SCRIPT_MMS][2]; /* control pipes, by address space */
+static size_t kself;		/* this process's address space */
+static pid_t kparent;		/* its parent (process 0: 0) */
+#define KMSG_EXIT UINT64_MAX	/* a control message: exit */
 static char altstack[ALTSTACK_SIZE] __attribute__((aligned(4096)));
 static char procbuf[PROCBUF_SIZE + 1];
 
@@ -135,14 +173,18 @@ static void k_segv(struct kout *o)
 	k_hex(o, kcur, 0);
 }
 
-/* file N SIZE: create file N (unnamed, FADV_RANDOM) if need be; ftruncate. */
-static void k_file(const struct op *op, struct kout *o)
+/* Open the files that the script's `file` lines name (unnamed,
+ * FADV_RANDOM), before the first line: created, for the script, when
+ * `file` first names them. */
+static void k_open_files(const struct script *s)
 {
-	int *fd = &kfd[op->file - 1];
+	for (size_t i = 0; i < s->n; i++) {
+		int *fd = &kfd[s->ops[i].file - 1];
+		int r;
 
-	if (*fd < 0) {
-		int r = script_host_file();
-
+		if (s->ops[i].kind != OP_FILE || *fd >= 0)
+			continue;
+		r = script_host_file();
 		if (r < 0) {
 			static const char msg[] = "softmm: kernel backend: no "
 						  "disk file for `file`\n";
@@ -153,13 +195,19 @@ static void k_file(const struct op *op, struct kout *o)
 		posix_fadvise(r, 0, 0, POSIX_FADV_RANDOM);
 		*fd = r;
 	}
-	k_ret(o, ftruncate(*fd, (off_t)op->len));
+}
+
+/* file N SIZE: file N is created now if it was not; ftruncate. */
+static void k_file(const struct op *op, struct kout *o)
+{
+	ksh->created[op->file - 1] = true;
+	k_ret(o, ftruncate(kfd[op->file - 1], (off_t)op->len));
 }
 
 /* The fd of the op's file, -1 (EBADF) if not created. */
 static int op_fd(const struct op *op)
 {
-	return op->file ? kfd[op->file - 1] : -1;
+	return op->file && ksh->created[op->file - 1] ? kfd[op->file - 1] : -1;
 }
 
 /* Read a whole /proc file into procbuf (truncated at PROCBUF_SIZE). */
@@ -479,6 +527,21 @@ static void k_op(const struct op *op, struct kout *o, unsigned char *vec,
 		}
 		return;
 	}
+	case OP_MREMAP: {
+		/* the raw call: glibc's wrapper is variadic */
+		long a = syscall(SYS_mremap, op->addr, op->len, op->arg,
+				 (unsigned long)op->flags, op->off);
+		if (a == -1) {
+			k_err(o, errno);
+		} else {
+			k_puts(o, "0x");
+			k_hex(o, (uint64_t)a, 0);
+		}
+		return;
+	}
+	case OP_FORK:
+	case OP_MM:
+		return; /* k_run() runs them */
 	case OP_MUNMAP:
 		r = munmap((void *)op->addr, op->len);
 		k_ret(o, r);
@@ -589,6 +652,15 @@ static void warm_up(unsigned char *vec, size_t vecsz, char *line, size_t linesz,
 	(void)mlock2((void *)SCRIPT_WIN_START, 0, MLOCK_ONFAULT);
 	(void)munlock((void *)SCRIPT_WIN_START, 0);
 	(void)mincore((void *)SCRIPT_WIN_START, 0, vec);
+	(void)syscall(SYS_mremap, SCRIPT_WIN_START, 0, 0, 0, 0);
+	/* what the processes of fork and mm N use to wait and hand over */
+	struct pollfd pf = { .fd = kctl[kself][0], .events = POLLIN };
+	(void)poll(&pf, 1, 0);
+	(void)waitpid(-1, NULL, WNOHANG);
+	(void)getppid();
+	(void)getpid();
+	(void)!write(kctl[kself][1], "", 0);
+	ksh->status += 0;
 	(void)script_errname(EINVAL);
 	(void)vmpte_bytes();
 	struct kout o = { .fd = -1, .line = line, .len = 0 };
@@ -643,12 +715,218 @@ static void drop_to_softmm_limits(void)
 	}
 }
 
+/* What every process of the script runs with (a forked one warms up with
+ * it too). */
+static struct {
+	const struct script *s;
+	struct kout o;
+	unsigned char *vec, *iobuf;
+	size_t vecsz, linesz, iosz;
+	uint64_t pt_base; /* VmPTE with an empty window */
+} kc;
+
+static void k_warm_up(void)
+{
+	warm_up(kc.vec, kc.vecsz, kc.o.line, kc.linesz, kc.iobuf, kc.iosz,
+		kc.s);
+}
+
+static void k_send(size_t mm, uint64_t msg)
+{
+	while (write(kctl[mm][1], &msg, sizeof(msg)) < 0 && errno == EINTR)
+		;
+}
+
+/* Tell every other address space's process to exit. */
+static void k_broadcast_exit(void)
+{
+	for (size_t i = 0; i < ksh->nmm; i++)
+		if (i != kself)
+			k_send(i, KMSG_EXIT);
+}
+
+static int wait_code(int st)
+{
+	return WIFSIGNALED(st) ? 128 + WTERMSIG(st) : WEXITSTATUS(st);
+}
+
+/* The end of this process. Process 0 first reaps every other process of
+ * the script (it is their subreaper) and exits with the first failure. */
+static __attribute__((noreturn)) void k_exit(void)
+{
+	if (kself)
+		_exit(0);
+	for (;;) {
+		int st;
+		pid_t p = waitpid(-1, &st, 0);
+
+		if (p < 0 && errno == EINTR)
+			continue;
+		if (p < 0)
+			break;
+		if (wait_code(st) && !ksh->status)
+			ksh->status = wait_code(st);
+	}
+	_exit(ksh->status);
+}
+
+/*
+ * Wait for this address space's turn: returns the index of the line to run
+ * next; exits when told to. Every 200 ms without a message it checks that
+ * no child of its own died and (but process 0) that its parent is still
+ * there: either means a process died before the end, and then everyone
+ * is told to exit rather than wait forever.
+ */
+static size_t k_wait(void)
+{
+	struct pollfd pf = { .fd = kctl[kself][0], .events = POLLIN };
+
+	for (;;) {
+		int r = poll(&pf, 1, 200);
+
+		if (r > 0) {
+			uint64_t m;
+
+			if (read(kctl[kself][0], &m, sizeof(m)) != sizeof(m))
+				continue;
+			if (m == KMSG_EXIT)
+				k_exit();
+			return (size_t)m;
+		}
+		if (r < 0 && errno != EINTR) {
+			if (!ksh->status)
+				ksh->status = SCRIPT_ERR_SETUP;
+			k_broadcast_exit();
+			k_exit();
+		}
+		int st;
+		pid_t c = waitpid(-1, &st, WNOHANG);
+
+		if (c > 0 && wait_code(st) && !ksh->status)
+			ksh->status = wait_code(st);
+		if (c <= 0 && (!kself || getppid() == kparent))
+			continue;
+		/* processes exit only after the message to exit: is it
+		 * here? */
+		if (poll(&pf, 1, 0) > 0)
+			continue;
+		if (!ksh->status)
+			ksh->status = SCRIPT_ERR_SETUP;
+		k_broadcast_exit();
+		k_exit();
+	}
+}
+
+/*
+ * fork: a probe first (unmaps the window, warms up, reports its VmPTE: the
+ * new process's baseline), then the new process. Returns true in the new
+ * process (which then waits for its turn); in this one, false, with the
+ * new address space's number or -ERRNO in the output line.
+ */
+static bool k_fork(void)
+{
+	size_t n = ksh->nmm;
+	pid_t me = getpid();
+	int st;
+	pid_t p = fork();
+
+	if (!p) {
+		munmap((void *)SCRIPT_WIN_START,
+		       SCRIPT_WIN_END - SCRIPT_WIN_START);
+		k_warm_up();
+		ksh->probe_pte = vmpte_bytes();
+		_exit(0);
+	}
+	if (p < 0) {
+		k_err(&kc.o, errno);
+		return false;
+	}
+	while (waitpid(p, &st, 0) < 0)
+		if (errno != EINTR)
+			break;
+	if (!WIFEXITED(st) || WEXITSTATUS(st)) {
+		ksh->status = SCRIPT_ERR_SETUP;
+		k_err(&kc.o, ECHILD);
+		return false;
+	}
+	p = fork();
+	if (p < 0) {
+		k_err(&kc.o, errno);
+		return false;
+	}
+	if (!p) {
+		kself = n;
+		kparent = me;
+		kc.pt_base = ksh->probe_pte;
+		k_warm_up();
+		return true;
+	}
+	ksh->nmm = n + 1;
+	k_dec(&kc.o, n);
+	return false;
+}
+
+/* Run the script from line @i in this process, handing over at `mm N`. */
+static __attribute__((noreturn)) void k_run(size_t i)
+{
+	const struct script *s = kc.s;
+
+	while (i < s->n) {
+		const struct op *op = &s->ops[i++];
+
+		if (op->kind == OP_MM) {
+			if (op->arg >= ksh->nmm) {
+				k_err(&kc.o, EINVAL);
+				k_flush(&kc.o);
+				continue;
+			}
+			k_putc(&kc.o, '0');
+			k_flush(&kc.o);
+			if (op->arg != kself) {
+				k_send((size_t)op->arg, i);
+				i = k_wait();
+			}
+			continue;
+		}
+		if (op->kind == OP_FORK) {
+			if (k_fork()) {
+				i = k_wait();
+				continue;
+			}
+			k_flush(&kc.o);
+			continue;
+		}
+		k_op(op, &kc.o, kc.vec, kc.iobuf, kc.pt_base);
+		k_flush(&kc.o);
+	}
+	k_broadcast_exit();
+	k_exit();
+}
+
 static void kernel_child(const struct script *s, int fd, char *line,
 			 size_t linesz, unsigned char *vec, size_t vecsz,
 			 unsigned char *iobuf, size_t iosz)
 {
+	size_t forks = 0;
+
 	for (int i = 0; i < SCRIPT_FILES; i++)
 		kfd[i] = -1;
+	for (int i = 0; i < SCRIPT_MMS; i++)
+		kctl[i][0] = kctl[i][1] = -1;
+	for (size_t i = 0; i < s->n; i++)
+		forks += s->ops[i].kind == OP_FORK;
+	ksh = mmap(NULL, sizeof(*ksh), PROT_READ | PROT_WRITE,
+		   MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	if (ksh == MAP_FAILED)
+		_exit(SCRIPT_ERR_SETUP);
+	memset(ksh, 0, sizeof(*ksh));
+	ksh->nmm = 1;
+	for (size_t i = 0; forks && i <= forks && i < SCRIPT_MMS; i++)
+		if (pipe2(kctl[i], O_CLOEXEC))
+			_exit(SCRIPT_ERR_SETUP);
+	/* orphans of the script's processes come to process 0 */
+	prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0);
+	k_open_files(s);
 	prctl(PR_SET_THP_DISABLE, 1, 0, 0, 0);
 	drop_to_softmm_limits();
 	stack_t ss = { .ss_sp = altstack, .ss_size = sizeof(altstack) };
@@ -662,14 +940,16 @@ static void kernel_child(const struct script *s, int fd, char *line,
 	sigaction(SIGBUS, &sa, NULL);
 	/* Nothing of ours may live in the window. */
 	munmap((void *)SCRIPT_WIN_START, SCRIPT_WIN_END - SCRIPT_WIN_START);
-	warm_up(vec, vecsz, line, linesz, iobuf, iosz, s);
-	uint64_t pt_base = vmpte_bytes();
-	struct kout o = { .fd = fd, .line = line, .len = 0 };
-	for (size_t i = 0; i < s->n; i++) {
-		k_op(&s->ops[i], &o, vec, iobuf, pt_base);
-		k_flush(&o);
-	}
-	_exit(0);
+	kc.s = s;
+	kc.o = (struct kout){ .fd = fd, .line = line, .len = 0 };
+	kc.vec = vec;
+	kc.vecsz = vecsz;
+	kc.linesz = linesz;
+	kc.iobuf = iobuf;
+	kc.iosz = iosz;
+	k_warm_up();
+	kc.pt_base = vmpte_bytes();
+	k_run(0);
 }
 
 int script_run_kernel(const struct script *s, struct strbuf *out)
