@@ -66,6 +66,19 @@
  *     - sizes and offsets stay far below ext4's 16 TiB limit;
  *     - shared anonymous mappings stay small (<= 4 MiB): a load there
  *       allocates a page (shmem has no zero page), outside the budget.
+ *  - `fork` now and then (at most MAX_FORKS in a script), then `mm N`
+ *    switches between the address spaces (and to ones that do not exist);
+ *    the generator keeps a shadow per address space (a fork copies it);
+ *  - mremap of the ranges it knows: shrink, grow in place (with or
+ *    without maymove), moves with maymove,fixed (to anywhere in the
+ *    window, over mappings too, resizing or not, with dontunmap), moves
+ *    with dontunmap to a free hint, and invalid ones for the errors. A
+ *    move without fixed or a hint goes where the kernel finds room,
+ *    outside the window at a random address: maymove without fixed is
+ *    only emitted where the range can grow in place (by the shadow), and
+ *    a script whose kernel run moved one outside the window anyway is not
+ *    compared (as for a non-fixed mmap). Growth stays under 32 MiB
+ *    (commit accounting);
  * Addresses cluster around a few anchors per script, placed just below and
  * above 2 MiB, 1 GiB and 512 GiB boundaries, so PTE, PMD and PUD tables get
  * allocated, shared by neighbours and freed.
@@ -201,11 +214,24 @@ static bool sh_free(const struct shadow *sh, uint64_t s, uint64_t e)
 /* generator                                                           */
 /* ------------------------------------------------------------------ */
 
+/* What the generator knows of one address space (`fork`, `mm N`). */
+struct mmshadow {
+	struct shadow sh, fsh;
+	uint64_t stacks[8];
+	int nstacks;
+};
+
+#define MAX_FORKS 3 /* forks in a generated script */
+
 struct gen {
 	struct rng r;
 	struct shadow sh;
 	uint64_t stacks[8]; /* starts of growsdown mappings made */
 	int nstacks;
+	/* the address spaces; the current one's state is in sh, fsh,
+	 * stacks (mms[cur] is stale while it is current) */
+	struct mmshadow mms[1 + MAX_FORKS];
+	int nmm, cur;
 	uint64_t anchors[6];
 	int nanchors;
 	uint64_t budget; /* bytes that may still be touched */
@@ -225,6 +251,8 @@ struct gen {
 #define AVOID_BAD_BITS	     0x4  /* unknown prot/flag/advice bits */
 #define AVOID_POPULATE	     0x8  /* MAP_POPULATE and MADV_POPULATE_* */
 #define AVOID_FILES	     0x10 /* every file operation, MAP_SHARED */
+#define AVOID_FORK	     0x20 /* fork and mm N */
+#define AVOID_MREMAP	     0x40 /* mremap */
 static const struct {
 	const char *name;
 	unsigned bit;
@@ -234,6 +262,8 @@ static const struct {
 	{ "bad-bits", AVOID_BAD_BITS },
 	{ "populate", AVOID_POPULATE },
 	{ "files", AVOID_FILES },
+	{ "fork", AVOID_FORK },
+	{ "mremap", AVOID_MREMAP },
 };
 
 static uint64_t clamp_addr(uint64_t a)
@@ -958,6 +988,215 @@ static void gen_file_op(struct gen *g, struct op *op)
 	}
 }
 
+static void sh_copy(struct shadow *dst, const struct shadow *src)
+{
+	dst->n = src->n;
+	dst->cap = src->n + 2;
+	dst->v = malloc(dst->cap * sizeof(*dst->v));
+	if (src->n)
+		memcpy(dst->v, src->v, src->n * sizeof(*dst->v));
+}
+
+static void mm_save(struct gen *g)
+{
+	struct mmshadow *m = &g->mms[g->cur];
+
+	m->sh = g->sh;
+	m->fsh = g->fsh;
+	memcpy(m->stacks, g->stacks, sizeof(m->stacks));
+	m->nstacks = g->nstacks;
+}
+
+static void mm_load(struct gen *g, int n)
+{
+	struct mmshadow *m = &g->mms[n];
+
+	g->cur = n;
+	g->sh = m->sh;
+	g->fsh = m->fsh;
+	memcpy(g->stacks, m->stacks, sizeof(m->stacks));
+	g->nstacks = m->nstacks;
+}
+
+/* fork (a child with a copy of the current shadow) or mm N. Returns false
+ * if neither fits now. */
+static bool gen_fork_mm(struct gen *g, struct op *op)
+{
+	if (g->nmm < 1 + MAX_FORKS && chance(&g->r, 25)) {
+		struct mmshadow *c = &g->mms[g->nmm++];
+
+		op->kind = OP_FORK;
+		sh_copy(&c->sh, &g->sh);
+		sh_copy(&c->fsh, &g->fsh);
+		memcpy(c->stacks, g->stacks, sizeof(c->stacks));
+		c->nstacks = g->nstacks;
+		return true;
+	}
+	if (g->nmm < 2)
+		return false;
+	op->kind = OP_MM;
+	if (!(g->avoid & AVOID_INVALID) && chance(&g->r, 8)) {
+		op->arg = chance(&g->r, 50) ? (uint64_t)g->nmm :
+					      1000 + below(&g->r, 1000);
+		return true;
+	}
+	op->arg = below(&g->r, (uint64_t)g->nmm);
+	mm_save(g);
+	mm_load(g, (int)op->arg);
+	return true;
+}
+
+/*
+ * mremap of a range the shadow knows: shrink, grow in place, move to a
+ * fixed address, dontunmap to a free hint, or an invalid call.
+ */
+static void gen_mremap(struct gen *g, struct op *op)
+{
+	struct iv x = { 0, 0 };
+	uint64_t old, olen, nlen, naddr = 0, flags = 0;
+	unsigned c = (unsigned)below(&g->r, 100);
+
+	op->kind = OP_MREMAP;
+	if (g->sh.n && chance(&g->r, 90)) {
+		x = g->sh.v[below(&g->r, g->sh.n)];
+	} else {
+		pick_range(g, &x.s, &olen, false);
+		x.e = x.s + page_up(olen);
+	}
+	/* a tail of the interval, or all of it */
+	olen = chance(&g->r, 50) ? x.e - x.s :
+				   (1 + below(&g->r, (x.e - x.s) / PG)) * PG;
+	old = x.e - olen;
+	nlen = olen;
+	if (c < 20) { /* shrink */
+		if (olen > PG)
+			nlen = (1 + below(&g->r, olen / PG - 1)) * PG;
+		flags = chance(&g->r, 30) ? SMM_MREMAP_MAYMOVE : 0;
+		sh_unmap(&g->sh, old + nlen, old + olen);
+		sh_unmap(&g->fsh, old + nlen, old + olen);
+	} else if (c < 40) { /* grow in place */
+		uint64_t grow =
+			(1 + below(&g->r, chance(&g->r, 70) ? 16 : 1024)) * PG;
+
+		nlen = olen + grow;
+		if (nlen > 32 * MiB)
+			nlen = olen > 32 * MiB ? olen : 32 * MiB;
+		if (old + nlen > SCRIPT_WIN_END)
+			nlen = SCRIPT_WIN_END - old;
+		if (g->budget < nlen - olen) /* a locked one is populated */
+			nlen = olen;
+		else
+			g->budget -= nlen - olen;
+		/* maymove only where it can grow in place (else the kernel
+		 * moves it outside the window) */
+		if (sh_free(&g->sh, x.e, old + nlen)) {
+			if (chance(&g->r, 40))
+				flags = SMM_MREMAP_MAYMOVE;
+			sh_map(&g->sh, old, old + nlen);
+			if (!sh_free(&g->fsh, old, x.e))
+				sh_map(&g->fsh, old, old + nlen);
+		}
+	} else if (c < 70 || (c < 80 && (g->avoid & AVOID_INVALID))) {
+		/* move to a fixed address, maybe resizing or keeping the old
+		 * range (dontunmap: no resize) */
+		flags = SMM_MREMAP_MAYMOVE | SMM_MREMAP_FIXED;
+		naddr = pick_addr(g);
+		if (chance(&g->r, 20)) {
+			flags |= SMM_MREMAP_DONTUNMAP;
+		} else if (chance(&g->r, 40)) {
+			nlen = (1 + below(&g->r, 2 * olen / PG + 1)) * PG;
+			if (nlen > olen && nlen > 32 * MiB)
+				nlen = olen;
+		}
+		if (naddr + nlen > SCRIPT_WIN_END)
+			naddr = (SCRIPT_WIN_END - nlen) & ~(PMD_SZ - 1);
+		if (chance(&g->r, 30) && olen % PMD_SZ == 0)
+			naddr &= ~(PMD_SZ - 1); /* whole tables may move */
+	} else if (c < 80) {			/* dontunmap to a free hint */
+		flags = SMM_MREMAP_MAYMOVE | SMM_MREMAP_DONTUNMAP;
+		naddr = pick_addr(g);
+		if (naddr + nlen > SCRIPT_WIN_END ||
+		    !sh_free(&g->sh, naddr, naddr + nlen))
+			flags |= SMM_MREMAP_FIXED;
+	} else { /* invalid */
+		static const uint64_t bad[] = { 8, 0x10, 0x80, 0x80000000 };
+
+		switch (below(&g->r, 8)) {
+		case 0: /* unaligned */
+			old += 1 + below(&g->r, PG - 1);
+			break;
+		case 1: /* unknown flag bits */
+			flags = bad[below(&g->r, 4)] |
+				(chance(&g->r, 50) ? SMM_MREMAP_MAYMOVE : 0);
+			break;
+		case 2: /* dontunmap or fixed without maymove */
+			flags = chance(&g->r, 50) ? SMM_MREMAP_DONTUNMAP :
+						    SMM_MREMAP_FIXED;
+			naddr = pick_addr(g);
+			break;
+		case 3: /* overlapping */
+			flags = SMM_MREMAP_MAYMOVE | SMM_MREMAP_FIXED;
+			naddr = old + below(&g->r, olen / PG + 1) * PG -
+				below(&g->r, 2) * PG;
+			break;
+		case 4: /* zero new length; zero old length (private) */
+			if (chance(&g->r, 50))
+				nlen = 0;
+			else if (sh_free(&g->fsh, old, old + olen))
+				olen = 0, flags = SMM_MREMAP_MAYMOVE;
+			break;
+		case 5: /* resize across the interval's end */
+			olen += (1 + below(&g->r, 4)) * PG;
+			nlen = olen + PG;
+			break;
+		case 6: /* dontunmap resizing */
+			flags = SMM_MREMAP_MAYMOVE | SMM_MREMAP_DONTUNMAP;
+			naddr = pick_addr(g);
+			nlen = olen + PG;
+			break;
+		default: /* an unmapped range */
+			old = clamp_addr(pick_addr(g) +
+					 below(&g->r, 8) * PMD_SZ);
+			olen = (1 + below(&g->r, 16)) * PG;
+			nlen = olen + (chance(&g->r, 50) ? PG : 0);
+			if (!sh_free(&g->sh, old, old + olen))
+				nlen = olen; /* nothing happens */
+			break;
+		}
+		op->addr = old;
+		op->len = olen;
+		op->arg = nlen;
+		op->flags = flags;
+		op->off = naddr;
+		if (!script_op_allowed(op)) { /* near the window's end */
+			op->kind = OP_MAPS;
+			op->addr = op->len = op->arg = op->flags = op->off = 0;
+		}
+		return;
+	}
+	if (naddr && (flags & SMM_MREMAP_MAYMOVE) &&
+	    ((flags & SMM_MREMAP_FIXED) ||
+	     sh_free(&g->sh, naddr, naddr + nlen))) {
+		bool file = !sh_free(&g->fsh, old, old + olen);
+
+		/* The old range is kept in the shadow: the move may fail
+		 * (a hole at its start, a resize across VMAs), and what the
+		 * shadow calls free must be free. */
+		sh_map(&g->sh, naddr, naddr + nlen);
+		if (file)
+			sh_map(&g->fsh, naddr, naddr + nlen);
+	}
+	op->addr = old;
+	op->len = olen;
+	op->arg = nlen;
+	op->flags = flags;
+	op->off = naddr;
+	if (!script_op_allowed(op)) {
+		op->kind = OP_MAPS;
+		op->addr = op->len = op->arg = op->flags = op->off = 0;
+	}
+}
+
 static void gen_op(struct gen *g, struct op *op)
 {
 	memset(op, 0, sizeof(*op));
@@ -972,6 +1211,12 @@ static void gen_op(struct gen *g, struct op *op)
 	}
 	if (chance(&g->r, 10) && !(g->avoid & AVOID_INVALID)) {
 		gen_invalid(g, op);
+		return;
+	}
+	if (!(g->avoid & AVOID_FORK) && chance(&g->r, 3) && gen_fork_mm(g, op))
+		return;
+	if (!(g->avoid & AVOID_MREMAP) && chance(&g->r, 6)) {
+		gen_mremap(g, op);
 		return;
 	}
 	unsigned c = (unsigned)below(&g->r, 100);
@@ -1059,6 +1304,7 @@ static void gen_script(uint64_t seed, size_t nops, bool reclaim_ok,
 	g.budget = TOUCH_BUDGET;
 	g.reclaim_ok = reclaim_ok;
 	g.avoid = avoid;
+	g.nmm = 1;
 	g.nanchors = 2 + (int)below(&g.r, 4);
 	for (int i = 0; i < g.nanchors; i++)
 		g.anchors[i] = random_boundary(&g);
@@ -1097,8 +1343,11 @@ static void gen_script(uint64_t seed, size_t nops, bool reclaim_ok,
 		}
 		script_push(s, &op);
 	}
-	free(g.sh.v);
-	free(g.fsh.v);
+	mm_save(&g);
+	for (int i = 0; i < g.nmm; i++) {
+		free(g.mms[i].sh.v);
+		free(g.mms[i].fsh.v);
+	}
 }
 
 /* ------------------------------------------------------------------ */
@@ -1124,11 +1373,21 @@ static bool outside_window(const char *l, size_t n)
 	return a < SCRIPT_WIN_START || a >= SCRIPT_WIN_END;
 }
 
+/* @op may put a mapping where the kernel finds room: a non-fixed mmap, an
+ * mremap without MREMAP_FIXED (a move, or dontunmap whose hint is taken). */
+static bool floating(const struct op *op)
+{
+	return (op->kind == OP_MMAP &&
+		!(op->flags & (SMM_MAP_FIXED | SMM_MAP_FIXED_NOREPLACE))) ||
+	       (op->kind == OP_MREMAP && !(op->flags & SMM_MREMAP_FIXED));
+}
+
 /*
- * Two output lines of op @op agree. A non-fixed mmap that both place outside
- * the window agrees whatever the addresses: the kernel randomizes them (the
- * generator never emits one, but shrinking may remove the mapping that made
- * the hint unusable). With --mask-pt, any two results of `pt` agree.
+ * Two output lines of op @op agree. A non-fixed mmap (or mremap) that both
+ * place outside the window agrees whatever the addresses: the kernel
+ * randomizes them (the generator never emits one, but shrinking may remove
+ * the mapping that made the hint unusable). With --mask-pt, any two
+ * results of `pt` agree.
  */
 static bool lines_agree(const struct op *op, const char *a, size_t la,
 			const char *b, size_t lb)
@@ -1139,9 +1398,7 @@ static bool lines_agree(const struct op *op, const char *a, size_t la,
 		return true;
 	if (mask_pt && op->kind == OP_PT)
 		return true;
-	return op->kind == OP_MMAP &&
-	       !(op->flags & (SMM_MAP_FIXED | SMM_MAP_FIXED_NOREPLACE)) &&
-	       outside_window(a, la) && outside_window(b, lb);
+	return floating(op) && outside_window(a, la) && outside_window(b, lb);
 }
 
 /* --self-test: the "softmm" side runs on the kernel too (checks that the
@@ -1165,8 +1422,7 @@ static bool diverges(const struct script *s, int scheme, struct verdict *v)
 	 */
 	for (size_t i = 0; i < s->n; i++) {
 		const struct op *op = &s->ops[i];
-		if (op->kind != OP_MMAP ||
-		    (op->flags & (SMM_MAP_FIXED | SMM_MAP_FIXED_NOREPLACE)))
+		if (!floating(op))
 			continue;
 		size_t lb;
 		const char *b = line_at(&v->kern, i, &lb);
@@ -1397,7 +1653,7 @@ static int oracle_usage(FILE *f)
 		"  --out FILE     where the minimal diverging script goes\n"
 		"  --avoid CLASS  leave out: invalid, unaligned-mmap, bad-bits, "
 		"populate,\n"
-		"                 files\n"
+		"                 files, fork (and mm N), mremap\n"
 		"  --mask-pt      compare every line but the results of `pt`\n"
 		"                 (for the schemes other than pt-reclaim, which\n"
 		"                 free other page tables than the kernel)\n"
@@ -1487,7 +1743,8 @@ int cmd_oracle(int argc, char **argv)
 						"softmm oracle: unknown "
 						"--avoid class '%s' "
 						"(invalid, unaligned-mmap, "
-						"bad-bits, populate, files)\n",
+						"bad-bits, populate, files, "
+						"fork, mremap)\n",
 						cli_quote_str(t, q, sizeof(q)));
 					free(list);
 					return 2;
