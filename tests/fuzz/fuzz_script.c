@@ -29,11 +29,15 @@
  *    script, at most FUZZ_MAX_BYTES (8 MiB): LEN of write, touch, read,
  *    peek, resident, pin, pread and pwrite, of mmap with populate or
  *    locked, of mlock (not onfault) and of madvise populate_read,
- *    populate_write and willneed (which reads a file in) (mprotect
+ *    populate_write and willneed (which reads a file in), NEWLEN of
+ *    mremap (a locked mapping that grows is populated) (mprotect
  *    faults in a locked mapping it makes writable, but what is locked
  *    stays under SMM_MLOCK_LIMIT); a range that wraps around counts as
  *    all of memory (out of bounds), except for pin, which the library
  *    refuses before it looks at anything (-EOVERFLOW).
+ *
+ * `fork`, `mm N` and `mremap` run like the rest: their results (-ENOSYS
+ * while the library stubs them) are printed and compared across schemes.
  *
  * The kernel backend never runs here: tools/kbackend.c is not linked, and
  * script_run_kernel() below aborts.
@@ -94,6 +98,8 @@ static uint64_t op_bytes(const struct op *op)
 	case OP_PREAD:
 	case OP_PWRITE: /* at most SCRIPT_IO_MAX, never wraps */
 		return op->len;
+	case OP_MREMAP: /* growing a locked mapping populates the growth */
+		return op->arg;
 	case OP_WRITE:
 	case OP_TOUCH:
 	case OP_READ:
