@@ -1046,6 +1046,29 @@ static bool gen_fork_mm(struct gen *g, struct op *op)
 	return true;
 }
 
+/* The intervals of @sh inside [old, old + olen) also at @naddr, as far as
+ * nlen goes: where a move puts what may be file or shared mappings (only
+ * those, not the whole range: the file generators take ranges from it). */
+static void sh_translate(struct shadow *sh, uint64_t old, uint64_t olen,
+			 uint64_t naddr, uint64_t nlen)
+{
+	struct iv add[64];
+	size_t n = 0;
+
+	for (size_t i = 0; i < sh->n && n < 64; i++) {
+		uint64_t s = sh->v[i].s > old ? sh->v[i].s : old;
+		uint64_t e = sh->v[i].e < old + olen ? sh->v[i].e : old + olen;
+
+		if (s >= e || s - old >= nlen)
+			continue;
+		if (e - old > nlen)
+			e = old + nlen;
+		add[n++] = (struct iv){ naddr + (s - old), naddr + (e - old) };
+	}
+	for (size_t i = 0; i < n; i++)
+		sh_map(sh, add[i].s, add[i].e);
+}
+
 /*
  * mremap of a range the shadow knows: shrink, grow in place, move to a
  * fixed address, dontunmap to a free hint, or an invalid call.
@@ -1093,8 +1116,9 @@ static void gen_mremap(struct gen *g, struct op *op)
 			if (chance(&g->r, 40))
 				flags = SMM_MREMAP_MAYMOVE;
 			sh_map(&g->sh, old, old + nlen);
-			if (!sh_free(&g->fsh, old, x.e))
-				sh_map(&g->fsh, old, old + nlen);
+			/* a file mapping at the end grows as one */
+			if (!sh_free(&g->fsh, x.e - PG, x.e))
+				sh_map(&g->fsh, x.e, old + nlen);
 		}
 	} else if (c < 70 || (c < 80 && (g->avoid & AVOID_INVALID))) {
 		/* move to a fixed address, maybe resizing or keeping the old
@@ -1115,8 +1139,9 @@ static void gen_mremap(struct gen *g, struct op *op)
 	} else if (c < 80) {			/* dontunmap to a free hint */
 		flags = SMM_MREMAP_MAYMOVE | SMM_MREMAP_DONTUNMAP;
 		naddr = pick_addr(g);
-		if (naddr + nlen > SCRIPT_WIN_END ||
-		    !sh_free(&g->sh, naddr, naddr + nlen))
+		if (naddr + nlen > SCRIPT_WIN_END)
+			naddr = (SCRIPT_WIN_END - nlen) & ~(PMD_SZ - 1);
+		if (!sh_free(&g->sh, naddr, naddr + nlen))
 			flags |= SMM_MREMAP_FIXED;
 	} else { /* invalid */
 		static const uint64_t bad[] = { 8, 0x10, 0x80, 0x80000000 };
@@ -1174,26 +1199,30 @@ static void gen_mremap(struct gen *g, struct op *op)
 		}
 		return;
 	}
-	if (naddr && (flags & SMM_MREMAP_MAYMOVE) &&
-	    ((flags & SMM_MREMAP_FIXED) ||
-	     sh_free(&g->sh, naddr, naddr + nlen))) {
-		bool file = !sh_free(&g->fsh, old, old + olen);
-
-		/* The old range is kept in the shadow: the move may fail
-		 * (a hole at its start, a resize across VMAs), and what the
-		 * shadow calls free must be free. */
-		sh_map(&g->sh, naddr, naddr + nlen);
-		if (file)
-			sh_map(&g->fsh, naddr, naddr + nlen);
-	}
 	op->addr = old;
 	op->len = olen;
 	op->arg = nlen;
 	op->flags = flags;
 	op->off = naddr;
-	if (!script_op_allowed(op)) {
+	if (!script_op_allowed(op) || naddr + nlen > SCRIPT_WIN_END) {
+		/* near the window's end: none (before the shadow changes) */
 		op->kind = OP_MAPS;
 		op->addr = op->len = op->arg = op->flags = op->off = 0;
+		return;
+	}
+	if (naddr && (flags & SMM_MREMAP_MAYMOVE) &&
+	    ((flags & SMM_MREMAP_FIXED) ||
+	     sh_free(&g->sh, naddr, naddr + nlen))) {
+		/* The old range is kept in the shadow: the move may fail
+		 * (a hole at its start, a resize across VMAs), and what the
+		 * shadow calls free must be free. A file mapping at the end
+		 * of the old range may grow with the move: all of the growth
+		 * may be file then. */
+		sh_map(&g->sh, naddr, naddr + nlen);
+		sh_translate(&g->fsh, old, olen, naddr, nlen);
+		if (nlen > olen &&
+		    !sh_free(&g->fsh, old + olen - PG, old + olen))
+			sh_map(&g->fsh, naddr + olen, naddr + nlen);
 	}
 }
 
