@@ -4,7 +4,9 @@
 # the VMA read lock removed; build/bug2: refcount's walker without
 # pte_try_get() and pmd-rwsem's free without the write side, each run with
 # its --scheme; build/bug3: page_mkclean() skipping one page-table entry,
-# run with --files, whose msync check then finds the host file stale).
+# run with --files, whose msync check then finds the host file stale;
+# build/bug4: fork sharing a pinned page with the child, run with --fork,
+# whose child then sees the device's writes through the pin).
 # TORTURE-ARGS come after the defaults (--threads 4 --seconds SECONDS
 # --seed N) and may add options or override them. On three seeds, the
 # torture must notice within SECONDS (default 30): a violation (exit 1) or

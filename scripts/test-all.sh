@@ -7,7 +7,9 @@
 # command line's conventions and errors (scripts/check-cli.sh); the
 # random oracle; the torture (and proof that it catches a planted bug); the
 # file torture (torture --files) under every scheme (and the planted
-# page_mkclean bug); the unit tests and tortures under ThreadSanitizer;
+# page_mkclean bug); the fork torture (torture --fork) under every scheme
+# (and the planted bug of fork sharing a pinned page); the unit tests and
+# tortures under ThreadSanitizer;
 # the libFuzzer harness of the script parser and the softmm backend, 30 s;
 # the README's embedding example.
 set -u
@@ -97,6 +99,21 @@ step "torture --files eager 6 threads 3 mms 16 pages" build/asan/softmm torture 
 # host file stale (each seed in under 0.1 s).
 step "torture --files catches page_mkclean skipping an entry" scripts/expect-torture-failure.sh build/bug3/softmm 10 --files
 
+# The fork torture (tools/torture_fork.c): fork threads smm_fork() live mms
+# while workers store and load and GUP threads pin and write as a device;
+# parent and child must each see their own values, a pin the parent only.
+# Every scheme, 5 s each (~27 s in all).
+echo "fork torture (ASan+UBSan; copy-on-write, pins across fork):"
+seed=41
+for scheme in none pt-reclaim eager refcount pmd-rwsem; do
+	step "torture --fork $scheme seed $seed" build/asan/softmm torture --fork --scheme $scheme --threads 4 --seconds 5 --seed $seed
+	seed=$((seed + 1))
+done
+# fork sharing a pinned page (build/bug4, -DSMM_BUG_FORK_SHARES_PINNED): a
+# child sees the device's writes, or the parent stops seeing them (each seed
+# in about 0.2 s).
+step "torture --fork catches fork sharing a pinned page" scripts/expect-torture-failure.sh build/bug4/softmm 10 --fork
+
 # ---- ThreadSanitizer (docs/THREADSANITIZER.md) ----
 echo "ThreadSanitizer (build/tsan, suppressions in tests/tsan.supp):"
 step "tsan build" make --no-print-directory -j2 check-tsan
@@ -122,6 +139,8 @@ if [ "$tsan_full" = 1 ]; then
 	step "tsan torture pmd-rwsem seed 10" scripts/tsan-run.sh build/tsan/softmm torture --scheme pmd-rwsem --threads 4 --seconds 10 --seed 10
 	step "tsan torture --files eager seed 33" scripts/tsan-run.sh build/tsan/softmm torture --files --threads 4 --seconds 8 --seed 33
 	step "tsan torture --files refcount seed 34" scripts/tsan-run.sh build/tsan/softmm torture --files --scheme refcount --threads 4 --seconds 8 --seed 34
+	step "tsan torture --fork eager seed 46" scripts/tsan-run.sh build/tsan/softmm torture --fork --threads 4 --seconds 6 --seed 46
+	step "tsan torture --fork refcount seed 47" scripts/tsan-run.sh build/tsan/softmm torture --fork --scheme refcount --threads 4 --seconds 6 --seed 47
 	# the other three schemes, shorter: every scheme under TSan too
 	for s in none:35 pt-reclaim:36 pmd-rwsem:37; do
 		step "tsan torture --files ${s%:*} seed ${s#*:}" scripts/tsan-run.sh build/tsan/softmm torture --files --scheme "${s%:*}" --threads 4 --seconds 4 --seed "${s#*:}"

@@ -58,7 +58,11 @@ static pteval_t copy_present_pte(struct smm_mm *src, struct smm_mm *dst,
 	}
 	page = pfn_to_page(pool, pfn);
 	fl = atomic_load(&page->flags);
+#ifndef SMM_BUG_FORK_SHARES_PINNED /* planted bug (build/bug4): shares it */
 	if ((fl & PG_ANON) && page_maybe_dma_pinned(page)) {
+#else
+	if (false) {
+#endif
 		/* The pin and the parent keep the page; the child gets a
 		 * copy as of now. */
 		new = alloc_frame(pool, PG_ANON);

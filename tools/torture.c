@@ -48,7 +48,9 @@
  *   be back in the pool.
  *
  * With --files, cmd_torture() parses the same options and runs the file
- * torture of torture_files.c instead (files, page cache, writeback, msync).
+ * torture of torture_files.c instead (files, page cache, writeback, msync);
+ * with --fork, the fork torture of torture_fork.c (copy-on-write after
+ * smm_fork() racing stores and pins).
  *
  * Owns no library state; all of its own state is in this file.
  */
@@ -136,7 +138,7 @@ static struct {
 	int threads, mms, seconds, race, scheme, gup, file_pages;
 	unsigned int mm_flags;
 	uint64_t seed;
-	bool quiet, files;
+	bool quiet, files, fork;
 } cfg;
 
 static struct smm_pool *pool;
@@ -874,7 +876,7 @@ const char torture_synopsis[] =
 	"[--threads N (4)] [--seconds S (10)] [--seed N (1)]\n"
 	"[--scheme NAME (eager)] [--mms N (2)] [--gup N (2)]\n"
 	"[--race PERMILLE (20)] [--no-vma-lock] [--quiet]\n"
-	"[--files [--file-pages N (64)]]";
+	"[--files [--file-pages N (64)] | --fork]";
 const char torture_summary[] =
 	"concurrent torture of the library, with invariant checks";
 
@@ -886,7 +888,8 @@ static int usage(FILE *f)
 		"  --seconds S     run time, 0..%d\n"
 		"  --seed N        0..2^64-1 (decimal or 0x hex)\n"
 		"  --scheme NAME   " CLI_SCHEMES "\n"
-		"  --mms N         address spaces, 1..%d\n"
+		"  --mms N         address spaces, 1..%d (--fork: the most live\n"
+		"                  at once, default 6, at least 2)\n"
 		"  --gup N         threads that pin pages, 0..%d\n"
 		"  --race PERMILLE yield in marked race windows, 0..%d per mille\n"
 		"                  (debug builds only, e.g. build/asan/softmm)\n"
@@ -895,7 +898,11 @@ static int usage(FILE *f)
 		"  --files         the file torture instead: a host file mapped\n"
 		"                  shared in every mm, stores, msync, writeback,\n"
 		"                  pins; no stored byte may be lost\n"
-		"  --file-pages N  the host file's size in pages, 1..%d\n",
+		"  --file-pages N  the host file's size in pages, 1..%d\n"
+		"  --fork          the fork torture instead: threads fork\n"
+		"                  address spaces while others store and pin;\n"
+		"                  parent and child must each see their own\n"
+		"                  values, a pin must reach the parent only\n",
 		MAX_THREADS, MAX_SECONDS, MAX_MMS, GUP_MAX, MAX_RACE,
 		TORTURE_MAX_FILE_PAGES);
 	return f == stdout ? 0 : 2;
@@ -915,11 +922,12 @@ int cmd_torture(int argc, char **argv)
 		{ "gup", required_argument, NULL, 'g' },
 		{ "files", no_argument, NULL, 'f' },
 		{ "file-pages", required_argument, NULL, 'p' },
+		{ "fork", no_argument, NULL, 'F' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
 	char q[CLI_QUOTE_SIZE];
-	bool race_set = false, pages_set = false;
+	bool race_set = false, pages_set = false, mms_set = false;
 	struct tstate ts[MAX_THREADS + GUP_MAX];
 	pthread_t tid[MAX_THREADS + GUP_MAX];
 	struct smm_pool_stats ps;
@@ -973,6 +981,7 @@ int cmd_torture(int argc, char **argv)
 			if (cli_int("torture", "--mms", optarg, 1, MAX_MMS,
 				    &cfg.mms))
 				return 2;
+			mms_set = true;
 			break;
 		case 'n':
 			cfg.mm_flags |= SMM_MM_NO_VMA_LOCK;
@@ -993,6 +1002,9 @@ int cmd_torture(int argc, char **argv)
 			break;
 		case 'f':
 			cfg.files = true;
+			break;
+		case 'F':
+			cfg.fork = true;
 			break;
 		case 'p':
 			if (cli_int("torture", "--file-pages", optarg, 1,
@@ -1016,6 +1028,25 @@ int cmd_torture(int argc, char **argv)
 	if (pages_set && !cfg.files) {
 		fprintf(stderr, "softmm torture: --file-pages needs --files\n");
 		return 2;
+	}
+	if (cfg.files && cfg.fork) {
+		fprintf(stderr,
+			"softmm torture: --files and --fork are two tortures: "
+			"give one\n");
+		return 2;
+	}
+	if (cfg.fork) {
+		struct torture_opts o = {
+			.threads = cfg.threads,
+			.mms = mms_set ? cfg.mms : 6,
+			.seconds = cfg.seconds,
+			.scheme = cfg.scheme,
+			.gup = cfg.gup,
+			.mm_flags = cfg.mm_flags,
+			.seed = cfg.seed,
+		};
+
+		return torture_fork(&o);
 	}
 	if (cfg.files) {
 		struct torture_opts o = {

@@ -1,7 +1,8 @@
 /*
  * tools/torture.h - the torture command of the softmm tool: torture.c
  * parses the options and runs the address-space torture; with --files it
- * hands them to the file torture of torture_files.c.
+ * hands them to the file torture of torture_files.c, with --fork to the
+ * fork torture of torture_fork.c.
  */
 #ifndef SOFTMM_TOOLS_TORTURE_H
 #define SOFTMM_TOOLS_TORTURE_H
@@ -14,7 +15,8 @@
 #define TORTURE_MAX_GUP	       8
 #define TORTURE_MAX_FILE_PAGES 4096
 
-/* The options both tortures take (cmd_torture() checked their ranges). */
+/* The options the tortures take (cmd_torture() checked their ranges;
+ * --fork: @mms is the most address spaces live at once). */
 struct torture_opts {
 	int threads, mms, seconds, scheme, gup;
 	int file_pages;	       /* --files: the host file's size in pages */
@@ -42,5 +44,9 @@ void torture_violation(atomic_long *count, const char *who, const char *fmt,
 /* `softmm torture --files`: returns 0, 1 after a violation, 2 if it could
  * not start. */
 int torture_files(const struct torture_opts *o);
+
+/* `softmm torture --fork`: returns 0, 1 after a violation, 2 if it could
+ * not start. */
+int torture_fork(const struct torture_opts *o);
 
 #endif
