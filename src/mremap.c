@@ -22,6 +22,7 @@
 #include <errno.h>
 #include "pagewalk.h"
 #include "filemap.h"
+#include "fault.h"
 
 #define MREMAP_FLAGS \
 	(SMM_MREMAP_MAYMOVE | SMM_MREMAP_FIXED | SMM_MREMAP_DONTUNMAP)
@@ -200,11 +201,43 @@ static int64_t expand_vma(struct smm_mm *mm, struct vm_area_struct *vma,
 	return (int64_t)addr;
 }
 
+/*
+ * An old length of 0 on shared memory: a second mapping of the same pages
+ * at the new place, @new_len long (Linux's "duplicate shm area").
+ */
+static int64_t dup_shared(struct smm_mm *mm, struct vm_area_struct *vma,
+			  uint64_t addr, uint64_t new_len, int flags,
+			  uint64_t new_addr)
+{
+	uint64_t pgoff = vma->vm_pgoff + ((addr - vma->vm_start) >> PAGE_SHIFT);
+	struct vma_prealloc pa;
+	int64_t dst;
+
+	if (flags & SMM_MREMAP_FIXED) {
+		if (munmap_range(mm, new_addr, new_addr + new_len))
+			return -ENOMEM;
+		dst = (int64_t)new_addr;
+	} else {
+		dst = get_unmapped_area(mm, 0, new_len, 0);
+		if (dst < 0)
+			return dst;
+	}
+	if (vma_prealloc(mm, &pa, 3, 2, 1))
+		return -ENOMEM;
+	vma_merge_new_range(mm, (uint64_t)dst, (uint64_t)dst + new_len,
+			    vma->vm_flags, vma->vm_file, pgoff, NULL, &pa);
+	vma_tree_update(mm, (uint64_t)dst, (uint64_t)dst + new_len + 1);
+	vma_prealloc_free(&pa);
+	return dst;
+}
+
 SMM_API int64_t smm_mremap(struct smm_mm *mm, uint64_t addr, uint64_t old_len,
 			   uint64_t new_len, int flags, uint64_t new_addr)
 {
 	struct vm_area_struct *vma, *next;
 	bool implies_new = flags & (SMM_MREMAP_FIXED | SMM_MREMAP_DONTUNMAP);
+	uint64_t pop_start = 0, pop_end = 0;
+	bool locked;
 	int64_t ret;
 
 	if (!mm)
@@ -218,15 +251,16 @@ SMM_API int64_t smm_mremap(struct smm_mm *mm, uint64_t addr, uint64_t old_len,
 	new_len = PAGE_ALIGN(new_len);
 	if (!new_len || new_len > SMM_TASK_SIZE)
 		return -EINVAL;
+	if (addr + old_len < addr) /* measured: a wrapping old range */
+		return -EINVAL;
 	if (implies_new) {
 		if (new_addr > SMM_TASK_SIZE - new_len ||
 		    (new_addr & ~PAGE_MASK) || !(flags & SMM_MREMAP_MAYMOVE))
 			return -EINVAL;
 		if ((flags & SMM_MREMAP_DONTUNMAP) && old_len != new_len)
 			return -EINVAL;
-		if ((flags & SMM_MREMAP_FIXED) && addr < new_addr + new_len &&
-		    new_addr < addr + old_len)
-			return -EINVAL;
+		if (addr < new_addr + new_len && new_addr < addr + old_len)
+			return -EINVAL; /* overlapping (a DONTUNMAP hint too) */
 	}
 	rcu_thread_online();
 	mmap_write_lock(mm);
@@ -243,8 +277,13 @@ SMM_API int64_t smm_mremap(struct smm_mm *mm, uint64_t addr, uint64_t old_len,
 	ret = -EINVAL;
 	if (!old_len && !(vma->vm_flags & VM_MAYSHARE))
 		goto out; /* the old-length-0 duplicate is for shared memory */
-	if (!old_len)
-		goto out; /* duplicating shared memory: not modelled */
+	if (!old_len) {
+		ret = -ENOMEM;
+		if (!(flags & SMM_MREMAP_MAYMOVE))
+			goto out;
+		ret = dup_shared(mm, vma, addr, new_len, flags, new_addr);
+		goto out;
+	}
 	ret = -EFAULT;
 	if (old_len > vma->vm_end - addr)
 		goto out;
@@ -281,6 +320,10 @@ SMM_API int64_t smm_mremap(struct smm_mm *mm, uint64_t addr, uint64_t old_len,
 	    addr + new_len <= SMM_TASK_SIZE &&
 	    (!next || next->vm_start >= addr + new_len)) {
 		ret = expand_vma(mm, vma, addr, addr + new_len);
+		if (vma->vm_flags & VM_LOCKED) {
+			pop_start = addr + old_len;
+			pop_end = addr + new_len;
+		}
 		goto out;
 	}
 	ret = -ENOMEM;
@@ -290,8 +333,16 @@ SMM_API int64_t smm_mremap(struct smm_mm *mm, uint64_t addr, uint64_t old_len,
 		mm, (flags & SMM_MREMAP_DONTUNMAP) ? new_addr : 0, new_len, 0);
 	if (ret < 0)
 		goto out;
+	locked = vma->vm_flags & VM_LOCKED;
 	ret = move_vma(mm, vma, addr, old_len, (uint64_t)ret, new_len, flags);
+	if (ret >= 0 && locked && new_len > old_len) {
+		pop_start = (uint64_t)ret + old_len;
+		pop_end = (uint64_t)ret + new_len;
+	}
 out:
 	mmap_write_unlock(mm);
+	/* A locked mapping's new part is faulted in, as mlock would. */
+	if (pop_end)
+		mm_populate(mm, pop_start, pop_end, true);
 	return ret;
 }
