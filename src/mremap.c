@@ -149,6 +149,10 @@ static int64_t move_vma(struct smm_mm *mm, struct vm_area_struct *vma,
 
 	if (mm->nr_vmas >= DEFAULT_MAX_MAP_COUNT - 3)
 		return -ENOMEM;
+	/* Linux's copy_vma(): anonymous memory never faulted in takes the
+	 * offset of its new place, so that it may merge there. */
+	if (!f && !vma->anon_vma)
+		pgoff = new >> PAGE_SHIFT;
 	if (vma_prealloc(mm, &pa, 3, 3, 3))
 		return -ENOMEM;
 	vma_start_write(vma);
