@@ -801,11 +801,53 @@ SMM_API int smm_file_truncate(struct smm_file *f, uint64_t size)
 	return err;
 }
 
+/*
+ * Copy between @buf and the file's pages from @off, page by page through
+ * the cache (each created and read in if missing, and locked while
+ * copied), up to @len bytes or the end of the file: read(2) and write(2)
+ * semantics without the size change, which pwrite makes first. A store
+ * waits for a page's writeback (stable pages) and dirties it. Returns the
+ * bytes copied; *@err says why it stopped short (-ENXIO: the end).
+ */
+static size_t filemap_rw(struct smm_file *f, uint8_t *buf, size_t len,
+			 uint64_t off, bool write, int *err)
+{
+	size_t done = 0;
+
+	*err = 0;
+	while (done < len) {
+		uint64_t pos = off + done, size = file_size(f);
+		size_t in = pos & ~PAGE_MASK, n;
+		struct page *page;
+		uint8_t *p;
+
+		if (pos >= size)
+			break;
+		n = (size_t)MIN((uint64_t)(PAGE_SIZE - in),
+				MIN((uint64_t)(len - done), size - pos));
+		page = filemap_lock_page(f, pos >> PAGE_SHIFT, true, true, err);
+		if (!page)
+			break;
+		p = (uint8_t *)pfn_to_virt(f->pool, file_page_pfn(f, page)) +
+		    in;
+		if (write) {
+			wait_for_stable_page(page);
+			frame_copy(p, buf + done, n);
+			set_page_dirty(page);
+		} else {
+			frame_copy(buf + done, p, n);
+		}
+		filemap_unlock_put(f, page);
+		done += n;
+	}
+	return done;
+}
+
 SMM_API int64_t smm_file_pread(struct smm_file *f, void *buf, size_t len,
 			       uint64_t off)
 {
-	size_t done = 0;
-	int err = 0;
+	size_t done;
+	int err;
 
 	if (!f)
 		return -EINVAL;
@@ -814,27 +856,7 @@ SMM_API int64_t smm_file_pread(struct smm_file *f, void *buf, size_t len,
 	if (off > INT64_MAX)
 		return -EINVAL; /* a negative loff_t */
 	rcu_thread_online();
-	while (done < len) {
-		uint64_t pos = off + done, size = file_size(f);
-		size_t n, in = pos & ~PAGE_MASK;
-		struct page *page;
-
-		if (pos >= size)
-			break;
-		n = (size_t)MIN((uint64_t)(PAGE_SIZE - in),
-				MIN((uint64_t)(len - done), size - pos));
-		page = filemap_lock_page(f, pos >> PAGE_SHIFT, true, true,
-					 &err);
-		if (!page)
-			break;
-		frame_copy((uint8_t *)buf + done,
-			   (uint8_t *)pfn_to_virt(f->pool,
-						  file_page_pfn(f, page)) +
-				   in,
-			   n);
-		filemap_unlock_put(f, page);
-		done += n;
-	}
+	done = filemap_rw(f, buf, len, off, false, &err);
 	if (!done && err && err != -ENXIO)
 		return err;
 	return (int64_t)done;
@@ -843,7 +865,7 @@ SMM_API int64_t smm_file_pread(struct smm_file *f, void *buf, size_t len,
 SMM_API int64_t smm_file_pwrite(struct smm_file *f, const void *buf, size_t len,
 				uint64_t off)
 {
-	size_t done = 0;
+	size_t done;
 	int err = 0;
 
 	if (!f)
@@ -863,26 +885,10 @@ SMM_API int64_t smm_file_pwrite(struct smm_file *f, const void *buf, size_t len,
 		if (err)
 			return err;
 	}
-	while (done < len) {
-		uint64_t pos = off + done;
-		size_t n = MIN(PAGE_SIZE - (pos & ~PAGE_MASK), len - done);
-		struct page *page;
-
-		page = filemap_lock_page(f, pos >> PAGE_SHIFT, true, true,
-					 &err);
-		if (!page)
-			break;
-		wait_for_stable_page(page);
-		frame_copy((uint8_t *)pfn_to_virt(f->pool,
-						  file_page_pfn(f, page)) +
-				   (pos & ~PAGE_MASK),
-			   (const uint8_t *)buf + done, n);
-		set_page_dirty(page);
-		filemap_unlock_put(f, page);
-		done += n;
-	}
-	if (!done && err)
-		return err == -ENXIO ? 0 : err;
+	/* A truncation meanwhile may leave less to write: a short write. */
+	done = filemap_rw(f, (uint8_t *)buf, len, off, true, &err);
+	if (!done && err && err != -ENXIO)
+		return err;
 	return (int64_t)done;
 }
 

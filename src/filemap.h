@@ -137,6 +137,19 @@ int filemap_punch_hole(struct smm_file *f, uint64_t first, uint64_t last);
 /* A new anonymous file for MAP_SHARED | MAP_ANONYMOUS. */
 struct smm_file *shmem_file_new(struct smm_pool *pool, uint64_t size);
 
+/*
+ * Whether writeback tracks the stores of @vma's mapping (Linux's
+ * vma_needs_dirty_tracking()): a shared mapping of a file that is written
+ * back, not shared anonymous memory. Its clean pages are mapped read-only
+ * when it is writable (writenotify), and long-term writable pins of it are
+ * refused.
+ */
+static inline bool vma_needs_dirty_tracking(const struct vm_area_struct *vma)
+{
+	return (vma->vm_flags & VM_SHARED) && vma->vm_file &&
+	       !vma->vm_file->shmem;
+}
+
 /* The page-offset interval a file VMA maps, for i_mmap. */
 static inline uint64_t vma_last_pgoff(const struct vm_area_struct *vma)
 {

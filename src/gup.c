@@ -121,17 +121,6 @@ static inline void pin_taken(struct smm_mm *mm, struct page *page, long *pinned)
 	(*pinned)++;
 }
 
-/*
- * Linux 6.5's rule (writable_file_mapping_allowed()): a long-term writable
- * pin of a mapping whose pages are written back would let the device
- * write a page that writeback believes clean; refused.
- */
-static inline bool vma_needs_dirty_tracking(struct vm_area_struct *vma)
-{
-	return (vma->vm_flags & VM_SHARED) && vma->vm_file &&
-	       !vma->vm_file->shmem;
-}
-
 static int check_flags(unsigned int *flags, unsigned int kind)
 {
 	unsigned int f = *flags;
@@ -306,6 +295,11 @@ static unsigned long gup_vma(struct smm_mm *mm, struct vm_area_struct *vma,
 		*err = -EFAULT;
 		return 0;
 	}
+	/*
+	 * Linux 6.5's writable_file_mapping_allowed(): a long-term writable
+	 * pin of a mapping that writeback tracks would let the device write
+	 * a page writeback believes clean.
+	 */
 	if (write && pin && (flags & SMM_FOLL_LONGTERM) &&
 	    vma_needs_dirty_tracking(vma)) {
 		*err = -EFAULT;

@@ -145,13 +145,11 @@ unmap:
 /*
  * Whether a shared mapping of @vma must map clean pages read-only, so
  * that the first store faults and dirties the page (Linux's
- * vma_wants_writenotify()): writable, of a file that is written back.
+ * vma_wants_writenotify()): writable, and tracked by writeback.
  */
 static inline bool vma_wants_writenotify(struct vm_area_struct *vma)
 {
-	return (vma->vm_flags & (VM_SHARED | VM_WRITE)) ==
-		       (VM_SHARED | VM_WRITE) &&
-	       !vma->vm_file->shmem;
+	return (vma->vm_flags & VM_WRITE) && vma_needs_dirty_tracking(vma);
 }
 
 /* The index in its file of the page at vmf->address. */

@@ -41,7 +41,7 @@ static inline bool can_change_pte_writable(struct mm_walk *walk, pteval_t pte)
 		return true; /* a private copy, exclusive */
 	if (!(vma->vm_flags & VM_SHARED))
 		return false;
-	return vma->vm_file->shmem || (pte & _PAGE_DIRTY);
+	return !vma_needs_dirty_tracking(vma) || (pte & _PAGE_DIRTY);
 }
 
 /*

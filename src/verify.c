@@ -119,8 +119,7 @@ static void verify_file_pte(struct vstate *vs, struct page *page, pteval_t e,
 		     "mapping\n",
 		     (unsigned long long)addr);
 	/* writenotify: writable only once dirtied (page_mkclean undoes it) */
-	if ((e & _PAGE_RW) && vma->vm_file && !vma->vm_file->shmem &&
-	    !(fl & PG_DIRTY))
+	if ((e & _PAGE_RW) && vma_needs_dirty_tracking(vma) && !(fl & PG_DIRTY))
 		VERR(vs, "clean page-cache page at %#llx is writable\n",
 		     (unsigned long long)addr);
 }
