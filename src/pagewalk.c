@@ -166,3 +166,50 @@ int pmd_alloc(struct smm_mm *mm, uint64_t addr)
 	} while (err == -EAGAIN);
 	return err;
 }
+
+static inline unsigned int level_index(uint64_t addr, int level)
+{
+	return (addr >> (PAGE_SHIFT + 9 * (level - 1))) & 511;
+}
+
+pteval_t *pt_upper_entry(struct smm_mm *mm, uint64_t addr, int level)
+{
+	pteval_t *table = mm->pgd, *entryp;
+
+	mmap_assert_write_locked(mm);
+	for (int l = 4;; l--) {
+		entryp = &table[level_index(addr, l)];
+		if (!pt_entry_table(table_read(entryp)))
+			return NULL;
+		if (l == level)
+			return entryp;
+		table = table_virt(mm->pool, table_read(entryp));
+	}
+}
+
+pteval_t *pt_upper_alloc(struct smm_mm *mm, uint64_t addr, int level)
+{
+	struct pt_walk w = { .mm = mm, .addr = addr, .installing = true };
+	pteval_t *table, e;
+	int err;
+
+	mmap_assert_write_locked(mm);
+	do {
+		table = mm->pgd;
+		err = 0;
+		pt_walk_begin(mm);
+		for (int l = 4; l > level; l--) {
+			pteval_t *entryp = &table[level_index(addr, l)];
+
+			e = table_read(entryp);
+			if (!pt_entry_table(e)) {
+				err = alloc_level(&w, entryp, l - 1, &e);
+				if (err)
+					break;
+			}
+			table = table_virt(mm->pool, e);
+		}
+		pt_walk_end(mm);
+	} while (err == -EAGAIN);
+	return err ? NULL : &table[level_index(addr, level)];
+}

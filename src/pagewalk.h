@@ -231,6 +231,23 @@ static inline __attribute__((always_inline)) void pte_unmap(struct pt_walk *w)
  * 0 or -ENOMEM.
  */
 int pmd_alloc(struct smm_mm *mm, uint64_t addr);
+
+/*
+ * For the walks that copy or move tables level by level, as Linux's
+ * copy_page_range() and move_page_tables() do, with mmap_lock held for
+ * write (no scheme frees an upper table meanwhile, so the entries found
+ * stay valid until it is dropped):
+ *
+ * pt_upper_entry - the entry for @addr in its table of @level (3: a PUD
+ * entry, 2: a PMD entry) if that entry points at a table, else NULL
+ * (Linux's get_old_pud(), get_old_pmd()).
+ *
+ * pt_upper_alloc - the entry for @addr in its table of @level, installing
+ * that table and those above it if missing, but not the table the entry
+ * points at (pud_alloc(), pmd_alloc()). NULL if memory is short.
+ */
+pteval_t *pt_upper_entry(struct smm_mm *mm, uint64_t addr, int level);
+pteval_t *pt_upper_alloc(struct smm_mm *mm, uint64_t addr, int level);
 pteval_t *pte_alloc_map(struct smm_mm *mm, uint64_t addr, struct pt_walk *w,
 			int *err);
 
