@@ -129,6 +129,11 @@ static int copy_pte_range(struct smm_mm *src, struct smm_mm *dst,
 	pteval_t *ptep;
 	int err = 0;
 
+	/* The child's table first, entries to copy or not, as Linux's
+	 * pte_alloc_map_lock() does (VmPTE counts it). */
+	if (!pte_alloc_map(dst, addr, &dpt, &err))
+		return err;
+	pte_unmap(&dpt);
 	ptep = pte_offset_map_lock(src, addr, &spt);
 	if (!ptep)
 		return 0;
@@ -164,19 +169,44 @@ static int copy_pte_range(struct smm_mm *src, struct smm_mm *dst,
 	return err;
 }
 
-/* Linux's copy_page_range() for one VMA. */
+/*
+ * Linux's copy_page_range() for one VMA: level by level, the child gets a
+ * PUD table for each PGD entry the parent has in the range, a PMD table
+ * for each PUD entry, and a PTE table for each PMD entry, whether or not
+ * entries are copied into it (VmPTE counts them as Linux's do).
+ */
 static int copy_page_range(struct smm_mm *src, struct smm_mm *dst,
 			   struct vm_area_struct *vma,
 			   struct vm_area_struct *dvma, bool *wp)
 {
 	struct copy_counts c = { 0 };
+	uint64_t end = vma->vm_end;
 	int err = 0;
 
-	for (uint64_t a = vma->vm_start, next; a < vma->vm_end; a = next) {
-		next = pmd_addr_end(a, vma->vm_end);
-		err = copy_pte_range(src, dst, vma, dvma, a, next, wp, &c);
-		if (err)
+	for (uint64_t a = vma->vm_start, g; !err && a < end; a = g) {
+		g = pgd_addr_end(a, end);
+		if (!pt_upper_entry(src, a, 4))
+			continue;
+		if (!pt_upper_alloc(dst, a, 3)) {
+			err = -ENOMEM;
 			break;
+		}
+		for (uint64_t b = a, u; !err && b < g; b = u) {
+			u = pud_addr_end(b, g);
+			if (!pt_upper_entry(src, b, 3))
+				continue;
+			if (!pt_upper_alloc(dst, b, 2)) {
+				err = -ENOMEM;
+				break;
+			}
+			for (uint64_t m = b, n; !err && m < u; m = n) {
+				n = pmd_addr_end(m, u);
+				if (pt_upper_entry(src, m, 2))
+					err = copy_pte_range(src, dst, vma,
+							     dvma, m, n, wp,
+							     &c);
+			}
+		}
 	}
 	stripe_add(dst->ctr, MC_RSS, c.anon);
 	stripe_add(dst->ctr, MC_ZERO, c.zero);
