@@ -288,13 +288,30 @@ void vma_remove(struct smm_mm *mm, struct vm_area_struct *vma)
 }
 
 /*
- * Linux merges anonymous VMAs whose anon_vmas are the same, or when one
- * side has none yet (it will take the other's). Without fork, that is the
- * whole rule (is_mergeable_anon_vma()).
+ * Linux's vma_had_uncowed_parents(): a VMA that came through fork with an
+ * anon_vma (its chain holds its parent's too, so it is not singular) may
+ * not lend that anon_vma to a neighbour that has none, nor take one.
  */
-static bool anon_vma_compatible(struct anon_vma *a, struct anon_vma *b)
+static bool had_uncowed_parents(const struct vm_area_struct *vma)
 {
-	return !a || !b || a == b;
+	return vma && vma->anon_vma && vma->anon_vma->parent;
+}
+
+/*
+ * Linux's is_mergeable_anon_vma(), 6.16+: can @tgt, a neighbour, merge
+ * with a range whose anon_vma is @anon, from the VMA @src (NULL for a new
+ * range)? The same anon_vma merges; one side without merges unless the
+ * side that has one came through fork.
+ */
+static bool anon_vma_compatible(const struct vm_area_struct *tgt,
+				struct anon_vma *anon,
+				const struct vm_area_struct *src)
+{
+	if (!tgt->anon_vma && anon)
+		return !had_uncowed_parents(src);
+	if (tgt->anon_vma && !anon)
+		return !had_uncowed_parents(tgt);
+	return tgt->anon_vma == anon;
 }
 
 /* A VMA that merges takes on @av, the anon_vma of the merged range: it
@@ -311,7 +328,7 @@ static void vma_set_anon_vma(struct vm_area_struct *vma, struct anon_vma *av)
 /*
  * The one merge rule, for a range [start, end) with @flags, @ops, file
  * @file from page offset @pgoff and anon_vma @anon (NULL for a new range)
- * between @prev and @next (either NULL when it cannot be a candidate): can
+ * of the VMA @src (NULL for a new range) between @prev and @next (either NULL when it cannot be a candidate): can
  * the range join @prev (*@left), @next (*@right)? A side must touch the
  * range, have the same flags, vm_ops and file, continue its page offsets
  * and have a compatible anon_vma; joining both also needs the two sides
@@ -323,19 +340,22 @@ static void vma_merge_decide(struct vm_area_struct *prev,
 			     uint64_t end, unsigned long flags,
 			     const struct vm_operations_struct *ops,
 			     struct smm_file *file, uint64_t pgoff,
-			     struct anon_vma *anon, bool *left, bool *right)
+			     struct anon_vma *anon,
+			     const struct vm_area_struct *src, bool *left,
+			     bool *right)
 {
 	*left = prev && prev->vm_end == start && prev->vm_flags == flags &&
 		prev->vm_ops == ops && prev->vm_file == file &&
 		prev->vm_pgoff + ((start - prev->vm_start) >> PAGE_SHIFT) ==
 			pgoff &&
-		anon_vma_compatible(prev->anon_vma, anon);
+		anon_vma_compatible(prev, anon, src);
 	*right =
 		next && next->vm_start == end && next->vm_flags == flags &&
 		next->vm_ops == ops && next->vm_file == file &&
 		next->vm_pgoff == pgoff + ((end - start) >> PAGE_SHIFT) &&
-		anon_vma_compatible(next->anon_vma, anon) &&
-		(!*left || anon_vma_compatible(prev->anon_vma, next->anon_vma));
+		anon_vma_compatible(next, anon, src) &&
+		(!*left || !prev->anon_vma || !next->anon_vma ||
+		 prev->anon_vma == next->anon_vma);
 	if (*left)
 		vma_start_write(prev);
 	if (*right)
@@ -371,6 +391,7 @@ vma_merge_new_range(struct smm_mm *mm, uint64_t start, uint64_t end,
 		prev = mm->vma_tail;
 	VM_BUG_ON(next && next->vm_start < end);
 	vma_merge_decide(prev, next, start, end, flags, ops, file, pgoff, anon,
+			 NULL,
 			 &left, &right);
 	if (file)
 		i_mmap_lock_write(file);
@@ -437,7 +458,7 @@ vma_modify_flags(struct smm_mm *mm, struct vm_area_struct *prev,
 			 vma->vm_ops, vma->vm_file,
 			 vma->vm_pgoff +
 				 ((start - vma->vm_start) >> PAGE_SHIFT),
-			 vma->anon_vma, &left, &right);
+			 vma->anon_vma, vma, &left, &right);
 	if (left || right) {
 		struct smm_file *f = vma->vm_file;
 		bool vma_gone = (left && right) ||
