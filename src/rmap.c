@@ -55,19 +55,23 @@ struct anon_vma *anon_vma_fork(struct smm_mm *mm, struct anon_vma *parent)
  * Linux's find_mergeable_anon_vma(): a VMA that touches @vma, with the same
  * flags but for access permissions and a linear pgoff, lends its anon_vma
  * (the next one first, then the previous one), so that the two can merge
- * again later. Needs mmap_lock (the neighbours must hold still) and
- * page_table_lock (their anon_vma may be being set).
+ * again later; not one that came through fork (its anon_vma chain is
+ * not singular: the parent's anon_vma is on it too). Needs mmap_lock (the
+ * neighbours must hold still) and page_table_lock (their anon_vma may be
+ * being set).
  */
 static struct anon_vma *find_mergeable_anon_vma(struct vm_area_struct *vma)
 {
 	struct vm_area_struct *n = vma->vm_next, *p = vma->vm_prev;
 
-	if (n && n->anon_vma && vma->vm_end == n->vm_start &&
+	if (n && n->anon_vma && !n->anon_vma->parent &&
+	    vma->vm_end == n->vm_start &&
 	    !((vma->vm_flags ^ n->vm_flags) & ~VM_ACCESS_FLAGS) &&
 	    n->vm_pgoff == vma->vm_pgoff + ((n->vm_start - vma->vm_start) >>
 					    PAGE_SHIFT))
 		return n->anon_vma;
-	if (p && p->anon_vma && p->vm_end == vma->vm_start &&
+	if (p && p->anon_vma && !p->anon_vma->parent &&
+	    p->vm_end == vma->vm_start &&
 	    !((vma->vm_flags ^ p->vm_flags) & ~VM_ACCESS_FLAGS) &&
 	    vma->vm_pgoff ==
 		    p->vm_pgoff + ((vma->vm_start - p->vm_start) >> PAGE_SHIFT))
