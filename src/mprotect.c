@@ -21,7 +21,8 @@
 /*
  * Linux's can_change_pte_writable(): may a store go through @pte without
  * a fault now that the VMA is writable? Not to the zero page (copied on
- * write), nor to a page-cache page of a private mapping (copied on write),
+ * write), nor to an anonymous page that fork left shared (not
+ * PageAnonExclusive), nor to a page-cache page of a private mapping,
  * nor to a clean page-cache page of a shared mapping that writeback
  * tracks (the store must fault to dirty it: writenotify).
  */
@@ -33,12 +34,12 @@ static inline bool can_change_pte_writable(struct mm_walk *walk, pteval_t pte)
 
 	if (is_zero_pfn(pool, pte_pfn(pte)))
 		return false;
-	if (!vma->vm_file)
-		return true;
 	fl = atomic_load_explicit(&pfn_to_page(pool, pte_pfn(pte))->flags,
 				  memory_order_relaxed);
 	if (!(fl & PG_FILE))
-		return true; /* a private copy, exclusive */
+		/* an anonymous page, or a private copy of a file page: only
+		 * if exclusive to this mm (fork shares it until a write) */
+		return fl & PG_ANON_EXCLUSIVE;
 	if (!(vma->vm_flags & VM_SHARED))
 		return false;
 	return !vma_needs_dirty_tracking(vma) || (pte & _PAGE_DIRTY);
