@@ -1234,6 +1234,177 @@ static struct result w_msync(struct env *e)
 	return r;
 }
 
+/* ---- fork, copy-on-write and mremap ---- */
+
+#define FORK_LEN (256 * MiB)
+
+/* The anonymous 256 MiB every fork workload starts from: mapped, and
+ * written one byte per page (so each page is resident and exclusive). */
+static char *k_fork_setup(void)
+{
+	char *p = mmap(NULL, FORK_LEN, PROT_READ | PROT_WRITE,
+		       MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+
+	die_if(p == MAP_FAILED, "mmap");
+	k_touch(p, FORK_LEN);
+	return p;
+}
+
+static uint64_t smm_fork_setup(struct env *e)
+{
+	int64_t a;
+
+	smm_setup(e);
+	a = smm_mmap(e->mm, 0, FORK_LEN, SMM_PROT_READ | SMM_PROT_WRITE,
+		     SMM_MAP_PRIVATE | SMM_MAP_ANONYMOUS);
+	die_if(a < 0, "smm_mmap");
+	smm_touch(e->cpu, (uint64_t)a, FORK_LEN);
+	return (uint64_t)a;
+}
+
+/*
+ * fork-256m: fork an address space with 256 MiB of written anonymous
+ * memory, timed alone: ns per page of copy_page_range() and the rest of
+ * fork (every entry made read-only in the parent and copied to the child,
+ * each page's counts raised). The kernel's is fork(2) as the parent sees
+ * it returning; the child exits at once and is reaped after.
+ */
+static struct result w_fork(struct env *e)
+{
+	struct result r = { 0, FORK_LEN / PAGE, -1, -1 };
+	double t0;
+
+	if (e->kernel) {
+		char *p = k_fork_setup();
+		pid_t pid;
+
+		t0 = now_ns();
+		pid = fork();
+		if (pid == 0)
+			_exit(0);
+		r.ns = now_ns() - t0;
+		die_if(pid < 0, "fork");
+		waitpid(pid, NULL, 0);
+		munmap(p, FORK_LEN);
+		return r;
+	}
+	uint64_t a = smm_fork_setup(e);
+	struct smm_mm *child;
+
+	t0 = now_ns();
+	child = smm_fork(e->mm);
+	r.ns = now_ns() - t0;
+	die_if(!child, "smm_fork");
+	r.pt_bytes = -1;
+	smm_mm_destroy(child);
+	smm_munmap(e->mm, a, FORK_LEN);
+	smm_teardown(e);
+	return r;
+}
+
+/*
+ * cow-fault: after a fork of the 256 MiB above, with the child alive, the
+ * parent writes one byte to each page, timed: each store takes a write
+ * fault that copies the page the two share (wp_page_copy). ns per page.
+ * The kernel's child waits on a pipe until the parent is done.
+ */
+static struct result w_cow_fault(struct env *e)
+{
+	struct result r = { 0, FORK_LEN / PAGE, -1, -1 };
+	double t0;
+
+	if (e->kernel) {
+		char *p = k_fork_setup();
+		int fds[2];
+		pid_t pid;
+		char c;
+
+		die_if(pipe(fds), "pipe");
+		pid = fork();
+		if (pid == 0) {
+			close(fds[1]);
+			_exit(read(fds[0], &c, 1) < 0);
+		}
+		die_if(pid < 0, "fork");
+		close(fds[0]);
+		t0 = now_ns();
+		k_touch(p, FORK_LEN);
+		r.ns = now_ns() - t0;
+		close(fds[1]);
+		waitpid(pid, NULL, 0);
+		munmap(p, FORK_LEN);
+		return r;
+	}
+	uint64_t a = smm_fork_setup(e);
+	struct smm_mm *child = smm_fork(e->mm);
+
+	die_if(!child, "smm_fork");
+	t0 = now_ns();
+	smm_touch(e->cpu, a, FORK_LEN);
+	r.ns = now_ns() - t0;
+	smm_mm_destroy(child);
+	smm_munmap(e->mm, a, FORK_LEN);
+	smm_teardown(e);
+	return r;
+}
+
+/*
+ * mremap-1g-aligned and -unaligned: move 1 GiB of written anonymous memory
+ * with MREMAP_MAYMOVE|MREMAP_FIXED, timed alone: ns per page moved. The
+ * source starts 2 MiB past a 1 GiB boundary (so no PMD table moves whole
+ * by its PUD entry). Aligned: the destination is 2 MiB-aligned too, and
+ * each of the 512 PTE tables moves by its PMD entry (move_pgt_entry).
+ * Unaligned: the destination is one page further, and each of the 262,144
+ * entries moves on its own. The kernel's figure is its own mremap of the
+ * same layout, in a reserved 4 GiB window of its address space.
+ */
+static struct result w_mremap(struct env *e)
+{
+	const uint64_t len = GiB, skew = e->aligned ? 0 : PAGE;
+	struct result r = { 0, len / PAGE, -1, -1 };
+	double t0;
+
+	if (e->kernel) {
+		char *win = mmap(NULL, 4 * GiB, PROT_NONE,
+				 MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE,
+				 -1, 0);
+		char *base, *src, *dst, *p;
+
+		die_if(win == MAP_FAILED, "mmap");
+		base = (char *)(((uintptr_t)win + GiB - 1) & ~(GiB - 1));
+		src = base + 2 * MiB;
+		dst = base + GiB + 4 * MiB + skew;
+		p = mmap(src, len, PROT_READ | PROT_WRITE,
+			 MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0);
+		die_if(p != src, "mmap");
+		k_touch(src, len);
+		t0 = now_ns();
+		p = mremap(src, len, len, MREMAP_MAYMOVE | MREMAP_FIXED, dst);
+		r.ns = now_ns() - t0;
+		die_if(p != dst, "mremap");
+		munmap(win, 4 * GiB);
+		return r;
+	}
+	const uint64_t src = 0x200000000000ULL + 2 * MiB;
+	const uint64_t dst = 0x200000000000ULL + GiB + 4 * MiB + skew;
+
+	smm_setup(e);
+	die_if(smm_mmap(e->mm, src, len, SMM_PROT_READ | SMM_PROT_WRITE,
+			SMM_MAP_PRIVATE | SMM_MAP_ANONYMOUS | SMM_MAP_FIXED) !=
+		       (int64_t)src,
+	       "smm_mmap");
+	smm_touch(e->cpu, src, len);
+	t0 = now_ns();
+	die_if(smm_mremap(e->mm, src, len, len,
+			  SMM_MREMAP_MAYMOVE | SMM_MREMAP_FIXED,
+			  dst) != (int64_t)dst,
+	       "smm_mremap");
+	r.ns = now_ns() - t0;
+	smm_munmap(e->mm, dst, len);
+	smm_teardown(e);
+	return r;
+}
+
 /* ---- the table of workloads ---- */
 
 struct workload {
@@ -1290,6 +1461,11 @@ static const struct workload workloads[] = {
 	/* 2 repetitions in compare: each writes 128 MiB to the disk per
 	 * scheme, and softmm's page-by-page writeback takes ~0.4 s. */
 	{ "msync-128m", w_msync, "page", 1, -1, false, true, 0, 0, 2 },
+	{ "fork-256m", w_fork, "page", 1, -1, false, true, 0, 0, 0 },
+	{ "cow-fault", w_cow_fault, "page", 1, -1, false, true, 0, 0, 0 },
+	{ "mremap-1g-aligned", w_mremap, "page", 1, 1, false, true, 0, 0, 0 },
+	{ "mremap-1g-unaligned", w_mremap, "page", 1, 0, false, true, 0, 0,
+	  0 },
 	{ "fault-vs-mmap", w_fault_vs_mmap, "page", 1, -1, false, false, 0, 0,
 	  0 },
 	{ "fault-vs-mmap-mmaplock", w_fault_vs_mmap, "page", 1, -1, false,
