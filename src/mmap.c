@@ -323,7 +323,7 @@ static int64_t do_mmap(struct smm_mm *mm, uint64_t addr, uint64_t len, int prot,
 		goto out;
 	}
 	vma_merge_new_range(mm, addr, addr + len, vm_flags, file, pgoff, NULL,
-			    &pa);
+			    NULL, &pa);
 	vma_tree_update(mm, addr, addr + len + 1);
 	if (vm_flags & VM_LOCKED)
 		mm->locked_vm += len >> PAGE_SHIFT;

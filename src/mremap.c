@@ -351,7 +351,7 @@ static int64_t move_vma(struct smm_mm *mm, struct remap *r)
 	}
 	vma_start_write(vma);
 	new_vma = vma_merge_new_range(mm, new, new + new_len, vm_flags, f,
-				      pgoff, vma->anon_vma, &pa);
+				      pgoff, vma->anon_vma, vma, &pa);
 	vma_prealloc_free(&pa);
 	vma_tree_update(mm, new_vma->vm_start, new_vma->vm_end + 1);
 	/* The source may have merged into the new VMA. */
@@ -453,7 +453,7 @@ static int expand_in_place(struct smm_mm *mm, struct vm_area_struct *vma,
 	res = vma_merge_new_range(
 		mm, end, end + delta, vma->vm_flags, vma->vm_file,
 		vma->vm_pgoff + ((end - vma->vm_start) >> PAGE_SHIFT),
-		vma->anon_vma, &pa);
+		vma->anon_vma, NULL, &pa);
 	vma_prealloc_free(&pa);
 	vma_tree_update(mm, res->vm_start, res->vm_end + 1);
 	if (vma->vm_flags & VM_LOCKED)

@@ -378,7 +378,8 @@ static void i_mmap_in(struct vm_area_struct *vma)
 struct vm_area_struct *
 vma_merge_new_range(struct smm_mm *mm, uint64_t start, uint64_t end,
 		    unsigned long flags, struct smm_file *file, uint64_t pgoff,
-		    struct anon_vma *anon, struct vma_prealloc *pa)
+		    struct anon_vma *anon, const struct vm_area_struct *src,
+		    struct vma_prealloc *pa)
 {
 	struct vm_area_struct *next = vma_find_list(mm, start);
 	struct vm_area_struct *prev = next ? next->vm_prev : NULL;
@@ -391,7 +392,7 @@ vma_merge_new_range(struct smm_mm *mm, uint64_t start, uint64_t end,
 		prev = mm->vma_tail;
 	VM_BUG_ON(next && next->vm_start < end);
 	vma_merge_decide(prev, next, start, end, flags, ops, file, pgoff, anon,
-			 NULL,
+			 src,
 			 &left, &right);
 	if (file)
 		i_mmap_lock_write(file);

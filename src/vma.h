@@ -74,14 +74,16 @@ void vma_remove(struct smm_mm *mm, struct vm_area_struct *vma);
  * (NULL: anonymous) from page offset @pgoff: extend the VMA before or after
  * it, or both into one, where Linux would merge (same flags and file,
  * continuing page offsets, compatible anon_vma; a new range has none
- * yet; mremap's destination brings the source's, @anon), else link a new
+ * yet; mremap's destination brings the source's, @anon, and its VMA,
+ * @src, whose anon_vma chain the merge rule asks about), else link a new
  * VMA from @pa, which takes a reference on @file (and @anon).
  * Returns the VMA that covers the range.
  */
 struct vm_area_struct *
 vma_merge_new_range(struct smm_mm *mm, uint64_t start, uint64_t end,
 		    unsigned long flags, struct smm_file *file, uint64_t pgoff,
-		    struct anon_vma *anon, struct vma_prealloc *pa);
+		    struct anon_vma *anon, const struct vm_area_struct *src,
+		    struct vma_prealloc *pa);
 /*
  * vma_modify_flags - give [start, end), which lies in @vma, the flags
  * @flags: merge it into @prev (the VMA before @vma, or @vma itself when
