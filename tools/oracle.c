@@ -373,12 +373,26 @@ static uint64_t page_up(uint64_t x)
 	return (x + PG - 1) & ~(PG - 1);
 }
 
+/* The part of a shadow interval inside the window: a mapping grown in
+ * place by mremap may reach beyond it (the kernel has room there). */
+static struct iv window_part(struct iv x)
+{
+	if (x.e > SCRIPT_WIN_END)
+		x.e = SCRIPT_WIN_END;
+	if (x.s >= x.e)
+		x.s = x.e = 0;
+	return x;
+}
+
 /* A range for munmap/mprotect/madvise/resident: around existing VMAs. */
 static void pick_range(struct gen *g, uint64_t *addr, uint64_t *len,
 		       bool allow_huge)
 {
-	if (g->sh.n && chance(&g->r, 65)) {
-		struct iv x = g->sh.v[below(&g->r, g->sh.n)];
+	struct iv x = { 0, 0 };
+
+	if (g->sh.n && chance(&g->r, 65))
+		x = window_part(g->sh.v[below(&g->r, g->sh.n)]);
+	if (x.e > x.s) {
 		uint64_t vl = x.e - x.s;
 		switch (below(&g->r, 5)) {
 		case 0: /* whole VMA */
@@ -751,8 +765,11 @@ static uint64_t file_size(struct gen *g)
 /* A range that may hold a file or shared mapping (else any range). */
 static void pick_file_range(struct gen *g, uint64_t *addr, uint64_t *len)
 {
-	if (g->fsh.n && chance(&g->r, 85)) {
-		struct iv x = g->fsh.v[below(&g->r, g->fsh.n)];
+	struct iv x = { 0, 0 };
+
+	if (g->fsh.n && chance(&g->r, 85))
+		x = window_part(g->fsh.v[below(&g->r, g->fsh.n)]);
+	if (x.e > x.s) {
 		uint64_t vl = x.e - x.s;
 
 		*addr = x.s + below(&g->r, vl / PG) * PG;
