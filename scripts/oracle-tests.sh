@@ -2,8 +2,8 @@
 # oracle-tests.sh TOOL: the random kernel oracle of `make test`. Runs
 # `TOOL oracle` on a few seeds (in parallel, one per core), each random
 # scripts compared line by line against the Linux kernel, about a fifth of
-# their operations on files and shared memory (1,400 scripts of 200
-# operations in all; about 40 s on 2 cores):
+# their operations on files and shared memory, with fork, mm N and mremap
+# (1,400 scripts of 200 operations in all; about 40 s on 2 cores):
 #  - under pt-reclaim, which models this kernel (6.18, CONFIG_PT_RECLAIM),
 #    every line: seeds 1 2 3, 200 scripts of 200 operations each;
 #  - under each other scheme the tool knows (none, eager, refcount,
@@ -14,11 +14,10 @@
 # build/oracle-fail-SCHEME-SEED.smm. SEQS, OPS, SEEDS and SCHEME override
 # the full run; MASK_SEQS and MASK_SCHEMES the masked ones.
 #
-# For now every run passes --avoid fork,mremap: smm_fork() and smm_mremap()
-# are stubs until issue 14 lands them, and issue 14 removes this (AVOID
-# overrides it: AVOID= runs with fork and mremap).
+# AVOID=CLASS,... passes --avoid to every run (the classes: `softmm oracle
+# --help`); by default nothing is avoided, fork, mm N and mremap included.
 set -u
-avoid=${AVOID-fork,mremap}
+avoid=${AVOID-}
 tool=${1:-build/softmm}
 seqs=${SEQS:-200}
 ops=${OPS:-200}
