@@ -8,7 +8,8 @@
 # random oracle; the torture (and proof that it catches a planted bug); the
 # file torture (torture --files) under every scheme (and the planted
 # page_mkclean bug); the fork torture (torture --fork) under every scheme
-# (and the planted bug of fork sharing a pinned page); the unit tests and
+# (and the planted bug of fork sharing a pinned page); the planted bug of
+# mremap, which test_mremap's move race must catch; the unit tests and
 # tortures under ThreadSanitizer;
 # the libFuzzer harness of the script parser and the softmm backend, 30 s;
 # the README's embedding example.
@@ -113,6 +114,12 @@ done
 # child sees the device's writes, or the parent stops seeing them (each seed
 # in about 0.2 s).
 step "torture --fork catches fork sharing a pinned page" scripts/expect-torture-failure.sh build/bug4/softmm 10 --fork
+# mremap not asking for the TLB flush of what it moved (build/bug5,
+# -DSMM_BUG_MREMAP_NO_FLUSH): test_mremap's move race must read a page
+# through a translation of the range the move left (thousands of times in
+# its 3,000 moves, under every scheme); the step passes if the race fails.
+step "move race catches mremap without its flush" bash -c \
+	'SMM_TEST_SCHEME=pt-reclaim build/bug5/tests/test_mremap 2>&1 | tee /dev/stderr | grep -Eq "(FAILED|ERROR) *\] test_move_race"'
 
 # ---- ThreadSanitizer (docs/THREADSANITIZER.md) ----
 echo "ThreadSanitizer (build/tsan, suppressions in tests/tsan.supp):"

@@ -97,7 +97,9 @@ static int move_ptes(struct smm_mm *mm, uint64_t old, uint64_t new,
 	}
 	if (k) {
 		pte_table_add(mm, src, -(int)k);
+#ifndef SMM_BUG_MREMAP_NO_FLUSH
 		tlb->need_flush = true;
+#endif
 	}
 	pte_unmap_unlock(&spt);
 	if (!k)
@@ -143,7 +145,11 @@ static bool move_table_entry(struct smm_mm *mm, pteval_t *oldp, pteval_t *newp,
 	set_table_entry(mm, newp, e);
 	pt_count_add(virt_to_page(pool, newp), 1);
 	spin_unlock(lock);
+#ifndef SMM_BUG_MREMAP_NO_FLUSH
+	/* CPUs may still translate the old addresses through the table:
+	 * the gather's flush shoots them down before mmap_lock goes. */
 	tlb->need_flush = true;
+#endif
 	return true;
 }
 

@@ -4,6 +4,8 @@
  * errno values, and fault injection (a failed move leaves the source as
  * it was).
  */
+#include <pthread.h>
+#include <stdatomic.h>
 #include "common.h"
 
 #define MAYMOVE	  SMM_MREMAP_MAYMOVE
@@ -139,6 +141,129 @@ static void test_errors(void **state)
 	assert_int_equal(smm_mremap(e->mm, TA, 0, PG, MAYMOVE, 0), -EINVAL);
 }
 
+/*
+ * mremap racing accesses from other CPUs. A mover ping-pongs a 4 MiB
+ * range between A and B (2 MiB-aligned: its PTE tables move whole by
+ * their PMD entries) and B' (one page off: entries move one by one), half
+ * the time with DONTUNMAP (the old range stays, empty: no munmap, and its
+ * flush, follows the move), with a seqcount around each call (odd while
+ * it runs). Readers read random pages at the address the range left
+ * last. A read there that returns a page's value while the count stayed
+ * even and unchanged used a translation the move should have shot down
+ * (the old range was unmapped, or empty, the whole time). Every
+ * successful read at either address must return the page's own value. A
+ * page pinned before the race still reaches the range's page at the end.
+ * An anchor page in the same 1 GiB keeps the PMD table, so no table is
+ * freed at the source and nothing else flushes the TLBs for the move.
+ */
+#define RACE_PAGES 1024
+struct race {
+	struct smm_pool *pool;
+	struct smm_mm *mm;
+	_Atomic unsigned long seq;
+	_Atomic uint64_t gone; /* where the range was before the last move */
+	_Atomic uint64_t at;   /* where it is */
+	_Atomic bool stop;
+	_Atomic unsigned long stale, reads, hits;
+	unsigned int seed;
+};
+
+static void *race_reader(void *arg)
+{
+	struct race *r = arg;
+	struct smm_cpu *cpu = smm_cpu_attach(r->pool);
+	unsigned int seed = __atomic_add_fetch(&r->seed, 7919, __ATOMIC_RELAXED);
+
+	smm_cpu_switch_mm(cpu, r->mm);
+	while (!atomic_load(&r->stop)) {
+		unsigned long s1 = atomic_load(&r->seq), s2;
+		/* a few pages, so that their TLB entries stay for the next
+		 * move to leave behind; three reads in four where it left */
+		uint64_t i = rand_r(&seed) % 128, v = ~0ULL;
+		bool old = rand_r(&seed) % 4;
+		uint64_t base = old ? atomic_load(&r->gone) : atomic_load(&r->at);
+		int err;
+
+		if (s1 & 1)
+			continue;
+		err = smm_read(cpu, base + i * PG, &v, 8, NULL);
+		s2 = atomic_load(&r->seq);
+		atomic_fetch_add(&r->reads, 1);
+		if (err)
+			continue;
+		atomic_fetch_add(&r->hits, 1);
+		if (s1 != s2)
+			continue; /* a move ran meanwhile: any page may be here */
+		if (old) {
+			/* only a DONTUNMAP's empty range, reading zeros */
+			if (v)
+				atomic_fetch_add(&r->stale, 1);
+		} else if (v != (0x5eedULL << 32 | i))
+			fail_msg("page %lu at %#lx read %#lx", (unsigned long)i,
+				 (unsigned long)base, (unsigned long)v);
+	}
+	smm_cpu_switch_mm(cpu, NULL);
+	smm_cpu_detach(cpu);
+	return NULL;
+}
+
+static void test_move_race(void **state)
+{
+	struct env *e = *state;
+	const uint64_t len = RACE_PAGES * PG, A = TA + 2 * MB, B = TA + 64 * MB;
+	struct race r = { .pool = e->pool, .mm = e->mm, .gone = TA + 256 * MB,
+			  .at = A };
+	struct smm_page *pin;
+	pthread_t t[2];
+	uint64_t v, cur = A;
+
+	assert_int_equal(smm_mmap(e->mm, A, len, RW, PRIV_ANON | SMM_MAP_FIXED),
+			 (int64_t)A);
+	for (uint64_t i = 0; i < RACE_PAGES; i++) {
+		v = 0x5eedULL << 32 | i;
+		assert_int_equal(smm_write(e->cpu, A + i * PG, &v, 8, NULL), 0);
+	}
+	assert_int_equal(smm_mmap(e->mm, TA + 512 * MB, PG, RW,
+				  PRIV_ANON | SMM_MAP_FIXED | SMM_MAP_POPULATE),
+			 (int64_t)(TA + 512 * MB));
+	assert_int_equal(smm_pin_user_pages(e->mm, A + 7 * PG, 1,
+					    SMM_FOLL_WRITE, &pin),
+			 1);
+	for (int k = 0; k < 2; k++)
+		pthread_create(&t[k], NULL, race_reader, &r);
+	for (int it = 0; it < 3000; it++) {
+		uint64_t to = cur == A ? ((it & 2) ? B + PG : B) : A;
+		int flags = MAYMOVE | FIXED | ((it & 4) ? DONTUNMAP : 0);
+
+		atomic_fetch_add(&r.seq, 1); /* odd: moving */
+		assert_int_equal(smm_mremap(e->mm, cur, len, len, flags, to),
+				 (int64_t)to);
+		atomic_store(&r.gone, cur);
+		atomic_store(&r.at, to);
+		atomic_fetch_add(&r.seq, 1); /* even: the old range is gone */
+		cur = to;
+		for (volatile int spin = 0; spin < 20000; spin++)
+			;
+	}
+	atomic_store(&r.stop, true);
+	for (int k = 0; k < 2; k++)
+		pthread_join(t[k], NULL);
+	struct smm_mm_stats st;
+	smm_mm_stats(e->mm, &st);
+	print_message("move race: 3000 moves, %lu TLB flushes, %lu reads, "
+		      "%lu hits, %lu stale\n",
+		      (unsigned long)st.tlb_flushes, (unsigned long)r.reads,
+		      (unsigned long)r.hits, (unsigned long)r.stale);
+	assert_int_equal(r.stale, 0);
+	assert_true(r.hits > 0);
+	/* the pin reaches the page now at cur + 7 pages */
+	*(uint64_t *)smm_page_address(pin) = 0x77;
+	assert_int_equal(smm_read(e->cpu, cur + 7 * PG, &v, 8, NULL), 0);
+	assert_int_equal(v, 0x77);
+	smm_unpin_user_pages(&pin, 1);
+	assert_int_equal(smm_mm_verify(e->mm), 0);
+}
+
 /* Each allocation of a move fails in turn: -ENOMEM, source intact. */
 static void test_fault_injection(void **state)
 {
@@ -178,6 +303,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_errors, env_setup,
 						env_teardown),
 		cmocka_unit_test_setup_teardown(test_fault_injection, env_setup,
+						env_teardown),
+		cmocka_unit_test_setup_teardown(test_move_race, env_setup,
 						env_teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
