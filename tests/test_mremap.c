@@ -293,6 +293,49 @@ static void test_fault_injection(void **state)
 	}
 }
 
+/*
+ * The same for moves of whole tables: 4 MiB at a 2 MiB boundary, moved by
+ * PMD entries into a new 1 GiB slot (its PUD and PMD tables allocated),
+ * then back with one page of skew, entry by entry into new tables. Each
+ * allocation fails in turn; a failure leaves the source as it was.
+ */
+static void test_fault_injection_tables(void **state)
+{
+	struct env *e = *state;
+	const uint64_t n = 1024, src = TA + 2 * MB, dst = TA + 8 * GB + 2 * MB;
+	const uint64_t skewed = TA + 16 * GB + 2 * MB + PG;
+	uint64_t cur = src;
+	int fails = 0, moves = 0;
+
+	assert_int_equal(smm_mmap(e->mm, src, n * PG, RW,
+				  PRIV_ANON | SMM_MAP_FIXED),
+			 (int64_t)src);
+	fill(e, src, n, 4);
+	for (unsigned long k = 1; k < 48; k++) {
+		uint64_t to = cur != dst ? dst : (k & 2) ? skewed : src;
+		int64_t r;
+
+		smm_pool_inject_failure(e->pool, (k + 1) / 2);
+		r = smm_mremap(e->mm, cur, n * PG, n * PG, MAYMOVE | FIXED,
+			       to);
+		smm_pool_inject_failure(e->pool, 0);
+		assert_int_equal(smm_mm_verify(e->mm), 0);
+		if (r < 0) {
+			assert_int_equal(r, -ENOMEM);
+			check(e, cur, n, 4);
+			fails++;
+			continue;
+		}
+		assert_int_equal(r, (int64_t)to);
+		check(e, to, n, 4);
+		cur = to;
+		moves++;
+	}
+	print_message("table moves under injection: %d failed, %d done\n",
+		      fails, moves);
+	assert_true(fails > 0 && moves > 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -306,6 +349,8 @@ int main(void)
 						env_teardown),
 		cmocka_unit_test_setup_teardown(test_move_race, env_setup,
 						env_teardown),
+		cmocka_unit_test_setup_teardown(test_fault_injection_tables,
+						env_setup, env_teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
