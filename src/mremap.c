@@ -230,7 +230,8 @@ static uint64_t move_page_tables(struct pt_move *pm)
 		newp = pt_upper_alloc(mm, pm->new_addr, 3);
 		if (!newp)
 			break;
-		if (extent == PUD_SIZE && move_table_entry(mm, oldp, newp, pm->tlb))
+		if (extent == PUD_SIZE &&
+		    move_table_entry(mm, oldp, newp, pm->tlb))
 			continue;
 
 		extent = move_extent(pm, PMD_SIZE);
@@ -240,7 +241,8 @@ static uint64_t move_page_tables(struct pt_move *pm)
 		newp = pt_upper_alloc(mm, pm->new_addr, 2);
 		if (!newp)
 			break;
-		if (extent == PMD_SIZE && move_table_entry(mm, oldp, newp, pm->tlb))
+		if (extent == PMD_SIZE &&
+		    move_table_entry(mm, oldp, newp, pm->tlb))
 			continue;
 		if (move_ptes(mm, pm->old_addr, pm->new_addr, extent, pm->tlb))
 			break;
@@ -366,17 +368,25 @@ static int64_t move_vma(struct smm_mm *mm, struct remap *r)
 	tlb_gather_mmu(&tlb, mm);
 	if (f)
 		i_mmap_lock_write(f);
-	pm = (struct pt_move){ .mm = mm, .old_vma = vma, .new_vma = new_vma,
-			       .old_addr = addr, .new_addr = new,
-			       .old_end = addr + old_len, .len_in = old_len,
+	pm = (struct pt_move){ .mm = mm,
+			       .old_vma = vma,
+			       .new_vma = new_vma,
+			       .old_addr = addr,
+			       .new_addr = new,
+			       .old_end = addr + old_len,
+			       .len_in = old_len,
 			       .tlb = &tlb };
 	moved = move_page_tables(&pm);
 	if (moved < old_len) {
 		/* Back where they were: the source's tables are all there. */
-		pm = (struct pt_move){ .mm = mm, .old_vma = new_vma,
-				       .new_vma = vma, .old_addr = new,
-				       .new_addr = addr, .old_end = new + moved,
-				       .len_in = moved, .tlb = &tlb };
+		pm = (struct pt_move){ .mm = mm,
+				       .old_vma = new_vma,
+				       .new_vma = vma,
+				       .old_addr = new,
+				       .new_addr = addr,
+				       .old_end = new + moved,
+				       .len_in = moved,
+				       .tlb = &tlb };
 		BUG_ON(move_page_tables(&pm) != moved);
 	}
 	if (f)
@@ -406,7 +416,7 @@ static int64_t move_vma(struct smm_mm *mm, struct remap *r)
 	}
 	vma_prealloc_free(&pa_unmap);
 	r->new_addr = new;
-	return (int64_t)new;
+	return (int64_t) new;
 }
 
 /*
@@ -437,7 +447,8 @@ static int64_t mremap_to(struct smm_mm *mm, struct remap *r)
 		r->old_len = r->new_len;
 	}
 	ret = get_unmapped_area(mm, r->new_addr, r->new_len,
-				r->flags & SMM_MREMAP_FIXED ? SMM_MAP_FIXED : 0);
+				r->flags & SMM_MREMAP_FIXED ? SMM_MAP_FIXED :
+							      0);
 	if (ret < 0)
 		return ret;
 	r->new_addr = (uint64_t)ret;
@@ -603,7 +614,7 @@ out:
 	mmap_write_unlock(mm);
 	/* A locked mapping's new part is faulted in, as mlock would. */
 	if (ret >= 0 && r.populate)
-		mm_populate(mm, r.new_addr + r.old_len,
-			    r.new_addr + r.new_len, true);
+		mm_populate(mm, r.new_addr + r.old_len, r.new_addr + r.new_len,
+			    true);
 	return ret;
 }

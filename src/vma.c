@@ -335,27 +335,24 @@ static void vma_set_anon_vma(struct vm_area_struct *vma, struct anon_vma *av)
  * compatible with each other (Linux's vma_merge_new_range() and
  * vma_merge_existing_range() share these checks).
  */
-static void vma_merge_decide(struct vm_area_struct *prev,
-			     struct vm_area_struct *next, uint64_t start,
-			     uint64_t end, unsigned long flags,
-			     const struct vm_operations_struct *ops,
-			     struct smm_file *file, uint64_t pgoff,
-			     struct anon_vma *anon,
-			     const struct vm_area_struct *src, bool *left,
-			     bool *right)
+static void
+vma_merge_decide(struct vm_area_struct *prev, struct vm_area_struct *next,
+		 uint64_t start, uint64_t end, unsigned long flags,
+		 const struct vm_operations_struct *ops, struct smm_file *file,
+		 uint64_t pgoff, struct anon_vma *anon,
+		 const struct vm_area_struct *src, bool *left, bool *right)
 {
 	*left = prev && prev->vm_end == start && prev->vm_flags == flags &&
 		prev->vm_ops == ops && prev->vm_file == file &&
 		prev->vm_pgoff + ((start - prev->vm_start) >> PAGE_SHIFT) ==
 			pgoff &&
 		anon_vma_compatible(prev, anon, src);
-	*right =
-		next && next->vm_start == end && next->vm_flags == flags &&
-		next->vm_ops == ops && next->vm_file == file &&
-		next->vm_pgoff == pgoff + ((end - start) >> PAGE_SHIFT) &&
-		anon_vma_compatible(next, anon, src) &&
-		(!*left || !prev->anon_vma || !next->anon_vma ||
-		 prev->anon_vma == next->anon_vma);
+	*right = next && next->vm_start == end && next->vm_flags == flags &&
+		 next->vm_ops == ops && next->vm_file == file &&
+		 next->vm_pgoff == pgoff + ((end - start) >> PAGE_SHIFT) &&
+		 anon_vma_compatible(next, anon, src) &&
+		 (!*left || !prev->anon_vma || !next->anon_vma ||
+		  prev->anon_vma == next->anon_vma);
 	if (*left)
 		vma_start_write(prev);
 	if (*right)
@@ -392,8 +389,7 @@ vma_merge_new_range(struct smm_mm *mm, uint64_t start, uint64_t end,
 		prev = mm->vma_tail;
 	VM_BUG_ON(next && next->vm_start < end);
 	vma_merge_decide(prev, next, start, end, flags, ops, file, pgoff, anon,
-			 src,
-			 &left, &right);
+			 src, &left, &right);
 	if (file)
 		i_mmap_lock_write(file);
 	if (left && right) {

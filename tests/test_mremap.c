@@ -172,7 +172,8 @@ static void *race_reader(void *arg)
 {
 	struct race *r = arg;
 	struct smm_cpu *cpu = smm_cpu_attach(r->pool);
-	unsigned int seed = __atomic_add_fetch(&r->seed, 7919, __ATOMIC_RELAXED);
+	unsigned int seed =
+		__atomic_add_fetch(&r->seed, 7919, __ATOMIC_RELAXED);
 
 	smm_cpu_switch_mm(cpu, r->mm);
 	while (!atomic_load(&r->stop)) {
@@ -181,7 +182,8 @@ static void *race_reader(void *arg)
 		 * move to leave behind; three reads in four where it left */
 		uint64_t i = rand_r(&seed) % 128, v = ~0ULL;
 		bool old = rand_r(&seed) % 4;
-		uint64_t base = old ? atomic_load(&r->gone) : atomic_load(&r->at);
+		uint64_t base = old ? atomic_load(&r->gone) :
+				      atomic_load(&r->at);
 		int err;
 
 		if (s1 & 1)
@@ -211,8 +213,9 @@ static void test_move_race(void **state)
 {
 	struct env *e = *state;
 	const uint64_t len = RACE_PAGES * PG, A = TA + 2 * MB, B = TA + 64 * MB;
-	struct race r = { .pool = e->pool, .mm = e->mm, .gone = TA + 256 * MB,
-			  .at = A };
+	struct race r = {
+		.pool = e->pool, .mm = e->mm, .gone = TA + 256 * MB, .at = A
+	};
 	struct smm_page *pin;
 	pthread_t t[2];
 	uint64_t v, cur = A;
@@ -316,8 +319,7 @@ static void test_fault_injection_tables(void **state)
 		int64_t r;
 
 		smm_pool_inject_failure(e->pool, (k + 1) / 2);
-		r = smm_mremap(e->mm, cur, n * PG, n * PG, MAYMOVE | FIXED,
-			       to);
+		r = smm_mremap(e->mm, cur, n * PG, n * PG, MAYMOVE | FIXED, to);
 		smm_pool_inject_failure(e->pool, 0);
 		assert_int_equal(smm_mm_verify(e->mm), 0);
 		if (r < 0) {
