@@ -179,6 +179,34 @@ void torture_violation(atomic_long *count, const char *who, const char *fmt,
 	}
 }
 
+void torture_pool_teardown(struct smm_pool *pool, atomic_long *count,
+			   const char *who, struct smm_pool_stats *out)
+{
+	struct smm_pool_stats ps;
+
+	smm_pool_stats(pool, &ps);
+	if (out)
+		*out = ps;
+	if (ps.pins_acquired != ps.pins_released)
+		torture_violation(count, who,
+				  "pool: %llu pins acquired, %llu released",
+				  (unsigned long long)ps.pins_acquired,
+				  (unsigned long long)ps.pins_released);
+	if (ps.free + 1 != ps.frames || ps.file_pages || ps.anon_pages ||
+	    ps.pt_pages)
+		torture_violation(
+			count, who,
+			"after teardown the pool has %llu of %llu frames free "
+			"(%llu file, %llu anon, %llu page tables): a leak",
+			(unsigned long long)ps.free,
+			(unsigned long long)ps.frames - 1,
+			(unsigned long long)ps.file_pages,
+			(unsigned long long)ps.anon_pages,
+			(unsigned long long)ps.pt_pages);
+	if (smm_pool_destroy(pool))
+		torture_violation(count, who, "pool still busy at the end");
+}
+
 static uint64_t stamp(struct region *r, int page, uint64_t seq)
 {
 	return ((uint64_t)(r->id + 1) << 48) | ((uint64_t)page << 32) |
@@ -1138,21 +1166,7 @@ int cmd_torture(int argc, char **argv)
 			pthread_mutex_destroy(&mms[m].regions[i].lock);
 		free(mms[m].regions);
 	}
-	smm_pool_stats(pool, &ps);
-	if (ps.pins_acquired != ps.pins_released)
-		violation("pool: %llu pins acquired, %llu released",
-			  (unsigned long long)ps.pins_acquired,
-			  (unsigned long long)ps.pins_released);
-	if (ps.free + 1 != ps.frames || ps.anon_pages || ps.pt_pages)
-		violation(
-			"after teardown the pool has %llu of %llu frames free "
-			"(%llu anon, %llu page tables): a leak",
-			(unsigned long long)ps.free,
-			(unsigned long long)ps.frames - 1,
-			(unsigned long long)ps.anon_pages,
-			(unsigned long long)ps.pt_pages);
-	if (smm_pool_destroy(pool))
-		violation("pool still busy at the end");
+	torture_pool_teardown(pool, &violations, "torture", &ps);
 
 	printf("torture: seed %llu, %d threads + %d GUP, %d mms, scheme %s%s, %.1f s: ",
 	       (unsigned long long)cfg.seed, cfg.threads, cfg.gup, cfg.mms,

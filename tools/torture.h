@@ -41,6 +41,15 @@ static inline uint64_t torture_rnd(uint64_t *rng)
 void torture_violation(atomic_long *count, const char *who, const char *fmt,
 		       ...) __attribute__((format(printf, 3, 4)));
 
+struct smm_pool;
+struct smm_pool_stats;
+/* The end of a torture: every pin released, every frame back in @pool
+ * (none left as a file page, an anonymous page or a page table), then
+ * the pool destroyed; a violation counted in *@count for each that fails.
+ * The pool's stats before it went are left in *@out (if not NULL). */
+void torture_pool_teardown(struct smm_pool *pool, atomic_long *count,
+			   const char *who, struct smm_pool_stats *out);
+
 /* `softmm torture --files`: returns 0, 1 after a violation, 2 if it could
  * not start. */
 int torture_files(const struct torture_opts *o);

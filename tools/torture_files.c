@@ -1122,7 +1122,6 @@ int torture_files(const struct torture_opts *opts)
 	struct fthread *ts;
 	pthread_t *tid, wbt;
 	struct fthread wb = { 0 };
-	struct smm_pool_stats ps;
 	int nthreads, rc = 2;
 	double t0;
 
@@ -1229,23 +1228,7 @@ int torture_files(const struct torture_opts *opts)
 	pthread_join(wbt, NULL);
 
 	final_checks(ts);
-	smm_pool_stats(pool, &ps);
-	if (ps.pins_acquired != ps.pins_released)
-		violation("pool: %llu pins acquired, %llu released",
-			  (unsigned long long)ps.pins_acquired,
-			  (unsigned long long)ps.pins_released);
-	if (ps.free + 1 != ps.frames || ps.file_pages || ps.anon_pages ||
-	    ps.pt_pages)
-		violation("after teardown the pool has %llu of %llu frames "
-			  "free (%llu file, %llu anon, %llu page tables): a "
-			  "leak",
-			  (unsigned long long)ps.free,
-			  (unsigned long long)ps.frames - 1,
-			  (unsigned long long)ps.file_pages,
-			  (unsigned long long)ps.anon_pages,
-			  (unsigned long long)ps.pt_pages);
-	if (smm_pool_destroy(pool))
-		violation("pool still busy at the end");
+	torture_pool_teardown(pool, &violations, "torture --files", NULL);
 	pool = NULL;
 
 	printf("torture --files: seed %llu, %d threads + %d GUP + writeback, "

@@ -926,23 +926,7 @@ int torture_fork(const struct torture_opts *opts)
 			fmm_put(slots[s]); /* the last reference */
 			slots[s] = NULL;
 		}
-	smm_pool_stats(pool, &ps);
-	if (ps.pins_acquired != ps.pins_released)
-		violation("pool: %llu pins acquired, %llu released",
-			  (unsigned long long)ps.pins_acquired,
-			  (unsigned long long)ps.pins_released);
-	if (ps.free + 1 != ps.frames || ps.file_pages || ps.anon_pages ||
-	    ps.pt_pages)
-		violation("after teardown the pool has %llu of %llu frames "
-			  "free (%llu file, %llu anon, %llu page tables): a "
-			  "leak",
-			  (unsigned long long)ps.free,
-			  (unsigned long long)ps.frames - 1,
-			  (unsigned long long)ps.file_pages,
-			  (unsigned long long)ps.anon_pages,
-			  (unsigned long long)ps.pt_pages);
-	if (smm_pool_destroy(pool))
-		violation("pool still busy at the end");
+	torture_pool_teardown(pool, &violations, "torture --fork", &ps);
 	pool = NULL;
 
 	printf("torture --fork: seed %llu, %d threads + %d GUP + %d fork, "
