@@ -1263,11 +1263,78 @@ static uint64_t smm_fork_setup(struct env *e)
 }
 
 /*
+ * The kernel's side of fork-256m and cow-fault, in the process this runs
+ * in: map and write 256 MiB, then time fork(2) as the parent sees it
+ * (@what "fork"), or the parent's stores to every page while the child
+ * waits ("cow"). Returns the ns.
+ */
+static double k_fork_measure(const char *what)
+{
+	char *p = k_fork_setup();
+	int fds[2];
+	double t0, ns;
+	pid_t pid;
+	char c;
+
+	die_if(pipe(fds), "pipe");
+	t0 = now_ns();
+	pid = fork();
+	if (pid == 0) {
+		close(fds[1]);
+		_exit(read(fds[0], &c, 1) < 0);
+	}
+	ns = now_ns() - t0;
+	die_if(pid < 0, "fork");
+	close(fds[0]);
+	if (!strcmp(what, "cow")) {
+		t0 = now_ns();
+		k_touch(p, FORK_LEN);
+		ns = now_ns() - t0;
+	}
+	close(fds[1]);
+	waitpid(pid, NULL, 0);
+	munmap(p, FORK_LEN);
+	return ns;
+}
+
+/*
+ * The same in a fresh process (this program run again, with
+ * SOFTMM_BENCH_KERNEL_FORK=@what; cmd_bench() answers on stdout): this
+ * process holds the frame pool, gigabytes of written private memory that
+ * its own fork would copy too. The fresh one holds what a small program
+ * does, and the 256 MiB.
+ */
+static double k_fork_fresh(const char *what)
+{
+	char *argv[] = { "softmm", "bench", NULL }, buf[64] = "";
+	posix_spawn_file_actions_t fa;
+	char env[64], *envp[] = { env, NULL };
+	int fds[2], err;
+	ssize_t n;
+	pid_t pid;
+
+	snprintf(env, sizeof(env), "SOFTMM_BENCH_KERNEL_FORK=%s", what);
+	die_if(pipe(fds), "pipe");
+	posix_spawn_file_actions_init(&fa);
+	posix_spawn_file_actions_adddup2(&fa, fds[1], 1);
+	posix_spawn_file_actions_addclose(&fa, fds[0]);
+	err = posix_spawn(&pid, "/proc/self/exe", &fa, NULL, argv, envp);
+	posix_spawn_file_actions_destroy(&fa);
+	die_if(err, "posix_spawn");
+	close(fds[1]);
+	n = read(fds[0], buf, sizeof(buf) - 1);
+	close(fds[0]);
+	waitpid(pid, NULL, 0);
+	die_if(n <= 0, "the fork measurement");
+	return strtod(buf, NULL);
+}
+
+/*
  * fork-256m: fork an address space with 256 MiB of written anonymous
  * memory, timed alone: ns per page of copy_page_range() and the rest of
  * fork (every entry made read-only in the parent and copied to the child,
  * each page's counts raised). The kernel's is fork(2) as the parent sees
- * it returning; the child exits at once and is reaped after.
+ * it returning, measured in a fresh process (k_fork_fresh()).
  */
 static struct result w_fork(struct env *e)
 {
@@ -1275,17 +1342,7 @@ static struct result w_fork(struct env *e)
 	double t0;
 
 	if (e->kernel) {
-		char *p = k_fork_setup();
-		pid_t pid;
-
-		t0 = now_ns();
-		pid = fork();
-		if (pid == 0)
-			_exit(0);
-		r.ns = now_ns() - t0;
-		die_if(pid < 0, "fork");
-		waitpid(pid, NULL, 0);
-		munmap(p, FORK_LEN);
+		r.ns = k_fork_fresh("fork");
 		return r;
 	}
 	uint64_t a = smm_fork_setup(e);
@@ -1306,7 +1363,8 @@ static struct result w_fork(struct env *e)
  * cow-fault: after a fork of the 256 MiB above, with the child alive, the
  * parent writes one byte to each page, timed: each store takes a write
  * fault that copies the page the two share (wp_page_copy). ns per page.
- * The kernel's child waits on a pipe until the parent is done.
+ * The kernel's child waits on a pipe until the parent is done; both in a
+ * fresh process (k_fork_fresh()).
  */
 static struct result w_cow_fault(struct env *e)
 {
@@ -1314,25 +1372,7 @@ static struct result w_cow_fault(struct env *e)
 	double t0;
 
 	if (e->kernel) {
-		char *p = k_fork_setup();
-		int fds[2];
-		pid_t pid;
-		char c;
-
-		die_if(pipe(fds), "pipe");
-		pid = fork();
-		if (pid == 0) {
-			close(fds[1]);
-			_exit(read(fds[0], &c, 1) < 0);
-		}
-		die_if(pid < 0, "fork");
-		close(fds[0]);
-		t0 = now_ns();
-		k_touch(p, FORK_LEN);
-		r.ns = now_ns() - t0;
-		close(fds[1]);
-		waitpid(pid, NULL, 0);
-		munmap(p, FORK_LEN);
+		r.ns = k_fork_fresh("cow");
 		return r;
 	}
 	uint64_t a = smm_fork_setup(e);
@@ -2084,9 +2124,16 @@ static int open_pool(void)
 int cmd_bench(int argc, char **argv)
 {
 	struct bench_opts o;
-	struct row rows[32];
+	struct row rows[48];
 	int n, r;
 
+	const char *kfork = getenv("SOFTMM_BENCH_KERNEL_FORK");
+
+	if (kfork) { /* k_fork_fresh() asks */
+		prctl(PR_SET_THP_DISABLE, 1, 0, 0, 0);
+		printf("%.0f\n", k_fork_measure(kfork));
+		return 0;
+	}
 	r = parse_opts(argc, argv, &o, false);
 	if (r)
 		return r > 0 ? 0 : 2;
@@ -2363,7 +2410,7 @@ out:
 int cmd_compare(int argc, char **argv)
 {
 	struct bench_opts o;
-	struct row rows[32];
+	struct row rows[48];
 	struct utsname u;
 	int n, r;
 
