@@ -133,8 +133,7 @@ static bool move_table_entry(struct smm_mm *mm, pteval_t *oldp, pteval_t *newp,
 		return false;
 	lock = pt_entry_lock(mm, oldp);
 	spin_lock_class(lock, cls);
-	assert_entry_locked(mm, oldp);
-	e = __pte_xchg(oldp, 0);
+	e = ptep_xchg(mm, oldp, 0); /* asserts the lock */
 	VM_BUG_ON(!pt_entry_table(e));
 	pt_count_add(virt_to_page(pool, oldp), -1);
 	spin_unlock(lock);
