@@ -101,14 +101,22 @@ static pteval_t copy_present_pte(struct smm_mm *src, struct smm_mm *dst,
 	return pte;
 }
 
-/* Undo copy_present_pte() for an entry the child did not get. */
-static void drop_copied_pte(struct smm_pool *pool, pteval_t pte)
+/* Undo copy_present_pte() for an entry the child did not get, its count
+ * in @c included (the child's counters must end at zero when it goes). */
+static void drop_copied_pte(struct smm_pool *pool, pteval_t pte,
+			    struct copy_counts *c)
 {
 	struct page *page;
 
-	if (is_zero_pfn(pool, pte_pfn(pte)))
+	if (is_zero_pfn(pool, pte_pfn(pte))) {
+		c->zero--;
 		return;
+	}
 	page = pfn_to_page(pool, pte_pfn(pte));
+	if (atomic_load(&page->flags) & PG_FILE)
+		c->file--;
+	else
+		c->anon--;
 	atomic_fetch_sub(&page->mapcount, 1);
 	put_page(pool, pte_pfn(pte));
 }
@@ -165,7 +173,7 @@ static int copy_pte_range(struct smm_mm *src, struct smm_mm *dst,
 		}
 	}
 	for (unsigned int i = 0; i < k; i++)
-		drop_copied_pte(pool, buf[i]);
+		drop_copied_pte(pool, buf[i], c);
 	return err;
 }
 
