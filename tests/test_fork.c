@@ -3,8 +3,9 @@
  * (each side sees its own values), reuse of a page that became exclusive,
  * shared mappings staying shared, MADV_DONTFORK and MADV_WIPEONFORK, a
  * page pinned before the fork copied for the child (the pin and the
- * parent keep seeing each other), and GUP-fast racing fork, made
- * deterministic with the GUP-fast debug hook (write_protect_seq).
+ * parent keep seeing each other), GUP-fast racing fork, made
+ * deterministic with the GUP-fast debug hook (write_protect_seq), and
+ * fault injection at every allocation of a fork.
  */
 #include <pthread.h>
 #include <semaphore.h>
@@ -207,6 +208,98 @@ static void test_gup_fast_vs_fork(void **state)
 	smm_mm_destroy(child);
 }
 
+/*
+ * Each allocation of a fork fails in turn (n = 1, 2, ... until a fork
+ * succeeds): smm_fork() returns NULL with ENOMEM, and the parent is as it
+ * was: its VMAs, every value, a shared mapping's link to its file, and
+ * the pool, which has every frame of the half-built child back. Private
+ * anonymous memory over two 1 GiB slots (tables at every level to copy),
+ * a never-written VMA, shared anonymous memory and a pin.
+ */
+static void test_fault_injection(void **state)
+{
+	struct env *e = *state;
+	const uint64_t sh = TA + 4 * GB;
+	struct smm_pool_stats p0, p1;
+	struct smm_mm_stats m0, m1;
+	struct smm_page *pin;
+	struct smm_vma_info v0[8], v1[8];
+	size_t nv;
+	unsigned long n;
+
+	assert_int_equal(smm_mmap(e->mm, TA + GB - 8 * PG, 16 * PG, RW,
+				  PRIV_ANON | SMM_MAP_FIXED),
+			 (int64_t)(TA + GB - 8 * PG));
+	assert_int_equal(smm_mmap(e->mm, TA + 2 * GB, 64 * PG, RW,
+				  PRIV_ANON | SMM_MAP_FIXED),
+			 (int64_t)(TA + 2 * GB));
+	assert_int_equal(smm_mmap(e->mm, TA + 3 * GB, 8 * PG, RW,
+				  PRIV_ANON | SMM_MAP_FIXED),
+			 (int64_t)(TA + 3 * GB));
+	assert_int_equal(smm_mmap(e->mm, sh, 4 * PG, RW,
+				  SMM_MAP_SHARED | SMM_MAP_ANONYMOUS |
+					  SMM_MAP_FIXED),
+			 (int64_t)sh);
+	for (int i = 0; i < 16; i++)
+		wr64(e, TA + GB - 8 * PG + i * PG, 1000 + i);
+	for (int i = 0; i < 64; i++)
+		wr64(e, TA + 2 * GB + i * PG, 2000 + i);
+	wr64(e, sh, 77);
+	assert_int_equal(smm_pin_user_pages(e->mm, TA + 2 * GB + 5 * PG, 1,
+					    SMM_FOLL_WRITE, &pin),
+			 1);
+	smm_mm_stats(e->mm, &m0);
+	smm_pool_stats(e->pool, &p0);
+	nv = smm_mm_vmas(e->mm, 0, UINT64_MAX, v0, 8);
+	assert_int_equal(nv, 4);
+	for (n = 1; n < 200; n++) {
+		struct smm_mm *child;
+
+		smm_pool_inject_failure(e->pool, n);
+		errno = 0;
+		child = smm_fork(e->mm);
+		smm_pool_inject_failure(e->pool, 0);
+		if (child) {
+			smm_mm_destroy(child);
+			break;
+		}
+		assert_int_equal(errno, ENOMEM);
+		assert_int_equal(smm_mm_verify(e->mm), 0);
+		smm_mm_stats(e->mm, &m1);
+		assert_int_equal(m1.rss_anon, m0.rss_anon);
+		assert_int_equal(m1.pt_bytes, m0.pt_bytes);
+		assert_int_equal(m1.nr_vmas, m0.nr_vmas);
+		assert_int_equal(smm_mm_vmas(e->mm, 0, UINT64_MAX, v1, 8), nv);
+		for (size_t k = 0; k < nv; k++) {
+			assert_int_equal(v1[k].start, v0[k].start);
+			assert_int_equal(v1[k].end, v0[k].end);
+			assert_int_equal(v1[k].prot, v0[k].prot);
+			assert_int_equal(v1[k].flags, v0[k].flags);
+			assert_int_equal(v1[k].pgoff, v0[k].pgoff);
+			assert_ptr_equal(v1[k].file, v0[k].file);
+		}
+		smm_pool_stats(e->pool, &p1);
+		assert_int_equal(p1.free, p0.free);
+		for (int i = 0; i < 16; i++)
+			assert_int_equal(rd64(e, TA + GB - 8 * PG + i * PG),
+					 1000 + i);
+		for (int i = 0; i < 64; i++)
+			assert_int_equal(rd64(e, TA + 2 * GB + i * PG),
+					 2000 + i);
+		assert_int_equal(rd64(e, sh), 77);
+	}
+	print_message("fork failed at allocations 1..%lu, then succeeded\n",
+		      n - 1);
+	assert_true(n > 4 && n < 200);
+	/* the pin still reaches the parent's page; its writes still work */
+	*(uint64_t *)smm_page_address(pin) = 55;
+	assert_int_equal(rd64(e, TA + 2 * GB + 5 * PG), 55);
+	wr64(e, TA + GB - 8 * PG, 9);
+	assert_int_equal(rd64(e, TA + GB - 8 * PG), 9);
+	smm_unpin_user_pages(&pin, 1);
+	assert_int_equal(smm_mm_verify(e->mm), 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -218,6 +311,8 @@ int main(void)
 						env_teardown),
 		cmocka_unit_test_setup_teardown(test_gup_fast_vs_fork,
 						env_setup, env_teardown),
+		cmocka_unit_test_setup_teardown(test_fault_injection, env_setup,
+						env_teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
