@@ -127,6 +127,23 @@ build/bug5/tests/test_mremap: tests/test_mremap.c tests/*.h build/bug5/libsoftmm
 	@mkdir -p $(dir $@)
 	$(CC) $(ASANFLAGS) $(CFLAGS) -Itests $< build/bug5/libsoftmm.a -o $@ $(LIBS)
 
+# The planted bug of GUP-fast vs fork (issue 14): GUP-fast does not check
+# mm->write_protect_seq, so it can pin a page fork is sharing with the
+# child; test_fork's deterministic race must see the device's write reach
+# the child. The ASan build with gup.c compiled again, that test linked.
+BUG6_SRC   := src/gup.c
+BUG6FLAGS  := $(ASANFLAGS) -DSMM_BUG_GUP_NO_WP_SEQ
+BUG6_OBJ   := $(filter-out $(patsubst src/%.c,build/asan/obj/%.o,$(BUG6_SRC)),$(ASAN_OBJ)) \
+              $(patsubst src/%.c,build/bug6/obj/%.o,$(BUG6_SRC))
+build/bug6/obj/%.o: src/%.c
+	@mkdir -p $(dir $@)
+	$(CC) $(BUG6FLAGS) $(DEPFLAGS) $(CFLAGS) -c $< -o $@
+build/bug6/libsoftmm.a: $(BUG6_OBJ)
+	@rm -f $@; ar rcs $@ $^
+build/bug6/tests/test_fork: tests/test_fork.c tests/*.h build/bug6/libsoftmm.a
+	@mkdir -p $(dir $@)
+	$(CC) $(ASANFLAGS) $(CFLAGS) -Itests $< build/bug6/libsoftmm.a -o $@ $(LIBS)
+
 # The counter build: the release flags, and every atomic read-modify-write
 # of the library counted per thread (src/compiler.h). Not built by `make`.
 COUNTFLAGS := $(RELFLAGS) -DSMM_COUNT_ATOMICS
@@ -177,7 +194,7 @@ check-release: $(addprefix build/tests/,$(TESTS)) build/softmm
 	@true
 check-asan: $(addprefix build/asan/tests/,$(TESTS)) build/asan/softmm build/bug/softmm \
 	build/bug2/softmm build/bug3/softmm build/bug4/softmm \
-	build/bug5/tests/test_mremap
+	build/bug5/tests/test_mremap build/bug6/tests/test_fork
 	@true
 
 test: deps
@@ -273,4 +290,4 @@ fuzz: fuzz-build
 
 # Header dependencies of the library objects (written by -MMD). Tools and
 # tests are rebuilt when the library archive they link is.
--include $(wildcard build/obj/*.d build/asan/obj/*.d build/bug/obj/*.d build/bug2/obj/*.d build/bug3/obj/*.d build/bug4/obj/*.d build/bug5/obj/*.d build/count/obj/*.d build/tsan/obj/*.d build/fuzz/obj/*.d)
+-include $(wildcard build/obj/*.d build/asan/obj/*.d build/bug/obj/*.d build/bug2/obj/*.d build/bug3/obj/*.d build/bug4/obj/*.d build/bug5/obj/*.d build/bug6/obj/*.d build/count/obj/*.d build/tsan/obj/*.d build/fuzz/obj/*.d)

@@ -120,6 +120,11 @@ step "torture --fork catches fork sharing a pinned page" scripts/expect-torture-
 # its 3,000 moves, under every scheme); the step passes if the race fails.
 step "move race catches mremap without its flush" bash -c \
 	'SMM_TEST_SCHEME=pt-reclaim build/bug5/tests/test_mremap 2>&1 | tee /dev/stderr | grep -Eq "(FAILED|ERROR) *\] test_move_race"'
+# GUP-fast without the write_protect_seq check (build/bug6,
+# -DSMM_BUG_GUP_NO_WP_SEQ): test_fork's deterministic GUP-fast vs fork race
+# must see the device's write reach the child.
+step "fork race catches GUP-fast without write_protect_seq" bash -c \
+	'build/bug6/tests/test_fork 2>&1 | tee /dev/stderr | grep -Eq "(FAILED|ERROR) *\] test_gup_fast_vs_fork"'
 
 # ---- ThreadSanitizer (docs/THREADSANITIZER.md) ----
 echo "ThreadSanitizer (build/tsan, suppressions in tests/tsan.supp):"

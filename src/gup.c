@@ -224,9 +224,10 @@ long gup_fast_only(struct smm_cpu *cpu, uint64_t start, unsigned long nr_pages,
 	unsigned long i;
 	long pinned = 0;
 
+	unsigned long seq = 0;
+
 	BUG_ON(cpu != this_cpu);
 	BUG_ON(!(gup_flags & SMM_FOLL_PIN) == !(gup_flags & SMM_FOLL_GET));
-	unsigned long seq = 0;
 
 	if (!mm)
 		return 0;
@@ -264,6 +265,8 @@ long gup_fast_only(struct smm_cpu *cpu, uint64_t start, unsigned long nr_pages,
 		smm_unpin_user_pages(pages, i);
 		return 0;
 	}
+#else
+	(void)seq; /* planted bug (build/bug6): the check is gone */
 #endif
 	return (long)i;
 }
