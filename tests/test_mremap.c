@@ -150,7 +150,10 @@ static void test_errors(void **state)
  * it runs). Readers read random pages at the address the range left
  * last. A read there that returns a page's value while the count stayed
  * even and unchanged used a translation the move should have shot down
- * (the old range was unmapped, or empty, the whole time). Every
+ * (the old range was unmapped, or empty, the whole time). A writer stores
+ * counters into its pages at the range's address, and a pinner writes
+ * through pins (GUP-fast and slow) and reads back (race_writer(),
+ * race_pinner()). Every
  * successful read at either address must return the page's own value. A
  * page pinned before the race still reaches the range's page at the end.
  * An anchor page in the same 1 GiB keeps the PMD table, so no table is
@@ -165,8 +168,15 @@ struct race {
 	_Atomic uint64_t at;   /* where it is */
 	_Atomic bool stop;
 	_Atomic unsigned long stale, reads, hits;
+	_Atomic unsigned long stores_certain, pins, pins_checked;
 	unsigned int seed;
+	/* the writer's pages (128..255): the last counter stored with no
+	 * move in flight, and the last one stored at all */
+	uint64_t certain[128], attempted[128];
 };
+
+#define TAG(i)	   (0x5eedULL << 32 | (i))
+#define WTAG(j, n) (0xbeefULL << 48 | (uint64_t)(j) << 32 | (n))
 
 static void *race_reader(void *arg)
 {
@@ -200,9 +210,92 @@ static void *race_reader(void *arg)
 			/* only a DONTUNMAP's empty range, reading zeros */
 			if (v)
 				atomic_fetch_add(&r->stale, 1);
-		} else if (v != (0x5eedULL << 32 | i))
+		} else if (v != TAG(i))
 			fail_msg("page %lu at %#lx read %#lx", (unsigned long)i,
 				 (unsigned long)base, (unsigned long)v);
+	}
+	smm_cpu_switch_mm(cpu, NULL);
+	smm_cpu_detach(cpu);
+	return NULL;
+}
+
+/*
+ * The writer stores a counter into its pages 128..255 at the range's
+ * current address. A store made while no move was in flight went into the
+ * range: the page must hold that counter or a later one at the end. One
+ * made during a move may have gone to the range or (DONTUNMAP) to the old,
+ * emptied place, or faulted.
+ */
+static void *race_writer(void *arg)
+{
+	struct race *r = arg;
+	struct smm_cpu *cpu = smm_cpu_attach(r->pool);
+	uint64_t n = 0;
+
+	smm_cpu_switch_mm(cpu, r->mm);
+	while (!atomic_load(&r->stop)) {
+		unsigned long s1 = atomic_load(&r->seq), s2;
+		uint64_t j = 128 + n % 128, v = WTAG(j, n / 128 + 1);
+		uint64_t base = atomic_load(&r->at);
+		int err;
+
+		if (s1 & 1)
+			continue;
+		r->attempted[j - 128] = n / 128 + 1;
+		err = smm_write(cpu, base + j * PG, &v, 8, NULL);
+		s2 = atomic_load(&r->seq);
+		if (!err && s1 == s2) {
+			r->certain[j - 128] = n / 128 + 1;
+			atomic_fetch_add(&r->stores_certain, 1);
+		}
+		n++;
+	}
+	smm_cpu_switch_mm(cpu, NULL);
+	smm_cpu_detach(cpu);
+	return NULL;
+}
+
+/*
+ * The pinner pins page 300 at the range's current address (GUP-fast, or
+ * the slow path), writes through the pin as a device would, unpins, and
+ * reads the page back at the current address: with no move in flight
+ * from before the pin to after the read, the value must be there (a pin
+ * of the wrong page, or one that a move left behind, would not show).
+ */
+static void *race_pinner(void *arg)
+{
+	struct race *r = arg;
+	struct smm_cpu *cpu = smm_cpu_attach(r->pool);
+	uint64_t n = 0;
+
+	smm_cpu_switch_mm(cpu, r->mm);
+	while (!atomic_load(&r->stop)) {
+		unsigned long s1 = atomic_load(&r->seq), s2;
+		uint64_t base = atomic_load(&r->at), v = 0;
+		struct smm_page *pg;
+		long got;
+
+		if (s1 & 1)
+			continue;
+		n++;
+		got = (n & 1) ? smm_pin_user_pages_fast(cpu, base + 300 * PG, 1,
+							SMM_FOLL_WRITE, &pg) :
+				smm_pin_user_pages(r->mm, base + 300 * PG, 1,
+						   SMM_FOLL_WRITE, &pg);
+		if (got != 1)
+			continue;
+		atomic_fetch_add(&r->pins, 1);
+		*(volatile uint64_t *)smm_page_address(pg) = WTAG(300, n);
+		smm_unpin_user_pages(&pg, 1);
+		if (smm_read(cpu, base + 300 * PG, &v, 8, NULL))
+			continue;
+		s2 = atomic_load(&r->seq);
+		if (s1 != s2)
+			continue;
+		atomic_fetch_add(&r->pins_checked, 1);
+		if (v != WTAG(300, n))
+			fail_msg("pinned write %#lx, read %#lx",
+				 (unsigned long)n, (unsigned long)v);
 	}
 	smm_cpu_switch_mm(cpu, NULL);
 	smm_cpu_detach(cpu);
@@ -217,13 +310,13 @@ static void test_move_race(void **state)
 		.pool = e->pool, .mm = e->mm, .gone = TA + 256 * MB, .at = A
 	};
 	struct smm_page *pin;
-	pthread_t t[2];
+	pthread_t t[4];
 	uint64_t v, cur = A;
 
 	assert_int_equal(smm_mmap(e->mm, A, len, RW, PRIV_ANON | SMM_MAP_FIXED),
 			 (int64_t)A);
 	for (uint64_t i = 0; i < RACE_PAGES; i++) {
-		v = 0x5eedULL << 32 | i;
+		v = TAG(i);
 		assert_int_equal(smm_write(e->cpu, A + i * PG, &v, 8, NULL), 0);
 	}
 	assert_int_equal(smm_mmap(e->mm, TA + 512 * MB, PG, RW,
@@ -234,6 +327,8 @@ static void test_move_race(void **state)
 			 1);
 	for (int k = 0; k < 2; k++)
 		pthread_create(&t[k], NULL, race_reader, &r);
+	pthread_create(&t[2], NULL, race_writer, &r);
+	pthread_create(&t[3], NULL, race_pinner, &r);
 	for (int it = 0; it < 3000; it++) {
 		uint64_t to = cur == A ? ((it & 2) ? B + PG : B) : A;
 		int flags = MAYMOVE | FIXED | ((it & 4) ? DONTUNMAP : 0);
@@ -249,7 +344,7 @@ static void test_move_race(void **state)
 			;
 	}
 	atomic_store(&r.stop, true);
-	for (int k = 0; k < 2; k++)
+	for (int k = 0; k < 4; k++)
 		pthread_join(t[k], NULL);
 	struct smm_mm_stats st;
 	smm_mm_stats(e->mm, &st);
@@ -257,8 +352,25 @@ static void test_move_race(void **state)
 		      "%lu hits, %lu stale\n",
 		      (unsigned long)st.tlb_flushes, (unsigned long)r.reads,
 		      (unsigned long)r.hits, (unsigned long)r.stale);
+	print_message("move race: %lu certain stores, %lu pins (%lu checked)\n",
+		      (unsigned long)r.stores_certain, (unsigned long)r.pins,
+		      (unsigned long)r.pins_checked);
 	assert_int_equal(r.stale, 0);
-	assert_true(r.hits > 0);
+	assert_true(r.hits > 0 && r.stores_certain > 0 && r.pins_checked > 0);
+	/* every store made with no move in flight is there, or a later one */
+	for (uint64_t j = 128; j < 256; j++) {
+		uint64_t c = r.certain[j - 128], a = r.attempted[j - 128];
+
+		assert_int_equal(smm_read(e->cpu, cur + j * PG, &v, 8, NULL),
+				 0);
+		if (!c)
+			continue;
+		if (v >> 32 != WTAG(j, 0) >> 32 || (v & 0xffffffff) < c ||
+		    (v & 0xffffffff) > a)
+			fail_msg("page %lu: %#lx, stored %lu..%lu",
+				 (unsigned long)j, (unsigned long)v,
+				 (unsigned long)c, (unsigned long)a);
+	}
 	/* the pin reaches the page now at cur + 7 pages */
 	*(uint64_t *)smm_page_address(pin) = 0x77;
 	assert_int_equal(smm_read(e->cpu, cur + 7 * PG, &v, 8, NULL), 0);
