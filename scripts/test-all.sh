@@ -153,6 +153,9 @@ if [ "$tsan_full" = 1 ]; then
 	step "tsan torture --files refcount seed 34" scripts/tsan-run.sh build/tsan/softmm torture --files --scheme refcount --threads 4 --seconds 8 --seed 34
 	step "tsan torture --fork eager seed 46" scripts/tsan-run.sh build/tsan/softmm torture --fork --threads 4 --seconds 6 --seed 46
 	step "tsan torture --fork refcount seed 47" scripts/tsan-run.sh build/tsan/softmm torture --fork --scheme refcount --threads 4 --seconds 6 --seed 47
+	for s in none:38 pt-reclaim:39 pmd-rwsem:40; do
+		step "tsan torture --fork ${s%:*} seed ${s#*:}" scripts/tsan-run.sh build/tsan/softmm torture --fork --scheme "${s%:*}" --threads 4 --seconds 4 --seed "${s#*:}"
+	done
 	# the other three schemes, shorter: every scheme under TSan too
 	for s in none:35 pt-reclaim:36 pmd-rwsem:37; do
 		step "tsan torture --files ${s%:*} seed ${s#*:}" scripts/tsan-run.sh build/tsan/softmm torture --files --scheme "${s%:*}" --threads 4 --seconds 4 --seed "${s#*:}"
