@@ -234,10 +234,60 @@ const char *script_op_name(int kind)
 /* parser                                                              */
 /* ------------------------------------------------------------------ */
 
-static const struct {
+/* A name of a flag in a comma list (mmap, pin, msync and mremap flags). */
+struct flag_name {
 	const char *name;
 	uint64_t val;
-} map_flag_names[] = {
+};
+
+/*
+ * A comma list of the names in @names (@n of them) into *@out, the flags
+ * or'ed: false on an unknown or empty name (a comma at either end, two in a
+ * row) and, with @once, on a name given twice.
+ */
+static bool parse_name_list(const char *t, const struct flag_name *names,
+			    size_t n, bool once, uint64_t *out)
+{
+	uint64_t v = 0;
+	const char *p = t;
+
+	while (*p) {
+		const char *c = strchr(p, ',');
+		size_t l = c ? (size_t)(c - p) : strlen(p), i;
+
+		for (i = 0; i < n; i++)
+			if (strlen(names[i].name) == l &&
+			    !strncmp(p, names[i].name, l))
+				break;
+		if (i == n || (once && (v & names[i].val)))
+			return false;
+		v |= names[i].val;
+		if (c && !c[1])
+			return false;
+		p += l + (c ? 1 : 0);
+	}
+	*out = v;
+	return true;
+}
+
+/* Print @flags as the comma list of their names, in @names' order; false
+ * (nothing printed) if @flags has a bit no name stands for. */
+static bool format_name_list(uint64_t flags, const struct flag_name *names,
+			     size_t n, struct strbuf *sb)
+{
+	uint64_t known = 0;
+
+	for (size_t i = 0; i < n; i++)
+		known |= names[i].val;
+	if (flags & ~known)
+		return false;
+	for (size_t i = 0, k = 0; i < n; i++)
+		if (flags & names[i].val)
+			sb_printf(sb, "%s%s", k++ ? "," : "", names[i].name);
+	return true;
+}
+
+static const struct flag_name map_flag_names[] = {
 	/* in the order format_flags() prints them */
 	{ "private", SMM_MAP_PRIVATE },
 	{ "shared", SMM_MAP_SHARED },
@@ -380,26 +430,7 @@ static bool parse_flags(const char *t, uint64_t *out)
 {
 	if (t[0] >= '0' && t[0] <= '9')
 		return parse_num(t, out);
-	uint64_t v = 0;
-	char buf[256];
-	if (strlen(t) >= sizeof(buf))
-		return false;
-	strcpy(buf, t);
-	char *save = NULL;
-	for (char *tok = strtok_r(buf, ",", &save); tok;
-	     tok = strtok_r(NULL, ",", &save)) {
-		size_t i;
-		for (i = 0; i < N_MAP_FLAGS; i++)
-			if (!strcmp(tok, map_flag_names[i].name))
-				break;
-		if (i == N_MAP_FLAGS)
-			return false;
-		v |= map_flag_names[i].val;
-	}
-	if (t[0] == ',' || t[strlen(t) - 1] == ',' || strstr(t, ",,"))
-		return false;
-	*out = v;
-	return true;
+	return parse_name_list(t, map_flag_names, N_MAP_FLAGS, false, out);
 }
 
 static bool parse_advice(const char *t, uint64_t *out)
@@ -414,10 +445,7 @@ static bool parse_advice(const char *t, uint64_t *out)
 	return false;
 }
 
-static const struct {
-	const char *name;
-	uint64_t val;
-} pin_flag_names[] = {
+static const struct flag_name pin_flag_names[] = {
 	{ "write", PIN_WRITE },
 	{ "longterm", PIN_LONGTERM },
 	{ "fast", PIN_FAST },
@@ -427,36 +455,14 @@ static const struct {
 /* pin FLAGS: a comma list of write, longterm, fast; or - for none. */
 static bool parse_pin_flags(const char *t, uint64_t *out)
 {
-	uint64_t v = 0;
-	const char *p = t;
-
 	if (!strcmp(t, "-")) {
 		*out = 0;
 		return true;
 	}
-	while (*p) {
-		const char *c = strchr(p, ',');
-		size_t l = c ? (size_t)(c - p) : strlen(p), i;
-
-		for (i = 0; i < N_PIN_FLAGS; i++)
-			if (strlen(pin_flag_names[i].name) == l &&
-			    !strncmp(p, pin_flag_names[i].name, l))
-				break;
-		if (i == N_PIN_FLAGS || (v & pin_flag_names[i].val))
-			return false;
-		v |= pin_flag_names[i].val;
-		if (c && !c[1])
-			return false;
-		p += l + (c ? 1 : 0);
-	}
-	*out = v;
-	return true;
+	return parse_name_list(t, pin_flag_names, N_PIN_FLAGS, true, out);
 }
 
-static const struct {
-	const char *name;
-	uint64_t val;
-} msync_flag_names[] = {
+static const struct flag_name msync_flag_names[] = {
 	/* in the order format_msync() prints them */
 	{ "async", SCRIPT_MS_ASYNC },
 	{ "invalidate", SCRIPT_MS_INVALIDATE },
@@ -467,34 +473,12 @@ static const struct {
 /* msync FLAGS: a comma list of async, invalidate, sync; or a number. */
 static bool parse_msync_flags(const char *t, uint64_t *out)
 {
-	uint64_t v = 0;
-	const char *p = t;
-
 	if (t[0] >= '0' && t[0] <= '9')
 		return parse_num(t, out);
-	while (*p) {
-		const char *c = strchr(p, ',');
-		size_t l = c ? (size_t)(c - p) : strlen(p), i;
-
-		for (i = 0; i < N_MSYNC_FLAGS; i++)
-			if (strlen(msync_flag_names[i].name) == l &&
-			    !strncmp(p, msync_flag_names[i].name, l))
-				break;
-		if (i == N_MSYNC_FLAGS)
-			return false;
-		v |= msync_flag_names[i].val;
-		if (c && !c[1])
-			return false;
-		p += l + (c ? 1 : 0);
-	}
-	*out = v;
-	return true;
+	return parse_name_list(t, msync_flag_names, N_MSYNC_FLAGS, false, out);
 }
 
-static const struct {
-	const char *name;
-	uint64_t val;
-} mremap_flag_names[] = {
+static const struct flag_name mremap_flag_names[] = {
 	/* in the order format_mremap() prints them */
 	{ "maymove", SMM_MREMAP_MAYMOVE },
 	{ "fixed", SMM_MREMAP_FIXED },
@@ -507,32 +491,13 @@ static const struct {
  * once); - for none; or a number. */
 static bool parse_mremap_flags(const char *t, uint64_t *out)
 {
-	uint64_t v = 0;
-	const char *p = t;
-
 	if (t[0] >= '0' && t[0] <= '9')
 		return parse_num(t, out);
 	if (!strcmp(t, "-")) {
 		*out = 0;
 		return true;
 	}
-	while (*p) {
-		const char *c = strchr(p, ',');
-		size_t l = c ? (size_t)(c - p) : strlen(p), i;
-
-		for (i = 0; i < N_MREMAP_FLAGS; i++)
-			if (strlen(mremap_flag_names[i].name) == l &&
-			    !strncmp(p, mremap_flag_names[i].name, l))
-				break;
-		if (i == N_MREMAP_FLAGS || (v & mremap_flag_names[i].val))
-			return false;
-		v |= mremap_flag_names[i].val;
-		if (c && !c[1])
-			return false;
-		p += l + (c ? 1 : 0);
-	}
-	*out = v;
-	return true;
+	return parse_name_list(t, mremap_flag_names, N_MREMAP_FLAGS, true, out);
 }
 
 /*
@@ -874,22 +839,8 @@ static void format_prot(uint64_t prot, struct strbuf *sb)
 
 static void format_flags(uint64_t flags, struct strbuf *sb)
 {
-	uint64_t known = 0;
-	for (size_t i = 0; i < N_MAP_FLAGS; i++)
-		known |= map_flag_names[i].val;
-	if (!flags || (flags & ~known)) {
+	if (!flags || !format_name_list(flags, map_flag_names, N_MAP_FLAGS, sb))
 		sb_printf(sb, "0x%llx", (unsigned long long)flags);
-		return;
-	}
-	bool first = true;
-	for (size_t i = 0; i < N_MAP_FLAGS; i++) {
-		if (flags & map_flag_names[i].val) {
-			if (!first)
-				sb_add(sb, ",", 1);
-			sb_printf(sb, "%s", map_flag_names[i].name);
-			first = false;
-		}
-	}
 }
 
 static void format_advice(uint64_t adv, struct strbuf *sb)
@@ -904,38 +855,18 @@ static void format_advice(uint64_t adv, struct strbuf *sb)
 
 static void format_mremap(uint64_t flags, struct strbuf *sb)
 {
-	uint64_t known = 0;
-
-	for (size_t i = 0; i < N_MREMAP_FLAGS; i++)
-		known |= mremap_flag_names[i].val;
-	if (flags & ~known) {
-		sb_printf(sb, "0x%llx", (unsigned long long)flags);
-		return;
-	}
-	if (!flags) {
+	if (!flags)
 		sb_add(sb, "-", 1);
-		return;
-	}
-	for (size_t i = 0, n = 0; i < N_MREMAP_FLAGS; i++)
-		if (flags & mremap_flag_names[i].val)
-			sb_printf(sb, "%s%s", n++ ? "," : "",
-				  mremap_flag_names[i].name);
+	else if (!format_name_list(flags, mremap_flag_names, N_MREMAP_FLAGS,
+				   sb))
+		sb_printf(sb, "0x%llx", (unsigned long long)flags);
 }
 
 static void format_msync(uint64_t flags, struct strbuf *sb)
 {
-	uint64_t known = 0;
-
-	for (size_t i = 0; i < N_MSYNC_FLAGS; i++)
-		known |= msync_flag_names[i].val;
-	if (!flags || (flags & ~known)) {
+	if (!flags ||
+	    !format_name_list(flags, msync_flag_names, N_MSYNC_FLAGS, sb))
 		sb_printf(sb, "%llu", (unsigned long long)flags);
-		return;
-	}
-	for (size_t i = 0, n = 0; i < N_MSYNC_FLAGS; i++)
-		if (flags & msync_flag_names[i].val)
-			sb_printf(sb, "%s%s", n++ ? "," : "",
-				  msync_flag_names[i].name);
 }
 
 void script_format_op(const struct op *op, struct strbuf *sb)
