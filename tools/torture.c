@@ -682,19 +682,6 @@ static void shared_op(struct tstate *t, struct smm_mm *mm, struct region *r)
 #define GUP_MAX	    TORTURE_MAX_GUP
 #define GUP_WORD(g) (64 + (g)) /* a GUP thread's own word in each page */
 
-/* The "device" reads and writes pinned memory with relaxed atomics: like
- * DMA it races with CPU stores by design (guest memory, not softmm's
- * state; docs/THREADSANITIZER.md). */
-static uint64_t dev_load(uint64_t *a)
-{
-	return __atomic_load_n(a, __ATOMIC_RELAXED);
-}
-
-static void dev_store(uint64_t *a, uint64_t v)
-{
-	__atomic_store_n(a, v, __ATOMIC_RELAXED);
-}
-
 /*
  * Pin up to 8 pages of @r (fast on @cpu, switched to @mm, or slow and
  * remote), check the result against the states the pages were in, use the
@@ -835,14 +822,6 @@ static void *gup_worker(void *arg)
 	for (int i = 0; i < O_NR; i++)
 		atomic_fetch_add(&op_count[i], t->ops[i]);
 	return NULL;
-}
-
-static double now_s(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec + ts.tv_nsec / 1e9;
 }
 
 static void *worker(void *arg)

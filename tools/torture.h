@@ -9,6 +9,7 @@
 
 #include <stdatomic.h>
 #include <stdint.h>
+#include <time.h>
 
 #define TORTURE_MAX_THREADS    64
 #define TORTURE_MAX_MMS	       8
@@ -34,6 +35,28 @@ static inline uint64_t torture_rnd(uint64_t *rng)
 	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
 	z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
 	return z ^ (z >> 31);
+}
+
+/* Seconds on the monotonic clock. */
+static inline double now_s(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+/* The "device" reads and writes pinned memory with relaxed atomics: like
+ * DMA it races with CPU accesses by design (guest memory, not softmm's
+ * state; docs/THREADSANITIZER.md). */
+static inline uint64_t dev_load(uint64_t *a)
+{
+	return __atomic_load_n(a, __ATOMIC_RELAXED);
+}
+
+static inline void dev_store(uint64_t *a, uint64_t v)
+{
+	__atomic_store_n(a, v, __ATOMIC_RELAXED);
 }
 
 /* Count a violation in *@count and print the first 20 to stderr, each

@@ -798,18 +798,6 @@ static void worker_op(struct fthread *t)
 
 /* ---- GUP threads ---- */
 
-/* The "device" accesses pinned memory with relaxed atomics: like DMA it
- * races with CPU accesses by design (docs/THREADSANITIZER.md). */
-static uint64_t dev_load(uint64_t *a)
-{
-	return __atomic_load_n(a, __ATOMIC_RELAXED);
-}
-
-static void dev_store(uint64_t *a, uint64_t v)
-{
-	__atomic_store_n(a, v, __ATOMIC_RELAXED);
-}
-
 /* A FOLL_LONGTERM write pin of a shared mapping of a file that needs
  * dirty tracking must be refused. */
 static void longterm_op(struct fthread *t, int m, uint64_t p)
@@ -959,14 +947,6 @@ static void *writeback_thread(void *arg)
 	}
 	atomic_fetch_add(&counts[C_WRITEBACK], t->cnt[C_WRITEBACK]);
 	return NULL;
-}
-
-static double now_s(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec + ts.tv_nsec / 1e9;
 }
 
 /* ---- setup and the final checks ---- */

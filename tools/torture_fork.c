@@ -590,18 +590,6 @@ static void *forker(void *arg)
 
 /* ---- GUP threads ---- */
 
-/* The "device" accesses pinned memory with relaxed atomics: like DMA it
- * races with CPU accesses by design (docs/THREADSANITIZER.md). */
-static uint64_t dev_load(uint64_t *a)
-{
-	return __atomic_load_n(a, __ATOMIC_RELAXED);
-}
-
-static void dev_store(uint64_t *a, uint64_t v)
-{
-	__atomic_store_n(a, v, __ATOMIC_RELAXED);
-}
-
 /* Load @t's word @w of @f through a CPU switched to it and check it. */
 static void check_own(struct fthread *t, struct fmm *f, int w, const char *how)
 {
@@ -770,14 +758,6 @@ static void *thread_main(void *arg)
 	for (int i = 0; i < C_NR; i++)
 		atomic_fetch_add(&counts[i], t->cnt[i]);
 	return NULL;
-}
-
-static double now_s(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec + ts.tv_nsec / 1e9;
 }
 
 /* ---- setup and the final checks ---- */
