@@ -1042,23 +1042,11 @@ int cmd_torture(int argc, char **argv)
 			"give one\n");
 		return 2;
 	}
-	if (cfg.fork) {
+	if (cfg.fork || cfg.files) {
 		struct torture_opts o = {
 			.threads = cfg.threads,
-			.mms = mms_set ? cfg.mms : 6,
-			.seconds = cfg.seconds,
-			.scheme = cfg.scheme,
-			.gup = cfg.gup,
-			.mm_flags = cfg.mm_flags,
-			.seed = cfg.seed,
-		};
-
-		return torture_fork(&o);
-	}
-	if (cfg.files) {
-		struct torture_opts o = {
-			.threads = cfg.threads,
-			.mms = cfg.mms,
+			/* the fork torture's default: most mms live at once */
+			.mms = cfg.fork && !mms_set ? 6 : cfg.mms,
 			.seconds = cfg.seconds,
 			.scheme = cfg.scheme,
 			.gup = cfg.gup,
@@ -1067,7 +1055,7 @@ int cmd_torture(int argc, char **argv)
 			.seed = cfg.seed,
 		};
 
-		return torture_files(&o);
+		return cfg.fork ? torture_fork(&o) : torture_files(&o);
 	}
 
 	pool = smm_pool_create(512ULL << 20, SMM_POOL_POISON);
