@@ -64,13 +64,13 @@ static struct anon_vma *find_mergeable_anon_vma(struct vm_area_struct *vma)
 {
 	struct vm_area_struct *n = vma->vm_next, *p = vma->vm_prev;
 
-	if (n && n->anon_vma && !n->anon_vma->parent &&
+	if (n && n->anon_vma && !vma_had_uncowed_parents(n) &&
 	    vma->vm_end == n->vm_start &&
 	    !((vma->vm_flags ^ n->vm_flags) & ~VM_ACCESS_FLAGS) &&
 	    n->vm_pgoff == vma->vm_pgoff + ((n->vm_start - vma->vm_start) >>
 					    PAGE_SHIFT))
 		return n->anon_vma;
-	if (p && p->anon_vma && !p->anon_vma->parent &&
+	if (p && p->anon_vma && !vma_had_uncowed_parents(p) &&
 	    p->vm_end == vma->vm_start &&
 	    !((vma->vm_flags ^ p->vm_flags) & ~VM_ACCESS_FLAGS) &&
 	    vma->vm_pgoff ==

@@ -20,6 +20,17 @@ struct anon_vma {
 	atomic_long refcount; /* VMAs pointing at it */
 };
 
+/*
+ * Linux's vma_had_uncowed_parents(): @vma came through fork with an
+ * anon_vma (its anon_vma chain, here the parent link, is not singular).
+ * Such a VMA neither merges with a neighbour that has no anon_vma nor
+ * lends its anon_vma to one (vma.c, find_mergeable_anon_vma()).
+ */
+static inline bool vma_had_uncowed_parents(const struct vm_area_struct *vma)
+{
+	return vma && vma->anon_vma && vma->anon_vma->parent;
+}
+
 static inline void anon_vma_get(struct anon_vma *av)
 {
 	atomic_fetch_add_explicit(&av->refcount, 1, memory_order_relaxed);

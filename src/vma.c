@@ -288,16 +288,6 @@ void vma_remove(struct smm_mm *mm, struct vm_area_struct *vma)
 }
 
 /*
- * Linux's vma_had_uncowed_parents(): a VMA that came through fork with an
- * anon_vma (its chain holds its parent's too, so it is not singular) may
- * not lend that anon_vma to a neighbour that has none, nor take one.
- */
-static bool had_uncowed_parents(const struct vm_area_struct *vma)
-{
-	return vma && vma->anon_vma && vma->anon_vma->parent;
-}
-
-/*
  * Linux's is_mergeable_anon_vma(), 6.16+: can @tgt, a neighbour, merge
  * with a range whose anon_vma is @anon, from the VMA @src (NULL for a new
  * range)? The same anon_vma merges; one side without merges unless the
@@ -308,9 +298,9 @@ static bool anon_vma_compatible(const struct vm_area_struct *tgt,
 				const struct vm_area_struct *src)
 {
 	if (!tgt->anon_vma && anon)
-		return !had_uncowed_parents(src);
+		return !vma_had_uncowed_parents(src);
 	if (tgt->anon_vma && !anon)
-		return !had_uncowed_parents(tgt);
+		return !vma_had_uncowed_parents(tgt);
 	return tgt->anon_vma == anon;
 }
 
