@@ -352,6 +352,50 @@ const struct vm_operations_struct file_vm_ops = {
 };
 
 /*
+ * Linux's wp_page_copy(): replace the read-only entry the fault found by
+ * a new anonymous page holding a copy of @old (NULL: the zero page, which
+ * the new page already is), writable if the fault writes (an unshare maps
+ * it read-only). The ptl is not held; the table is mapped, and stays so
+ * (unmapped on return). @from is the counter the old page counted in
+ * (MC_FILE, MC_ZERO; -1: an anonymous page, RSS unchanged). The old
+ * entry's reference goes only once no TLB can hold the entry
+ * (ptep_clear_flush()).
+ */
+static int wp_page_copy(struct vm_fault *vmf, struct page *old, int from)
+{
+	struct smm_mm *mm = vmf->vma->vm_mm;
+	struct smm_pool *pool = mm->pool;
+	int err = 0;
+	pfn_t new;
+
+	new = new_anon_page_locked(vmf, &err);
+	if (new == NO_PFN) {
+		pte_unmap(&vmf->pt);
+		return err;
+	}
+	if (old)
+		frame_copy(pfn_to_virt(pool, new),
+			   pfn_to_virt(pool, page_to_pfn(pool, old)),
+			   PAGE_SIZE);
+	ptep_xchg(mm, vmf->pte,
+		  pfn_pte(new, vm_page_prot(vmf->vma->vm_flags) |
+				       ((vmf->flags & FAULT_WRITE) ?
+						_PAGE_RW | _PAGE_DIRTY :
+						0)));
+	if (old)
+		atomic_fetch_sub(&old->mapcount, 1);
+	if (from >= 0) {
+		stripe_add(mm->ctr, from, -1);
+		stripe_add(mm->ctr, MC_RSS, 1);
+	}
+	pte_unmap_unlock(&vmf->pt);
+	flush_tlb_mm(mm);
+	if (old)
+		put_page(pool, page_to_pfn(pool, old));
+	return 0;
+}
+
+/*
  * A store to a present, read-only entry of a page-cache page. A shared
  * mapping dirties the page and makes the entry writable (Linux's
  * wp_page_shared(): writenotify), under the page lock and after any
@@ -362,14 +406,13 @@ static int do_wp_file_page(struct vm_fault *vmf, struct page *page)
 {
 	struct vm_area_struct *vma = vmf->vma;
 	struct smm_mm *mm = vma->vm_mm;
-	struct smm_pool *pool = mm->pool;
 	struct smm_file *f = vma->vm_file;
-	pfn_t new;
-	int err = 0;
 
 	if (vma->vm_flags & VM_SHARED) {
-		if (!fault_lock_recheck(vmf))
-			goto unmap;
+		if (!fault_lock_recheck(vmf)) {
+			pte_unmap(&vmf->pt);
+			return 0;
+		}
 		/* Mapped by the entry we hold the lock of: not freed. */
 		atomic_fetch_add(&page->refcount, 1);
 		pte_unmap_unlock(&vmf->pt);
@@ -391,25 +434,7 @@ static int do_wp_file_page(struct vm_fault *vmf, struct page *page)
 		filemap_unlock_put(f, page);
 		return 0;
 	}
-	new = new_anon_page_locked(vmf, &err);
-	if (new == NO_PFN)
-		goto unmap;
-	frame_copy(pfn_to_virt(pool, new),
-		   pfn_to_virt(pool, page_to_pfn(pool, page)), PAGE_SIZE);
-	ptep_xchg(mm, vmf->pte,
-		  pfn_pte(new, vm_page_prot(vma->vm_flags) | _PAGE_RW |
-				       _PAGE_DIRTY));
-	atomic_fetch_sub(&page->mapcount, 1);
-	stripe_add(mm->ctr, MC_FILE, -1);
-	stripe_add(mm->ctr, MC_RSS, 1);
-	pte_unmap_unlock(&vmf->pt);
-	flush_tlb_mm(mm);
-	/* The old entry's reference, once no TLB can hold the entry. */
-	put_page(pool, page_to_pfn(pool, page));
-	return 0;
-unmap:
-	pte_unmap(&vmf->pt);
-	return err;
+	return wp_page_copy(vmf, page, MC_FILE);
 }
 
 static int do_wp_page(struct vm_fault *vmf)
@@ -419,8 +444,6 @@ static int do_wp_page(struct vm_fault *vmf)
 	struct smm_pool *pool = mm->pool;
 	pteval_t orig = vmf->orig_pte;
 	struct page *page = pfn_to_page(pool, pte_pfn(orig));
-	pfn_t new;
-	int err = 0;
 
 	if (!is_zero_pfn(pool, pte_pfn(orig)) &&
 	    (atomic_load_explicit(&page->flags, memory_order_relaxed) &
@@ -452,38 +475,13 @@ static int do_wp_page(struct vm_fault *vmf)
 		}
 		pte_unlock(&vmf->pt);
 		/* Shared with another mm since fork: copy it. */
-		new = new_anon_page_locked(vmf, &err);
-		if (new == NO_PFN)
-			goto unmap;
-		frame_copy(pfn_to_virt(pool, new),
-			   pfn_to_virt(pool, pte_pfn(orig)), PAGE_SIZE);
-		ptep_xchg(mm, vmf->pte,
-			  pfn_pte(new, vm_page_prot(vma->vm_flags) |
-					       ((vmf->flags & FAULT_WRITE) ?
-							_PAGE_RW | _PAGE_DIRTY :
-							0)));
-		atomic_fetch_sub(&page->mapcount, 1);
-		pte_unmap_unlock(&vmf->pt);
-		flush_tlb_mm(mm);
-		/* the old entry's reference, once no TLB holds it */
-		put_page(pool, pte_pfn(orig));
-		return 0;
+		return wp_page_copy(vmf, page, -1);
 	}
-	new = new_anon_page_locked(vmf, &err);
-	if (new == NO_PFN)
-		goto unmap;
-	/* CPUs may cache the zero page's translation (ptep_clear_flush). */
-	ptep_xchg(mm, vmf->pte,
-		  pfn_pte(new, vm_page_prot(vma->vm_flags) | _PAGE_RW |
-				       _PAGE_DIRTY));
-	stripe_add(mm->ctr, MC_ZERO, -1);
-	stripe_add(mm->ctr, MC_RSS, 1);
-	pte_unmap_unlock(&vmf->pt);
-	flush_tlb_mm(mm);
-	return 0;
+	/* The zero page, copied as the zeroed new page is. */
+	return wp_page_copy(vmf, NULL, MC_ZERO);
 unmap:
 	pte_unmap(&vmf->pt);
-	return err;
+	return 0; /* the entry changed: the access retries */
 }
 
 /*
