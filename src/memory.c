@@ -179,9 +179,9 @@ static inline pteval_t file_read_pte(struct vm_area_struct *vma, pfn_t pfn)
 /*
  * Linux's do_fault_around() and filemap_map_pages(): a read fault maps the
  * cached pages around vmf->address too, within an aligned group of 16,
- * the VMA, the PTE table and the file's size (but for its last page), each
- * up to date and not
- * locked (a trylock, under the ptl); the PTE table is installed only if
+ * the VMA, the PTE table and the file's size (but for a host file's last
+ * page), each up to date and not locked (a trylock, under the ptl); the
+ * PTE table is installed only if
  * there is such a page. True if vmf->address itself got mapped. No table
  * is mapped on entry or on return.
  */
@@ -207,13 +207,17 @@ static bool do_fault_around(struct vm_fault *vmf)
 	int err;
 
 	/*
-	 * Not the page that holds the end of the file: Linux 6.18 leaves it
-	 * out (measured: a bus error installs the PTE table when a cached
-	 * page before the last one is in the group, not for the last one).
+	 * Not the page that holds the end of a host file: Linux 6.18 on
+	 * ext4 leaves it out (measured: a bus error installs the PTE table
+	 * when a cached page before the last one is in the group, not for
+	 * the last one). Shared memory (shmem) maps it (measured: a mapping
+	 * grown by mremap past its object's end).
 	 */
-	if (end < 2)
-		return false;
-	last = MIN(last, end - 2);
+	if (!f->shmem) {
+		if (end < 2)
+			return false;
+		last = MIN(last, end - 2);
+	}
 	urcu_memb_read_lock();
 	for (uint64_t i = first; i <= last && !any; i++)
 		any = pc_load(&f->pages, i);
