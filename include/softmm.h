@@ -613,8 +613,9 @@ SMM_API struct smm_cpu *smm_cpu_attach(struct smm_pool *pool);
 /*
  * smm_cpu_detach - switch away from any address space and stop being a
  * CPU. Returns 0, or -EINVAL (and does nothing) if @cpu is not the calling
- * thread's CPU: NULL, detached already, or another thread's. A thread that
- * exits while attached is detached then.
+ * thread's CPU: NULL, detached already, or another thread's; -EBUSY inside
+ * an access section (smm_access_begin()). A thread that exits while
+ * attached is detached then, leaving its access section if it was in one.
  */
 SMM_API int smm_cpu_detach(struct smm_cpu *cpu);
 
@@ -624,7 +625,7 @@ SMM_API int smm_cpu_detach(struct smm_cpu *cpu);
  * on @mm until it switches away. Returns 0; -EINVAL if @cpu is not the
  * calling thread's CPU; -EXDEV if @mm is built on another pool than the
  * one @cpu is attached to (a CPU's TLB is flushed by its own pool's
- * shootdowns only).
+ * shootdowns only); -EBUSY inside an access section.
  */
 SMM_API int smm_cpu_switch_mm(struct smm_cpu *cpu, struct smm_mm *mm);
 
@@ -648,6 +649,149 @@ SMM_API int smm_write(struct smm_cpu *cpu, uint64_t addr, const void *buf,
 /* smm_fill - like smm_write() of @len bytes all equal to @byte. */
 SMM_API int smm_fill(struct smm_cpu *cpu, uint64_t addr, int byte, size_t len,
 		     uint64_t *fault_addr);
+
+/* ------------------------------------------------------------------ */
+/* Access sections: loads and stores through host pointers             */
+/* ------------------------------------------------------------------ */
+
+/*
+ * An emulator or VMM that executes many guest loads and stores uses host
+ * pointers directly, as QEMU's softmmu fast path does with its TLB:
+ *
+ *	smm_access_begin(cpu);
+ *	for (...) {
+ *		uint64_t *p = smm_translate(cpu, addr, true);
+ *		if (!p) {
+ *			int err = smm_access_fault(cpu, addr, true);
+ *			if (err)
+ *				... -EFAULT: SIGSEGV, -ENXIO: SIGBUS ...
+ *			continue;	(pointers taken before are stale)
+ *		}
+ *		*p = value;
+ *	}
+ *	smm_access_end(cpu);
+ *
+ * The section is what keeps the pointers valid: a TLB shootdown of the
+ * address space (munmap, mprotect, MADV_DONTNEED, reclaim, a copy on
+ * write by another CPU...) waits until every CPU inside a section has
+ * left it, and no page or page table the section reached is freed before.
+ * So, inside a section:
+ *  - a pointer from smm_translate() may be used, for up to the end of its
+ *    4 KiB page, until smm_access_end() or smm_access_fault(); a write
+ *    pointer only for stores the guest makes (the page is marked dirty);
+ *  - the caller must not block: no sleeping lock another thread of the
+ *    process may hold while it waits for this CPU, no waiting on another
+ *    CPU, no long computation (every munmap of the address space waits);
+ *  - the caller must not call softmm, except smm_translate(),
+ *    smm_access_fault() and smm_access_end(): everything else may take
+ *    mmap_lock or a VMA lock, or wait for a shootdown, and the flusher
+ *    holding mmap_lock would wait for this section forever. Debug builds
+ *    of the library (SMM_DEBUG) abort on any lock taken, any shootdown
+ *    started, any smm_read()/smm_write()/GUP-fast run inside a section.
+ * Sections do not nest and belong to the CPU's thread.
+ */
+
+/*
+ * The layout of a CPU's software TLB, which the inline smm_translate()
+ * reads: version SMM_TLB_LAYOUT. A struct smm_cpu starts with a struct
+ * smm_tlb_view. Entry i caches the page at the page-aligned virtual
+ * address va, i == (va >> SMM_PAGE_SHIFT) % SMM_TLB_ENTRIES: loads may use
+ * it when tag_read == va, stores when tag_write == va (an invalid tag is
+ * SMM_TLB_INVALID, which no page address equals); the byte at address
+ * addr of that page is at host address addr + addend, as in QEMU's
+ * CPUTLBEntry. A program compiled against another layout is refused by
+ * smm_access_begin() (-EPROTO) rather than misread.
+ */
+#define SMM_TLB_LAYOUT	1
+#define SMM_TLB_ENTRIES 256
+#define SMM_TLB_INVALID (~(uint64_t)0)
+struct smm_tlb_entry {
+	uint64_t tag_read;
+	uint64_t tag_write;
+	uintptr_t addend;
+	uint64_t unused;
+};
+struct smm_tlb_view {
+	uint32_t layout; /* SMM_TLB_LAYOUT of the library */
+	uint32_t unused;
+	struct smm_tlb_entry entry[SMM_TLB_ENTRIES];
+};
+
+SMM_API int smm_access_begin_layout(struct smm_cpu *cpu, unsigned int layout);
+SMM_API void *smm_translate_slow(struct smm_cpu *cpu, uint64_t addr, int write);
+
+/*
+ * smm_access_begin - enter an access section of @cpu on the address space
+ * it is switched to (see above). Returns 0; -EINVAL if @cpu is not the
+ * calling thread's CPU, has no address space, or is inside a section
+ * already; -EPROTO if this header's SMM_TLB_LAYOUT is not the
+ * library's. On error no section is entered. (An address space destroyed
+ * under a switched CPU has no VMAs left: its accesses fail with -EFAULT,
+ * as smm_read()'s do.)
+ */
+static inline int smm_access_begin(struct smm_cpu *cpu)
+{
+	return smm_access_begin_layout(cpu, SMM_TLB_LAYOUT);
+}
+
+/*
+ * smm_access_end - leave @cpu's access section: every pointer it gave is
+ * invalid from now on, and shootdowns waiting for it proceed. Returns 0,
+ * or -EINVAL (doing nothing) if @cpu is not the calling thread's CPU or
+ * not inside a section.
+ */
+SMM_API int smm_access_end(struct smm_cpu *cpu);
+
+/*
+ * smm_translate - inside an access section of @cpu, the host address of
+ * the byte at @addr, for a load, or for a store if @write; NULL if the
+ * access cannot be made without a page fault (not mapped yet, a copy on
+ * write, a write to a clean or read-only page, no VMA, a protection that
+ * forbids it, an address past SMM_TASK_SIZE). A TLB hit is the few
+ * instructions inlined here; a miss walks the page tables without locks
+ * (smm_translate_slow()) and fills the TLB. After NULL, call
+ * smm_access_fault(): it faults the page in (or says why it cannot) and
+ * the next smm_translate() of @addr succeeds unless the page was taken
+ * away again meanwhile. The pointer is valid to the end of its page and
+ * of the section; it never spans pages, so an access that crosses a page
+ * needs one translation per page.
+ */
+static inline void *smm_translate(struct smm_cpu *cpu, uint64_t addr, int write)
+{
+	const struct smm_tlb_view *v = (const struct smm_tlb_view *)cpu;
+	/* &v->entry[vpn % SMM_TLB_ENTRIES], in two instructions: the
+	 * entries are 32 bytes. */
+	const struct smm_tlb_entry *e =
+		(const struct smm_tlb_entry *)((const char *)v->entry +
+					       ((addr >> (SMM_PAGE_SHIFT - 5)) &
+						((SMM_TLB_ENTRIES - 1) << 5)));
+	uint64_t tag = addr & ~(uint64_t)(SMM_PAGE_SIZE - 1);
+
+	if (__builtin_expect((write ? e->tag_write : e->tag_read) == tag, 1)) {
+		void *p = (void *)(uintptr_t)(addr + e->addend);
+
+		/* Never NULL: lets the compiler drop the caller's NULL
+		 * test on the hit path. */
+		if (!p)
+			__builtin_unreachable();
+		return p;
+	}
+	return smm_translate_slow(cpu, addr, write);
+}
+
+/*
+ * smm_access_fault - inside an access section, after smm_translate(@addr,
+ * @write) returned NULL: leave the section, handle the page fault as a
+ * load or store of @addr would (it may sleep: mmap_lock, a VMA lock, the
+ * pool), and enter the section again. Every pointer taken before the call
+ * is stale afterwards. Returns 0 (translate again); -EFAULT (no VMA, or
+ * its protection forbids the access: SIGSEGV), -ENXIO (a file page past
+ * the end of the file or a failed host read: SIGBUS), -ENOMEM (the pool
+ * ran out). In every case the CPU is inside a section again on return;
+ * -EINVAL (doing nothing) if @cpu is not the calling thread's CPU or not
+ * inside a section.
+ */
+SMM_API int smm_access_fault(struct smm_cpu *cpu, uint64_t addr, int write);
 
 /* ------------------------------------------------------------------ */
 /* GUP: getting and pinning user pages                                 */

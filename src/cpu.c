@@ -39,6 +39,9 @@ static void cpu_thread_exit(void *arg)
 	struct smm_cpu *cpu = this_cpu;
 
 	if (cpu && cpu == arg) {
+		/* A thread that exits inside an access section leaves it. */
+		if (in_access_section())
+			access_end(cpu);
 		rcu_thread_online();
 		smm_cpu_detach(cpu);
 	}
@@ -73,7 +76,8 @@ SMM_API struct smm_cpu *smm_cpu_attach(struct smm_pool *pool)
 	smm_membarrier_init();
 	cpu->pool = pool;
 	cpu->thread = pthread_self();
-	cpu->epoch = 1;
+	memset(cpu->tlb.entry, 0xff, sizeof(cpu->tlb.entry));
+	cpu->tlb.layout = SMM_TLB_LAYOUT;
 	for (int i = 0; i < SMM_MAX_CPUS; i++) {
 		struct smm_cpu *none = NULL;
 
@@ -107,6 +111,8 @@ SMM_API int smm_cpu_switch_mm(struct smm_cpu *cpu, struct smm_mm *mm)
 	 */
 	if (mm && mm->pool != cpu->pool)
 		return -EXDEV;
+	if (in_access_section())
+		return -EBUSY;
 	old = cpu->mm;
 	if (old == mm)
 		return 0;
@@ -146,6 +152,8 @@ SMM_API int smm_cpu_detach(struct smm_cpu *cpu)
 	/* Before any dereference: a CPU detached twice is freed memory. */
 	if (!cpu || cpu != this_cpu)
 		return -EINVAL;
+	if (in_access_section())
+		return -EBUSY;
 	pool = cpu->pool;
 	smm_cpu_switch_mm(cpu, NULL);
 	pthread_setspecific(cpu_key, NULL);

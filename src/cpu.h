@@ -1,6 +1,6 @@
 /*
  * cpu.h - CPUs: threads attached to a pool, each with a software TLB, a
- * frame cache and an access-section counter. A CPU's TLB, epoch and frame
+ * frame cache and an access-section counter. A CPU's TLB and frame
  * cache are touched only by its own thread; access_seq is written by its
  * thread and read by flushers (tlb.c), which find CPUs in pool->cpus[]
  * under the RCU read lock: a detached CPU is freed after a grace period.
@@ -10,15 +10,21 @@
 
 #include "frame.h"
 
-#define TLB_ENTRIES 256 /* direct-mapped by virtual page number */
-
-/* A TLB entry: tag is (vpn << 16 | epoch), 0 is never valid. */
-struct tlb_entry {
-	uint64_t tag;
-	uintptr_t host; /* frame base in the host | TLB_WRITE */
-};
+/*
+ * The TLB: SMM_TLB_ENTRIES entries, direct-mapped by virtual page number.
+ * Its layout is public (softmm.h, struct smm_tlb_view): the inline
+ * smm_translate() of embedders reads it. A tag is the page's address,
+ * SMM_TLB_INVALID when empty. tlb_used[] lists the slots filled since the
+ * last flush, so that a flush rewrites only those (tlb.h).
+ */
+#define TLB_ENTRIES SMM_TLB_ENTRIES
+_Static_assert(sizeof(struct smm_tlb_entry) == 32,
+	       "smm_translate() indexes the TLB by 32-byte entries");
+_Static_assert(TLB_ENTRIES <= 256, "tlb_used[] holds 8-bit slot numbers");
 
 struct smm_cpu {
+	/* First: smm_translate() casts the CPU to it. */
+	struct smm_tlb_view tlb;
 	struct smm_pool *pool;
 	int id;
 	pthread_t thread;
@@ -26,8 +32,8 @@ struct smm_cpu {
 	/* Odd while inside an access section (tlb.h). */
 	atomic_ulong access_seq;
 	uint64_t tlb_gen; /* mm->tlb_gen the TLB is valid for */
-	uint32_t epoch;	  /* current TLB tag epoch, 1..0xffff */
-	struct tlb_entry tlb[TLB_ENTRIES];
+	unsigned int nr_tlb_used;
+	uint8_t tlb_used[TLB_ENTRIES];
 	struct pcp_cache pcp;
 	struct rcu_head rcu; /* flushers scan CPUs under RCU */
 };

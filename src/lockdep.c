@@ -9,6 +9,7 @@
 #include <string.h>
 #include "lock.h"
 #include "softmm.h"
+#include "tlb.h"
 
 void smm_bug(const char *file, int line, const char *cond)
 {
@@ -71,8 +72,26 @@ struct held_lock {
 static __thread struct held_lock held[MAX_HELD];
 static __thread int nr_held;
 
+/*
+ * No lock inside an access section, of any class: a sleeping lock may be
+ * held by a flusher that waits for this section (a deadlock), and the
+ * spinlocks' holders may be such flushers' callers. Lockless walkers take
+ * none; an embedder calling softmm between smm_access_begin() and
+ * smm_access_end() is caught here.
+ */
+static void assert_no_section(const void *lock, int cls)
+{
+	if (in_access_section())
+		smm_misuse("lockdep",
+			   "lock %p (class %d) taken inside an access section "
+			   "(softmm.h: no softmm call but smm_translate(), "
+			   "smm_access_fault() and smm_access_end() there)",
+			   lock, cls);
+}
+
 void lockdep_acquire(const void *lock, int cls, bool shared)
 {
+	assert_no_section(lock, cls);
 	BUG_ON(nr_held >= MAX_HELD);
 	for (int i = 0; i < nr_held; i++) {
 		if (held[i].lock == lock) {
@@ -104,6 +123,7 @@ void lockdep_acquire(const void *lock, int cls, bool shared)
 /* A successful trylock: recorded as held, exempt from the order check. */
 void lockdep_acquire_trylock(const void *lock, int cls, bool shared)
 {
+	assert_no_section(lock, cls);
 	BUG_ON(nr_held >= MAX_HELD);
 	for (int i = 0; i < nr_held; i++)
 		BUG_ON(held[i].lock == lock);

@@ -21,7 +21,7 @@
  * lockless walk could still be reading are freed only after such a flush
  * and an RCU grace period (mmu_gather.c).
  *
- * Locking: no lock of its own. A CPU's TLB and epoch belong to its thread;
+ * Locking: no lock of its own. A CPU's TLB belongs to its thread;
  * flushers find CPUs in pool->cpus[] under the RCU read lock.
  */
 #include <linux/membarrier.h>
@@ -56,6 +56,12 @@ void flush_tlb_mm(struct smm_mm *mm)
 	int n;
 
 	lockdep_assert_none_held_below_mmap();
+#ifdef SMM_DEBUG
+	if (in_access_section())
+		smm_misuse("flush_tlb_mm",
+			   "a TLB shootdown started inside an "
+			   "access section would wait for itself");
+#endif
 	atomic_fetch_add_explicit(&mm->tlb_flushes, 1, memory_order_relaxed);
 	atomic_fetch_add(&mm->tlb_gen, 1); /* seq_cst: a full barrier */
 	if (self && self->mm == mm) {
@@ -90,6 +96,12 @@ void flush_tlb_mm(struct smm_mm *mm)
 		struct smm_cpu *cpu;
 		unsigned int spins = 0;
 
+#ifdef SMM_BUG_FLUSH_NO_WAIT
+		/* Planted bug (build/bug7): do not wait for CPUs inside an
+		 * access section; test_access must catch a store that lands
+		 * after mprotect() made the page read-only. */
+		break;
+#endif
 		if (!(seen[i] & 1))
 			continue;
 		cpu = atomic_load(&pool->cpus[i]);

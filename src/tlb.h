@@ -1,6 +1,6 @@
 /*
  * tlb.h - the software TLB of each CPU, access sections, and TLB shootdown
- * (tlb.c explains the protocol). A CPU's TLB entries, epoch and tlb_gen are
+ * (tlb.c explains the protocol). A CPU's TLB entries and tlb_gen are
  * touched only by its own thread; flushers read access_seq and write
  * mm->tlb_gen.
  */
@@ -11,22 +11,33 @@
 #include "cpu.h"
 #include "mm_types.h"
 
-#define TLB_WRITE 0x1UL /* PTE writable and dirty: stores may hit */
-
 extern __hidden int smm_membarrier_ok; /* -1 unknown, 0 no, 1 yes */
 /* Register the process for private expedited membarrier, once. */
 void smm_membarrier_init(void);
 
-/* Drop every entry of the calling CPU's own TLB (O(1): a new epoch; the
- * tags are cleared once every 65,535 flushes). Inline: access_begin() on
- * the TLB-hit path calls it, and a call there costs the hit path its
- * registers. */
+/* Drop every entry of the calling CPU's own TLB: rewrite the tags of the
+ * slots filled since the last flush (usually a few), or all of them. */
 static inline void tlb_flush_local(struct smm_cpu *cpu)
 {
-	if (++cpu->epoch > 0xffff) {
-		memset(cpu->tlb, 0, sizeof(cpu->tlb));
-		cpu->epoch = 1;
+	unsigned int n = cpu->nr_tlb_used;
+
+	if (n > TLB_ENTRIES / 8) {
+		memset(cpu->tlb.entry, 0xff, sizeof(cpu->tlb.entry));
+	} else {
+		for (unsigned int i = 0; i < n; i++) {
+			struct smm_tlb_entry *te =
+				&cpu->tlb.entry[cpu->tlb_used[i]];
+
+			te->tag_read = te->tag_write = SMM_TLB_INVALID;
+		}
 	}
+	cpu->nr_tlb_used = 0;
+}
+
+/* The tag of @addr's page: its address (softmm.h, struct smm_tlb_view). */
+static inline __attribute__((always_inline)) uint64_t tlb_tag(uint64_t addr)
+{
+	return addr & ~(uint64_t)(SMM_PAGE_SIZE - 1);
 }
 
 /*
@@ -41,12 +52,12 @@ void flush_tlb_mm(struct smm_mm *mm);
 static inline __attribute__((always_inline)) uintptr_t
 tlb_lookup(struct smm_cpu *cpu, uint64_t addr, bool write)
 {
-	struct tlb_entry *te =
-		&cpu->tlb[(addr >> SMM_PAGE_SHIFT) % TLB_ENTRIES];
+	struct smm_tlb_entry *te =
+		&cpu->tlb.entry[(addr >> SMM_PAGE_SHIFT) % TLB_ENTRIES];
+	uint64_t tag = tlb_tag(addr);
 
-	if (likely(te->tag == ((addr >> SMM_PAGE_SHIFT) << 16 | cpu->epoch)) &&
-	    (!write || (te->host & TLB_WRITE)))
-		return te->host & ~(uintptr_t)TLB_WRITE;
+	if (likely((write ? te->tag_write : te->tag_read) == tag))
+		return (uintptr_t)tag + te->addend;
 	return 0;
 }
 
@@ -55,11 +66,15 @@ tlb_lookup(struct smm_cpu *cpu, uint64_t addr, bool write)
 static inline void tlb_fill(struct smm_cpu *cpu, uint64_t addr, uintptr_t host,
 			    bool writable)
 {
-	struct tlb_entry *te =
-		&cpu->tlb[(addr >> SMM_PAGE_SHIFT) % TLB_ENTRIES];
+	unsigned int slot = (addr >> SMM_PAGE_SHIFT) % TLB_ENTRIES;
+	struct smm_tlb_entry *te = &cpu->tlb.entry[slot];
+	uint64_t tag = tlb_tag(addr);
 
-	te->tag = (addr >> SMM_PAGE_SHIFT) << 16 | cpu->epoch;
-	te->host = host | (writable ? TLB_WRITE : 0);
+	if (te->tag_read == SMM_TLB_INVALID && cpu->nr_tlb_used < TLB_ENTRIES)
+		cpu->tlb_used[cpu->nr_tlb_used++] = (uint8_t)slot;
+	te->tag_read = tag;
+	te->tag_write = writable ? tag : SMM_TLB_INVALID;
+	te->addend = host - tag;
 }
 
 /*
@@ -76,6 +91,13 @@ access_begin(struct smm_cpu *cpu, struct smm_mm *mm)
 		atomic_load_explicit(&cpu->access_seq, memory_order_relaxed);
 	uint64_t gen;
 
+#ifdef SMM_DEBUG
+	if (seq & 1)
+		smm_misuse("access_begin",
+			   "access sections do not nest (smm_read(), "
+			   "smm_write(), smm_fill() or GUP-fast called inside "
+			   "smm_access_begin()?)");
+#endif
 	atomic_store_explicit(&cpu->access_seq, seq + 1, memory_order_relaxed);
 	if (likely(smm_membarrier_ok == 1))
 		atomic_signal_fence(memory_order_seq_cst);

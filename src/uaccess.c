@@ -257,3 +257,72 @@ SMM_API int smm_fill(struct smm_cpu *cpu, uint64_t addr, int byte, size_t len,
 		return -EINVAL;
 	return user_access(cpu, addr, NULL, byte, len, ACC_FILL, fault_addr);
 }
+
+/*
+ * The public access sections (softmm.h). A section of the embedder is the
+ * same access section smm_read() uses per page, only held across many
+ * translations; the rules that keep its pointers valid are tlb.c's.
+ */
+SMM_API int smm_access_begin_layout(struct smm_cpu *cpu, unsigned int layout)
+{
+	if (!cpu || cpu != this_cpu || !cpu->mm ||
+	    (atomic_load_explicit(&cpu->access_seq, memory_order_relaxed) & 1))
+		return -EINVAL;
+	if (layout != SMM_TLB_LAYOUT)
+		return -EPROTO;
+	access_begin(cpu, cpu->mm);
+	return 0;
+}
+
+static inline bool in_section_of(struct smm_cpu *cpu)
+{
+	return cpu && cpu == this_cpu &&
+	       (atomic_load_explicit(&cpu->access_seq, memory_order_relaxed) &
+		1);
+}
+
+SMM_API int smm_access_end(struct smm_cpu *cpu)
+{
+	if (!in_section_of(cpu))
+		return -EINVAL;
+	access_end(cpu);
+	return 0;
+}
+
+/*
+ * A TLB miss of smm_translate(): the lockless walk, which fills the TLB.
+ * Anything it cannot do needs a fault, which must not run inside the
+ * section: NULL, and the caller calls smm_access_fault().
+ */
+SMM_API void *smm_translate_slow(struct smm_cpu *cpu, uint64_t addr, int write)
+{
+	uintptr_t host;
+
+#ifdef SMM_DEBUG
+	if (!in_section_of(cpu))
+		smm_misuse("smm_translate",
+			   "called outside an access section of the "
+			   "calling thread's CPU");
+#endif
+	if (addr >= SMM_TASK_SIZE)
+		return NULL;
+	host = hw_walk(cpu, cpu->mm, addr, write);
+	return host ? (void *)(host + (addr & (PAGE_SIZE - 1))) : NULL;
+}
+
+SMM_API int smm_access_fault(struct smm_cpu *cpu, uint64_t addr, int write)
+{
+	struct smm_mm *mm;
+	int err;
+
+	if (!in_section_of(cpu))
+		return -EINVAL;
+	mm = cpu->mm;
+	access_end(cpu);
+	if (addr >= SMM_TASK_SIZE)
+		err = -EFAULT;
+	else
+		err = handle_mm_fault(mm, addr, write ? FAULT_WRITE : 0);
+	access_begin(cpu, mm);
+	return err;
+}
