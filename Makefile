@@ -144,6 +144,23 @@ build/bug6/tests/test_fork: tests/test_fork.c tests/*.h build/bug6/libsoftmm.a
 	@mkdir -p $(dir $@)
 	$(CC) $(ASANFLAGS) $(CFLAGS) -Itests $< build/bug6/libsoftmm.a -o $@ $(LIBS)
 
+# The planted bug of access sections (issue 15): a TLB shootdown that does
+# not wait for CPUs inside an access section; test_access must see a
+# munmap return under a section's pointer and stores land after
+# mprotect(PROT_READ). The ASan build with tlb.c compiled again.
+BUG7_SRC   := src/tlb.c
+BUG7FLAGS  := $(ASANFLAGS) -DSMM_BUG_FLUSH_NO_WAIT
+BUG7_OBJ   := $(filter-out $(patsubst src/%.c,build/asan/obj/%.o,$(BUG7_SRC)),$(ASAN_OBJ)) \
+              $(patsubst src/%.c,build/bug7/obj/%.o,$(BUG7_SRC))
+build/bug7/obj/%.o: src/%.c
+	@mkdir -p $(dir $@)
+	$(CC) $(BUG7FLAGS) $(DEPFLAGS) $(CFLAGS) -c $< -o $@
+build/bug7/libsoftmm.a: $(BUG7_OBJ)
+	@rm -f $@; ar rcs $@ $^
+build/bug7/tests/test_access: tests/test_access.c tests/*.h build/bug7/libsoftmm.a
+	@mkdir -p $(dir $@)
+	$(CC) $(ASANFLAGS) $(CFLAGS) -Itests $< build/bug7/libsoftmm.a -o $@ $(LIBS)
+
 # The counter build: the release flags, and every atomic read-modify-write
 # of the library counted per thread (src/compiler.h). Not built by `make`.
 COUNTFLAGS := $(RELFLAGS) -DSMM_COUNT_ATOMICS
@@ -194,7 +211,8 @@ check-release: $(addprefix build/tests/,$(TESTS)) build/softmm
 	@true
 check-asan: $(addprefix build/asan/tests/,$(TESTS)) build/asan/softmm build/bug/softmm \
 	build/bug2/softmm build/bug3/softmm build/bug4/softmm \
-	build/bug5/tests/test_mremap build/bug6/tests/test_fork
+	build/bug5/tests/test_mremap build/bug6/tests/test_fork \
+	build/bug7/tests/test_access
 	@true
 
 test: deps
@@ -290,4 +308,4 @@ fuzz: fuzz-build
 
 # Header dependencies of the library objects (written by -MMD). Tools and
 # tests are rebuilt when the library archive they link is.
--include $(wildcard build/obj/*.d build/asan/obj/*.d build/bug/obj/*.d build/bug2/obj/*.d build/bug3/obj/*.d build/bug4/obj/*.d build/bug5/obj/*.d build/bug6/obj/*.d build/count/obj/*.d build/tsan/obj/*.d build/fuzz/obj/*.d)
+-include $(wildcard build/obj/*.d build/asan/obj/*.d build/bug/obj/*.d build/bug2/obj/*.d build/bug3/obj/*.d build/bug4/obj/*.d build/bug5/obj/*.d build/bug6/obj/*.d build/bug7/obj/*.d build/count/obj/*.d build/tsan/obj/*.d build/fuzz/obj/*.d)

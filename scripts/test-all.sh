@@ -125,6 +125,13 @@ step "move race catches mremap without its flush" bash -c \
 # must see the device's write reach the child.
 step "fork race catches GUP-fast without write_protect_seq" bash -c \
 	'build/bug6/tests/test_fork 2>&1 | tee /dev/stderr | grep -Eq "(FAILED|ERROR) *\] test_gup_fast_vs_fork"'
+# A TLB shootdown that does not wait for access sections (build/bug7,
+# -DSMM_BUG_FLUSH_NO_WAIT): test_access must see munmap return while a
+# section holds a pointer to the page, and stores through translated
+# pointers land after mprotect(PROT_READ) returned (2,000 rounds).
+step "access tests catch a shootdown not waiting for sections" bash -c \
+	'SMM_ACCESS_ROUNDS=2000 build/bug7/tests/test_access 2>&1 | tee /dev/stderr | grep -Eq "(FAILED|ERROR) *\] test_shootdown_waits" &&
+	 SMM_ACCESS_ROUNDS=2000 build/bug7/tests/test_access 2>&1 | grep -Eq "(FAILED|ERROR) *\] test_section_race"'
 
 # ---- ThreadSanitizer (docs/THREADSANITIZER.md) ----
 echo "ThreadSanitizer (build/tsan, suppressions in tests/tsan.supp):"

@@ -355,6 +355,75 @@ static void bogus_page(void)
 	smm_page_address((struct smm_page *)not_a_page);
 }
 
+/* ---- access sections (debug builds): no softmm call inside one ---- */
+
+#ifdef SMM_DEBUG
+static struct smm_cpu *section_setup(struct smm_mm **mmp)
+{
+	struct smm_pool *pool = smm_pool_create(16 * MB, 0);
+	struct smm_mm *mm = new_mm(pool, 0);
+	struct smm_cpu *cpu = smm_cpu_attach(pool);
+
+	map_at(mm, TA, PG, RW);
+	smm_cpu_switch_mm(cpu, mm);
+	if (smm_access_begin(cpu))
+		_exit(2);
+	*mmp = mm;
+	return cpu;
+}
+
+static void mmap_in_section(void)
+{
+	struct smm_mm *mm;
+
+	section_setup(&mm);
+	smm_mmap(mm, 0, PG, RW, PRIV_ANON);
+}
+
+static void read_in_section(void)
+{
+	struct smm_mm *mm;
+	struct smm_cpu *cpu = section_setup(&mm);
+	char c;
+
+	smm_read(cpu, TA, &c, 1, NULL);
+}
+
+static void gup_fast_in_section(void)
+{
+	struct smm_mm *mm;
+	struct smm_cpu *cpu = section_setup(&mm);
+	struct smm_page *pg;
+
+	smm_pin_user_pages_fast(cpu, TA, 1, 0, &pg);
+}
+
+static void pin_in_section(void)
+{
+	struct smm_mm *mm;
+	struct smm_page *pg;
+
+	section_setup(&mm);
+	smm_pin_user_pages(mm, TA, 1, 0, &pg);
+}
+#endif
+
+static void test_access_section_misuse(void **state)
+{
+#ifdef SMM_DEBUG
+	expect_misuse(mmap_in_section, "lockdep",
+		      "taken inside an access section");
+	expect_misuse(pin_in_section, "lockdep",
+		      "taken inside an access section");
+	expect_misuse(read_in_section, "access_begin",
+		      "access sections do not nest");
+	expect_misuse(gup_fast_in_section, "access_begin",
+		      "access sections do not nest");
+#else
+	skip();
+#endif
+}
+
 static void test_bogus_page(void **state)
 {
 	expect_misuse(bogus_page, "page", "is not a page of any live pool");
@@ -372,6 +441,7 @@ int main(void)
 		cmocka_unit_test(test_exit_attached),
 		cmocka_unit_test(test_null_args),
 		cmocka_unit_test(test_bogus_page),
+		cmocka_unit_test(test_access_section_misuse),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
