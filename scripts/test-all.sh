@@ -74,13 +74,13 @@ if [ -x scripts/oracle-tests.sh ]; then
 fi
 
 echo "torture (ASan+UBSan, debug build with race-window yields):"
-step "torture none 2 threads seed 1" build/asan/softmm torture --scheme none --threads 2 --seconds 15 --seed 1
-step "torture pt-reclaim 4 threads seed 2" build/asan/softmm torture --scheme pt-reclaim --threads 4 --seconds 20 --seed 2
-step "torture eager 4 threads seed 3" build/asan/softmm torture --scheme eager --threads 4 --seconds 20 --seed 3
-step "torture eager 8 threads 3 mms seed 4" build/asan/softmm torture --scheme eager --threads 8 --mms 3 --seconds 20 --seed 4
-step "torture refcount 4 threads seed 7" build/asan/softmm torture --scheme refcount --threads 4 --seconds 20 --seed 7
-step "torture pmd-rwsem 4 threads seed 8" build/asan/softmm torture --scheme pmd-rwsem --threads 4 --seconds 20 --seed 8
-step "torture mmap_lock only seed 5" build/asan/softmm torture --threads 4 --seconds 10 --seed 5 --no-vma-lock
+step "torture none 2 threads seed 1" build/asan/softmm torture --scheme none --threads 2 --seconds 10 --seed 1
+step "torture pt-reclaim 4 threads seed 2" build/asan/softmm torture --scheme pt-reclaim --threads 4 --seconds 12 --seed 2
+step "torture eager 4 threads seed 3" build/asan/softmm torture --scheme eager --threads 4 --seconds 12 --seed 3
+step "torture eager 8 threads 3 mms seed 4" build/asan/softmm torture --scheme eager --threads 8 --mms 3 --seconds 12 --seed 4
+step "torture refcount 4 threads seed 7" build/asan/softmm torture --scheme refcount --threads 4 --seconds 12 --seed 7
+step "torture pmd-rwsem 4 threads seed 8" build/asan/softmm torture --scheme pmd-rwsem --threads 4 --seconds 12 --seed 8
+step "torture mmap_lock only seed 5" build/asan/softmm torture --threads 4 --seconds 8 --seed 5 --no-vma-lock
 step "torture catches the missing VMA recheck" scripts/expect-torture-failure.sh build/bug/softmm
 step "torture catches refcount without pte_try_get" scripts/expect-torture-failure.sh build/bug2/softmm 5 --scheme refcount
 step "torture catches pmd-rwsem freeing unlocked" scripts/expect-torture-failure.sh build/bug2/softmm 5 --scheme pmd-rwsem
