@@ -144,6 +144,24 @@ build/bug6/tests/test_fork: tests/test_fork.c tests/*.h build/bug6/libsoftmm.a
 	@mkdir -p $(dir $@)
 	$(CC) $(ASANFLAGS) $(CFLAGS) -Itests $< build/bug6/libsoftmm.a -o $@ $(LIBS)
 
+# The planted bug of userfaultfd: smm_uffd_copy() and zeropage check that
+# the entry is none before taking the PTE lock instead of under it, so a
+# copy racing another (two handlers, or a callback in two faulting
+# threads) replaces a page a worker already stored to; the uffd torture
+# must find the store that is lost. The ASan build with uffd.c compiled
+# again.
+BUG7_SRC   := src/uffd.c
+BUG7FLAGS  := $(ASANFLAGS) -DSMM_BUG_UFFD_NO_RECHECK
+BUG7_OBJ   := $(filter-out $(patsubst src/%.c,build/asan/obj/%.o,$(BUG7_SRC)),$(ASAN_OBJ)) \
+              $(patsubst src/%.c,build/bug7/obj/%.o,$(BUG7_SRC))
+build/bug7/obj/%.o: src/%.c
+	@mkdir -p $(dir $@)
+	$(CC) $(BUG7FLAGS) $(DEPFLAGS) $(CFLAGS) -c $< -o $@
+build/bug7/libsoftmm.a: $(BUG7_OBJ)
+	@rm -f $@; ar rcs $@ $^
+build/bug7/softmm: $(TOOLSRC) $(TOOLHDR) build/bug7/libsoftmm.a
+	$(CC) $(ASANFLAGS) $(CFLAGS) -Itools $(TOOLSRC) build/bug7/libsoftmm.a -o $@ $(LIBS)
+
 # The counter build: the release flags, and every atomic read-modify-write
 # of the library counted per thread (src/compiler.h). Not built by `make`.
 COUNTFLAGS := $(RELFLAGS) -DSMM_COUNT_ATOMICS
@@ -194,7 +212,8 @@ check-release: $(addprefix build/tests/,$(TESTS)) build/softmm
 	@true
 check-asan: $(addprefix build/asan/tests/,$(TESTS)) build/asan/softmm build/bug/softmm \
 	build/bug2/softmm build/bug3/softmm build/bug4/softmm \
-	build/bug5/tests/test_mremap build/bug6/tests/test_fork
+	build/bug5/tests/test_mremap build/bug6/tests/test_fork \
+	build/bug7/softmm
 	@true
 
 test: deps
