@@ -321,10 +321,12 @@ static void test_queue_handler_thread(void **state)
 	assert_int_equal(peek(e, TA + 2 * PG), 0);
 	assert_int_equal(atomic_load(&h.events), 34);
 	assert_int_equal(smm_mm_verify(e->mm), 0);
-	smm_cpu_switch_mm(e->cpu, NULL);
-	smm_mm_destroy(e->mm); /* the handler's read answers -ESRCH */
-	e->mm = NULL;
+	/* The handler's read answers -ESRCH; our CPU keeps the structure
+	 * alive until it has, even between two of its reads. */
+	smm_mm_destroy(e->mm);
 	pthread_join(t, NULL);
+	smm_cpu_switch_mm(e->cpu, NULL);
+	e->mm = NULL;
 }
 
 /* ---- the callback ---- */
@@ -777,10 +779,10 @@ static void test_race_unregister(void **state)
 	assert_int_equal(atomic_load(&r.bad), 0);
 	assert_true(atomic_load(&r.accesses) > 0);
 	assert_int_equal(smm_mm_verify(e->mm), 0);
-	smm_cpu_switch_mm(e->cpu, NULL);
 	smm_mm_destroy(e->mm);
-	e->mm = NULL;
 	pthread_join(ht, NULL);
+	smm_cpu_switch_mm(e->cpu, NULL);
+	e->mm = NULL;
 }
 
 /* Faults waiting (read or not) when the address space is destroyed. */
