@@ -1,23 +1,17 @@
 /*
- * uffd.c - userfaultfd in process (Linux's fs/userfaultfd.c and
- * mm/userfaultfd.c): registration as VMA flags, the faults that wait for
- * a handler (handle_userfault, uffd_wait), the event queue and the
- * callback, and the resolving calls (copy, zeropage, write-protect, wake).
+ * uffd.c - the userfaultfd API (Linux's UFFDIO_* ioctls, fs/userfaultfd.c
+ * and mm/userfaultfd.c): registration as VMA flags, reading events,
+ * setting the callback, and the resolving calls (copy, zeropage,
+ * write-protect, wake). The faulting side, below the fault path, is
+ * uffd_wait.c.
  *
- * Owns: struct uffd_ctx of each mm (uffd.h), the waiters (one per
- * thread, in thread-local storage: a thread waits for one fault at a
- * time), the VM_UFFD_* flags and the _PAGE_UFFD_WP bit of entries.
+ * Owns: the VM_UFFD_* flags of VMAs and the _PAGE_UFFD_WP bit of entries.
  *
  * Locking (docs/LOCKING.md, "Userfaultfd"):
- *  - ctx->lock (LC_UFFD) guards the waiter lists, each waiter's state, the
- *    handler and ctx->dead. A fault queues its waiter under the PTE lock,
- *    after rechecking the entry there; copy and zeropage install under
- *    the same lock and wake after dropping it. So a fault either sees the
- *    page (and retries at once) or is queued before the page goes in, and
- *    then the wake finds it: no wake is lost.
- *  - A waiting fault holds no lock at all, is outside any access section,
- *    and holds a reference on the mm (mm->refs), so that smm_mm_destroy()
- *    can wake it and the structure outlives it.
+ *  - mm->uffd.lock (LC_UFFD) for the handler and waking (uffd_wait.c).
+ *  - Copy and zeropage install each page under its ptl after checking
+ *    the entry is still none, and wake after dropping it: a fault queued
+ *    under that ptl is then found (uffd_wait.c says why no wake is lost).
  *  - register and unregister hold mmap_lock for write (VMA flags change
  *    through vma_modify_range(), which write-locks each VMA it changes);
  *    copy and zeropage hold the VMA's read lock or mmap_lock for read;
@@ -34,227 +28,11 @@
 /* vm.mmap_min_addr of this machine: validate_range() refuses below it. */
 #define UFFD_MIN_ADDR 4096ULL
 
-enum {
-	W_IDLE,	   /* not waiting */
-	W_WAITING, /* queued (or a callback to call) */
-	W_WOKEN,
-};
-
-struct uffd_waiter {
-	struct uffd_waiter *prev, *next; /* on ctx's pending or read list */
-	struct smm_mm *mm;
-	struct smm_uffd_msg msg;
-	pthread_cond_t cond;
-	int state;     /* W_*, ctx->lock */
-	bool pending;  /* on the pending list: its event not read yet */
-	bool callback; /* deliver through ctx->handler, not the queue */
-};
-
-static __thread struct uffd_waiter uffd_self = {
-	.cond = PTHREAD_COND_INITIALIZER,
-};
-
-void uffd_ctx_init(struct uffd_ctx *ctx)
-{
-	pthread_mutex_init(&ctx->lock, NULL);
-	pthread_cond_init(&ctx->read_cond, NULL);
-	ctx->pending_head = ctx->pending_tail = ctx->read_head = NULL;
-	ctx->handler = NULL;
-	ctx->handler_arg = NULL;
-	ctx->dead = false;
-}
-
-void uffd_ctx_destroy(struct uffd_ctx *ctx)
-{
-	BUG_ON(ctx->pending_head || ctx->read_head);
-	pthread_cond_destroy(&ctx->read_cond);
-	pthread_mutex_destroy(&ctx->lock);
-}
-
-static void ctx_lock(struct uffd_ctx *ctx)
-{
-	lockdep_acquire(&ctx->lock, LC_UFFD, false);
-	pthread_mutex_lock(&ctx->lock);
-}
-
-static void ctx_unlock(struct uffd_ctx *ctx)
-{
-	pthread_mutex_unlock(&ctx->lock);
-	lockdep_release(&ctx->lock);
-}
-
-/* ---- the waiter lists (ctx->lock held) ---- */
-
-static void list_add_pending(struct uffd_ctx *ctx, struct uffd_waiter *w)
-{
-	w->pending = true;
-	w->next = NULL;
-	w->prev = ctx->pending_tail;
-	if (ctx->pending_tail)
-		ctx->pending_tail->next = w;
-	else
-		ctx->pending_head = w;
-	ctx->pending_tail = w;
-}
-
-static void list_add_read(struct uffd_ctx *ctx, struct uffd_waiter *w)
-{
-	w->pending = false;
-	w->prev = NULL;
-	w->next = ctx->read_head;
-	if (w->next)
-		w->next->prev = w;
-	ctx->read_head = w;
-}
-
-static void list_del(struct uffd_ctx *ctx, struct uffd_waiter *w)
-{
-	if (w->prev)
-		w->prev->next = w->next;
-	else if (w->pending)
-		ctx->pending_head = w->next;
-	else
-		ctx->read_head = w->next;
-	if (w->next)
-		w->next->prev = w->prev;
-	else if (w->pending)
-		ctx->pending_tail = w->prev;
-}
-
-/* Wake the waiters of [start, start + len), read or not; len 0: all. */
-static void wake_range(struct uffd_ctx *ctx, uint64_t start, uint64_t len)
-{
-	struct uffd_waiter *lists[2] = { ctx->pending_head, ctx->read_head };
-
-	for (int i = 0; i < 2; i++) {
-		struct uffd_waiter *w = lists[i], *n;
-
-		for (; w; w = n) {
-			n = w->next;
-			if (len && (w->msg.address < start ||
-				    w->msg.address - start >= len))
-				continue;
-			list_del(ctx, w);
-			w->state = W_WOKEN;
-			pthread_cond_signal(&w->cond);
-		}
-	}
-}
-
 static void uffd_wake(struct smm_mm *mm, uint64_t start, uint64_t len)
 {
-	ctx_lock(&mm->uffd);
-	wake_range(&mm->uffd, start, len);
-	ctx_unlock(&mm->uffd);
-}
-
-void uffd_mm_exit(struct smm_mm *mm)
-{
-	struct uffd_ctx *ctx = &mm->uffd;
-
-	ctx_lock(ctx);
-	ctx->dead = true;
-	ctx->handler = NULL;
-	wake_range(ctx, 0, 0);
-	pthread_cond_broadcast(&ctx->read_cond);
-	ctx_unlock(ctx);
-}
-
-/* ---- the faulting side ---- */
-
-int handle_userfault(struct vm_fault *vmf, unsigned long reason)
-{
-	struct smm_mm *mm = vmf->vma->vm_mm;
-	struct uffd_ctx *ctx = &mm->uffd;
-	struct uffd_waiter *w = &uffd_self;
-
-	assert_fault_locked(mm);
-	if (vmf->flags & FAULT_NO_UFFD) {
-		/* populate: may not drop its lock (Linux without
-		 * FAULT_FLAG_ALLOW_RETRY: VM_FAULT_SIGBUS) */
-		pte_unmap(&vmf->pt);
-		return -EFAULT;
-	}
-	VM_BUG_ON(__atomic_load_n(&w->state, __ATOMIC_RELAXED) != W_IDLE);
-	w->mm = mm;
-	w->msg.event = SMM_UFFD_EVENT_PAGEFAULT;
-	w->msg.address = vmf->address;
-	w->msg.flags = (vmf->flags & FAULT_WRITE ?
-				SMM_UFFD_PAGEFAULT_FLAG_WRITE :
-				0) |
-		       (reason == VM_UFFD_WP ? SMM_UFFD_PAGEFAULT_FLAG_WP : 0);
-	if (__atomic_load_n(&ctx->handler, __ATOMIC_RELAXED)) {
-		/* The callback resolves it; if it was unset meanwhile,
-		 * uffd_wait() sees that and the fault queues next time. */
-		pte_unmap(&vmf->pt);
-		w->callback = true;
-		w->state = W_WAITING;
-		atomic_fetch_add(&mm->refs, 1);
-		return VM_FAULT_UFFD;
-	}
-	/*
-	 * Queue under the ptl, with the entry still what the fault saw: a
-	 * copy (or wp) that changes it takes this ptl too, and wakes after,
-	 * so it either came first (we retry now) or will find us queued.
-	 */
-	if (!pte_map_lock(&vmf->pt)) {
-		pte_unmap(&vmf->pt);
-		return 0;
-	}
-	if (pte_read(vmf->pte) != vmf->orig_pte) {
-		pte_unmap_unlock(&vmf->pt);
-		return 0;
-	}
-	ctx_lock(ctx);
-	w->callback = false;
-	w->state = W_WAITING;
-	list_add_pending(ctx, w);
-	pthread_cond_signal(&ctx->read_cond);
-	ctx_unlock(ctx);
-	pte_unmap_unlock(&vmf->pt);
-	/* Still under the fault's lock: destroy cannot have begun. */
-	atomic_fetch_add(&mm->refs, 1);
-	return VM_FAULT_UFFD;
-}
-
-int uffd_wait(struct smm_mm *mm)
-{
-	struct uffd_ctx *ctx = &mm->uffd;
-	struct uffd_waiter *w = &uffd_self;
-	int ret = 0;
-
-	/* Linux's VM_FAULT_RETRY: every fault lock was dropped. */
-	lockdep_assert_none_held();
-	VM_BUG_ON(in_access_section());
-	VM_BUG_ON(w->mm != mm);
-	race_point();
-	if (w->callback) {
-		smm_uffd_handler_t fn;
-		void *arg;
-		bool dead;
-
-		ctx_lock(ctx);
-		fn = ctx->handler;
-		arg = ctx->handler_arg;
-		dead = ctx->dead;
-		ctx_unlock(ctx);
-		w->state = W_IDLE;
-		if (dead)
-			ret = -ESRCH;
-		else if (fn && fn(mm, &w->msg, arg) < 0)
-			ret = -ENXIO;
-	} else {
-		ctx_lock(ctx);
-		/* woken already, maybe, before we got here */
-		VM_BUG_ON(w->state == W_IDLE);
-		while (w->state == W_WAITING)
-			pthread_cond_wait(&w->cond, &ctx->lock);
-		ret = ctx->dead ? -ESRCH : 0;
-		w->state = W_IDLE;
-		ctx_unlock(ctx);
-	}
-	mm_put(mm); /* may free the structure: not touched after */
-	return ret;
+	uffd_ctx_lock(&mm->uffd);
+	uffd_wake_range(&mm->uffd, start, len);
+	uffd_ctx_unlock(&mm->uffd);
 }
 
 /* ---- argument checks ---- */
@@ -295,8 +73,8 @@ static int check_vmas(struct smm_mm *mm, uint64_t start, uint64_t end)
 
 enum {
 	WP_SET,
-	WP_CLEAR,	  /* and make writable where the VMA allows */
-	WP_CLEAR_ONLY,	  /* registration lost: the bit only */
+	WP_CLEAR,      /* and make writable where the VMA allows */
+	WP_CLEAR_ONLY, /* registration lost: the bit only */
 };
 
 static inline __attribute__((always_inline)) int
@@ -465,51 +243,28 @@ SMM_API int smm_uffd_set_handler(struct smm_mm *mm, smm_uffd_handler_t fn,
 
 	if (!mm)
 		return -EINVAL;
-	ctx_lock(&mm->uffd);
+	uffd_ctx_lock(&mm->uffd);
 	if (mm->uffd.dead) {
 		err = -ESRCH;
 	} else {
 		mm->uffd.handler_arg = arg;
 		__atomic_store_n(&mm->uffd.handler, fn, __ATOMIC_RELAXED);
 	}
-	ctx_unlock(&mm->uffd);
+	uffd_ctx_unlock(&mm->uffd);
 	return err;
 }
 
 SMM_API int smm_uffd_read(struct smm_mm *mm, struct smm_uffd_msg *msg,
 			  int flags)
 {
-	struct uffd_ctx *ctx;
 	int err;
 
 	if (!mm || !msg || (flags & ~SMM_UFFD_NONBLOCK))
 		return -EINVAL;
 	rcu_thread_online();
-	ctx = &mm->uffd;
 	/* A reader blocked here outlives a concurrent destroy. */
 	atomic_fetch_add(&mm->refs, 1);
-	ctx_lock(ctx);
-	for (;;) {
-		struct uffd_waiter *w = ctx->pending_head;
-
-		if (ctx->dead) {
-			err = -ESRCH;
-			break;
-		}
-		if (w) {
-			list_del(ctx, w);
-			list_add_read(ctx, w);
-			*msg = w->msg;
-			err = 0;
-			break;
-		}
-		if (flags & SMM_UFFD_NONBLOCK) {
-			err = -EAGAIN;
-			break;
-		}
-		pthread_cond_wait(&ctx->read_cond, &ctx->lock);
-	}
-	ctx_unlock(ctx);
+	err = uffd_read_event(&mm->uffd, msg, flags & SMM_UFFD_NONBLOCK);
 	mm_put(mm);
 	return err;
 }
@@ -523,12 +278,12 @@ SMM_API int smm_uffd_wake(struct smm_mm *mm, uint64_t addr, uint64_t len)
 	err = validate_range(addr, len);
 	if (err)
 		return err;
-	ctx_lock(&mm->uffd);
+	uffd_ctx_lock(&mm->uffd);
 	if (mm->uffd.dead)
 		err = -ESRCH;
 	else
-		wake_range(&mm->uffd, addr, len);
-	ctx_unlock(&mm->uffd);
+		uffd_wake_range(&mm->uffd, addr, len);
+	uffd_ctx_unlock(&mm->uffd);
 	return err;
 }
 
@@ -541,8 +296,8 @@ SMM_API int smm_uffd_wake(struct smm_mm *mm, uint64_t addr, uint64_t len)
  * mfill_atomic_install_pte(). 0, -EEXIST, -ENOMEM, or -EAGAIN (the table
  * went away under us: try again).
  */
-static int mfill_one(struct vm_area_struct *vma, uint64_t addr,
-		     const void *src, bool wp)
+static int mfill_one(struct vm_area_struct *vma, uint64_t addr, const void *src,
+		     bool wp)
 {
 	struct smm_mm *mm = vma->vm_mm;
 	struct smm_pool *pool = mm->pool;
@@ -574,8 +329,8 @@ static int mfill_one(struct vm_area_struct *vma, uint64_t addr,
 				      PG_ANON | PG_ANON_EXCLUSIVE | PG_DIRTY,
 				      memory_order_relaxed);
 		page->mapping = READ_ONCE(vma->anon_vma);
-		page->index = vma->vm_pgoff +
-			      ((addr - vma->vm_start) >> PAGE_SHIFT);
+		page->index =
+			vma->vm_pgoff + ((addr - vma->vm_start) >> PAGE_SHIFT);
 		entry = pfn_pte(pfn, vm_page_prot(vma->vm_flags) | _PAGE_DIRTY);
 		if (wp)
 			entry |= _PAGE_UFFD_WP;
@@ -619,8 +374,8 @@ out:
 	return err;
 }
 
-static int mfill(struct smm_mm *mm, uint64_t dst, const void *src,
-		 uint64_t len, uint64_t mode, int64_t *done)
+static int mfill(struct smm_mm *mm, uint64_t dst, const void *src, uint64_t len,
+		 uint64_t mode, int64_t *done)
 {
 	bool zero = !src, wp = !zero && (mode & SMM_UFFD_COPY_MODE_WP);
 	uint64_t dontwake = zero ? SMM_UFFD_ZEROPAGE_MODE_DONTWAKE :
@@ -645,8 +400,7 @@ retry:
 	}
 	/* Linux's uffd_mfill_lock() and validate_dst_vma() */
 	err = -ENOENT;
-	if (!vma || dst + len > vma->vm_end ||
-	    !(vma->vm_flags & VM_UFFD_FLAGS))
+	if (!vma || dst + len > vma->vm_end || !(vma->vm_flags & VM_UFFD_FLAGS))
 		goto unlock;
 	err = -EINVAL;
 	if (wp && !(vma->vm_flags & VM_UFFD_WP))
@@ -659,7 +413,8 @@ retry:
 	}
 	while (!err && copied < len) {
 		err = mfill_one(vma, dst + copied,
-				zero ? NULL : (const uint8_t *)src + copied, wp);
+				zero ? NULL : (const uint8_t *)src + copied,
+				wp);
 		if (err == -EAGAIN) {
 			err = 0;
 			continue;
@@ -689,8 +444,8 @@ SMM_API int smm_uffd_copy(struct smm_mm *mm, uint64_t dst, const void *src,
 	err = validate_range(dst, len);
 	if (err)
 		return err;
-	if (mode & ~(uint64_t)(SMM_UFFD_COPY_MODE_DONTWAKE |
-			       SMM_UFFD_COPY_MODE_WP))
+	if (mode &
+	    ~(uint64_t)(SMM_UFFD_COPY_MODE_DONTWAKE | SMM_UFFD_COPY_MODE_WP))
 		return -EINVAL;
 	if (!src)
 		return -EFAULT;
@@ -727,8 +482,8 @@ SMM_API int smm_uffd_wp(struct smm_mm *mm, uint64_t addr, uint64_t len,
 	err = validate_range(addr, len);
 	if (err)
 		return err;
-	if ((mode & ~(uint64_t)(SMM_UFFD_WP_MODE_WP |
-				SMM_UFFD_WP_MODE_DONTWAKE)) ||
+	if ((mode &
+	     ~(uint64_t)(SMM_UFFD_WP_MODE_WP | SMM_UFFD_WP_MODE_DONTWAKE)) ||
 	    (set && (mode & SMM_UFFD_WP_MODE_DONTWAKE)))
 		return -EINVAL;
 	rcu_thread_online();

@@ -1,7 +1,8 @@
 /*
- * uffd.h - in-process userfaultfd (uffd.c): the per-mm context that
- * faulting threads wait on and handlers read from, and the hooks the
- * fault path, fork and mremap call.
+ * uffd.h - in-process userfaultfd: the per-mm context that faulting
+ * threads wait on and handlers read from (uffd_wait.c, the faulting side,
+ * below the fault path), and the hooks that fork and mremap call into the
+ * API (uffd.c).
  *
  * Locking: struct uffd_ctx is guarded by its own mutex, ctx->lock (class
  * LC_UFFD, below the ptl: a fault queues its event under the ptl). The
@@ -37,6 +38,8 @@ struct uffd_waiter;
 struct uffd_ctx {
 	pthread_mutex_t lock;
 	pthread_cond_t read_cond; /* readers wait for an event */
+	pthread_cond_t exit_cond; /* destroy waits for users to drain */
+	int users;		  /* faults between queueing and waking */
 	/* Waiting faults: unread ones (events to read, FIFO) and read ones. */
 	struct uffd_waiter *pending_head, *pending_tail;
 	struct uffd_waiter *read_head;
@@ -46,9 +49,18 @@ struct uffd_ctx {
 	bool dead; /* smm_mm_destroy(): no more waiting */
 };
 
+/* uffd_wait.c: the context and its lock, waking, reading events */
 void uffd_ctx_init(struct uffd_ctx *ctx);
 void uffd_ctx_destroy(struct uffd_ctx *ctx);
-/* smm_mm_destroy(), after mm->dead: wake every waiter and reader. */
+void uffd_ctx_lock(struct uffd_ctx *ctx);
+void uffd_ctx_unlock(struct uffd_ctx *ctx);
+/* Wake the faults waiting on [start, start + len), 0: all (lock held). */
+void uffd_wake_range(struct uffd_ctx *ctx, uint64_t start, uint64_t len);
+/* Take the oldest unread event: 0, -EAGAIN (@nonblock), -ESRCH (dead). */
+int uffd_read_event(struct uffd_ctx *ctx, struct smm_uffd_msg *msg,
+		    bool nonblock);
+/* smm_mm_destroy(), after mm->dead: wake every waiter and reader, and
+ * wait until no fault is left inside uffd_wait(). */
 void uffd_mm_exit(struct smm_mm *mm);
 
 /*
@@ -65,7 +77,8 @@ int handle_userfault(struct vm_fault *vmf, unsigned long reason);
  * uffd_wait - after VM_FAULT_UFFD, with no lock held and outside any
  * access section: deliver the event (callback) or wait until woken.
  * Returns 0 (fault again), -ESRCH (mm destroyed) or -ENXIO (the callback
- * failed).
+ * failed). The mm may be freed once it returned: the caller must hold it
+ * otherwise (a CPU switched to it) to touch it again.
  */
 int uffd_wait(struct smm_mm *mm);
 
