@@ -384,11 +384,12 @@ static int wp_page_copy(struct vm_fault *vmf, struct page *old, int from)
 			   pfn_to_virt(pool, page_to_pfn(pool, old)),
 			   PAGE_SIZE);
 	ptep_xchg(mm, vmf->pte,
-		  pfn_pte(new, vm_page_prot(vmf->vma->vm_flags) |
-				       ((vmf->flags & FAULT_WRITE) ?
-						_PAGE_RW | _PAGE_DIRTY :
-						/* an unshare keeps uffd-wp */
-						vmf->orig_pte & _PAGE_UFFD_WP)));
+		  pfn_pte(new,
+			  vm_page_prot(vmf->vma->vm_flags) |
+				  ((vmf->flags & FAULT_WRITE) ?
+					   _PAGE_RW | _PAGE_DIRTY :
+					   /* an unshare keeps uffd-wp */
+					   vmf->orig_pte & _PAGE_UFFD_WP)));
 	if (old)
 		atomic_fetch_sub(&old->mapcount, 1);
 	if (from >= 0) {

@@ -78,8 +78,7 @@ static void test_register_errors(void **state)
 			 -EINVAL);
 	assert_int_equal(smm_uffd_register(e->mm, TA + 20 * PG, PG, MISSING),
 			 -EINVAL); /* no VMA */
-	assert_int_equal(smm_uffd_unregister(e->mm, TA + 20 * PG, PG),
-			 -EINVAL);
+	assert_int_equal(smm_uffd_unregister(e->mm, TA + 20 * PG, PG), -EINVAL);
 	assert_int_equal(smm_uffd_unregister(e->mm, TA, 0), -EINVAL);
 	assert_int_equal(smm_uffd_unregister(e->mm, TA, PG), 0);
 	/* shared anonymous memory is shmem: not modelled, refused, and
@@ -119,13 +118,11 @@ static void test_register_split_merge(void **state)
 	map_at(e->mm, TA, 8 * PG, RW);
 	map_at(e->mm, TA + 10 * PG, 4 * PG, RW);
 	/* holes are fine, as in Linux */
-	assert_int_equal(smm_uffd_register(e->mm, TA + 2 * PG, 14 * PG,
-					   MISSING),
-			 0);
+	assert_int_equal(
+		smm_uffd_register(e->mm, TA + 2 * PG, 14 * PG, MISSING), 0);
 	assert_int_equal(nr_vmas(e->mm, TA, TA + 16 * PG), 3);
 	assert_int_equal(vma_flags_at(e->mm, TA), 0);
-	assert_int_equal(vma_flags_at(e->mm, TA + 2 * PG),
-			 SMM_VM_UFFD_MISSING);
+	assert_int_equal(vma_flags_at(e->mm, TA + 2 * PG), SMM_VM_UFFD_MISSING);
 	assert_int_equal(vma_flags_at(e->mm, TA + 12 * PG),
 			 SMM_VM_UFFD_MISSING);
 	/* a range starting in a hole, with a VMA in it */
@@ -145,8 +142,7 @@ static void test_register_split_merge(void **state)
 	assert_int_equal(smm_uffd_register(e->mm, TA + 2 * PG, 2 * PG, WPMODE),
 			 0);
 	assert_int_equal(vma_flags_at(e->mm, TA + 2 * PG), SMM_VM_UFFD_WP);
-	assert_int_equal(vma_flags_at(e->mm, TA + 4 * PG),
-			 SMM_VM_UFFD_MISSING);
+	assert_int_equal(vma_flags_at(e->mm, TA + 4 * PG), SMM_VM_UFFD_MISSING);
 	/* unregister merges back */
 	assert_int_equal(smm_uffd_unregister(e->mm, TA, 16 * PG), 0);
 	assert_int_equal(nr_vmas(e->mm, TA, TA + 16 * PG), 2);
@@ -190,10 +186,8 @@ static void test_copy_errors(void **state)
 				       &c),
 			 -ENOENT);
 	assert_int_equal(c, -ENOENT);
-	assert_int_equal(smm_uffd_copy(e->mm, TA, srcpage, PG, 0, &c),
-			 -ENOENT);
-	assert_int_equal(smm_uffd_copy(e->mm, TA + 20 * PG, srcpage, PG, 0,
-				       &c),
+	assert_int_equal(smm_uffd_copy(e->mm, TA, srcpage, PG, 0, &c), -ENOENT);
+	assert_int_equal(smm_uffd_copy(e->mm, TA + 20 * PG, srcpage, PG, 0, &c),
 			 -ENOENT);
 	/* argument errors leave *copied alone */
 	c = 77;
@@ -247,10 +241,10 @@ static void test_copy_errors(void **state)
 struct handler {
 	struct smm_mm *mm;
 	int byte;
-	bool zero;	       /* zeropage instead of copy */
-	bool wp_clear;	       /* WP events: clear the protection */
-	atomic_int events;     /* events served */
-	atomic_int wp_events;  /* of which WP */
+	bool zero;	      /* zeropage instead of copy */
+	bool wp_clear;	      /* WP events: clear the protection */
+	atomic_int events;    /* events served */
+	atomic_int wp_events; /* of which WP */
 	atomic_int write_events;
 	atomic_bool stop;
 };
@@ -553,9 +547,8 @@ static void test_wp(void **state)
 	assert_int_equal(smm_uffd_register(e->mm, TA + 4 * PG, 2 * PG,
 					   MISSING | WPMODE),
 			 0);
-	assert_int_equal(smm_madvise(e->mm, TA + 4 * PG, 2 * PG,
-				     SMM_MADV_DONTNEED),
-			 0);
+	assert_int_equal(
+		smm_madvise(e->mm, TA + 4 * PG, 2 * PG, SMM_MADV_DONTNEED), 0);
 	fill_src('q');
 	assert_int_equal(smm_uffd_copy(e->mm, TA + 4 * PG, srcpage, PG,
 				       SMM_UFFD_COPY_MODE_WP, &c),
@@ -583,8 +576,7 @@ static void test_fork_mremap(void **state)
 
 	fill_src('f');
 	map_at(e->mm, TA, 8 * PG, RW);
-	assert_int_equal(smm_uffd_register(e->mm, TA, 8 * PG,
-					   MISSING | WPMODE),
+	assert_int_equal(smm_uffd_register(e->mm, TA, 8 * PG, MISSING | WPMODE),
 			 0);
 	assert_int_equal(smm_uffd_set_handler(e->mm, callback, &s), 0);
 	assert_int_equal(peek(e, TA), 'f');
@@ -654,9 +646,8 @@ static void test_fault_injection(void **state)
 	for (unsigned long n = 1; n < 12; n++) {
 		int r;
 
-		assert_int_equal(smm_madvise(e->mm, TA, 64 * PG,
-					     SMM_MADV_DONTNEED),
-				 0);
+		assert_int_equal(
+			smm_madvise(e->mm, TA, 64 * PG, SMM_MADV_DONTNEED), 0);
 		st0 = mm_stats(e->mm);
 		smm_pool_inject_failure(e->pool, n);
 		r = smm_uffd_copy(e->mm, TA, srcpage, 4 * PG, 0, &c);
@@ -718,8 +709,7 @@ static void *race_worker(void *arg)
 			b = (uint8_t)id;
 			err = smm_write(cpu, a + 64 + id, &b, 1, NULL);
 		} else {
-			err = smm_read(cpu, a + (rnd(&seed) % 64), &b, 1,
-				       NULL);
+			err = smm_read(cpu, a + (rnd(&seed) % 64), &b, 1, NULL);
 			if (!err && b != 0x5a && b != 0)
 				atomic_fetch_add(&r->bad, 1);
 		}
@@ -820,8 +810,7 @@ static void test_race_destroy(void **state)
 		for (int i = 0; i < nt; i++) {
 			pthread_join(th[i], NULL);
 			/* woken by destroy, or faulted after it */
-			assert_true(t[i].ret == -ESRCH ||
-				    t[i].ret == -EFAULT);
+			assert_true(t[i].ret == -ESRCH || t[i].ret == -EFAULT);
 		}
 	}
 }
@@ -857,8 +846,7 @@ struct same {
 	int bad;
 };
 
-static int copy_cb(struct smm_mm *mm, const struct smm_uffd_msg *msg,
-		   void *arg)
+static int copy_cb(struct smm_mm *mm, const struct smm_uffd_msg *msg, void *arg)
 {
 	int r = smm_uffd_copy(mm, msg->address, srcpage, PG, 0, NULL);
 
@@ -897,9 +885,8 @@ static void test_race_copies(void **state)
 
 		pthread_barrier_init(&bar, NULL, 3);
 		map_at(mm, TA, RACE_PAGES * PG, RW);
-		assert_int_equal(smm_uffd_register(mm, TA, RACE_PAGES * PG,
-						   MISSING),
-				 0);
+		assert_int_equal(
+			smm_uffd_register(mm, TA, RACE_PAGES * PG, MISSING), 0);
 		assert_int_equal(smm_uffd_set_handler(mm, copy_cb, NULL), 0);
 		for (int i = 0; i < 3; i++) {
 			s[i] = (struct same){ e->pool, mm, &bar, 0 };
@@ -920,8 +907,8 @@ static void test_race_copies(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test_setup_teardown(test_register_errors,
-						env_setup, env_teardown),
+		cmocka_unit_test_setup_teardown(test_register_errors, env_setup,
+						env_teardown),
 		cmocka_unit_test_setup_teardown(test_register_split_merge,
 						env_setup, env_teardown),
 		cmocka_unit_test_setup_teardown(test_copy_errors, env_setup,
@@ -936,14 +923,14 @@ int main(void)
 						env_teardown),
 		cmocka_unit_test_setup_teardown(test_fork_mremap, env_setup,
 						env_teardown),
-		cmocka_unit_test_setup_teardown(test_fault_injection,
-						env_setup, env_teardown),
-		cmocka_unit_test_setup_teardown(test_race_unregister,
-						env_setup, env_teardown),
+		cmocka_unit_test_setup_teardown(test_fault_injection, env_setup,
+						env_teardown),
+		cmocka_unit_test_setup_teardown(test_race_unregister, env_setup,
+						env_teardown),
 		cmocka_unit_test_setup_teardown(test_race_destroy, env_setup,
 						env_teardown),
-		cmocka_unit_test_setup_teardown(test_destroy_reader,
-						env_setup, env_teardown),
+		cmocka_unit_test_setup_teardown(test_destroy_reader, env_setup,
+						env_teardown),
 		cmocka_unit_test_setup_teardown(test_race_copies, env_setup,
 						env_teardown),
 	};

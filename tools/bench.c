@@ -1628,8 +1628,7 @@ static const struct workload workloads[] = {
 	{ "gup-fast", w_gup_fast, "pin", 1, -1, false, true, 0, 0, 0 },
 	{ "gup-slow", w_gup_slow, "pin", 1, -1, false, true, 0, 0, 0 },
 	/* Demand paging: a handler supplies each page (userfaultfd). */
-	{ "uffd-missing", w_uffd_missing, "page", 1, -1, false, true, 0, 0,
-	  0 },
+	{ "uffd-missing", w_uffd_missing, "page", 1, -1, false, true, 0, 0, 0 },
 	{ "uffd-missing-callback", w_uffd_missing_callback, "page", 1, -1,
 	  false, true, 0, 0, 0 },
 	{ "fault-threads", w_fault_threads, "page", 1, -1, false, true, 0, 0,

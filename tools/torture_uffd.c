@@ -38,8 +38,8 @@
 static struct smm_pool *upool;
 static struct smm_mm *umm;
 static atomic_bool ustop, uhandlers_stop;
-static atomic_long uviol, ustores, uloads, ucopies, uzeros, uevents,
-	ucallbacks, uunreg, udontneed;
+static atomic_long uviol, ustores, uloads, ucopies, uzeros, uevents, ucallbacks,
+	uunreg, udontneed;
 /* Per page, raised before and after each DONTNEED (odd while one runs):
  * a store may be lost if it changed since, or was odd at the store. */
 static atomic_ulong zaps[U_PAGES];
@@ -111,7 +111,7 @@ static void *handler(void *arg)
 struct uworker {
 	int id;
 	uint64_t rng;
-	uint64_t last[U_PAGES];	 /* the value last stored, 0: none */
+	uint64_t last[U_PAGES];	  /* the value last stored, 0: none */
 	uint64_t zap_at[U_PAGES]; /* zaps[] before that store */
 };
 
