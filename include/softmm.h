@@ -240,7 +240,8 @@ SMM_API struct smm_mm *smm_mm_create(struct smm_pool *pool,
  * memory back. No CPU may be inside an access to @mm. CPUs still switched to
  * @mm keep the structure alive: their accesses fault (-EFAULT) and calls on
  * it return -ESRCH until they switch away; the memory is released by the last
- * of them. NULL does nothing; destroying an address space twice aborts
+ * of them. Faults waiting for a userfaultfd handler (smm_uffd_register())
+ * and readers blocked in smm_uffd_read() are woken and answer -ESRCH. NULL does nothing; destroying an address space twice aborts
  * with a message naming the rule.
  */
 SMM_API void smm_mm_destroy(struct smm_mm *mm);
@@ -397,21 +398,21 @@ SMM_API int smm_mincore(struct smm_mm *mm, uint64_t addr, uint64_t len,
 			unsigned char *vec);
 
 /* smm_vma_info.flags: Linux's VM_* bits that softmm models. */
-#define SMM_VM_SHARED	   0x00000008UL /* MAP_SHARED: `s` in maps */
-#define SMM_VM_MAYSHARE	   0x00000080UL
-#define SMM_VM_GROWSDOWN   0x00000100UL
-#define SMM_VM_LOCKED	   0x00002000UL
-#define SMM_VM_SEQ_READ	   0x00008000UL
-#define SMM_VM_RAND_READ   0x00010000UL
-#define SMM_VM_DONTCOPY	   0x00020000UL /* MADV_DONTFORK */
-#define SMM_VM_LOCKONFAULT 0x00080000UL
-#define SMM_VM_ACCOUNT	   0x00100000UL
-#define SMM_VM_NORESERVE   0x00200000UL
-#define SMM_VM_WIPEONFORK  0x02000000UL
-#define SMM_VM_DONTDUMP	   0x04000000UL
-#define SMM_VM_HUGEPAGE	   0x20000000UL
-#define SMM_VM_NOHUGEPAGE  0x40000000UL
-#define SMM_VM_MERGEABLE   0x80000000UL /* MADV_MERGEABLE (KSM) */
+#define SMM_VM_SHARED	    0x00000008UL /* MAP_SHARED: `s` in maps */
+#define SMM_VM_MAYSHARE	    0x00000080UL
+#define SMM_VM_GROWSDOWN    0x00000100UL
+#define SMM_VM_LOCKED	    0x00002000UL
+#define SMM_VM_SEQ_READ	    0x00008000UL
+#define SMM_VM_RAND_READ    0x00010000UL
+#define SMM_VM_DONTCOPY	    0x00020000UL /* MADV_DONTFORK */
+#define SMM_VM_LOCKONFAULT  0x00080000UL
+#define SMM_VM_ACCOUNT	    0x00100000UL
+#define SMM_VM_NORESERVE    0x00200000UL
+#define SMM_VM_WIPEONFORK   0x02000000UL
+#define SMM_VM_DONTDUMP	    0x04000000UL
+#define SMM_VM_HUGEPAGE	    0x20000000UL
+#define SMM_VM_NOHUGEPAGE   0x40000000UL
+#define SMM_VM_MERGEABLE    0x80000000UL /* MADV_MERGEABLE (KSM) */
 #define SMM_VM_UFFD_MISSING 0x00000200UL /* smm_uffd_register() MISSING: um */
 #define SMM_VM_UFFD_WP	    0x00001000UL /* smm_uffd_register() WP: uw */
 
@@ -637,6 +638,9 @@ SMM_API int smm_cpu_switch_mm(struct smm_cpu *cpu, struct smm_mm *mm);
  * 0; or -EFAULT (no VMA, or its protection forbids the access: SIGSEGV),
  * -ENXIO (a file mapping's page wholly beyond the end of the file, or its
  * host read failed: SIGBUS) or -ENOMEM (the pool ran out while faulting),
+ * or, in a range registered with smm_uffd_register(), -ESRCH (the fault
+ * was waiting for its handler when the address space was destroyed) or
+ * -ENXIO (the handler callback failed),
  * with *@fault_addr (if not NULL)
  * set to the first byte not copied; bytes before it were copied. -EINVAL if
  * the CPU has no address space or is not the calling thread's; -EFAULT if
@@ -723,7 +727,10 @@ SMM_API long smm_pin_user_pages_fast(struct smm_cpu *cpu, uint64_t start,
  * would fault it (a write of a zero-page mapping gets a private page
  * first; a write marks the page dirty) and its reference is taken under
  * its PTE table's lock. A read needs PROT_READ on the VMA and a write
- * PROT_WRITE, as Linux's check_vma_flags() demands. Returns as the fast
+ * PROT_WRITE, as Linux's check_vma_flags() demands. A page of a range
+ * registered with smm_uffd_register() waits for its handler as a user
+ * access does (-ESRCH if the address space is destroyed meanwhile, -ENXIO
+ * if the callback fails). Returns as the fast
  * variants do, except that a range past SMM_TASK_SIZE is a hole there.
  */
 SMM_API long smm_get_user_pages(struct smm_mm *mm, uint64_t start,
@@ -854,8 +861,7 @@ SMM_API int smm_uffd_register(struct smm_mm *mm, uint64_t addr, uint64_t len,
  * when nothing was registered), -EINVAL (as smm_uffd_register(), without
  * the @mode checks), -ENOMEM, -ESRCH.
  */
-SMM_API int smm_uffd_unregister(struct smm_mm *mm, uint64_t addr,
-				uint64_t len);
+SMM_API int smm_uffd_unregister(struct smm_mm *mm, uint64_t addr, uint64_t len);
 
 /*
  * The handler: called in the faulting thread, with no lock held and
