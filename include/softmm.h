@@ -240,7 +240,8 @@ SMM_API struct smm_mm *smm_mm_create(struct smm_pool *pool,
  * memory back. No CPU may be inside an access to @mm. CPUs still switched to
  * @mm keep the structure alive: their accesses fault (-EFAULT) and calls on
  * it return -ESRCH until they switch away; the memory is released by the last
- * of them. NULL does nothing; destroying an address space twice aborts
+ * of them. Faults waiting for a userfaultfd handler (smm_uffd_register())
+ * and readers blocked in smm_uffd_read() are woken and answer -ESRCH. NULL does nothing; destroying an address space twice aborts
  * with a message naming the rule.
  */
 SMM_API void smm_mm_destroy(struct smm_mm *mm);
@@ -397,21 +398,23 @@ SMM_API int smm_mincore(struct smm_mm *mm, uint64_t addr, uint64_t len,
 			unsigned char *vec);
 
 /* smm_vma_info.flags: Linux's VM_* bits that softmm models. */
-#define SMM_VM_SHARED	   0x00000008UL /* MAP_SHARED: `s` in maps */
-#define SMM_VM_MAYSHARE	   0x00000080UL
-#define SMM_VM_GROWSDOWN   0x00000100UL
-#define SMM_VM_LOCKED	   0x00002000UL
-#define SMM_VM_SEQ_READ	   0x00008000UL
-#define SMM_VM_RAND_READ   0x00010000UL
-#define SMM_VM_DONTCOPY	   0x00020000UL /* MADV_DONTFORK */
-#define SMM_VM_LOCKONFAULT 0x00080000UL
-#define SMM_VM_ACCOUNT	   0x00100000UL
-#define SMM_VM_NORESERVE   0x00200000UL
-#define SMM_VM_WIPEONFORK  0x02000000UL
-#define SMM_VM_DONTDUMP	   0x04000000UL
-#define SMM_VM_HUGEPAGE	   0x20000000UL
-#define SMM_VM_NOHUGEPAGE  0x40000000UL
-#define SMM_VM_MERGEABLE   0x80000000UL /* MADV_MERGEABLE (KSM) */
+#define SMM_VM_SHARED	    0x00000008UL /* MAP_SHARED: `s` in maps */
+#define SMM_VM_MAYSHARE	    0x00000080UL
+#define SMM_VM_GROWSDOWN    0x00000100UL
+#define SMM_VM_LOCKED	    0x00002000UL
+#define SMM_VM_SEQ_READ	    0x00008000UL
+#define SMM_VM_RAND_READ    0x00010000UL
+#define SMM_VM_DONTCOPY	    0x00020000UL /* MADV_DONTFORK */
+#define SMM_VM_LOCKONFAULT  0x00080000UL
+#define SMM_VM_ACCOUNT	    0x00100000UL
+#define SMM_VM_NORESERVE    0x00200000UL
+#define SMM_VM_WIPEONFORK   0x02000000UL
+#define SMM_VM_DONTDUMP	    0x04000000UL
+#define SMM_VM_HUGEPAGE	    0x20000000UL
+#define SMM_VM_NOHUGEPAGE   0x40000000UL
+#define SMM_VM_MERGEABLE    0x80000000UL /* MADV_MERGEABLE (KSM) */
+#define SMM_VM_UFFD_MISSING 0x00000200UL /* smm_uffd_register() MISSING: um */
+#define SMM_VM_UFFD_WP	    0x00001000UL /* smm_uffd_register() WP: uw */
 
 /* One VMA, for smm_mm_vmas(). */
 struct smm_vma_info {
@@ -636,6 +639,9 @@ SMM_API int smm_cpu_switch_mm(struct smm_cpu *cpu, struct smm_mm *mm);
  * 0; or -EFAULT (no VMA, or its protection forbids the access: SIGSEGV),
  * -ENXIO (a file mapping's page wholly beyond the end of the file, or its
  * host read failed: SIGBUS) or -ENOMEM (the pool ran out while faulting),
+ * or, in a range registered with smm_uffd_register(), -ESRCH (the fault
+ * was waiting for its handler when the address space was destroyed) or
+ * -ENXIO (the handler callback failed),
  * with *@fault_addr (if not NULL)
  * set to the first byte not copied; bytes before it were copied. -EINVAL if
  * the CPU has no address space or is not the calling thread's; -EFAULT if
@@ -865,7 +871,10 @@ SMM_API long smm_pin_user_pages_fast(struct smm_cpu *cpu, uint64_t start,
  * would fault it (a write of a zero-page mapping gets a private page
  * first; a write marks the page dirty) and its reference is taken under
  * its PTE table's lock. A read needs PROT_READ on the VMA and a write
- * PROT_WRITE, as Linux's check_vma_flags() demands. Returns as the fast
+ * PROT_WRITE, as Linux's check_vma_flags() demands. A page of a range
+ * registered with smm_uffd_register() waits for its handler as a user
+ * access does (-ESRCH if the address space is destroyed meanwhile, -ENXIO
+ * if the callback fails). Returns as the fast
  * variants do, except that a range past SMM_TASK_SIZE is a hole there.
  */
 SMM_API long smm_get_user_pages(struct smm_mm *mm, uint64_t start,
@@ -921,6 +930,171 @@ SMM_API void *smm_page_address(struct smm_page *page);
  * negatives never.
  */
 SMM_API bool smm_page_maybe_dma_pinned(struct smm_page *page);
+
+/* ------------------------------------------------------------------ */
+/* Demand paging: userfaultfd in process                               */
+/* ------------------------------------------------------------------ */
+
+/*
+ * Linux's userfaultfd(2), for one address space, without a file
+ * descriptor: each address space is its own userfaultfd, with the features
+ * of a uffd opened with no UFFD_FEATURE_* (so fork and mremap drop
+ * registration, below, and a fault's address is rounded down to its page).
+ * A registered range raises an event where Linux's would: a fault on a
+ * missing page of a MISSING range, a write to a page write-protected by
+ * smm_uffd_wp() in a WP range. The faulting thread (an access by
+ * smm_read(), smm_write(), smm_fill(), or GUP's slow path) then drops
+ * every lock, hands the event to the handler and waits, without spinning,
+ * until smm_uffd_copy(), smm_uffd_zeropage(), smm_uffd_wp() or
+ * smm_uffd_wake() covers its page, the range is unregistered (the fault is
+ * then an ordinary one), or the address space is destroyed (the access
+ * fails with -ESRCH); then it faults again. Only private anonymous memory
+ * can be registered: Linux also registers shared memory (shmem) and
+ * hugetlb, which softmm does not model. Populating a registered missing
+ * page (MAP_POPULATE, MADV_POPULATE_*, mlock) raises no event: it fails as
+ * Linux's does when a fault may not wait (-EFAULT for MADV_POPULATE_*,
+ * ignored by mlock and MAP_POPULATE), where Linux would wait.
+ */
+
+/* smm_uffd_register() modes: Linux's UFFDIO_REGISTER_MODE_* values. */
+#define SMM_UFFD_REGISTER_MODE_MISSING 0x1
+#define SMM_UFFD_REGISTER_MODE_WP      0x2
+/* smm_uffd_copy() modes: UFFDIO_COPY_MODE_*. */
+#define SMM_UFFD_COPY_MODE_DONTWAKE 0x1
+#define SMM_UFFD_COPY_MODE_WP	    0x2
+/* smm_uffd_zeropage() mode: UFFDIO_ZEROPAGE_MODE_DONTWAKE. */
+#define SMM_UFFD_ZEROPAGE_MODE_DONTWAKE 0x1
+/* smm_uffd_wp() modes: UFFDIO_WRITEPROTECT_MODE_*. */
+#define SMM_UFFD_WP_MODE_WP	  0x1
+#define SMM_UFFD_WP_MODE_DONTWAKE 0x2
+
+/* struct smm_uffd_msg.event: UFFD_EVENT_PAGEFAULT. */
+#define SMM_UFFD_EVENT_PAGEFAULT 0x12
+/* struct smm_uffd_msg.flags: UFFD_PAGEFAULT_FLAG_*. */
+#define SMM_UFFD_PAGEFAULT_FLAG_WRITE 0x1 /* the access was a store */
+#define SMM_UFFD_PAGEFAULT_FLAG_WP    0x2 /* a store to a WP page */
+
+/* One event, as Linux's struct uffd_msg for a page fault. */
+struct smm_uffd_msg {
+	uint8_t event;	  /* SMM_UFFD_EVENT_PAGEFAULT */
+	uint64_t flags;	  /* SMM_UFFD_PAGEFAULT_FLAG_* */
+	uint64_t address; /* the faulting page (rounded down to it) */
+};
+
+/*
+ * smm_uffd_register - Linux's UFFDIO_REGISTER: mark every VMA in [addr,
+ * addr + len) registered for @mode (SMM_UFFD_REGISTER_MODE_MISSING and/or
+ * _WP), splitting VMAs at the ends of the range and merging as mprotect
+ * does (smm_vma_info.flags shows SMM_VM_UFFD_*); holes in the range are
+ * fine. A VMA that already has every bit of @mode keeps what it has;
+ * another gets exactly @mode. Returns 0, -EINVAL (@mode 0 or unknown,
+ * @addr or @len unaligned, @len 0, the range wraps, starts below 4096
+ * (vm.mmap_min_addr here) or passes SMM_TASK_SIZE; no VMA in the range; a
+ * VMA that is not private anonymous memory, checked before anything
+ * changes), -ENOMEM (a split would pass max_map_count, or memory is
+ * short: then nothing changed), -ESRCH (destroyed address space).
+ */
+SMM_API int smm_uffd_register(struct smm_mm *mm, uint64_t addr, uint64_t len,
+			      uint64_t mode);
+
+/*
+ * smm_uffd_unregister - Linux's UFFDIO_UNREGISTER: clear the registration
+ * of every VMA in the range (split and merged again as Linux does), clear
+ * the write protection smm_uffd_wp() set there, and wake the faults
+ * waiting in the range, which then fault as ordinary ones. Returns 0 (also
+ * when nothing was registered), -EINVAL (as smm_uffd_register(), without
+ * the @mode checks), -ENOMEM, -ESRCH.
+ */
+SMM_API int smm_uffd_unregister(struct smm_mm *mm, uint64_t addr, uint64_t len);
+
+/*
+ * The handler: called in the faulting thread, with no lock held and
+ * outside any access section, for each event; it resolves the fault (with
+ * smm_uffd_copy() or another call above; -EEXIST means another thread
+ * did) and returns 0, after which the access faults again (and calls the
+ * handler again if the page is still missing); a negative return makes
+ * the access fail with -ENXIO (a bus error, what Linux gives a fault its
+ * userfaultfd cannot serve). It must not access a registered, missing
+ * page of @mm itself.
+ */
+typedef int (*smm_uffd_handler_t)(struct smm_mm *mm,
+				  const struct smm_uffd_msg *msg, void *arg);
+
+/*
+ * smm_uffd_set_handler - deliver @mm's events by calling @fn(mm, msg,
+ * @arg) in the faulting thread; NULL @fn: queue them for smm_uffd_read()
+ * (the default). Faults already waiting stay queued. Returns 0, -EINVAL
+ * (NULL @mm), -ESRCH.
+ */
+SMM_API int smm_uffd_set_handler(struct smm_mm *mm, smm_uffd_handler_t fn,
+				 void *arg);
+
+/* smm_uffd_read() flags. */
+#define SMM_UFFD_NONBLOCK 0x1
+
+/*
+ * smm_uffd_read - read(2) on a userfaultfd: take the oldest event not yet
+ * read into *@msg (each waiting fault gives one; a fault woken before its
+ * event was read gives none). Blocks until there is one, unless
+ * SMM_UFFD_NONBLOCK. The fault stays waiting after its event is read,
+ * until a call covers its page. Returns 0, -EAGAIN (nothing to read,
+ * NONBLOCK), -EINVAL (NULL argument, unknown flag), -ESRCH (the address
+ * space is destroyed: also wakes a blocked reader).
+ */
+SMM_API int smm_uffd_read(struct smm_mm *mm, struct smm_uffd_msg *msg,
+			  int flags);
+
+/*
+ * smm_uffd_copy - Linux's UFFDIO_COPY: for each page of [dst, dst + len),
+ * in order, map a new anonymous page holding the 4 KiB at @src (host
+ * memory), as a write fault would map it (writable if the VMA is, dirty);
+ * with SMM_UFFD_COPY_MODE_WP read-only and write-protected, as
+ * smm_uffd_wp() leaves it. Then, unless SMM_UFFD_COPY_MODE_DONTWAKE, wake
+ * the faults waiting on the pages copied. The range must lie in one VMA
+ * registered in any mode. *@copied (if not NULL) gets what Linux writes to
+ * uffdio_copy.copy: the bytes copied, or the negative errno when not even
+ * the first page was; it is left alone for the argument errors (-EINVAL
+ * for an unaligned, empty, wrapping range or one outside [4096,
+ * SMM_TASK_SIZE), unknown @mode bits). Returns 0 when all was copied;
+ * -EAGAIN when a later page failed (the pages before it stay, and are
+ * woken); -EEXIST (the first page is mapped already), -ENOENT (no VMA at
+ * @dst, or the range is not within one registered VMA), -EINVAL (MODE_WP
+ * without WP registration; @src NULL), -ENOMEM (no memory for the first
+ * page: nothing changed), -ESRCH.
+ */
+SMM_API int smm_uffd_copy(struct smm_mm *mm, uint64_t dst, const void *src,
+			  uint64_t len, uint64_t mode, int64_t *copied);
+
+/*
+ * smm_uffd_zeropage - Linux's UFFDIO_ZEROPAGE: as smm_uffd_copy(), but
+ * each page is mapped to the shared zero page (read-only: a store copies
+ * it). @mode: SMM_UFFD_ZEROPAGE_MODE_DONTWAKE. Same returns, with
+ * *@zeroed for *@copied.
+ */
+SMM_API int smm_uffd_zeropage(struct smm_mm *mm, uint64_t dst, uint64_t len,
+			      uint64_t mode, int64_t *zeroed);
+
+/*
+ * smm_uffd_wp - Linux's UFFDIO_WRITEPROTECT: with SMM_UFFD_WP_MODE_WP,
+ * write-protect every mapped page of the range (a store raises a WP event;
+ * TLBs are shot down before it returns); without it, remove the
+ * protection (the pages become writable where the VMA and the page allow
+ * it) and, unless SMM_UFFD_WP_MODE_DONTWAKE, wake the faults waiting in
+ * the range. Pages not mapped are left alone (Linux without
+ * UFFD_FEATURE_WP_UNPOPULATED). Holes are skipped. Returns 0, -EINVAL
+ * (range as smm_uffd_copy(); unknown mode; WP with DONTWAKE), -ENOENT (no
+ * VMA in the range, or one not registered for WP), -ESRCH.
+ */
+SMM_API int smm_uffd_wp(struct smm_mm *mm, uint64_t addr, uint64_t len,
+			uint64_t mode);
+
+/*
+ * smm_uffd_wake - Linux's UFFDIO_WAKE: wake the faults waiting on pages of
+ * [addr, addr + len), whatever is mapped there (they fault again, and wait
+ * again if the page is still missing). Returns 0, -EINVAL (range as
+ * smm_uffd_copy()), -ESRCH.
+ */
+SMM_API int smm_uffd_wake(struct smm_mm *mm, uint64_t addr, uint64_t len);
 
 #ifdef __cplusplus
 }

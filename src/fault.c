@@ -137,6 +137,8 @@ int handle_mm_fault(struct smm_mm *mm, uint64_t addr, unsigned int flags)
 			vma_end_read(vma);
 			if (ret != -EAGAIN) {
 				stripe_add(mm->ctr, MC_FAULTS_VMA, 1);
+				if (unlikely(ret == VM_FAULT_UFFD))
+					return uffd_wait(mm);
 				return ret;
 			}
 			/* Needs mmap_lock after all: retry under it. */
@@ -159,6 +161,8 @@ int handle_mm_fault(struct smm_mm *mm, uint64_t addr, unsigned int flags)
 		mmap_read_unlock(mm);
 	}
 	stripe_add(mm->ctr, MC_FAULTS_MMAP, 1);
+	if (unlikely(ret == VM_FAULT_UFFD)) /* every lock dropped: wait */
+		return uffd_wait(mm);
 	return ret;
 }
 
@@ -223,7 +227,8 @@ int populate_vma_range(struct smm_mm *mm, struct vm_area_struct *vma,
 		if (pte_present(e) && (!write || (e & _PAGE_RW)))
 			continue;
 		err = handle_mm_fault_locked(mm, vma, addr,
-					     write ? FAULT_WRITE : 0);
+					     (write ? FAULT_WRITE : 0) |
+						     FAULT_NO_UFFD);
 		if (err == -ENXIO) /* a bus error: GUP says -EFAULT */
 			err = -EFAULT;
 		if (err)

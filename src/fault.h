@@ -13,6 +13,9 @@
 /* GUP pins an anonymous page that fork shares: copy it (readable only,
  * without FAULT_WRITE), Linux's FAULT_FLAG_UNSHARE. */
 #define FAULT_UNSHARE 0x4
+/* The caller cannot drop its lock to wait for a userfaultfd handler
+ * (populate): a registered fault fails instead (uffd.c). */
+#define FAULT_NO_UFFD 0x8
 
 /* One fault, as memory.c and the vm_ops see it. */
 struct vm_fault {

@@ -157,7 +157,7 @@ static int copy_pte_range(struct smm_mm *src, struct smm_mm *dst,
 			err = -ENOMEM;
 			break;
 		}
-		buf[k] = e;
+		buf[k] = e & ~_PAGE_UFFD_WP; /* the child is not registered */
 		at[k++] = i;
 	}
 	pte_unmap_unlock(&spt);
@@ -234,6 +234,8 @@ static int dup_vma(struct smm_mm *oldmm, struct smm_mm *mm,
 	n->vm_end = vma->vm_end;
 	/* the child does not inherit locks (Linux clears VM_LOCKED_MASK) */
 	n->vm_flags = vma->vm_flags & ~VM_LOCKED_MASK;
+	/* nor userfaultfd registration (no UFFD_FEATURE_EVENT_FORK) */
+	n->vm_flags &= ~VM_UFFD_FLAGS;
 	n->vm_pgoff = vma->vm_pgoff;
 	n->vm_ops = vma->vm_ops;
 	if (vma->anon_vma && !(vma->vm_flags & VM_WIPEONFORK)) {

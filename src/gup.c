@@ -407,6 +407,12 @@ static long gup_slow(struct smm_mm *mm, uint64_t start, unsigned long nr_pages,
 					FAULT_VMA_LOCK, pages + done, &pinned,
 					&err);
 			vma_end_read(vma);
+			if (err == VM_FAULT_UFFD) { /* unlocked: wait */
+				err = uffd_wait(mm);
+				if (err)
+					break;
+				continue;
+			}
 			if (err == -EAGAIN) { /* needs mmap_lock: retry */
 				err = 0;
 				mmap_read_lock(mm);
@@ -435,6 +441,14 @@ static long gup_slow(struct smm_mm *mm, uint64_t start, unsigned long nr_pages,
 		}
 		done += gup_vma(mm, vma, addr, nr_pages - done, flags, 0,
 				pages + done, &pinned, &err);
+		if (err == VM_FAULT_UFFD) {
+			mmap_read_unlock(mm);
+			mmap_locked = false;
+			err = uffd_wait(mm);
+			if (err)
+				break;
+			continue;
+		}
 		if (err)
 			break;
 	}

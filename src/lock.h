@@ -25,6 +25,7 @@ enum lock_class {
 	LC_PMD,	       /* split PMD-table lock */
 	LC_PTE,	       /* split PTE-table lock (ptl) */
 	LC_I_PAGES,    /* file->i_pages_lock: the page cache's tree, marks */
+	LC_UFFD,       /* mm->uffd.lock: userfaultfd waiters and events */
 	LC_LEAF,       /* pool and allocator internals: nothing nests in */
 };
 

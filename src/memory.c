@@ -110,6 +110,8 @@ static int do_anonymous_page(struct vm_fault *vmf)
 	pfn_t new;
 	int err = 0;
 
+	if (unlikely(vma->vm_flags & VM_UFFD_MISSING))
+		return handle_userfault(vmf, VM_UFFD_MISSING);
 	if (!(vmf->flags & FAULT_WRITE)) {
 		/* Read of untouched memory: map the shared zero page. */
 		if (fault_lock_recheck(vmf)) {
@@ -382,10 +384,12 @@ static int wp_page_copy(struct vm_fault *vmf, struct page *old, int from)
 			   pfn_to_virt(pool, page_to_pfn(pool, old)),
 			   PAGE_SIZE);
 	ptep_xchg(mm, vmf->pte,
-		  pfn_pte(new, vm_page_prot(vmf->vma->vm_flags) |
-				       ((vmf->flags & FAULT_WRITE) ?
-						_PAGE_RW | _PAGE_DIRTY :
-						0)));
+		  pfn_pte(new,
+			  vm_page_prot(vmf->vma->vm_flags) |
+				  ((vmf->flags & FAULT_WRITE) ?
+					   _PAGE_RW | _PAGE_DIRTY :
+					   /* an unshare keeps uffd-wp */
+					   vmf->orig_pte & _PAGE_UFFD_WP)));
 	if (old)
 		atomic_fetch_sub(&old->mapcount, 1);
 	if (from >= 0) {
@@ -449,6 +453,10 @@ static int do_wp_page(struct vm_fault *vmf)
 	pteval_t orig = vmf->orig_pte;
 	struct page *page = pfn_to_page(pool, pte_pfn(orig));
 
+	/* A store to a page smm_uffd_wp() protects (not GUP's unshare) */
+	if (unlikely((orig & _PAGE_UFFD_WP) && (vma->vm_flags & VM_UFFD_WP) &&
+		     (vmf->flags & FAULT_WRITE)))
+		return handle_userfault(vmf, VM_UFFD_WP);
 	if (!is_zero_pfn(pool, pte_pfn(orig)) &&
 	    (atomic_load_explicit(&page->flags, memory_order_relaxed) &
 	     PG_FILE))

@@ -108,6 +108,7 @@ SMM_API struct smm_mm *smm_mm_create(struct smm_pool *pool,
 	pthread_rwlock_init(&mm->mmap_lock, &attr);
 	pthread_rwlockattr_destroy(&attr);
 	spin_lock_init(&mm->page_table_lock);
+	uffd_ctx_init(&mm->uffd);
 	atomic_init(&mm->refs, 1);
 	atomic_fetch_add(&pool->nr_mms, 1);
 	live_add(mm);
@@ -124,6 +125,7 @@ static void mm_free(struct smm_mm *mm)
 	vma_tree_destroy(mm);
 	vma_cache_drain(mm);
 	pthread_rwlock_destroy(&mm->mmap_lock);
+	uffd_ctx_destroy(&mm->uffd);
 	free(mm);
 	atomic_fetch_sub(&pool->nr_mms, 1);
 }
@@ -172,6 +174,8 @@ SMM_API void smm_mm_destroy(struct smm_mm *mm)
 	free_all_pgtables(mm);
 	mm->dead = true;
 	mmap_write_unlock(mm);
+	/* Faults waiting for a userfaultfd handler fail now (-ESRCH). */
+	uffd_mm_exit(mm);
 	/* Wait for RCU callbacks, so every deferred free is done. */
 	urcu_memb_barrier();
 	BUG_ON(stripe_sum(mm->ctr, MC_RSS) || stripe_sum(mm->ctr, MC_ZERO) ||

@@ -9,6 +9,7 @@
 
 #include "frame.h"
 #include "interval_tree.h"
+#include "uffd.h"
 
 /* A page-table entry of any level, x86-64 format (pgtable.h). */
 typedef uint64_t pteval_t;
@@ -41,7 +42,7 @@ typedef uint64_t pteval_t;
 	(VM_SHARED | VM_MAYSHARE | VM_GROWSDOWN | VM_LOCKED | VM_SEQ_READ | \
 	 VM_RAND_READ | VM_DONTCOPY | VM_LOCKONFAULT | VM_ACCOUNT |         \
 	 VM_NORESERVE | VM_WIPEONFORK | VM_DONTDUMP | VM_HUGEPAGE |         \
-	 VM_NOHUGEPAGE | VM_MERGEABLE)
+	 VM_NOHUGEPAGE | VM_MERGEABLE | VM_UFFD_FLAGS)
 #define VM_ACCESS_FLAGS (VM_READ | VM_WRITE | VM_EXEC)
 
 struct vm_area_struct {
@@ -176,6 +177,7 @@ struct smm_mm {
 	atomic_long pins_acquired, pins_released; /* gup.c */
 	atomic_long pt_reclaimed;	       /* tables freed by the scheme */
 	atomic_long nr_puds, nr_pmds, nr_ptes; /* page tables per level */
+	struct uffd_ctx uffd; /* userfaultfd (uffd.h): its own lock */
 };
 
 #endif

@@ -34,6 +34,8 @@ static inline bool can_change_pte_writable(struct mm_walk *walk, pteval_t pte)
 
 	if (is_zero_pfn(pool, pte_pfn(pte)))
 		return false;
+	if ((pte & _PAGE_UFFD_WP) && (vma->vm_flags & VM_UFFD_WP))
+		return false; /* a store must reach the uffd handler */
 	fl = atomic_load_explicit(&pfn_to_page(pool, pte_pfn(pte))->flags,
 				  memory_order_relaxed);
 	if (!(fl & PG_FILE))

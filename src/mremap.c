@@ -357,8 +357,11 @@ static int64_t move_vma(struct smm_mm *mm, struct remap *r)
 		return -ENOMEM;
 	}
 	vma_start_write(vma);
-	new_vma = vma_merge_new_range(mm, new, new + new_len, vm_flags, f,
-				      pgoff, vma->anon_vma, vma, &pa);
+	/* The new VMA is not registered with userfaultfd: Linux without
+	 * UFFD_FEATURE_EVENT_REMAP drops it (its uffd-wp bits below). */
+	new_vma = vma_merge_new_range(mm, new, new + new_len,
+				      vm_flags & ~VM_UFFD_FLAGS, f, pgoff,
+				      vma->anon_vma, vma, &pa);
 	vma_prealloc_free(&pa);
 	vma_tree_update(mm, new_vma->vm_start, new_vma->vm_end + 1);
 	/* The source may have merged into the new VMA. */
@@ -394,6 +397,8 @@ static int64_t move_vma(struct smm_mm *mm, struct remap *r)
 	/* The new VMA counts as locked memory; munmap uncounts the old. */
 	if (vm_flags & VM_LOCKED)
 		mm->locked_vm += new_len >> PAGE_SHIFT;
+	if (moved == old_len && (vm_flags & VM_UFFD_WP))
+		uffd_wp_clear_range(new_vma, new, new + old_len);
 	if (moved < old_len) {
 		BUG_ON(do_munmap(mm, new, new + new_len, &pa_unmap));
 		vma_prealloc_free(&pa_unmap);

@@ -23,8 +23,11 @@
 #define _PAGE_DIRTY    0x040ULL
 #define _PAGE_PSE      0x080ULL
 #define _PAGE_PROTNONE 0x100ULL /* not present, but a PROT_NONE page */
-#define PTE_PFN_MASK   0x000ffffffffff000ULL
-#define _PAGE_TABLE    (_PAGE_PRESENT | _PAGE_RW | _PAGE_USER | _PAGE_ACCESSED)
+/* Software bit (x86's SOFTW2, as Linux's _PAGE_UFFD_WP): write-protected
+ * by smm_uffd_wp(); means something only in a VM_UFFD_WP VMA (uffd.c). */
+#define _PAGE_UFFD_WP 0x400ULL
+#define PTE_PFN_MASK  0x000ffffffffff000ULL
+#define _PAGE_TABLE   (_PAGE_PRESENT | _PAGE_RW | _PAGE_USER | _PAGE_ACCESSED)
 
 #define PTRS_PER_TABLE 512
 #define PAGE_SHIFT     SMM_PAGE_SHIFT

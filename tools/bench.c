@@ -12,6 +12,8 @@
 #include <getopt.h>
 #include <limits.h>
 #include <linux/magic.h>
+#include <linux/userfaultfd.h>
+#include <poll.h>
 #include <pthread.h>
 #include <spawn.h>
 #include <stdatomic.h>
@@ -19,7 +21,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/mman.h>
+#include <sys/syscall.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/statfs.h>
@@ -502,6 +506,150 @@ static struct result w_access_read(struct env *e)
  * process: a remote GUP of one page plus an 8-byte copy, the cheapest
  * user-visible GUP the kernel offers.
  */
+/*
+ * uffd-missing: demand paging of 128 MiB, a handler thread supplying each
+ * page (4 KiB copied) as the faulting thread stores one byte per page.
+ * The kernel: real userfaultfd(2) (as root), the handler blocked in
+ * poll(2) and read(2), resolving with UFFDIO_COPY. softmm: the event
+ * queue read by a handler thread (smm_uffd_read(), smm_uffd_copy()), or
+ * (uffd-missing-callback) the handler called in the faulting thread;
+ * the kernel has no such mode, so its row repeats the kernel's uffd.
+ */
+static uint8_t uffd_src[PAGE] __attribute__((aligned(4096))) = { 7 };
+
+struct k_uffd_handler {
+	int fd;
+	uint64_t pages;
+};
+
+static void *k_uffd_handler(void *arg)
+{
+	struct k_uffd_handler *h = arg;
+	struct pollfd pfd = { .fd = h->fd, .events = POLLIN };
+
+	for (uint64_t n = 0; n < h->pages;) {
+		struct uffd_msg msg;
+		struct uffdio_copy c;
+
+		die_if(poll(&pfd, 1, -1) != 1, "poll on the userfaultfd");
+		if (read(h->fd, &msg, sizeof(msg)) != sizeof(msg))
+			continue;
+		die_if(msg.event != UFFD_EVENT_PAGEFAULT, "uffd event");
+		c = (struct uffdio_copy){
+			.dst = msg.arg.pagefault.address & ~(PAGE - 1),
+			.src = (uintptr_t)uffd_src,
+			.len = PAGE,
+		};
+		die_if(ioctl(h->fd, UFFDIO_COPY, &c) && errno != EEXIST,
+		       "UFFDIO_COPY");
+		n++;
+	}
+	return NULL;
+}
+
+static struct result k_uffd_missing(uint64_t len)
+{
+	struct result r = { 0, len / PAGE, -1, -1 };
+	struct uffdio_api api = { .api = UFFD_API };
+	struct k_uffd_handler h = { .pages = len / PAGE };
+	struct uffdio_register reg;
+	pthread_t t;
+	double t0;
+	char *p;
+
+	h.fd = (int)syscall(SYS_userfaultfd, O_CLOEXEC);
+	die_if(h.fd < 0, "userfaultfd(2) (needs root)");
+	die_if(ioctl(h.fd, UFFDIO_API, &api) != 0, "UFFDIO_API");
+	p = mmap(NULL, len, PROT_READ | PROT_WRITE,
+		 MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	die_if(p == MAP_FAILED, "mmap");
+	reg = (struct uffdio_register){
+		.range = { (uintptr_t)p, len },
+		.mode = UFFDIO_REGISTER_MODE_MISSING,
+	};
+	die_if(ioctl(h.fd, UFFDIO_REGISTER, &reg) != 0, "UFFDIO_REGISTER");
+	pthread_create(&t, NULL, k_uffd_handler, &h);
+	t0 = now_ns();
+	k_touch(p, len);
+	r.ns = now_ns() - t0;
+	pthread_join(t, NULL);
+	munmap(p, len);
+	close(h.fd);
+	return r;
+}
+
+struct s_uffd_handler {
+	struct smm_mm *mm;
+	uint64_t pages;
+};
+
+static void *s_uffd_handler(void *arg)
+{
+	struct s_uffd_handler *h = arg;
+
+	for (uint64_t n = 0; n < h->pages; n++) {
+		struct smm_uffd_msg msg;
+		int err;
+
+		die_if(smm_uffd_read(h->mm, &msg, 0) != 0, "smm_uffd_read");
+		err = smm_uffd_copy(h->mm, msg.address, uffd_src, PAGE, 0,
+				    NULL);
+		die_if(err && err != -EEXIST, "smm_uffd_copy");
+	}
+	return NULL;
+}
+
+static int s_uffd_copy_cb(struct smm_mm *mm, const struct smm_uffd_msg *msg,
+			  void *arg)
+{
+	int err = smm_uffd_copy(mm, msg->address, uffd_src, PAGE, 0, NULL);
+
+	return err == -EEXIST ? 0 : err;
+}
+
+static struct result w_uffd(struct env *e, bool callback)
+{
+	const uint64_t len = 128 * MiB;
+	struct result r = { 0, len / PAGE, -1, -1 };
+	struct s_uffd_handler h;
+	pthread_t t;
+	double t0;
+
+	if (e->kernel)
+		return k_uffd_missing(len);
+	smm_setup(e);
+	int64_t a = smm_mmap(e->mm, 0, len, SMM_PROT_READ | SMM_PROT_WRITE,
+			     SMM_MAP_PRIVATE | SMM_MAP_ANONYMOUS |
+				     SMM_MAP_NORESERVE);
+	die_if(a < 0, "smm_mmap");
+	die_if(smm_uffd_register(e->mm, (uint64_t)a, len,
+				 SMM_UFFD_REGISTER_MODE_MISSING),
+	       "smm_uffd_register");
+	h = (struct s_uffd_handler){ e->mm, len / PAGE };
+	if (callback)
+		die_if(smm_uffd_set_handler(e->mm, s_uffd_copy_cb, NULL),
+		       "smm_uffd_set_handler");
+	else
+		pthread_create(&t, NULL, s_uffd_handler, &h);
+	t0 = now_ns();
+	smm_touch(e->cpu, (uint64_t)a, len);
+	r.ns = now_ns() - t0;
+	if (!callback)
+		pthread_join(t, NULL);
+	smm_teardown(e);
+	return r;
+}
+
+static struct result w_uffd_missing(struct env *e)
+{
+	return w_uffd(e, false);
+}
+
+static struct result w_uffd_missing_callback(struct env *e)
+{
+	return w_uffd(e, true);
+}
+
 static struct result w_gup(struct env *e, bool fast)
 {
 	const uint64_t iters = fast ? 2000000 : 1000000;
@@ -1530,6 +1678,10 @@ static const struct workload workloads[] = {
 	{ "access-read", w_access_read, "load", 1, -1, false, true, 0, 0, 0 },
 	{ "gup-fast", w_gup_fast, "pin", 1, -1, false, true, 0, 0, 0 },
 	{ "gup-slow", w_gup_slow, "pin", 1, -1, false, true, 0, 0, 0 },
+	/* Demand paging: a handler supplies each page (userfaultfd). */
+	{ "uffd-missing", w_uffd_missing, "page", 1, -1, false, true, 0, 0, 0 },
+	{ "uffd-missing-callback", w_uffd_missing_callback, "page", 1, -1,
+	  false, true, 0, 0, 0 },
 	{ "fault-threads", w_fault_threads, "page", 1, -1, false, true, 0, 0,
 	  0 },
 	{ "fault-threads", w_fault_threads, "page", 2, -1, false, true, 0, 0,

@@ -138,7 +138,7 @@ static struct {
 	int threads, mms, seconds, race, scheme, gup, file_pages;
 	unsigned int mm_flags;
 	uint64_t seed;
-	bool quiet, files, fork;
+	bool quiet, files, fork, uffd;
 } cfg;
 
 static struct smm_pool *pool;
@@ -923,7 +923,7 @@ const char torture_synopsis[] =
 	"[--threads N (4)] [--seconds S (10)] [--seed N (1)]\n"
 	"[--scheme NAME (eager)] [--mms N (2)] [--gup N (2)]\n"
 	"[--race PERMILLE (20)] [--no-vma-lock] [--quiet]\n"
-	"[--files [--file-pages N (64)] | --fork]";
+	"[--files [--file-pages N (64)] | --fork | --uffd]";
 const char torture_summary[] =
 	"concurrent torture of the library, with invariant checks";
 
@@ -949,7 +949,11 @@ static int usage(FILE *f)
 		"  --fork          the fork torture instead: threads fork\n"
 		"                  address spaces while others store and pin;\n"
 		"                  parent and child must each see their own\n"
-		"                  values, a pin must reach the parent only\n",
+		"                  values, a pin must reach the parent only\n"
+		"  --uffd          the userfaultfd torture instead: handler\n"
+		"                  threads supply missing pages while workers\n"
+		"                  store and load, ranges are unregistered,\n"
+		"                  registered and DONTNEEDed\n",
 		MAX_THREADS, MAX_SECONDS, MAX_MMS, GUP_MAX, MAX_RACE,
 		TORTURE_MAX_FILE_PAGES);
 	return f == stdout ? 0 : 2;
@@ -970,6 +974,7 @@ int cmd_torture(int argc, char **argv)
 		{ "files", no_argument, NULL, 'f' },
 		{ "file-pages", required_argument, NULL, 'p' },
 		{ "fork", no_argument, NULL, 'F' },
+		{ "uffd", no_argument, NULL, 'U' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -1053,6 +1058,9 @@ int cmd_torture(int argc, char **argv)
 		case 'F':
 			cfg.fork = true;
 			break;
+		case 'U':
+			cfg.uffd = true;
+			break;
 		case 'p':
 			if (cli_int("torture", "--file-pages", optarg, 1,
 				    TORTURE_MAX_FILE_PAGES, &cfg.file_pages))
@@ -1076,13 +1084,13 @@ int cmd_torture(int argc, char **argv)
 		fprintf(stderr, "softmm torture: --file-pages needs --files\n");
 		return 2;
 	}
-	if (cfg.files && cfg.fork) {
+	if (cfg.files + cfg.fork + cfg.uffd > 1) {
 		fprintf(stderr,
-			"softmm torture: --files and --fork are two tortures: "
-			"give one\n");
+			"softmm torture: --files, --fork and --uffd are "
+			"three tortures: give one\n");
 		return 2;
 	}
-	if (cfg.fork || cfg.files) {
+	if (cfg.fork || cfg.files || cfg.uffd) {
 		struct torture_opts o = {
 			.threads = cfg.threads,
 			/* the fork torture's default: most mms live at once */
@@ -1095,7 +1103,9 @@ int cmd_torture(int argc, char **argv)
 			.seed = cfg.seed,
 		};
 
-		return cfg.fork ? torture_fork(&o) : torture_files(&o);
+		return cfg.fork ? torture_fork(&o) :
+		       cfg.uffd ? torture_uffd(&o) :
+				  torture_files(&o);
 	}
 
 	pool = smm_pool_create(512ULL << 20, SMM_POOL_POISON);

@@ -2,7 +2,8 @@
  * tools/torture.h - the torture command of the softmm tool: torture.c
  * parses the options and runs the address-space torture; with --files it
  * hands them to the file torture of torture_files.c, with --fork to the
- * fork torture of torture_fork.c.
+ * fork torture of torture_fork.c, with --uffd to the userfaultfd torture
+ * of torture_uffd.c.
  */
 #ifndef SOFTMM_TOOLS_TORTURE_H
 #define SOFTMM_TOOLS_TORTURE_H
@@ -80,5 +81,9 @@ int torture_files(const struct torture_opts *o);
 /* `softmm torture --fork`: returns 0, 1 after a violation, 2 if it could
  * not start. */
 int torture_fork(const struct torture_opts *o);
+
+/* `softmm torture --uffd`: returns 0, 1 after a violation, 2 if it could
+ * not start. */
+int torture_uffd(const struct torture_opts *o);
 
 #endif
