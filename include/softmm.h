@@ -241,8 +241,9 @@ SMM_API struct smm_mm *smm_mm_create(struct smm_pool *pool,
  * @mm keep the structure alive: their accesses fault (-EFAULT) and calls on
  * it return -ESRCH until they switch away; the memory is released by the last
  * of them. Faults waiting for a userfaultfd handler (smm_uffd_register())
- * and readers blocked in smm_uffd_read() are woken and answer -ESRCH. NULL does nothing; destroying an address space twice aborts
- * with a message naming the rule.
+ * and readers blocked in smm_uffd_read() are woken and answer -ESRCH.
+ * NULL does nothing; destroying an address space twice aborts with a
+ * message naming the rule.
  */
 SMM_API void smm_mm_destroy(struct smm_mm *mm);
 
@@ -641,8 +642,7 @@ SMM_API int smm_cpu_switch_mm(struct smm_cpu *cpu, struct smm_mm *mm);
  * host read failed: SIGBUS) or -ENOMEM (the pool ran out while faulting),
  * or, in a range registered with smm_uffd_register(), -ESRCH (the fault
  * was waiting for its handler when the address space was destroyed) or
- * -ENXIO (the handler callback failed),
- * with *@fault_addr (if not NULL)
+ * -ENXIO (the handler callback failed), with *@fault_addr (if not NULL)
  * set to the first byte not copied; bytes before it were copied. -EINVAL if
  * the CPU has no address space or is not the calling thread's; -EFAULT if
  * @buf is NULL and @len is not 0.
@@ -789,11 +789,14 @@ static inline void *smm_translate(struct smm_cpu *cpu, uint64_t addr, int write)
  * smm_access_fault - inside an access section, after smm_translate(@addr,
  * @write) returned NULL: leave the section, handle the page fault as a
  * load or store of @addr would (it may sleep: mmap_lock, a VMA lock, the
- * pool), and enter the section again. Every pointer taken before the call
- * is stale afterwards. Returns 0 (translate again); -EFAULT (no VMA, or
- * its protection forbids the access: SIGSEGV), -ENXIO (a file page past
- * the end of the file or a failed host read: SIGBUS), -ENOMEM (the pool
- * ran out). In every case the CPU is inside a section again on return;
+ * pool, a userfaultfd handler), and enter the section again. Every
+ * pointer taken before the call is stale afterwards. Returns 0 (translate
+ * again); or the errors of smm_read(): -EFAULT (no VMA, or its protection
+ * forbids the access: SIGSEGV), -ENXIO (a file page past the end of the
+ * file, a failed host read, a failed userfaultfd callback: SIGBUS),
+ * -ENOMEM (the pool ran out), -ESRCH (the address space was destroyed
+ * while the fault waited for its userfaultfd handler). In every case the
+ * CPU is inside a section again on return;
  * -EINVAL (doing nothing) if @cpu is not the calling thread's CPU or not
  * inside a section.
  */
