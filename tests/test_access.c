@@ -217,6 +217,52 @@ static void test_own_flush(void **state)
 	}
 }
 
+/*
+ * In a range registered for missing pages, smm_access_fault() leaves the
+ * section, waits for the userfaultfd handler (here a callback, which runs
+ * outside any section and may call softmm) and enters a new section.
+ */
+static int fill_handler(struct smm_mm *mm, const struct smm_uffd_msg *msg,
+			void *arg)
+{
+	static uint64_t src[PG / 8];
+	int *calls = arg;
+	int64_t done;
+
+	for (size_t i = 0; i < PG / 8; i++)
+		src[i] = msg->address + i * 8;
+	(*calls)++;
+	int err = smm_uffd_copy(mm, msg->address, src, PG, 0, &done);
+	return err == -EEXIST ? 0 : err;
+}
+
+static void test_fault_to_uffd(void **state)
+{
+	struct env *e = *state;
+	struct smm_cpu *c = e->cpu;
+	int calls = 0;
+
+	map_at(e->mm, TA, 4 * PG, RW);
+	assert_int_equal(smm_uffd_register(e->mm, TA, 4 * PG,
+					   SMM_UFFD_REGISTER_MODE_MISSING),
+			 0);
+	assert_int_equal(smm_uffd_set_handler(e->mm, fill_handler, &calls), 0);
+	assert_int_equal(smm_access_begin(c), 0);
+	for (int i = 0; i < 4; i++) {
+		uint64_t a = TA + (uint64_t)i * PG + 24;
+		uint64_t *p = xlate(c, a, i & 1);
+
+		assert_null(p);
+		assert_int_equal(smm_access_fault(c, a, i & 1), 0);
+		p = xlate(c, a, i & 1);
+		assert_non_null(p);
+		assert_int_equal(*p, a);
+	}
+	assert_int_equal(smm_access_end(c), 0);
+	assert_int_equal(calls, 4);
+	assert_int_equal(smm_uffd_unregister(e->mm, TA, 4 * PG), 0);
+}
+
 /* ---- shootdowns wait for sections ---- */
 
 struct waiter {
@@ -449,8 +495,8 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		T(test_translate_basic), T(test_section_errors),
 		T(test_fault_errors),	 T(test_own_flush),
-		T(test_shootdown_waits), T(test_exit_in_section),
-		T(test_section_race),
+		T(test_fault_to_uffd),	 T(test_shootdown_waits),
+		T(test_exit_in_section), T(test_section_race),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
