@@ -1306,74 +1306,65 @@ static size_t unpin_all(bool dirty)
 
 /*
  * Userfaultfd (softmm backend): each address space that runs a uffd-*
- * line gets a handler thread reading smm_uffd_read(), as a program
- * reads its userfaultfd. It resolves each event by its address space's
- * uffd-policy (a WP event by removing the protection of the page) with
- * DONTWAKE, logs it in slog, then wakes the fault with smm_uffd_wake()
- * (so that the log is written before the access goes on); if it cannot
- * resolve it, it logs the error and unregisters the page (which wakes the
- * fault: it then faults as an ordinary one), rather than leave the script
- * waiting forever. The kernel backend's handler does the same.
+ * line gets a handler, a callback run in the faulting thread
+ * (smm_uffd_set_handler()): a handler thread reading smm_uffd_read()
+ * would have to be in its read before the address space may be
+ * destroyed at the end, which it cannot tell. The handler resolves each
+ * event by its address space's uffd-policy (a WP event by removing the
+ * protection of the page) with DONTWAKE, logs it in slog, then wakes the
+ * page with smm_uffd_wake(), as the kernel backend's handler thread does;
+ * if it cannot resolve it, it logs the error and unregisters the page
+ * (the access then faults as an ordinary one), rather than fault forever.
  */
 struct suffd {
-	struct smm_mm *mm;
-	pthread_t thread;
 	bool started;
-	int policy; /* UFFD_POLICY_* (atomic: the handler reads it) */
+	int policy; /* UFFD_POLICY_* */
 	int byte;
 };
 static struct suffd suffds[SCRIPT_MMS];
 static pthread_mutex_t slog_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct uffd_log slog;
 
-static void *suffd_handler(void *arg)
+static int suffd_handler(struct smm_mm *mm, const struct smm_uffd_msg *msg,
+			 void *arg)
 {
 	struct suffd *u = arg;
 	unsigned char page[SMM_PAGE_SIZE];
-	struct smm_uffd_msg msg;
+	bool wp = msg->flags & SMM_UFFD_PAGEFAULT_FLAG_WP;
+	uint64_t a = msg->address;
+	int r;
 
-	while (smm_uffd_read(u->mm, &msg, 0) == 0) {
-		bool wp = msg.flags & SMM_UFFD_PAGEFAULT_FLAG_WP;
-		uint64_t a = msg.address;
-		int r;
-
-		if (wp) {
-			r = smm_uffd_wp(u->mm, a, SMM_PAGE_SIZE,
-					SMM_UFFD_WP_MODE_DONTWAKE);
-		} else if (__atomic_load_n(&u->policy, __ATOMIC_ACQUIRE) ==
-			   UFFD_POLICY_COPY) {
-			memset(page,
-			       __atomic_load_n(&u->byte, __ATOMIC_RELAXED),
-			       sizeof(page));
-			r = smm_uffd_copy(u->mm, a, page, SMM_PAGE_SIZE,
-					  SMM_UFFD_COPY_MODE_DONTWAKE, NULL);
-		} else {
-			r = smm_uffd_zeropage(u->mm, a, SMM_PAGE_SIZE,
-					      SMM_UFFD_ZEROPAGE_MODE_DONTWAKE,
-					      NULL);
-		}
-		pthread_mutex_lock(&slog_lock);
-		uffd_log_event(&slog, a, wp,
-			       msg.flags & SMM_UFFD_PAGEFAULT_FLAG_WRITE, r);
-		pthread_mutex_unlock(&slog_lock);
-		if (r)
-			smm_uffd_unregister(u->mm, a, SMM_PAGE_SIZE);
-		else
-			smm_uffd_wake(u->mm, a, SMM_PAGE_SIZE);
+	if (wp) {
+		r = smm_uffd_wp(mm, a, SMM_PAGE_SIZE,
+				SMM_UFFD_WP_MODE_DONTWAKE);
+	} else if (u->policy == UFFD_POLICY_COPY) {
+		memset(page, u->byte, sizeof(page));
+		r = smm_uffd_copy(mm, a, page, SMM_PAGE_SIZE,
+				  SMM_UFFD_COPY_MODE_DONTWAKE, NULL);
+	} else {
+		r = smm_uffd_zeropage(mm, a, SMM_PAGE_SIZE,
+				      SMM_UFFD_ZEROPAGE_MODE_DONTWAKE, NULL);
 	}
-	return NULL; /* -ESRCH: the address space is gone */
+	pthread_mutex_lock(&slog_lock);
+	uffd_log_event(&slog, a, wp, msg->flags & SMM_UFFD_PAGEFAULT_FLAG_WRITE,
+		       r);
+	pthread_mutex_unlock(&slog_lock);
+	if (r)
+		smm_uffd_unregister(mm, a, SMM_PAGE_SIZE);
+	else
+		smm_uffd_wake(mm, a, SMM_PAGE_SIZE);
+	return 0;
 }
 
-/* The handler of address space @k, started if it is not yet. */
+/* The handler of address space @k, set if it is not yet. */
 static void suffd_start(size_t k, struct smm_mm *mm)
 {
 	struct suffd *u = &suffds[k];
 
 	if (u->started)
 		return;
-	u->mm = mm;
-	if (pthread_create(&u->thread, NULL, suffd_handler, u)) {
-		perror("pthread_create");
+	if (smm_uffd_set_handler(mm, suffd_handler, u)) {
+		fprintf(stderr, "softmm: smm_uffd_set_handler failed\n");
 		exit(SCRIPT_ERR_SETUP);
 	}
 	u->started = true;
@@ -1408,8 +1399,8 @@ static void uffd_op(const struct op *op, size_t k, struct smm_mm *mm,
 	suffd_start(k, mm);
 	switch (op->kind) {
 	case OP_UFFD_POLICY:
-		__atomic_store_n(&u->byte, (int)op->arg, __ATOMIC_RELAXED);
-		__atomic_store_n(&u->policy, (int)op->flags, __ATOMIC_RELEASE);
+		u->byte = (int)op->arg;
+		u->policy = (int)op->flags;
 		sb_add(out, "0\n", 2);
 		return;
 	case OP_UFFD_REGISTER:
@@ -1823,10 +1814,6 @@ int script_run_softmm(const struct script *s, int scheme, struct strbuf *out)
 	smm_cpu_switch_mm(cpu, NULL);
 	for (size_t k = mms.n; k-- > 0;)
 		smm_mm_destroy(mms.mm[k]);
-	/* their handlers' smm_uffd_read() answer -ESRCH now */
-	for (size_t k = 0; k < SCRIPT_MMS; k++)
-		if (suffds[k].started)
-			pthread_join(suffds[k].thread, NULL);
 	if (uffd)
 		alarm(0);
 	smm_cpu_detach(cpu);
