@@ -21,6 +21,7 @@
 #include <errno.h>
 #include "mm.h"
 #include "fault.h"
+#include "filemap.h"
 #include "pagewalk.h"
 #include "rmap.h"
 #include "tlb.h"
@@ -55,16 +56,23 @@ static bool vma_can_userfault(struct vm_area_struct *vma)
 	return !vma->vm_file && !vma->vm_ops && !(vma->vm_flags & VM_SHARED);
 }
 
-/* The first VMA intersecting [start, end), all of them can userfault:
- * 0, else -EINVAL (mmap_lock held). */
-static int check_vmas(struct smm_mm *mm, uint64_t start, uint64_t end)
+/*
+ * The first VMA intersecting [start, end), all of them can userfault:
+ * 0, else -EINVAL (mmap_lock held). To unregister (@unreg), shared
+ * anonymous memory (shmem) passes too: Linux can register it, so it
+ * unregisters it (a no-op here, where it never is registered) as it
+ * does any other range that can userfault.
+ */
+static int check_vmas(struct smm_mm *mm, uint64_t start, uint64_t end,
+		      bool unreg)
 {
 	struct vm_area_struct *v = vma_find_list(mm, start);
 
 	if (!v || v->vm_start >= end)
 		return -EINVAL;
 	for (; v && v->vm_start < end; v = v->vm_next)
-		if (!vma_can_userfault(v))
+		if (!vma_can_userfault(v) &&
+		    !(unreg && v->vm_file && v->vm_file->shmem))
 			return -EINVAL;
 	return 0;
 }
@@ -192,7 +200,7 @@ static int do_register(struct smm_mm *mm, uint64_t addr, uint64_t len,
 		err = -ESRCH;
 		goto out;
 	}
-	err = check_vmas(mm, addr, addr + len);
+	err = check_vmas(mm, addr, addr + len, !reg);
 	if (err)
 		goto out;
 	if (reg) {
