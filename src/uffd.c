@@ -406,19 +406,29 @@ retry:
 		}
 		vma = vma_lookup(mm, dst);
 	}
-	/* Linux's uffd_mfill_lock() and validate_dst_vma() */
+	/* Linux's uffd_mfill_lock(): a private VMA at @dst gets its
+	 * anon_vma before anything is checked, so even a copy or zeropage
+	 * that fails (an unregistered VMA) leaves it one, which fork (it
+	 * copies the tables) and merging then see. */
 	err = -ENOENT;
-	if (!vma || dst + len > vma->vm_end || !(vma->vm_flags & VM_UFFD_FLAGS))
+	if (!vma)
 		goto unlock;
-	err = -EINVAL;
-	if (wp && !(vma->vm_flags & VM_UFFD_WP))
-		goto unlock;
-	err = zero ? 0 : anon_vma_prepare(vma, !mmap_locked);
+	err = vma->vm_flags & VM_SHARED ? 0 :
+					  anon_vma_prepare(vma, !mmap_locked);
 	if (err == -EAGAIN) { /* needs mmap_lock */
 		vma_end_read(vma);
 		vma = NULL;
 		goto retry;
 	}
+	if (err)
+		goto unlock;
+	/* validate_dst_vma() */
+	err = -ENOENT;
+	if (dst + len > vma->vm_end || !(vma->vm_flags & VM_UFFD_FLAGS))
+		goto unlock;
+	err = -EINVAL;
+	if (wp && !(vma->vm_flags & VM_UFFD_WP))
+		goto unlock;
 	while (!err && copied < len) {
 		err = mfill_one(vma, dst + copied,
 				zero ? NULL : (const uint8_t *)src + copied,
