@@ -429,6 +429,7 @@ retry:
 	err = -EINVAL;
 	if (wp && !(vma->vm_flags & VM_UFFD_WP))
 		goto unlock;
+	err = 0;
 	while (!err && copied < len) {
 		err = mfill_one(vma, dst + copied,
 				zero ? NULL : (const uint8_t *)src + copied,
