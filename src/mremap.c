@@ -550,6 +550,11 @@ static int64_t remap_move(struct smm_mm *mm, const struct remap *r)
 		part.addr = a;
 		part.new_addr = target + offset;
 		part.old_len = part.new_len = len;
+		/* vma_multi_allowed(): a VMA registered with userfaultfd
+		 * moves only alone (its events need the lock dropped) */
+		if ((vma->vm_flags & VM_UFFD_FLAGS) &&
+		    (seen || vma->vm_end < end))
+			return -EFAULT;
 		ret = check_prep_vma(mm, &part);
 		if (!ret)
 			ret = mremap_to(mm, &part);

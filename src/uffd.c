@@ -21,6 +21,7 @@
 #include <errno.h>
 #include "mm.h"
 #include "fault.h"
+#include "filemap.h"
 #include "pagewalk.h"
 #include "rmap.h"
 #include "tlb.h"
@@ -55,16 +56,23 @@ static bool vma_can_userfault(struct vm_area_struct *vma)
 	return !vma->vm_file && !vma->vm_ops && !(vma->vm_flags & VM_SHARED);
 }
 
-/* The first VMA intersecting [start, end), all of them can userfault:
- * 0, else -EINVAL (mmap_lock held). */
-static int check_vmas(struct smm_mm *mm, uint64_t start, uint64_t end)
+/*
+ * The first VMA intersecting [start, end), all of them can userfault:
+ * 0, else -EINVAL (mmap_lock held). To unregister (@unreg), shared
+ * anonymous memory (shmem) passes too: Linux can register it, so it
+ * unregisters it (a no-op here, where it never is registered) as it
+ * does any other range that can userfault.
+ */
+static int check_vmas(struct smm_mm *mm, uint64_t start, uint64_t end,
+		      bool unreg)
 {
 	struct vm_area_struct *v = vma_find_list(mm, start);
 
 	if (!v || v->vm_start >= end)
 		return -EINVAL;
 	for (; v && v->vm_start < end; v = v->vm_next)
-		if (!vma_can_userfault(v))
+		if (!vma_can_userfault(v) &&
+		    !(unreg && v->vm_file && v->vm_file->shmem))
 			return -EINVAL;
 	return 0;
 }
@@ -192,7 +200,7 @@ static int do_register(struct smm_mm *mm, uint64_t addr, uint64_t len,
 		err = -ESRCH;
 		goto out;
 	}
-	err = check_vmas(mm, addr, addr + len);
+	err = check_vmas(mm, addr, addr + len, !reg);
 	if (err)
 		goto out;
 	if (reg) {
@@ -398,19 +406,30 @@ retry:
 		}
 		vma = vma_lookup(mm, dst);
 	}
-	/* Linux's uffd_mfill_lock() and validate_dst_vma() */
+	/* Linux's uffd_mfill_lock(): a private VMA at @dst gets its
+	 * anon_vma before anything is checked, so even a copy or zeropage
+	 * that fails (an unregistered VMA) leaves it one, which fork (it
+	 * copies the tables) and merging then see. */
 	err = -ENOENT;
-	if (!vma || dst + len > vma->vm_end || !(vma->vm_flags & VM_UFFD_FLAGS))
+	if (!vma)
 		goto unlock;
-	err = -EINVAL;
-	if (wp && !(vma->vm_flags & VM_UFFD_WP))
-		goto unlock;
-	err = zero ? 0 : anon_vma_prepare(vma, !mmap_locked);
+	err = vma->vm_flags & VM_SHARED ? 0 :
+					  anon_vma_prepare(vma, !mmap_locked);
 	if (err == -EAGAIN) { /* needs mmap_lock */
 		vma_end_read(vma);
 		vma = NULL;
 		goto retry;
 	}
+	if (err)
+		goto unlock;
+	/* validate_dst_vma() */
+	err = -ENOENT;
+	if (dst + len > vma->vm_end || !(vma->vm_flags & VM_UFFD_FLAGS))
+		goto unlock;
+	err = -EINVAL;
+	if (wp && !(vma->vm_flags & VM_UFFD_WP))
+		goto unlock;
+	err = 0;
 	while (!err && copied < len) {
 		err = mfill_one(vma, dst + copied,
 				zero ? NULL : (const uint8_t *)src + copied,

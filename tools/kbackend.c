@@ -49,11 +49,14 @@
 #include <stdlib.h>
 #include <string.h>
 #include <poll.h>
+#include <pthread.h>
+#include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/syscall.h>
 #include <linux/capability.h>
+#include <linux/userfaultfd.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -89,6 +92,30 @@ struct kout {
 	char *line; /* pre-sized by the parent */
 	size_t len;
 };
+
+/*
+ * Userfaultfd: each process of a script with uffd-* lines has its own
+ * userfaultfd (a forked one's fd would still be its parent's, registering
+ * ranges of the parent's address space) and a handler thread reading it,
+ * both made in the warm-up, before the VmPTE baseline; the thread runs on
+ * a static stack, touched then, so that it allocates nothing later. It
+ * resolves each event as the softmm backend's does (tools/script.c,
+ * suffd_handler()): by the process's uffd-policy with DONTWAKE, logs it
+ * in kulog, then UFFDIO_WAKE; if it cannot, it logs the error and
+ * unregisters the page. k_op() puts the log before the line of the
+ * operation that raised the events.
+ */
+#define KUFFD_STACK (256 * 1024)
+static struct {
+	int fd;	   /* this process's userfaultfd, -1: none */
+	pid_t pid; /* the process that made fd and the thread */
+	int policy, byte;
+} ku = { .fd = -1 };
+static struct uffd_log kulog;
+static char kuffd_stack[KUFFD_STACK] __attribute__((aligned(4096)));
+static unsigned char kuffd_page[KPAGE] __attribute__((aligned(4096)));
+static unsigned char kuffd_src[SCRIPT_UFFD_COPY_MAX]
+	__attribute__((aligned(4096)));
 
 static void on_fault(int sig, siginfo_t *si, void *uc)
 {
@@ -467,6 +494,202 @@ access_loop(const struct op *op)
 	khash = h;
 }
 
+static int k_uffd_range(unsigned long req, uint64_t a, uint64_t len)
+{
+	struct uffdio_range r = { .start = a, .len = len };
+
+	return ioctl(ku.fd, req, &r) ? -errno : 0;
+}
+
+static void *k_uffd_handler(void *arg)
+{
+	int fd = (int)(intptr_t)arg;
+	struct uffd_msg m;
+
+	for (;;) {
+		ssize_t n = read(fd, &m, sizeof(m));
+		uint64_t a;
+		bool wp;
+		int r;
+
+		if (n < 0 && (errno == EINTR || errno == EAGAIN))
+			continue;
+		if (n != sizeof(m))
+			return NULL;
+		if (m.event != UFFD_EVENT_PAGEFAULT)
+			continue;
+		a = m.arg.pagefault.address & ~(KPAGE - 1);
+		wp = m.arg.pagefault.flags & UFFD_PAGEFAULT_FLAG_WP;
+		if (wp) {
+			struct uffdio_writeprotect w = {
+				.range = { .start = a, .len = KPAGE },
+				.mode = UFFDIO_WRITEPROTECT_MODE_DONTWAKE,
+			};
+
+			r = ioctl(fd, UFFDIO_WRITEPROTECT, &w) ? -errno : 0;
+		} else if (__atomic_load_n(&ku.policy, __ATOMIC_ACQUIRE) ==
+			   UFFD_POLICY_COPY) {
+			struct uffdio_copy c = {
+				.dst = a,
+				.src = (uint64_t)(uintptr_t)kuffd_page,
+				.len = KPAGE,
+				.mode = UFFDIO_COPY_MODE_DONTWAKE,
+			};
+
+			memset(kuffd_page,
+			       __atomic_load_n(&ku.byte, __ATOMIC_RELAXED),
+			       KPAGE);
+			r = ioctl(fd, UFFDIO_COPY, &c) ? -errno : 0;
+		} else {
+			struct uffdio_zeropage z = {
+				.range = { .start = a, .len = KPAGE },
+				.mode = UFFDIO_ZEROPAGE_MODE_DONTWAKE,
+			};
+
+			r = ioctl(fd, UFFDIO_ZEROPAGE, &z) ? -errno : 0;
+		}
+		uffd_log_event(
+			&kulog, a, wp,
+			m.arg.pagefault.flags & UFFD_PAGEFAULT_FLAG_WRITE, r);
+		__atomic_thread_fence(__ATOMIC_RELEASE);
+		k_uffd_range(r ? UFFDIO_UNREGISTER : UFFDIO_WAKE, a, KPAGE);
+	}
+}
+
+/* This process's userfaultfd and handler, if it has none yet (a forked
+ * process closes its parent's). Part of the warm-up. */
+static void k_uffd_setup(void)
+{
+	struct uffdio_api api = { .api = UFFD_API, .features = 0 };
+	pthread_attr_t at;
+	pthread_t t;
+
+	if (ku.pid == getpid())
+		return;
+	ku.pid = getpid();
+	if (ku.fd >= 0)
+		close(ku.fd);
+	alarm(60); /* a fault no handler resolves: die, not hang */
+	memset(kuffd_stack, 0, sizeof(kuffd_stack));
+	memset(kuffd_page, 0, sizeof(kuffd_page));
+	memset(kuffd_src, 0, sizeof(kuffd_src));
+	memset(&kulog, 0, sizeof(kulog));
+	uffd_log_event(&kulog, 0x1234, true, true, -EINVAL);
+	(void)uffd_log_finish(&kulog);
+	memset(&kulog, 0, sizeof(kulog));
+	ku.fd = (int)syscall(SYS_userfaultfd, O_CLOEXEC);
+	if (ku.fd < 0)
+		return; /* the uffd-* lines print the errno (EBADF) */
+	if (ioctl(ku.fd, UFFDIO_API, &api)) {
+		close(ku.fd);
+		ku.fd = -1;
+		return;
+	}
+	(void)k_uffd_range(UFFDIO_WAKE, SCRIPT_WIN_START, 0);
+	if (pthread_attr_init(&at) ||
+	    pthread_attr_setstack(&at, kuffd_stack, sizeof(kuffd_stack)) ||
+	    pthread_create(&t, &at, k_uffd_handler, (void *)(intptr_t)ku.fd))
+		_exit(SCRIPT_ERR_SETUP);
+	pthread_attr_destroy(&at);
+	pthread_detach(t);
+}
+
+/* The uffd-* lines. */
+static void k_uffd_op(const struct op *op, struct kout *o)
+{
+	int r;
+
+	switch (op->kind) {
+	case OP_UFFD_POLICY:
+		__atomic_store_n(&ku.byte, (int)op->arg, __ATOMIC_RELAXED);
+		__atomic_store_n(&ku.policy, (int)op->flags, __ATOMIC_RELEASE);
+		k_putc(o, '0');
+		return;
+	case OP_UFFD_REGISTER: {
+		struct uffdio_register g = {
+			.range = { .start = op->addr, .len = op->len },
+			.mode = op->arg,
+		};
+
+		r = ioctl(ku.fd, UFFDIO_REGISTER, &g) ? -errno : 0;
+		break;
+	}
+	case OP_UFFD_UNREGISTER:
+		r = k_uffd_range(UFFDIO_UNREGISTER, op->addr, op->len);
+		break;
+	case OP_UFFD_WAKE:
+		r = k_uffd_range(UFFDIO_WAKE, op->addr, op->len);
+		break;
+	case OP_UFFD_WP: {
+		struct uffdio_writeprotect w = {
+			.range = { .start = op->addr, .len = op->len },
+			.mode = op->flags,
+		};
+
+		r = ioctl(ku.fd, UFFDIO_WRITEPROTECT, &w) ? -errno : 0;
+		break;
+	}
+	case OP_UFFD_COPY:
+	case OP_UFFD_ZEROPAGE: {
+		int64_t done;
+
+		if (op->kind == OP_UFFD_COPY) {
+			struct uffdio_copy c = {
+				.dst = op->addr,
+				.src = (uint64_t)(uintptr_t)kuffd_src,
+				.len = op->len,
+				.mode = op->flags,
+			};
+
+			if (op->len <= SCRIPT_UFFD_COPY_MAX)
+				memset(kuffd_src, (int)op->arg, op->len);
+			r = ioctl(ku.fd, UFFDIO_COPY, &c) ? -errno : 0;
+			done = c.copy;
+		} else {
+			struct uffdio_zeropage z = {
+				.range = { .start = op->addr, .len = op->len },
+				.mode = op->flags,
+			};
+
+			r = ioctl(ku.fd, UFFDIO_ZEROPAGE, &z) ? -errno : 0;
+			done = z.zeropage;
+		}
+		/* the return, then the field the kernel wrote (0 if it
+		 * left it alone) */
+		if (r)
+			k_err(o, -r);
+		else
+			k_putc(o, '0');
+		k_putc(o, ' ');
+		if (done < 0)
+			k_err(o, (int)-done);
+		else
+			k_dec(o, (uint64_t)done);
+		return;
+	}
+	default:
+		return;
+	}
+	if (r)
+		k_err(o, -r);
+	else
+		k_putc(o, '0');
+}
+
+/* Put the events the line's operation raised (kulog) before the line. */
+static void k_uffd_flush(struct kout *o)
+{
+	__atomic_thread_fence(__ATOMIC_ACQUIRE);
+	size_t n = uffd_log_finish(&kulog);
+
+	if (!n)
+		return;
+	memmove(o->line + n, o->line, o->len);
+	memcpy(o->line, kulog.buf, n);
+	o->len += n;
+	kulog.len = kulog.n = kulog.more = 0;
+}
+
 /* Returns 0, or -1 if the access faulted (at kcur). */
 static __attribute__((noinline)) int guarded_access(const struct op *op)
 {
@@ -598,6 +821,15 @@ static void k_op(const struct op *op, struct kout *o, unsigned char *vec,
 		/* user space cannot pin its own pages */
 		k_err(o, ENOSYS);
 		return;
+	case OP_UFFD_REGISTER:
+	case OP_UFFD_UNREGISTER:
+	case OP_UFFD_COPY:
+	case OP_UFFD_ZEROPAGE:
+	case OP_UFFD_WP:
+	case OP_UFFD_WAKE:
+	case OP_UFFD_POLICY:
+		k_uffd_op(op, o);
+		return;
 	case OP_PT: {
 		uint64_t now = vmpte_bytes();
 		if (now >= pt_base) {
@@ -680,6 +912,8 @@ static void warm_up(unsigned char *vec, size_t vecsz, char *line, size_t linesz,
 		}
 		munmap(g, KPAGE);
 	}
+	if (script_uses_uffd(s))
+		k_uffd_setup();
 	memset(line, 0, linesz);
 }
 
@@ -897,6 +1131,7 @@ static __attribute__((noreturn)) void k_run(size_t i)
 			continue;
 		}
 		k_op(op, &kc.o, kc.vec, kc.iobuf, kc.pt_base);
+		k_uffd_flush(&kc.o);
 		k_flush(&kc.o);
 	}
 	k_broadcast_exit();

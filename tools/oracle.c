@@ -216,7 +216,7 @@ static bool sh_free(const struct shadow *sh, uint64_t s, uint64_t e)
 
 /* What the generator knows of one address space (`fork`, `mm N`). */
 struct mmshadow {
-	struct shadow sh, fsh;
+	struct shadow sh, fsh, ush, lsh;
 	uint64_t stacks[8];
 	int nstacks;
 };
@@ -240,6 +240,8 @@ struct gen {
 	struct shadow fsh; /* ranges that may hold file or shared mappings */
 	bool fexists[SCRIPT_FILES];
 	uint64_t fsize[SCRIPT_FILES]; /* as far as the generator knows */
+	struct shadow ush; /* ranges that may be registered (uffd-register) */
+	struct shadow lsh; /* ranges that may be locked with populate */
 	struct op pending; /* emitted next (MADV_RANDOM after a file mmap) */
 	bool has_pending;
 };
@@ -253,6 +255,7 @@ struct gen {
 #define AVOID_FILES	     0x10 /* every file operation, MAP_SHARED */
 #define AVOID_FORK	     0x20 /* fork and mm N */
 #define AVOID_MREMAP	     0x40 /* mremap */
+#define AVOID_UFFD	     0x80 /* the uffd-* operations */
 static const struct {
 	const char *name;
 	unsigned bit;
@@ -264,6 +267,7 @@ static const struct {
 	{ "files", AVOID_FILES },
 	{ "fork", AVOID_FORK },
 	{ "mremap", AVOID_MREMAP },
+	{ "uffd", AVOID_UFFD },
 };
 
 static uint64_t clamp_addr(uint64_t a)
@@ -1020,6 +1024,8 @@ static void mm_save(struct gen *g)
 
 	m->sh = g->sh;
 	m->fsh = g->fsh;
+	m->ush = g->ush;
+	m->lsh = g->lsh;
 	memcpy(m->stacks, g->stacks, sizeof(m->stacks));
 	m->nstacks = g->nstacks;
 }
@@ -1031,6 +1037,8 @@ static void mm_load(struct gen *g, int n)
 	g->cur = n;
 	g->sh = m->sh;
 	g->fsh = m->fsh;
+	g->ush = m->ush;
+	g->lsh = m->lsh;
 	memcpy(g->stacks, m->stacks, sizeof(m->stacks));
 	g->nstacks = m->nstacks;
 }
@@ -1045,6 +1053,9 @@ static bool gen_fork_mm(struct gen *g, struct op *op)
 		op->kind = OP_FORK;
 		sh_copy(&c->sh, &g->sh);
 		sh_copy(&c->fsh, &g->fsh);
+		/* fork drops registration and mlock in the child */
+		memset(&c->ush, 0, sizeof(c->ush));
+		memset(&c->lsh, 0, sizeof(c->lsh));
 		memcpy(c->stacks, g->stacks, sizeof(c->stacks));
 		c->nstacks = g->nstacks;
 		return true;
@@ -1243,6 +1254,170 @@ static void gen_mremap(struct gen *g, struct op *op)
 	}
 }
 
+/*
+ * The uffd-* operations: register and unregister ranges around the VMAs,
+ * copy, zeropage, write-protect and wake pages of registered ranges,
+ * switch the handler's policy, and their errors. No registration of
+ * ranges that may hold file or shared mappings (softmm registers only
+ * private anonymous memory) or be locked (mremap and mprotect populate
+ * locked VMAs, which waits for the handler on Linux): gen_script()
+ * checks the ranges.
+ */
+static void gen_uffd(struct gen *g, struct op *op)
+{
+	unsigned c = (unsigned)below(&g->r, 100);
+	uint64_t addr, len;
+
+	pick_range(g, &addr, &len, false);
+	if (len > 16 * MiB)
+		len = (1 + below(&g->r, 4096)) * PG;
+	/* most of the ioctls on pages of a registered range */
+	if (c >= 30 && g->ush.n && chance(&g->r, 85)) {
+		struct iv x = window_part(g->ush.v[below(&g->r, g->ush.n)]);
+
+		if (x.e > x.s) {
+			addr = x.s + below(&g->r, (x.e - x.s) / PG) * PG;
+			len = (1 + below(&g->r, 4)) * PG;
+			if (chance(&g->r, 10))
+				len = x.e - addr; /* to the end, and on */
+		}
+	}
+	op->addr = addr;
+	op->len = fit(addr, len);
+	if (c < 22) {
+		static const uint64_t modes[] = {
+			SMM_UFFD_REGISTER_MODE_MISSING,
+			SMM_UFFD_REGISTER_MODE_MISSING,
+			SMM_UFFD_REGISTER_MODE_WP,
+			SMM_UFFD_REGISTER_MODE_MISSING |
+				SMM_UFFD_REGISTER_MODE_WP,
+		};
+
+		op->kind = OP_UFFD_REGISTER;
+		op->arg = modes[below(&g->r, 4)];
+	} else if (c < 30) {
+		op->kind = OP_UFFD_UNREGISTER;
+	} else if (c < 50) {
+		op->kind = OP_UFFD_COPY;
+		op->arg = below(&g->r, 256);
+		if (chance(&g->r, 25))
+			op->flags = chance(&g->r, 50) ?
+					    SMM_UFFD_COPY_MODE_DONTWAKE :
+					    SMM_UFFD_COPY_MODE_WP;
+		if (op->len > 64 * PG)
+			op->len = 64 * PG;
+	} else if (c < 62) {
+		op->kind = OP_UFFD_ZEROPAGE;
+		op->flags =
+			chance(&g->r, 20) ? SMM_UFFD_ZEROPAGE_MODE_DONTWAKE : 0;
+		if (op->len > 64 * PG)
+			op->len = 64 * PG;
+	} else if (c < 82) {
+		op->kind = OP_UFFD_WP;
+		op->flags = chance(&g->r, 55) ? SMM_UFFD_WP_MODE_WP : 0;
+		if (chance(&g->r, 15))
+			op->flags |= SMM_UFFD_WP_MODE_DONTWAKE;
+	} else if (c < 88) {
+		op->kind = OP_UFFD_WAKE;
+	} else {
+		op->kind = OP_UFFD_POLICY;
+		op->flags = chance(&g->r, 50) ? UFFD_POLICY_COPY :
+						UFFD_POLICY_ZERO;
+		op->arg = op->flags == UFFD_POLICY_COPY ? below(&g->r, 256) : 0;
+		op->addr = op->len = 0;
+		return;
+	}
+	if (op->kind == OP_UFFD_COPY || op->kind == OP_UFFD_ZEROPAGE) {
+		if (g->budget < page_up(op->len))
+			op->len = PG;
+		if (g->budget >= page_up(op->len))
+			g->budget -= page_up(op->len);
+	}
+	if (!(g->avoid & AVOID_INVALID) && chance(&g->r, 8)) {
+		switch (below(&g->r, 4)) {
+		case 0:
+			op->addr += 1 + below(&g->r, PG - 1);
+			break;
+		case 1:
+			op->len = chance(&g->r, 50) ? 0 : op->len - 1;
+			break;
+		case 2:
+			op->len = overflow_lens[below(
+				&g->r, sizeof(overflow_lens) /
+					       sizeof(overflow_lens[0]))];
+			break;
+		default: /* unknown mode bits */
+			if (op->kind == OP_UFFD_REGISTER)
+				op->arg |= chance(&g->r, 50) ? 4 : 0x10;
+			else if (op->kind != OP_UFFD_UNREGISTER &&
+				 op->kind != OP_UFFD_WAKE)
+				op->flags |= chance(&g->r, 50) ? 4 : 0x100;
+			break;
+		}
+		if (!script_op_allowed(op)) /* unaligned near the end */
+			op->len = SCRIPT_WIN_END - (op->addr & ~(PG - 1)) - PG;
+	}
+}
+
+/*
+ * What gen_script() keeps uffd scripts to (the top of this file): no
+ * registration of ranges that may hold file or shared mappings or be
+ * locked with populate; no populating (mlock, MADV_POPULATE_*) of ranges
+ * that may be registered. Tracks the two shadows.
+ */
+static void uffd_filter(struct gen *g, struct op *op)
+{
+	uint64_t end = op->addr + page_up(op->len);
+	bool sane = op->len && end > op->addr && !(op->addr & (PG - 1));
+
+	switch (op->kind) {
+	case OP_UFFD_REGISTER:
+		if (!sane)
+			break;
+		if (!sh_free(&g->fsh, op->addr, end) ||
+		    !sh_free(&g->lsh, op->addr, end))
+			op->kind = OP_UFFD_UNREGISTER;
+		else
+			sh_map(&g->ush, op->addr, end);
+		break;
+	case OP_MLOCK:
+		if (!op->arg && end > op->addr &&
+		    !sh_free(&g->ush, op->addr & ~(PG - 1), end))
+			op->arg = 1; /* onfault: populates nothing */
+		if (!op->arg && end > op->addr)
+			sh_map(&g->lsh, op->addr & ~(PG - 1), end);
+		break;
+	case OP_MADVISE:
+		if ((op->arg == SMM_MADV_POPULATE_READ ||
+		     op->arg == SMM_MADV_POPULATE_WRITE) &&
+		    end > op->addr && !sh_free(&g->ush, op->addr, end))
+			op->arg = SMM_MADV_DONTDUMP;
+		break;
+	case OP_MMAP:
+		if ((op->flags & SMM_MAP_LOCKED) && end > op->addr)
+			sh_map(&g->lsh, op->addr, end);
+		break;
+	case OP_MUNMAP:
+		if (sane) {
+			sh_unmap(&g->ush, op->addr, end);
+			sh_unmap(&g->lsh, op->addr, end);
+		}
+		break;
+	case OP_MREMAP: {
+		uint64_t ol = page_up(op->len), nl = page_up(op->arg);
+
+		/* a locked range keeps VM_LOCKED where it goes, or grows */
+		if (op->addr + ol > op->addr && op->addr + nl > op->addr &&
+		    !sh_free(&g->lsh, op->addr, op->addr + ol)) {
+			sh_map(&g->lsh, op->addr, op->addr + nl);
+			if (op->off && op->off + nl > op->off)
+				sh_map(&g->lsh, op->off, op->off + nl);
+		}
+		break;
+	}
+	}
+}
+
 static void gen_op(struct gen *g, struct op *op)
 {
 	memset(op, 0, sizeof(*op));
@@ -1263,6 +1438,10 @@ static void gen_op(struct gen *g, struct op *op)
 		return;
 	if (!(g->avoid & AVOID_MREMAP) && chance(&g->r, 6)) {
 		gen_mremap(g, op);
+		return;
+	}
+	if (!(g->avoid & AVOID_UFFD) && chance(&g->r, 7)) {
+		gen_uffd(g, op);
 		return;
 	}
 	unsigned c = (unsigned)below(&g->r, 100);
@@ -1375,6 +1554,7 @@ static void gen_script(uint64_t seed, size_t nops, bool reclaim_ok,
 		if (op.kind == OP_MMAP && op.file &&
 		    (op.flags & SMM_MAP_ANONYMOUS))
 			abort(); /* the parser refuses it: a generator bug */
+		uffd_filter(&g, &op);
 		if (!script_op_allowed(&op)) {
 			/* never hand the kernel backend a range outside the
 			 * window: that would hit the process itself */
@@ -1393,6 +1573,8 @@ static void gen_script(uint64_t seed, size_t nops, bool reclaim_ok,
 	for (int i = 0; i < g.nmm; i++) {
 		free(g.mms[i].sh.v);
 		free(g.mms[i].fsh.v);
+		free(g.mms[i].ush.v);
+		free(g.mms[i].lsh.v);
 	}
 }
 
@@ -1699,7 +1881,7 @@ static int oracle_usage(FILE *f)
 		"  --out FILE     where the minimal diverging script goes\n"
 		"  --avoid CLASS  leave out: invalid, unaligned-mmap, bad-bits, "
 		"populate,\n"
-		"                 files, fork (and mm N), mremap\n"
+		"                 files, fork (and mm N), mremap, uffd\n"
 		"  --mask-pt      compare every line but the results of `pt`\n"
 		"                 (for the schemes other than pt-reclaim, which\n"
 		"                 free other page tables than the kernel)\n"

@@ -9,6 +9,7 @@
 
 #include <errno.h>
 #include <getopt.h>
+#include <pthread.h>
 #include <limits.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -146,6 +147,9 @@ size_t script_max_line(const struct script *s)
 			if (p > max)
 				max = p;
 		}
+	/* a line may start with its userfaultfd events */
+	if (script_uses_uffd(s))
+		max += sizeof(((struct uffd_log *)0)->buf);
 	return max;
 }
 
@@ -223,11 +227,92 @@ static const char *const op_names[OP_NR] = {
 	[OP_FORK] = "fork",
 	[OP_MM] = "mm",
 	[OP_MREMAP] = "mremap",
+	[OP_UFFD_REGISTER] = "uffd-register",
+	[OP_UFFD_UNREGISTER] = "uffd-unregister",
+	[OP_UFFD_COPY] = "uffd-copy",
+	[OP_UFFD_ZEROPAGE] = "uffd-zeropage",
+	[OP_UFFD_WP] = "uffd-wp",
+	[OP_UFFD_WAKE] = "uffd-wake",
+	[OP_UFFD_POLICY] = "uffd-policy",
 };
 
 const char *script_op_name(int kind)
 {
 	return kind >= 0 && kind < OP_NR ? op_names[kind] : "?";
+}
+
+bool script_op_is_uffd(int kind)
+{
+	return kind >= OP_UFFD_REGISTER && kind <= OP_UFFD_POLICY;
+}
+
+bool script_uses_uffd(const struct script *s)
+{
+	for (size_t i = 0; i < s->n; i++)
+		if (script_op_is_uffd(s->ops[i].kind))
+			return true;
+	return false;
+}
+
+/* Append @str to the log, if it fits (it always does: entries are
+ * bounded, and counted). */
+static void uffd_log_add(struct uffd_log *l, const char *str)
+{
+	size_t n = strlen(str);
+
+	if (l->len + n < sizeof(l->buf)) {
+		memcpy(l->buf + l->len, str, n);
+		l->len += n;
+		l->buf[l->len] = 0;
+	}
+}
+
+void uffd_log_event(struct uffd_log *l, uint64_t addr, bool wp, bool write,
+		    int err)
+{
+	char e[SCRIPT_UFFD_ENTRY + 32], hex[17];
+	int k = 0;
+
+	if (l->n >= SCRIPT_UFFD_EVENTS) {
+		l->more++;
+		return;
+	}
+	l->n++;
+	do { /* no snprintf: the kernel backend's handler calls this */
+		hex[k++] = "0123456789abcdef"[addr & 15];
+		addr >>= 4;
+	} while (addr);
+	memcpy(e, "UFFD 0x", 8);
+	for (size_t o = 7; k;)
+		e[o++] = hex[--k], e[o] = 0;
+	strcat(e, wp ? " wp" : " missing");
+	strcat(e, write ? " write" : " read");
+	if (err) {
+		strcat(e, " -");
+		strcat(e, script_errname(-err));
+	}
+	strcat(e, "; ");
+	uffd_log_add(l, e);
+}
+
+size_t uffd_log_finish(struct uffd_log *l)
+{
+	if (l->more) {
+		char e[40] = "UFFD +", dec[12];
+		unsigned int m = l->more;
+		int k = 0;
+
+		do {
+			dec[k++] = (char)('0' + m % 10);
+			m /= 10;
+		} while (m);
+		for (size_t o = 6; k;)
+			e[o++] = dec[--k], e[o] = 0;
+		strcat(e, " more; ");
+		uffd_log_add(l, e);
+		l->more = 0;
+	}
+	return l->len;
 }
 
 /* ------------------------------------------------------------------ */
@@ -500,6 +585,29 @@ static bool parse_mremap_flags(const char *t, uint64_t *out)
 	return parse_name_list(t, mremap_flag_names, N_MREMAP_FLAGS, true, out);
 }
 
+static const struct flag_name uffd_register_names[] = {
+	{ "missing", SMM_UFFD_REGISTER_MODE_MISSING },
+	{ "wp", SMM_UFFD_REGISTER_MODE_WP },
+};
+static const struct flag_name uffd_copy_names[] = {
+	{ "dontwake", SMM_UFFD_COPY_MODE_DONTWAKE },
+	{ "wp", SMM_UFFD_COPY_MODE_WP },
+};
+static const struct flag_name uffd_zeropage_names[] = {
+	{ "dontwake", SMM_UFFD_ZEROPAGE_MODE_DONTWAKE },
+};
+#define N_NAMES(a) (sizeof(a) / sizeof(a[0]))
+
+/* A uffd ioctl's MODE: a comma list of @names (each at most once), or a
+ * number (any 64 bits, passed through). */
+static bool parse_uffd_mode(const char *t, const struct flag_name *names,
+			    size_t n, uint64_t *out)
+{
+	if (t[0] >= '0' && t[0] <= '9')
+		return parse_num(t, out);
+	return parse_name_list(t, names, n, true, out);
+}
+
 /*
  * The operations' syntax. @nargs counts the arguments (mmap also has a
  * 6-argument form, mlock, unpin_all and mremap an optional one, handled in
@@ -539,11 +647,26 @@ static const struct {
 	/* NEWADDR optional, handled in the parser */
 	[OP_MREMAP] = { OP_MREMAP, 4, true,
 			"mremap OLD OLDLEN NEWLEN FLAGS [NEWADDR]" },
+	[OP_UFFD_REGISTER] = { OP_UFFD_REGISTER, 3, true,
+			       "uffd-register ADDR LEN missing[,wp]|wp|NUMBER" },
+	[OP_UFFD_UNREGISTER] = { OP_UFFD_UNREGISTER, 2, true,
+				 "uffd-unregister ADDR LEN" },
+	/* the last argument of these four is optional */
+	[OP_UFFD_COPY] = { OP_UFFD_COPY, 3, true,
+			   "uffd-copy DST LEN BYTE [dontwake,wp|NUMBER]" },
+	[OP_UFFD_ZEROPAGE] = { OP_UFFD_ZEROPAGE, 2, true,
+			       "uffd-zeropage DST LEN [dontwake|NUMBER]" },
+	[OP_UFFD_WP] = { OP_UFFD_WP, 3, true,
+			 "uffd-wp ADDR LEN on|off|NUMBER [dontwake]" },
+	[OP_UFFD_WAKE] = { OP_UFFD_WAKE, 2, true, "uffd-wake ADDR LEN" },
+	[OP_UFFD_POLICY] = { OP_UFFD_POLICY, 1, false,
+			     "uffd-policy zero|copy BYTE" },
 };
 
 /* smaps' VmFlags names, in bit order (fs/proc/task_mmu.c prints them so) */
 const struct vmflag_name script_vmflags[] = {
-	{ SMM_VM_GROWSDOWN, "gd" },  { SMM_VM_LOCKED, "lo" },
+	{ SMM_VM_GROWSDOWN, "gd" },  { SMM_VM_UFFD_MISSING, "um" },
+	{ SMM_VM_UFFD_WP, "uw" },    { SMM_VM_LOCKED, "lo" },
 	{ SMM_VM_SEQ_READ, "sr" },   { SMM_VM_RAND_READ, "rr" },
 	{ SMM_VM_DONTCOPY, "dc" },   { SMM_VM_LOCKONFAULT, "lf" },
 	{ SMM_VM_ACCOUNT, "ac" },    { SMM_VM_NORESERVE, "nr" },
@@ -665,8 +788,12 @@ int script_parse_buf(const char *text, size_t len, const char *name,
 			       !strcmp(tok[3], "onfault");
 		bool mmap_file = kind == OP_MMAP && nt == 7;
 		bool newaddr = kind == OP_MREMAP && nt == 6;
+		bool uffd_opt =
+			(kind == OP_UFFD_COPY || kind == OP_UFFD_ZEROPAGE ||
+			 kind == OP_UFFD_WP || kind == OP_UFFD_POLICY) &&
+			nt - 1 == op_syntax[kind].nargs + 1;
 		if (nt - 1 != op_syntax[kind].nargs && !unpin_dirty &&
-		    !onfault && !mmap_file && !newaddr) {
+		    !onfault && !mmap_file && !newaddr && !uffd_opt) {
 			fprintf(err, "%s:%d: usage: %s\n", name, lineno,
 				op_syntax[kind].usage);
 			return -1;
@@ -774,6 +901,56 @@ int script_parse_buf(const char *text, size_t len, const char *name,
 		} else if (ok && kind == OP_WRITE) {
 			ok = parse_num(tok[3], &op.arg) && op.arg <= 255;
 			what = "bad BYTE";
+		} else if (ok && kind == OP_UFFD_REGISTER) {
+			ok = parse_uffd_mode(tok[3], uffd_register_names,
+					     N_NAMES(uffd_register_names),
+					     &op.arg);
+			what = "bad MODE (missing,wp or a number)";
+		} else if (ok && kind == OP_UFFD_COPY) {
+			ok = parse_num(tok[3], &op.arg) && op.arg <= 255;
+			what = "bad BYTE";
+			if (ok && uffd_opt) {
+				ok = parse_uffd_mode(tok[4], uffd_copy_names,
+						     N_NAMES(uffd_copy_names),
+						     &op.flags);
+				what = "bad MODE (dontwake,wp or a number)";
+			}
+			if (ok && op.len > SCRIPT_UFFD_COPY_MAX &&
+			    op.addr + op.len >= op.addr) {
+				ok = false;
+				what = "uffd-copy LEN too large (max 1M)";
+			}
+		} else if (ok && kind == OP_UFFD_ZEROPAGE && uffd_opt) {
+			ok = parse_uffd_mode(tok[3], uffd_zeropage_names,
+					     N_NAMES(uffd_zeropage_names),
+					     &op.flags);
+			what = "bad MODE (dontwake or a number)";
+		} else if (ok && kind == OP_UFFD_WP) {
+			bool num = tok[3][0] >= '0' && tok[3][0] <= '9';
+
+			what = "bad MODE (on, off or a number; then dontwake)";
+			if (num)
+				ok = parse_num(tok[3], &op.flags) && !uffd_opt;
+			else if (!strcmp(tok[3], "on"))
+				op.flags = SMM_UFFD_WP_MODE_WP;
+			else
+				ok = !strcmp(tok[3], "off");
+			if (ok && uffd_opt) {
+				ok = !strcmp(tok[4], "dontwake");
+				op.flags |= SMM_UFFD_WP_MODE_DONTWAKE;
+			}
+		} else if (kind == OP_UFFD_POLICY) {
+			what = "bad POLICY";
+			if (!strcmp(tok[1], "zero") && !uffd_opt) {
+				op.flags = UFFD_POLICY_ZERO;
+			} else if (!strcmp(tok[1], "copy") && uffd_opt) {
+				op.flags = UFFD_POLICY_COPY;
+				ok = parse_num(tok[2], &op.arg) &&
+				     op.arg <= 255;
+				what = "bad BYTE";
+			} else {
+				ok = false;
+			}
 		}
 		if (ok && (kind == OP_MMAP || kind == OP_MPROTECT) &&
 		    op.arg > 0xffffffffULL) {
@@ -940,6 +1117,49 @@ void script_format_op(const struct op *op, struct strbuf *sb)
 		if (op->arg)
 			sb_add(sb, " onfault", 8);
 		break;
+	case OP_UFFD_REGISTER:
+		sb_add(sb, " ", 1);
+		if (!op->arg ||
+		    !format_name_list(op->arg, uffd_register_names,
+				      N_NAMES(uffd_register_names), sb))
+			sb_printf(sb, "0x%llx", (unsigned long long)op->arg);
+		break;
+	case OP_UFFD_COPY:
+		sb_printf(sb, " 0x%02llx", (unsigned long long)op->arg);
+		__attribute__((fallthrough)); /* the mode */
+	case OP_UFFD_ZEROPAGE:
+		if (!op->flags)
+			break;
+		sb_add(sb, " ", 1);
+		if (!format_name_list(op->flags,
+				      op->kind == OP_UFFD_COPY ?
+					      uffd_copy_names :
+					      uffd_zeropage_names,
+				      op->kind == OP_UFFD_COPY ?
+					      N_NAMES(uffd_copy_names) :
+					      N_NAMES(uffd_zeropage_names),
+				      sb))
+			sb_printf(sb, "0x%llx", (unsigned long long)op->flags);
+		break;
+	case OP_UFFD_WP:
+		if (op->flags & ~(uint64_t)(SMM_UFFD_WP_MODE_WP |
+					    SMM_UFFD_WP_MODE_DONTWAKE))
+			sb_printf(sb, " 0x%llx", (unsigned long long)op->flags);
+		else
+			sb_printf(sb, " %s%s",
+				  op->flags & SMM_UFFD_WP_MODE_WP ? "on" :
+								    "off",
+				  op->flags & SMM_UFFD_WP_MODE_DONTWAKE ?
+					  " dontwake" :
+					  "");
+		break;
+	case OP_UFFD_POLICY:
+		if (op->flags == UFFD_POLICY_COPY)
+			sb_printf(sb, " copy 0x%02llx",
+				  (unsigned long long)op->arg);
+		else
+			sb_add(sb, " zero", 5);
+		break;
 	}
 	sb_add(sb, "\n", 1);
 }
@@ -954,6 +1174,12 @@ void script_format_op(const struct op *op, struct strbuf *sb)
 static void put_err(struct strbuf *out, long r)
 {
 	sb_printf(out, "-%s\n", script_errname((int)-r));
+}
+
+/* put_err() followed by a space, not the end of the line */
+static void put_err_sp(struct strbuf *out, long r)
+{
+	sb_printf(out, "-%s ", script_errname((int)-r));
 }
 
 /* Print SEGV/BUS/OOM/other error for a failed user access. */
@@ -1078,6 +1304,149 @@ static size_t unpin_all(bool dirty)
 	return n;
 }
 
+/*
+ * Userfaultfd (softmm backend): each address space that runs a uffd-*
+ * line gets a handler, a callback run in the faulting thread
+ * (smm_uffd_set_handler()): a handler thread reading smm_uffd_read()
+ * would have to be in its read before the address space may be
+ * destroyed at the end, which it cannot tell. The handler resolves each
+ * event by its address space's uffd-policy (a WP event by removing the
+ * protection of the page) with DONTWAKE, logs it in slog, then wakes the
+ * page with smm_uffd_wake(), as the kernel backend's handler thread does;
+ * if it cannot resolve it, it logs the error and unregisters the page
+ * (the access then faults as an ordinary one), rather than fault forever.
+ */
+struct suffd {
+	bool started;
+	int policy; /* UFFD_POLICY_* */
+	int byte;
+};
+static struct suffd suffds[SCRIPT_MMS];
+static pthread_mutex_t slog_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct uffd_log slog;
+
+static int suffd_handler(struct smm_mm *mm, const struct smm_uffd_msg *msg,
+			 void *arg)
+{
+	struct suffd *u = arg;
+	unsigned char page[SMM_PAGE_SIZE];
+	bool wp = msg->flags & SMM_UFFD_PAGEFAULT_FLAG_WP;
+	uint64_t a = msg->address;
+	int r;
+
+	if (wp) {
+		r = smm_uffd_wp(mm, a, SMM_PAGE_SIZE,
+				SMM_UFFD_WP_MODE_DONTWAKE);
+	} else if (u->policy == UFFD_POLICY_COPY) {
+		memset(page, u->byte, sizeof(page));
+		r = smm_uffd_copy(mm, a, page, SMM_PAGE_SIZE,
+				  SMM_UFFD_COPY_MODE_DONTWAKE, NULL);
+	} else {
+		r = smm_uffd_zeropage(mm, a, SMM_PAGE_SIZE,
+				      SMM_UFFD_ZEROPAGE_MODE_DONTWAKE, NULL);
+	}
+	pthread_mutex_lock(&slog_lock);
+	uffd_log_event(&slog, a, wp, msg->flags & SMM_UFFD_PAGEFAULT_FLAG_WRITE,
+		       r);
+	pthread_mutex_unlock(&slog_lock);
+	if (r)
+		smm_uffd_unregister(mm, a, SMM_PAGE_SIZE);
+	else
+		smm_uffd_wake(mm, a, SMM_PAGE_SIZE);
+	return 0;
+}
+
+/* The handler of address space @k, set if it is not yet. */
+static void suffd_start(size_t k, struct smm_mm *mm)
+{
+	struct suffd *u = &suffds[k];
+
+	if (u->started)
+		return;
+	if (smm_uffd_set_handler(mm, suffd_handler, u)) {
+		fprintf(stderr, "softmm: smm_uffd_set_handler failed\n");
+		exit(SCRIPT_ERR_SETUP);
+	}
+	u->started = true;
+}
+
+/* The events the last operation raised go before its line, which starts
+ * at @mark in @out. */
+static void suffd_flush(struct strbuf *out, size_t mark)
+{
+	pthread_mutex_lock(&slog_lock);
+	size_t n = uffd_log_finish(&slog);
+
+	if (n) {
+		sb_reserve(out, n);
+		memmove(out->buf + mark + n, out->buf + mark, out->len - mark);
+		memcpy(out->buf + mark, slog.buf, n);
+		out->len += n;
+		out->buf[out->len] = 0;
+	}
+	slog.len = slog.n = slog.more = 0;
+	pthread_mutex_unlock(&slog_lock);
+}
+
+/* The uffd-* operations on address space @k (@mm). */
+static void uffd_op(const struct op *op, size_t k, struct smm_mm *mm,
+		    struct strbuf *out, unsigned char *src)
+{
+	struct suffd *u = &suffds[k];
+	int64_t done = 0;
+	int r;
+
+	suffd_start(k, mm);
+	switch (op->kind) {
+	case OP_UFFD_POLICY:
+		u->byte = (int)op->arg;
+		u->policy = (int)op->flags;
+		sb_add(out, "0\n", 2);
+		return;
+	case OP_UFFD_REGISTER:
+		r = smm_uffd_register(mm, op->addr, op->len, op->arg);
+		break;
+	case OP_UFFD_UNREGISTER:
+		r = smm_uffd_unregister(mm, op->addr, op->len);
+		break;
+	case OP_UFFD_WP:
+		r = smm_uffd_wp(mm, op->addr, op->len, op->flags);
+		break;
+	case OP_UFFD_WAKE:
+		r = smm_uffd_wake(mm, op->addr, op->len);
+		break;
+	case OP_UFFD_COPY:
+	case OP_UFFD_ZEROPAGE:
+		if (op->kind == OP_UFFD_COPY) {
+			/* the parser allows more only if the range wraps */
+			if (op->len <= SCRIPT_UFFD_COPY_MAX)
+				memset(src, (int)op->arg, (size_t)op->len);
+			r = smm_uffd_copy(mm, op->addr, src, op->len, op->flags,
+					  &done);
+		} else {
+			r = smm_uffd_zeropage(mm, op->addr, op->len, op->flags,
+					      &done);
+		}
+		/* as Linux reports it: the ioctl's return, then the field
+		 * uffdio_copy.copy (uffdio_zeropage.zeropage) */
+		if (r)
+			put_err_sp(out, r);
+		else
+			sb_add(out, "0 ", 2);
+		if (done < 0)
+			put_err(out, done);
+		else
+			sb_printf(out, "%lld\n", (long long)done);
+		return;
+	default:
+		return;
+	}
+	if (r)
+		put_err(out, r);
+	else
+		sb_add(out, "0\n", 2);
+}
+
 /* The VMAs in the window, into *@vmas (grown to fit). Returns how many. */
 static size_t window_vmas(struct smm_mm *mm, struct smm_vma_info **vmas,
 			  size_t *nvmas)
@@ -1124,7 +1493,10 @@ static void run_softmm_op(const struct op *op, struct smm_pool *pool,
 			put_err(out, -(errno ? errno : ENOMEM));
 			return;
 		}
-		/* the parser allows at most SCRIPT_MMS - 1 forks */
+		/* the parser allows at most SCRIPT_MMS - 1 forks; the child
+		 * has its parent's policy, as a forked process would */
+		suffds[mms->n].policy = suffds[mms->cur].policy;
+		suffds[mms->n].byte = suffds[mms->cur].byte;
 		mms->mm[mms->n] = child;
 		sb_printf(out, "%zu\n", mms->n++);
 		return;
@@ -1350,6 +1722,15 @@ ret:
 	case OP_UNPIN_ALL:
 		sb_printf(out, "%zu\n", unpin_all(op->arg));
 		return;
+	case OP_UFFD_REGISTER:
+	case OP_UFFD_UNREGISTER:
+	case OP_UFFD_COPY:
+	case OP_UFFD_ZEROPAGE:
+	case OP_UFFD_WP:
+	case OP_UFFD_WAKE:
+	case OP_UFFD_POLICY:
+		uffd_op(op, mms->cur, mm, out, iobuf);
+		return;
 	}
 }
 
@@ -1362,7 +1743,8 @@ int script_run_softmm(const struct script *s, int scheme, struct strbuf *out)
 			maxpages = script_resident_pages(s->ops[i].len);
 	size_t iosz = IO_CHUNK;
 	for (size_t i = 0; i < s->n; i++)
-		if (s->ops[i].kind == OP_PREAD || s->ops[i].kind == OP_PWRITE)
+		if (s->ops[i].kind == OP_PREAD || s->ops[i].kind == OP_PWRITE ||
+		    s->ops[i].kind == OP_UFFD_COPY)
 			iosz = SCRIPT_IO_MAX;
 	unsigned char *iobuf = malloc(iosz);
 	unsigned char *vec = malloc(maxpages + 4096);
@@ -1393,9 +1775,20 @@ int script_run_softmm(const struct script *s, int scheme, struct strbuf *out)
 	smm_cpu_switch_mm(cpu, mm);
 
 	pinned.n = 0;
-	for (size_t i = 0; i < s->n; i++)
+	bool uffd = script_uses_uffd(s);
+
+	memset(suffds, 0, sizeof(suffds));
+	slog.len = slog.n = slog.more = 0;
+	if (uffd)
+		alarm(60); /* a fault no handler resolves: die, not hang */
+	for (size_t i = 0; i < s->n; i++) {
+		size_t mark = out->len;
+
 		run_softmm_op(&s->ops[i], pool, &mms, cpu, out, iobuf, vec,
 			      &vmas, &nvmas);
+		if (uffd)
+			suffd_flush(out, mark);
+	}
 	unpin_all(false); /* pins left at the end */
 	free(pinned.pages);
 	pinned.pages = NULL;
@@ -1421,6 +1814,8 @@ int script_run_softmm(const struct script *s, int scheme, struct strbuf *out)
 	smm_cpu_switch_mm(cpu, NULL);
 	for (size_t k = mms.n; k-- > 0;)
 		smm_mm_destroy(mms.mm[k]);
+	if (uffd)
+		alarm(0);
 	smm_cpu_detach(cpu);
 	int ret = 0;
 	int cr = close_files(); /* the last references: caches to the pool */

@@ -36,6 +36,13 @@
  * SCRIPT_MMS - 1 `fork` lines (the parser refuses more). */
 #define SCRIPT_MMS 16
 
+/* `uffd-copy` moves at most this many bytes (unless the range wraps). */
+#define SCRIPT_UFFD_COPY_MAX SCRIPT_IO_MAX
+/* uffd-policy: how the handler resolves a missing fault (a WP fault is
+ * always resolved by removing the protection of its page). */
+#define UFFD_POLICY_ZERO 0 /* UFFDIO_ZEROPAGE */
+#define UFFD_POLICY_COPY 1 /* UFFDIO_COPY of a page of BYTE */
+
 /* msync FLAGS: Linux's MS_* values */
 #define SCRIPT_MS_ASYNC	     1
 #define SCRIPT_MS_INVALIDATE 2
@@ -66,6 +73,13 @@ enum op_kind {
 	OP_FORK,      /* fork: a child of the current address space */
 	OP_MM,	      /* mm N: address space N becomes current */
 	OP_MREMAP,    /* mremap OLD OLDLEN NEWLEN FLAGS [NEWADDR] */
+	OP_UFFD_REGISTER,   /* uffd-register ADDR LEN MODE */
+	OP_UFFD_UNREGISTER, /* uffd-unregister ADDR LEN */
+	OP_UFFD_COPY,	    /* uffd-copy DST LEN BYTE [MODE] */
+	OP_UFFD_ZEROPAGE,   /* uffd-zeropage DST LEN [MODE] */
+	OP_UFFD_WP,	    /* uffd-wp ADDR LEN on|off [dontwake] */
+	OP_UFFD_WAKE,	    /* uffd-wake ADDR LEN */
+	OP_UFFD_POLICY,	    /* uffd-policy zero | copy BYTE */
 	OP_NR
 };
 
@@ -78,8 +92,11 @@ struct op {
 			 * pwrite: byte; pin: PIN_* flags; unpin_all: 1 for
 			 * dirty; mlock: 1 for onfault (mlock2
 			 * MLOCK_ONFAULT); msync: MS_* flags; mm: N;
-			 * mremap: NEWLEN */
-	uint64_t flags;	    /* mmap: flags; mremap: MREMAP_* flags */
+			 * mremap: NEWLEN; uffd-register: MODE;
+			 * uffd-copy, uffd-policy copy: BYTE */
+	uint64_t flags;	    /* mmap: flags; mremap: MREMAP_* flags;
+			     * uffd-copy, -zeropage, -wp: the ioctl's mode;
+			     * uffd-policy: UFFD_POLICY_* */
 	uint64_t off;	    /* mmap of a file: OFFSET; pread, pwrite: OFF;
 			     * mremap: NEWADDR (0 if not given) */
 	int file;	    /* 1 + N of the file used (mmap's 6-argument form,
@@ -177,6 +194,30 @@ struct vmflag_name {
 };
 extern const struct vmflag_name script_vmflags[];
 extern const size_t script_nr_vmflags;
+
+/*
+ * Userfaultfd events of one operation (both backends): each backend's
+ * handler thread appends one entry per event, "UFFD 0xADDR missing|wp
+ * read|write; " (with " -ERRNO" before the "; " if the handler could not
+ * resolve it), at most SCRIPT_UFFD_EVENTS of them (the rest are counted,
+ * "UFFD +N more; "); the line of the operation that raised them starts
+ * with them. No allocation: the kernel backend's handler uses it too.
+ */
+#define SCRIPT_UFFD_EVENTS 64
+#define SCRIPT_UFFD_ENTRY  48 /* longest entry, with slack */
+struct uffd_log {
+	char buf[SCRIPT_UFFD_EVENTS * SCRIPT_UFFD_ENTRY + 64];
+	size_t len;
+	unsigned int n, more;
+};
+void uffd_log_event(struct uffd_log *l, uint64_t addr, bool wp, bool write,
+		    int err);
+/* Finish the log (the "+N more" entry); returns its length. */
+size_t uffd_log_finish(struct uffd_log *l);
+/* Whether @s has a uffd-* line: the backends start their handlers then. */
+bool script_uses_uffd(const struct script *s);
+/* Whether @kind is one of the uffd-* operations. */
+bool script_op_is_uffd(int kind);
 
 /* The limits the kernel backend's child runs under, softmm's own:
  * RLIMIT_MEMLOCK (SMM_MLOCK_LIMIT) and RLIMIT_STACK (SMM_STACK_LIMIT). */
