@@ -1042,7 +1042,12 @@ SMM_API int smm_uffd_set_handler(struct smm_mm *mm, smm_uffd_handler_t fn,
  * SMM_UFFD_NONBLOCK. The fault stays waiting after its event is read,
  * until a call covers its page. Returns 0, -EAGAIN (nothing to read,
  * NONBLOCK), -EINVAL (NULL argument, unknown flag), -ESRCH (the address
- * space is destroyed: also wakes a blocked reader).
+ * space is destroyed: also wakes a blocked reader). As for every call on
+ * an address space, the caller keeps @mm alive while it calls: a reader
+ * blocked here holds it until it returns, but a call that starts while
+ * smm_mm_destroy() drops the last reference uses freed memory. A handler
+ * thread is made safe by a CPU switched to @mm until the thread is joined,
+ * or by joining it before the destroy.
  */
 SMM_API int smm_uffd_read(struct smm_mm *mm, struct smm_uffd_msg *msg,
 			  int flags);
