@@ -38,6 +38,38 @@ bool should_fail_alloc(struct smm_pool *pool)
 
 __thread unsigned int smm_stripe __attribute__((tls_model("initial-exec")));
 
+/* The private stripes in use, process-wide: bit k is stripe
+ * NR_SHARED_STRIPES + k (frame.h). */
+static atomic_uint private_stripes;
+
+unsigned int stripe_get(int cpu_id)
+{
+	unsigned int used =
+		atomic_load_explicit(&private_stripes, memory_order_relaxed);
+
+	for (;;) {
+		unsigned int free = ~used & ((1U << NR_PRIVATE_STRIPES) - 1);
+		unsigned int k;
+
+		if (!free)
+			return 1 +
+			       (unsigned int)cpu_id % (NR_SHARED_STRIPES - 1);
+		k = (unsigned int)__builtin_ctz(free);
+		if (atomic_compare_exchange_weak_explicit(
+			    &private_stripes, &used, used | 1U << k,
+			    memory_order_acquire, memory_order_relaxed))
+			return NR_SHARED_STRIPES + k;
+	}
+}
+
+void stripe_put(unsigned int stripe)
+{
+	if (stripe >= NR_SHARED_STRIPES)
+		atomic_fetch_and_explicit(&private_stripes,
+					  ~(1U << (stripe - NR_SHARED_STRIPES)),
+					  memory_order_release);
+}
+
 void *pool_zalloc(struct smm_pool *pool, size_t size)
 {
 	if (should_fail_alloc(pool))

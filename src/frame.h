@@ -109,20 +109,46 @@ struct smm_cpu;
  * Counters striped by CPU: an update touches only its own CPU's cache
  * line, a read adds the stripes up (exact when nothing runs meanwhile).
  * Two CPUs faulting side by side must not bounce one line per fault.
+ *
+ * Stripes 0..NR_SHARED_STRIPES-1 are shared: threads that are not CPUs
+ * use stripe 0, CPUs that found no private stripe 1 + id % 7; they update
+ * with an atomic read-modify-write. The others are private: a CPU's
+ * thread claims one at attach (process-wide, whatever the pool) and gives
+ * it back at detach, and it alone ever writes that stripe of any mm or
+ * pool, so it updates with a plain load and store, as Linux's
+ * this_cpu_add() does: no locked instruction, which after zeroing a page
+ * would also wait for its stores to drain. The release that gives a
+ * stripe back and the acquire that claims it order the last owner's
+ * stores before the next owner's loads.
  */
-#define NR_STRIPES   8
-#define STRIPE_WORDS 7
+#define NR_SHARED_STRIPES  8
+#define NR_PRIVATE_STRIPES 8
+#define NR_STRIPES	   (NR_SHARED_STRIPES + NR_PRIVATE_STRIPES)
+#define STRIPE_WORDS	   7
 struct stripe {
 	atomic_long v[STRIPE_WORDS];
 } __attribute__((aligned(64)));
-/* The calling thread's stripe: its CPU's id, 0 for other threads. */
+/* The calling thread's stripe: its CPU's, 0 for other threads. */
 extern __hidden __thread unsigned int smm_stripe
 	__attribute__((tls_model("initial-exec")));
 
 static inline void stripe_add(struct stripe *s, int i, long d)
 {
-	atomic_fetch_add_explicit(&s[smm_stripe].v[i], d, memory_order_relaxed);
+	unsigned int k = smm_stripe;
+	atomic_long *v = &s[k].v[i];
+
+	if (likely(k >= NR_SHARED_STRIPES))
+		atomic_store_explicit(
+			v, atomic_load_explicit(v, memory_order_relaxed) + d,
+			memory_order_relaxed);
+	else
+		atomic_fetch_add_explicit(v, d, memory_order_relaxed);
 }
+
+/* A stripe for the calling thread, which becomes CPU @cpu_id: a private
+ * one if any is free; give it back with stripe_put(). */
+unsigned int stripe_get(int cpu_id);
+void stripe_put(unsigned int stripe);
 
 static inline long stripe_sum(struct stripe *s, int i)
 {
