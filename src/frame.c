@@ -362,17 +362,44 @@ static void check_poison(struct smm_pool *pool, pfn_t pfn)
 	}
 }
 
+/*
+ * Zero the @n frames at @pfns, just taken into a CPU's frame cache, and
+ * mark them PG_ZEROED, so that allocating them skips the zeroing. One
+ * zeroing after the other lets the stores of each overlap with the next,
+ * as a memset of a large buffer does: zeroed one per fault, each page's
+ * stores had to drain at the fault's first locked instruction (the ptl)
+ * with nothing to overlap them, which made zeroing ~1.3x dearer than a
+ * memset of the same cold memory. 128 KiB stays in the CPU's L2 until the
+ * faults use it. Not with SMM_POOL_POISON, which checks a frame's poison
+ * when it is handed out, not before.
+ */
+static void zero_batch(struct smm_pool *pool, const pfn_t *pfns, int n)
+{
+	if (pool->flags & SMM_POOL_POISON)
+		return;
+	for (int i = 0; i < n; i++) {
+		struct page *page = pfn_to_page(pool, pfns[i]);
+
+		if (atomic_load_explicit(&page->flags, memory_order_relaxed) &
+		    PG_ZEROED)
+			continue;
+		memset(pfn_to_virt(pool, pfns[i]), 0, SMM_PAGE_SIZE);
+		atomic_store_explicit(&page->flags, PG_FREE | PG_ZEROED,
+				      memory_order_relaxed);
+	}
+}
+
 /* Make the frame @pfn, just taken from the free frames, a zeroed frame for
  * @use with @refs references, heading a block of 2^@order. */
 static void prep_frame(struct smm_pool *pool, pfn_t pfn, unsigned int use,
 		       int refs, unsigned int order)
 {
 	struct page *page = pfn_to_page(pool, pfn);
+	unsigned int old =
+		atomic_load_explicit(&page->flags, memory_order_relaxed);
 
 	/* A frame that was handed out before was poisoned when freed. */
-	if ((pool->flags & SMM_POOL_POISON) &&
-	    (atomic_load_explicit(&page->flags, memory_order_relaxed) &
-	     PG_FREE))
+	if ((pool->flags & SMM_POOL_POISON) && (old & PG_FREE))
 		check_poison(pool, pfn);
 	atomic_store_explicit(&page->flags, use, memory_order_relaxed);
 	atomic_store_explicit(&page->refcount, refs, memory_order_relaxed);
@@ -384,7 +411,8 @@ static void prep_frame(struct smm_pool *pool, pfn_t pfn, unsigned int use,
 	page->mapping = NULL; /* and pt_owner, the union's first word */
 	page->index = 0;
 	page->pin_owner = NULL;
-	memset(pfn_to_virt(pool, pfn), 0, SMM_PAGE_SIZE);
+	if (!(old & PG_ZEROED))
+		memset(pfn_to_virt(pool, pfn), 0, SMM_PAGE_SIZE);
 }
 
 /* The pool counter (PC_*) of a frame in use as @use (its PG_* flags). */
@@ -403,10 +431,12 @@ pfn_t alloc_frame(struct smm_pool *pool, unsigned int use)
 	if (cpu) {
 		struct pcp_cache *pcp = &cpu->pcp;
 
-		if (!pcp->count)
+		if (!pcp->count) {
 			pcp->count = global_take(pool, pcp->frames, PCP_BATCH);
-		if (!pcp->count)
-			return NO_PFN;
+			if (!pcp->count)
+				return NO_PFN;
+			zero_batch(pool, pcp->frames, pcp->count);
+		}
 		pfn = pcp->frames[--pcp->count];
 	} else if (!global_take(pool, &pfn, 1)) {
 		return NO_PFN;

@@ -39,6 +39,9 @@ typedef uint64_t pfn_t;
 /* A page of an anonymous file (shared anonymous memory): no writeback,
  * so GUP-fast may pin it for long like an anonymous page. */
 #define PG_SWAPBACKED 0x4000
+/* A free frame known to hold zeroes: zeroed ahead, with the others of a
+ * batch a CPU's frame cache took (frame.c); allocating it skips zeroing. */
+#define PG_ZEROED 0x8000
 
 /* Largest block alloc_frames() hands out: 2^9 frames, 2 MiB. */
 #define MAX_ORDER 9
