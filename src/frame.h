@@ -177,7 +177,13 @@ struct smm_pool {
 	unsigned int flags; /* SMM_POOL_* */
 	pfn_t zero_pfn;
 
-	spinlock_t lock;   /* free stack, free lists and bump pointer */
+	/*
+	 * On a line of its own: every fault reads the fields above (base,
+	 * pages, nr_frames), and a CPU refilling its frame cache must not
+	 * take that line away from the others.
+	 */
+	spinlock_t lock __attribute__((aligned(64))); /* free stack, free
+							* lists, bump */
 	pfn_t *free_stack; /* single frames freed, ready for reuse */
 	pfn_t nr_free_stack;
 	/* Free blocks of order 1..MAX_ORDER, linked through free_next. */
