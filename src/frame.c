@@ -160,6 +160,17 @@ SMM_API void smm_pool_inject_failure(struct smm_pool *pool, unsigned long nth)
 	atomic_store(&pool->fail_countdown, (long)nth);
 }
 
+_Static_assert((SMM_MTHP_16K | SMM_MTHP_32K | SMM_MTHP_64K) == MTHP_ORDERS,
+	       "softmm.h's mTHP sizes are frame.h's orders");
+
+SMM_API int smm_pool_set_mthp(struct smm_pool *pool, unsigned int orders)
+{
+	if (!pool || !pool_is_live(pool) || (orders & ~MTHP_ORDERS))
+		return -EINVAL;
+	atomic_store_explicit(&pool->mthp_orders, orders, memory_order_relaxed);
+	return 0;
+}
+
 SMM_API struct smm_pool *smm_pool_create(size_t bytes, unsigned int flags)
 {
 	struct smm_pool *pool;

@@ -45,6 +45,9 @@ typedef uint64_t pfn_t;
 
 /* Largest block alloc_frames() hands out: 2^9 frames, 2 MiB. */
 #define MAX_ORDER 9
+/* The orders multi-size THP may map (16 KiB to 64 KiB), and the largest. */
+#define MTHP_ORDERS    ((1U << 2) | (1U << 3) | (1U << 4))
+#define MTHP_MAX_ORDER 4
 
 /*
  * The metadata of one frame, Linux's struct page. The first words serve
@@ -196,6 +199,9 @@ struct smm_pool {
 
 	/* Fault injection (smm_pool_inject_failure). */
 	atomic_long fail_countdown;
+	/* Orders anonymous faults may map at once (smm_pool_set_mthp()):
+	 * bit n for 2^n pages, within MTHP_ORDERS; read at each fault. */
+	atomic_uint mthp_orders;
 
 	/* CPUs attached, for TLB shootdown and per-CPU caches. */
 	struct smm_cpu *_Atomic cpus[SMM_MAX_CPUS];
