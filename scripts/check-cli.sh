@@ -158,7 +158,7 @@ works "[--reps N (5)]" "$tool" bench --help
 works "[--out PATH (compare.svg)]" "$tool" compare --help
 works "[--backend softmm|kernel (softmm)]" "$tool" script --help
 # The bench usage lists every workload bench.c knows.
-for w in fault-anon fault-zero memset-4k dontneed-aligned dontneed-unaligned \
+for w in fault-anon fault-anon-64k fault-zero memset-4k dontneed-aligned dontneed-unaligned \
 	dontneed-refault mmap-munmap mmap-many-1k mmap-many-10k mmap-many-60k \
 	access-hit gup-fast gup-slow fault-threads memset-threads fault-shared-pte \
 	fault-shared-pmd alloc-dontneed sparse-dontneed page-fault2 page-fault3 \
