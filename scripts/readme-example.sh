@@ -1,12 +1,13 @@
 #!/bin/sh
 # Extracts the embedding examples from README.md (the first ```c block
 # after the "Embedding" heading, and the ones after "Files and shared
-# memory" and "Fork and mremap"), builds each against build/libsoftmm.a
-# and runs it.
+# memory", "Fork and mremap" and "Multi-size THP"), builds each against
+# build/libsoftmm.a and runs it.
 set -e
 cd "$(dirname "$0")/.."
 d=build/readme-example; mkdir -p $d
-for sec in "Embedding" "Files and shared memory" "Fork and mremap"; do
+for sec in "Embedding" "Files and shared memory" "Fork and mremap" \
+	"Multi-size THP"; do
 	n=$(echo "$sec" | tr ' A-Z' '-a-z')
 	awk -v h="## $sec" '$0==h{e=1} e&&/^```c/{c=1;next} c&&/^```/{exit} c{print}' \
 		README.md > $d/$n.c

@@ -12,7 +12,9 @@
  * from the bump pointer; a single frame comes from the stack, the bump
  * pointer, or a split block. Freed single frames are not merged back into
  * blocks (no buddy coalescing yet): once the untouched part is used up,
- * blocks come only from blocks freed as such.
+ * blocks come only from blocks freed as such. A CPU's cache zeroes each
+ * batch it takes from the pool at once (PG_ZEROED frames, handed out
+ * without zeroing again).
  *
  * Locking: pool->lock (class LC_LEAF) protects the free stack, the free
  * lists and the bump pointer. A CPU's pcp_cache is touched only by its own

@@ -1,9 +1,11 @@
 /*
  * memory.c - what a fault does to an entry, once fault.c has found and
  * locked the VMA: the dispatch (handle_pte_fault), the anonymous fault
- * (the zero page on read, a fresh zeroed page on write) and the
- * write-protect fault (copy-on-write away from the zero page, reuse of an
- * exclusive anonymous page). VMAs with vm_ops send their faults there.
+ * (the zero page on read, a fresh zeroed page on write, or a block of
+ * them with multi-size THP), the preload of the faulting CPU's TLB, and
+ * the write-protect fault (copy-on-write away from the zero page, reuse
+ * of an exclusive anonymous page). VMAs with vm_ops send their faults
+ * there.
  *
  * Locking: the caller holds mmap_lock for read or the VMA's read lock.
  * Like Linux's do_anonymous_page(), a fault that needs a page allocates
