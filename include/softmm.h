@@ -167,6 +167,33 @@ SMM_API int smm_pool_stats(struct smm_pool *pool, struct smm_pool_stats *st);
  */
 SMM_API void smm_pool_inject_failure(struct smm_pool *pool, unsigned long nth);
 
+/* Orders for smm_pool_set_mthp(): blocks of 2^order pages. */
+#define SMM_MTHP_16K (1U << 2)
+#define SMM_MTHP_32K (1U << 3)
+#define SMM_MTHP_64K (1U << 4)
+
+/*
+ * smm_pool_set_mthp - multi-size THP for anonymous memory (Linux 6.8's
+ * mTHP with hugepages-<size>kB/enabled = always) in every address space
+ * of @pool, from the next fault on. @orders is an OR of SMM_MTHP_16K,
+ * SMM_MTHP_32K and SMM_MTHP_64K; 0, the default, turns it off. The
+ * guarantee: a write fault in private anonymous memory maps at once the
+ * largest enabled block of pages, naturally aligned, around the faulting
+ * address whose whole range lies inside the VMA and whose page-table
+ * entries are all none; failing that (or when the pool cannot supply
+ * the pages of the block) the next smaller enabled size, and at last the
+ * one page, as Linux falls back; only a failure of that last page is an
+ * error (-ENOMEM), and then nothing is mapped. A VMA advised
+ * MADV_NOHUGEPAGE (or mapped MAP_STACK) or registered with userfaultfd
+ * gets one page per fault, and read faults still map the zero page. Once
+ * mapped, a block is that many independent 4 KiB pages, as Linux treats
+ * a split folio: the RSS counts each, and munmap, mprotect, madvise,
+ * mremap, fork, copy-on-write and GUP handle each on its own. Returns 0,
+ * or -EINVAL (a NULL or destroyed @pool, or a bit other than those
+ * three).
+ */
+SMM_API int smm_pool_set_mthp(struct smm_pool *pool, unsigned int orders);
+
 /*
  * smm_debug_race_yield - testing hook: in debug builds (SMM_DEBUG), make
  * every race window that the library marks (between a lockless lookup and

@@ -158,12 +158,14 @@ works "[--reps N (5)]" "$tool" bench --help
 works "[--out PATH (compare.svg)]" "$tool" compare --help
 works "[--backend softmm|kernel (softmm)]" "$tool" script --help
 # The bench usage lists every workload bench.c knows.
-for w in fault-anon fault-zero memset-4k dontneed-aligned dontneed-unaligned \
+for w in fault-anon fault-anon-64k fault-zero memset-4k dontneed-aligned \
+	dontneed-unaligned \
 	dontneed-refault mmap-munmap mmap-many-1k mmap-many-10k mmap-many-60k \
-	access-hit access-read gup-fast gup-slow fault-threads fault-shared-pte \
+	access-hit access-read gup-fast gup-slow fault-threads memset-threads \
+	fault-shared-pte \
 	fault-shared-pmd alloc-dontneed sparse-dontneed page-fault2 page-fault3 \
 	read-fault-file msync-128m fault-vs-mmap fault-vs-mmap-mmaplock \
-	fault-threads-mmaplock; do
+	fault-threads-mmaplock uffd-missing uffd-missing-callback; do
 	works " $w" "$tool" bench --help
 done
 

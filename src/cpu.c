@@ -87,7 +87,7 @@ SMM_API struct smm_cpu *smm_cpu_attach(struct smm_pool *pool)
 			atomic_fetch_add(&pool->nr_cpus, 1);
 			rcu_thread_online();
 			this_cpu = cpu;
-			smm_stripe = (unsigned int)i % NR_STRIPES;
+			smm_stripe = stripe_get(i);
 			pthread_setspecific(cpu_key, cpu);
 			return cpu;
 		}
@@ -160,6 +160,8 @@ SMM_API int smm_cpu_detach(struct smm_cpu *cpu)
 	pcp_drain(pool, &cpu->pcp);
 	atomic_store(&pool->cpus[cpu->id], NULL);
 	this_cpu = NULL;
+	/* After our last update: the next owner of the stripe sees it. */
+	stripe_put(smm_stripe);
 	smm_stripe = 0;
 	/* A flusher may still be looking at us: free after a grace period.
 	 * The pool stays busy until then (smm_pool_destroy waits). */

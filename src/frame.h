@@ -39,9 +39,15 @@ typedef uint64_t pfn_t;
 /* A page of an anonymous file (shared anonymous memory): no writeback,
  * so GUP-fast may pin it for long like an anonymous page. */
 #define PG_SWAPBACKED 0x4000
+/* A free frame known to hold zeroes: zeroed ahead, with the others of a
+ * batch a CPU's frame cache took (frame.c); allocating it skips zeroing. */
+#define PG_ZEROED 0x8000
 
 /* Largest block alloc_frames() hands out: 2^9 frames, 2 MiB. */
 #define MAX_ORDER 9
+/* The orders multi-size THP may map (16 KiB to 64 KiB), and the largest. */
+#define MTHP_ORDERS    ((1U << 2) | (1U << 3) | (1U << 4))
+#define MTHP_MAX_ORDER 4
 
 /*
  * The metadata of one frame, Linux's struct page. The first words serve
@@ -109,20 +115,46 @@ struct smm_cpu;
  * Counters striped by CPU: an update touches only its own CPU's cache
  * line, a read adds the stripes up (exact when nothing runs meanwhile).
  * Two CPUs faulting side by side must not bounce one line per fault.
+ *
+ * Stripes 0..NR_SHARED_STRIPES-1 are shared: threads that are not CPUs
+ * use stripe 0, CPUs that found no private stripe 1 + id % 7; they update
+ * with an atomic read-modify-write. The others are private: a CPU's
+ * thread claims one at attach (process-wide, whatever the pool) and gives
+ * it back at detach, and it alone ever writes that stripe of any mm or
+ * pool, so it updates with a plain load and store, as Linux's
+ * this_cpu_add() does: no locked instruction, which after zeroing a page
+ * would also wait for its stores to drain. The release that gives a
+ * stripe back and the acquire that claims it order the last owner's
+ * stores before the next owner's loads.
  */
-#define NR_STRIPES   8
-#define STRIPE_WORDS 7
+#define NR_SHARED_STRIPES  8
+#define NR_PRIVATE_STRIPES 8
+#define NR_STRIPES	   (NR_SHARED_STRIPES + NR_PRIVATE_STRIPES)
+#define STRIPE_WORDS	   7
 struct stripe {
 	atomic_long v[STRIPE_WORDS];
 } __attribute__((aligned(64)));
-/* The calling thread's stripe: its CPU's id, 0 for other threads. */
+/* The calling thread's stripe: its CPU's, 0 for other threads. */
 extern __hidden __thread unsigned int smm_stripe
 	__attribute__((tls_model("initial-exec")));
 
 static inline void stripe_add(struct stripe *s, int i, long d)
 {
-	atomic_fetch_add_explicit(&s[smm_stripe].v[i], d, memory_order_relaxed);
+	unsigned int k = smm_stripe;
+	atomic_long *v = &s[k].v[i];
+
+	if (likely(k >= NR_SHARED_STRIPES))
+		atomic_store_explicit(
+			v, atomic_load_explicit(v, memory_order_relaxed) + d,
+			memory_order_relaxed);
+	else
+		atomic_fetch_add_explicit(v, d, memory_order_relaxed);
 }
+
+/* A stripe for the calling thread, which becomes CPU @cpu_id: a private
+ * one if any is free; give it back with stripe_put(). */
+unsigned int stripe_get(int cpu_id);
+void stripe_put(unsigned int stripe);
 
 static inline long stripe_sum(struct stripe *s, int i)
 {
@@ -148,7 +180,13 @@ struct smm_pool {
 	unsigned int flags; /* SMM_POOL_* */
 	pfn_t zero_pfn;
 
-	spinlock_t lock;   /* free stack, free lists and bump pointer */
+	/*
+	 * On a line of its own: every fault reads the fields above (base,
+	 * pages, nr_frames), and a CPU refilling its frame cache must not
+	 * take that line away from the others.
+	 */
+	spinlock_t lock __attribute__((aligned(64))); /* free stack, free
+							* lists, bump */
 	pfn_t *free_stack; /* single frames freed, ready for reuse */
 	pfn_t nr_free_stack;
 	/* Free blocks of order 1..MAX_ORDER, linked through free_next. */
@@ -161,6 +199,9 @@ struct smm_pool {
 
 	/* Fault injection (smm_pool_inject_failure). */
 	atomic_long fail_countdown;
+	/* Orders anonymous faults may map at once (smm_pool_set_mthp()):
+	 * bit n for 2^n pages, within MTHP_ORDERS; read at each fault. */
+	atomic_uint mthp_orders;
 
 	/* CPUs attached, for TLB shootdown and per-CPU caches. */
 	struct smm_cpu *_Atomic cpus[SMM_MAX_CPUS];

@@ -1,9 +1,11 @@
 /*
  * memory.c - what a fault does to an entry, once fault.c has found and
  * locked the VMA: the dispatch (handle_pte_fault), the anonymous fault
- * (the zero page on read, a fresh zeroed page on write) and the
- * write-protect fault (copy-on-write away from the zero page, reuse of an
- * exclusive anonymous page). VMAs with vm_ops send their faults there.
+ * (the zero page on read, a fresh zeroed page on write, or a block of
+ * them with multi-size THP), the preload of the faulting CPU's TLB, and
+ * the write-protect fault (copy-on-write away from the zero page, reuse
+ * of an exclusive anonymous page). VMAs with vm_ops send their faults
+ * there.
  *
  * Locking: the caller holds mmap_lock for read or the VMA's read lock.
  * Like Linux's do_anonymous_page(), a fault that needs a page allocates
@@ -39,6 +41,31 @@ fault_lock_recheck(struct vm_fault *vmf)
 		return false;
 	}
 	return true;
+}
+
+/*
+ * Linux's update_mmu_cache(): after installing the entry for @addr under
+ * its ptl, preload the faulting CPU's TLB with it, so that the access
+ * the fault was for hits the TLB when it retries instead of walking the
+ * tables again (about 90 instructions a fault). Only the calling
+ * thread's own CPU, and only while it is switched to the fault's mm (a
+ * GUP or populate fault on another mm fills nothing).
+ *
+ * Outside an access section, which is safe here: the entry is valid now
+ * (we hold its ptl), and whoever clears or downgrades it later takes the
+ * ptl after us and then bumps mm->tlb_gen before its flush returns; this
+ * CPU's next access_begin() sees the new generation and drops its whole
+ * TLB, this entry too. A flush that ran before the fill found the entry
+ * none or older, so the fill cannot resurrect what it removed.
+ */
+static inline void update_mmu_cache(struct smm_mm *mm, uint64_t addr, pfn_t pfn,
+				    bool writable)
+{
+	struct smm_cpu *cpu = this_cpu;
+
+	if (cpu && cpu->mm == mm)
+		tlb_fill(cpu, addr, (uintptr_t)pfn_to_virt(mm->pool, pfn),
+			 writable);
 }
 
 /*
@@ -100,6 +127,152 @@ new_anon_page_locked(struct vm_fault *vmf, int *err)
 	return new;
 }
 
+/* ---- multi-size THP (Linux 6.8's mTHP for anonymous memory) ---- */
+
+/* Whether the @n entries from @ptep are all none (Linux's pte_range_none()). */
+static bool pte_range_none(pteval_t *ptep, unsigned int n)
+{
+	for (unsigned int i = 0; i < n; i++)
+		if (!pte_none(pte_read(ptep + i)))
+			return false;
+	return true;
+}
+
+/*
+ * The orders of @orders (mask, bit n: 2^n pages) that a write fault at
+ * vmf->address may map at once, as Linux's alloc_anon_folio() keeps them:
+ * none for a VMA advised NOHUGEPAGE (and MAP_STACK) or registered with
+ * userfaultfd; then only those whose naturally aligned block lies inside
+ * the VMA (thp_vma_suitable_order()), and of those the highest whose
+ * entries are all none, with every lower one. A naturally aligned block of
+ * at most 64 KiB never crosses a PTE table (2 MiB), so one table holds all
+ * its entries. Read without the ptl: rechecked under it.
+ */
+static unsigned int anon_block_orders(struct vm_fault *vmf, unsigned int orders)
+{
+	struct vm_area_struct *vma = vmf->vma;
+
+	if (vma->vm_flags & VM_NOHUGEPAGE)
+		return 0;
+	/*
+	 * A userfaultfd-registered VMA faults one page at a time, so that
+	 * its handler sees every missing page (Linux: userfaultfd_armed()
+	 * in alloc_anon_folio()). Missing faults there go to the handler
+	 * before this (do_anonymous_page()); a WP-only registration too.
+	 */
+	if (vma->vm_flags & (VM_UFFD_MISSING | VM_UFFD_WP))
+		return 0;
+	for (unsigned int o = MTHP_MAX_ORDER; o; o--) {
+		uint64_t size = PAGE_SIZE << o;
+		uint64_t start = vmf->address & ~(size - 1);
+
+		if (!(orders & (1U << o)))
+			continue;
+		if (start < vma->vm_start || start + size > vma->vm_end ||
+		    !pte_range_none(vmf->pte - ((vmf->address - start) >>
+						PAGE_SHIFT),
+				    1U << o))
+			orders &= ~(1U << o);
+		else
+			break; /* the lower ones lie inside this block */
+	}
+	return orders;
+}
+
+/*
+ * A write fault maps a whole block of 2^order pages (the highest order
+ * anon_block_orders() leaves whose pages the pool has). Returns 1 when no
+ * order was possible: nothing changed, the table is still mapped, the
+ * caller maps one page. Otherwise 0 (mapped, or the entries changed
+ * meanwhile and the access retries, as Linux's does, to pick a smaller
+ * order) or -EAGAIN/-ENOMEM from anon_vma_prepare(), the table unmapped.
+ *
+ * The block is 2^order order-0 frames from the CPU's frame cache, not one
+ * contiguous alloc_frames() block: softmm's allocator never merges freed
+ * single frames back into blocks, and a block split at once (below) is
+ * freed page by page, so contiguous blocks would run out once the pool's
+ * untouched part is used up and mTHP would silently stop happening. No
+ * one can observe the contiguity: once mapped, the block is 2^order
+ * independent pages (Linux's split folio), each with its own refcount,
+ * mapcount and linear index, freed, copied, pinned and counted on its
+ * own, so every other path (zap, fork, COW, mprotect, mremap, GUP,
+ * verify) is unchanged. The frames come zeroed in batches (frame.c), so
+ * the block costs the faults it saves, not its zeroing.
+ */
+static int do_anonymous_block(struct vm_fault *vmf, unsigned int orders)
+{
+	struct vm_area_struct *vma = vmf->vma;
+	struct smm_mm *mm = vma->vm_mm;
+	struct smm_pool *pool = mm->pool;
+	pteval_t prot = vm_page_prot(vma->vm_flags) | _PAGE_RW | _PAGE_DIRTY;
+	pfn_t pfns[1U << MTHP_MAX_ORDER];
+	unsigned int order = 0, n = 0, i;
+	uint64_t start;
+	pteval_t *first;
+	int err;
+
+	orders = anon_block_orders(vmf, orders);
+	if (!orders)
+		return 1;
+	err = anon_vma_prepare(vma, vmf->flags & FAULT_VMA_LOCK);
+	if (err) {
+		pte_unmap(&vmf->pt);
+		return err;
+	}
+	for (; orders; orders &= ~(1U << order)) {
+		order = 31 - (unsigned int)__builtin_clz(orders);
+		n = 1U << order;
+		for (i = 0; i < n; i++) {
+			pfns[i] = alloc_frame(pool, PG_ANON);
+			if (pfns[i] == NO_PFN)
+				break;
+		}
+		if (i == n)
+			break;
+		while (i--) /* short of frames: try the next order */
+			put_page(pool, pfns[i]);
+	}
+	if (!orders)
+		return 1;
+	start = vmf->address & ~((PAGE_SIZE << order) - 1);
+	first = vmf->pte - ((vmf->address - start) >> PAGE_SHIFT);
+	for (i = 0; i < n; i++) {
+		struct page *page = pfn_to_page(pool, pfns[i]);
+
+		atomic_store_explicit(&page->flags,
+				      PG_ANON | PG_ANON_EXCLUSIVE | PG_DIRTY,
+				      memory_order_relaxed);
+		page->mapping = READ_ONCE(vma->anon_vma);
+		page->index = vma->vm_pgoff +
+			      ((start - vma->vm_start) >> PAGE_SHIFT) + i;
+	}
+	race_point();
+	if (unlikely(!pte_map_lock(&vmf->pt)))
+		goto release;
+	if (unlikely(!pte_range_none(first, n))) {
+		pte_unlock(&vmf->pt);
+		goto release;
+	}
+	for (i = 0; i < n; i++) {
+		atomic_store_explicit(&pfn_to_page(pool, pfns[i])->mapcount, 1,
+				      memory_order_relaxed);
+		set_pte(mm, first + i, pfn_pte(pfns[i], prot));
+	}
+	pte_table_add(mm, first, (int)n);
+	stripe_add(mm->ctr, MC_RSS, n);
+	for (i = 0; i < n; i++)
+		update_mmu_cache(mm, start + ((uint64_t)i << PAGE_SHIFT),
+				 pfns[i], true);
+	pte_unmap_unlock(&vmf->pt);
+	return 0;
+release:
+	/* Filled meanwhile: the access retries, and finds a smaller order. */
+	for (i = 0; i < n; i++)
+		put_page(pool, pfns[i]);
+	pte_unmap(&vmf->pt);
+	return 0;
+}
+
 /* The entry for vmf->address is none: map the zero page, or a new page. */
 static int do_anonymous_page(struct vm_fault *vmf)
 {
@@ -107,6 +280,7 @@ static int do_anonymous_page(struct vm_fault *vmf)
 	struct smm_mm *mm = vma->vm_mm;
 	struct smm_pool *pool = mm->pool;
 	pteval_t prot = vm_page_prot(vma->vm_flags);
+	unsigned int orders;
 	pfn_t new;
 	int err = 0;
 
@@ -118,10 +292,19 @@ static int do_anonymous_page(struct vm_fault *vmf)
 			set_pte(mm, vmf->pte, pfn_pte(pool->zero_pfn, prot));
 			pte_table_add(mm, vmf->pte, 1);
 			stripe_add(mm->ctr, MC_ZERO, 1);
+			update_mmu_cache(mm, vmf->address, pool->zero_pfn,
+					 false);
 			pte_unmap_unlock(&vmf->pt);
 			return 0;
 		}
 		goto unmap;
+	}
+	orders = atomic_load_explicit(&pool->mthp_orders, memory_order_relaxed);
+	if (unlikely(orders)) {
+		err = do_anonymous_block(vmf, orders);
+		if (err <= 0)
+			return err;
+		err = 0; /* no block: one page */
 	}
 	new = new_anon_page_locked(vmf, &err);
 	if (new == NO_PFN)
@@ -129,6 +312,7 @@ static int do_anonymous_page(struct vm_fault *vmf)
 	set_pte(mm, vmf->pte, pfn_pte(new, prot | _PAGE_RW | _PAGE_DIRTY));
 	pte_table_add(mm, vmf->pte, 1);
 	stripe_add(mm->ctr, MC_RSS, 1);
+	update_mmu_cache(mm, vmf->address, new, true);
 	pte_unmap_unlock(&vmf->pt);
 	return 0;
 unmap:

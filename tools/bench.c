@@ -701,25 +701,43 @@ static struct result w_gup_slow(struct env *e)
 	return w_gup(e, false);
 }
 
+/* What memset-4k and each memset-threads thread zero: 256 MiB, larger
+ * than the caches, mapped by the host once (so cold, not faulting). */
+#define MEMSET_LEN (256 * MiB)
+
+/* The host buffer of memset thread @i, populated at its first use. */
+static char *memset_buf(int i)
+{
+	static char *buf[MAX_THREADS];
+
+	if (!buf[i]) {
+		buf[i] = mmap(NULL, MEMSET_LEN, PROT_READ | PROT_WRITE,
+			      MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1,
+			      0);
+		die_if(buf[i] == MAP_FAILED, "mmap");
+	}
+	return buf[i];
+}
+
+/* Zero [buf, buf + len) a 4 KiB page at a time, as a fault zeroes. */
+static void memset_pages(char *buf, uint64_t len)
+{
+	for (uint64_t o = 0; o < len; o += PAGE)
+		memset(buf + o, 0, PAGE);
+	__asm__ __volatile__("" ::"r"(buf) : "memory");
+}
+
 /* memset-4k: zero a cache-cold 4 KiB page of memory the host has already
  * mapped: the floor under any anonymous fault. Host-only. */
 static struct result w_memset(struct env *e)
 {
-	const uint64_t len = 256 * MiB;
-	struct result r = { 0, len / PAGE, -1, -1 };
-	static char *buf;
+	struct result r = { 0, MEMSET_LEN / PAGE, -1, -1 };
+	char *buf = memset_buf(0);
 	double t0;
 
-	if (!buf) {
-		buf = mmap(NULL, len, PROT_READ | PROT_WRITE,
-			   MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
-		die_if(buf == MAP_FAILED, "mmap");
-	}
 	t0 = now_ns();
-	for (uint64_t o = 0; o < len; o += PAGE)
-		memset(buf + o, 0, PAGE);
+	memset_pages(buf, MEMSET_LEN);
 	r.ns = now_ns() - t0;
-	__asm__ __volatile__("" ::"r"(buf) : "memory");
 	return r;
 }
 
@@ -814,6 +832,36 @@ static struct result w_fault_threads(struct env *e)
 	r.ns = run_threads(e, fault_thread, t);
 	if (!e->kernel)
 		smm_mm_destroy(e->mm);
+	return r;
+}
+
+/*
+ * memset-threads: memset-4k on N threads at once, each over its own
+ * 256 MiB (the same size and method): what this machine's memory
+ * bandwidth allows N faulting threads at best, against which
+ * fault-threads' scaling is judged (print_scaling()). Host-only.
+ */
+static void *memset_thread(void *arg)
+{
+	struct thr *t = arg;
+
+	pthread_barrier_wait(t->bar);
+	memset_pages((char *)(uintptr_t)t->base, t->len);
+	t->t_end = now_ns();
+	return NULL;
+}
+
+static struct result w_memset_threads(struct env *e)
+{
+	struct thr t[MAX_THREADS];
+	struct result r = { 0, (uint64_t)e->threads * (MEMSET_LEN / PAGE), -1,
+			    -1 };
+
+	for (int i = 0; i < e->threads; i++)
+		t[i] = (struct thr){ .len = MEMSET_LEN,
+				     .base = (uint64_t)(uintptr_t)memset_buf(
+					     i) };
+	r.ns = run_threads(e, memset_thread, t);
 	return r;
 }
 
@@ -1287,6 +1335,98 @@ static uint64_t smm_faults(struct smm_mm *mm)
 }
 
 /*
+ * fault-anon-64k: fault-anon with 64 KiB multi-size THP (Linux 6.8's
+ * mTHP): softmm's pool with smm_pool_set_mthp(SMM_MTHP_64K) for the run;
+ * the kernel with hugepages-64kB/enabled = always (sysfs, root only; the
+ * old setting restored after the run) and THP no longer disabled for the
+ * process (PR_SET_THP_DISABLE, which run_all() sets, disables every size).
+ * PMD-size THP stays as the system has it (inherit: madvise here), which
+ * never applies to a plain mmap. Faults per page are shown (1/16 when
+ * every block is mapped whole; the first and last blocks of an unaligned
+ * region are not). Without the knob the kernel side runs without mTHP
+ * and the table says so.
+ */
+#define K_MTHP_64K "/sys/kernel/mm/transparent_hugepage/hugepages-64kB/enabled"
+static bool k_mthp_missing; /* the kernel side ran without mTHP */
+
+/* The word in brackets of the sysfs setting at @path, or "" on failure. */
+static void k_mthp_get(const char *path, char *word, size_t size)
+{
+	char buf[128], *a, *b;
+	FILE *f = fopen(path, "r");
+
+	word[0] = 0;
+	if (!f)
+		return;
+	if (fgets(buf, sizeof(buf), f) && (a = strchr(buf, '[')) &&
+	    (b = strchr(a, ']')) && (size_t)(b - a) < size) {
+		memcpy(word, a + 1, (size_t)(b - a - 1));
+		word[b - a - 1] = 0;
+	}
+	fclose(f);
+}
+
+static bool k_mthp_set(const char *path, const char *word)
+{
+	FILE *f = fopen(path, "w");
+	bool ok;
+
+	if (!f)
+		return false;
+	ok = fputs(word, f) >= 0;
+	return fclose(f) == 0 && ok;
+}
+
+static struct result w_fault_anon_64k(struct env *e)
+{
+	const uint64_t len = 128 * MiB;
+	struct result r = { 0, len / PAGE, -1, -1 };
+	double t0;
+
+	if (e->kernel) {
+		char old[32];
+		bool on;
+		long f0;
+		char *p;
+
+		k_mthp_get(K_MTHP_64K, old, sizeof(old));
+		on = old[0] && (!strcmp(old, "always") ||
+				k_mthp_set(K_MTHP_64K, "always"));
+		k_mthp_missing |= !on;
+		if (on)
+			prctl(PR_SET_THP_DISABLE, 0, 0, 0, 0);
+		p = mmap(NULL, len, PROT_READ | PROT_WRITE,
+			 MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+		die_if(p == MAP_FAILED, "mmap");
+		f0 = k_faults();
+		t0 = now_ns();
+		k_touch(p, len);
+		r.faults = (double)(k_faults() - f0);
+		munmap(p, len);
+		r.ns = now_ns() - t0;
+		if (on) {
+			prctl(PR_SET_THP_DISABLE, 1, 0, 0, 0);
+			if (strcmp(old, "always"))
+				k_mthp_set(K_MTHP_64K, old);
+		}
+		return r;
+	}
+	smm_setup(e);
+	die_if(smm_pool_set_mthp(pool, SMM_MTHP_64K), "smm_pool_set_mthp");
+	int64_t a = smm_mmap(e->mm, 0, len, SMM_PROT_READ | SMM_PROT_WRITE,
+			     SMM_MAP_PRIVATE | SMM_MAP_ANONYMOUS);
+	die_if(a < 0, "smm_mmap");
+	t0 = now_ns();
+	smm_touch(e->cpu, (uint64_t)a, len);
+	r.faults = (double)smm_faults(e->mm);
+	smm_munmap(e->mm, (uint64_t)a, len);
+	r.ns = now_ns() - t0;
+	smm_pool_set_mthp(pool, 0);
+	smm_teardown(e);
+	return r;
+}
+
+/*
  * One pass: map the file, one access per page, unmap; the mmap is not
  * timed, the accesses and the munmap are (as fault-anon). Returns the ns
  * and the faults taken in *@r.
@@ -1660,6 +1800,8 @@ struct workload {
 
 static const struct workload workloads[] = {
 	{ "fault-anon", w_fault_anon, "page", 1, -1, false, true, 0, 0, 0 },
+	{ "fault-anon-64k", w_fault_anon_64k, "page", 1, -1, false, true, 0, 0,
+	  0 },
 	{ "fault-zero", w_fault_zero, "page", 1, -1, false, true, 0, 0, 0 },
 	{ "memset-4k", w_memset, "page", 1, -1, true, true, 0, 0, 0 },
 	{ "dontneed-aligned", w_dontneed, "page", 1, 1, false, true, 0, 0, 0 },
@@ -1685,6 +1827,11 @@ static const struct workload workloads[] = {
 	{ "fault-threads", w_fault_threads, "page", 1, -1, false, true, 0, 0,
 	  0 },
 	{ "fault-threads", w_fault_threads, "page", 2, -1, false, true, 0, 0,
+	  0 },
+	/* The same threads zeroing cold pages: the machine's own limit. */
+	{ "memset-threads", w_memset_threads, "page", 1, -1, true, true, 0, 0,
+	  0 },
+	{ "memset-threads", w_memset_threads, "page", 2, -1, true, true, 0, 0,
 	  0 },
 	/* Two threads faulting in the same PTE tables, the same PMD table. */
 	{ "fault-shared-pte", w_fault_shared_pte, "page", 2, -1, false, true, 0,
@@ -1829,7 +1976,8 @@ static int run_all(const struct bench_opts *o, struct row *rows, int *nrows)
 		    (!o->only && o->compare && !wl->in_compare))
 			continue;
 		if (!strncmp(wl->name, "fault-threads", 13) ||
-		    !strncmp(wl->name, "fault-shared", 12))
+		    !strncmp(wl->name, "fault-shared", 12) ||
+		    !strcmp(wl->name, "memset-threads"))
 			snprintf(row->name, sizeof(row->name), "%s/%d",
 				 wl->name, wl->threads);
 		else
@@ -1946,6 +2094,67 @@ static void print_table(const struct bench_opts *o, struct row *rows, int n)
 		}
 		printf("\n");
 	}
+	if (k_mthp_missing)
+		printf("fault-anon-64k: the linux column ran without mTHP (%s "
+		       "not writable: not root, or a kernel before 6.8)\n",
+		       K_MTHP_64K);
+}
+
+/* The row named @name, or NULL if it did not run. */
+static const struct row *find_row(const struct row *rows, int n,
+				  const char *name)
+{
+	for (int i = 0; i < n; i++)
+		if (!strcmp(rows[i].name, name))
+			return &rows[i];
+	return NULL;
+}
+
+/*
+ * How fault-threads scales from 1 thread to 2 (throughput on 2 / on 1,
+ * from the medians), beside memset-threads', the memory bandwidth's own
+ * limit on this machine; "of memset" is the first over the second (goal
+ * for softmm: 0.9 or more). A line of text, or JSON objects with --json.
+ */
+static void print_scaling(const struct bench_opts *o, const struct row *rows,
+			  int n)
+{
+	const struct row *f1 = find_row(rows, n, "fault-threads/1");
+	const struct row *f2 = find_row(rows, n, "fault-threads/2");
+	const struct row *m1 = find_row(rows, n, "memset-threads/1");
+	const struct row *m2 = find_row(rows, n, "memset-threads/2");
+	double ms, fs;
+
+	if (!f1 || !f2 || !m1 || !m2)
+		return;
+	ms = m1->linux_s.med / m2->linux_s.med;
+	fs = f1->linux_s.med / f2->linux_s.med;
+	if (o->json) {
+		printf("{\"scaling\": \"fault-threads\", \"threads\": 2, "
+		       "\"memset_scaling\": %.3f, \"system\": \"linux\", "
+		       "\"scheme\": null, \"fault_scaling\": %.3f, "
+		       "\"of_memset\": %.3f}\n",
+		       ms, fs, fs / ms);
+		for (int s = 0; s < o->nr_schemes; s++) {
+			fs = f1->smm[s].med / f2->smm[s].med;
+			printf("{\"scaling\": \"fault-threads\", \"threads\": "
+			       "2, \"memset_scaling\": %.3f, \"system\": "
+			       "\"softmm\", \"scheme\": \"%s\", "
+			       "\"fault_scaling\": %.3f, \"of_memset\": %.3f}\n",
+			       ms, smm_scheme_name(o->schemes[s]), fs, fs / ms);
+		}
+		fflush(stdout);
+		return;
+	}
+	printf("\n2 threads / 1 (throughput): memset-threads %.2fx; "
+	       "fault-threads linux %.2fx (%.2f of memset's)",
+	       ms, fs, fs / ms);
+	for (int s = 0; s < o->nr_schemes; s++) {
+		fs = f1->smm[s].med / f2->smm[s].med;
+		printf(", %s %.2fx (%.2f)", smm_scheme_name(o->schemes[s]), fs,
+		       fs / ms);
+	}
+	printf("\n");
 }
 
 /* ---- --atomics: atomic read-modify-writes per operation ---- */
@@ -2354,6 +2563,7 @@ int cmd_bench(int argc, char **argv)
 	run_all(&o, rows, &n);
 	if (!o.json)
 		print_table(&o, rows, n);
+	print_scaling(&o, rows, n);
 	smm_pool_destroy(pool);
 	return 0;
 }
@@ -2631,6 +2841,7 @@ int cmd_compare(int argc, char **argv)
 	run_all(&o, rows, &n);
 	printf("\n");
 	print_table(&o, rows, n);
+	print_scaling(&o, rows, n);
 	smm_pool_destroy(pool);
 	return write_chart(&o, rows, n, o.out) ? 1 : 0;
 }

@@ -58,6 +58,7 @@
 #include <linux/capability.h>
 #include <linux/userfaultfd.h>
 #include <sys/wait.h>
+#include <dirent.h>
 #include <unistd.h>
 
 #include "softmm.h"
@@ -1162,7 +1163,9 @@ static void kernel_child(const struct script *s, int fd, char *line,
 	/* orphans of the script's processes come to process 0 */
 	prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0);
 	k_open_files(s);
-	prctl(PR_SET_THP_DISABLE, 1, 0, 0, 0);
+	/* THP stays on with --mthp: script_kernel_mthp() set the sizes. */
+	if (!script_mthp)
+		prctl(PR_SET_THP_DISABLE, 1, 0, 0, 0);
 	drop_to_softmm_limits();
 	stack_t ss = { .ss_sp = altstack, .ss_size = sizeof(altstack) };
 	sigaltstack(&ss, NULL);
@@ -1185,6 +1188,97 @@ static void kernel_child(const struct script *s, int fd, char *line,
 	k_warm_up();
 	kc.pt_base = vmpte_bytes();
 	k_run(0);
+}
+
+/* ---- the kernel's mTHP knobs (--mthp) ---- */
+
+#define THP_DIR	   "/sys/kernel/mm/transparent_hugepage"
+#define MTHP_KNOBS 16
+static struct {
+	char path[320];
+	char old[16]; /* the bracketed word it had */
+} mthp_knob[MTHP_KNOBS];
+static int nr_mthp_knobs;
+static pid_t mthp_owner; /* forked children inherit atexit(): not theirs */
+
+static void mthp_restore(void)
+{
+	if (getpid() != mthp_owner)
+		return;
+	for (int i = 0; i < nr_mthp_knobs; i++) {
+		FILE *f = fopen(mthp_knob[i].path, "w");
+
+		if (f) {
+			fputs(mthp_knob[i].old, f);
+			fclose(f);
+		}
+	}
+	nr_mthp_knobs = 0;
+}
+
+static void mthp_restore_signal(int sig)
+{
+	mthp_restore();
+	signal(sig, SIG_DFL);
+	raise(sig);
+}
+
+int script_kernel_mthp(void)
+{
+	DIR *d = opendir(THP_DIR);
+	struct dirent *de;
+	int err = 0;
+
+	if (!d)
+		return -ENOENT;
+	mthp_owner = getpid();
+	while ((de = readdir(d)) && nr_mthp_knobs < MTHP_KNOBS) {
+		unsigned int kb, order = 0;
+		char buf[128], *a, *b, path[320];
+		const char *want;
+		FILE *f;
+
+		if (sscanf(de->d_name, "hugepages-%ukB", &kb) != 1)
+			continue;
+		while ((4U << order) < kb)
+			order++;
+		want = (script_mthp & (1U << order)) ? "always" : "never";
+		snprintf(path, sizeof(path), "%s/%s/enabled", THP_DIR,
+			 de->d_name);
+		f = fopen(path, "r");
+		if (!f && errno == ENOENT)
+			continue; /* a size for shmem only (8 KiB) */
+		if (!f || !fgets(buf, sizeof(buf), f) ||
+		    !(a = strchr(buf, '[')) || !(b = strchr(a, ']')) ||
+		    b - a - 1 >= (long)sizeof(mthp_knob[0].old)) {
+			if (f)
+				fclose(f);
+			err = -ENOENT;
+			break;
+		}
+		fclose(f);
+		*b = 0;
+		snprintf(mthp_knob[nr_mthp_knobs].path,
+			 sizeof(mthp_knob[0].path), "%s", path);
+		snprintf(mthp_knob[nr_mthp_knobs].old, sizeof(mthp_knob[0].old),
+			 "%s", a + 1);
+		f = fopen(path, "w");
+		if (!f || fputs(want, f) < 0 || fclose(f)) {
+			err = -EACCES;
+			break;
+		}
+		if (!nr_mthp_knobs++) {
+			atexit(mthp_restore);
+			signal(SIGINT, mthp_restore_signal);
+			signal(SIGTERM, mthp_restore_signal);
+		}
+	}
+	closedir(d);
+	if (!err && !nr_mthp_knobs)
+		err = -ENOENT;
+	if (err)
+		mthp_restore();
+	return err;
 }
 
 int script_run_kernel(const struct script *s, struct strbuf *out)

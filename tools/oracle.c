@@ -1865,8 +1865,8 @@ static bool scheme_reclaims_on_dontneed(const char *name)
 const char oracle_synopsis[] =
 	"[--sequences N (200)] [--ops N (200)] [--seed N (1)]\n"
 	"[--scheme NAME (pt-reclaim)] [--out FILE (oracle-fail-SEED-N.smm)]\n"
-	"[--avoid CLASS,... (none)] [--mask-pt] [--verbose] [--keep-going]\n"
-	"[--self-test] [--dump]";
+	"[--avoid CLASS,... (none)] [--mask-pt] [--mthp SIZE,... (none)]\n"
+	"[--verbose] [--keep-going] [--self-test] [--dump]";
 const char oracle_summary[] =
 	"compare random scripts on softmm against the kernel";
 
@@ -1885,6 +1885,9 @@ static int oracle_usage(FILE *f)
 		"  --mask-pt      compare every line but the results of `pt`\n"
 		"                 (for the schemes other than pt-reclaim, which\n"
 		"                 free other page tables than the kernel)\n"
+		"  --mthp SIZES   multi-size THP on both sides: 16k, 32k, 64k\n"
+		"                 (the kernel's sysfs knobs: root; restored at "
+		"exit)\n"
 		"  --keep-going   go on after a divergence\n"
 		"  --self-test    run both sides on the kernel\n"
 		"  --dump         print the scripts, run nothing\n",
@@ -1913,12 +1916,13 @@ int cmd_oracle(int argc, char **argv)
 		{ "dump", no_argument, NULL, 'D' },
 		{ "avoid", required_argument, NULL, 'A' },
 		{ "mask-pt", no_argument, NULL, 'P' },
+		{ "mthp", required_argument, NULL, 'M' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
 	int c;
 	optind = 1;
-	while ((c = getopt_long(argc, argv, "n:m:s:S:o:vkTDA:h", lopts,
+	while ((c = getopt_long(argc, argv, "n:m:s:S:o:vkTDA:M:h", lopts,
 				NULL)) != -1) {
 		switch (c) {
 		case 'n':
@@ -1957,6 +1961,19 @@ int cmd_oracle(int argc, char **argv)
 		case 'P':
 			mask_pt = true;
 			break;
+		case 'M': {
+			int m = script_parse_mthp(optarg);
+
+			if (m < 0) {
+				fprintf(stderr,
+					"softmm oracle: --mthp takes 16k, 32k, "
+					"64k or a list of them (got '%s')\n",
+					cli_quote_str(optarg, q, sizeof(q)));
+				return 2;
+			}
+			script_mthp = (unsigned int)m;
+			break;
+		}
 		case 'A': {
 			char *save = NULL, *list = strdup(optarg);
 			for (char *t = strtok_r(list, ",", &save); t;
@@ -1998,6 +2015,18 @@ int cmd_oracle(int argc, char **argv)
 			cli_quote_str(scheme_name, q, sizeof(q)),
 			cli_scheme_list(l, sizeof(l)));
 		return 2;
+	}
+	if (script_mthp && !dump) {
+		int err = script_kernel_mthp();
+
+		if (err) {
+			fprintf(stderr,
+				"softmm oracle: --mthp: cannot set the "
+				"kernel's THP sizes under "
+				"/sys/kernel/mm/transparent_hugepage: %s\n",
+				strerror(-err));
+			return 2;
+		}
 	}
 	/* With pt masked, DONTNEEDs of whole tables cannot diverge: generate
 	 * them under every scheme. */

@@ -1734,6 +1734,34 @@ ret:
 	}
 }
 
+unsigned int script_mthp;
+
+int script_parse_mthp(const char *list)
+{
+	static const struct {
+		const char *name;
+		unsigned int bit;
+	} sizes[] = { { "16k", SMM_MTHP_16K },
+		      { "32k", SMM_MTHP_32K },
+		      { "64k", SMM_MTHP_64K } };
+	unsigned int bits = 0;
+	const char *p = list;
+
+	while (*p) {
+		size_t l = strcspn(p, ","), k;
+
+		for (k = 0; k < sizeof(sizes) / sizeof(sizes[0]); k++)
+			if (l == strlen(sizes[k].name) &&
+			    !strncmp(p, sizes[k].name, l))
+				break;
+		if (k == sizeof(sizes) / sizeof(sizes[0]))
+			return -1;
+		bits |= sizes[k].bit;
+		p += l + (p[l] == ',');
+	}
+	return bits ? (int)bits : -1;
+}
+
 int script_run_softmm(const struct script *s, int scheme, struct strbuf *out)
 {
 	size_t maxpages = 1;
@@ -1757,6 +1785,10 @@ int script_run_softmm(const struct script *s, int scheme, struct strbuf *out)
 	struct smm_pool *pool = smm_pool_create(SOFTMM_POOL_BYTES, 0);
 	if (!pool) {
 		perror("smm_pool_create");
+		return SCRIPT_ERR_SETUP;
+	}
+	if (smm_pool_set_mthp(pool, script_mthp)) {
+		fprintf(stderr, "smm_pool_set_mthp: bad sizes\n");
 		return SCRIPT_ERR_SETUP;
 	}
 	struct smm_mm_opts opts = { .scheme = scheme };
@@ -1945,7 +1977,7 @@ static char *read_all(FILE *f, size_t *len)
 
 const char script_synopsis[] =
 	"[--backend softmm|kernel (softmm)] [--scheme NAME (eager)]\n"
-	"FILE|-";
+	"[--mthp SIZE,... (none)] FILE|-";
 const char script_summary[] =
 	"run a script (FILE, or - for stdin) on softmm or on the kernel";
 
@@ -1955,7 +1987,10 @@ static int script_usage(FILE *f)
 	fprintf(f,
 		"  --backend softmm  through libsoftmm, in this process\n"
 		"  --backend kernel  through real syscalls, in a child process\n"
-		"  --scheme NAME     softmm only: " CLI_SCHEMES "\n");
+		"  --scheme NAME     softmm only: " CLI_SCHEMES "\n"
+		"  --mthp SIZES      multi-size THP: 16k, 32k, 64k (the "
+		"kernel's\n"
+		"                    sysfs knobs: root; restored at exit)\n");
 	return f == stdout ? 0 : 2;
 }
 
@@ -1967,12 +2002,13 @@ int cmd_script(int argc, char **argv)
 	static const struct option lopts[] = {
 		{ "backend", required_argument, NULL, 'b' },
 		{ "scheme", required_argument, NULL, 's' },
+		{ "mthp", required_argument, NULL, 'M' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
-	int c;
+	int c, m;
 	optind = 1;
-	while ((c = getopt_long(argc, argv, "b:s:h", lopts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "b:s:M:h", lopts, NULL)) != -1) {
 		switch (c) {
 		case 'b':
 			if (!strcmp(optarg, "softmm"))
@@ -1989,6 +2025,17 @@ int cmd_script(int argc, char **argv)
 			break;
 		case 's':
 			scheme_name = optarg;
+			break;
+		case 'M':
+			m = script_parse_mthp(optarg);
+			if (m < 0) {
+				fprintf(stderr,
+					"softmm script: --mthp takes 16k, 32k, "
+					"64k or a list of them (got '%s')\n",
+					cli_quote_str(optarg, q, sizeof(q)));
+				return 2;
+			}
+			script_mthp = (unsigned int)m;
 			break;
 		case 'h':
 			return script_usage(stdout);
@@ -2017,6 +2064,17 @@ int cmd_script(int argc, char **argv)
 				"softmm script: unknown scheme '%s' (%s)\n",
 				cli_quote_str(scheme_name, q, sizeof(q)),
 				cli_scheme_list(l, sizeof(l)));
+			return 2;
+		}
+	}
+	if (script_mthp && be == BACKEND_KERNEL) {
+		int err = script_kernel_mthp();
+
+		if (err) {
+			fprintf(stderr,
+				"softmm script: --mthp: cannot set the "
+				"kernel's THP sizes: %s\n",
+				strerror(-err));
 			return 2;
 		}
 	}

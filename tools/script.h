@@ -171,6 +171,26 @@ int script_run(const struct script *s, enum backend be, int scheme,
 int script_run_forked(const struct script *s, enum backend be, int scheme,
 		      struct strbuf *out);
 
+/*
+ * Multi-size THP for both backends (`--mthp` of oracle and script): an
+ * OR of SMM_MTHP_*, 0 (the default) for none. The softmm backend's pool
+ * gets it (smm_pool_set_mthp()); the kernel backend's child then leaves
+ * THP enabled for itself, and script_kernel_mthp() must have set the
+ * kernel's per-size knobs to the same sizes.
+ */
+extern unsigned int script_mthp;
+/* Parse a --mthp list ("64k", "16k,64k") into SMM_MTHP_* bits; -1 if bad. */
+int script_parse_mthp(const char *list);
+/*
+ * script_kernel_mthp - make the kernel's anonymous THP sizes exactly
+ * script_mthp: hugepages-<size>kB/enabled "always" for those, "never" for
+ * every other size (PMD-size too, so MADV_HUGEPAGE maps no 2 MiB pages),
+ * saving the old settings and restoring them at exit. Needs root. 0, or
+ * -errno (EACCES: a knob is not writable; ENOENT: no per-size knobs,
+ * Linux before 6.8).
+ */
+int script_kernel_mthp(void);
+
 /* Backends (script.c, kbackend.c). */
 int script_run_softmm(const struct script *s, int scheme, struct strbuf *out);
 int script_run_kernel(const struct script *s, struct strbuf *out);
