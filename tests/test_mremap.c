@@ -170,11 +170,19 @@ struct race {
 	_Atomic unsigned long stale, reads, hits;
 	_Atomic unsigned long stores_certain, pins, pins_checked;
 	unsigned int seed;
-	/* the writer's pages (128..255): the last counter stored with no
-	 * move in flight, and the last one stored at all */
-	uint64_t certain[128], attempted[128];
+	/* the writer's pages (WPAGE(0..WPAGES-1)): the last counter stored
+	 * with no move in flight, and the last one stored at all */
+	uint64_t certain[64], attempted[64];
 };
 
+/*
+ * The writer's pages: every other page from 130. A store the writer made
+ * at an address the range has since left can land in the range one page
+ * off (its base was B, the range moved on to B + PG, or the reverse): on
+ * an odd page, never on the readers' 0..127 nor on another writer page.
+ */
+#define WPAGES	   63
+#define WPAGE(k)   (130 + 2 * (uint64_t)(k))
 #define TAG(i)	   (0x5eedULL << 32 | (i))
 #define WTAG(j, n) (0xbeefULL << 48 | (uint64_t)(j) << 32 | (n))
 
@@ -220,11 +228,12 @@ static void *race_reader(void *arg)
 }
 
 /*
- * The writer stores a counter into its pages 128..255 at the range's
+ * The writer stores a counter into its pages (WPAGE()) at the range's
  * current address. A store made while no move was in flight went into the
  * range: the page must hold that counter or a later one at the end. One
- * made during a move may have gone to the range or (DONTUNMAP) to the old,
- * emptied place, or faulted.
+ * made during a move may have gone to the range, to the range one page off
+ * (WPAGE() says why that is harmless) or (DONTUNMAP) to the old, emptied
+ * place, or faulted.
  */
 static void *race_writer(void *arg)
 {
@@ -235,17 +244,18 @@ static void *race_writer(void *arg)
 	smm_cpu_switch_mm(cpu, r->mm);
 	while (!atomic_load(&r->stop)) {
 		unsigned long s1 = atomic_load(&r->seq), s2;
-		uint64_t j = 128 + n % 128, v = WTAG(j, n / 128 + 1);
+		uint64_t k = n % WPAGES, j = WPAGE(k);
+		uint64_t v = WTAG(j, n / WPAGES + 1);
 		uint64_t base = atomic_load(&r->at);
 		int err;
 
 		if (s1 & 1)
 			continue;
-		r->attempted[j - 128] = n / 128 + 1;
+		r->attempted[k] = n / WPAGES + 1;
 		err = smm_write(cpu, base + j * PG, &v, 8, NULL);
 		s2 = atomic_load(&r->seq);
 		if (!err && s1 == s2) {
-			r->certain[j - 128] = n / 128 + 1;
+			r->certain[k] = n / WPAGES + 1;
 			atomic_fetch_add(&r->stores_certain, 1);
 		}
 		n++;
@@ -358,8 +368,8 @@ static void test_move_race(void **state)
 	assert_int_equal(r.stale, 0);
 	assert_true(r.hits > 0 && r.stores_certain > 0 && r.pins_checked > 0);
 	/* every store made with no move in flight is there, or a later one */
-	for (uint64_t j = 128; j < 256; j++) {
-		uint64_t c = r.certain[j - 128], a = r.attempted[j - 128];
+	for (uint64_t k = 0; k < WPAGES; k++) {
+		uint64_t j = WPAGE(k), c = r.certain[k], a = r.attempted[k];
 
 		assert_int_equal(smm_read(e->cpu, cur + j * PG, &v, 8, NULL),
 				 0);
