@@ -357,11 +357,10 @@ static int64_t move_vma(struct smm_mm *mm, struct remap *r)
 		return -ENOMEM;
 	}
 	vma_start_write(vma);
-	/* The new VMA is not registered with userfaultfd: Linux without
-	 * UFFD_FEATURE_EVENT_REMAP drops it (its uffd-wp bits below). */
-	new_vma = vma_merge_new_range(mm, new, new + new_len,
-				      vm_flags & ~VM_UFFD_FLAGS, f, pgoff,
-				      vma->anon_vma, vma, &pa);
+	/* The copy keeps the source's userfaultfd flags, so that it merges
+	 * as Linux's copy_vma() merges; they are dropped after the move. */
+	new_vma = vma_merge_new_range(mm, new, new + new_len, vm_flags, f,
+				      pgoff, vma->anon_vma, vma, &pa);
 	vma_prealloc_free(&pa);
 	vma_tree_update(mm, new_vma->vm_start, new_vma->vm_end + 1);
 	/* The source may have merged into the new VMA. */
@@ -399,6 +398,16 @@ static int64_t move_vma(struct smm_mm *mm, struct remap *r)
 		mm->locked_vm += new_len >> PAGE_SHIFT;
 	if (moved == old_len && (vm_flags & VM_UFFD_WP))
 		uffd_wp_clear_range(new_vma, new, new + old_len);
+	/*
+	 * Linux's mremap_userfaultfd_prep() for a uffd without
+	 * UFFD_FEATURE_EVENT_REMAP: the new VMA loses its registration,
+	 * all of it, including what it merged with at its new place (a
+	 * registered neighbour, or the source itself).
+	 */
+	if (moved == old_len && (new_vma->vm_flags & VM_UFFD_FLAGS)) {
+		vma_start_write(new_vma);
+		new_vma->vm_flags &= ~VM_UFFD_FLAGS;
+	}
 	if (moved < old_len) {
 		BUG_ON(do_munmap(mm, new, new + new_len, &pa_unmap));
 		vma_prealloc_free(&pa_unmap);
