@@ -40,7 +40,7 @@
  * while the library stubs them) are printed and compared across schemes.
  *
  * The kernel backend never runs here: tools/kbackend.c is not linked, and
- * script_run_kernel() below aborts.
+ * script_run_kernel() and script_kernel_mthp() below abort.
  */
 #include <stdint.h>
 #include <stdio.h>
@@ -58,6 +58,12 @@ int script_run_kernel(const struct script *s, struct strbuf *out)
 	(void)s;
 	(void)out;
 	fprintf(stderr, "fuzz_script: the kernel backend must not run\n");
+	abort();
+}
+
+int script_kernel_mthp(void)
+{
+	fprintf(stderr, "fuzz_script: the kernel's THP is not touched\n");
 	abort();
 }
 
