@@ -169,10 +169,10 @@ for t in build/tsan/tests/test_*; do
 	step "$t" scripts/tsan-run.sh "$t"
 done
 if [ "$tsan_full" = 1 ]; then
-	step "tsan torture 4 threads seed 5" scripts/tsan-run.sh build/tsan/softmm torture --threads 4 --seconds 15 --seed 5
-	step "tsan torture 8 threads 3 mms seed 6" scripts/tsan-run.sh build/tsan/softmm torture --threads 8 --mms 3 --seconds 10 --seed 6
-	step "tsan torture refcount seed 9" scripts/tsan-run.sh build/tsan/softmm torture --scheme refcount --threads 4 --seconds 10 --seed 9
-	step "tsan torture pmd-rwsem seed 10" scripts/tsan-run.sh build/tsan/softmm torture --scheme pmd-rwsem --threads 4 --seconds 10 --seed 10
+	step "tsan torture 4 threads seed 5" scripts/tsan-run.sh build/tsan/softmm torture --threads 4 --seconds 10 --seed 5
+	step "tsan torture 8 threads 3 mms seed 6" scripts/tsan-run.sh build/tsan/softmm torture --threads 8 --mms 3 --seconds 8 --seed 6
+	step "tsan torture refcount seed 9" scripts/tsan-run.sh build/tsan/softmm torture --scheme refcount --threads 4 --seconds 8 --seed 9
+	step "tsan torture pmd-rwsem seed 10" scripts/tsan-run.sh build/tsan/softmm torture --scheme pmd-rwsem --threads 4 --seconds 8 --seed 10
 	step "tsan torture --files eager seed 33" scripts/tsan-run.sh build/tsan/softmm torture --files --threads 4 --seconds 8 --seed 33
 	step "tsan torture --files refcount seed 34" scripts/tsan-run.sh build/tsan/softmm torture --files --scheme refcount --threads 4 --seconds 8 --seed 34
 	step "tsan torture --fork eager seed 46" scripts/tsan-run.sh build/tsan/softmm torture --fork --threads 4 --seconds 6 --seed 46
