@@ -11,7 +11,7 @@
 # (and the planted bug of fork sharing a pinned page); the planted bug of
 # mremap, which test_mremap's move race must catch; the unit tests and
 # tortures under ThreadSanitizer;
-# the libFuzzer harness of the script parser and the softmm backend, 30 s;
+# the libFuzzer harness of the script parser and the softmm backend, 20 s;
 # the README's embedding example.
 set -u
 cd "$(dirname "$0")/.."
@@ -87,14 +87,14 @@ step "torture catches pmd-rwsem freeing unlocked" scripts/expect-torture-failure
 
 # The file torture (tools/torture_files.c): one host file mapped shared in
 # two mms, stores, msync + pread(2) of the host file, writeback all the
-# time, DONTNEED, remaps, pins; every scheme, 6 s each (~35 s in all).
+# time, DONTNEED, remaps, pins; every scheme, 5 s each (~30 s in all).
 echo "file torture (ASan+UBSan; page cache, writeback, msync):"
 seed=21
 for scheme in none pt-reclaim eager refcount pmd-rwsem; do
-	step "torture --files $scheme seed $seed" build/asan/softmm torture --files --scheme $scheme --threads 4 --seconds 6 --seed $seed
+	step "torture --files $scheme seed $seed" build/asan/softmm torture --files --scheme $scheme --threads 4 --seconds 5 --seed $seed
 	seed=$((seed + 1))
 done
-step "torture --files eager 6 threads 3 mms 16 pages" build/asan/softmm torture --files --threads 6 --mms 3 --file-pages 16 --seconds 6 --seed 26
+step "torture --files eager 6 threads 3 mms 16 pages" build/asan/softmm torture --files --threads 6 --mms 3 --file-pages 16 --seconds 5 --seed 26
 # page_mkclean skipping one mapping's entry (build/bug3, -DSMM_BUG_MKCLEAN_SKIP):
 # a store through that mm is not written back, the msync check finds the
 # host file stale (each seed in under 0.1 s).
@@ -103,11 +103,11 @@ step "torture --files catches page_mkclean skipping an entry" scripts/expect-tor
 # The fork torture (tools/torture_fork.c): fork threads smm_fork() live mms
 # while workers store and load and GUP threads pin and write as a device;
 # parent and child must each see their own values, a pin the parent only.
-# Every scheme, 5 s each (~27 s in all).
+# Every scheme, 4 s each (~22 s in all).
 echo "fork torture (ASan+UBSan; copy-on-write, pins across fork):"
 seed=41
 for scheme in none pt-reclaim eager refcount pmd-rwsem; do
-	step "torture --fork $scheme seed $seed" build/asan/softmm torture --fork --scheme $scheme --threads 4 --seconds 5 --seed $seed
+	step "torture --fork $scheme seed $seed" build/asan/softmm torture --fork --scheme $scheme --threads 4 --seconds 4 --seed $seed
 	seed=$((seed + 1))
 done
 # fork sharing a pinned page (build/bug4, -DSMM_BUG_FORK_SHARES_PINNED): a
@@ -173,10 +173,10 @@ if [ "$tsan_full" = 1 ]; then
 	step "tsan torture 8 threads 3 mms seed 6" scripts/tsan-run.sh build/tsan/softmm torture --threads 8 --mms 3 --seconds 8 --seed 6
 	step "tsan torture refcount seed 9" scripts/tsan-run.sh build/tsan/softmm torture --scheme refcount --threads 4 --seconds 8 --seed 9
 	step "tsan torture pmd-rwsem seed 10" scripts/tsan-run.sh build/tsan/softmm torture --scheme pmd-rwsem --threads 4 --seconds 8 --seed 10
-	step "tsan torture --files eager seed 33" scripts/tsan-run.sh build/tsan/softmm torture --files --threads 4 --seconds 8 --seed 33
-	step "tsan torture --files refcount seed 34" scripts/tsan-run.sh build/tsan/softmm torture --files --scheme refcount --threads 4 --seconds 8 --seed 34
-	step "tsan torture --fork eager seed 46" scripts/tsan-run.sh build/tsan/softmm torture --fork --threads 4 --seconds 6 --seed 46
-	step "tsan torture --fork refcount seed 47" scripts/tsan-run.sh build/tsan/softmm torture --fork --scheme refcount --threads 4 --seconds 6 --seed 47
+	step "tsan torture --files eager seed 33" scripts/tsan-run.sh build/tsan/softmm torture --files --threads 4 --seconds 6 --seed 33
+	step "tsan torture --files refcount seed 34" scripts/tsan-run.sh build/tsan/softmm torture --files --scheme refcount --threads 4 --seconds 6 --seed 34
+	step "tsan torture --fork eager seed 46" scripts/tsan-run.sh build/tsan/softmm torture --fork --threads 4 --seconds 5 --seed 46
+	step "tsan torture --fork refcount seed 47" scripts/tsan-run.sh build/tsan/softmm torture --fork --scheme refcount --threads 4 --seconds 5 --seed 47
 	for s in none:38 pt-reclaim:39 pmd-rwsem:40; do
 		step "tsan torture --fork ${s%:*} seed ${s#*:}" scripts/tsan-run.sh build/tsan/softmm torture --fork --scheme "${s%:*}" --threads 4 --seconds 4 --seed "${s#*:}"
 	done
@@ -192,7 +192,7 @@ fi
 
 echo "libFuzzer (tests/fuzz/README.md; findings under build/fuzz/findings/):"
 step "fuzz build" make --no-print-directory -j2 fuzz-build
-step "fuzz 30 s (script parser, softmm backend)" scripts/fuzz-run.sh build/fuzz/fuzz_script 30
+step "fuzz 20 s (script parser, softmm backend)" scripts/fuzz-run.sh build/fuzz/fuzz_script 20
 
 echo "embedding example:"
 step "readme-example" scripts/readme-example.sh
