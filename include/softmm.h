@@ -1066,7 +1066,8 @@ SMM_API int smm_uffd_set_handler(struct smm_mm *mm, smm_uffd_handler_t fn,
  * smm_uffd_read - read(2) on a userfaultfd: take the oldest event not yet
  * read into *@msg (each waiting fault gives one; a fault woken before its
  * event was read gives none). Blocks until there is one, unless
- * SMM_UFFD_NONBLOCK. The fault stays waiting after its event is read,
+ * SMM_UFFD_NONBLOCK: first polling for up to 50 microseconds (a handler
+ * thread serving a burst of faults stays awake), then asleep. The fault stays waiting after its event is read,
  * until a call covers its page. Returns 0, -EAGAIN (nothing to read,
  * NONBLOCK), -EINVAL (NULL argument, unknown flag), -ESRCH (the address
  * space is destroyed: also wakes a blocked reader). As for every call on

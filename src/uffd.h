@@ -42,6 +42,9 @@ struct uffd_ctx {
 	int users;		  /* faults between queueing and waking */
 	/* Waiting faults: unread ones (events to read, FIFO) and read ones. */
 	struct uffd_waiter *pending_head, *pending_tail;
+	/* How many are pending: written under the lock, read without it by
+	 * a reader spinning before it sleeps (uffd_read_event()). */
+	atomic_uint nr_pending;
 	struct uffd_waiter *read_head;
 	/* Callback delivery (smm_uffd_set_handler); NULL: queue. */
 	smm_uffd_handler_t handler;
