@@ -1397,6 +1397,24 @@ static void uffd_filter(struct gen *g, struct op *op)
 		if ((op->flags & SMM_MAP_LOCKED) && end > op->addr)
 			sh_map(&g->lsh, op->addr, end);
 		break;
+	case OP_WRITE:
+	case OP_TOUCH:
+	case OP_READ:
+	case OP_PEEK:
+		/*
+		 * A peek reads a byte of every page of its range, mapping
+		 * each: over a 1.5 TiB mapping the kernel needed minutes,
+		 * past its backend's 60 s alarm (seed 1501). 1 GiB at most;
+		 * and an access over a registered range raises an event per
+		 * missing page, which the kernel's handler thread serves in
+		 * tens of microseconds: 256 pages at most there.
+		 */
+		if (op->len > 1024 * MiB)
+			op->len = 1024 * MiB;
+		if (end > op->addr && !sh_free(&g->ush, op->addr, end) &&
+		    op->len > 256 * PG)
+			op->len = 256 * PG;
+		break;
 	case OP_MUNMAP:
 		if (sane) {
 			sh_unmap(&g->ush, op->addr, end);
@@ -1406,12 +1424,24 @@ static void uffd_filter(struct gen *g, struct op *op)
 	case OP_MREMAP: {
 		uint64_t ol = page_up(op->len), nl = page_up(op->arg);
 
-		/* a locked range keeps VM_LOCKED where it goes, or grows */
-		if (op->addr + ol > op->addr && op->addr + nl > op->addr &&
-		    !sh_free(&g->lsh, op->addr, op->addr + ol)) {
-			sh_map(&g->lsh, op->addr, op->addr + nl);
-			if (op->off && op->off + nl > op->off)
-				sh_map(&g->lsh, op->off, op->off + nl);
+		/*
+		 * A locked range keeps VM_LOCKED where it goes, or grows; a
+		 * file or shared one stays one (a shared anonymous mapping
+		 * grown in place was registered: seed 1501); a registered
+		 * one grown in place stays registered (and was mlocked:
+		 * seed 1503). Moved ones lose their registration, but the
+		 * shadows may say too much, never too little.
+		 */
+		struct shadow *sw[] = { &g->lsh, &g->fsh, &g->ush };
+
+		for (int i = 0; i < 3; i++) {
+			if (op->addr + ol > op->addr &&
+			    op->addr + nl > op->addr &&
+			    !sh_free(sw[i], op->addr, op->addr + ol)) {
+				sh_map(sw[i], op->addr, op->addr + nl);
+				if (op->off && op->off + nl > op->off)
+					sh_map(sw[i], op->off, op->off + nl);
+			}
 		}
 		break;
 	}
