@@ -71,11 +71,7 @@ static pteval_t copy_present_pte(struct smm_mm *src, struct smm_mm *dst,
 		frame_copy(pfn_to_virt(pool, new), pfn_to_virt(pool, pfn),
 			   PAGE_SIZE);
 		page = pfn_to_page(pool, new);
-		atomic_store(&page->flags,
-			     PG_ANON | PG_ANON_EXCLUSIVE | PG_DIRTY);
-		page->mapping = dvma->anon_vma;
-		page->index = dvma->vm_pgoff +
-			      ((addr - dvma->vm_start) >> PAGE_SHIFT);
+		anon_page_init(page, dvma, addr);
 		atomic_store(&page->mapcount, 1);
 		c->anon++;
 		return pfn_pte(new, pte & ~PTE_PFN_MASK);

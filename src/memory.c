@@ -81,18 +81,10 @@ alloc_anon_page(struct vm_fault *vmf)
 	struct vm_area_struct *vma = vmf->vma;
 	struct smm_pool *pool = vma->vm_mm->pool;
 	pfn_t pfn = alloc_frame(pool, PG_ANON);
-	struct page *page;
 
 	if (pfn == NO_PFN)
 		return NO_PFN;
-	page = pfn_to_page(pool, pfn);
-	atomic_store_explicit(&page->flags,
-			      PG_ANON | PG_ANON_EXCLUSIVE | PG_DIRTY,
-			      memory_order_relaxed);
-	/* Set by anon_vma_prepare(), maybe by another fault: READ_ONCE. */
-	page->mapping = READ_ONCE(vma->anon_vma);
-	page->index =
-		vma->vm_pgoff + ((vmf->address - vma->vm_start) >> PAGE_SHIFT);
+	anon_page_init(pfn_to_page(pool, pfn), vma, vmf->address);
 	race_point();
 	return pfn;
 }
@@ -236,16 +228,9 @@ static int do_anonymous_block(struct vm_fault *vmf, unsigned int orders)
 		return 1;
 	start = vmf->address & ~((PAGE_SIZE << order) - 1);
 	first = vmf->pte - ((vmf->address - start) >> PAGE_SHIFT);
-	for (i = 0; i < n; i++) {
-		struct page *page = pfn_to_page(pool, pfns[i]);
-
-		atomic_store_explicit(&page->flags,
-				      PG_ANON | PG_ANON_EXCLUSIVE | PG_DIRTY,
-				      memory_order_relaxed);
-		page->mapping = READ_ONCE(vma->anon_vma);
-		page->index = vma->vm_pgoff +
-			      ((start - vma->vm_start) >> PAGE_SHIFT) + i;
-	}
+	for (i = 0; i < n; i++)
+		anon_page_init(pfn_to_page(pool, pfns[i]), vma,
+			       start + ((uint64_t)i << PAGE_SHIFT));
 	race_point();
 	if (unlikely(!pte_map_lock(&vmf->pt)))
 		goto release;

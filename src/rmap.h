@@ -31,6 +31,26 @@ static inline bool vma_had_uncowed_parents(const struct vm_area_struct *vma)
 	return vma && vma->anon_vma && vma->anon_vma->parent;
 }
 
+/*
+ * The reverse-map identity of a new anonymous page of @vma at @addr, set
+ * before the entry that publishes it: in @vma's anon_vma at its linear
+ * index, exclusive to this mm, dirty (what a drop would lose). Its
+ * mapcount is set with the entry, under the ptl. A fault, a copy on
+ * write, fork's copy of a maybe-pinned page and userfaultfd's copy all
+ * make their pages so.
+ */
+static inline void anon_page_init(struct page *page, struct vm_area_struct *vma,
+				  uint64_t addr)
+{
+	atomic_store_explicit(&page->flags,
+			      PG_ANON | PG_ANON_EXCLUSIVE | PG_DIRTY,
+			      memory_order_relaxed);
+	/* Set by anon_vma_prepare(), maybe by another fault: READ_ONCE. */
+	page->mapping = READ_ONCE(vma->anon_vma);
+	page->index =
+		vma->vm_pgoff + ((addr - vma->vm_start) >> SMM_PAGE_SHIFT);
+}
+
 static inline void anon_vma_get(struct anon_vma *av)
 {
 	atomic_fetch_add_explicit(&av->refcount, 1, memory_order_relaxed);

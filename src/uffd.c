@@ -326,19 +326,11 @@ static int mfill_one(struct vm_area_struct *vma, uint64_t addr, const void *src,
 	}
 #endif
 	if (src) {
-		struct page *page;
-
 		pfn = alloc_frame(pool, PG_ANON);
 		if (pfn == NO_PFN)
 			return -ENOMEM;
 		frame_copy(pfn_to_virt(pool, pfn), src, PAGE_SIZE);
-		page = pfn_to_page(pool, pfn);
-		atomic_store_explicit(&page->flags,
-				      PG_ANON | PG_ANON_EXCLUSIVE | PG_DIRTY,
-				      memory_order_relaxed);
-		page->mapping = READ_ONCE(vma->anon_vma);
-		page->index =
-			vma->vm_pgoff + ((addr - vma->vm_start) >> PAGE_SHIFT);
+		anon_page_init(pfn_to_page(pool, pfn), vma, addr);
 		entry = pfn_pte(pfn, vm_page_prot(vma->vm_flags) | _PAGE_DIRTY);
 		if (wp)
 			entry |= _PAGE_UFFD_WP;
