@@ -65,7 +65,7 @@ static pteval_t copy_present_pte(struct smm_mm *src, struct smm_mm *dst,
 #endif
 		/* The pin and the parent keep the page; the child gets a
 		 * copy as of now. */
-		new = alloc_frame(pool, PG_ANON);
+		new = alloc_frame(pool, PG_ANON | ALLOC_NOZERO);
 		if (new == NO_PFN)
 			return 0;
 		frame_copy(pfn_to_virt(pool, new), pfn_to_virt(pool, pfn),

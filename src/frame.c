@@ -407,6 +407,8 @@ static void zero_batch(struct smm_pool *pool, const pfn_t *pfns, int n)
 static void prep_frame(struct smm_pool *pool, pfn_t pfn, unsigned int use,
 		       int refs, unsigned int order)
 {
+	bool zero = !(use & ALLOC_NOZERO);
+
 	struct page *page = pfn_to_page(pool, pfn);
 	unsigned int old =
 		atomic_load_explicit(&page->flags, memory_order_relaxed);
@@ -414,6 +416,7 @@ static void prep_frame(struct smm_pool *pool, pfn_t pfn, unsigned int use,
 	/* A frame that was handed out before was poisoned when freed. */
 	if ((pool->flags & SMM_POOL_POISON) && (old & PG_FREE))
 		check_poison(pool, pfn);
+	use &= ~ALLOC_NOZERO;
 	atomic_store_explicit(&page->flags, use, memory_order_relaxed);
 	atomic_store_explicit(&page->refcount, refs, memory_order_relaxed);
 	atomic_store_explicit(&page->mapcount, 0, memory_order_relaxed);
@@ -424,7 +427,7 @@ static void prep_frame(struct smm_pool *pool, pfn_t pfn, unsigned int use,
 	page->mapping = NULL; /* and pt_owner, the union's first word */
 	page->index = 0;
 	page->pin_owner = NULL;
-	if (!(old & PG_ZEROED))
+	if (zero && !(old & PG_ZEROED))
 		memset(pfn_to_virt(pool, pfn), 0, SMM_PAGE_SIZE);
 }
 
@@ -448,7 +451,13 @@ pfn_t alloc_frame(struct smm_pool *pool, unsigned int use)
 			pcp->count = global_take(pool, pcp->frames, PCP_BATCH);
 			if (!pcp->count)
 				return NO_PFN;
-			zero_batch(pool, pcp->frames, pcp->count);
+			/* A batch taken for a copy is not zeroed ahead: a CPU
+			 * that copies (userfaultfd, copy on write of a pinned
+			 * page) would zero 32 frames to overwrite them, and
+			 * the zeroing allocations that take the rest zero
+			 * them one by one. */
+			if (!(use & ALLOC_NOZERO))
+				zero_batch(pool, pcp->frames, pcp->count);
 		}
 		pfn = pcp->frames[--pcp->count];
 	} else if (!global_take(pool, &pfn, 1)) {
@@ -456,8 +465,20 @@ pfn_t alloc_frame(struct smm_pool *pool, unsigned int use)
 	}
 	prep_frame(pool, pfn, use, 1, 0);
 	stripe_add(pool->ctr, PC_FREE, -1);
-	stripe_add(pool->ctr, use_counter(use), 1);
+	stripe_add(pool->ctr, use_counter(use & ~ALLOC_NOZERO), 1);
 	return pfn;
+}
+
+void pcp_prefetch_next(struct smm_pool *pool)
+{
+	struct smm_cpu *cpu = this_cpu_on(pool);
+	const char *p;
+
+	if (!cpu || !cpu->pcp.count)
+		return;
+	p = pfn_to_virt(pool, cpu->pcp.frames[cpu->pcp.count - 1]);
+	for (unsigned int off = 0; off < SMM_PAGE_SIZE; off += 64)
+		__builtin_prefetch(p + off, 1, 3);
 }
 
 pfn_t alloc_frames(struct smm_pool *pool, unsigned int order, unsigned int use)

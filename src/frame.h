@@ -274,10 +274,13 @@ static inline void frame_copy(void *dst, const void *src, size_t n)
 }
 
 /* Allocate one zeroed frame for @use (PG_ANON, PG_TABLE or PG_FILE),
- * refcount 1.
+ * refcount 1; with ALLOC_NOZERO or'ed into @use, a frame the caller
+ * overwrites whole before anyone can see it (a copy), not zeroed unless
+ * it happened to be zeroed ahead.
  * Returns the frame number, or (pfn_t)-1 when the pool is exhausted or a
  * failure was injected. */
-#define NO_PFN ((pfn_t)-1)
+#define NO_PFN	     ((pfn_t)-1)
+#define ALLOC_NOZERO 0x80000000U /* alloc_frame() only: not a page flag */
 pfn_t alloc_frame(struct smm_pool *pool, unsigned int use);
 /*
  * alloc_frames - allocate 2^@order contiguous zeroed frames, the first
@@ -315,5 +318,13 @@ struct pcp_cache {
 	pfn_t frames[PCP_HIGH];
 };
 void pcp_drain(struct smm_pool *pool, struct pcp_cache *pcp);
+/*
+ * pcp_prefetch_next - bring into the calling thread's cache, for writing,
+ * the frame its CPU's next alloc_frame() on @pool returns (nothing if the
+ * thread has no CPU there, or its cache is empty): for a thread that is
+ * about to wait, and will then copy into a fresh frame (a userfaultfd
+ * handler reading its next event).
+ */
+void pcp_prefetch_next(struct smm_pool *pool);
 
 #endif

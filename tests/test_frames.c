@@ -3,8 +3,9 @@
  * blocks of 2^order frames (alignment, zeroing, tail frames, counters),
  * splitting a freed block, single frames taken from split blocks when
  * nothing else is left, exhaustion and injected failures that change
- * nothing, poisoning, and a random mix of orders whose frames never
- * overlap and all come back.
+ * nothing, poisoning, a random mix of orders whose frames never overlap
+ * and all come back, and frames taken for a copy (ALLOC_NOZERO) beside
+ * zeroed ones.
  */
 #include "common.h"
 #include "frame.h"
@@ -192,6 +193,51 @@ static void test_random_mix(void **state)
 	assert_int_equal(smm_pool_destroy(pool), 0);
 }
 
+/*
+ * ALLOC_NOZERO (a frame for a copy): its flags hold no trace of it, and a
+ * CPU's cache batch refilled for one is not zeroed ahead, so the zeroing
+ * allocations that take the rest of that batch must still zero. Every
+ * frame is dirtied first, and the pool has no poison (which turns the
+ * batch zeroing off).
+ */
+static void test_nozero(void **state)
+{
+	struct smm_pool *pool = smm_pool_create(8 * MB, 0);
+	struct smm_cpu *cpu;
+	pfn_t *held;
+	int n = 0;
+
+	assert_non_null(pool);
+	held = calloc(pstats(pool).free + 1, sizeof(*held));
+	cpu = smm_cpu_attach(pool);
+	assert_non_null(cpu);
+	while ((held[n] = alloc_frame(pool, PG_ANON)) != NO_PFN)
+		memset(pfn_to_virt(pool, held[n++]), 0x77, PG);
+	assert_true(n > 1000);
+	while (n)
+		put_page(pool, held[--n]);
+	for (int i = 0; i < 600; i++) {
+		bool copy = i % 7 == 0;
+		pfn_t pfn =
+			alloc_frame(pool, PG_ANON | (copy ? ALLOC_NOZERO : 0));
+
+		assert_true(pfn != NO_PFN);
+		assert_int_equal(atomic_load(&pfn_to_page(pool, pfn)->flags),
+				 PG_ANON);
+		if (!copy)
+			assert_true(frame_is(pool, pfn, 0));
+		memset(pfn_to_virt(pool, pfn), 0x33, PG);
+		held[n++] = pfn;
+	}
+	assert_int_equal(pstats(pool).anon_pages, 600);
+	while (n)
+		put_page(pool, held[--n]);
+	assert_int_equal(pstats(pool).anon_pages, 0);
+	assert_int_equal(smm_cpu_detach(cpu), 0);
+	free(held);
+	assert_int_equal(smm_pool_destroy(pool), 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -199,6 +245,7 @@ int main(void)
 		cmocka_unit_test(test_split_and_exhaust),
 		cmocka_unit_test(test_inject),
 		cmocka_unit_test(test_random_mix),
+		cmocka_unit_test(test_nozero),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
