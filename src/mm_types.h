@@ -143,9 +143,8 @@ struct smm_mm {
 	atomic_ulong mm_lock_seq; /* see vm_area_struct.vm_lock */
 	atomic_ulong tlb_gen;	  /* bumped by every TLB shootdown */
 	atomic_int nr_cpus;	  /* CPUs switched to this mm */
-	atomic_int refs;    /* the creator + each CPU switched to it + pins */
-	bool dead;	    /* destroyed; mmap_lock */
-	uint64_t locked_vm; /* pages in VM_LOCKED VMAs; mmap_lock */
+	bool dead;		  /* destroyed; mmap_lock */
+	uint64_t locked_vm;	  /* pages in VM_LOCKED VMAs; mmap_lock */
 	struct smm_mm *live_next; /* mm.c's registry of live address spaces */
 
 	/*
@@ -178,6 +177,14 @@ struct smm_mm {
 	atomic_long pt_reclaimed;	       /* tables freed by the scheme */
 	atomic_long nr_puds, nr_pmds, nr_ptes; /* page tables per level */
 	struct uffd_ctx uffd; /* userfaultfd (uffd.h): its own lock */
+	/*
+	 * The creator + each CPU switched to it + pins + each blocked
+	 * smm_uffd_read(): on a line of its own, away from the fields every
+	 * fault reads (flags, mm_lock_seq, dead), which a userfaultfd
+	 * handler thread taking a reference per event would otherwise
+	 * take from the faulting CPU each time.
+	 */
+	atomic_int refs __attribute__((aligned(64)));
 };
 
 #endif
