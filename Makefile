@@ -179,6 +179,23 @@ build/bug8/libsoftmm.a: $(BUG8_OBJ)
 build/bug8/softmm: $(TOOLSRC) $(TOOLHDR) build/bug8/libsoftmm.a
 	$(CC) $(ASANFLAGS) $(CFLAGS) -Itools $(TOOLSRC) build/bug8/libsoftmm.a -o $@ $(LIBS)
 
+# The planted bug of the faulting side's wait: a queued fault sleeps on its
+# futex without first saying so (W_SLEEPING), so a waker that comes after
+# skips the futex call and the fault sleeps for good; the uffd torture
+# must find a worker that never returns once everything is unregistered.
+# The ASan build with uffd_wait.c compiled again.
+BUG9_SRC   := src/uffd_wait.c
+BUG9FLAGS  := $(ASANFLAGS) -DSMM_BUG_UFFD_LOST_WAKE
+BUG9_OBJ   := $(filter-out $(patsubst src/%.c,build/asan/obj/%.o,$(BUG9_SRC)),$(ASAN_OBJ)) \
+              $(patsubst src/%.c,build/bug9/obj/%.o,$(BUG9_SRC))
+build/bug9/obj/%.o: src/%.c
+	@mkdir -p $(dir $@)
+	$(CC) $(BUG9FLAGS) $(DEPFLAGS) $(CFLAGS) -c $< -o $@
+build/bug9/libsoftmm.a: $(BUG9_OBJ)
+	@rm -f $@; ar rcs $@ $^
+build/bug9/softmm: $(TOOLSRC) $(TOOLHDR) build/bug9/libsoftmm.a
+	$(CC) $(ASANFLAGS) $(CFLAGS) -Itools $(TOOLSRC) build/bug9/libsoftmm.a -o $@ $(LIBS)
+
 # The counter build: the release flags, and every atomic read-modify-write
 # of the library counted per thread (src/compiler.h). Not built by `make`.
 COUNTFLAGS := $(RELFLAGS) -DSMM_COUNT_ATOMICS
@@ -230,7 +247,7 @@ check-release: $(addprefix build/tests/,$(TESTS)) build/softmm
 check-asan: $(addprefix build/asan/tests/,$(TESTS)) build/asan/softmm build/bug/softmm \
 	build/bug2/softmm build/bug3/softmm build/bug4/softmm \
 	build/bug5/tests/test_mremap build/bug6/tests/test_fork \
-	build/bug7/tests/test_access build/bug8/softmm
+	build/bug7/tests/test_access build/bug8/softmm build/bug9/softmm
 	@true
 
 test: deps
@@ -326,4 +343,4 @@ fuzz: fuzz-build
 
 # Header dependencies of the library objects (written by -MMD). Tools and
 # tests are rebuilt when the library archive they link is.
--include $(wildcard build/obj/*.d build/asan/obj/*.d build/bug/obj/*.d build/bug2/obj/*.d build/bug3/obj/*.d build/bug4/obj/*.d build/bug5/obj/*.d build/bug6/obj/*.d build/bug7/obj/*.d build/bug8/obj/*.d build/count/obj/*.d build/tsan/obj/*.d build/fuzz/obj/*.d)
+-include $(wildcard build/obj/*.d build/asan/obj/*.d build/bug/obj/*.d build/bug2/obj/*.d build/bug3/obj/*.d build/bug4/obj/*.d build/bug5/obj/*.d build/bug6/obj/*.d build/bug7/obj/*.d build/bug8/obj/*.d build/bug9/obj/*.d build/count/obj/*.d build/tsan/obj/*.d build/fuzz/obj/*.d)

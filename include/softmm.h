@@ -974,8 +974,9 @@ SMM_API bool smm_page_maybe_dma_pinned(struct smm_page *page);
  * missing page of a MISSING range, a write to a page write-protected by
  * smm_uffd_wp() in a WP range. The faulting thread (an access by
  * smm_read(), smm_write(), smm_fill(), or GUP's slow path) then drops
- * every lock, hands the event to the handler and waits, without spinning,
- * until smm_uffd_copy(), smm_uffd_zeropage(), smm_uffd_wp() or
+ * every lock, hands the event to the handler and waits, asleep (unless
+ * smm_uffd_set_poll() asked for a bounded poll first), until
+ * smm_uffd_copy(), smm_uffd_zeropage(), smm_uffd_wp() or
  * smm_uffd_wake() covers its page, the range is unregistered (the fault is
  * then an ordinary one), or the address space is destroyed (the access
  * fails with -ESRCH); then it faults again. Only private anonymous memory
@@ -1059,6 +1060,25 @@ typedef int (*smm_uffd_handler_t)(struct smm_mm *mm,
 SMM_API int smm_uffd_set_handler(struct smm_mm *mm, smm_uffd_handler_t fn,
 				 void *arg);
 
+/* The longest poll smm_uffd_set_poll() takes: 1 ms. */
+#define SMM_UFFD_POLL_MAX_NS 1000000ULL
+
+/*
+ * smm_uffd_set_poll - let a fault whose event went to the queue (no
+ * handler set) poll for its wake for up to @ns nanoseconds before it
+ * sleeps, as KVM's halt_poll_ns does for a halted vCPU; 0 (the default)
+ * sleeps at once, as Linux's faults do. Worth it when a handler thread
+ * answers within microseconds and the faulting thread's CPU has nothing
+ * else to run: the sleep and wake-up of the faulting thread are then most
+ * of a fault's cost on an idle machine (softmm bench's uffd-missing-poll
+ * against uffd-missing). Polling burns the CPU for up to @ns per fault
+ * that is not answered in time, and a fault that polls still sleeps
+ * afterwards and is woken as before. Takes effect for faults queued from
+ * then on. Returns 0, -EINVAL (NULL @mm, @ns above SMM_UFFD_POLL_MAX_NS),
+ * -ESRCH.
+ */
+SMM_API int smm_uffd_set_poll(struct smm_mm *mm, uint64_t ns);
+
 /* smm_uffd_read() flags. */
 #define SMM_UFFD_NONBLOCK 0x1
 
@@ -1067,15 +1087,18 @@ SMM_API int smm_uffd_set_handler(struct smm_mm *mm, smm_uffd_handler_t fn,
  * read into *@msg (each waiting fault gives one; a fault woken before its
  * event was read gives none). Blocks until there is one, unless
  * SMM_UFFD_NONBLOCK: first polling for up to 50 microseconds (a handler
- * thread serving a burst of faults stays awake), then asleep. The fault stays waiting after its event is read,
- * until a call covers its page. Returns 0, -EAGAIN (nothing to read,
+ * thread serving a burst of faults stays awake), then asleep. The fault
+ * stays waiting after its event is read, until a call covers its page. Returns 0, -EAGAIN (nothing to read,
  * NONBLOCK), -EINVAL (NULL argument, unknown flag), -ESRCH (the address
  * space is destroyed: also wakes a blocked reader). As for every call on
  * an address space, the caller keeps @mm alive while it calls: a reader
  * blocked here holds it until it returns, but a call that starts while
  * smm_mm_destroy() drops the last reference uses freed memory. A handler
  * thread is made safe by a CPU switched to @mm until the thread is joined,
- * or by joining it before the destroy.
+ * or by joining it before the destroy. Such a CPU also makes its copies
+ * cheaper: smm_uffd_copy() then takes frames from the CPU's own cache
+ * instead of the pool's lock, and a reader about to poll first brings
+ * the frame its next copy will take into its cache.
  */
 SMM_API int smm_uffd_read(struct smm_mm *mm, struct smm_uffd_msg *msg,
 			  int flags);

@@ -149,6 +149,11 @@ done
 # install, the second over a page a worker stored to; the worker's load
 # finds its store lost, smm_mm_verify() the counters wrong.
 step "torture --uffd catches copy without the recheck under the ptl" scripts/expect-torture-failure.sh build/bug8/softmm 3 --uffd
+# A queued fault that sleeps without first marking itself W_SLEEPING
+# (build/bug9, -DSMM_BUG_UFFD_LOST_WAKE): its waker skips the futex call,
+# the fault never returns, and the torture reports the worker still
+# waiting 5 s after the final unregister.
+step "torture --uffd catches a lost wake of a faulting thread" scripts/expect-torture-failure.sh build/bug9/softmm 1 --uffd
 
 # ---- ThreadSanitizer (docs/THREADSANITIZER.md) ----
 echo "ThreadSanitizer (build/tsan, suppressions in tests/tsan.supp):"

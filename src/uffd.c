@@ -262,6 +262,21 @@ SMM_API int smm_uffd_set_handler(struct smm_mm *mm, smm_uffd_handler_t fn,
 	return err;
 }
 
+SMM_API int smm_uffd_set_poll(struct smm_mm *mm, uint64_t ns)
+{
+	int err = 0;
+
+	if (!mm || ns > SMM_UFFD_POLL_MAX_NS)
+		return -EINVAL;
+	uffd_ctx_lock(&mm->uffd);
+	if (mm->uffd.dead)
+		err = -ESRCH;
+	else
+		__atomic_store_n(&mm->uffd.poll_ns, ns, __ATOMIC_RELAXED);
+	uffd_ctx_unlock(&mm->uffd);
+	return err;
+}
+
 SMM_API int smm_uffd_read(struct smm_mm *mm, struct smm_uffd_msg *msg,
 			  int flags)
 {
@@ -272,7 +287,7 @@ SMM_API int smm_uffd_read(struct smm_mm *mm, struct smm_uffd_msg *msg,
 	rcu_thread_online();
 	/* A reader blocked here outlives a concurrent destroy. */
 	atomic_fetch_add(&mm->refs, 1);
-	err = uffd_read_event(&mm->uffd, msg, flags & SMM_UFFD_NONBLOCK);
+	err = uffd_read_event(mm, msg, flags & SMM_UFFD_NONBLOCK);
 	mm_put(mm);
 	return err;
 }
@@ -326,7 +341,7 @@ static int mfill_one(struct vm_area_struct *vma, uint64_t addr, const void *src,
 	}
 #endif
 	if (src) {
-		pfn = alloc_frame(pool, PG_ANON);
+		pfn = alloc_frame(pool, PG_ANON | ALLOC_NOZERO);
 		if (pfn == NO_PFN)
 			return -ENOMEM;
 		frame_copy(pfn_to_virt(pool, pfn), src, PAGE_SIZE);

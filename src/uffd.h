@@ -49,6 +49,9 @@ struct uffd_ctx {
 	/* Callback delivery (smm_uffd_set_handler); NULL: queue. */
 	smm_uffd_handler_t handler;
 	void *handler_arg;
+	/* smm_uffd_set_poll(): how long a queued fault polls for its wake
+	 * before it sleeps (atomic: read unlocked by the fault). */
+	uint64_t poll_ns;
 	bool dead; /* smm_mm_destroy(): no more waiting */
 };
 
@@ -60,8 +63,7 @@ void uffd_ctx_unlock(struct uffd_ctx *ctx);
 /* Wake the faults waiting on [start, start + len), 0: all (lock held). */
 void uffd_wake_range(struct uffd_ctx *ctx, uint64_t start, uint64_t len);
 /* Take the oldest unread event: 0, -EAGAIN (@nonblock), -ESRCH (dead). */
-int uffd_read_event(struct uffd_ctx *ctx, struct smm_uffd_msg *msg,
-		    bool nonblock);
+int uffd_read_event(struct smm_mm *mm, struct smm_uffd_msg *msg, bool nonblock);
 /* smm_mm_destroy(), after mm->dead: wake every waiter and reader, and
  * wait until no fault is left inside uffd_wait(). */
 void uffd_mm_exit(struct smm_mm *mm);

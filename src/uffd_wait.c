@@ -7,41 +7,61 @@
  * uffd.c, the API above the fault path, calls down into it.
  *
  * Locking (docs/LOCKING.md, "Userfaultfd"): ctx->lock (LC_UFFD, below the
- * ptl) guards the lists, each waiter's state, the handler, ctx->users and
- * ctx->dead. A fault queues its waiter under the PTE lock after
- * rechecking the entry there; copy and zeropage install under the same
- * lock and wake after dropping it, so no wake is lost. A waiting fault
- * holds no lock and is outside any access section; it counts in
- * ctx->users until it leaves uffd_wait(), and smm_mm_destroy() wakes
- * every waiter and waits for ctx->users to drain (uffd_mm_exit()).
+ * ptl) guards the lists, the handler, ctx->users and ctx->dead. A fault
+ * queues its waiter under the PTE lock after rechecking the entry there;
+ * copy and zeropage install under the same lock and wake after dropping
+ * it, so no wake is lost. A waiting fault holds no lock and is outside
+ * any access section. It waits on its own waiter's state word (a futex),
+ * which the waker changes atomically as the last thing it does to the
+ * waiter: once woken, the fault touches neither the waiter's lists nor
+ * the context. A queued fault counts in ctx->users from queueing until it
+ * is woken (the waker drops the count for it), a callback until it leaves
+ * uffd_wait(); smm_mm_destroy() wakes every waiter and waits for
+ * ctx->users to drain (uffd_mm_exit()).
  */
 #include <errno.h>
+#include <linux/futex.h>
+#include <sys/syscall.h>
 #include <time.h>
+#include <unistd.h>
 #include "fault.h"
 #include "pagewalk.h"
 #include "tlb.h"
 
+/*
+ * A waiter's state. The fault sets W_WAITING when it queues (under
+ * ctx->lock), may move it to W_SLEEPING before it sleeps (a CAS: the
+ * waker sees that it must make the futex call), and sets W_IDLE when it
+ * is done; the waker exchanges W_WAITING or W_SLEEPING for W_WOKEN, or
+ * W_DEAD when the address space is being destroyed.
+ */
 enum {
-	W_IDLE,	   /* not waiting */
-	W_WAITING, /* queued (or a callback to call) */
+	W_IDLE,	    /* not waiting */
+	W_WAITING,  /* queued (or a callback to call) */
+	W_SLEEPING, /* queued, and asleep on the futex (or about to be) */
 	W_WOKEN,
+	W_DEAD, /* woken by smm_mm_destroy() */
 };
 
 struct uffd_waiter {
 	struct uffd_waiter *prev, *next; /* on ctx's pending or read list */
 	struct smm_mm *mm;
 	struct smm_uffd_msg msg;
-	pthread_cond_t cond;
-	int state;     /* W_*, ctx->lock */
 	bool pending;  /* on the pending list: its event not read yet */
 	bool callback; /* deliver through @fn, not the queue */
 	smm_uffd_handler_t fn;
 	void *arg;
+	uint64_t poll_ns; /* ctx->poll_ns when the fault queued */
+	/*
+	 * W_*, changed atomically: a futex word. On a line of its own: the
+	 * reader and the waker write the list links above while the fault
+	 * polls this word, which would otherwise be taken from the fault's
+	 * CPU at each of their stores.
+	 */
+	int state __attribute__((aligned(64)));
 };
 
-static __thread struct uffd_waiter uffd_self = {
-	.cond = PTHREAD_COND_INITIALIZER,
-};
+static __thread struct uffd_waiter uffd_self;
 
 void uffd_ctx_init(struct uffd_ctx *ctx)
 {
@@ -52,6 +72,7 @@ void uffd_ctx_init(struct uffd_ctx *ctx)
 	atomic_init(&ctx->nr_pending, 0);
 	ctx->handler = NULL;
 	ctx->handler_arg = NULL;
+	ctx->poll_ns = 0;
 	ctx->users = 0;
 	ctx->dead = false;
 }
@@ -118,10 +139,33 @@ static void list_del(struct uffd_ctx *ctx, struct uffd_waiter *w)
 		ctx->pending_tail = w->prev;
 }
 
+/*
+ * The last touch of a queued waiter: the release pairs with the fault's
+ * acquire load of its state, so the entry the copy installed is seen by
+ * the fault's retry without any lock on its side. After the exchange the
+ * fault may return, fault elsewhere or exit its thread; the futex wake
+ * needs only the address (a private futex is keyed by it, not read), and
+ * a stray wake of whatever waits there later is harmless (each waiter
+ * rechecks its word). The wake is made only for a fault that said it
+ * sleeps: one that polls is not worth a system call.
+ */
+static void waiter_wake(struct uffd_waiter *w, bool dead)
+{
+	int old = __atomic_exchange_n(&w->state, dead ? W_DEAD : W_WOKEN,
+				      __ATOMIC_ACQ_REL);
+
+	/* only a queued waiter is on a list, and it is woken once */
+	VM_BUG_ON(old != W_WAITING && old != W_SLEEPING);
+	if (old == W_SLEEPING)
+		syscall(SYS_futex, &w->state, FUTEX_WAKE_PRIVATE, 1, NULL, NULL,
+			0);
+}
+
 void uffd_wake_range(struct uffd_ctx *ctx, uint64_t start, uint64_t len)
 {
 	struct uffd_waiter *lists[2] = { ctx->pending_head, ctx->read_head };
 
+	lockdep_assert_held(&ctx->lock);
 	for (int i = 0; i < 2; i++) {
 		struct uffd_waiter *w = lists[i], *n;
 
@@ -131,8 +175,8 @@ void uffd_wake_range(struct uffd_ctx *ctx, uint64_t start, uint64_t len)
 				    w->msg.address - start >= len))
 				continue;
 			list_del(ctx, w);
-			w->state = W_WOKEN;
-			pthread_cond_signal(&w->cond);
+			ctx->users--;
+			waiter_wake(w, ctx->dead);
 		}
 	}
 }
@@ -142,13 +186,23 @@ void uffd_wake_range(struct uffd_ctx *ctx, uint64_t start, uint64_t len)
  * handler thread that sleeps between events costs every fault a wake-up
  * of an idle CPU (tens of microseconds on a quiet VM) before the copy
  * even starts; one that polls a while is running when the next fault of
- * a burst comes. The faulting thread itself never polls: it sleeps.
+ * a burst comes. The faulting thread polls only when the program asked
+ * for it (smm_uffd_set_poll()); by default it sleeps at once.
  */
 #define UFFD_READ_SPIN_NS 50000
 
+static uint64_t elapsed_ns(const struct timespec *t0)
+{
+	struct timespec t;
+
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (uint64_t)((t.tv_sec - t0->tv_sec) * 1000000000L + t.tv_nsec -
+			  t0->tv_nsec);
+}
+
 static bool spin_for_event(struct uffd_ctx *ctx)
 {
-	struct timespec t0, t;
+	struct timespec t0;
 
 	clock_gettime(CLOCK_MONOTONIC, &t0);
 	for (unsigned int n = 1;; n++) {
@@ -156,19 +210,57 @@ static bool spin_for_event(struct uffd_ctx *ctx)
 					 memory_order_acquire))
 			return true;
 		cpu_relax();
-		if (n % 64)
-			continue;
-		clock_gettime(CLOCK_MONOTONIC, &t);
-		if ((t.tv_sec - t0.tv_sec) * 1000000000L + t.tv_nsec -
-			    t0.tv_nsec >=
-		    UFFD_READ_SPIN_NS)
+		if (n % 64 == 0 && elapsed_ns(&t0) >= UFFD_READ_SPIN_NS)
 			return false;
 	}
 }
 
-int uffd_read_event(struct uffd_ctx *ctx, struct smm_uffd_msg *msg,
-		    bool nonblock)
+/*
+ * A queued fault waits for waiter_wake(): first polling for up to @ns
+ * (smm_uffd_set_poll(); 0 by default), then asleep on the futex. Returns
+ * W_WOKEN or W_DEAD. The acquire loads pair with the waker's exchange.
+ */
+static int wait_for_wake(struct uffd_waiter *w, uint64_t ns)
 {
+	struct timespec t0;
+	int expect = W_WAITING;
+
+	if (ns) {
+		clock_gettime(CLOCK_MONOTONIC, &t0);
+		for (unsigned int n = 1;; n++) {
+			int s = __atomic_load_n(&w->state, __ATOMIC_ACQUIRE);
+
+			if (s != W_WAITING)
+				return s;
+			cpu_relax();
+			if (n % 64 == 0 && elapsed_ns(&t0) >= ns)
+				break;
+		}
+	}
+#ifdef SMM_BUG_UFFD_LOST_WAKE
+	/* planted bug (build/bug9): sleeps without saying so first, so a
+	 * waker that comes after the check below makes no futex call */
+	while ((expect = __atomic_load_n(&w->state, __ATOMIC_ACQUIRE)) ==
+	       W_WAITING)
+		syscall(SYS_futex, &w->state, FUTEX_WAIT_PRIVATE, W_WAITING,
+			NULL, NULL, 0);
+#else
+	if (__atomic_compare_exchange_n(&w->state, &expect, W_SLEEPING, false,
+					__ATOMIC_ACQUIRE, __ATOMIC_ACQUIRE))
+		expect = W_SLEEPING;
+#endif
+	while (expect == W_SLEEPING) {
+		syscall(SYS_futex, &w->state, FUTEX_WAIT_PRIVATE, W_SLEEPING,
+			NULL, NULL, 0);
+		expect = __atomic_load_n(&w->state, __ATOMIC_ACQUIRE);
+	}
+	VM_BUG_ON(expect != W_WOKEN && expect != W_DEAD);
+	return expect;
+}
+
+int uffd_read_event(struct smm_mm *mm, struct smm_uffd_msg *msg, bool nonblock)
+{
+	struct uffd_ctx *ctx = &mm->uffd;
 	bool spun = false;
 	int err;
 
@@ -196,6 +288,8 @@ int uffd_read_event(struct uffd_ctx *ctx, struct smm_uffd_msg *msg,
 			 * queue need it. */
 			spun = true;
 			uffd_ctx_unlock(ctx);
+			/* Idle time: warm the frame the copy will take. */
+			pcp_prefetch_next(mm->pool);
 			spin_for_event(ctx);
 			uffd_ctx_lock(ctx);
 			continue;
@@ -251,7 +345,8 @@ int handle_userfault(struct vm_fault *vmf, unsigned long reason)
 		w->arg = ctx->handler_arg;
 		if (w->fn) {
 			w->callback = true;
-			w->state = W_WAITING;
+			__atomic_store_n(&w->state, W_WAITING,
+					 __ATOMIC_RELAXED);
 			ctx->users++;
 		}
 		uffd_ctx_unlock(ctx);
@@ -273,7 +368,8 @@ int handle_userfault(struct vm_fault *vmf, unsigned long reason)
 	}
 	uffd_ctx_lock(ctx);
 	w->callback = false;
-	w->state = W_WAITING;
+	w->poll_ns = __atomic_load_n(&ctx->poll_ns, __ATOMIC_RELAXED);
+	__atomic_store_n(&w->state, W_WAITING, __ATOMIC_RELAXED);
 	ctx->users++; /* under the fault's lock: destroy has not begun */
 	list_add_pending(ctx, w);
 	pthread_cond_signal(&ctx->read_cond);
@@ -293,16 +389,22 @@ int uffd_wait(struct smm_mm *mm)
 	VM_BUG_ON(in_access_section());
 	VM_BUG_ON(w->mm != mm);
 	race_point();
-	if (w->callback && w->fn(mm, &w->msg, w->arg) < 0)
+	if (!w->callback) {
+		/*
+		 * Queued: woken already, maybe, before we got here. The waker
+		 * dropped our count in ctx->users, so from the wake on the
+		 * mm may be freed: nothing here touches it.
+		 */
+		ret = wait_for_wake(w, w->poll_ns) == W_DEAD ? -ESRCH : 0;
+		__atomic_store_n(&w->state, W_IDLE, __ATOMIC_RELAXED);
+		return ret;
+	}
+	if (w->fn(mm, &w->msg, w->arg) < 0)
 		ret = -ENXIO;
 	uffd_ctx_lock(ctx);
-	/* woken already, maybe, before we got here */
-	VM_BUG_ON(w->state == W_IDLE);
-	while (w->state == W_WAITING && !w->callback)
-		pthread_cond_wait(&w->cond, &ctx->lock);
 	if (ctx->dead)
 		ret = -ESRCH;
-	w->state = W_IDLE;
+	__atomic_store_n(&w->state, W_IDLE, __ATOMIC_RELAXED);
 	if (!--ctx->users && ctx->dead)
 		pthread_cond_signal(&ctx->exit_cond);
 	uffd_ctx_unlock(ctx);

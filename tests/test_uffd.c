@@ -2,13 +2,16 @@
  * test_uffd.c - userfaultfd in process: registration (errors, splitting
  * and merging, fork and mremap dropping it), copy / zeropage / write-
  * protect / wake with Linux's errno values (EEXIST, partial EAGAIN,
- * ENOENT), DONTWAKE, the queue with a handler thread, the callback, WP
+ * ENOENT), DONTWAKE, the queue with a handler thread, the faulting
+ * thread's poll before it sleeps (smm_uffd_set_poll()), the callback, WP
  * faults, slow GUP through a missing page, fault injection, and races
  * with real threads: copies against unregister, waiters against
  * unregister, destroy with waiters and readers, copies racing copies.
  */
+#define _GNU_SOURCE /* pthread_timedjoin_np() */
 #include <pthread.h>
 #include <stdatomic.h>
+#include <time.h>
 #include <unistd.h>
 #include "common.h"
 
@@ -103,6 +106,7 @@ static void test_register_errors(void **state)
 	assert_int_equal(smm_uffd_wp(m2, TA, PG, 0), -ESRCH);
 	assert_int_equal(smm_uffd_wake(m2, TA, PG), -ESRCH);
 	assert_int_equal(smm_uffd_set_handler(m2, NULL, NULL), -ESRCH);
+	assert_int_equal(smm_uffd_set_poll(m2, 0), -ESRCH);
 	struct smm_uffd_msg msg;
 	assert_int_equal(smm_uffd_read(m2, &msg, 0), -ESRCH);
 	assert_int_equal(smm_cpu_switch_mm(e->cpu, e->mm), 0);
@@ -481,6 +485,86 @@ static void test_dontwake_wake(void **state)
 	assert_int_equal(smm_mm_verify(e->mm), 0);
 }
 
+/* ---- the faulting thread's poll (smm_uffd_set_poll) ---- */
+
+/* Join @th within 5 s, or fail: a fault whose wake was lost sleeps for
+ * good (the planted bug build/bug9 is caught by the uffd torture). */
+static void join_within(pthread_t th)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	ts.tv_sec += 5;
+	if (pthread_timedjoin_np(th, NULL, &ts))
+		fail_msg("a faulting thread was not woken within 5 s");
+}
+
+static void test_poll(void **state)
+{
+	struct env *e = *state;
+	struct handler h = { .mm = e->mm, .byte = 0x6b };
+	struct smm_uffd_msg msg;
+	struct toucher t;
+	pthread_t th, ht;
+
+	assert_int_equal(smm_uffd_set_poll(NULL, 0), -EINVAL);
+	assert_int_equal(smm_uffd_set_poll(e->mm, SMM_UFFD_POLL_MAX_NS + 1),
+			 -EINVAL);
+	assert_int_equal(smm_uffd_set_poll(e->mm, SMM_UFFD_POLL_MAX_NS), 0);
+	fill_src('p');
+	map_at(e->mm, TA, 64 * PG, RW);
+	assert_int_equal(smm_uffd_register(e->mm, TA, 64 * PG, MISSING), 0);
+
+	/*
+	 * A slow handler: the fault polls 20 us, runs out, sleeps, and the
+	 * copy 5 ms later wakes it. A wake before any sleep: the copy comes
+	 * while the fault still polls its 1 ms (reads are immediate here).
+	 */
+	assert_int_equal(smm_uffd_set_poll(e->mm, 20000), 0);
+	start_toucher(e, &t, &th, TA + 3 * PG + 1, false);
+	assert_int_equal(smm_uffd_read(e->mm, &msg, 0), 0);
+	assert_int_equal(msg.address, TA + 3 * PG);
+	usleep(5000);
+	assert_false(atomic_load(&t.done));
+	assert_int_equal(
+		smm_uffd_copy(e->mm, TA + 3 * PG, srcpage, PG, 0, NULL), 0);
+	join_within(th);
+	assert_int_equal(t.ret, 0);
+	assert_int_equal(t.seen, 'p');
+	assert_int_equal(smm_uffd_set_poll(e->mm, 1000000), 0);
+	start_toucher(e, &t, &th, TA + 4 * PG, true);
+	assert_int_equal(smm_uffd_read(e->mm, &msg, 0), 0);
+	assert_int_equal(
+		smm_uffd_copy(e->mm, TA + 4 * PG, srcpage, PG, 0, NULL), 0);
+	join_within(th);
+	assert_int_equal(t.ret, 0);
+	assert_int_equal(peek(e, TA + 4 * PG), 'w');
+	/* woken by unregister while polling, and while asleep */
+	for (int i = 0; i < 2; i++) {
+		assert_int_equal(smm_uffd_set_poll(e->mm, i ? 0 : 1000000), 0);
+		start_toucher(e, &t, &th, TA + (5 + i) * PG, false);
+		assert_int_equal(smm_uffd_read(e->mm, &msg, 0), 0);
+		if (i)
+			usleep(2000);
+		assert_int_equal(smm_uffd_unregister(e->mm, msg.address, PG),
+				 0);
+		join_within(th);
+		assert_int_equal(t.ret, 0);
+		assert_int_equal(t.seen, 0); /* an ordinary fault: zeroes */
+	}
+	/* a handler thread serving 48 pages to a polling fault */
+	assert_int_equal(smm_uffd_set_poll(e->mm, 50000), 0);
+	pthread_create(&ht, NULL, handler_thread, &h);
+	for (int i = 16; i < 64; i++)
+		assert_int_equal(peek(e, TA + i * PG + 9), 0x6b);
+	assert_int_equal(atomic_load(&h.events), 48);
+	assert_int_equal(smm_mm_verify(e->mm), 0);
+	smm_mm_destroy(e->mm);
+	pthread_join(ht, NULL);
+	smm_cpu_switch_mm(e->cpu, NULL);
+	e->mm = NULL;
+}
+
 /* ---- write-protect ---- */
 
 static void test_wp(void **state)
@@ -740,7 +824,7 @@ static void test_race_unregister(void **state)
 		uint64_t a = TA + (rnd(&seed) % RACE_PAGES) * PG;
 		uint64_t n = 1 + rnd(&seed) % (RACE_PAGES - (a - TA) / PG);
 
-		switch (rnd(&seed) % 4) {
+		switch (rnd(&seed) % 5) {
 		case 0:
 			assert_int_equal(smm_uffd_register(e->mm, a, n * PG,
 							   MISSING),
@@ -754,6 +838,14 @@ static void test_race_unregister(void **state)
 			assert_int_equal(smm_madvise(e->mm, a, n * PG,
 						     SMM_MADV_DONTNEED),
 					 0);
+			break;
+		case 3:
+			assert_int_equal(
+				smm_uffd_set_poll(e->mm,
+						  rnd(&seed) % 2 ?
+							  0 :
+							  rnd(&seed) % 200000),
+				0);
 			break;
 		default:
 			usleep(rnd(&seed) % 200);
@@ -791,6 +883,11 @@ static void test_race_destroy(void **state)
 
 		map_at(mm, TA, 8 * PG, RW);
 		assert_int_equal(smm_uffd_register(mm, TA, 8 * PG, MISSING), 0);
+		/* asleep, or polling (up to 1 ms) when destroy comes */
+		assert_int_equal(
+			smm_uffd_set_poll(
+				mm, rnd(&seed) % 2 ? 0 : rnd(&seed) % 1000000),
+			0);
 		for (int i = 0; i < nt; i++) {
 			memset(&t[i], 0, sizeof(t[i]));
 			t[i].pool = e->pool;
@@ -917,6 +1014,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_queue_handler_thread,
 						env_setup, env_teardown),
 		cmocka_unit_test_setup_teardown(test_callback, env_setup,
+						env_teardown),
+		cmocka_unit_test_setup_teardown(test_poll, env_setup,
 						env_teardown),
 		cmocka_unit_test_setup_teardown(test_dontwake_wake, env_setup,
 						env_teardown),

@@ -7,7 +7,9 @@
  * smm_uffd_zeropage(); a control thread meanwhile unregisters and
  * registers ranges again, DONTNEEDs them (the next touch faults to the
  * handler again), switches between the queue and a callback that
- * resolves in the faulting thread, and runs smm_mm_verify().
+ * resolves in the faulting thread, sets how long a queued fault polls
+ * before it sleeps (smm_uffd_set_poll(): 0, or up to 100 us), and runs
+ * smm_mm_verify().
  *
  * Invariants, checked on every load: a page's header is what a handler
  * supplied for that page or zero (zeropage, or an ordinary fault after
@@ -15,14 +17,18 @@
  * unless a DONTNEED of the page began since that store (each page counts
  * its DONTNEEDs, raised before the zap), and then zero. A copy that
  * replaces a page a worker already stored to (the planted bug
- * SMM_BUG_UFFD_NO_RECHECK) breaks the second; a lost wake leaves a
- * worker waiting and the run never ends (the tests time out). At the end
- * every fault must have returned and the pool must be empty.
+ * SMM_BUG_UFFD_NO_RECHECK) breaks the second. A lost wake (the planted
+ * bug SMM_BUG_UFFD_LOST_WAKE) leaves a worker waiting for good: once the
+ * whole region is unregistered at the end, every worker must return
+ * within 5 s, or the run reports it and exits. At the end every fault
+ * must have returned and the pool must be empty.
  *
  * Owns its state only; the library's locks are its own business.
  */
+#define _GNU_SOURCE /* pthread_timedjoin_np() */
 #include <errno.h>
 #include <pthread.h>
+#include <time.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
@@ -183,7 +189,7 @@ static void control(uint64_t *rng, double end)
 		uint64_t a = U_BASE + p * 4096, len = n * 4096;
 		int err = 0;
 
-		switch (torture_rnd(rng) % 8) {
+		switch (torture_rnd(rng) % 9) {
 		case 0:
 			err = smm_uffd_unregister(umm, a, len);
 			atomic_fetch_add(&uunreg, 1);
@@ -209,6 +215,12 @@ static void control(uint64_t *rng, double end)
 			break;
 		case 6:
 			err = smm_mm_verify(umm);
+			break;
+		case 7:
+			err = smm_uffd_set_poll(umm, torture_rnd(rng) % 2 ?
+							     0 :
+							     torture_rnd(rng) %
+								     100000);
 			break;
 		default:
 			usleep((useconds_t)(torture_rnd(rng) % 500));
@@ -258,8 +270,21 @@ int torture_uffd(const struct torture_opts *o)
 	if (smm_uffd_unregister(umm, U_BASE, U_PAGES * 4096ULL))
 		torture_violation(&uviol, "control", "final unregister");
 	atomic_store(&ustop, true);
-	for (int i = 0; i < nw; i++)
-		pthread_join(wt[i], NULL);
+	for (int i = 0; i < nw; i++) {
+		struct timespec ts;
+
+		clock_gettime(CLOCK_REALTIME, &ts);
+		ts.tv_sec += 5;
+		if (pthread_timedjoin_np(wt[i], NULL, &ts)) {
+			torture_violation(&uviol, "control",
+					  "worker %d still waits in a fault "
+					  "5 s after the whole region was "
+					  "unregistered: a lost wake",
+					  i);
+			fflush(NULL);
+			_exit(1); /* it cannot be joined, nor the mm freed */
+		}
+	}
 	if (smm_mm_verify(umm))
 		torture_violation(&uviol, "control", "smm_mm_verify");
 	/*
