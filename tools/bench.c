@@ -512,8 +512,10 @@ static struct result w_access_read(struct env *e)
  * The kernel: real userfaultfd(2) (as root), the handler blocked in
  * poll(2) and read(2), resolving with UFFDIO_COPY. softmm: the event
  * queue read by a handler thread (smm_uffd_read(), smm_uffd_copy()), or
- * (uffd-missing-callback) the handler called in the faulting thread;
- * the kernel has no such mode, so its row repeats the kernel's uffd.
+ * (uffd-missing-callback) the handler called in the faulting thread, or
+ * (uffd-missing-poll) the handler thread with the faulting thread polling
+ * for its wake before it sleeps (smm_uffd_set_poll()); the kernel has
+ * neither mode, so their rows repeat the kernel's uffd.
  */
 static uint8_t uffd_src[PAGE] __attribute__((aligned(4096))) = { 7 };
 
@@ -583,9 +585,16 @@ struct s_uffd_handler {
 	uint64_t pages;
 };
 
+/* The handler thread has a CPU switched to the mm, as softmm.h advises:
+ * it keeps the mm alive, and its copies take frames from the CPU's cache
+ * instead of the pool's lock. */
 static void *s_uffd_handler(void *arg)
 {
 	struct s_uffd_handler *h = arg;
+	struct smm_cpu *cpu = smm_cpu_attach(pool);
+
+	die_if(!cpu, "attach");
+	smm_cpu_switch_mm(cpu, h->mm);
 
 	for (uint64_t n = 0; n < h->pages; n++) {
 		struct smm_uffd_msg msg;
@@ -596,6 +605,8 @@ static void *s_uffd_handler(void *arg)
 				    NULL);
 		die_if(err && err != -EEXIST, "smm_uffd_copy");
 	}
+	smm_cpu_switch_mm(cpu, NULL);
+	smm_cpu_detach(cpu);
 	return NULL;
 }
 
@@ -607,7 +618,13 @@ static int s_uffd_copy_cb(struct smm_mm *mm, const struct smm_uffd_msg *msg,
 	return err == -EEXIST ? 0 : err;
 }
 
-static struct result w_uffd(struct env *e, bool callback)
+enum uffd_bench_mode {
+	UFFD_QUEUE,
+	UFFD_CALLBACK,
+	UFFD_QUEUE_POLL
+};
+
+static struct result w_uffd(struct env *e, enum uffd_bench_mode mode)
 {
 	const uint64_t len = 128 * MiB;
 	struct result r = { 0, len / PAGE, -1, -1 };
@@ -626,7 +643,9 @@ static struct result w_uffd(struct env *e, bool callback)
 				 SMM_UFFD_REGISTER_MODE_MISSING),
 	       "smm_uffd_register");
 	h = (struct s_uffd_handler){ e->mm, len / PAGE };
-	if (callback)
+	if (mode == UFFD_QUEUE_POLL)
+		die_if(smm_uffd_set_poll(e->mm, 50000), "smm_uffd_set_poll");
+	if (mode == UFFD_CALLBACK)
 		die_if(smm_uffd_set_handler(e->mm, s_uffd_copy_cb, NULL),
 		       "smm_uffd_set_handler");
 	else
@@ -634,7 +653,7 @@ static struct result w_uffd(struct env *e, bool callback)
 	t0 = now_ns();
 	smm_touch(e->cpu, (uint64_t)a, len);
 	r.ns = now_ns() - t0;
-	if (!callback)
+	if (mode != UFFD_CALLBACK)
 		pthread_join(t, NULL);
 	smm_teardown(e);
 	return r;
@@ -642,12 +661,17 @@ static struct result w_uffd(struct env *e, bool callback)
 
 static struct result w_uffd_missing(struct env *e)
 {
-	return w_uffd(e, false);
+	return w_uffd(e, UFFD_QUEUE);
+}
+
+static struct result w_uffd_missing_poll(struct env *e)
+{
+	return w_uffd(e, UFFD_QUEUE_POLL);
 }
 
 static struct result w_uffd_missing_callback(struct env *e)
 {
-	return w_uffd(e, true);
+	return w_uffd(e, UFFD_CALLBACK);
 }
 
 static struct result w_gup(struct env *e, bool fast)
@@ -1824,6 +1848,10 @@ static const struct workload workloads[] = {
 	{ "uffd-missing", w_uffd_missing, "page", 1, -1, false, true, 0, 0, 0 },
 	{ "uffd-missing-callback", w_uffd_missing_callback, "page", 1, -1,
 	  false, true, 0, 0, 0 },
+	/* The handler thread again, the faulting thread polling 50 us for
+	 * its wake before it sleeps (smm_uffd_set_poll()). */
+	{ "uffd-missing-poll", w_uffd_missing_poll, "page", 1, -1, false, true,
+	  0, 0, 0 },
 	{ "fault-threads", w_fault_threads, "page", 1, -1, false, true, 0, 0,
 	  0 },
 	{ "fault-threads", w_fault_threads, "page", 2, -1, false, true, 0, 0,
