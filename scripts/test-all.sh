@@ -64,8 +64,11 @@ done
 echo "command line (scripts/check-cli.sh):"
 step "cli build/softmm" scripts/check-cli.sh build/softmm
 step "cli build/asan/softmm" scripts/check-cli.sh build/asan/softmm
-echo "Qi Zheng's page-table reclaim test (50 GiB, 25,600 chunks; kernel and every scheme):"
-step "qizheng aligned and unaligned" scripts/qizheng-test.sh build/softmm
+# A quarter of the test's 25,600 chunks (12.5 GiB): the same checks, in a
+# third of the time. `scripts/qizheng-test.sh build/softmm` runs it whole,
+# and `softmm bench --only dontneed --full` measures it whole.
+echo "Qi Zheng's page-table reclaim test (12.5 GiB, 6,400 chunks; kernel and every scheme):"
+step "qizheng aligned and unaligned" scripts/qizheng-test.sh build/softmm 6400
 echo "sparse test (1 TiB, a page per 2 MiB, one DONTNEED; kernel and every scheme):"
 step "sparse 1 TiB DONTNEED" scripts/sparse-test.sh build/softmm
 if [ -x scripts/oracle-tests.sh ]; then
