@@ -402,13 +402,11 @@ static void zero_batch(struct smm_pool *pool, const pfn_t *pfns, int n)
 	}
 }
 
-/* Make the frame @pfn, just taken from the free frames, a zeroed frame for
- * @use with @refs references, heading a block of 2^@order. */
+/* Make the frame @pfn, just taken from the free frames, a frame for @use
+ * with @refs references, heading a block of 2^@order; zeroed if @zero. */
 static void prep_frame(struct smm_pool *pool, pfn_t pfn, unsigned int use,
-		       int refs, unsigned int order)
+		       int refs, unsigned int order, bool zero)
 {
-	bool zero = !(use & ALLOC_NOZERO);
-
 	struct page *page = pfn_to_page(pool, pfn);
 	unsigned int old =
 		atomic_load_explicit(&page->flags, memory_order_relaxed);
@@ -416,7 +414,6 @@ static void prep_frame(struct smm_pool *pool, pfn_t pfn, unsigned int use,
 	/* A frame that was handed out before was poisoned when freed. */
 	if ((pool->flags & SMM_POOL_POISON) && (old & PG_FREE))
 		check_poison(pool, pfn);
-	use &= ~ALLOC_NOZERO;
 	atomic_store_explicit(&page->flags, use, memory_order_relaxed);
 	atomic_store_explicit(&page->refcount, refs, memory_order_relaxed);
 	atomic_store_explicit(&page->mapcount, 0, memory_order_relaxed);
@@ -440,8 +437,10 @@ static inline int use_counter(unsigned int use)
 pfn_t alloc_frame(struct smm_pool *pool, unsigned int use)
 {
 	struct smm_cpu *cpu = this_cpu_on(pool);
+	bool zero = !(use & ALLOC_NOZERO);
 	pfn_t pfn;
 
+	use &= ~ALLOC_NOZERO;
 	if (should_fail_alloc(pool))
 		return NO_PFN;
 	if (cpu) {
@@ -456,16 +455,16 @@ pfn_t alloc_frame(struct smm_pool *pool, unsigned int use)
 			 * page) would zero 32 frames to overwrite them, and
 			 * the zeroing allocations that take the rest zero
 			 * them one by one. */
-			if (!(use & ALLOC_NOZERO))
+			if (zero)
 				zero_batch(pool, pcp->frames, pcp->count);
 		}
 		pfn = pcp->frames[--pcp->count];
 	} else if (!global_take(pool, &pfn, 1)) {
 		return NO_PFN;
 	}
-	prep_frame(pool, pfn, use, 1, 0);
+	prep_frame(pool, pfn, use, 1, 0, zero);
 	stripe_add(pool->ctr, PC_FREE, -1);
-	stripe_add(pool->ctr, use_counter(use & ~ALLOC_NOZERO), 1);
+	stripe_add(pool->ctr, use_counter(use), 1);
 	return pfn;
 }
 
@@ -497,9 +496,9 @@ pfn_t alloc_frames(struct smm_pool *pool, unsigned int order, unsigned int use)
 	spin_unlock(&pool->lock);
 	if (pfn == NO_PFN)
 		return NO_PFN;
-	prep_frame(pool, pfn, use, 1, order);
+	prep_frame(pool, pfn, use, 1, order, true);
 	for (pfn_t i = 1; i < n; i++)
-		prep_frame(pool, pfn + i, use | PG_TAIL, 0, 0);
+		prep_frame(pool, pfn + i, use | PG_TAIL, 0, 0, true);
 	stripe_add(pool->ctr, PC_FREE, -(long)n);
 	stripe_add(pool->ctr, use_counter(use), (long)n);
 	return pfn;
