@@ -1991,19 +1991,10 @@ int cmd_oracle(int argc, char **argv)
 		case 'P':
 			mask_pt = true;
 			break;
-		case 'M': {
-			int m = script_parse_mthp(optarg);
-
-			if (m < 0) {
-				fprintf(stderr,
-					"softmm oracle: --mthp takes 16k, 32k, "
-					"64k or a list of them (got '%s')\n",
-					cli_quote_str(optarg, q, sizeof(q)));
+		case 'M':
+			if (script_set_mthp("oracle", optarg))
 				return 2;
-			}
-			script_mthp = (unsigned int)m;
 			break;
-		}
 		case 'A': {
 			char *save = NULL, *list = strdup(optarg);
 			for (char *t = strtok_r(list, ",", &save); t;

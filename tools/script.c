@@ -1736,7 +1736,7 @@ ret:
 
 unsigned int script_mthp;
 
-int script_parse_mthp(const char *list)
+int script_set_mthp(const char *tool, const char *list)
 {
 	static const struct {
 		const char *name;
@@ -1755,11 +1755,21 @@ int script_parse_mthp(const char *list)
 			    !strncmp(p, sizes[k].name, l))
 				break;
 		if (k == sizeof(sizes) / sizeof(sizes[0]))
-			return -1;
+			break;
 		bits |= sizes[k].bit;
 		p += l + (p[l] == ',');
 	}
-	return bits ? (int)bits : -1;
+	if (*p || !bits) {
+		char q[CLI_QUOTE_SIZE];
+
+		fprintf(stderr,
+			"softmm %s: --mthp takes 16k, 32k, 64k or a list of "
+			"them (got '%s')\n",
+			tool, cli_quote_str(list, q, sizeof(q)));
+		return -1;
+	}
+	script_mthp = bits;
+	return 0;
 }
 
 int script_run_softmm(const struct script *s, int scheme, struct strbuf *out)
@@ -2006,7 +2016,7 @@ int cmd_script(int argc, char **argv)
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
-	int c, m;
+	int c;
 	optind = 1;
 	while ((c = getopt_long(argc, argv, "b:s:M:h", lopts, NULL)) != -1) {
 		switch (c) {
@@ -2027,15 +2037,8 @@ int cmd_script(int argc, char **argv)
 			scheme_name = optarg;
 			break;
 		case 'M':
-			m = script_parse_mthp(optarg);
-			if (m < 0) {
-				fprintf(stderr,
-					"softmm script: --mthp takes 16k, 32k, "
-					"64k or a list of them (got '%s')\n",
-					cli_quote_str(optarg, q, sizeof(q)));
+			if (script_set_mthp("script", optarg))
 				return 2;
-			}
-			script_mthp = (unsigned int)m;
 			break;
 		case 'h':
 			return script_usage(stdout);

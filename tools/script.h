@@ -179,8 +179,9 @@ int script_run_forked(const struct script *s, enum backend be, int scheme,
  * kernel's per-size knobs to the same sizes.
  */
 extern unsigned int script_mthp;
-/* Parse a --mthp list ("64k", "16k,64k") into SMM_MTHP_* bits; -1 if bad. */
-int script_parse_mthp(const char *list);
+/* Set script_mthp from a --mthp list ("64k", "16k,64k"): 0; or -1, after
+ * telling "softmm @tool: --mthp takes ..." on stderr. */
+int script_set_mthp(const char *tool, const char *list);
 /*
  * script_kernel_mthp - make the kernel's anonymous THP sizes exactly
  * script_mthp: hugepages-<size>kB/enabled "always" for those, "never" for
