@@ -253,8 +253,17 @@ SMM_API int smm_write(struct smm_cpu *cpu, uint64_t addr, const void *buf,
 SMM_API int smm_fill(struct smm_cpu *cpu, uint64_t addr, int byte, size_t len,
 		     uint64_t *fault_addr)
 {
+	uint8_t pattern[8];
+
 	if (bad_access(cpu, "", 0))
 		return -EINVAL;
+	/* A small fill that hits the TLB is a small store (a guest's store
+	 * of a constant): the same fast path, from an 8-byte pattern. */
+	if (len <= sizeof(pattern)) {
+		memset(pattern, byte, sizeof(pattern));
+		if (likely(small_hit(cpu, addr, pattern, len, true)))
+			return 0;
+	}
 	return user_access(cpu, addr, NULL, byte, len, ACC_FILL, fault_addr);
 }
 

@@ -8,7 +8,8 @@
  * one 2 MiB table, two tables, across a 1 GiB and a 512 GiB boundary
  * (numbers measured with tests/kernel64-probe.c: 12, 12, 16, 20 and 24 KiB
  * of VmPTE on Linux 6.18), and what munmap frees (free_pgtables with its
- * floor and ceiling: a table still covered by a neighbouring VMA stays).
+ * floor and ceiling: a table still covered by a neighbouring VMA stays),
+ * and small fills on the store fast path.
  */
 #include "common.h"
 
@@ -175,6 +176,64 @@ static void test_efault(void **state)
 	assert_int_equal(rd8(cpu, TA + 4 * PG - 1), 0x77);
 }
 
+/*
+ * Fills of 0 to 8 bytes whose page is in the TLB take the store fast path:
+ * they write their bytes and no other, at every offset; one that crosses
+ * a page, or meets a read-only translation (the zero page, a page made
+ * read-only after its writable translation was cached), goes the slow way
+ * and faults or fails as a longer fill does.
+ */
+static void test_small_fill(void **state)
+{
+	struct env *e = *state;
+	struct smm_cpu *cpu = e->cpu;
+	uint8_t page[PG], back[PG];
+	uint64_t fa;
+
+	map_at(e->mm, TA, 4 * PG, RW);
+	assert_int_equal(smm_fill(cpu, TA, 0x11, PG, NULL), 0);
+	memset(page, 0x11, PG);
+	for (size_t len = 0; len <= 8; len++) {
+		for (uint64_t off = PG - 16; off <= PG - len; off++) {
+			int byte = (int)(0x20 + len * 16 + (off & 15));
+
+			assert_int_equal(
+				smm_fill(cpu, TA + off, byte, len, NULL), 0);
+			memset(page + off, byte, len);
+		}
+		assert_int_equal(smm_read(cpu, TA, back, PG, NULL), 0);
+		assert_memory_equal(page, back, PG);
+	}
+	/* across the page boundary: both pages, the second one faulted */
+	uint64_t f = mm_stats(e->mm).faults;
+	assert_int_equal(smm_fill(cpu, TA + PG - 3, 0x5a, 7, NULL), 0);
+	assert_int_equal(mm_stats(e->mm).faults, f + 1);
+	for (int i = -3; i < 4; i++)
+		assert_int_equal(rd8(cpu, TA + PG + i), 0x5a);
+	assert_int_equal(rd8(cpu, TA + PG - 4), page[PG - 4]);
+	/* a read left the zero page in the TLB: the fill replaces it */
+	assert_int_equal(rd8(cpu, TA + 2 * PG), 0);
+	assert_int_equal(smm_fill(cpu, TA + 2 * PG + 9, 0x66, 1, NULL), 0);
+	assert_int_equal(rd8(cpu, TA + 2 * PG + 9), 0x66);
+	assert_int_equal(mm_stats(e->mm).zero_ptes, 0);
+	check_zero(cpu, TA + 3 * PG, PG);
+	/* read-only after the writable translation was cached */
+	assert_int_equal(smm_fill(cpu, TA + 2 * PG, 0x67, 8, NULL), 0);
+	assert_int_equal(smm_mprotect(e->mm, TA + 2 * PG, PG, RO), 0);
+	fa = 0;
+	assert_int_equal(smm_fill(cpu, TA + 2 * PG + 1, 0x68, 4, &fa), -EFAULT);
+	assert_int_equal(fa, TA + 2 * PG + 1);
+	assert_int_equal(rd8(cpu, TA + 2 * PG + 1), 0x67);
+	/* outside any VMA, and past the end of the address space */
+	fa = 0;
+	assert_int_equal(smm_fill(cpu, TA + 4 * PG, 1, 1, &fa), -EFAULT);
+	assert_int_equal(fa, TA + 4 * PG);
+	assert_int_equal(smm_fill(cpu, SMM_TASK_SIZE, 1, 8, &fa), -EFAULT);
+	assert_int_equal(fa, SMM_TASK_SIZE);
+	/* nothing to fill: nothing to fault */
+	assert_int_equal(smm_fill(cpu, TA + 4 * PG, 1, 0, NULL), 0);
+}
+
 static void expect_pt(struct smm_mm *mm, uint64_t pud, uint64_t pmd,
 		      uint64_t pte)
 {
@@ -301,7 +360,7 @@ int main(void)
 		T(test_read_then_write),  T(test_zero_page_shared),
 		T(test_cross_boundaries), T(test_fault_count),
 		T(test_efault),		  T(test_pt_levels),
-		T(test_free_pgtables),
+		T(test_free_pgtables),	  T(test_small_fill),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
