@@ -504,13 +504,29 @@ pfn_t alloc_frames(struct smm_pool *pool, unsigned int order, unsigned int use)
 	return pfn;
 }
 
-/* Mark the frame @pfn free (and poison it); returns its counter. A frame
- * must be in use, and a block's first frame (@tail 0) or not (PG_TAIL). */
+/*
+ * Mark the frame @pfn free (and poison it); returns its counter. A frame
+ * must be in use, and a block's first frame (@tail 0) or not (PG_TAIL).
+ *
+ * A load and a store, not an exchange: whoever frees a frame holds its
+ * last reference (put_page()), or the only one (free_frames() of a block
+ * just allocated), and every read-modify-write of a page's flags (the page
+ * lock, dirty, writeback, exclusive) is made by a holder of a reference,
+ * so nothing can change the flags between the two. A lookup that tries
+ * for a reference now (GUP-fast, the page cache) fails on the zero
+ * refcount before it looks at the flags. One locked instruction less for
+ * every page a zap frees.
+ */
 static inline __attribute__((always_inline)) int
 release_frame(struct smm_pool *pool, pfn_t pfn, unsigned int tail)
 {
 	struct page *page = pfn_to_page(pool, pfn);
-	unsigned int old = atomic_exchange(&page->flags, PG_FREE);
+	unsigned int old =
+		atomic_load_explicit(&page->flags, memory_order_relaxed);
+
+	VM_BUG_ON(atomic_load_explicit(&page->refcount, memory_order_relaxed) >
+		  1);
+	atomic_store_explicit(&page->flags, PG_FREE, memory_order_relaxed);
 
 	BUG_ON((old & (PG_FREE | PG_ZERO | PG_TAIL)) != tail);
 	VM_BUG_ON((old & (PG_ANON | PG_FILE)) &&
