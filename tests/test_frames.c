@@ -4,8 +4,8 @@
  * splitting a freed block, single frames taken from split blocks when
  * nothing else is left, exhaustion and injected failures that change
  * nothing, poisoning, a random mix of orders whose frames never overlap
- * and all come back, and frames taken for a copy (ALLOC_NOZERO) beside
- * zeroed ones.
+ * and all come back, frames taken for a copy (ALLOC_NOZERO) beside
+ * zeroed ones, and batches zeroed in runs that spare the frames between.
  */
 #include "common.h"
 #include "frame.h"
@@ -238,6 +238,71 @@ static void test_nozero(void **state)
 	assert_int_equal(smm_pool_destroy(pool), 0);
 }
 
+/* What test_zero_runs writes in frame @pfn while it is in use. */
+static int frame_mark(pfn_t pfn)
+{
+	return (int)((pfn * 37 + 1) & 0xff) | 1;
+}
+
+/*
+ * A CPU's cache takes frames from the pool in batches with gaps between
+ * runs of consecutive frames: each run is zeroed as one extent
+ * (clear_pages()), and the frames in the gaps, still in use, keep every
+ * byte. Frames are freed without a CPU (straight to the pool's stack),
+ * in runs of 1 to 4 between gaps of 1 or 2, then taken back by a CPU.
+ */
+static void test_zero_runs(void **state)
+{
+	struct smm_pool *pool = smm_pool_create(8 * MB, 0);
+	struct smm_cpu *cpu;
+	pfn_t *held, *back;
+	bool *freed;
+	int n = 0, nfree = 0;
+
+	assert_non_null(pool);
+	held = calloc(pstats(pool).free + 1, sizeof(*held));
+	back = calloc(pstats(pool).free + 1, sizeof(*back));
+	freed = calloc(pstats(pool).free + 1, sizeof(*freed));
+	while ((held[n] = alloc_frame(pool, PG_ANON)) != NO_PFN) {
+		memset(pfn_to_virt(pool, held[n]), frame_mark(held[n]), PG);
+		n++;
+	}
+	assert_true(n > 1000);
+	for (int i = 0, k = 0; nfree < 300; k++) {
+		int run = 1 + k % 4, gap = 1 + k % 2;
+
+		assert_true(i + run + gap < n);
+		for (int j = i; j < i + run; j++) {
+			put_page(pool, held[j]);
+			freed[j] = true;
+			nfree++;
+		}
+		i += run + gap;
+	}
+	cpu = smm_cpu_attach(pool);
+	assert_non_null(cpu);
+	for (int i = 0; i < nfree; i++) {
+		back[i] = alloc_frame(pool, PG_ANON);
+		assert_true(back[i] != NO_PFN);
+		assert_true(frame_is(pool, back[i], 0));
+	}
+	for (int i = 0; i < n; i++)
+		if (!freed[i])
+			assert_true(
+				frame_is(pool, held[i], frame_mark(held[i])));
+	for (int i = 0; i < nfree; i++)
+		put_page(pool, back[i]);
+	for (int i = 0; i < n; i++)
+		if (!freed[i])
+			put_page(pool, held[i]);
+	assert_int_equal(pstats(pool).anon_pages, 0);
+	assert_int_equal(smm_cpu_detach(cpu), 0);
+	free(held);
+	free(back);
+	free(freed);
+	assert_int_equal(smm_pool_destroy(pool), 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -246,6 +311,7 @@ int main(void)
 		cmocka_unit_test(test_inject),
 		cmocka_unit_test(test_random_mix),
 		cmocka_unit_test(test_nozero),
+		cmocka_unit_test(test_zero_runs),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
