@@ -752,7 +752,8 @@ static void memset_pages(char *buf, uint64_t len)
 }
 
 /* memset-4k: zero a cache-cold 4 KiB page of memory the host has already
- * mapped: the floor under any anonymous fault. Host-only. */
+ * mapped, a page at a time: the floor under a fault that zeroes its page
+ * alone (softmm zeroes batches in runs of frames, frame.c). Host-only. */
 static struct result w_memset(struct env *e)
 {
 	struct result r = { 0, MEMSET_LEN / PAGE, -1, -1 };
