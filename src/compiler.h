@@ -174,14 +174,19 @@ void smm_misuse(const char *fn, const char *fmt, ...)
 			smm_bug(__FILE__, __LINE__, #c); \
 	} while (0)
 
-/* A marked race window: debug builds may yield here (smm_debug_race_yield). */
+/*
+ * A marked race window: debug builds may yield here (smm_debug_race_yield).
+ * The rate is read atomically: a test may change it while other threads
+ * pass race points.
+ */
 #ifdef SMM_DEBUG
 extern __hidden unsigned int smm_race_permille;
 void smm_race_point(void);
-#define race_point()                             \
-	do {                                     \
-		if (unlikely(smm_race_permille)) \
-			smm_race_point();        \
+#define race_point()                                             \
+	do {                                                     \
+		if (unlikely(__atomic_load_n(&smm_race_permille, \
+					     __ATOMIC_RELAXED))) \
+			smm_race_point();                        \
 	} while (0)
 #else
 #define race_point() \

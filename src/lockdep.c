@@ -43,7 +43,7 @@ void smm_race_point(void)
 	x ^= x << 13;
 	x ^= x >> 17;
 	x ^= x << 5;
-	if (x % 1000 < smm_race_permille)
+	if (x % 1000 < __atomic_load_n(&smm_race_permille, __ATOMIC_RELAXED))
 		sched_yield();
 }
 
