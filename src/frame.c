@@ -416,6 +416,10 @@ static void zero_batch(struct smm_pool *pool, const pfn_t *pfns, int n)
 		if (atomic_load_explicit(&page->flags, memory_order_relaxed) &
 		    PG_ZEROED)
 			continue;
+		/* Marked ahead of the zeroing below: only this CPU sees the
+		 * frames of its cache. */
+		atomic_store_explicit(&page->flags, PG_FREE | PG_ZEROED,
+				      memory_order_relaxed);
 		for (j = m++; j > 0 && sorted[j - 1] > pfns[i]; j--)
 			sorted[j] = sorted[j - 1];
 		sorted[j] = pfns[i];
@@ -425,10 +429,6 @@ static void zero_batch(struct smm_pool *pool, const pfn_t *pfns, int n)
 			;
 		clear_pages(pool, sorted[i], (pfn_t)(j - i));
 	}
-	for (i = 0; i < m; i++)
-		atomic_store_explicit(&pfn_to_page(pool, sorted[i])->flags,
-				      PG_FREE | PG_ZEROED,
-				      memory_order_relaxed);
 }
 
 /* Make the frame @pfn, just taken from the free frames, a frame for @use
