@@ -33,6 +33,8 @@ enum lock_class {
 void lockdep_acquire(const void *lock, int cls, bool shared);
 void lockdep_acquire_trylock(const void *lock, int cls, bool shared);
 void lockdep_release(const void *lock);
+/* A held write lock is now held for read (mmap_write_downgrade()). */
+void lockdep_downgrade(const void *lock);
 bool lockdep_is_held(const void *lock, int mode); /* mode: 0 any, 1 excl */
 int lockdep_depth(void);
 #define lockdep_assert_held(l)	     BUG_ON(!lockdep_is_held((l), 0))
@@ -47,6 +49,9 @@ static inline void lockdep_acquire_trylock(const void *l, int c, bool s)
 {
 }
 static inline void lockdep_release(const void *l)
+{
+}
+static inline void lockdep_downgrade(const void *l)
 {
 }
 #define lockdep_assert_held(l) \

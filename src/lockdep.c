@@ -144,6 +144,19 @@ void lockdep_release(const void *lock)
 	BUG_ON(1);
 }
 
+void lockdep_downgrade(const void *lock)
+{
+	for (int i = 0; i < nr_held; i++) {
+		if (held[i].lock == lock) {
+			BUG_ON(held[i].shared);
+			held[i].shared = true;
+			return;
+		}
+	}
+	fprintf(stderr, "softmm lockdep: downgrading %p, not held\n", lock);
+	BUG_ON(1);
+}
+
 bool lockdep_is_held(const void *lock, int mode)
 {
 	for (int i = 0; i < nr_held; i++)

@@ -107,6 +107,7 @@ SMM_API struct smm_mm *smm_mm_create(struct smm_pool *pool,
 		&attr, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
 	pthread_rwlock_init(&mm->mmap_lock, &attr);
 	pthread_rwlockattr_destroy(&attr);
+	pthread_mutex_init(&mm->mmap_write_gate, NULL);
 	spin_lock_init(&mm->page_table_lock);
 	uffd_ctx_init(&mm->uffd);
 	atomic_init(&mm->refs, 1);
@@ -125,6 +126,7 @@ static void mm_free(struct smm_mm *mm)
 	vma_tree_destroy(mm);
 	vma_cache_drain(mm);
 	pthread_rwlock_destroy(&mm->mmap_lock);
+	pthread_mutex_destroy(&mm->mmap_write_gate);
 	uffd_ctx_destroy(&mm->uffd);
 	free(mm);
 	atomic_fetch_sub(&pool->nr_mms, 1);

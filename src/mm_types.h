@@ -116,6 +116,8 @@ enum {
 struct smm_mm {
 	struct smm_pool *pool;
 	pthread_rwlock_t mmap_lock;
+	/* Held by the writer with mmap_lock: mmap_write_downgrade(). */
+	pthread_mutex_t mmap_write_gate;
 	spinlock_t page_table_lock; /* PGD and PUD entries; vma->anon_vma */
 	pteval_t *pgd;
 	pfn_t pgd_pfn;

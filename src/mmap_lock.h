@@ -1,6 +1,7 @@
 /*
  * mmap_lock.h - the locks of an address space's VMAs: mmap_lock (a
- * writer-preferring rwlock around the VMA list and every VMA field) and the
+ * writer-preferring rwlock around the VMA list and every VMA field, which
+ * a writer may downgrade to a read hold) and the
  * per-VMA locks of Linux 6.4 (readers trylock, writers mark under mmap_lock
  * held for write), with the assertions debug builds run. The rules are in
  * docs/LOCKING.md, "Per-VMA locks".
@@ -29,26 +30,57 @@ static inline void mmap_read_unlock(struct smm_mm *mm)
 	pthread_rwlock_unlock(&mm->mmap_lock);
 	lockdep_release(&mm->mmap_lock);
 }
+/*
+ * The write side is the gate mutex, then the rwlock: pthread_rwlock cannot
+ * turn a write hold into a read hold, so mmap_write_downgrade() unlocks
+ * the rwlock and read-locks it again while it still holds the gate, which
+ * keeps every other writer out of that window (only the gate's holder
+ * ever waits on the rwlock for write). Readers never touch the gate.
+ */
 static inline void mmap_write_lock(struct smm_mm *mm)
 {
 	lockdep_acquire(&mm->mmap_lock, LC_MMAP, false);
+	pthread_mutex_lock(&mm->mmap_write_gate);
 	pthread_rwlock_wrlock(&mm->mmap_lock);
 }
 /* A new address space's lock, taken while another mm's is held (fork):
  * nobody else knows the new one, so the trylock cannot fail. */
 static inline void mmap_write_lock_new(struct smm_mm *mm)
 {
+	BUG_ON(pthread_mutex_trylock(&mm->mmap_write_gate));
 	BUG_ON(pthread_rwlock_trywrlock(&mm->mmap_lock));
 	lockdep_acquire_trylock(&mm->mmap_lock, LC_MMAP, false);
 }
-static inline void mmap_write_unlock(struct smm_mm *mm)
+/* Release every VMA write lock taken under this mmap_lock. */
+static inline void vma_end_write_all(struct smm_mm *mm)
 {
 	/* Every VMA removed was unpublished by a tree update (vma.c). */
 	VM_BUG_ON(mm->vma_removed);
-	/* Release every VMA write lock taken under this mmap_lock. */
 	atomic_fetch_add_explicit(&mm->mm_lock_seq, 1, memory_order_release);
+}
+static inline void mmap_write_unlock(struct smm_mm *mm)
+{
+	vma_end_write_all(mm);
 	pthread_rwlock_unlock(&mm->mmap_lock);
+	pthread_mutex_unlock(&mm->mmap_write_gate);
 	lockdep_release(&mm->mmap_lock);
+}
+/*
+ * mmap_write_downgrade - turn the caller's write hold of mmap_lock into a
+ * read hold, with no writer in between, and release every VMA write lock
+ * (as Linux's, which munmap calls before its zap). Readers (faults that
+ * fell back to mmap_lock, GUP, mincore) get in at once; VMA readers too,
+ * so everything the caller changed must be published by then (the tree
+ * updated, removed VMAs detached). Ends with mmap_read_unlock().
+ */
+static inline void mmap_write_downgrade(struct smm_mm *mm)
+{
+	lockdep_assert_held_write(&mm->mmap_lock);
+	vma_end_write_all(mm);
+	pthread_rwlock_unlock(&mm->mmap_lock);
+	pthread_rwlock_rdlock(&mm->mmap_lock);
+	pthread_mutex_unlock(&mm->mmap_write_gate);
+	lockdep_downgrade(&mm->mmap_lock);
 }
 #define mmap_assert_locked(mm)	     lockdep_assert_held(&(mm)->mmap_lock)
 #define mmap_assert_write_locked(mm) lockdep_assert_held_write(&(mm)->mmap_lock)
