@@ -11,6 +11,8 @@
 # (and the planted bug of fork sharing a pinned page); the planted bug of
 # mremap, which test_mremap's move race must catch; the unit tests and
 # tortures under ThreadSanitizer;
+# the planted bug of munmap's free_pgtables() outside RCU, which
+# test_reclaim's free_pgd race must catch;
 # the libFuzzer harness of the script parser and the softmm backend, 20 s;
 # the README's embedding example.
 set -u
@@ -135,6 +137,11 @@ step "fork race catches GUP-fast without write_protect_seq" bash -c \
 step "access tests catch a shootdown not waiting for sections" bash -c \
 	'SMM_ACCESS_ROUNDS=2000 build/bug7/tests/test_access 2>&1 | tee /dev/stderr | grep -Eq "(FAILED|ERROR) *\] test_shootdown_waits" &&
 	 SMM_ACCESS_ROUNDS=2000 build/bug7/tests/test_access 2>&1 | grep -Eq "(FAILED|ERROR) *\] test_section_race"'
+# munmap's free_pgd_range() outside RCU under the read lock (build/bug10,
+# -DSMM_BUG_FREE_PGD_NO_RCU): test_reclaim's free_pgd race must find the
+# PMD table munmap is about to lock back in the pool (eager, pmd-rwsem).
+step "free_pgd race catches free_pgtables outside RCU" bash -c \
+	'build/bug10/tests/test_reclaim 2>&1 | tee /dev/stderr | grep -q "BUG at src/pgtable.c"'
 
 # The userfaultfd torture (tools/torture_uffd.c): handler threads supply
 # missing pages (copy, zeropage, or a callback in the faulting thread)

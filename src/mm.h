@@ -48,8 +48,9 @@ void zap_page_range(struct mmu_gather *tlb, struct vm_area_struct *vma,
  * i_mmap_lock instead of mmap_lock, with its own gather (filemap.h). */
 void zap_vma_rmap(struct vm_area_struct *vma, uint64_t start, uint64_t end,
 		  bool skip_anon);
-/* munmap's second half (mmap_lock held for write): zap the detached chain
- * [first, last] and free the tables only it needed (free_pgtables). */
+/* munmap's second half (mmap_lock held, for read after munmap's downgrade):
+ * zap the detached chain [first, last] and free the tables only it needed
+ * (free_pgtables). */
 void unmap_region(struct smm_mm *mm, struct vm_area_struct *first,
 		  struct vm_area_struct *last, uint64_t floor, uint64_t ceiling,
 		  int why);
@@ -57,7 +58,8 @@ void unmap_region(struct smm_mm *mm, struct vm_area_struct *first,
  * (zap_leave, with walk->zap) that the walk left a table. */
 void zap_table_done(struct mm_walk *walk, uint64_t start, uint64_t end);
 
-/* mmap.c, for mremap: munmap's core (mmap_lock held for write; takes up
+/* mmap.c, for mremap and MAP_FIXED: munmap's core, with no downgrade
+ * (mmap_lock held for write, and still on return; takes up
  * to two VMAs from @pa and one tree update), and placement. */
 struct vma_prealloc;
 int do_munmap(struct smm_mm *mm, uint64_t start, uint64_t end,

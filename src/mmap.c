@@ -6,8 +6,9 @@
  *
  * Locking: each operation takes mmap_lock for write; VMA structures and the
  * tree nodes it may need are allocated before anything changes, so a
- * failed allocation leaves the address space as it was. MAP_POPULATE runs
- * after the write lock is dropped, under the read lock, as in Linux.
+ * failed allocation leaves the address space as it was. munmap downgrades
+ * to the read lock for its zap, and MAP_POPULATE runs after the write lock
+ * is dropped, under the read lock, as in Linux.
  */
 #include <errno.h>
 #include "mm.h"
@@ -28,13 +29,29 @@
 	 SMM_MAP_GROWSDOWN | SMM_MAP_LOCKED | SMM_MAP_NORESERVE |    \
 	 SMM_MAP_POPULATE | MAP_NONBLOCK | SMM_MAP_STACK)
 
+#ifdef SMM_DEBUG
+/* Test hook: munmap has downgraded mmap_lock and is about to zap. */
+void (*smm_debug_munmap_hook)(struct smm_mm *mm, uint64_t start, uint64_t end);
+#endif
+
 /*
  * Unmap [start, end): split the VMAs at the edges, detach the ones inside,
  * zap them and free the page tables only they needed. Takes up to two VMAs
  * from @pa and one tree update.
+ *
+ * With @downgrade (munmap itself, whose caller changes nothing more), it
+ * gives back what is left of @pa and downgrades mmap_lock to read once the
+ * VMAs are unpublished, as Linux's munmap does, and returns 1 holding it
+ * for read; it returns 0 or an error still holding it for write if there
+ * was nothing to unmap or the unmap was refused. The zap and
+ * free_pgtables() then run beside faults, in the VMAs that remain (the
+ * halves of the ones split here too), and beside other readers. They
+ * cannot meet: the range is in no VMA, no writer can map into it before
+ * we unlock, and free_pgtables() frees only tables that no remaining VMA
+ * covers (docs/LOCKING.md, "munmap under the read lock").
  */
-int do_munmap(struct smm_mm *mm, uint64_t start, uint64_t end,
-	      struct vma_prealloc *pa)
+static int munmap_vmas(struct smm_mm *mm, uint64_t start, uint64_t end,
+		       struct vma_prealloc *pa, bool downgrade)
 {
 	struct vm_area_struct *vma, *last, *prev, *next, *v;
 	uint64_t lo;
@@ -67,6 +84,22 @@ int do_munmap(struct smm_mm *mm, uint64_t start, uint64_t end,
 	vma_detach_range(mm, vma, last);
 	/* Unpublish before zapping: no lookup may find them any more. */
 	vma_tree_update(mm, lo, end + 1);
+	for (v = vma;; v = v->vm_next) {
+		if (v->vm_flags & VM_LOCKED)
+			mm->locked_vm -= (v->vm_end - v->vm_start) >>
+					 PAGE_SHIFT;
+		if (v == last)
+			break;
+	}
+	if (downgrade) {
+		/* Spare VMAs go back to mm->vma_cache: a writer's. */
+		vma_prealloc_free(pa);
+		mmap_write_downgrade(mm);
+#ifdef SMM_DEBUG
+		if (smm_debug_munmap_hook)
+			smm_debug_munmap_hook(mm, start, end);
+#endif
+	}
 
 	unmap_region(mm, vma, last, prev ? prev->vm_end : 0,
 		     next ? next->vm_start : 0, ZAP_MUNMAP);
@@ -74,9 +107,6 @@ int do_munmap(struct smm_mm *mm, uint64_t start, uint64_t end,
 		struct vm_area_struct *n = v->vm_next;
 		bool done = v == last;
 
-		if (v->vm_flags & VM_LOCKED)
-			mm->locked_vm -= (v->vm_end - v->vm_start) >>
-					 PAGE_SHIFT;
 		/* unmap_region() took it out of i_mmap. */
 		if (v->vm_file)
 			fput(v->vm_file);
@@ -85,7 +115,13 @@ int do_munmap(struct smm_mm *mm, uint64_t start, uint64_t end,
 			break;
 		v = n;
 	}
-	return 0;
+	return downgrade;
+}
+
+int do_munmap(struct smm_mm *mm, uint64_t start, uint64_t end,
+	      struct vma_prealloc *pa)
+{
+	return munmap_vmas(mm, start, end, pa, false);
 }
 
 SMM_API int smm_munmap(struct smm_mm *mm, uint64_t start, uint64_t len)
@@ -112,7 +148,11 @@ SMM_API int smm_munmap(struct smm_mm *mm, uint64_t start, uint64_t len)
 	err = vma_prealloc(mm, &pa, 2, 2, 1);
 	if (err)
 		goto out;
-	err = do_munmap(mm, start, end, &pa);
+	err = munmap_vmas(mm, start, end, &pa, true);
+	if (err == 1) {
+		mmap_read_unlock(mm);
+		return 0;
+	}
 	vma_prealloc_free(&pa);
 out:
 	mmap_write_unlock(mm);

@@ -6,12 +6,15 @@
  * Locking: a PGD or PUD entry is set and cleared under mm->page_table_lock,
  * a PMD entry under its PMD table's lock (asserted by the setters and by
  * unlink_table). Installers hold mmap_lock or a VMA lock; free_pgd_range()
- * holds mmap_lock for write over a range no VMA covers, so no locked or
+ * holds mmap_lock (for read in munmap, for write in mremap and MAP_FIXED)
+ * over a range no VMA covers and none can be mapped into, so no locked or
  * semi-locked walker can be inside it. The reclaim schemes also free empty
  * tables under mmap_lock held for read (pt_scheme*.c), which is why
  * installers walk as the scheme says (walk_rcu) and ask it (pte_install)
- * under the lock whether the table they install into is being freed. Lockless walkers are kept safe by the
- * TLB flush and RCU in mmu_gather.
+ * under the lock whether the table they install into is being freed, and
+ * why free_pgd_range() walks under RCU and skips a shared upper table
+ * they unlinked. Lockless walkers are kept safe by the TLB flush and RCU
+ * in mmu_gather.
  */
 #include <errno.h>
 #include "pagewalk.h"
@@ -118,24 +121,51 @@ static bool slot_free(uint64_t start, uint64_t end, uint64_t floor,
 	return end - 1 <= ceiling - 1;
 }
 
+/* Planted bug (docs/LOCKING.md): free_pgd_range() outside RCU. */
+#ifdef SMM_BUG_FREE_PGD_NO_RCU
+#define BUG_FREE_PGD_NO_RCU 1
+#else
+#define BUG_FREE_PGD_NO_RCU 0
+#endif
+
+#ifdef SMM_DEBUG
+/* Test hook: free_pgd_range() found the PMD table for @addr and has not
+ * locked it yet (tests/test_reclaim.c). */
+void (*smm_debug_free_pgd_hook)(struct smm_mm *mm, uint64_t addr);
+#endif
+
+/*
+ * @pmd is the PMD table @pudp pointed at when the caller read it. Under
+ * mmap_lock held for read (munmap), a fault's zap beside the range may
+ * have emptied and unlinked it since (eager and pmd-rwsem free a PMD table
+ * that empties, and one that straddles floor or ceiling is shared with a
+ * remaining VMA): the RCU read section keeps its memory, the dead mark,
+ * set under its lock, says it is gone, and then it held no entry either.
+ */
 static void free_pmd_range(struct mmu_gather *tlb, pteval_t *pudp,
-			   uint64_t addr, uint64_t end, uint64_t floor,
-			   uint64_t ceiling)
+			   pteval_t *pmd, uint64_t addr, uint64_t end,
+			   uint64_t floor, uint64_t ceiling)
 {
 	struct smm_mm *mm = tlb->mm;
-	pteval_t *pmd = table_virt(mm->pool, table_read(pudp));
-	spinlock_t *pmd_lock = &virt_to_page(mm->pool, pmd)->ptl;
+	struct page *pmd_page = virt_to_page(mm->pool, pmd);
+	spinlock_t *pmd_lock = &pmd_page->ptl;
 	uint64_t start = addr, next;
+	bool dead;
 
 	spin_lock_class(pmd_lock, LC_PMD);
-	do {
-		next = pmd_addr_end(addr, end);
-		if (pt_entry_table(table_read(&pmd[pmd_index(addr)])))
-			unlink_table(tlb, &pmd[pmd_index(addr)]);
-	} while (addr = next, addr != end);
+	/* A table we walk is never back in the pool: RCU holds it. */
+	VM_BUG_ON(atomic_load(&pmd_page->flags) & PG_FREE);
+	dead = atomic_load(&pmd_page->flags) & PG_PT_DEAD;
+	if (!dead) {
+		do {
+			next = pmd_addr_end(addr, end);
+			if (pt_entry_table(table_read(&pmd[pmd_index(addr)])))
+				unlink_table(tlb, &pmd[pmd_index(addr)]);
+		} while (addr = next, addr != end);
+	}
 	spin_unlock(pmd_lock);
 
-	if (slot_free(start, end, floor, ceiling, PUD_MASK)) {
+	if (!dead && slot_free(start, end, floor, ceiling, PUD_MASK)) {
 		spin_lock_class(&mm->page_table_lock, LC_PAGE_TABLE);
 		unlink_table(tlb, pudp);
 		spin_unlock(&mm->page_table_lock);
@@ -143,23 +173,33 @@ static void free_pmd_range(struct mmu_gather *tlb, pteval_t *pudp,
 }
 
 static void free_pud_range(struct mmu_gather *tlb, pteval_t *pgdp,
-			   uint64_t addr, uint64_t end, uint64_t floor,
-			   uint64_t ceiling)
+			   pteval_t *pud, uint64_t addr, uint64_t end,
+			   uint64_t floor, uint64_t ceiling)
 {
 	struct smm_mm *mm = tlb->mm;
-	pteval_t *pud = table_virt(mm->pool, table_read(pgdp));
+	pteval_t e;
+	struct page *pud_page = virt_to_page(mm->pool, pud);
 	uint64_t start = addr, next;
 
 	do {
 		next = pud_addr_end(addr, end);
-		if (pt_entry_table(table_read(&pud[pud_index(addr)])))
-			free_pmd_range(tlb, &pud[pud_index(addr)], addr, next,
+		e = table_read(&pud[pud_index(addr)]);
+		if (pt_entry_table(e)) {
+#ifdef SMM_DEBUG
+			if (smm_debug_free_pgd_hook)
+				smm_debug_free_pgd_hook(mm, addr);
+#endif
+			free_pmd_range(tlb, &pud[pud_index(addr)],
+				       table_virt(mm->pool, e), addr, next,
 				       floor, ceiling);
+		}
 	} while (addr = next, addr != end);
 
 	if (slot_free(start, end, floor, ceiling, PGDIR_MASK)) {
 		spin_lock_class(&mm->page_table_lock, LC_PAGE_TABLE);
-		unlink_table(tlb, pgdp);
+		/* Gone already if a fault's zap emptied it (see above). */
+		if (!(atomic_load(&pud_page->flags) & PG_PT_DEAD))
+			unlink_table(tlb, pgdp);
 		spin_unlock(&mm->page_table_lock);
 	}
 }
@@ -170,7 +210,8 @@ void free_pgd_range(struct mmu_gather *tlb, uint64_t addr, uint64_t end,
 	struct smm_mm *mm = tlb->mm;
 	uint64_t next;
 
-	mmap_assert_write_locked(mm);
+	/* Write (mremap, MAP_FIXED) or read (munmap after its downgrade). */
+	mmap_assert_locked(mm);
 	/*
 	 * PTE tables cover PMD_SIZE each. Round the range out to whole PTE
 	 * tables, then pull each end back in by one table if that table
@@ -194,12 +235,19 @@ void free_pgd_range(struct mmu_gather *tlb, uint64_t addr, uint64_t end,
 		return;
 
 	tlb->freed_tables = true;
+	if (!BUG_FREE_PGD_NO_RCU)
+		urcu_memb_read_lock();
 	do {
+		pteval_t e = table_read(&mm->pgd[pgd_index(addr)]);
+
 		next = pgd_addr_end(addr, end);
-		if (pt_entry_table(table_read(&mm->pgd[pgd_index(addr)])))
-			free_pud_range(tlb, &mm->pgd[pgd_index(addr)], addr,
-				       next, floor, ceiling);
+		if (pt_entry_table(e))
+			free_pud_range(tlb, &mm->pgd[pgd_index(addr)],
+				       table_virt(mm->pool, e), addr, next,
+				       floor, ceiling);
 	} while (addr = next, addr != end);
+	if (!BUG_FREE_PGD_NO_RCU)
+		urcu_memb_read_unlock();
 }
 
 /* Teardown: nothing can walk any more, free every level directly. */

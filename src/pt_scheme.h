@@ -27,10 +27,11 @@
  *
  * A NULL hook does nothing (pte_map: accepts every table). The schemes:
  *
- *   none        no walk_rcu, every hook NULL: only munmap and exit free
- *               tables, under mmap_lock held for write, which no
- *               semi-locked or locked walker can hold beside them;
- *               lockless walkers are covered by the TLB shootdown.
+ *   none        no walk_rcu, every hook NULL: only munmap, mremap and
+ *               exit free tables, over a range that no VMA covers and no
+ *               writer can map into meanwhile, so no semi-locked or
+ *               locked walker can be on them; lockless walkers are
+ *               covered by the TLB shootdown.
  *   pt-reclaim  walk_rcu: PTE tables are freed under mmap_lock held for
  *               read, through RCU.
  *   eager       walk_rcu, which covers the upper levels it frees too, and
@@ -215,6 +216,11 @@ bool free_empty_pte_table(struct mmu_gather *tlb, uint64_t addr, bool scan);
 void free_empty_upper(struct mmu_gather *tlb, uint64_t addr);
 #ifdef SMM_DEBUG
 extern void (*smm_debug_pt_free_hook)(struct smm_mm *mm, uint64_t addr);
+/* pgtable.c: free_pgd_range() is about to lock the PMD table for @addr. */
+extern void (*smm_debug_free_pgd_hook)(struct smm_mm *mm, uint64_t addr);
+/* mmap.c: munmap downgraded mmap_lock and is about to zap [start, end). */
+extern void (*smm_debug_munmap_hook)(struct smm_mm *mm, uint64_t start,
+				     uint64_t end);
 #endif
 
 #endif

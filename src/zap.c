@@ -4,8 +4,8 @@
  * each table a zap leaves (zap_leave), and unmap_region() with Linux's
  * free_pgtables().
  *
- * Locking: callers hold mmap_lock (write for unmap_region, read for
- * madvise); each PTE table is changed under its ptl (the iterator's locked
+ * Locking: callers hold mmap_lock (write for unmap_region() from mremap
+ * and MAP_FIXED, read for munmap's after its downgrade and for madvise); each PTE table is changed under its ptl (the iterator's locked
  * walk); freed pages and tables go through the caller's mmu_gather.
  */
 #include "pagewalk.h"
@@ -151,7 +151,7 @@ void unmap_region(struct smm_mm *mm, struct vm_area_struct *first,
 {
 	struct mmu_gather tlb;
 
-	mmap_assert_write_locked(mm);
+	mmap_assert_locked(mm);
 	tlb_gather_mmu(&tlb, mm);
 	for (struct vm_area_struct *v = first;; v = v->vm_next) {
 		zap_page_range(&tlb, v, v->vm_start, v->vm_end, why);

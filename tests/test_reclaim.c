@@ -3,8 +3,11 @@
  * "pt-reclaim" (Linux 6.14+) and "eager" free after MADV_DONTNEED and
  * munmap, aligned and not; eager freeing PMD and PUD tables up the tree;
  * the 2025 Linux bug (a table refilled while no lock was held must not be
- * freed), reproduced deterministically through a debug-build hook; and
- * faults racing DONTNEED on the same tables from several threads.
+ * freed), reproduced deterministically through a debug-build hook;
+ * munmap's zap and free_pgtables() under the read lock beside faults and
+ * beside a DONTNEED that frees the upper tables they walk (hooks too);
+ * and faults racing DONTNEED and munmap on the same tables from several
+ * threads.
  */
 #include <pthread.h>
 #include <stdatomic.h>
@@ -366,15 +369,210 @@ static void test_refill_race(void **state)
 			refill_race(schemes[i], 2 * MB + 100 * PG);
 	}
 }
+
+/*
+ * munmap under the read lock. munmap downgrades mmap_lock once its VMAs
+ * are unpublished; the hook then holds it before its zap until another
+ * thread has faulted in the half of the VMA that munmap split off (under
+ * that VMA's lock, which the downgrade released) and read it with
+ * mincore (under mmap_lock for read). Without the downgrade both would
+ * wait for the whole munmap, and the hook gives up after 5 s.
+ */
+struct side {
+	struct smm_mm *mm;
+	uint64_t addr;
+	pthread_mutex_t m;
+	pthread_cond_t c;
+	int state; /* 0 idle, 1 go, 2 done */
+	int hooked;
+	bool progressed;
+	unsigned char vec[16];
+};
+
+static struct side sd;
+
+/* A fresh address space under @scheme, and no hook run yet. */
+static void side_reset(int scheme)
+{
+	memset(&sd, 0, sizeof(sd));
+	pthread_mutex_init(&sd.m, NULL);
+	pthread_cond_init(&sd.c, NULL);
+	sd.mm = mm_with(scheme);
+}
+
+static void side_wait(int state, int secs)
+{
+	struct timespec until;
+
+	clock_gettime(CLOCK_REALTIME, &until);
+	until.tv_sec += secs;
+	pthread_mutex_lock(&sd.m);
+	while (sd.state != state &&
+	       !pthread_cond_timedwait(&sd.c, &sd.m, &until))
+		;
+	pthread_mutex_unlock(&sd.m);
+}
+
+static void side_set(int state)
+{
+	pthread_mutex_lock(&sd.m);
+	sd.state = state;
+	pthread_cond_broadcast(&sd.c);
+	pthread_mutex_unlock(&sd.m);
+}
+
+static void *side_faulter(void *arg)
+{
+	struct smm_cpu *cpu = smm_cpu_attach(pool);
+
+	smm_cpu_switch_mm(cpu, sd.mm);
+	side_wait(1, 30);
+	for (int i = 0; i < 16; i++)
+		assert_int_equal(smm_fill(cpu, sd.addr + (uint64_t)i * PG,
+					  (unsigned char)(0x10 + i), PG, NULL),
+				 0);
+	assert_int_equal(smm_mincore(sd.mm, sd.addr, 16 * PG, sd.vec), 0);
+	side_set(2);
+	smm_cpu_switch_mm(cpu, NULL);
+	smm_cpu_detach(cpu);
+	return NULL;
+}
+
+static void side_hook(struct smm_mm *mm, uint64_t start, uint64_t end)
+{
+	if (mm != sd.mm || sd.hooked++)
+		return;
+	side_set(1);
+	side_wait(2, 5);
+	sd.progressed = sd.state == 2;
+}
+
+static void test_munmap_downgrade(void **state)
+{
+	for (int scheme = 0; scheme < SMM_SCHEME_COUNT; scheme++) {
+		struct smm_cpu *cpu = smm_cpu_attach(pool);
+		pthread_t t;
+		uint64_t v = 0;
+
+		side_reset(scheme);
+		sd.addr = TA + 4 * MB - 16 * PG;
+		smm_cpu_switch_mm(cpu, sd.mm);
+		assert_int_equal(smm_mmap(sd.mm, TA, 8 * MB, RW,
+					  PRIV_ANON | SMM_MAP_FIXED),
+				 (int64_t)TA);
+		for (uint64_t o = 4 * MB; o < 8 * MB; o += PG)
+			assert_int_equal(smm_fill(cpu, TA + o, 1, 1, NULL), 0);
+		pthread_create(&t, NULL, side_faulter, NULL);
+		smm_debug_munmap_hook = side_hook;
+		assert_int_equal(smm_munmap(sd.mm, TA + 4 * MB, 4 * MB), 0);
+		smm_debug_munmap_hook = NULL;
+		side_set(
+			1); /* if the hook never ran: do not leave it waiting */
+		pthread_join(t, NULL);
+		assert_int_equal(sd.hooked, 1);
+		assert_true(sd.progressed);
+		for (int i = 0; i < 16; i++)
+			assert_int_equal(sd.vec[i], 1);
+		assert_int_equal(stats(sd.mm).rss_anon, 16);
+		assert_int_equal(smm_read(cpu, sd.addr + 15 * PG, &v, 1, NULL),
+				 0);
+		assert_int_equal(v & 0xff, 0x1f);
+		done(cpu, sd.mm);
+		smm_cpu_detach(cpu);
+		assert_pool_clean(pool);
+	}
+}
+
+/*
+ * free_pgtables() under the read lock meets a zap beside it. munmap frees
+ * the tables of [TA + 2 MiB, TA + 4 MiB); the PMD and PUD tables above are
+ * shared with [TA, TA + 2 MiB), which stays. The hook stops munmap's
+ * free_pgd_range() after it found the PMD table and before it locks it;
+ * another thread then MADV_DONTNEEDs the one page left below: eager and
+ * pmd-rwsem free its PTE table and then the PMD and PUD tables, now
+ * empty, from under munmap. The hook waits 50 ms more, time for grace
+ * periods to end: munmap's RCU read section must keep the PMD table out of
+ * the pool (free_pmd_range() asserts it), and its dead mark must keep
+ * munmap from unlinking it again. The build with the RCU section removed
+ * (build/bug10, -DSMM_BUG_FREE_PGD_NO_RCU) must fail here.
+ */
+static void *side_dontneed(void *arg)
+{
+	side_wait(1, 30);
+	assert_int_equal(smm_madvise(sd.mm, TA, PG, SMM_MADV_DONTNEED), 0);
+	side_set(2);
+	return NULL;
+}
+
+static void free_pgd_hook(struct smm_mm *mm, uint64_t addr)
+{
+	if (mm != sd.mm || sd.hooked++)
+		return;
+	side_set(1);
+	side_wait(2, 5);
+	sd.progressed = sd.state == 2;
+	usleep(50000);
+}
+
+static void test_free_pgd_race(void **state)
+{
+	for (int scheme = 0; scheme < SMM_SCHEME_COUNT; scheme++) {
+		for (int round = 0; round < 4; round++) {
+			struct smm_cpu *cpu = smm_cpu_attach(pool);
+			pthread_t t;
+			bool frees_upper = scheme == SMM_SCHEME_EAGER ||
+					   scheme == SMM_SCHEME_PMD_RWSEM;
+
+			side_reset(scheme);
+			smm_cpu_switch_mm(cpu, sd.mm);
+			assert_int_equal(smm_mmap(sd.mm, TA, 4 * MB, RW,
+						  PRIV_ANON | SMM_MAP_FIXED),
+					 (int64_t)TA);
+			assert_int_equal(smm_fill(cpu, TA, 7, 1, NULL), 0);
+			for (uint64_t o = 2 * MB; o < 4 * MB; o += 64 * PG)
+				assert_int_equal(
+					smm_fill(cpu, TA + o, 1, 1, NULL), 0);
+			pthread_create(&t, NULL, side_dontneed, NULL);
+			smm_debug_free_pgd_hook = free_pgd_hook;
+			assert_int_equal(smm_munmap(sd.mm, TA + 2 * MB, 2 * MB),
+					 0);
+			smm_debug_free_pgd_hook = NULL;
+			side_set(1);
+			pthread_join(t, NULL);
+			assert_int_equal(sd.hooked, 1);
+			assert_true(sd.progressed);
+			assert_int_equal(stats(sd.mm).rss_anon, 0);
+			/* eager and pmd-rwsem freed every level; none,
+			 * pt-reclaim and refcount keep the PMD and PUD tables
+			 * (and none and pt-reclaim the PTE table too). */
+			if (frees_upper)
+				assert_int_equal(stats(sd.mm).pt_bytes, 0);
+			else
+				assert_true(stats(sd.mm).pt_bytes >= 2 * PG);
+			done(cpu, sd.mm);
+			smm_cpu_detach(cpu);
+			assert_pool_clean(pool);
+		}
+	}
+}
 #else
 static void test_refill_race(void **state)
 {
 	skip(); /* the hook exists in debug builds only */
 }
+static void test_munmap_downgrade(void **state)
+{
+	skip(); /* the hook exists in debug builds only */
+}
+static void test_free_pgd_race(void **state)
+{
+	skip(); /* the hook exists in debug builds only */
+}
 #endif
 
-/* Faults and whole-table DONTNEEDs on the same tables from two threads:
- * data is never lost except to a DONTNEED, and the tables stay sound. */
+/* Faults and whole-table DONTNEEDs on the same tables from two threads,
+ * and a third mapping and unmapping the range above: data is never lost
+ * except to a DONTNEED, and the tables stay sound. */
 struct racer {
 	struct smm_mm *mm;
 	int id;
@@ -395,6 +593,23 @@ static void *race_thread(void *arg)
 
 		if (r->id == 0) {
 			smm_madvise(r->mm, tbl, 2 * MB, SMM_MADV_DONTNEED);
+		} else if (r->id == 3) {
+			/*
+			 * Map the 4 MiB above (merged into the VMA below),
+			 * touch some, unmap: a split, then the zap and
+			 * free_pgtables() under the read lock, beside the
+			 * others' faults and DONTNEEDs in the tables below.
+			 */
+			uint64_t hi = TA + 8 * MB;
+
+			if (smm_mmap(r->mm, hi, 4 * MB, RW,
+				     PRIV_ANON | SMM_MAP_FIXED) != (int64_t)hi)
+				r->bad++;
+			for (uint64_t o = 0; o < 4 * MB; o += 97 * PG)
+				if (smm_fill(cpu, hi + o, 3, 1, NULL))
+					r->bad++;
+			if (smm_munmap(r->mm, hi, 4 * MB))
+				r->bad++;
 		} else {
 			/* each writer owns its half of every table */
 			uint64_t a = tbl + (uint64_t)(r->id - 1) * MB +
@@ -417,15 +632,15 @@ static void test_fault_vs_reclaim(void **state)
 	for (int scheme = 0; scheme < SMM_SCHEME_COUNT; scheme++) {
 		struct smm_cpu *cpu = smm_cpu_attach(pool);
 		struct smm_mm *mm = mm_with(scheme);
-		struct racer r[3];
-		pthread_t t[3];
+		struct racer r[4];
+		pthread_t t[4];
 		atomic_int stop = 0;
 
 		smm_cpu_switch_mm(cpu, mm);
 		assert_int_equal(smm_mmap(mm, TA, 8 * MB, RW,
 					  PRIV_ANON | SMM_MAP_FIXED),
 				 (int64_t)TA);
-		for (int i = 0; i < 3; i++) {
+		for (int i = 0; i < 4; i++) {
 			r[i] = (struct racer){ mm, i, &stop, 0 };
 			pthread_create(&t[i], NULL, race_thread, &r[i]);
 		}
@@ -434,7 +649,7 @@ static void test_fault_vs_reclaim(void **state)
 			assert_int_equal(smm_mm_verify(mm), 0);
 		}
 		atomic_store(&stop, 1);
-		for (int i = 0; i < 3; i++) {
+		for (int i = 0; i < 4; i++) {
 			pthread_join(t[i], NULL);
 			assert_int_equal(r[i].bad, 0);
 		}
@@ -463,6 +678,8 @@ int main(void)
 		cmocka_unit_test(test_eager_pageout),
 		cmocka_unit_test(test_pt_reclaim_limits),
 		cmocka_unit_test(test_refill_race),
+		cmocka_unit_test(test_munmap_downgrade),
+		cmocka_unit_test(test_free_pgd_race),
 		cmocka_unit_test(test_fault_vs_reclaim),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
