@@ -4,13 +4,18 @@
  * grace period, so neither a CPU's stale TLB entry nor a lockless walker
  * can reach freed memory.
  *
+ * Pages wait in batches, the first in the gather itself, more allocated
+ * from the host as a large zap needs them (mmu_gather.h).
+ *
  * Locking: a gather belongs to one thread, which holds mmap_lock (read or
  * write) for its whole life. Pages and tables may be queued under
  * page-table locks; tlb_flush_mmu() and tlb_finish_mmu() may not be
  * called under one (the flush waits for other CPUs).
  */
+#include <stdlib.h>
 #include "mm.h"
 #include "tlb.h"
+#include "cpu.h"
 #include "filemap.h"
 
 void tlb_gather_mmu(struct mmu_gather *tlb, struct smm_mm *mm)
@@ -19,15 +24,58 @@ void tlb_gather_mmu(struct mmu_gather *tlb, struct smm_mm *mm)
 	tlb->need_flush = false;
 	tlb->file_pending = false;
 	tlb->freed_tables = false;
-	tlb->nr_pages = 0;
+	tlb->nr_batches = 0;
+	tlb->local.next = NULL;
+	tlb->local.nr = 0;
+	tlb->active = &tlb->local;
 	tlb->tables = NO_PFN;
+}
+
+/*
+ * Whether a shootdown of @mm would reach no CPU but the caller's: then it
+ * is a local flush, cheaper than keeping 8,700 pages' metadata waiting
+ * out of the cache, and the zap flushes every batch. A heuristic: CPUs
+ * may switch to the mm meanwhile, which costs one of them a shootdown
+ * more, nothing else.
+ */
+static bool flush_is_local(struct smm_mm *mm)
+{
+	struct smm_cpu *self = this_cpu;
+	int n = atomic_load_explicit(&mm->nr_cpus, memory_order_relaxed);
+
+	return n == 0 || (n == 1 && self && self->mm == mm);
+}
+
+/* The active batch is full: move to the next, allocating it if need be
+ * (from the host: may run under a page-table lock). False: flush now. */
+static bool tlb_next_batch(struct mmu_gather *tlb)
+{
+	struct gather_batch *b = tlb->active->next;
+
+	if (flush_is_local(tlb->mm))
+		return false;
+	if (!b) {
+		if (tlb->nr_batches >= GATHER_MAX_BATCHES)
+			return false;
+		b = malloc(sizeof(*b));
+		if (!b)
+			return false;
+		b->next = NULL;
+		tlb->active->next = b;
+		tlb->nr_batches++;
+	}
+	b->nr = 0;
+	tlb->active = b;
+	return true;
 }
 
 bool tlb_remove_page(struct mmu_gather *tlb, pfn_t pfn)
 {
-	BUG_ON(tlb->nr_pages >= GATHER_BATCH);
-	tlb->pages[tlb->nr_pages++] = pfn;
-	return tlb->nr_pages == GATHER_BATCH;
+	struct gather_batch *b = tlb->active;
+
+	BUG_ON(b->nr >= GATHER_BATCH);
+	b->pages[b->nr++] = pfn;
+	return b->nr == GATHER_BATCH && !tlb_next_batch(tlb);
 }
 
 void free_table_now(struct smm_pool *pool, pfn_t pfn)
@@ -79,16 +127,21 @@ void tlb_flush_mmu(struct mmu_gather *tlb)
 		atomic_fetch_sub(&tlb->mm->zap_file_pending, 1);
 		tlb->file_pending = false;
 	}
-	for (int i = 0; i < tlb->nr_pages; i++) {
-		pfn_t pfn = tlb->pages[i];
+	for (struct gather_batch *b = &tlb->local;; b = b->next) {
+		for (int i = 0; i < b->nr; i++) {
+			pfn_t pfn = b->pages[i];
 
-		if (pfn & GATHER_DIRTY) {
-			pfn &= ~GATHER_DIRTY;
-			set_page_dirty(pfn_to_page(pool, pfn));
+			if (pfn & GATHER_DIRTY) {
+				pfn &= ~GATHER_DIRTY;
+				set_page_dirty(pfn_to_page(pool, pfn));
+			}
+			put_page(pool, pfn);
 		}
-		put_page(pool, pfn);
+		b->nr = 0;
+		if (b == tlb->active)
+			break;
 	}
-	tlb->nr_pages = 0;
+	tlb->active = &tlb->local;
 }
 
 void tlb_finish_mmu(struct mmu_gather *tlb)
@@ -105,4 +158,11 @@ void tlb_finish_mmu(struct mmu_gather *tlb)
 		urcu_memb_call_rcu(&page->rcu, free_table_rcu);
 	}
 	tlb->freed_tables = false;
+	while (tlb->local.next) {
+		struct gather_batch *b = tlb->local.next;
+
+		tlb->local.next = b->next;
+		free(b);
+	}
+	tlb->nr_batches = 0;
 }

@@ -9,14 +9,31 @@
 
 #include "mm_types.h"
 
-#define GATHER_BATCH 512
+/*
+ * Pages wait for the flush in batches: the first lives in the gather (on
+ * its owner's stack), up to GATHER_MAX_BATCHES more are allocated as a
+ * large zap needs them, as Linux's tlb_next_batch() does, so that a zap
+ * shoots down once per ~8,700 pages instead of once per 512: each
+ * shootdown interrupts every other CPU running the mm (membarrier). Not
+ * when no other CPU runs the mm: the flush is then local and cheap, and
+ * the pages are put while their metadata is still in the cache. If a
+ * batch cannot be allocated the zap just flushes sooner.
+ */
+#define GATHER_BATCH	   512
+#define GATHER_MAX_BATCHES 16
+struct gather_batch {
+	struct gather_batch *next;
+	int nr;
+	pfn_t pages[GATHER_BATCH];
+};
 struct mmu_gather {
 	struct smm_mm *mm;
 	bool need_flush;   /* entries cleared or downgraded */
 	bool file_pending; /* counted in mm->zap_file_pending */
 	bool freed_tables;
-	int nr_pages;
-	pfn_t pages[GATHER_BATCH];
+	int nr_batches;		     /* allocated beyond local */
+	struct gather_batch *active; /* the one being filled */
+	struct gather_batch local;
 	/* Unlinked tables, linked through page->gather_next (NO_PFN ends
 	 * the list): handed to RCU at tlb_finish_mmu(). */
 	pfn_t tables;

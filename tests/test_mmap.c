@@ -10,6 +10,7 @@
  * thousands of VMAs, top-down placement against a slow reference over the
  * VMA list, and the max_map_count limit as Linux 6.18 enforces it.
  */
+#include <pthread.h>
 #include "common.h"
 
 #define FLAGS PRIV_ANON
@@ -782,6 +783,82 @@ static void test_max_map_count(void **state)
 	 * teardown checks the pool) */
 }
 
+/* A second CPU switched to the test's mm until told to go (below). */
+struct other_cpu {
+	struct env *e;
+	pthread_mutex_t m;
+	pthread_cond_t c;
+	int state; /* 1 switched, 2 leave */
+};
+
+static void *other_cpu_thread(void *arg)
+{
+	struct other_cpu *o = arg;
+	struct smm_cpu *cpu = smm_cpu_attach(o->e->pool);
+
+	assert_non_null(cpu);
+	smm_cpu_switch_mm(cpu, o->e->mm);
+	pthread_mutex_lock(&o->m);
+	o->state = 1;
+	pthread_cond_broadcast(&o->c);
+	while (o->state != 2)
+		pthread_cond_wait(&o->c, &o->m);
+	pthread_mutex_unlock(&o->m);
+	smm_cpu_switch_mm(cpu, NULL);
+	smm_cpu_detach(cpu);
+	return NULL;
+}
+
+/* Populate @len at TA, unmap it, and return the shootdowns it took. */
+static uint64_t munmap_flushes(struct env *e, uint64_t len)
+{
+	uint64_t before;
+
+	assert_int_equal(smm_mmap(e->mm, TA, len, RW,
+				  PRIV_ANON | SMM_MAP_FIXED | SMM_MAP_POPULATE),
+			 (int64_t)TA);
+	assert_int_equal(mm_stats(e->mm).rss_anon, len / PG);
+	before = mm_stats(e->mm).tlb_flushes;
+	assert_int_equal(smm_munmap(e->mm, TA, len), 0);
+	assert_int_equal(mm_stats(e->mm).rss_anon, 0);
+	assert_int_equal(pool_stats(e->pool).anon_pages, 0);
+	return mm_stats(e->mm).tlb_flushes - before;
+}
+
+/*
+ * While another CPU runs the mm, a large munmap shoots down once per
+ * ~8,700 pages, not per 512: the zap queues its pages in the gather's own
+ * batch and then in up to 16 more it allocates (mmu_gather.h). 16,384
+ * pages: one shootdown when all 17 batches are full, one at the end; the
+ * batches are reused after the first. With this CPU alone on the mm, the
+ * flush is local and the zap flushes every 512 pages, and once more at
+ * the end for the page tables it freed: 33. Every page
+ * comes back to the pool (the teardown checks).
+ */
+static void test_munmap_batches(void **state)
+{
+	struct env *e = *state;
+	struct other_cpu o = { .e = e };
+	pthread_t t;
+
+	pthread_mutex_init(&o.m, NULL);
+	pthread_cond_init(&o.c, NULL);
+	assert_int_equal(munmap_flushes(e, 64 * MB), 33);
+	pthread_create(&t, NULL, other_cpu_thread, &o);
+	pthread_mutex_lock(&o.m);
+	while (o.state != 1)
+		pthread_cond_wait(&o.c, &o.m);
+	pthread_mutex_unlock(&o.m);
+	assert_int_equal(munmap_flushes(e, 64 * MB), 2);
+	assert_int_equal(munmap_flushes(e, 32 * MB), 1);
+	pthread_mutex_lock(&o.m);
+	o.state = 2;
+	pthread_cond_broadcast(&o.c);
+	pthread_mutex_unlock(&o.m);
+	pthread_join(t, NULL);
+	assert_int_equal(smm_mm_verify(e->mm), 0);
+}
+
 #define T(f) cmocka_unit_test_setup_teardown(f, env_setup, env_teardown)
 int main(void)
 {
@@ -794,6 +871,7 @@ int main(void)
 		T(test_mmap_errors),
 		T(test_munmap),
 		T(test_munmap_errors),
+		T(test_munmap_batches),
 		T(test_merge),
 		T(test_vmas_query),
 		T(test_populate),
