@@ -15,7 +15,6 @@
 #include <stdlib.h>
 #include "mm.h"
 #include "tlb.h"
-#include "cpu.h"
 #include "filemap.h"
 
 void tlb_gather_mmu(struct mmu_gather *tlb, struct smm_mm *mm)
@@ -31,28 +30,18 @@ void tlb_gather_mmu(struct mmu_gather *tlb, struct smm_mm *mm)
 	tlb->tables = NO_PFN;
 }
 
-/*
- * Whether a shootdown of @mm would reach no CPU but the caller's: then it
- * is a local flush, cheaper than keeping 8,700 pages' metadata waiting
- * out of the cache, and the zap flushes every batch. A heuristic: CPUs
- * may switch to the mm meanwhile, which costs one of them a shootdown
- * more, nothing else.
- */
-static bool flush_is_local(struct smm_mm *mm)
-{
-	struct smm_cpu *self = this_cpu;
-	int n = atomic_load_explicit(&mm->nr_cpus, memory_order_relaxed);
-
-	return n == 0 || (n == 1 && self && self->mm == mm);
-}
-
 /* The active batch is full: move to the next, allocating it if need be
  * (from the host: may run under a page-table lock). False: flush now. */
 static bool tlb_next_batch(struct mmu_gather *tlb)
 {
 	struct gather_batch *b = tlb->active->next;
 
-	if (flush_is_local(tlb->mm))
+	/*
+	 * Alone on the mm, the flush is local and cheap: flush every batch,
+	 * while the pages' metadata is still in the cache. A CPU switching
+	 * in meanwhile costs one shootdown more, nothing else.
+	 */
+	if (tlb_mm_only_self(tlb->mm))
 		return false;
 	if (!b) {
 		if (tlb->nr_batches >= GATHER_MAX_BATCHES)

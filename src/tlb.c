@@ -53,7 +53,6 @@ void flush_tlb_mm(struct smm_mm *mm)
 	struct smm_pool *pool = mm->pool;
 	struct smm_cpu *self = this_cpu;
 	unsigned long seen[SMM_MAX_CPUS];
-	int n;
 
 	lockdep_assert_none_held_below_mmap();
 #ifdef SMM_DEBUG
@@ -69,8 +68,7 @@ void flush_tlb_mm(struct smm_mm *mm)
 		self->tlb_gen = atomic_load(&mm->tlb_gen);
 		tlb_flush_local(self);
 	}
-	n = atomic_load(&mm->nr_cpus);
-	if (n == 0 || (n == 1 && self && self->mm == mm))
+	if (tlb_mm_only_self(mm))
 		return; /* nobody else can hold a translation */
 	race_point();
 	if (smm_membarrier_ok == 1)

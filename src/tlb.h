@@ -119,6 +119,19 @@ access_end(struct smm_cpu *cpu)
 	atomic_store_explicit(&cpu->access_seq, seq + 1, memory_order_release);
 }
 
+/*
+ * Whether no CPU but the calling thread's (if it is one) is switched to
+ * @mm: a shootdown of @mm then has nobody else to reach. nr_cpus is read
+ * seq_cst, as flush_tlb_mm() needs against a CPU switching in (cpu.c).
+ */
+static inline bool tlb_mm_only_self(struct smm_mm *mm)
+{
+	struct smm_cpu *self = this_cpu;
+	int n = atomic_load(&mm->nr_cpus);
+
+	return n == 0 || (n == 1 && self && self->mm == mm);
+}
+
 /* Is the calling thread a CPU inside an access section? (assertions) */
 static inline bool in_access_section(void)
 {

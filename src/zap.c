@@ -5,8 +5,9 @@
  * free_pgtables().
  *
  * Locking: callers hold mmap_lock (write for unmap_region() from mremap
- * and MAP_FIXED, read for munmap's after its downgrade and for madvise); each PTE table is changed under its ptl (the iterator's locked
- * walk); freed pages and tables go through the caller's mmu_gather.
+ * and MAP_FIXED, read for munmap's after its downgrade and for madvise);
+ * each PTE table is changed under its ptl (the iterator's locked walk);
+ * freed pages and tables go through the caller's mmu_gather.
  */
 #include "pagewalk.h"
 #include "filemap.h"
