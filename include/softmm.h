@@ -727,27 +727,25 @@ SMM_API int smm_fill(struct smm_cpu *cpu, uint64_t addr, int byte, size_t len,
 /*
  * The layout of a CPU's software TLB, which the inline smm_translate()
  * reads: version SMM_TLB_LAYOUT. A struct smm_cpu starts with a struct
- * smm_tlb_view. Entry i caches the page at the page-aligned virtual
- * address va, i == (va >> SMM_PAGE_SHIFT) % SMM_TLB_ENTRIES: loads may use
- * it when tag_read == va, stores when tag_write == va (an invalid tag is
- * SMM_TLB_INVALID, which no page address equals); the byte at address
- * addr of that page is at host address addr + addend, as in QEMU's
- * CPUTLBEntry. A program compiled against another layout is refused by
+ * smm_tlb_view. Slot i caches the page whose virtual page number
+ * (address >> SMM_PAGE_SHIFT) is vpn, i == vpn % SMM_TLB_ENTRIES: loads
+ * may use it when vpn_read[i] == vpn, stores when vpn_write[i] == vpn (an
+ * empty slot holds SMM_TLB_INVALID, which no page number equals); the
+ * byte at address addr of that page is at host address addr + addend[i],
+ * as in QEMU's CPUTLBEntry. The three are separate arrays so that a slot
+ * is found by scaling its number by 8, which x86-64 and arm64 addressing
+ * does for free. A program compiled against another layout is refused by
  * smm_access_begin() (-EPROTO) rather than misread.
  */
-#define SMM_TLB_LAYOUT	1
+#define SMM_TLB_LAYOUT	2
 #define SMM_TLB_ENTRIES 256
 #define SMM_TLB_INVALID (~(uint64_t)0)
-struct smm_tlb_entry {
-	uint64_t tag_read;
-	uint64_t tag_write;
-	uintptr_t addend;
-	uint64_t unused;
-};
 struct smm_tlb_view {
 	uint32_t layout; /* SMM_TLB_LAYOUT of the library */
 	uint32_t unused;
-	struct smm_tlb_entry entry[SMM_TLB_ENTRIES];
+	uint64_t vpn_read[SMM_TLB_ENTRIES];
+	uint64_t vpn_write[SMM_TLB_ENTRIES];
+	uintptr_t addend[SMM_TLB_ENTRIES];
 };
 
 SMM_API int smm_access_begin_layout(struct smm_cpu *cpu, unsigned int layout);
@@ -792,23 +790,12 @@ SMM_API int smm_access_end(struct smm_cpu *cpu);
 static inline void *smm_translate(struct smm_cpu *cpu, uint64_t addr, int write)
 {
 	const struct smm_tlb_view *v = (const struct smm_tlb_view *)cpu;
-	/* &v->entry[vpn % SMM_TLB_ENTRIES], in two instructions: the
-	 * entries are 32 bytes. */
-	const struct smm_tlb_entry *e =
-		(const struct smm_tlb_entry *)((const char *)v->entry +
-					       ((addr >> (SMM_PAGE_SHIFT - 5)) &
-						((SMM_TLB_ENTRIES - 1) << 5)));
-	uint64_t tag = addr & ~(uint64_t)(SMM_PAGE_SIZE - 1);
+	uint64_t vpn = addr >> SMM_PAGE_SHIFT;
+	unsigned int i = (unsigned int)(vpn % SMM_TLB_ENTRIES);
 
-	if (__builtin_expect((write ? e->tag_write : e->tag_read) == tag, 1)) {
-		void *p = (void *)(uintptr_t)(addr + e->addend);
-
-		/* Never NULL: lets the compiler drop the caller's NULL
-		 * test on the hit path. */
-		if (!p)
-			__builtin_unreachable();
-		return p;
-	}
+	if (__builtin_expect((write ? v->vpn_write[i] : v->vpn_read[i]) == vpn,
+			     1))
+		return (void *)(uintptr_t)(addr + v->addend[i]);
 	return smm_translate_slow(cpu, addr, write);
 }
 

@@ -76,7 +76,8 @@ SMM_API struct smm_cpu *smm_cpu_attach(struct smm_pool *pool)
 	smm_membarrier_init();
 	cpu->pool = pool;
 	cpu->thread = pthread_self();
-	memset(cpu->tlb.entry, 0xff, sizeof(cpu->tlb.entry));
+	memset(cpu->tlb.vpn_read, 0xff, sizeof(cpu->tlb.vpn_read));
+	memset(cpu->tlb.vpn_write, 0xff, sizeof(cpu->tlb.vpn_write));
 	cpu->tlb.layout = SMM_TLB_LAYOUT;
 	for (int i = 0; i < SMM_MAX_CPUS; i++) {
 		struct smm_cpu *none = NULL;

@@ -22,22 +22,17 @@ static inline void tlb_flush_local(struct smm_cpu *cpu)
 	unsigned int n = cpu->nr_tlb_used;
 
 	if (n > TLB_ENTRIES / 8) {
-		memset(cpu->tlb.entry, 0xff, sizeof(cpu->tlb.entry));
+		memset(cpu->tlb.vpn_read, 0xff, sizeof(cpu->tlb.vpn_read));
+		memset(cpu->tlb.vpn_write, 0xff, sizeof(cpu->tlb.vpn_write));
 	} else {
 		for (unsigned int i = 0; i < n; i++) {
-			struct smm_tlb_entry *te =
-				&cpu->tlb.entry[cpu->tlb_used[i]];
+			unsigned int slot = cpu->tlb_used[i];
 
-			te->tag_read = te->tag_write = SMM_TLB_INVALID;
+			cpu->tlb.vpn_read[slot] = SMM_TLB_INVALID;
+			cpu->tlb.vpn_write[slot] = SMM_TLB_INVALID;
 		}
 	}
 	cpu->nr_tlb_used = 0;
-}
-
-/* The tag of @addr's page: its address (softmm.h, struct smm_tlb_view). */
-static inline __attribute__((always_inline)) uint64_t tlb_tag(uint64_t addr)
-{
-	return addr & ~(uint64_t)(SMM_PAGE_SIZE - 1);
 }
 
 /*
@@ -52,12 +47,13 @@ void flush_tlb_mm(struct smm_mm *mm);
 static inline __attribute__((always_inline)) uintptr_t
 tlb_lookup(struct smm_cpu *cpu, uint64_t addr, bool write)
 {
-	struct smm_tlb_entry *te =
-		&cpu->tlb.entry[(addr >> SMM_PAGE_SHIFT) % TLB_ENTRIES];
-	uint64_t tag = tlb_tag(addr);
+	uint64_t vpn = addr >> SMM_PAGE_SHIFT;
+	unsigned int slot = vpn % TLB_ENTRIES;
 
-	if (likely((write ? te->tag_write : te->tag_read) == tag))
-		return (uintptr_t)tag + te->addend;
+	if (likely((write ? cpu->tlb.vpn_write[slot] :
+			    cpu->tlb.vpn_read[slot]) == vpn))
+		return (uintptr_t)(addr & ~(uint64_t)(SMM_PAGE_SIZE - 1)) +
+		       cpu->tlb.addend[slot];
 	return 0;
 }
 
@@ -66,15 +62,15 @@ tlb_lookup(struct smm_cpu *cpu, uint64_t addr, bool write)
 static inline void tlb_fill(struct smm_cpu *cpu, uint64_t addr, uintptr_t host,
 			    bool writable)
 {
-	unsigned int slot = (addr >> SMM_PAGE_SHIFT) % TLB_ENTRIES;
-	struct smm_tlb_entry *te = &cpu->tlb.entry[slot];
-	uint64_t tag = tlb_tag(addr);
+	uint64_t vpn = addr >> SMM_PAGE_SHIFT;
+	unsigned int slot = vpn % TLB_ENTRIES;
 
-	if (te->tag_read == SMM_TLB_INVALID && cpu->nr_tlb_used < TLB_ENTRIES)
+	if (cpu->tlb.vpn_read[slot] == SMM_TLB_INVALID &&
+	    cpu->nr_tlb_used < TLB_ENTRIES)
 		cpu->tlb_used[cpu->nr_tlb_used++] = (uint8_t)slot;
-	te->tag_read = tag;
-	te->tag_write = writable ? tag : SMM_TLB_INVALID;
-	te->addend = host - tag;
+	cpu->tlb.vpn_read[slot] = vpn;
+	cpu->tlb.vpn_write[slot] = writable ? vpn : SMM_TLB_INVALID;
+	cpu->tlb.addend[slot] = host - (vpn << SMM_PAGE_SHIFT);
 }
 
 /*

@@ -218,6 +218,57 @@ static void test_own_flush(void **state)
 }
 
 /*
+ * Pages SMM_TLB_ENTRIES pages apart share a TLB slot: each translation
+ * replaces the other's, and the inline hit must never hand out the other
+ * page's frame or a store where the slot allows only loads. The second
+ * page of each pair is read-only and holds what smm_write() could not
+ * put there: nothing (the zero page).
+ */
+static void test_translate_alias(void **state)
+{
+	struct env *e = *state;
+	struct smm_cpu *c = e->cpu;
+	const uint64_t far = (uint64_t)SMM_TLB_ENTRIES * PG;
+
+	map_at(e->mm, TA, far, RW);
+	map_at(e->mm, TA + far, far, RO);
+	for (uint64_t i = 0; i < SMM_TLB_ENTRIES; i++) {
+		uint64_t v = TA + i * PG;
+		assert_int_equal(smm_write(c, v, &v, 8, NULL), 0);
+	}
+	assert_int_equal(smm_access_begin(c), 0);
+	for (int round = 0; round < 3; round++) {
+		for (uint64_t i = 0; i < SMM_TLB_ENTRIES; i += 7) {
+			uint64_t a = TA + i * PG, b = a + far;
+			uint64_t *p = xlate(c, a, 1), *q;
+
+			if (!p) {
+				assert_int_equal(smm_access_fault(c, a, 1), 0);
+				p = xlate(c, a, 1);
+			}
+			assert_non_null(p);
+			assert_int_equal(*p, a);
+			q = xlate(c, b, 0);
+			if (!q) {
+				assert_int_equal(smm_access_fault(c, b, 0), 0);
+				q = xlate(c, b, 0);
+			}
+			assert_non_null(q);
+			assert_int_equal(*q, 0);
+			/* The slot is b's now, for loads only. */
+			assert_null(xlate(c, b, 1));
+			assert_int_equal(smm_access_fault(c, b, 1), -EFAULT);
+			/* a misses, and the walk gives its own frame back. */
+			p = xlate(c, a + 8, 0);
+			assert_non_null(p);
+			assert_int_equal(p[-1], a);
+			assert_ptr_equal(xlate(c, b + 8, 0), q + 1);
+		}
+	}
+	assert_int_equal(smm_access_end(c), 0);
+}
+
+/*
  * In a range registered for missing pages, smm_access_fault() leaves the
  * section, waits for the userfaultfd handler (here a callback, which runs
  * outside any section and may call softmm) and enters a new section.
@@ -497,6 +548,7 @@ int main(void)
 		T(test_fault_errors),	 T(test_own_flush),
 		T(test_fault_to_uffd),	 T(test_shootdown_waits),
 		T(test_exit_in_section), T(test_section_race),
+		T(test_translate_alias),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
