@@ -214,6 +214,23 @@ build/bug10/tests/test_reclaim: tests/test_reclaim.c tests/*.h build/bug10/libso
 	@mkdir -p $(dir $@)
 	$(CC) $(ASANFLAGS) $(CFLAGS) -Itests $< build/bug10/libsoftmm.a -o $@ $(LIBS)
 
+# The planted bug of populate waiting for userfaultfd: after the wait,
+# mm_populate() goes on with the VMA it held before it dropped mmap_lock,
+# which test_uffd's handler has unmapped and RCU freed meanwhile; ASan
+# must see the read. The ASan build with fault.c compiled again.
+BUG11_SRC  := src/fault.c
+BUG11FLAGS := $(ASANFLAGS) -DSMM_BUG_POPULATE_STALE_VMA
+BUG11_OBJ  := $(filter-out $(patsubst src/%.c,build/asan/obj/%.o,$(BUG11_SRC)),$(ASAN_OBJ)) \
+              $(patsubst src/%.c,build/bug11/obj/%.o,$(BUG11_SRC))
+build/bug11/obj/%.o: src/%.c
+	@mkdir -p $(dir $@)
+	$(CC) $(BUG11FLAGS) $(DEPFLAGS) $(CFLAGS) -c $< -o $@
+build/bug11/libsoftmm.a: $(BUG11_OBJ)
+	@rm -f $@; ar rcs $@ $^
+build/bug11/tests/test_uffd: tests/test_uffd.c tests/*.h build/bug11/libsoftmm.a
+	@mkdir -p $(dir $@)
+	$(CC) $(ASANFLAGS) $(CFLAGS) -Itests $< build/bug11/libsoftmm.a -o $@ $(LIBS)
+
 # The counter build: the release flags, and every atomic read-modify-write
 # of the library counted per thread (src/compiler.h). Not built by `make`.
 COUNTFLAGS := $(RELFLAGS) -DSMM_COUNT_ATOMICS
@@ -266,7 +283,7 @@ check-asan: $(addprefix build/asan/tests/,$(TESTS)) build/asan/softmm build/bug/
 	build/bug2/softmm build/bug3/softmm build/bug4/softmm \
 	build/bug5/tests/test_mremap build/bug6/tests/test_fork \
 	build/bug7/tests/test_access build/bug8/softmm build/bug9/softmm \
-	build/bug10/tests/test_reclaim
+	build/bug10/tests/test_reclaim build/bug11/tests/test_uffd
 	@true
 
 test: deps
@@ -362,4 +379,4 @@ fuzz: fuzz-build
 
 # Header dependencies of the library objects (written by -MMD). Tools and
 # tests are rebuilt when the library archive they link is.
--include $(wildcard build/obj/*.d build/asan/obj/*.d build/bug/obj/*.d build/bug2/obj/*.d build/bug3/obj/*.d build/bug4/obj/*.d build/bug5/obj/*.d build/bug6/obj/*.d build/bug7/obj/*.d build/bug8/obj/*.d build/bug9/obj/*.d build/bug10/obj/*.d build/count/obj/*.d build/tsan/obj/*.d build/fuzz/obj/*.d)
+-include $(wildcard build/obj/*.d build/asan/obj/*.d build/bug/obj/*.d build/bug2/obj/*.d build/bug3/obj/*.d build/bug4/obj/*.d build/bug5/obj/*.d build/bug6/obj/*.d build/bug7/obj/*.d build/bug8/obj/*.d build/bug9/obj/*.d build/bug10/obj/*.d build/bug11/obj/*.d build/count/obj/*.d build/tsan/obj/*.d build/fuzz/obj/*.d)

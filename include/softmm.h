@@ -968,10 +968,15 @@ SMM_API bool smm_page_maybe_dma_pinned(struct smm_page *page);
  * then an ordinary one), or the address space is destroyed (the access
  * fails with -ESRCH); then it faults again. Only private anonymous memory
  * can be registered: Linux also registers shared memory (shmem) and
- * hugetlb, which softmm does not model. Populating a registered missing
- * page (MAP_POPULATE, MADV_POPULATE_*, mlock) raises no event: it fails as
- * Linux's does when a fault may not wait (-EFAULT for MADV_POPULATE_*,
- * ignored by mlock and MAP_POPULATE), where Linux would wait.
+ * hugetlb, which softmm does not model. Populating a registered page
+ * (MADV_POPULATE_*, mlock, the growth of a locked mapping by mremap)
+ * raises the same events and waits the same way, with mmap_lock dropped,
+ * as Linux's GUP does: the call returns once every page is in, -ENOMEM
+ * from MADV_POPULATE_* (-ENOMEM from mlock too) if the range was unmapped
+ * meanwhile, -EFAULT (mlock: -ENOMEM) if a callback handler failed, and
+ * -ESRCH if the address space was destroyed while it waited. Only
+ * mprotect, which populates a locked VMA it makes writable, cannot wait:
+ * its registered pages stay missing, as in Linux.
  */
 
 /* smm_uffd_register() modes: Linux's UFFDIO_REGISTER_MODE_* values. */

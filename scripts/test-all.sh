@@ -142,6 +142,12 @@ step "access tests catch a shootdown not waiting for sections" bash -c \
 # PMD table munmap is about to lock back in the pool (eager, pmd-rwsem).
 step "free_pgd race catches free_pgtables outside RCU" bash -c \
 	'build/bug10/tests/test_reclaim 2>&1 | tee /dev/stderr | grep -q "BUG at src/pgtable.c"'
+# Populate going on after a userfaultfd wait with the VMA it held before
+# (build/bug11, -DSMM_BUG_POPULATE_STALE_VMA): test_uffd's handler unmaps
+# the range and lets RCU free the VMA while mlock waits; ASan must see
+# mm_populate() read the freed VMA.
+step "populate test catches a stale VMA after a uffd wait" bash -c \
+	'build/bug11/tests/test_uffd 2>&1 | tee /dev/stderr | grep -q "heap-use-after-free"'
 
 # The userfaultfd torture (tools/torture_uffd.c): handler threads supply
 # missing pages (copy, zeropage, or a callback in the faulting thread)

@@ -180,27 +180,87 @@ static pteval_t peek_pte(struct smm_mm *mm, uint64_t addr)
 	return e;
 }
 
+/*
+ * A populate that met a page registered with userfaultfd waits for the
+ * handler as a fault would, which Linux's GUP does with FOLL_UNLOCKABLE:
+ * the fault returns VM_FAULT_RETRY, GUP drops mmap_lock, and takes it
+ * again to go on. What it held before the wait tells nothing after it:
+ * the range may have been unmapped, remapped, mprotected or split
+ * meanwhile, and the VMA freed; the callers look the address up again.
+ */
+int populate_wait(struct smm_mm *mm)
+{
+	int err;
+
+	mmap_read_unlock(mm);
+	err = uffd_wait(mm);
+	if (err == -ESRCH)
+		return err;
+	mmap_read_lock(mm);
+	if (mm->dead) {
+		mmap_read_unlock(mm);
+		return -ESRCH;
+	}
+	return err ? -EFAULT : 0;
+}
+
+/*
+ * Populate one VMA's part [start, end) of a range as GUP does for
+ * __mm_populate(): write faults if @write. After a wait for the
+ * userfaultfd handler GUP goes on from the page it waited for, in
+ * whatever VMAs now cover it: none (unmapped meanwhile) is -EFAULT.
+ * Returns as mm_populate() does; -ESRCH with mmap_lock not held.
+ */
+static int populate_part(struct smm_mm *mm, struct vm_area_struct *v,
+			 uint64_t start, uint64_t end, bool write)
+{
+	uint64_t addr = start;
+	int e = 0;
+
+	while (!e && addr < end) {
+		e = populate_vma_range(mm, v, &addr, MIN(end, v->vm_end), write,
+				       true);
+		if (e == VM_FAULT_UFFD) {
+			e = populate_wait(mm);
+#ifdef SMM_BUG_POPULATE_STALE_VMA
+			continue;
+#endif
+		}
+		if (!e && addr < end) {
+			v = find_vma(mm, addr);
+			if (!v || v->vm_start > addr)
+				e = -EFAULT;
+		}
+	}
+	return e;
+}
+
 int mm_populate(struct smm_mm *mm, uint64_t start, uint64_t end,
 		bool ignore_errors)
 {
+	uint64_t nstart, nend;
 	int err = 0;
 
 	mmap_read_lock(mm);
-	for (struct vm_area_struct *v = find_vma(mm, start);
-	     v && v->vm_start < end; v = v->vm_next) {
+	for (nstart = start; nstart < end; nstart = nend) {
+		struct vm_area_struct *v = find_vma(mm, nstart);
 		int e;
 
+		if (!v || v->vm_start >= end)
+			break;
+		nstart = MAX(nstart, v->vm_start);
+		nend = MIN(end, v->vm_end);
 		/* Linux's populate_vma_page_range(): onfault locks fault
 		 * nothing in, PROT_NONE refuses. */
 		if (v->vm_flags & VM_LOCKONFAULT)
 			continue;
 		e = !(v->vm_flags & VM_ACCESS_FLAGS) ?
 			    -EFAULT :
-			    populate_vma_range(mm, v, MAX(start, v->vm_start),
-					       MIN(end, v->vm_end),
-					       (v->vm_flags &
-						(VM_WRITE | VM_SHARED)) ==
-						       VM_WRITE);
+			    populate_part(mm, v, nstart, nend,
+					  (v->vm_flags &
+					   (VM_WRITE | VM_SHARED)) == VM_WRITE);
+		if (e == -ESRCH)
+			return e;
 		if (e && !ignore_errors) {
 			err = e;
 			break;
@@ -210,25 +270,21 @@ int mm_populate(struct smm_mm *mm, uint64_t start, uint64_t end,
 	return err;
 }
 
-/*
- * Fault in every page of [start, end) within @vma that does not already
- * allow the access, as GUP with FOLL_TOUCH does for populate. Returns 0,
- * or -ENOMEM or -EFAULT (a bus error beyond the end of a file) with the
- * pages before the failing one populated.
- */
 int populate_vma_range(struct smm_mm *mm, struct vm_area_struct *vma,
-		       uint64_t start, uint64_t end, bool write)
+		       uint64_t *start, uint64_t end, bool write, bool may_wait)
 {
 	mmap_assert_locked(mm);
-	for (uint64_t addr = start; addr < end; addr += PAGE_SIZE) {
+	for (uint64_t addr = *start; addr < end; addr += PAGE_SIZE) {
 		pteval_t e = peek_pte(mm, addr);
 		int err;
 
+		*start = addr;
 		if (pte_present(e) && (!write || (e & _PAGE_RW)))
 			continue;
-		err = handle_mm_fault_locked(mm, vma, addr,
-					     (write ? FAULT_WRITE : 0) |
-						     FAULT_NO_UFFD);
+		err = handle_mm_fault_locked(
+			mm, vma, addr,
+			(write ? FAULT_WRITE : 0) |
+				(may_wait ? 0 : FAULT_NO_UFFD));
 		if (err == -ENXIO) /* a bus error: GUP says -EFAULT */
 			err = -EFAULT;
 		if (err)
@@ -238,5 +294,6 @@ int populate_vma_range(struct smm_mm *mm, struct vm_area_struct *vma,
 		if (!(pte_present(e) && (!write || (e & _PAGE_RW))))
 			addr -= PAGE_SIZE;
 	}
+	*start = end;
 	return 0;
 }

@@ -68,14 +68,34 @@ struct vm_area_struct *lock_vma_under_rcu(struct smm_mm *mm, uint64_t addr);
  * mm_populate - Linux's __mm_populate(): fault in [start, end) VMA by VMA
  * (write faults where the VMA is private and writable, else reads), for
  * MAP_POPULATE and MAP_LOCKED (@ignore_errors) and mlock (not). Takes
- * mmap_lock for read. 0, or the first error: -EFAULT (a PROT_NONE VMA),
- * -ENOMEM (the pool ran out).
+ * mmap_lock for read, and drops it while a userfaultfd handler resolves
+ * a registered page (populate_wait()). 0, or the first error: -EFAULT (a
+ * PROT_NONE VMA, a bus error, a failed userfaultfd callback), -ENOMEM
+ * (the pool ran out), -ESRCH (the mm was destroyed while populate waited
+ * for its handler: it may be freed, and must not be touched again).
  */
 int mm_populate(struct smm_mm *mm, uint64_t start, uint64_t end,
 		bool ignore_errors);
-/* Fault in [start, end) of one VMA as GUP would (populate). */
+/*
+ * populate_vma_range - fault in [*@start, @end) of @vma as GUP would
+ * (populate), mmap_lock held; *@start advances past each page done.
+ * Returns 0, -ENOMEM or -EFAULT (a bus error beyond the end of a file; a
+ * page registered with userfaultfd unless @may_wait), or, with
+ * @may_wait, VM_FAULT_UFFD: the page at *@start waits for the handler,
+ * and the caller must call populate_wait() before anything else.
+ */
 int populate_vma_range(struct smm_mm *mm, struct vm_area_struct *vma,
-		       uint64_t start, uint64_t end, bool write);
+		       uint64_t *start, uint64_t end, bool write,
+		       bool may_wait);
+/*
+ * populate_wait - after VM_FAULT_UFFD from populate_vma_range(), with
+ * mmap_lock held for read: drop it, let the handler resolve the page
+ * (uffd_wait()) and take it again. Returns 0 with the lock held: the
+ * VMAs may have changed meanwhile, so look the address up again; -EFAULT
+ * with the lock held: the callback failed (a bus error); -ESRCH with the
+ * lock not held: the mm was destroyed, and may already be freed.
+ */
+int populate_wait(struct smm_mm *mm);
 bool vma_access_ok(struct vm_area_struct *vma, bool write);
 
 #endif

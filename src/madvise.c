@@ -122,28 +122,46 @@ static void pageout_range(struct mmu_gather *tlb, struct vm_area_struct *vma,
  * MADV_POPULATE_*: fault in page by page. A hole gives -ENOMEM, a VMA
  * whose protection forbids the access -EINVAL (GUP's check_vma_flags for
  * populate), a failed fault -ENOMEM or -EFAULT; pages before the failure
- * stay populated.
+ * stay populated. Takes mmap_lock for read, and drops it while a
+ * userfaultfd handler resolves a registered page (populate_wait()):
+ * -ESRCH if the mm was destroyed meanwhile.
  */
 static int madvise_populate(struct smm_mm *mm, uint64_t start, uint64_t end,
 			    bool write)
 {
-	while (start < end) {
-		struct vm_area_struct *vma = vma_lookup(mm, start);
-		uint64_t stop;
-		int err;
+	struct vm_area_struct *vma = NULL;
+	int err = 0;
 
-		if (!vma)
-			return -ENOMEM;
+	mmap_read_lock(mm);
+	if (mm->dead)
+		err = -ESRCH;
+	while (!err && start < end) {
+		uint64_t stop;
+
+		if (!vma || start >= vma->vm_end)
+			vma = vma_lookup(mm, start);
+		if (!vma) {
+			err = -ENOMEM;
+			break;
+		}
 		if (write ? !(vma->vm_flags & VM_WRITE) :
-			    !(vma->vm_flags & VM_READ))
-			return -EINVAL;
+			    !(vma->vm_flags & VM_READ)) {
+			err = -EINVAL;
+			break;
+		}
 		stop = MIN(end, vma->vm_end);
-		err = populate_vma_range(mm, vma, start, stop, write);
-		if (err)
-			return err == -EFAULT ? -EFAULT : -ENOMEM;
-		start = stop;
+		err = populate_vma_range(mm, vma, &start, stop, write, true);
+		if (err == VM_FAULT_UFFD) {
+			err = populate_wait(mm);
+			if (err == -ESRCH)
+				return err;
+			vma = NULL;
+		} else if (err && err != -EFAULT) {
+			err = -ENOMEM;
+		}
 	}
-	return 0;
+	mmap_read_unlock(mm);
+	return err;
 }
 
 /*
@@ -313,15 +331,13 @@ SMM_API int smm_madvise(struct smm_mm *mm, uint64_t start, uint64_t len_in,
 		mmap_write_unlock(mm);
 		return err;
 	}
+	if (advice == SMM_MADV_POPULATE_READ ||
+	    advice == SMM_MADV_POPULATE_WRITE)
+		return madvise_populate(mm, start, end,
+					advice == SMM_MADV_POPULATE_WRITE);
 	mmap_read_lock(mm);
 	if (mm->dead) {
 		err = -ESRCH;
-		goto out;
-	}
-	if (advice == SMM_MADV_POPULATE_READ ||
-	    advice == SMM_MADV_POPULATE_WRITE) {
-		err = madvise_populate(mm, start, end,
-				       advice == SMM_MADV_POPULATE_WRITE);
 		goto out;
 	}
 	/* Advise each mapped part; a hole anywhere makes the result -ENOMEM. */

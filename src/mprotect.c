@@ -144,7 +144,7 @@ static void mprotect_changed(struct vm_area_struct *vma, uint64_t start,
 	 */
 	if ((oldflags & (VM_WRITE | VM_SHARED | VM_LOCKED)) == VM_LOCKED &&
 	    (newflags & VM_WRITE) && !(newflags & VM_LOCKONFAULT))
-		populate_vma_range(vma->vm_mm, vma, start, end, true);
+		populate_vma_range(vma->vm_mm, vma, &start, end, true, false);
 }
 
 /* A protection the VMA may not have (VM_MAY*): a shared mapping of a file

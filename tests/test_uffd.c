@@ -935,6 +935,179 @@ static void test_destroy_reader(void **state)
 	assert_int_equal((intptr_t)ret, -ESRCH);
 }
 
+/* ---- populate: mlock and MADV_POPULATE_* wait for the handler ---- */
+
+enum {
+	POP_MLOCK,
+	POP_READ,
+	POP_WRITE,
+	NR_POP
+};
+
+static int populate(struct smm_mm *mm, uint64_t a, uint64_t len, int how)
+{
+	if (how == POP_MLOCK)
+		return smm_mlock(mm, a, len);
+	return smm_madvise(mm, a, len,
+			   how == POP_READ ? SMM_MADV_POPULATE_READ :
+					     SMM_MADV_POPULATE_WRITE);
+}
+
+/*
+ * Each populate over missing pages raises an event per page, which the
+ * handler (a thread reading the queue, then a callback) resolves, and
+ * succeeds with every page resident and holding the handler's bytes;
+ * populating again raises nothing. mlock of private writable memory and
+ * POPULATE_WRITE fault for writing, POPULATE_READ for reading.
+ */
+static void test_populate_waits(void **state)
+{
+	struct env *e = *state;
+	struct handler h = { .mm = e->mm, .byte = 0x33 };
+	struct cb_state cb = { 0 };
+	pthread_t t;
+
+	map_at(e->mm, TA, 2 * NR_POP * 16 * PG, RW);
+	assert_int_equal(
+		smm_uffd_register(e->mm, TA, 2 * NR_POP * 16 * PG, MISSING), 0);
+	pthread_create(&t, NULL, handler_thread, &h);
+	for (int how = 0; how < NR_POP; how++) {
+		uint64_t a = TA + (uint64_t)how * 16 * PG;
+		int before = atomic_load(&h.events),
+		    writes = atomic_load(&h.write_events);
+
+		assert_int_equal(populate(e->mm, a, 16 * PG, how), 0);
+		assert_int_equal(atomic_load(&h.events) - before, 16);
+		assert_int_equal(atomic_load(&h.write_events) - writes,
+				 how == POP_READ ? 0 : 16);
+		assert_int_equal(resident(e->mm, a, 16 * PG), 16);
+		for (int i = 0; i < 16; i++)
+			assert_int_equal(peek(e, a + i * PG + 9), 0x33);
+		assert_int_equal(populate(e->mm, a, 16 * PG, how), 0);
+		assert_int_equal(atomic_load(&h.events) - before, 16);
+	}
+	fill_src('c');
+	assert_int_equal(smm_uffd_set_handler(e->mm, callback, &cb), 0);
+	for (int how = 0; how < NR_POP; how++) {
+		uint64_t a = TA + (uint64_t)(NR_POP + how) * 16 * PG;
+
+		cb.calls = cb.writes = 0;
+		assert_int_equal(populate(e->mm, a, 16 * PG, how), 0);
+		assert_int_equal(cb.calls, 16);
+		assert_int_equal(cb.writes, how == POP_READ ? 0 : 16);
+		assert_int_equal(resident(e->mm, a, 16 * PG), 16);
+		assert_int_equal(peek(e, a + 15 * PG), 'c');
+	}
+	/* A callback that fails is a bus error: -EFAULT, -ENOMEM for
+	 * mlock (__mlock_posix_error_return()). */
+	cb.fail = 1;
+	assert_int_equal(smm_madvise(e->mm, TA + 16 * PG, 16 * PG,
+				     SMM_MADV_DONTNEED),
+			 0);
+	assert_int_equal(populate(e->mm, TA + 16 * PG, 16 * PG, POP_READ),
+			 -EFAULT);
+	assert_int_equal(populate(e->mm, TA + 16 * PG, 16 * PG, POP_MLOCK),
+			 -ENOMEM);
+	assert_int_equal(resident(e->mm, TA + 16 * PG, 16 * PG), 0);
+	assert_int_equal(smm_mm_verify(e->mm), 0);
+	smm_mm_destroy(e->mm);
+	pthread_join(t, NULL);
+	smm_cpu_switch_mm(e->cpu, NULL);
+	e->mm = NULL;
+}
+
+/*
+ * The range goes away while populate waits: its handler unmaps it, lets
+ * RCU free the VMA, and wakes the fault. Populate must look the address
+ * up again, as GUP does after VM_FAULT_RETRY: MADV_POPULATE finds a hole
+ * (-ENOMEM), mlock's GUP no VMA (-EFAULT: -ENOMEM). Going on with the
+ * VMA it held before the wait (build/bug11) reads freed memory.
+ */
+struct unmapper {
+	struct smm_mm *mm;
+	uint64_t addr, len;
+	atomic_int events;
+};
+
+static void *unmapper_thread(void *arg)
+{
+	struct unmapper *u = arg;
+	struct smm_uffd_msg msg;
+
+	while (smm_uffd_read(u->mm, &msg, 0) == 0) {
+		atomic_fetch_add(&u->events, 1);
+		T_ASSERT(smm_munmap(u->mm, u->addr, u->len) == 0);
+		usleep(50000); /* grace periods: the VMA is freed */
+		T_ASSERT(smm_uffd_wake(u->mm, msg.address, PG) == 0);
+	}
+	return NULL;
+}
+
+static void test_populate_unmapped(void **state)
+{
+	struct env *e = *state;
+	struct unmapper u = { .mm = e->mm, .addr = TA, .len = 8 * PG };
+	pthread_t t;
+	uint8_t one = 1;
+
+	pthread_create(&t, NULL, unmapper_thread, &u);
+	for (int how = 0; how < NR_POP; how++) {
+		/* the first page present: the wait comes at the second */
+		map_at(e->mm, TA, 8 * PG, RW);
+		assert_int_equal(smm_write(e->cpu, TA, &one, 1, NULL), 0);
+		assert_int_equal(smm_uffd_register(e->mm, TA, 8 * PG, MISSING),
+				 0);
+		assert_int_equal(populate(e->mm, TA, 8 * PG, how), -ENOMEM);
+		assert_int_equal(atomic_load(&u.events), how + 1);
+		assert_int_equal(nr_vmas(e->mm, TA, TA + 8 * PG), 0);
+	}
+	/* the handler's read answers -ESRCH; our CPU holds the mm */
+	smm_mm_destroy(e->mm);
+	pthread_join(t, NULL);
+	smm_cpu_switch_mm(e->cpu, NULL);
+	e->mm = NULL;
+}
+
+/*
+ * Populate waiting for a handler that never answers, in a thread that is
+ * not a CPU of the address space, when the address space is destroyed:
+ * woken, it answers -ESRCH and touches the freed mm no more (ASan).
+ */
+struct pop_thread {
+	struct smm_mm *mm;
+	int how, ret;
+};
+
+static void *pop_thread(void *arg)
+{
+	struct pop_thread *p = arg;
+
+	p->ret = populate(p->mm, TA, 4 * PG, p->how);
+	return NULL;
+}
+
+static void test_populate_destroy(void **state)
+{
+	struct env *e = *state;
+
+	for (int how = 0; how < NR_POP; how++) {
+		struct smm_mm *mm = new_mm(e->pool, 0);
+		struct pop_thread p = { .mm = mm, .how = how };
+		struct smm_uffd_msg msg;
+		pthread_t t;
+
+		map_at(mm, TA, 4 * PG, RW);
+		assert_int_equal(smm_uffd_register(mm, TA, 4 * PG, MISSING), 0);
+		pthread_create(&t, NULL, pop_thread, &p);
+		/* its event read: the populate is waiting */
+		assert_int_equal(smm_uffd_read(mm, &msg, 0), 0);
+		assert_int_equal(msg.address, TA);
+		smm_mm_destroy(mm);
+		join_within(t);
+		assert_int_equal(p.ret, -ESRCH);
+	}
+}
+
 /* Callback mode, many threads faulting the same pages: one copy wins,
  * the others see -EEXIST; every page holds the copy, counted once. */
 struct same {
@@ -1033,6 +1206,12 @@ int main(void)
 						env_teardown),
 		cmocka_unit_test_setup_teardown(test_race_copies, env_setup,
 						env_teardown),
+		cmocka_unit_test_setup_teardown(test_populate_waits, env_setup,
+						env_teardown),
+		cmocka_unit_test_setup_teardown(test_populate_unmapped,
+						env_setup, env_teardown),
+		cmocka_unit_test_setup_teardown(test_populate_destroy,
+						env_setup, env_teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

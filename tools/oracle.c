@@ -216,7 +216,7 @@ static bool sh_free(const struct shadow *sh, uint64_t s, uint64_t e)
 
 /* What the generator knows of one address space (`fork`, `mm N`). */
 struct mmshadow {
-	struct shadow sh, fsh, ush, lsh;
+	struct shadow sh, fsh, ush;
 	uint64_t stacks[8];
 	int nstacks;
 };
@@ -241,7 +241,6 @@ struct gen {
 	bool fexists[SCRIPT_FILES];
 	uint64_t fsize[SCRIPT_FILES]; /* as far as the generator knows */
 	struct shadow ush; /* ranges that may be registered (uffd-register) */
-	struct shadow lsh; /* ranges that may be locked with populate */
 	struct op pending; /* emitted next (MADV_RANDOM after a file mmap) */
 	bool has_pending;
 };
@@ -1025,7 +1024,6 @@ static void mm_save(struct gen *g)
 	m->sh = g->sh;
 	m->fsh = g->fsh;
 	m->ush = g->ush;
-	m->lsh = g->lsh;
 	memcpy(m->stacks, g->stacks, sizeof(m->stacks));
 	m->nstacks = g->nstacks;
 }
@@ -1038,7 +1036,6 @@ static void mm_load(struct gen *g, int n)
 	g->sh = m->sh;
 	g->fsh = m->fsh;
 	g->ush = m->ush;
-	g->lsh = m->lsh;
 	memcpy(g->stacks, m->stacks, sizeof(m->stacks));
 	g->nstacks = m->nstacks;
 }
@@ -1053,9 +1050,8 @@ static bool gen_fork_mm(struct gen *g, struct op *op)
 		op->kind = OP_FORK;
 		sh_copy(&c->sh, &g->sh);
 		sh_copy(&c->fsh, &g->fsh);
-		/* fork drops registration and mlock in the child */
+		/* fork drops registration in the child */
 		memset(&c->ush, 0, sizeof(c->ush));
-		memset(&c->lsh, 0, sizeof(c->lsh));
 		memcpy(c->stacks, g->stacks, sizeof(c->stacks));
 		c->nstacks = g->nstacks;
 		return true;
@@ -1257,11 +1253,10 @@ static void gen_mremap(struct gen *g, struct op *op)
 /*
  * The uffd-* operations: register and unregister ranges around the VMAs,
  * copy, zeropage, write-protect and wake pages of registered ranges,
- * switch the handler's policy, and their errors. No registration of
+ * switch the handler's policy, and their errors; and mlock and
+ * MADV_POPULATE_* of registered pages, which wait for the handler. No registration of
  * ranges that may hold file or shared mappings (softmm registers only
- * private anonymous memory) or be locked (mremap and mprotect populate
- * locked VMAs, which waits for the handler on Linux): gen_script()
- * checks the ranges.
+ * private anonymous memory): gen_script() checks the ranges.
  */
 static void gen_uffd(struct gen *g, struct op *op)
 {
@@ -1319,6 +1314,16 @@ static void gen_uffd(struct gen *g, struct op *op)
 			op->flags |= SMM_UFFD_WP_MODE_DONTWAKE;
 	} else if (c < 88) {
 		op->kind = OP_UFFD_WAKE;
+	} else if (c < 94 && !(g->avoid & AVOID_POPULATE)) {
+		/* populate registered pages: each missing one waits for the
+		 * handler (write-protected ones too, for a write) */
+		if (chance(&g->r, 40)) {
+			op->kind = OP_MLOCK;
+		} else {
+			op->kind = OP_MADVISE;
+			op->arg = chance(&g->r, 50) ? SMM_MADV_POPULATE_READ :
+						      SMM_MADV_POPULATE_WRITE;
+		}
 	} else {
 		op->kind = OP_UFFD_POLICY;
 		op->flags = chance(&g->r, 50) ? UFFD_POLICY_COPY :
@@ -1327,12 +1332,15 @@ static void gen_uffd(struct gen *g, struct op *op)
 		op->addr = op->len = 0;
 		return;
 	}
-	if (op->kind == OP_UFFD_COPY || op->kind == OP_UFFD_ZEROPAGE) {
+	if (op->kind == OP_UFFD_COPY || op->kind == OP_UFFD_ZEROPAGE ||
+	    op->kind == OP_MLOCK || op->kind == OP_MADVISE) {
 		if (g->budget < page_up(op->len))
 			op->len = PG;
 		if (g->budget >= page_up(op->len))
 			g->budget -= page_up(op->len);
 	}
+	if (op->kind == OP_MLOCK || op->kind == OP_MADVISE)
+		return; /* their errors come with the others' (gen_op()) */
 	if (!(g->avoid & AVOID_INVALID) && chance(&g->r, 8)) {
 		switch (below(&g->r, 4)) {
 		case 0:
@@ -1361,75 +1369,63 @@ static void gen_uffd(struct gen *g, struct op *op)
 
 /*
  * What gen_script() keeps uffd scripts to (the top of this file): no
- * registration of ranges that may hold file or shared mappings or be
- * locked with populate; no populating (mlock, MADV_POPULATE_*) of ranges
- * that may be registered. Tracks the two shadows.
+ * registration of ranges that may hold file or shared mappings; accesses
+ * and populating (mlock, MADV_POPULATE_*) of ranges that may be
+ * registered stay short. Tracks the shadow of registered ranges.
  */
 static void uffd_filter(struct gen *g, struct op *op)
 {
 	uint64_t end = op->addr + page_up(op->len);
 	bool sane = op->len && end > op->addr && !(op->addr & (PG - 1));
+	/*
+	 * An access or a populate over a registered range raises an event
+	 * per missing page, which the kernel's handler thread serves in
+	 * tens of microseconds: 256 pages at most there.
+	 */
+	bool cap = end > op->addr &&
+		   !sh_free(&g->ush, op->addr & ~(PG - 1), end) &&
+		   op->len > 256 * PG;
 
 	switch (op->kind) {
 	case OP_UFFD_REGISTER:
 		if (!sane)
 			break;
-		if (!sh_free(&g->fsh, op->addr, end) ||
-		    !sh_free(&g->lsh, op->addr, end))
+		if (!sh_free(&g->fsh, op->addr, end))
 			op->kind = OP_UFFD_UNREGISTER;
 		else
 			sh_map(&g->ush, op->addr, end);
 		break;
 	case OP_MLOCK:
-		if (!op->arg && end > op->addr &&
-		    !sh_free(&g->ush, op->addr & ~(PG - 1), end))
-			op->arg = 1; /* onfault: populates nothing */
-		if (!op->arg && end > op->addr)
-			sh_map(&g->lsh, op->addr & ~(PG - 1), end);
-		break;
-	case OP_MADVISE:
-		if ((op->arg == SMM_MADV_POPULATE_READ ||
-		     op->arg == SMM_MADV_POPULATE_WRITE) &&
-		    end > op->addr && !sh_free(&g->ush, op->addr, end))
-			op->arg = SMM_MADV_DONTDUMP;
-		break;
-	case OP_MMAP:
-		if ((op->flags & SMM_MAP_LOCKED) && end > op->addr)
-			sh_map(&g->lsh, op->addr, end);
-		break;
 	case OP_WRITE:
 	case OP_TOUCH:
 	case OP_READ:
 	case OP_PEEK:
-		/*
-		 * An access over a registered range raises an event per
-		 * missing page, which the kernel's handler thread serves in
-		 * tens of microseconds: 256 pages at most there.
-		 */
-		if (end > op->addr && !sh_free(&g->ush, op->addr, end) &&
-		    op->len > 256 * PG)
+		if (cap)
+			op->len = 256 * PG;
+		break;
+	case OP_MADVISE:
+		if (cap && (op->arg == SMM_MADV_POPULATE_READ ||
+			    op->arg == SMM_MADV_POPULATE_WRITE))
 			op->len = 256 * PG;
 		break;
 	case OP_MUNMAP:
-		if (sane) {
+		if (sane)
 			sh_unmap(&g->ush, op->addr, end);
-			sh_unmap(&g->lsh, op->addr, end);
-		}
 		break;
 	case OP_MREMAP: {
 		uint64_t ol = page_up(op->len), nl = page_up(op->arg);
 
 		/*
-		 * A locked range keeps VM_LOCKED where it goes, or grows; a
-		 * file or shared one stays one (a shared anonymous mapping
-		 * grown in place was registered: seed 1501); a registered
-		 * one grown in place stays registered (and was mlocked:
-		 * seed 1503). Moved ones lose their registration, but the
-		 * shadows may say too much, never too little.
+		 * A file or shared range stays one (a shared anonymous
+		 * mapping grown in place was registered: seed 1501); a
+		 * registered one grown in place stays registered (and a
+		 * locked one populates its growth: seed 1503). Moved ones
+		 * lose their registration, but the shadows may say too
+		 * much, never too little.
 		 */
-		struct shadow *sw[] = { &g->lsh, &g->fsh, &g->ush };
+		struct shadow *sw[] = { &g->fsh, &g->ush };
 
-		for (int i = 0; i < 3; i++) {
+		for (int i = 0; i < 2; i++) {
 			if (op->addr + ol > op->addr &&
 			    op->addr + nl > op->addr &&
 			    !sh_free(sw[i], op->addr, op->addr + ol)) {
@@ -1604,7 +1600,6 @@ static void gen_script(uint64_t seed, size_t nops, bool reclaim_ok,
 		free(g.mms[i].sh.v);
 		free(g.mms[i].fsh.v);
 		free(g.mms[i].ush.v);
-		free(g.mms[i].lsh.v);
 	}
 }
 
