@@ -9,7 +9,8 @@
  * handler again), switches between the queue and a callback that
  * resolves in the faulting thread, sets how long a queued fault polls
  * before it sleeps (smm_uffd_set_poll(): 0, or up to 100 us), and runs
- * smm_mm_verify().
+ * smm_mm_verify(); a populater thread populates ranges (MADV_POPULATE_*,
+ * which waits for the handlers too).
  *
  * Invariants, checked on every load: a page's header is what a handler
  * supplied for that page or zero (zeropage, or an ordinary fault after
@@ -45,7 +46,7 @@ static struct smm_pool *upool;
 static struct smm_mm *umm;
 static atomic_bool ustop, uhandlers_stop;
 static atomic_long uviol, ustores, uloads, ucopies, uzeros, uevents, ucallbacks,
-	uunreg, udontneed;
+	uunreg, udontneed, upopulates;
 /* Per page, raised before and after each DONTNEED (odd while one runs):
  * a store may be lost if it changed since, or was odd at the store. */
 static atomic_ulong zaps[U_PAGES];
@@ -181,6 +182,34 @@ static void *worker(void *arg)
 	return NULL;
 }
 
+/*
+ * The populater: MADV_POPULATE_READ/_WRITE of random ranges, whose
+ * missing pages wait for the handlers with mmap_lock dropped, beside the
+ * workers' faults and the control thread's unregisters and DONTNEEDs. A
+ * thread of its own, joined with the workers: a populate whose wake is
+ * lost waits for good, as a worker's fault would.
+ */
+static void *populater(void *arg)
+{
+	uint64_t rng = (uint64_t)(uintptr_t)arg;
+
+	while (!atomic_load(&ustop)) {
+		uint64_t p = torture_rnd(&rng) % U_PAGES;
+		uint64_t n = 1 + torture_rnd(&rng) % (U_PAGES - p);
+		int err = smm_madvise(umm, U_BASE + p * 4096, n * 4096,
+				      torture_rnd(&rng) % 2 ?
+					      SMM_MADV_POPULATE_READ :
+					      SMM_MADV_POPULATE_WRITE);
+
+		if (err)
+			torture_violation(&uviol, "populater",
+					  "MADV_POPULATE failed: %d", err);
+		atomic_fetch_add(&upopulates, 1);
+		usleep((useconds_t)(torture_rnd(&rng) % 200));
+	}
+	return NULL;
+}
+
 static void control(uint64_t *rng, double end)
 {
 	while (now_s() < end) {
@@ -235,7 +264,7 @@ int torture_uffd(const struct torture_opts *o)
 {
 	struct smm_mm_opts mo = { .scheme = o->scheme, .flags = o->mm_flags };
 	struct uworker w[TORTURE_MAX_THREADS];
-	pthread_t wt[TORTURE_MAX_THREADS], ht[2];
+	pthread_t wt[TORTURE_MAX_THREADS + 1], ht[2];
 	struct smm_pool_stats ps;
 	uint64_t rng = o->seed ^ 0x75666664;
 	int nw = o->threads;
@@ -265,22 +294,25 @@ int torture_uffd(const struct torture_opts *o)
 		w[i].rng = torture_rnd(&rng);
 		pthread_create(&wt[i], NULL, worker, &w[i]);
 	}
+	pthread_create(&wt[nw], NULL, populater,
+		       (void *)(uintptr_t)torture_rnd(&rng));
 	control(&rng, t0 + o->seconds);
 	/* Every fault must end: nothing registered, nothing waits. */
 	if (smm_uffd_unregister(umm, U_BASE, U_PAGES * 4096ULL))
 		torture_violation(&uviol, "control", "final unregister");
 	atomic_store(&ustop, true);
-	for (int i = 0; i < nw; i++) {
+	for (int i = 0; i <= nw; i++) {
 		struct timespec ts;
 
 		clock_gettime(CLOCK_REALTIME, &ts);
 		ts.tv_sec += 5;
 		if (pthread_timedjoin_np(wt[i], NULL, &ts)) {
 			torture_violation(&uviol, "control",
-					  "worker %d still waits in a fault "
+					  "worker %d (%d: the populater) still "
+					  "waits in a fault "
 					  "5 s after the whole region was "
 					  "unregistered: a lost wake",
-					  i);
+					  i, nw);
 			fflush(NULL);
 			_exit(1); /* it cannot be joined, nor the mm freed */
 		}
@@ -304,12 +336,12 @@ int torture_uffd(const struct torture_opts *o)
 	printf("torture --uffd: scheme %s, %d workers, %.1f s: %ld stores, "
 	       "%ld loads checked, %ld events read, %ld callbacks, %ld "
 	       "copies, %ld zeropages, %ld unregisters, %ld dontneeds, "
-	       "violations %ld\n",
+	       "%ld populates, violations %ld\n",
 	       smm_scheme_name(o->scheme), nw, now_s() - t0,
 	       atomic_load(&ustores), atomic_load(&uloads),
 	       atomic_load(&uevents), atomic_load(&ucallbacks),
 	       atomic_load(&ucopies), atomic_load(&uzeros),
 	       atomic_load(&uunreg), atomic_load(&udontneed),
-	       atomic_load(&uviol));
+	       atomic_load(&upopulates), atomic_load(&uviol));
 	return atomic_load(&uviol) ? 1 : 0;
 }
