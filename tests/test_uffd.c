@@ -241,6 +241,20 @@ static void test_copy_errors(void **state)
 	assert_int_equal(smm_mm_verify(e->mm), 0);
 }
 
+/*
+ * Destroy the env's address space while @handler, a thread reading its
+ * events, blocks or is between two reads: its read answers -ESRCH. The
+ * env's CPU, still switched to the mm, keeps the structure alive until
+ * the handler has returned.
+ */
+static void destroy_with_handler(struct env *e, pthread_t handler)
+{
+	smm_mm_destroy(e->mm);
+	pthread_join(handler, NULL);
+	smm_cpu_switch_mm(e->cpu, NULL);
+	e->mm = NULL;
+}
+
 /* ---- the queue, with a handler thread ---- */
 
 struct handler {
@@ -320,12 +334,7 @@ static void test_queue_handler_thread(void **state)
 	assert_int_equal(peek(e, TA + 2 * PG), 0);
 	assert_int_equal(atomic_load(&h.events), 34);
 	assert_int_equal(smm_mm_verify(e->mm), 0);
-	/* The handler's read answers -ESRCH; our CPU keeps the structure
-	 * alive until it has, even between two of its reads. */
-	smm_mm_destroy(e->mm);
-	pthread_join(t, NULL);
-	smm_cpu_switch_mm(e->cpu, NULL);
-	e->mm = NULL;
+	destroy_with_handler(e, t);
 }
 
 /* ---- the callback ---- */
@@ -559,10 +568,7 @@ static void test_poll(void **state)
 		assert_int_equal(peek(e, TA + i * PG + 9), 0x6b);
 	assert_int_equal(atomic_load(&h.events), 48);
 	assert_int_equal(smm_mm_verify(e->mm), 0);
-	smm_mm_destroy(e->mm);
-	pthread_join(ht, NULL);
-	smm_cpu_switch_mm(e->cpu, NULL);
-	e->mm = NULL;
+	destroy_with_handler(e, ht);
 }
 
 /* ---- write-protect ---- */
@@ -862,10 +868,7 @@ static void test_race_unregister(void **state)
 	assert_int_equal(atomic_load(&r.bad), 0);
 	assert_true(atomic_load(&r.accesses) > 0);
 	assert_int_equal(smm_mm_verify(e->mm), 0);
-	smm_mm_destroy(e->mm);
-	pthread_join(ht, NULL);
-	smm_cpu_switch_mm(e->cpu, NULL);
-	e->mm = NULL;
+	destroy_with_handler(e, ht);
 }
 
 /* Faults waiting (read or not) when the address space is destroyed. */
@@ -1010,10 +1013,7 @@ static void test_populate_waits(void **state)
 			 -ENOMEM);
 	assert_int_equal(resident(e->mm, TA + 16 * PG, 16 * PG), 0);
 	assert_int_equal(smm_mm_verify(e->mm), 0);
-	smm_mm_destroy(e->mm);
-	pthread_join(t, NULL);
-	smm_cpu_switch_mm(e->cpu, NULL);
-	e->mm = NULL;
+	destroy_with_handler(e, t);
 }
 
 /*
@@ -1061,11 +1061,7 @@ static void test_populate_unmapped(void **state)
 		assert_int_equal(atomic_load(&u.events), how + 1);
 		assert_int_equal(nr_vmas(e->mm, TA, TA + 8 * PG), 0);
 	}
-	/* the handler's read answers -ESRCH; our CPU holds the mm */
-	smm_mm_destroy(e->mm);
-	pthread_join(t, NULL);
-	smm_cpu_switch_mm(e->cpu, NULL);
-	e->mm = NULL;
+	destroy_with_handler(e, t);
 }
 
 /*
