@@ -1037,8 +1037,9 @@ SMM_API int smm_uffd_unregister(struct smm_mm *mm, uint64_t addr, uint64_t len);
  * did) and returns 0, after which the access faults again (and calls the
  * handler again if the page is still missing); a negative return makes
  * the access fail with -ENXIO (a bus error, what Linux gives a fault its
- * userfaultfd cannot serve). It must not access a registered, missing
- * page of @mm itself.
+ * userfaultfd cannot serve). It must not access, nor populate (mlock,
+ * MADV_POPULATE_*), a registered, missing page of @mm itself: it would
+ * wait for itself (debug builds abort).
  */
 typedef int (*smm_uffd_handler_t)(struct smm_mm *mm,
 				  const struct smm_uffd_msg *msg, void *arg);
