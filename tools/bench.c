@@ -2222,10 +2222,11 @@ static void print_scaling(const struct bench_opts *o, const struct row *rows,
 	    !find_row(rows, n, "memset-threads/1") ||
 	    !find_row(rows, n, "memset-threads/2"))
 		return;
+	/* The table first, then the progress on stderr: one file may take
+	 * both. */
+	fflush(stdout);
 	if (!o->json)
 		fprintf(stderr, "  %-24s", "scaling pairs");
-	else
-		fflush(stdout);
 	if (!o->json)
 		printf("\n2 threads / 1 (throughput), memset-threads and "
 		       "fault-threads back to back, median of %d (of memset's: "
