@@ -231,39 +231,79 @@ static void test_pt_reclaim_limits(void **state)
 
 #ifdef SMM_DEBUG
 /*
- * The refill race. The zap saw the table empty; before it takes the locks
- * to free it, another CPU faults a page into that table (the hook makes
- * this happen at exactly that point). The recheck under the locks must
- * see the new entry and keep the table: the page and its data survive.
+ * The races below hand over between a test hook, which the library calls
+ * at the point of the race, and a thread beside it: a state word under a
+ * mutex (0 idle, 1 go, 2 done), and what each test records.
  */
-struct refill {
+struct side {
 	struct smm_mm *mm;
 	uint64_t addr;
 	pthread_mutex_t m;
 	pthread_cond_t c;
 	int state; /* 0 idle, 1 go, 2 done */
 	int hooked;
-	bool blocked; /* the fault had not completed when the free went on */
+	bool blocked;	 /* refill: the fault had not completed */
+	bool progressed; /* munmap, free_pgd: the other thread got through */
+	unsigned char vec[16];
 };
 
-static struct refill rf;
+static struct side sd;
 
+/* A fresh address space under @scheme, and no hook run yet. */
+static void side_reset(int scheme)
+{
+	memset(&sd, 0, sizeof(sd));
+	pthread_mutex_init(&sd.m, NULL);
+	pthread_cond_init(&sd.c, NULL);
+	sd.mm = mm_with(scheme);
+}
+
+/* Wait up to @ms for sd.state to become @state; whether it did. */
+static bool side_wait(int state, long ms)
+{
+	struct timespec until;
+	bool reached;
+
+	clock_gettime(CLOCK_REALTIME, &until);
+	until.tv_sec += ms / 1000;
+	until.tv_nsec += (ms % 1000) * 1000000;
+	if (until.tv_nsec >= 1000000000) {
+		until.tv_sec++;
+		until.tv_nsec -= 1000000000;
+	}
+	pthread_mutex_lock(&sd.m);
+	while (sd.state != state &&
+	       !pthread_cond_timedwait(&sd.c, &sd.m, &until))
+		;
+	reached = sd.state == state;
+	pthread_mutex_unlock(&sd.m);
+	return reached;
+}
+
+static void side_set(int state)
+{
+	pthread_mutex_lock(&sd.m);
+	sd.state = state;
+	pthread_cond_broadcast(&sd.c);
+	pthread_mutex_unlock(&sd.m);
+}
+
+/*
+ * The refill race. The zap saw the table empty; before it takes the locks
+ * to free it, another CPU faults a page into that table (the hook makes
+ * this happen at exactly that point). The recheck under the locks must
+ * see the new entry and keep the table: the page and its data survive.
+ */
 static void *refiller(void *arg)
 {
 	struct smm_cpu *cpu = smm_cpu_attach(pool);
 
-	smm_cpu_switch_mm(cpu, rf.mm);
-	pthread_mutex_lock(&rf.m);
-	while (rf.state != 1)
-		pthread_cond_wait(&rf.c, &rf.m);
-	pthread_mutex_unlock(&rf.m);
+	smm_cpu_switch_mm(cpu, sd.mm);
+	side_wait(1, 30000);
 	/* A write fault: under the VMA lock, while madvise holds mmap_lock
 	 * for read. */
-	assert_int_equal(smm_fill(cpu, rf.addr, 0x5a, 1, NULL), 0);
-	pthread_mutex_lock(&rf.m);
-	rf.state = 2;
-	pthread_cond_broadcast(&rf.c);
-	pthread_mutex_unlock(&rf.m);
+	assert_int_equal(smm_fill(cpu, sd.addr, 0x5a, 1, NULL), 0);
+	side_set(2);
 	smm_cpu_switch_mm(cpu, NULL);
 	smm_cpu_detach(cpu);
 	return NULL;
@@ -271,11 +311,9 @@ static void *refiller(void *arg)
 
 static void refill_hook(struct smm_mm *mm, uint64_t addr)
 {
-	if (mm != rf.mm || rf.hooked++)
+	if (mm != sd.mm || sd.hooked++)
 		return;
-	pthread_mutex_lock(&rf.m);
-	rf.state = 1;
-	pthread_cond_broadcast(&rf.c);
+	side_set(1);
 	/*
 	 * pt-reclaim and eager: the fault completes while the freer waits
 	 * here, and the freer's recheck must then keep the table. refcount
@@ -284,17 +322,7 @@ static void refill_hook(struct smm_mm *mm, uint64_t addr)
 	 * again until the free is done, and then installs a new table. We
 	 * let it reach that point, and go on.
 	 */
-	struct timespec until;
-	clock_gettime(CLOCK_REALTIME, &until);
-	until.tv_nsec += 50 * 1000 * 1000;
-	if (until.tv_nsec >= 1000000000) {
-		until.tv_sec++;
-		until.tv_nsec -= 1000000000;
-	}
-	while (rf.state != 2 && !pthread_cond_timedwait(&rf.c, &rf.m, &until))
-		;
-	rf.blocked = rf.state != 2;
-	pthread_mutex_unlock(&rf.m);
+	sd.blocked = !side_wait(2, 50);
 }
 
 /*
@@ -309,27 +337,24 @@ static void refill_race(int scheme, uint64_t off)
 	pthread_t t;
 	uint64_t v = 0;
 
-	memset(&rf, 0, sizeof(rf));
-	pthread_mutex_init(&rf.m, NULL);
-	pthread_cond_init(&rf.c, NULL);
-	rf.mm = mm_with(scheme);
-	rf.addr = TA + off;
-	smm_cpu_switch_mm(cpu, rf.mm);
-	assert_int_equal(smm_mmap(rf.mm, TA, 4 * MB, RW,
+	side_reset(scheme);
+	sd.addr = TA + off;
+	smm_cpu_switch_mm(cpu, sd.mm);
+	assert_int_equal(smm_mmap(sd.mm, TA, 4 * MB, RW,
 				  PRIV_ANON | SMM_MAP_FIXED),
 			 (int64_t)TA);
 	for (uint64_t o = 0; o < 2 * MB; o += PG)
 		assert_int_equal(smm_fill(cpu, TA + o, 1, 1, NULL), 0);
 	pthread_create(&t, NULL, refiller, NULL);
 	smm_debug_pt_free_hook = refill_hook;
-	assert_int_equal(smm_madvise(rf.mm, TA, 2 * MB, SMM_MADV_DONTNEED), 0);
+	assert_int_equal(smm_madvise(sd.mm, TA, 2 * MB, SMM_MADV_DONTNEED), 0);
 	smm_debug_pt_free_hook = NULL;
 	pthread_join(t, NULL);
-	assert_int_equal(rf.hooked, 1);
+	assert_int_equal(sd.hooked, 1);
 	/* Whatever table holds it now, the page and its data survived, in
 	 * one PTE table, with the tree sound (done() verifies). */
-	assert_int_equal(stats(rf.mm).pte_bytes, PG);
-	assert_int_equal(stats(rf.mm).rss_anon, 1);
+	assert_int_equal(stats(sd.mm).pte_bytes, PG);
+	assert_int_equal(stats(sd.mm).rss_anon, 1);
 	/*
 	 * A fault into the table itself: pt-reclaim's and eager's freer
 	 * rechecks and keeps the refilled table; under refcount and
@@ -338,19 +363,19 @@ static void refill_race(int scheme, uint64_t off)
 	 * except under pmd-rwsem, where it waits for the write side before
 	 * it uses it; the emptied table goes in every case.
 	 */
-	assert_int_equal(rf.blocked, scheme == SMM_SCHEME_PMD_RWSEM ||
+	assert_int_equal(sd.blocked, scheme == SMM_SCHEME_PMD_RWSEM ||
 					     (scheme == SMM_SCHEME_REFCOUNT &&
 					      off < 2 * MB));
 	if (off >= 2 * MB || scheme == SMM_SCHEME_REFCOUNT)
-		assert_int_equal(stats(rf.mm).pt_reclaimed, 1);
+		assert_int_equal(stats(sd.mm).pt_reclaimed, 1);
 	else if (scheme == SMM_SCHEME_PMD_RWSEM)
 		/* the PMD and PUD tables went too, before the fault */
-		assert_int_equal(stats(rf.mm).pt_reclaimed, 3);
+		assert_int_equal(stats(sd.mm).pt_reclaimed, 3);
 	else
-		assert_int_equal(stats(rf.mm).pt_reclaimed, 0);
-	assert_int_equal(smm_read(cpu, rf.addr, &v, 1, NULL), 0);
+		assert_int_equal(stats(sd.mm).pt_reclaimed, 0);
+	assert_int_equal(smm_read(cpu, sd.addr, &v, 1, NULL), 0);
 	assert_int_equal(v & 0xff, 0x5a);
-	done(cpu, rf.mm);
+	done(cpu, sd.mm);
 	smm_cpu_detach(cpu);
 	assert_pool_clean(pool);
 }
@@ -378,55 +403,12 @@ static void test_refill_race(void **state)
  * mincore (under mmap_lock for read). Without the downgrade both would
  * wait for the whole munmap, and the hook gives up after 5 s.
  */
-struct side {
-	struct smm_mm *mm;
-	uint64_t addr;
-	pthread_mutex_t m;
-	pthread_cond_t c;
-	int state; /* 0 idle, 1 go, 2 done */
-	int hooked;
-	bool progressed;
-	unsigned char vec[16];
-};
-
-static struct side sd;
-
-/* A fresh address space under @scheme, and no hook run yet. */
-static void side_reset(int scheme)
-{
-	memset(&sd, 0, sizeof(sd));
-	pthread_mutex_init(&sd.m, NULL);
-	pthread_cond_init(&sd.c, NULL);
-	sd.mm = mm_with(scheme);
-}
-
-static void side_wait(int state, int secs)
-{
-	struct timespec until;
-
-	clock_gettime(CLOCK_REALTIME, &until);
-	until.tv_sec += secs;
-	pthread_mutex_lock(&sd.m);
-	while (sd.state != state &&
-	       !pthread_cond_timedwait(&sd.c, &sd.m, &until))
-		;
-	pthread_mutex_unlock(&sd.m);
-}
-
-static void side_set(int state)
-{
-	pthread_mutex_lock(&sd.m);
-	sd.state = state;
-	pthread_cond_broadcast(&sd.c);
-	pthread_mutex_unlock(&sd.m);
-}
-
 static void *side_faulter(void *arg)
 {
 	struct smm_cpu *cpu = smm_cpu_attach(pool);
 
 	smm_cpu_switch_mm(cpu, sd.mm);
-	side_wait(1, 30);
+	side_wait(1, 30000);
 	for (int i = 0; i < 16; i++)
 		assert_int_equal(smm_fill(cpu, sd.addr + (uint64_t)i * PG,
 					  (unsigned char)(0x10 + i), PG, NULL),
@@ -443,8 +425,7 @@ static void side_hook(struct smm_mm *mm, uint64_t start, uint64_t end)
 	if (mm != sd.mm || sd.hooked++)
 		return;
 	side_set(1);
-	side_wait(2, 5);
-	sd.progressed = sd.state == 2;
+	sd.progressed = side_wait(2, 5000);
 }
 
 static void test_munmap_downgrade(void **state)
@@ -498,7 +479,7 @@ static void test_munmap_downgrade(void **state)
  */
 static void *side_dontneed(void *arg)
 {
-	side_wait(1, 30);
+	side_wait(1, 30000);
 	assert_int_equal(smm_madvise(sd.mm, TA, PG, SMM_MADV_DONTNEED), 0);
 	side_set(2);
 	return NULL;
@@ -509,8 +490,7 @@ static void free_pgd_hook(struct smm_mm *mm, uint64_t addr)
 	if (mm != sd.mm || sd.hooked++)
 		return;
 	side_set(1);
-	side_wait(2, 5);
-	sd.progressed = sd.state == 2;
+	sd.progressed = side_wait(2, 5000);
 	usleep(50000);
 }
 
