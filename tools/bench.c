@@ -1915,6 +1915,13 @@ static int cmp_double(const void *a, const void *b)
 	return x < y ? -1 : x > y;
 }
 
+/* The median of @v[0..n), which it sorts. */
+static double median(double *v, int n)
+{
+	qsort(v, (size_t)n, sizeof(v[0]), cmp_double);
+	return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+}
+
 struct summary {
 	double med, min, max;
 	uint64_t ops;
@@ -1934,8 +1941,7 @@ static struct summary summarize(struct result *r, int n)
 
 	for (int i = 0; i < n; i++)
 		v[i] = ns_per_op(&r[i]);
-	qsort(v, (size_t)n, sizeof(v[0]), cmp_double);
-	s.med = n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+	s.med = median(v, n);
 	s.min = v[0];
 	s.max = v[n - 1];
 	s.ops = r[0].ops;
@@ -2193,12 +2199,6 @@ static void scaling_pair(int scheme, int rep, double *ms, double *fs)
 	*fs = f1 / f2;
 }
 
-static double median(double *v, int n)
-{
-	qsort(v, (size_t)n, sizeof(v[0]), cmp_double);
-	return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
-}
-
 /*
  * How fault-threads scales from 1 thread to 2 (throughput on 2 / on 1)
  * beside memset-threads', the memory bandwidth's own limit on this
@@ -2225,16 +2225,16 @@ static void print_scaling(const struct bench_opts *o, const struct row *rows,
 	/* The table first, then the progress on stderr: one file may take
 	 * both. */
 	fflush(stdout);
-	if (!o->json)
+	if (!o->json) {
 		fprintf(stderr, "  %-24s", "scaling pairs");
-	if (!o->json)
 		printf("\n2 threads / 1 (throughput), memset-threads and "
 		       "fault-threads back to back, median of %d (of memset's: "
 		       "min..max):",
 		       pairs);
+	}
 	for (int k = -1; k < o->nr_schemes; k++) {
 		int scheme = k < 0 ? -1 : o->schemes[k];
-		double ms[MAX_REPS], fs[MAX_REPS], q[MAX_REPS], qmin, qmax;
+		double ms[MAX_REPS], fs[MAX_REPS], q[MAX_REPS];
 
 		for (int rep = 0; rep < pairs; rep++) {
 			scaling_pair(scheme, rep, &ms[rep], &fs[rep]);
@@ -2242,13 +2242,10 @@ static void print_scaling(const struct bench_opts *o, const struct row *rows,
 			if (!o->json)
 				fprintf(stderr, ".");
 		}
-		qmin = qmax = q[0];
-		for (int rep = 1; rep < pairs; rep++) {
-			qmin = q[rep] < qmin ? q[rep] : qmin;
-			qmax = q[rep] > qmax ? q[rep] : qmax;
-		}
+		/* median() sorts: then q[0] and q[pairs - 1] are the ends */
 		double mmed = median(ms, pairs), fmed = median(fs, pairs),
-		       qmed = median(q, pairs);
+		       qmed = median(q, pairs), qmin = q[0],
+		       qmax = q[pairs - 1];
 
 		if (o->json) {
 			printf("{\"scaling\": \"fault-threads\", \"threads\": 2, "
