@@ -14,8 +14,9 @@
  * The TLB: SMM_TLB_ENTRIES entries, direct-mapped by virtual page number.
  * Its layout is public (softmm.h, struct smm_tlb_view): the inline
  * smm_translate() of embedders reads it. A tag is the page's number
- * (address >> SMM_PAGE_SHIFT), SMM_TLB_INVALID when empty. tlb_used[] lists the slots filled since the
- * last flush, so that a flush rewrites only those (tlb.h).
+ * (address >> SMM_PAGE_SHIFT), SMM_TLB_INVALID when empty. tlb_used[]
+ * lists the slots filled since the last flush, so that a flush rewrites
+ * only those (tlb.h).
  */
 #define TLB_ENTRIES SMM_TLB_ENTRIES
 _Static_assert(TLB_ENTRIES <= 256, "tlb_used[] holds 8-bit slot numbers");
