@@ -1254,9 +1254,9 @@ static void gen_mremap(struct gen *g, struct op *op)
  * The uffd-* operations: register and unregister ranges around the VMAs,
  * copy, zeropage, write-protect and wake pages of registered ranges,
  * switch the handler's policy, and their errors; and mlock and
- * MADV_POPULATE_* of registered pages, which wait for the handler. No registration of
- * ranges that may hold file or shared mappings (softmm registers only
- * private anonymous memory): gen_script() checks the ranges.
+ * MADV_POPULATE_* of registered pages, which wait for the handler. No
+ * registration of ranges that may hold file or shared mappings (softmm
+ * registers only private anonymous memory): gen_script() checks them.
  */
 static void gen_uffd(struct gen *g, struct op *op)
 {
