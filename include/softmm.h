@@ -971,10 +971,13 @@ SMM_API bool smm_page_maybe_dma_pinned(struct smm_page *page);
  * hugetlb, which softmm does not model. Populating a registered page
  * (MADV_POPULATE_*, mlock, the growth of a locked mapping by mremap)
  * raises the same events and waits the same way, with mmap_lock dropped,
- * as Linux's GUP does: the call returns once every page is in, -ENOMEM
- * from MADV_POPULATE_* (-ENOMEM from mlock too) if the range was unmapped
- * meanwhile, -EFAULT (mlock: -ENOMEM) if a callback handler failed, and
- * -ESRCH if the address space was destroyed while it waited. Only
+ * as Linux's GUP does: the call returns once every page is in. After a
+ * wait it looks the range up again: MADV_POPULATE_* answers -ENOMEM if it
+ * was unmapped meanwhile and -EINVAL if its protection no longer allows
+ * the access; mlock skips what was unmapped, as any hole, and faults by
+ * the protection it finds (-ENOMEM at PROT_NONE). -EFAULT (mlock:
+ * -ENOMEM) if a callback handler failed, and -ESRCH if the address space
+ * was destroyed while it waited. Only
  * mprotect, which populates a locked VMA it makes writable, cannot wait:
  * its registered pages stay missing, as in Linux.
  */

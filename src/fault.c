@@ -205,36 +205,16 @@ int populate_wait(struct smm_mm *mm)
 }
 
 /*
- * Populate one VMA's part [start, end) of a range as GUP does for
- * __mm_populate(): write faults if @write. After a wait for the
- * userfaultfd handler GUP goes on from the page it waited for, in
- * whatever VMAs now cover it: none (unmapped meanwhile) is -EFAULT.
- * Returns as mm_populate() does; -ESRCH with mmap_lock not held.
+ * Linux's __mm_populate() faults a range in VMA by VMA through GUP, with
+ * write faults where the VMA is private and writable. When a page waits
+ * for its userfaultfd handler GUP returns, with mmap_lock dropped, the
+ * count of pages done before it; __mm_populate() takes the lock again
+ * and looks up the VMAs from that page on, as if starting afresh: what it
+ * held before the wait may have been unmapped, mprotected or split
+ * meanwhile, and freed. So a range unmapped while populate waited is
+ * skipped without an error, as any hole is, and a VMA made read-only
+ * has read faults from then on (6.18 does both: mlock answers 0).
  */
-static int populate_part(struct smm_mm *mm, struct vm_area_struct *v,
-			 uint64_t start, uint64_t end, bool write)
-{
-	uint64_t addr = start;
-	int e = 0;
-
-	while (!e && addr < end) {
-		e = populate_vma_range(mm, v, &addr, MIN(end, v->vm_end), write,
-				       true);
-		if (e == VM_FAULT_UFFD) {
-			e = populate_wait(mm);
-#ifdef SMM_BUG_POPULATE_STALE_VMA
-			continue;
-#endif
-		}
-		if (!e && addr < end) {
-			v = find_vma(mm, addr);
-			if (!v || v->vm_start > addr)
-				e = -EFAULT;
-		}
-	}
-	return e;
-}
-
 int mm_populate(struct smm_mm *mm, uint64_t start, uint64_t end,
 		bool ignore_errors)
 {
@@ -244,6 +224,8 @@ int mm_populate(struct smm_mm *mm, uint64_t start, uint64_t end,
 	mmap_read_lock(mm);
 	for (nstart = start; nstart < end; nstart = nend) {
 		struct vm_area_struct *v = find_vma(mm, nstart);
+		uint64_t addr;
+		bool write;
 		int e;
 
 		if (!v || v->vm_start >= end)
@@ -254,13 +236,30 @@ int mm_populate(struct smm_mm *mm, uint64_t start, uint64_t end,
 		 * nothing in, PROT_NONE refuses. */
 		if (v->vm_flags & VM_LOCKONFAULT)
 			continue;
+		write = (v->vm_flags & (VM_WRITE | VM_SHARED)) == VM_WRITE;
+		addr = nstart;
 		e = !(v->vm_flags & VM_ACCESS_FLAGS) ?
 			    -EFAULT :
-			    populate_part(mm, v, nstart, nend,
-					  (v->vm_flags &
-					   (VM_WRITE | VM_SHARED)) == VM_WRITE);
-		if (e == -ESRCH)
-			return e;
+			    populate_vma_range(mm, v, &addr, nend, write, true);
+		while (e == VM_FAULT_UFFD) {
+			e = populate_wait(mm);
+			if (e == -ESRCH)
+				return e;
+#ifndef SMM_BUG_POPULATE_STALE_VMA
+			break;
+#else
+			/* Planted bug (build/bug11): go on with the VMA held
+			 * before the wait; test_uffd must catch it reading
+			 * a VMA freed meanwhile. */
+			if (!e)
+				e = populate_vma_range(mm, v, &addr, nend,
+						       write, true);
+#endif
+		}
+		if (!e && addr < nend) {
+			nend = addr; /* it waited: look the page up again */
+			continue;
+		}
 		if (e && !ignore_errors) {
 			err = e;
 			break;

@@ -69,7 +69,8 @@ struct vm_area_struct *lock_vma_under_rcu(struct smm_mm *mm, uint64_t addr);
  * (write faults where the VMA is private and writable, else reads), for
  * MAP_POPULATE and MAP_LOCKED (@ignore_errors) and mlock (not). Takes
  * mmap_lock for read, and drops it while a userfaultfd handler resolves
- * a registered page (populate_wait()). 0, or the first error: -EFAULT (a
+ * a registered page (populate_wait()); then it looks the VMAs up again
+ * from that page on, skipping holes. 0, or the first error: -EFAULT (a
  * PROT_NONE VMA, a bus error, a failed userfaultfd callback), -ENOMEM
  * (the pool ran out), -ESRCH (the mm was destroyed while populate waited
  * for its handler: it may be freed, and must not be touched again).

@@ -1017,49 +1017,119 @@ static void test_populate_waits(void **state)
 }
 
 /*
- * The range goes away while populate waits: its handler unmaps it, lets
- * RCU free the VMA, and wakes the fault. Populate must look the address
- * up again, as GUP does after VM_FAULT_RETRY: MADV_POPULATE finds a hole
- * (-ENOMEM), mlock's GUP no VMA (-EFAULT: -ENOMEM). Going on with the
- * VMA it held before the wait (build/bug11) reads freed memory.
+ * The range changes while populate waits: on the first event the handler
+ * unmaps it (and lets RCU free the VMA before it wakes the fault), or
+ * mprotects it and resolves that page and those after it. Populate must
+ * look the address up again after the wait. Linux 6.18 answers (a C
+ * program doing the same with userfaultfd; the first page present):
+ *
+ *	change	   mlock		    POPULATE_READ   POPULATE_WRITE
+ *	munmap	   0 (a hole is skipped)    -ENOMEM	    -ENOMEM
+ *	read-only  0: later faults reads    0		    -EINVAL
+ *	PROT_NONE  -ENOMEM (EFAULT)	    -EINVAL	    -EINVAL
+ *
+ * Every page is resident after a 0; after an error, the page that was
+ * present and the one the handler resolved. Going on with the VMA held
+ * before the wait (build/bug11) reads the freed VMA.
  */
-struct unmapper {
-	struct smm_mm *mm;
-	uint64_t addr, len;
-	atomic_int events;
+enum {
+	CHG_UNMAP,
+	CHG_RDONLY,
+	CHG_NONE,
+	NR_CHG
 };
 
-static void *unmapper_thread(void *arg)
-{
-	struct unmapper *u = arg;
-	struct smm_uffd_msg msg;
+struct changer {
+	struct smm_mm *mm;
+	uint64_t addr, len;
+	int change; /* CHG_* for the next populate, set before it */
+	atomic_int events, write_events;
+};
 
-	while (smm_uffd_read(u->mm, &msg, 0) == 0) {
-		atomic_fetch_add(&u->events, 1);
-		T_ASSERT(smm_munmap(u->mm, u->addr, u->len) == 0);
-		usleep(50000); /* grace periods: the VMA is freed */
-		T_ASSERT(smm_uffd_wake(u->mm, msg.address, PG) == 0);
+static void *changer_thread(void *arg)
+{
+	static const int prot[NR_CHG] = { 0, SMM_PROT_READ, SMM_PROT_NONE };
+	struct changer *c = arg;
+	struct smm_uffd_msg msg;
+	uint8_t buf[4096];
+
+	memset(buf, 7, sizeof(buf));
+	while (smm_uffd_read(c->mm, &msg, 0) == 0) {
+		bool first = atomic_fetch_add(&c->events, 1) == 0;
+
+		if (msg.flags & F_WRITE)
+			atomic_fetch_add(&c->write_events, 1);
+		if (first && c->change == CHG_UNMAP) {
+			T_ASSERT(smm_munmap(c->mm, c->addr, c->len) == 0);
+			usleep(50000); /* grace periods: the VMA is freed */
+			T_ASSERT(smm_uffd_wake(c->mm, msg.address, PG) == 0);
+			continue;
+		}
+		if (first)
+			T_ASSERT(smm_mprotect(c->mm, c->addr, c->len,
+					      prot[c->change]) == 0);
+		T_ASSERT(smm_uffd_copy(c->mm, msg.address, buf, PG, 0, NULL) ==
+			 0);
 	}
 	return NULL;
 }
 
-static void test_populate_unmapped(void **state)
+static void test_populate_changed(void **state)
 {
+	/* [change][how]: the answer, events, write events, pages resident
+	 * (none left to count after munmap) */
+	static const struct {
+		int ret, events, writes, resident;
+	} want[NR_CHG][NR_POP] = {
+		[CHG_UNMAP] = { { 0, 1, 1, -1 },
+				{ -ENOMEM, 1, 0, -1 },
+				{ -ENOMEM, 1, 1, -1 } },
+		[CHG_RDONLY] = { { 0, 3, 1, 4 },
+				 { 0, 3, 0, 4 },
+				 { -EINVAL, 1, 1, 2 } },
+		[CHG_NONE] = { { -ENOMEM, 1, 1, 2 },
+			       { -EINVAL, 1, 0, 2 },
+			       { -EINVAL, 1, 1, 2 } },
+	};
 	struct env *e = *state;
-	struct unmapper u = { .mm = e->mm, .addr = TA, .len = 8 * PG };
+	struct changer c = { .mm = e->mm, .addr = TA, .len = 4 * PG };
 	pthread_t t;
 	uint8_t one = 1;
 
-	pthread_create(&t, NULL, unmapper_thread, &u);
-	for (int how = 0; how < NR_POP; how++) {
-		/* the first page present: the wait comes at the second */
-		map_at(e->mm, TA, 8 * PG, RW);
-		assert_int_equal(smm_write(e->cpu, TA, &one, 1, NULL), 0);
-		assert_int_equal(smm_uffd_register(e->mm, TA, 8 * PG, MISSING),
-				 0);
-		assert_int_equal(populate(e->mm, TA, 8 * PG, how), -ENOMEM);
-		assert_int_equal(atomic_load(&u.events), how + 1);
-		assert_int_equal(nr_vmas(e->mm, TA, TA + 8 * PG), 0);
+	pthread_create(&t, NULL, changer_thread, &c);
+	for (int chg = 0; chg < NR_CHG; chg++) {
+		for (int how = 0; how < NR_POP; how++) {
+			/* the first page present: the wait comes at the
+			 * second */
+			map_at(e->mm, TA, 4 * PG, RW);
+			assert_int_equal(smm_write(e->cpu, TA, &one, 1, NULL),
+					 0);
+			assert_int_equal(smm_uffd_register(e->mm, TA, 4 * PG,
+							   MISSING),
+					 0);
+			c.change = chg;
+			atomic_store(&c.events, 0);
+			atomic_store(&c.write_events, 0);
+			assert_int_equal(populate(e->mm, TA, 4 * PG, how),
+					 want[chg][how].ret);
+			assert_int_equal(atomic_load(&c.events),
+					 want[chg][how].events);
+			assert_int_equal(atomic_load(&c.write_events),
+					 want[chg][how].writes);
+			if (chg == CHG_UNMAP) {
+				assert_int_equal(
+					nr_vmas(e->mm, TA, TA + 4 * PG), 0);
+				continue;
+			}
+			assert_int_equal(resident(e->mm, TA, 4 * PG),
+					 want[chg][how].resident);
+			if (chg == CHG_RDONLY && want[chg][how].ret == 0) {
+				assert_int_equal(peek(e, TA), 1);
+				assert_int_equal(peek(e, TA + 3 * PG), 7);
+			}
+			assert_int_equal(smm_mm_verify(e->mm), 0);
+			assert_int_equal(smm_munmap(e->mm, TA, 4 * PG), 0);
+		}
 	}
 	destroy_with_handler(e, t);
 }
@@ -1204,7 +1274,7 @@ int main(void)
 						env_teardown),
 		cmocka_unit_test_setup_teardown(test_populate_waits, env_setup,
 						env_teardown),
-		cmocka_unit_test_setup_teardown(test_populate_unmapped,
+		cmocka_unit_test_setup_teardown(test_populate_changed,
 						env_setup, env_teardown),
 		cmocka_unit_test_setup_teardown(test_populate_destroy,
 						env_setup, env_teardown),
