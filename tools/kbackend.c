@@ -101,16 +101,22 @@ struct kout {
  * both made in the warm-up, before the VmPTE baseline; the thread runs on
  * a static stack, touched then, so that it allocates nothing later. It
  * resolves each event as the softmm backend's does (tools/script.c,
- * suffd_handler()): by the process's uffd-policy with DONTWAKE, logs it
- * in kulog, then UFFDIO_WAKE; if it cannot, it logs the error and
- * unregisters the page. k_op() puts the log before the line of the
- * operation that raised the events.
+ * suffd_handler()): first the change a uffd-next line left for it, if
+ * any (munmap: the fault is then woken unresolved); then by the
+ * process's uffd-policy with DONTWAKE. It logs the event in kulog and
+ * wakes the page with UFFDIO_WAKE; if it cannot resolve it, it logs the
+ * error and unregisters the page first. k_op() puts the log before the
+ * line of the operation that raised the events.
  */
 #define KUFFD_STACK (256 * 1024)
 static struct {
 	int fd;	   /* this process's userfaultfd, -1: none */
 	pid_t pid; /* the process that made fd and the thread */
 	int policy, byte;
+	/* uffd-next: set by the script's thread, taken (exchanged for
+	 * UFFD_NEXT_NONE) by the handler at its next event */
+	int next;
+	uint64_t next_addr, next_len, next_prot;
 } ku = { .fd = -1 };
 static struct uffd_log kulog;
 static char kuffd_stack[KUFFD_STACK] __attribute__((aligned(4096)));
@@ -511,7 +517,7 @@ static void *k_uffd_handler(void *arg)
 		ssize_t n = read(fd, &m, sizeof(m));
 		uint64_t a;
 		bool wp;
-		int r;
+		int r, next;
 
 		if (n < 0 && (errno == EINTR || errno == EAGAIN))
 			continue;
@@ -521,7 +527,22 @@ static void *k_uffd_handler(void *arg)
 			continue;
 		a = m.arg.pagefault.address & ~(KPAGE - 1);
 		wp = m.arg.pagefault.flags & UFFD_PAGEFAULT_FLAG_WP;
-		if (wp) {
+		next = __atomic_exchange_n(&ku.next, UFFD_NEXT_NONE,
+					   __ATOMIC_ACQUIRE);
+		r = 0;
+		if (next == UFFD_NEXT_MUNMAP)
+			r = munmap((void *)(uintptr_t)ku.next_addr,
+				   ku.next_len) ?
+				    -errno :
+				    0;
+		else if (next == UFFD_NEXT_MPROTECT)
+			r = mprotect((void *)(uintptr_t)ku.next_addr,
+				     ku.next_len, (int)ku.next_prot) ?
+				    -errno :
+				    0;
+		if (r || next == UFFD_NEXT_MUNMAP) {
+			/* the change's answer; the fault woken unresolved */
+		} else if (wp) {
 			struct uffdio_writeprotect w = {
 				.range = { .start = a, .len = KPAGE },
 				.mode = UFFDIO_WRITEPROTECT_MODE_DONTWAKE,
@@ -553,7 +574,9 @@ static void *k_uffd_handler(void *arg)
 			&kulog, a, wp,
 			m.arg.pagefault.flags & UFFD_PAGEFAULT_FLAG_WRITE, r);
 		__atomic_thread_fence(__ATOMIC_RELEASE);
-		k_uffd_range(r ? UFFDIO_UNREGISTER : UFFDIO_WAKE, a, KPAGE);
+		if (r)
+			k_uffd_range(UFFDIO_UNREGISTER, a, KPAGE);
+		k_uffd_range(UFFDIO_WAKE, a, KPAGE);
 	}
 }
 
@@ -604,6 +627,13 @@ static void k_uffd_op(const struct op *op, struct kout *o)
 	case OP_UFFD_POLICY:
 		__atomic_store_n(&ku.byte, (int)op->arg, __ATOMIC_RELAXED);
 		__atomic_store_n(&ku.policy, (int)op->flags, __ATOMIC_RELEASE);
+		k_putc(o, '0');
+		return;
+	case OP_UFFD_NEXT:
+		ku.next_addr = op->addr;
+		ku.next_len = op->len;
+		ku.next_prot = op->arg;
+		__atomic_store_n(&ku.next, (int)op->flags, __ATOMIC_RELEASE);
 		k_putc(o, '0');
 		return;
 	case OP_UFFD_REGISTER: {
@@ -829,6 +859,7 @@ static void k_op(const struct op *op, struct kout *o, unsigned char *vec,
 	case OP_UFFD_WP:
 	case OP_UFFD_WAKE:
 	case OP_UFFD_POLICY:
+	case OP_UFFD_NEXT:
 		k_uffd_op(op, o);
 		return;
 	case OP_PT: {

@@ -234,6 +234,7 @@ static const char *const op_names[OP_NR] = {
 	[OP_UFFD_WP] = "uffd-wp",
 	[OP_UFFD_WAKE] = "uffd-wake",
 	[OP_UFFD_POLICY] = "uffd-policy",
+	[OP_UFFD_NEXT] = "uffd-next",
 };
 
 const char *script_op_name(int kind)
@@ -243,7 +244,7 @@ const char *script_op_name(int kind)
 
 bool script_op_is_uffd(int kind)
 {
-	return kind >= OP_UFFD_REGISTER && kind <= OP_UFFD_POLICY;
+	return kind >= OP_UFFD_REGISTER && kind <= OP_UFFD_NEXT;
 }
 
 bool script_uses_uffd(const struct script *s)
@@ -661,6 +662,8 @@ static const struct {
 	[OP_UFFD_WAKE] = { OP_UFFD_WAKE, 2, true, "uffd-wake ADDR LEN" },
 	[OP_UFFD_POLICY] = { OP_UFFD_POLICY, 1, false,
 			     "uffd-policy zero|copy BYTE" },
+	[OP_UFFD_NEXT] = { OP_UFFD_NEXT, 3, true,
+			   "uffd-next ADDR LEN munmap|PROT" },
 };
 
 /* smaps' VmFlags names, in bit order (fs/proc/task_mmu.c prints them so) */
@@ -888,6 +891,13 @@ int script_parse_buf(const char *text, size_t len, const char *name,
 		} else if (ok && kind == OP_MPROTECT) {
 			ok = parse_prot(tok[3], &op.arg);
 			what = "bad PROT";
+		} else if (ok && kind == OP_UFFD_NEXT) {
+			op.flags = UFFD_NEXT_MUNMAP;
+			if (strcmp(tok[3], "munmap")) {
+				op.flags = UFFD_NEXT_MPROTECT;
+				ok = parse_prot(tok[3], &op.arg);
+			}
+			what = "bad ACTION (munmap or a PROT)";
 		} else if (ok && kind == OP_MADVISE) {
 			ok = parse_advice(tok[3], &op.arg);
 			what = "bad ADVICE";
@@ -952,7 +962,9 @@ int script_parse_buf(const char *text, size_t len, const char *name,
 				ok = false;
 			}
 		}
-		if (ok && (kind == OP_MMAP || kind == OP_MPROTECT) &&
+		if (ok &&
+		    (kind == OP_MMAP || kind == OP_MPROTECT ||
+		     kind == OP_UFFD_NEXT) &&
 		    op.arg > 0xffffffffULL) {
 			ok = false;
 			what = "PROT does not fit in an int";
@@ -1091,6 +1103,13 @@ void script_format_op(const struct op *op, struct strbuf *sb)
 	case OP_MPROTECT:
 		sb_add(sb, " ", 1);
 		format_prot(op->arg, sb);
+		break;
+	case OP_UFFD_NEXT:
+		sb_add(sb, " ", 1);
+		if (op->flags == UFFD_NEXT_MUNMAP)
+			sb_add(sb, "munmap", 6);
+		else
+			format_prot(op->arg, sb);
 		break;
 	case OP_MADVISE:
 		sb_add(sb, " ", 1);
@@ -1309,17 +1328,20 @@ static size_t unpin_all(bool dirty)
  * line gets a handler, a callback run in the faulting thread
  * (smm_uffd_set_handler()): a handler thread reading smm_uffd_read()
  * would have to be in its read before the address space may be
- * destroyed at the end, which it cannot tell. The handler resolves each
- * event by its address space's uffd-policy (a WP event by removing the
- * protection of the page) with DONTWAKE, logs it in slog, then wakes the
- * page with smm_uffd_wake(), as the kernel backend's handler thread does;
- * if it cannot resolve it, it logs the error and unregisters the page
- * (the access then faults as an ordinary one), rather than fault forever.
+ * destroyed at the end, which it cannot tell. The handler first makes
+ * the change a uffd-next line left for it, if any (after a munmap it
+ * resolves nothing), then resolves the event by its address space's
+ * uffd-policy (a WP event by removing the protection of the page) with
+ * DONTWAKE, logs it in slog, and wakes the page with smm_uffd_wake(), as
+ * the kernel backend's handler thread does; if it cannot resolve it, it
+ * logs the error and unregisters the page first (the access then faults
+ * as an ordinary one), rather than fault forever.
  */
 struct suffd {
 	bool started;
 	int policy; /* UFFD_POLICY_* */
 	int byte;
+	struct op next; /* uffd-next, until an event takes it */
 };
 static struct suffd suffds[SCRIPT_MMS];
 static pthread_mutex_t slog_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -1332,9 +1354,17 @@ static int suffd_handler(struct smm_mm *mm, const struct smm_uffd_msg *msg,
 	unsigned char page[SMM_PAGE_SIZE];
 	bool wp = msg->flags & SMM_UFFD_PAGEFAULT_FLAG_WP;
 	uint64_t a = msg->address;
-	int r;
+	struct op next = u->next;
+	int r = 0;
 
-	if (wp) {
+	u->next.flags = UFFD_NEXT_NONE;
+	if (next.flags == UFFD_NEXT_MUNMAP)
+		r = smm_munmap(mm, next.addr, next.len);
+	else if (next.flags == UFFD_NEXT_MPROTECT)
+		r = smm_mprotect(mm, next.addr, next.len, (int)next.arg);
+	if (r || next.flags == UFFD_NEXT_MUNMAP) {
+		/* the change's answer; the fault woken unresolved */
+	} else if (wp) {
 		r = smm_uffd_wp(mm, a, SMM_PAGE_SIZE,
 				SMM_UFFD_WP_MODE_DONTWAKE);
 	} else if (u->policy == UFFD_POLICY_COPY) {
@@ -1351,8 +1381,7 @@ static int suffd_handler(struct smm_mm *mm, const struct smm_uffd_msg *msg,
 	pthread_mutex_unlock(&slog_lock);
 	if (r)
 		smm_uffd_unregister(mm, a, SMM_PAGE_SIZE);
-	else
-		smm_uffd_wake(mm, a, SMM_PAGE_SIZE);
+	smm_uffd_wake(mm, a, SMM_PAGE_SIZE);
 	return 0;
 }
 
@@ -1401,6 +1430,10 @@ static void uffd_op(const struct op *op, size_t k, struct smm_mm *mm,
 	case OP_UFFD_POLICY:
 		u->byte = (int)op->arg;
 		u->policy = (int)op->flags;
+		sb_add(out, "0\n", 2);
+		return;
+	case OP_UFFD_NEXT:
+		u->next = *op;
 		sb_add(out, "0\n", 2);
 		return;
 	case OP_UFFD_REGISTER:
@@ -1494,9 +1527,11 @@ static void run_softmm_op(const struct op *op, struct smm_pool *pool,
 			return;
 		}
 		/* the parser allows at most SCRIPT_MMS - 1 forks; the child
-		 * has its parent's policy, as a forked process would */
+		 * has its parent's policy and uffd-next, as a forked process
+		 * would */
 		suffds[mms->n].policy = suffds[mms->cur].policy;
 		suffds[mms->n].byte = suffds[mms->cur].byte;
+		suffds[mms->n].next = suffds[mms->cur].next;
 		mms->mm[mms->n] = child;
 		sb_printf(out, "%zu\n", mms->n++);
 		return;
@@ -1729,6 +1764,7 @@ ret:
 	case OP_UFFD_WP:
 	case OP_UFFD_WAKE:
 	case OP_UFFD_POLICY:
+	case OP_UFFD_NEXT:
 		uffd_op(op, mms->cur, mm, out, iobuf);
 		return;
 	}

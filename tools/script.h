@@ -42,6 +42,11 @@
  * always resolved by removing the protection of its page). */
 #define UFFD_POLICY_ZERO 0 /* UFFDIO_ZEROPAGE */
 #define UFFD_POLICY_COPY 1 /* UFFDIO_COPY of a page of BYTE */
+/* uffd-next: what the handler does at its next event before resolving
+ * it, once (op->flags; UFFD_NEXT_MPROTECT: to op->arg's PROT). */
+#define UFFD_NEXT_NONE	   0
+#define UFFD_NEXT_MUNMAP   1 /* munmap, then wake the fault unresolved */
+#define UFFD_NEXT_MPROTECT 2 /* mprotect, then resolve as the policy says */
 
 /* msync FLAGS: Linux's MS_* values */
 #define SCRIPT_MS_ASYNC	     1
@@ -80,6 +85,7 @@ enum op_kind {
 	OP_UFFD_WP,	    /* uffd-wp ADDR LEN on|off [dontwake] */
 	OP_UFFD_WAKE,	    /* uffd-wake ADDR LEN */
 	OP_UFFD_POLICY,	    /* uffd-policy zero | copy BYTE */
+	OP_UFFD_NEXT,	    /* uffd-next ADDR LEN munmap | PROT */
 	OP_NR
 };
 
@@ -93,10 +99,12 @@ struct op {
 			 * dirty; mlock: 1 for onfault (mlock2
 			 * MLOCK_ONFAULT); msync: MS_* flags; mm: N;
 			 * mremap: NEWLEN; uffd-register: MODE;
-			 * uffd-copy, uffd-policy copy: BYTE */
+			 * uffd-copy, uffd-policy copy: BYTE;
+			 * uffd-next: PROT */
 	uint64_t flags;	    /* mmap: flags; mremap: MREMAP_* flags;
 			     * uffd-copy, -zeropage, -wp: the ioctl's mode;
-			     * uffd-policy: UFFD_POLICY_* */
+			     * uffd-policy: UFFD_POLICY_*; uffd-next:
+			     * UFFD_NEXT_* */
 	uint64_t off;	    /* mmap of a file: OFFSET; pread, pwrite: OFF;
 			     * mremap: NEWADDR (0 if not given) */
 	int file;	    /* 1 + N of the file used (mmap's 6-argument form,
