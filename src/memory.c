@@ -269,8 +269,24 @@ static int do_anonymous_page(struct vm_fault *vmf)
 	pfn_t new;
 	int err = 0;
 
-	if (unlikely(vma->vm_flags & VM_UFFD_MISSING))
+	if (unlikely(vma->vm_flags & VM_UFFD_MISSING)) {
+		/*
+		 * Linux prepares a write fault's anon_vma (and allocates its
+		 * folio, which softmm does not) before it delivers the event,
+		 * so the VMA has one even if the page is never supplied:
+		 * mprotect then keeps VM_ACCOUNT when it removes write, and
+		 * fork copies the VMA's page tables.
+		 */
+		if (vmf->flags & FAULT_WRITE) {
+			err = anon_vma_prepare(vma,
+					       vmf->flags & FAULT_VMA_LOCK);
+			if (err) {
+				pte_unmap(&vmf->pt);
+				return err;
+			}
+		}
 		return handle_userfault(vmf, VM_UFFD_MISSING);
+	}
 	if (!(vmf->flags & FAULT_WRITE)) {
 		/* Read of untouched memory: map the shared zero page. */
 		if (fault_lock_recheck(vmf)) {
