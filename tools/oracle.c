@@ -1253,7 +1253,8 @@ static void gen_mremap(struct gen *g, struct op *op)
 /*
  * The uffd-* operations: register and unregister ranges around the VMAs,
  * copy, zeropage, write-protect and wake pages of registered ranges,
- * switch the handler's policy, and their errors; and mlock and
+ * switch the handler's policy, leave it a munmap or mprotect to make at
+ * its next event (uffd-next), and their errors; and mlock and
  * MADV_POPULATE_* of registered pages, which wait for the handler. No
  * registration of ranges that may hold file or shared mappings (softmm
  * registers only private anonymous memory): gen_script() checks them.
@@ -1314,7 +1315,21 @@ static void gen_uffd(struct gen *g, struct op *op)
 			op->flags |= SMM_UFFD_WP_MODE_DONTWAKE;
 	} else if (c < 88) {
 		op->kind = OP_UFFD_WAKE;
-	} else if (c < 94 && !(g->avoid & AVOID_POPULATE)) {
+	} else if (c < 91) {
+		/* the handler unmaps or mprotects at its next event, while
+		 * the fault or the populate that raised it waits */
+		static const uint64_t prots[] = {
+			SMM_PROT_READ,
+			SMM_PROT_READ | SMM_PROT_WRITE,
+			SMM_PROT_NONE,
+			SMM_PROT_READ | SMM_PROT_EXEC,
+		};
+
+		op->kind = OP_UFFD_NEXT;
+		op->flags = chance(&g->r, 30) ? UFFD_NEXT_MUNMAP :
+						UFFD_NEXT_MPROTECT;
+		op->arg = prots[below(&g->r, 4)];
+	} else if (c < 97 && !(g->avoid & AVOID_POPULATE)) {
 		/* populate registered pages: each missing one waits for the
 		 * handler (write-protected ones too, for a write) */
 		if (chance(&g->r, 40)) {
@@ -1357,6 +1372,8 @@ static void gen_uffd(struct gen *g, struct op *op)
 		default: /* unknown mode bits */
 			if (op->kind == OP_UFFD_REGISTER)
 				op->arg |= chance(&g->r, 50) ? 4 : 0x10;
+			else if (op->kind == OP_UFFD_NEXT) /* a bad PROT */
+				op->arg |= chance(&g->r, 50) ? 8 : 0x100;
 			else if (op->kind != OP_UFFD_UNREGISTER &&
 				 op->kind != OP_UFFD_WAKE)
 				op->flags |= chance(&g->r, 50) ? 4 : 0x100;
