@@ -60,106 +60,64 @@ build/bug/libsoftmm.a: $(BUG_OBJ)
 build/bug/softmm: $(TOOLSRC) $(TOOLHDR) build/bug/libsoftmm.a
 	$(CC) $(ASANFLAGS) $(CFLAGS) -Itools $(TOOLSRC) build/bug/libsoftmm.a -o $@ $(LIBS)
 
+# The planted bugs after the first: planted_bug N,SRC,DEFINES,TEST makes
+# build/bugN/libsoftmm.a, the ASan build with the files SRC compiled again
+# with DEFINES, and links against it the tool (build/bugN/softmm, a pattern
+# rule) or, if TEST is given, tests/TEST.c (build/bugN/tests/TEST).
+define planted_bug
+BUG$(1)_OBJ := $$(filter-out $$(patsubst src/%.c,build/asan/obj/%.o,$(2)),$$(ASAN_OBJ)) \
+               $$(patsubst src/%.c,build/bug$(1)/obj/%.o,$(2))
+build/bug$(1)/obj/%.o: src/%.c
+	@mkdir -p $$(dir $$@)
+	$$(CC) $$(ASANFLAGS) $(3) $$(DEPFLAGS) $$(CFLAGS) -c $$< -o $$@
+build/bug$(1)/libsoftmm.a: $$(BUG$(1)_OBJ)
+	@rm -f $$@; ar rcs $$@ $$^
+ifneq ($(4),)
+build/bug$(1)/tests/$(4): tests/$(4).c tests/*.h build/bug$(1)/libsoftmm.a
+	@mkdir -p $$(dir $$@)
+	$$(CC) $$(ASANFLAGS) $$(CFLAGS) -Itests $$< build/bug$(1)/libsoftmm.a -o $$@ $$(LIBS)
+endif
+endef
+build/bug%/softmm: $(TOOLSRC) $(TOOLHDR) build/bug%/libsoftmm.a
+	$(CC) $(ASANFLAGS) $(CFLAGS) -Itools $(TOOLSRC) build/bug$*/libsoftmm.a -o $@ $(LIBS)
+
 # The planted bugs of schemes refcount and pmd-rwsem (docs/SCHEMES.md): a
 # walker that skips pte_try_get(), a free done without the write side. Each
 # changes only its own scheme, so one build carries both; it is the ASan
 # build with the two scheme files compiled again.
-BUG2_SRC   := src/pt_scheme_refcount.c src/pt_scheme_pmd_rwsem.c
-BUG2FLAGS  := $(ASANFLAGS) -DSMM_BUG_REFCOUNT_NO_TRYGET -DSMM_BUG_PMD_RWSEM_NO_WRITE
-BUG2_OBJ   := $(filter-out $(patsubst src/%.c,build/asan/obj/%.o,$(BUG2_SRC)),$(ASAN_OBJ)) \
-              $(patsubst src/%.c,build/bug2/obj/%.o,$(BUG2_SRC))
-build/bug2/obj/%.o: src/%.c
-	@mkdir -p $(dir $@)
-	$(CC) $(BUG2FLAGS) $(DEPFLAGS) $(CFLAGS) -c $< -o $@
-build/bug2/libsoftmm.a: $(BUG2_OBJ)
-	@rm -f $@; ar rcs $@ $^
-build/bug2/softmm: $(TOOLSRC) $(TOOLHDR) build/bug2/libsoftmm.a
-	$(CC) $(ASANFLAGS) $(CFLAGS) -Itools $(TOOLSRC) build/bug2/libsoftmm.a -o $@ $(LIBS)
+$(eval $(call planted_bug,2,src/pt_scheme_refcount.c src/pt_scheme_pmd_rwsem.c,-DSMM_BUG_REFCOUNT_NO_TRYGET -DSMM_BUG_PMD_RWSEM_NO_WRITE,))
 
 # The planted bug of the reverse map (issue 13): page_mkclean() skips the
 # first shared mapping of a page, which stays writable while writeback
 # cleans the page; the file torture must find the store that is lost. The
 # ASan build with rmap.c compiled again.
-BUG3_SRC   := src/rmap.c
-BUG3FLAGS  := $(ASANFLAGS) -DSMM_BUG_MKCLEAN_SKIP
-BUG3_OBJ   := $(filter-out $(patsubst src/%.c,build/asan/obj/%.o,$(BUG3_SRC)),$(ASAN_OBJ)) \
-              $(patsubst src/%.c,build/bug3/obj/%.o,$(BUG3_SRC))
-build/bug3/obj/%.o: src/%.c
-	@mkdir -p $(dir $@)
-	$(CC) $(BUG3FLAGS) $(DEPFLAGS) $(CFLAGS) -c $< -o $@
-build/bug3/libsoftmm.a: $(BUG3_OBJ)
-	@rm -f $@; ar rcs $@ $^
-build/bug3/softmm: $(TOOLSRC) $(TOOLHDR) build/bug3/libsoftmm.a
-	$(CC) $(ASANFLAGS) $(CFLAGS) -Itools $(TOOLSRC) build/bug3/libsoftmm.a -o $@ $(LIBS)
+$(eval $(call planted_bug,3,src/rmap.c,-DSMM_BUG_MKCLEAN_SKIP,))
 
 # The planted bug of fork (issue 14): copy_present_pte() shares a page that
 # may be DMA-pinned instead of copying it for the child, so the device's
 # writes through the pin reach the child (or, once the parent copies on
 # write, no longer reach the parent); the fork torture must find it. The
 # ASan build with fork.c compiled again.
-BUG4_SRC   := src/fork.c
-BUG4FLAGS  := $(ASANFLAGS) -DSMM_BUG_FORK_SHARES_PINNED
-BUG4_OBJ   := $(filter-out $(patsubst src/%.c,build/asan/obj/%.o,$(BUG4_SRC)),$(ASAN_OBJ)) \
-              $(patsubst src/%.c,build/bug4/obj/%.o,$(BUG4_SRC))
-build/bug4/obj/%.o: src/%.c
-	@mkdir -p $(dir $@)
-	$(CC) $(BUG4FLAGS) $(DEPFLAGS) $(CFLAGS) -c $< -o $@
-build/bug4/libsoftmm.a: $(BUG4_OBJ)
-	@rm -f $@; ar rcs $@ $^
-build/bug4/softmm: $(TOOLSRC) $(TOOLHDR) build/bug4/libsoftmm.a
-	$(CC) $(ASANFLAGS) $(CFLAGS) -Itools $(TOOLSRC) build/bug4/libsoftmm.a -o $@ $(LIBS)
+$(eval $(call planted_bug,4,src/fork.c,-DSMM_BUG_FORK_SHARES_PINNED,))
 
 # The planted bug of mremap (issue 14): a move, of a whole table or of
 # single entries, does not ask for the TLB flush, so CPUs keep translating
 # the old addresses after mremap returned; test_mremap's move race must
 # find a read that succeeds there. The ASan build with mremap.c compiled
 # again, and that test linked against it.
-BUG5_SRC   := src/mremap.c
-BUG5FLAGS  := $(ASANFLAGS) -DSMM_BUG_MREMAP_NO_FLUSH
-BUG5_OBJ   := $(filter-out $(patsubst src/%.c,build/asan/obj/%.o,$(BUG5_SRC)),$(ASAN_OBJ)) \
-              $(patsubst src/%.c,build/bug5/obj/%.o,$(BUG5_SRC))
-build/bug5/obj/%.o: src/%.c
-	@mkdir -p $(dir $@)
-	$(CC) $(BUG5FLAGS) $(DEPFLAGS) $(CFLAGS) -c $< -o $@
-build/bug5/libsoftmm.a: $(BUG5_OBJ)
-	@rm -f $@; ar rcs $@ $^
-build/bug5/tests/test_mremap: tests/test_mremap.c tests/*.h build/bug5/libsoftmm.a
-	@mkdir -p $(dir $@)
-	$(CC) $(ASANFLAGS) $(CFLAGS) -Itests $< build/bug5/libsoftmm.a -o $@ $(LIBS)
+$(eval $(call planted_bug,5,src/mremap.c,-DSMM_BUG_MREMAP_NO_FLUSH,test_mremap))
 
 # The planted bug of GUP-fast vs fork (issue 14): GUP-fast does not check
 # mm->write_protect_seq, so it can pin a page fork is sharing with the
 # child; test_fork's deterministic race must see the device's write reach
 # the child. The ASan build with gup.c compiled again, that test linked.
-BUG6_SRC   := src/gup.c
-BUG6FLAGS  := $(ASANFLAGS) -DSMM_BUG_GUP_NO_WP_SEQ
-BUG6_OBJ   := $(filter-out $(patsubst src/%.c,build/asan/obj/%.o,$(BUG6_SRC)),$(ASAN_OBJ)) \
-              $(patsubst src/%.c,build/bug6/obj/%.o,$(BUG6_SRC))
-build/bug6/obj/%.o: src/%.c
-	@mkdir -p $(dir $@)
-	$(CC) $(BUG6FLAGS) $(DEPFLAGS) $(CFLAGS) -c $< -o $@
-build/bug6/libsoftmm.a: $(BUG6_OBJ)
-	@rm -f $@; ar rcs $@ $^
-build/bug6/tests/test_fork: tests/test_fork.c tests/*.h build/bug6/libsoftmm.a
-	@mkdir -p $(dir $@)
-	$(CC) $(ASANFLAGS) $(CFLAGS) -Itests $< build/bug6/libsoftmm.a -o $@ $(LIBS)
+$(eval $(call planted_bug,6,src/gup.c,-DSMM_BUG_GUP_NO_WP_SEQ,test_fork))
 
 # The planted bug of access sections (issue 15): a TLB shootdown that does
 # not wait for CPUs inside an access section; test_access must see a
 # munmap return under a section's pointer and stores land after
 # mprotect(PROT_READ). The ASan build with tlb.c compiled again.
-BUG7_SRC   := src/tlb.c
-BUG7FLAGS  := $(ASANFLAGS) -DSMM_BUG_FLUSH_NO_WAIT
-BUG7_OBJ   := $(filter-out $(patsubst src/%.c,build/asan/obj/%.o,$(BUG7_SRC)),$(ASAN_OBJ)) \
-              $(patsubst src/%.c,build/bug7/obj/%.o,$(BUG7_SRC))
-build/bug7/obj/%.o: src/%.c
-	@mkdir -p $(dir $@)
-	$(CC) $(BUG7FLAGS) $(DEPFLAGS) $(CFLAGS) -c $< -o $@
-build/bug7/libsoftmm.a: $(BUG7_OBJ)
-	@rm -f $@; ar rcs $@ $^
-build/bug7/tests/test_access: tests/test_access.c tests/*.h build/bug7/libsoftmm.a
-	@mkdir -p $(dir $@)
-	$(CC) $(ASANFLAGS) $(CFLAGS) -Itests $< build/bug7/libsoftmm.a -o $@ $(LIBS)
+$(eval $(call planted_bug,7,src/tlb.c,-DSMM_BUG_FLUSH_NO_WAIT,test_access))
 
 # The planted bug of userfaultfd: smm_uffd_copy() and zeropage check that
 # the entry is none before taking the PTE lock instead of under it, so a
@@ -167,69 +125,27 @@ build/bug7/tests/test_access: tests/test_access.c tests/*.h build/bug7/libsoftmm
 # threads) replaces a page a worker already stored to; the uffd torture
 # must find the store that is lost. The ASan build with uffd.c compiled
 # again.
-BUG8_SRC   := src/uffd.c
-BUG8FLAGS  := $(ASANFLAGS) -DSMM_BUG_UFFD_NO_RECHECK
-BUG8_OBJ   := $(filter-out $(patsubst src/%.c,build/asan/obj/%.o,$(BUG8_SRC)),$(ASAN_OBJ)) \
-              $(patsubst src/%.c,build/bug8/obj/%.o,$(BUG8_SRC))
-build/bug8/obj/%.o: src/%.c
-	@mkdir -p $(dir $@)
-	$(CC) $(BUG8FLAGS) $(DEPFLAGS) $(CFLAGS) -c $< -o $@
-build/bug8/libsoftmm.a: $(BUG8_OBJ)
-	@rm -f $@; ar rcs $@ $^
-build/bug8/softmm: $(TOOLSRC) $(TOOLHDR) build/bug8/libsoftmm.a
-	$(CC) $(ASANFLAGS) $(CFLAGS) -Itools $(TOOLSRC) build/bug8/libsoftmm.a -o $@ $(LIBS)
+$(eval $(call planted_bug,8,src/uffd.c,-DSMM_BUG_UFFD_NO_RECHECK,))
 
 # The planted bug of the faulting side's wait: a queued fault sleeps on its
 # futex without first saying so (W_SLEEPING), so a waker that comes after
 # skips the futex call and the fault sleeps for good; the uffd torture
 # must find a worker that never returns once everything is unregistered.
 # The ASan build with uffd_wait.c compiled again.
-BUG9_SRC   := src/uffd_wait.c
-BUG9FLAGS  := $(ASANFLAGS) -DSMM_BUG_UFFD_LOST_WAKE
-BUG9_OBJ   := $(filter-out $(patsubst src/%.c,build/asan/obj/%.o,$(BUG9_SRC)),$(ASAN_OBJ)) \
-              $(patsubst src/%.c,build/bug9/obj/%.o,$(BUG9_SRC))
-build/bug9/obj/%.o: src/%.c
-	@mkdir -p $(dir $@)
-	$(CC) $(BUG9FLAGS) $(DEPFLAGS) $(CFLAGS) -c $< -o $@
-build/bug9/libsoftmm.a: $(BUG9_OBJ)
-	@rm -f $@; ar rcs $@ $^
-build/bug9/softmm: $(TOOLSRC) $(TOOLHDR) build/bug9/libsoftmm.a
-	$(CC) $(ASANFLAGS) $(CFLAGS) -Itools $(TOOLSRC) build/bug9/libsoftmm.a -o $@ $(LIBS)
+$(eval $(call planted_bug,9,src/uffd_wait.c,-DSMM_BUG_UFFD_LOST_WAKE,))
 
 # The planted bug of munmap under the read lock: free_pgd_range() walks the
 # upper tables outside an RCU read section, so a DONTNEED beside it (eager,
 # pmd-rwsem) can free a PMD table munmap is about to lock; test_reclaim's
 # deterministic race must see it back in the pool (free_pmd_range()'s
 # assertion). The ASan build with pgtable.c compiled again.
-BUG10_SRC  := src/pgtable.c
-BUG10FLAGS := $(ASANFLAGS) -DSMM_BUG_FREE_PGD_NO_RCU
-BUG10_OBJ  := $(filter-out $(patsubst src/%.c,build/asan/obj/%.o,$(BUG10_SRC)),$(ASAN_OBJ)) \
-              $(patsubst src/%.c,build/bug10/obj/%.o,$(BUG10_SRC))
-build/bug10/obj/%.o: src/%.c
-	@mkdir -p $(dir $@)
-	$(CC) $(BUG10FLAGS) $(DEPFLAGS) $(CFLAGS) -c $< -o $@
-build/bug10/libsoftmm.a: $(BUG10_OBJ)
-	@rm -f $@; ar rcs $@ $^
-build/bug10/tests/test_reclaim: tests/test_reclaim.c tests/*.h build/bug10/libsoftmm.a
-	@mkdir -p $(dir $@)
-	$(CC) $(ASANFLAGS) $(CFLAGS) -Itests $< build/bug10/libsoftmm.a -o $@ $(LIBS)
+$(eval $(call planted_bug,10,src/pgtable.c,-DSMM_BUG_FREE_PGD_NO_RCU,test_reclaim))
 
 # The planted bug of populate waiting for userfaultfd: after the wait,
 # mm_populate() goes on with the VMA it held before it dropped mmap_lock,
 # which test_uffd's handler has unmapped and RCU freed meanwhile; ASan
 # must see the read. The ASan build with fault.c compiled again.
-BUG11_SRC  := src/fault.c
-BUG11FLAGS := $(ASANFLAGS) -DSMM_BUG_POPULATE_STALE_VMA
-BUG11_OBJ  := $(filter-out $(patsubst src/%.c,build/asan/obj/%.o,$(BUG11_SRC)),$(ASAN_OBJ)) \
-              $(patsubst src/%.c,build/bug11/obj/%.o,$(BUG11_SRC))
-build/bug11/obj/%.o: src/%.c
-	@mkdir -p $(dir $@)
-	$(CC) $(BUG11FLAGS) $(DEPFLAGS) $(CFLAGS) -c $< -o $@
-build/bug11/libsoftmm.a: $(BUG11_OBJ)
-	@rm -f $@; ar rcs $@ $^
-build/bug11/tests/test_uffd: tests/test_uffd.c tests/*.h build/bug11/libsoftmm.a
-	@mkdir -p $(dir $@)
-	$(CC) $(ASANFLAGS) $(CFLAGS) -Itests $< build/bug11/libsoftmm.a -o $@ $(LIBS)
+$(eval $(call planted_bug,11,src/fault.c,-DSMM_BUG_POPULATE_STALE_VMA,test_uffd))
 
 # The counter build: the release flags, and every atomic read-modify-write
 # of the library counted per thread (src/compiler.h). Not built by `make`.
@@ -379,4 +295,4 @@ fuzz: fuzz-build
 
 # Header dependencies of the library objects (written by -MMD). Tools and
 # tests are rebuilt when the library archive they link is.
--include $(wildcard build/obj/*.d build/asan/obj/*.d build/bug/obj/*.d build/bug2/obj/*.d build/bug3/obj/*.d build/bug4/obj/*.d build/bug5/obj/*.d build/bug6/obj/*.d build/bug7/obj/*.d build/bug8/obj/*.d build/bug9/obj/*.d build/bug10/obj/*.d build/bug11/obj/*.d build/count/obj/*.d build/tsan/obj/*.d build/fuzz/obj/*.d)
+-include $(wildcard build/obj/*.d build/asan/obj/*.d build/bug*/obj/*.d build/count/obj/*.d build/tsan/obj/*.d build/fuzz/obj/*.d)
